@@ -1,0 +1,1 @@
+"""Deployment aids: the local Kafka-protocol broker launcher (``python -m infra.broker``)."""

@@ -1,0 +1,151 @@
+"""Avro codec on fastavro: the shipped schemas, their fingerprints, encode and decode.
+
+Every payload on the wire is Avro (schemaless binary) and its envelope names the writer schema by
+the SHA-256 of the schema's parsing canonical form. No schema-registry server is needed: the trust
+resolves a fingerprint against the schemas it ships (the current tree plus every released snapshot
+under ``avro/released/``), so a source still on an older compatible schema is read with schema
+resolution into the current one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import to_parsing_canonical_form
+
+from schemas.errors import InvalidRecord, Problem, ReasonCode, UnknownSchema
+
+AVRO_DIR = Path(__file__).parent / "avro"
+RELEASED_DIR = AVRO_DIR / "released"
+
+#: message kind (the envelope header's ``kind``) → the payload schema's file stem
+KIND_SCHEMAS: Mapping[str, str] = {
+    "RecordUpsert": "case_record",
+    "RecordRetraction": "record_retraction",
+    "ConsentWithdrawal": "consent_withdrawal",
+    "DisposalRequest": "disposal_request",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class WireSchema:
+    """One parsed Avro schema with its identity."""
+
+    name: str
+    source: dict[str, Any] = field(repr=False)
+    parsed: Any = field(repr=False)
+    canonical: str = field(repr=False)
+    fingerprint: bytes = b""
+
+    def encode(self, datum: Mapping[str, Any]) -> bytes:
+        """Schemaless Avro binary of ``datum``; raises :class:`InvalidRecord` without values."""
+        buf = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buf, self.parsed, datum)
+        except Exception as exc:  # fastavro's messages may quote the datum: never pass them on
+            raise InvalidRecord(
+                f"record does not fit schema {self.name} ({type(exc).__name__})",
+                problems=(Problem("$", ReasonCode.INVALID_RECORD, f"a {self.name} record"),),
+            ) from None
+        return buf.getvalue()
+
+    def decode(self, data: bytes, reader: WireSchema | None = None) -> dict[str, Any]:
+        """Decode bytes written with this schema, resolved into ``reader`` when given."""
+        buf = io.BytesIO(data)
+        try:
+            if reader is None or reader is self:
+                datum = fastavro.schemaless_reader(buf, self.parsed, None)
+            else:
+                datum = fastavro.schemaless_reader(buf, self.parsed, reader.parsed)
+        except Exception:
+            raise InvalidRecord(
+                f"payload is not a valid {self.name} encoding",
+                problems=(Problem("$", ReasonCode.INVALID_RECORD, f"Avro {self.name}"),),
+            ) from None
+        if buf.tell() != len(data):
+            raise InvalidRecord(
+                f"payload has trailing bytes after the {self.name} record",
+                problems=(Problem("$", ReasonCode.INVALID_RECORD, "no trailing bytes"),),
+            )
+        assert isinstance(datum, dict)
+        return datum
+
+
+def fingerprint_of(source: Mapping[str, Any]) -> tuple[Any, str, bytes]:
+    """Parse a schema; return (parsed, canonical form, SHA-256 fingerprint of the canonical form)."""
+    parsed = fastavro.parse_schema(dict(source))
+    canonical = to_parsing_canonical_form(parsed)
+    return parsed, canonical, hashlib.sha256(canonical.encode()).digest()
+
+
+def load_schema_file(path: Path, name: str | None = None) -> WireSchema:
+    source = json.loads(path.read_text(encoding="utf-8"))
+    parsed, canonical, fp = fingerprint_of(source)
+    return WireSchema(name or path.stem, source, parsed, canonical, fp)
+
+
+class SchemaRegistry:
+    """Fingerprint → schema, with no server: the schemas this code ships."""
+
+    def __init__(self, current: Iterable[WireSchema], historic: Iterable[WireSchema] = ()) -> None:
+        self._current = {s.name: s for s in current}
+        self._by_fp: dict[bytes, WireSchema] = {}
+        for s in historic:
+            self._by_fp[s.fingerprint] = s
+        for s in self._current.values():
+            self._by_fp[s.fingerprint] = s
+
+    def current(self, name: str) -> WireSchema:
+        return self._current[name]
+
+    def for_kind(self, kind: str) -> WireSchema:
+        return self._current[KIND_SCHEMAS[kind]]
+
+    def writer(self, fingerprint: bytes) -> WireSchema:
+        try:
+            return self._by_fp[fingerprint]
+        except KeyError:
+            raise UnknownSchema(
+                "payload schema fingerprint is not one this trust ships",
+                problems=(Problem("$", ReasonCode.UNKNOWN_SCHEMA, "a shipped schema"),),
+            ) from None
+
+    def decode_payload(self, kind: str, fingerprint: bytes, payload: bytes) -> dict[str, Any]:
+        """Decode a payload by its writer fingerprint into the current schema for its kind."""
+        writer = self.writer(fingerprint)
+        reader = self.for_kind(kind)
+        if writer.name != reader.name:
+            raise UnknownSchema(
+                f"schema {writer.name} is not the schema for kind {kind}",
+                problems=(Problem("$", ReasonCode.UNKNOWN_SCHEMA, f"a {reader.name} schema"),),
+            )
+        return writer.decode(payload, reader)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._current)
+
+
+def load_current(avro_dir: Path = AVRO_DIR) -> list[WireSchema]:
+    return [load_schema_file(p) for p in sorted(avro_dir.glob("*.avsc"))]
+
+
+def load_released(released_dir: Path = RELEASED_DIR) -> list[WireSchema]:
+    """Every released snapshot: ``released/<version>/<name>.avsc``."""
+    if not released_dir.is_dir():
+        return []
+    return [load_schema_file(p) for p in sorted(released_dir.glob("*/*.avsc"))]
+
+
+@cache
+def default_registry() -> SchemaRegistry:
+    """The registry of the schemas this installation ships (parsed once per process)."""
+    return SchemaRegistry(load_current(), load_released())

@@ -1,0 +1,408 @@
+"""Encrypted, signed envelopes: one per event, asymmetric crypto once per producer batch.
+
+Sealing a batch of N events (DESIGN §5):
+
+1. a fresh 256-bit batch data key (DEK);
+2. each event's Avro payload is encrypted with AES-256-GCM under the DEK, with a nonce derived from
+   its index (unique under a fresh key) and its encoded header as associated data;
+3. each event's Merkle leaf is SHA-256(0x00 ‖ header ‖ ciphertext); the leaves form an RFC 6962
+   Merkle tree;
+4. the DEK is sealed to the trust's X25519 key with HPKE (base mode, HKDF-SHA256, AES-256-GCM); the
+   batch header (source, keys, batch id, size) is bound through HPKE ``info``, because
+   cryptography's HPKE takes no associated data;
+5. the source signs the batch seal — batch header, encapsulated key, Merkle root — with Ed25519.
+
+Every event then travels alone with the batch seal and its inclusion proof, so the trust can verify,
+decrypt, accept or reject each event on its own, while paying for one signature check and one HPKE
+open per batch (:class:`OpenCache`). Any changed bit fails: a header, proof or ciphertext change
+breaks the path to the signed root; a seal change breaks the signature; the AEAD tag checks the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from schemas.codec import AVRO_DIR, load_schema_file
+from schemas.errors import (
+    BadSignature,
+    ContractError,
+    DecryptionFailed,
+    Delivery,
+    MalformedEnvelope,
+    SourceMismatch,
+    UnsupportedVersion,
+)
+from schemas.keys import Keyring, SigningKey, TrustPublicKey
+
+ENVELOPE_VERSION = 1
+MAX_BATCH = 65_536
+_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+_SIGN_CONTEXT = b"tiptrust/batch-seal/v1\x00"
+_HPKE_CONTEXT = b"tiptrust/batch-key/v1\x00"
+
+ENVELOPE_SCHEMA = load_schema_file(AVRO_DIR / "envelope.avsc")
+_ENV = ENVELOPE_SCHEMA.parsed
+_HEADER = fastavro.parse_schema(
+    {**ENVELOPE_SCHEMA.source["fields"][1]["type"], "namespace": "org.tiptrust.wire"}
+)
+_BATCH_HEADER = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "SignedBatch",
+        "namespace": "org.tiptrust.wire",
+        "fields": [
+            {"name": "version", "type": "int"},
+            {"name": "source_id", "type": "string"},
+            {"name": "source_key_id", "type": "string"},
+            {"name": "trust_key_id", "type": "string"},
+            {"name": "batch_id", "type": "bytes"},
+            {"name": "size", "type": "int"},
+            {"name": "encapsulated_key", "type": "bytes"},
+            {"name": "root", "type": "bytes"},
+        ],
+    }
+)
+
+MESSAGE_KINDS = ("RecordUpsert", "RecordRetraction", "ConsentWithdrawal", "DisposalRequest")
+
+
+def new_event_id(now_ms: int | None = None) -> uuid.UUID:
+    """A fresh UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version 7, 74 random bits."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
+    return uuid.UUID(int=value)
+
+
+@dataclass(frozen=True, slots=True)
+class EventHeader:
+    """What the trust may read before decrypting: who, which event, what kind, which schema."""
+
+    source_id: str
+    event_id: uuid.UUID
+    kind: str
+    schema_fingerprint: bytes
+    produced_at_ms: int
+    trust_key_id: str
+    source_key_id: str
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "source_id": self.source_id,
+            "event_id": self.event_id.bytes,
+            "kind": self.kind,
+            "schema_fingerprint": self.schema_fingerprint,
+            "produced_at": self.produced_at_ms,
+            "trust_key_id": self.trust_key_id,
+            "source_key_id": self.source_key_id,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> EventHeader:
+        produced = d["produced_at"]
+        ms = produced if isinstance(produced, int) else int(produced.timestamp() * 1000)
+        return cls(
+            d["source_id"],
+            uuid.UUID(bytes=d["event_id"]),
+            d["kind"],
+            d["schema_fingerprint"],
+            ms,
+            d["trust_key_id"],
+            d["source_key_id"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedEvent:
+    """An event whose signature, inclusion proof and AEAD all checked out."""
+
+    header: EventHeader
+    payload: bytes
+    batch_id: uuid.UUID
+    delivery: Delivery | None
+
+
+def _write(schema: Any, datum: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, datum)
+    return buf.getvalue()
+
+
+def encode_header(h: EventHeader) -> bytes:
+    return _write(_HEADER, h.to_avro())
+
+
+def _nonce(index: int) -> bytes:
+    return b"\x00\x00\x00\x00" + index.to_bytes(8, "big")
+
+
+def _leaf(header_bytes: bytes, ciphertext: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + header_bytes + ciphertext).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def merkle_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """RFC 6962 tree hash built bottom-up (an odd last node is promoted); returns root and proofs."""
+    n = len(leaves)
+    proofs: list[list[bytes]] = [[] for _ in range(n)]
+    level = list(leaves)
+    members: list[list[int]] = [[i] for i in range(n)]  # which leaves sit under each node
+    while len(level) > 1:
+        nxt: list[bytes] = []
+        nxt_members: list[list[int]] = []
+        for i in range(0, len(level), 2):
+            if i + 1 < len(level):
+                left, right = level[i], level[i + 1]
+                for leaf in members[i]:
+                    proofs[leaf].append(right)
+                for leaf in members[i + 1]:
+                    proofs[leaf].append(left)
+                nxt.append(_node(left, right))
+                nxt_members.append(members[i] + members[i + 1])
+            else:
+                nxt.append(level[i])
+                nxt_members.append(members[i])
+        level, members = nxt, nxt_members
+    return level[0], proofs
+
+
+def merkle_root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
+    """Recompute the root from a leaf and its proof; None when the proof's shape is wrong."""
+    if not 0 <= index < size:
+        return None
+    r, used, count = leaf, 0, size
+    while count > 1:
+        if index % 2 == 1:
+            if used >= len(proof):
+                return None
+            r = _node(proof[used], r)
+            used += 1
+        elif index + 1 < count:
+            if used >= len(proof):
+                return None
+            r = _node(r, proof[used])
+            used += 1
+        index //= 2
+        count = (count + 1) // 2
+    return r if used == len(proof) else None
+
+
+def _batch_header_bytes(
+    source_id: str,
+    source_key_id: str,
+    trust_key_id: str,
+    batch_id: bytes,
+    size: int,
+    encapsulated_key: bytes = b"",
+    root: bytes = b"",
+) -> bytes:
+    return _write(
+        _BATCH_HEADER,
+        {
+            "version": ENVELOPE_VERSION,
+            "source_id": source_id,
+            "source_key_id": source_key_id,
+            "trust_key_id": trust_key_id,
+            "batch_id": batch_id,
+            "size": size,
+            "encapsulated_key": encapsulated_key,
+            "root": root,
+        },
+    )
+
+
+def seal_batch(
+    events: Sequence[tuple[EventHeader, bytes]],
+    *,
+    trust_key: TrustPublicKey,
+    source_key: SigningKey,
+    batch_id: uuid.UUID | None = None,
+) -> list[bytes]:
+    """Seal ``(header, avro payload)`` pairs into one encoded envelope per event.
+
+    Every header must name ``source_key``'s owner and id and ``trust_key``'s id. One HPKE
+    encapsulation and one Ed25519 signature cover the whole batch.
+    """
+    if not events:
+        return []
+    if len(events) > MAX_BATCH:
+        raise ValueError(f"a batch holds at most {MAX_BATCH} events")
+    for h, _ in events:
+        if (h.source_id, h.source_key_id, h.trust_key_id) != (
+            source_key.owner,
+            source_key.key_id,
+            trust_key.key_id,
+        ):
+            raise ValueError("every header in a batch must name the batch's source, source key and trust key")
+    bid = (batch_id or uuid.uuid4()).bytes
+    dek = os.urandom(32)
+    aead = AESGCM(dek)
+    headers = [encode_header(h) for h, _ in events]
+    ciphertexts = [aead.encrypt(_nonce(i), p, headers[i]) for i, (_, p) in enumerate(events)]
+    root, proofs = merkle_tree([_leaf(h, c) for h, c in zip(headers, ciphertexts, strict=True)])
+    size = len(events)
+    info = _HPKE_CONTEXT + _batch_header_bytes(source_key.owner, source_key.key_id, trust_key.key_id, bid, size)
+    encapsulated = _SUITE.encrypt(dek, trust_key.public, info=info)
+    signature = source_key.sign(
+        _SIGN_CONTEXT
+        + _batch_header_bytes(source_key.owner, source_key.key_id, trust_key.key_id, bid, size, encapsulated, root)
+    )
+    seal = {"batch_id": bid, "size": size, "encapsulated_key": encapsulated, "root": root, "signature": signature}
+    out: list[bytes] = []
+    for i, (h, _) in enumerate(events):
+        out.append(
+            _write(
+                _ENV,
+                {
+                    "version": ENVELOPE_VERSION,
+                    "header": h.to_avro(),
+                    "batch": seal,
+                    "index": i,
+                    "proof": proofs[i],
+                    "ciphertext": ciphertexts[i],
+                },
+            )
+        )
+    return out
+
+
+class OpenCache:
+    """Remembers batch seals already verified and their data keys, so a batch costs one signature
+    check and one HPKE open however many of its events arrive. Keyed by the whole seal: a changed
+    seal is a different key and is checked afresh."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._keys: OrderedDict[tuple[bytes, ...], AESGCM] = OrderedDict()
+
+    def get(self, key: tuple[bytes, ...]) -> AESGCM | None:
+        aead = self._keys.get(key)
+        if aead is not None:
+            self._keys.move_to_end(key)
+        return aead
+
+    def put(self, key: tuple[bytes, ...], aead: AESGCM) -> None:
+        self._keys[key] = aead
+        if len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
+
+
+def peek_header(raw: bytes, *, ctx: Delivery | None = None) -> EventHeader:
+    """Decode only the envelope's header (no check of anything): for routing and receipts."""
+    env = _decode_envelope(raw, ctx)
+    return EventHeader.from_avro(env["header"])
+
+
+def _decode_envelope(raw: bytes, ctx: Delivery | None) -> dict[str, Any]:
+    buf = io.BytesIO(raw)
+    try:
+        env = fastavro.schemaless_reader(buf, _ENV, None)
+    except Exception:
+        raise MalformedEnvelope("message is not an envelope", delivery=ctx) from None
+    if buf.tell() != len(raw):
+        raise MalformedEnvelope("envelope has trailing bytes", delivery=ctx)
+    assert isinstance(env, dict)
+    return env
+
+
+def open_event(
+    raw: bytes,
+    *,
+    keyring: Keyring,
+    ctx: Delivery | None = None,
+    expected_source: str | None = None,
+    cache: OpenCache | None = None,
+) -> OpenedEvent:
+    """Verify and decrypt one envelope.
+
+    Raises a :class:`~schemas.errors.ContractError` subclass whose ``code`` is the receipt reason
+    and whose ``delivery`` is ``ctx``: MalformedEnvelope, UnsupportedVersion, SourceMismatch,
+    UnknownSource, UnknownSourceKey, BadSignature, UnknownTrustKey, DecryptionFailed. No decrypted
+    byte is ever part of an error.
+    """
+    env = _decode_envelope(raw, ctx)
+    event_id: str | None = None
+    try:
+        try:
+            header = EventHeader.from_avro(env["header"])
+        except (ValueError, KeyError, TypeError):
+            raise MalformedEnvelope("envelope header is unreadable") from None
+        event_id = str(header.event_id)
+        if env["version"] != ENVELOPE_VERSION:
+            raise UnsupportedVersion(f"envelope version must be {ENVELOPE_VERSION}")
+        if header.kind not in MESSAGE_KINDS:
+            raise MalformedEnvelope("unknown message kind")
+        if expected_source is not None and header.source_id != expected_source:
+            raise SourceMismatch("envelope names a different source than its topic")
+        verify_key = keyring.source_key(header.source_id, header.source_key_id)
+        seal = env["batch"]
+        header_bytes = encode_header(header)
+        root = merkle_root_from_proof(
+            _leaf(header_bytes, env["ciphertext"]), env["index"], seal["size"], env["proof"]
+        )
+        if root is None or root != seal["root"]:
+            raise BadSignature("event is not part of the signed batch")
+        cache_key = (
+            header.source_id.encode(),
+            header.source_key_id.encode(),
+            header.trust_key_id.encode(),
+            seal["batch_id"],
+            seal["size"].to_bytes(4, "big"),
+            seal["encapsulated_key"],
+            seal["root"],
+            seal["signature"],
+        )
+        aead = cache.get(cache_key) if cache is not None else None
+        if aead is None:
+            signed = _batch_header_bytes(
+                header.source_id,
+                header.source_key_id,
+                header.trust_key_id,
+                seal["batch_id"],
+                seal["size"],
+                seal["encapsulated_key"],
+                seal["root"],
+            )
+            try:
+                verify_key.public.verify(seal["signature"], _SIGN_CONTEXT + signed)
+            except InvalidSignature:
+                raise BadSignature("batch signature does not verify") from None
+            trust_key = keyring.trust_key(header.trust_key_id)
+            info = _HPKE_CONTEXT + _batch_header_bytes(
+                header.source_id, header.source_key_id, header.trust_key_id, seal["batch_id"], seal["size"]
+            )
+            try:
+                dek = _SUITE.decrypt(seal["encapsulated_key"], trust_key.private, info=info)
+            except (InvalidTag, ValueError):
+                raise DecryptionFailed("batch key does not open with the named trust key") from None
+            if len(dek) != 32:
+                raise DecryptionFailed("batch key has the wrong length")
+            aead = AESGCM(dek)
+            if cache is not None:
+                cache.put(cache_key, aead)
+        try:
+            payload = aead.decrypt(_nonce(env["index"]), env["ciphertext"], header_bytes)
+        except InvalidTag:
+            raise DecryptionFailed("event does not decrypt under its batch key") from None
+        return OpenedEvent(header, payload, uuid.UUID(bytes=seal["batch_id"]), ctx)
+    except ContractError as err:
+        err.delivery = ctx
+        err.event_id = event_id
+        raise

@@ -1,0 +1,248 @@
+"""Keys both ends of a topic must agree on, and where they live on disk.
+
+- a **trust key** (X25519): sources seal batches to its public half; the trust keeps every private
+  half until retired, so rotation never strands an envelope in flight;
+- a **source key** (Ed25519): each source signs its batches; the trust registers the public half;
+- a **release key** (Ed25519): the trust signs releases; consumers verify with the public half.
+
+Key ids are the first 16 hex digits of SHA-256 over the raw public key, so an id names exactly one
+key. Private key files are written with mode 0600 and their bytes never appear in logs or errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from schemas.errors import UnknownSource, UnknownSourceKey, UnknownTrustKey
+
+_RAW = serialization.Encoding.Raw
+_RAWPUB = serialization.PublicFormat.Raw
+
+
+class KeyFileError(Exception):
+    """A key file is missing, unreadable or of the wrong kind (the message names the file, not its
+    content)."""
+
+    code = "key_file"
+
+
+def key_id(public: X25519PublicKey | Ed25519PublicKey) -> str:
+    return hashlib.sha256(public.public_bytes(_RAW, _RAWPUB)).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class TrustPublicKey:
+    key_id: str
+    public: X25519PublicKey
+
+
+@dataclass(frozen=True, eq=False)
+class TrustKeyPair:
+    key_id: str
+    private: X25519PrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> TrustKeyPair:
+        k = X25519PrivateKey.generate()
+        return cls(key_id(k.public_key()), k)
+
+    @property
+    def public(self) -> TrustPublicKey:
+        return TrustPublicKey(self.key_id, self.private.public_key())
+
+
+@dataclass(frozen=True, eq=False)
+class SigningKey:
+    """An Ed25519 private key with its owner and id (a source's, or the trust's release key)."""
+
+    owner: str
+    key_id: str
+    private: Ed25519PrivateKey = field(repr=False)
+
+    @classmethod
+    def generate(cls, owner: str) -> SigningKey:
+        k = Ed25519PrivateKey.generate()
+        return cls(owner, key_id(k.public_key()), k)
+
+    @property
+    def public(self) -> VerifyKey:
+        return VerifyKey(self.owner, self.key_id, self.private.public_key())
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
+
+
+@dataclass(frozen=True, eq=False)
+class VerifyKey:
+    """An Ed25519 public key with its owner and id."""
+
+    owner: str
+    key_id: str
+    public: Ed25519PublicKey
+
+
+class Keyring:
+    """What the trust needs to open envelopes: its X25519 private keys and the sources' public keys."""
+
+    def __init__(
+        self,
+        trust_keys: Iterable[TrustKeyPair] = (),
+        source_keys: Iterable[VerifyKey] = (),
+    ) -> None:
+        self._trust = {k.key_id: k for k in trust_keys}
+        self._sources: dict[str, dict[str, VerifyKey]] = {}
+        for s in source_keys:
+            self.add_source_key(s)
+
+    def add_trust_key(self, key: TrustKeyPair) -> None:
+        self._trust[key.key_id] = key
+
+    def add_source_key(self, key: VerifyKey) -> None:
+        self._sources.setdefault(key.owner, {})[key.key_id] = key
+
+    def trust_key(self, kid: str) -> TrustKeyPair:
+        try:
+            return self._trust[kid]
+        except KeyError:
+            raise UnknownTrustKey("envelope is sealed to a trust key this trust does not hold") from None
+
+    def source_key(self, source_id: str, kid: str) -> VerifyKey:
+        keys = self._sources.get(source_id)
+        if keys is None:
+            raise UnknownSource("envelope names a source that is not registered")
+        try:
+            return keys[kid]
+        except KeyError:
+            raise UnknownSourceKey("envelope is signed with a key not registered for its source") from None
+
+    def has_source(self, source_id: str) -> bool:
+        return source_id in self._sources
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted(self._sources)
+
+
+# --- PEM files -------------------------------------------------------------------------------
+
+
+def _write_private(path: Path, pem: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _private_pem(k: X25519PrivateKey | Ed25519PrivateKey) -> bytes:
+    return k.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def public_pem(k: X25519PublicKey | Ed25519PublicKey) -> bytes:
+    return k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _load_private(path: Path) -> object:
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        raise KeyFileError(f"cannot read private key file {path}") from None
+
+
+def _load_public(path: Path) -> object:
+    try:
+        return serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError, TypeError):
+        raise KeyFileError(f"cannot read public key file {path}") from None
+
+
+def write_trust_key(directory: Path, key: TrustKeyPair) -> Path:
+    path = directory / f"{key.key_id}.x25519.pem"
+    _write_private(path, _private_pem(key.private))
+    (directory / f"{key.key_id}.x25519.pub.pem").write_bytes(public_pem(key.private.public_key()))
+    return path
+
+
+def read_trust_key(path: Path) -> TrustKeyPair:
+    k = _load_private(path)
+    if not isinstance(k, X25519PrivateKey):
+        raise KeyFileError(f"{path} is not an X25519 private key")
+    return TrustKeyPair(key_id(k.public_key()), k)
+
+
+def read_trust_public(path: Path) -> TrustPublicKey:
+    k = _load_public(path)
+    if not isinstance(k, X25519PublicKey):
+        raise KeyFileError(f"{path} is not an X25519 public key")
+    return TrustPublicKey(key_id(k), k)
+
+
+def write_signing_key(directory: Path, key: SigningKey) -> Path:
+    path = directory / f"{key.key_id}.ed25519.pem"
+    _write_private(path, _private_pem(key.private))
+    (directory / f"{key.key_id}.ed25519.pub.pem").write_bytes(public_pem(key.private.public_key()))
+    return path
+
+
+def read_signing_key(path: Path, owner: str) -> SigningKey:
+    k = _load_private(path)
+    if not isinstance(k, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} is not an Ed25519 private key")
+    return SigningKey(owner, key_id(k.public_key()), k)
+
+
+def read_verify_key(path: Path, owner: str) -> VerifyKey:
+    k = _load_public(path)
+    if not isinstance(k, Ed25519PublicKey):
+        raise KeyFileError(f"{path} is not an Ed25519 public key")
+    return VerifyKey(owner, key_id(k), k)
+
+
+def verify_key_from_pem(pem: bytes, owner: str) -> VerifyKey:
+    try:
+        k = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        raise KeyFileError("not a PEM public key") from None
+    if not isinstance(k, Ed25519PublicKey):
+        raise KeyFileError("not an Ed25519 public key")
+    return VerifyKey(owner, key_id(k), k)
+
+
+# --- trust key rotation state ------------------------------------------------------------------
+
+
+@dataclass
+class TrustKeyState:
+    """Which trust key is active (sources seal to it) and which are retired (no longer opened)."""
+
+    active: str | None = None
+    held: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> TrustKeyState:
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(data.get("active"), list(data.get("held", [])), list(data.get("retired", [])))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"active": self.active, "held": self.held, "retired": self.retired}, indent=2))
+        tmp.replace(path)

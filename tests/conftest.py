@@ -1,0 +1,101 @@
+"""Shared fixtures for the whole suite. Keep each fixture small and documented."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from infra.broker import TansuBroker
+
+
+@pytest.fixture(scope="session")
+def tansu() -> Iterator[TansuBroker]:
+    """A memory-only Tansu broker for the whole session (errors, never skips, if missing)."""
+    with TansuBroker() as broker:
+        yield broker
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A fresh topic/group name, safe for Kafka and for ``transport.topics`` validation."""
+    clean = re.sub(r"[^a-z0-9_-]", "-", prefix.lower()).strip("-") or "t"
+    return f"{clean[:40]}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def new_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``new_name("orders")`` -> a name unique to this call, prefixed by the test's name."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:24]
+
+    def make(kind: str = "t") -> str:
+        return unique_name(f"{base}-{kind}")
+
+    return make
+
+
+# --- PostgreSQL (trust store) ---------------------------------------------------------------
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SQLAlchemy URL (``postgresql+psycopg://``) of a PostgreSQL database for the session.
+
+    ``TIPTRUST_TEST_POSTGRES_URL`` when set; else a fresh database on 127.0.0.1:5432 (user
+    ``postgres``, trust auth), dropped at the end; else a private ``pgserver``. Never skips.
+    """
+    import os
+
+    import psycopg
+
+    given = os.environ.get("TIPTRUST_TEST_POSTGRES_URL")
+    if given:
+        yield re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", given)
+        return
+    if _tcp_open("127.0.0.1", 5432):
+        name = f"tiptrust_test_{uuid.uuid4().hex[:12]}"
+        admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    try:
+        yield re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """``postgres_url`` with a fresh, empty schema first on the search path; dropped after."""
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    engine = sa.create_engine(postgres_url, hide_parameters=True)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = sa.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        engine.dispose()

@@ -1,0 +1,73 @@
+"""Schema evolution rules and `tiptrust schemas check`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+from schemas.codec import AVRO_DIR
+from schemas.compatibility import check_tree, compare, latest_release
+from schemas.errors import ReasonCode
+
+CASE = json.loads((AVRO_DIR / "case_record.avsc").read_text())
+
+
+def test_identical_is_compatible() -> None:
+    assert compare(CASE, copy.deepcopy(CASE)) == []
+
+
+def test_adding_optional_field_with_default_is_compatible() -> None:
+    new = copy.deepcopy(CASE)
+    new["fields"].append({"name": "note_code", "type": ["null", "string"], "default": None})
+    assert compare(CASE, new) == []
+
+
+def test_adding_field_without_default_is_not() -> None:
+    new = copy.deepcopy(CASE)
+    new["fields"].append({"name": "note_code", "type": "string"})
+    assert [p.path for p in compare(CASE, new)] == ["$.note_code"]
+
+
+def test_removing_a_field_is_not() -> None:
+    new = copy.deepcopy(CASE)
+    new["fields"] = [f for f in new["fields"] if f["name"] != "perpetrators"]
+    problems = compare(CASE, new)
+    assert [p.path for p in problems] == ["$.perpetrators"]
+    assert problems[0].code is ReasonCode.INCOMPATIBLE_SCHEMA
+
+
+def test_retyping_a_field_is_not() -> None:
+    new = copy.deepcopy(CASE)
+    new["fields"][0]["type"] = "int"
+    assert [p.path for p in compare(CASE, new)] == ["$.case_id"]
+
+
+def test_removing_an_enum_symbol_is_not_and_adding_one_is() -> None:
+    new = copy.deepcopy(CASE)
+    org = new["fields"][1]["type"]["fields"][1]["type"]
+    org["symbols"] = [s for s in org["symbols"] if s != "NGO"]
+    # the named enum is checked wherever it is used
+    assert [p.path for p in compare(CASE, new)] == [
+        "$.reporting_entity.organisation_type",
+        "$.reporting_entity.referred_from[]",
+        "$.reporting_entity.referred_to[]",
+    ]
+    org["symbols"] = [*org["symbols"], "NGO", "Ombudsman"]
+    assert compare(CASE, new) == []
+
+
+def test_tree_is_compatible_with_latest_release() -> None:
+    assert latest_release() is not None
+    assert all(not problems for problems in check_tree().values())
+
+
+def test_check_tree_finds_a_breaking_change(tmp_path: Path) -> None:
+    tree = tmp_path / "avro"
+    shutil.copytree(AVRO_DIR, tree, ignore=shutil.ignore_patterns("released"))
+    broken = json.loads((tree / "receipt.avsc").read_text())
+    broken["fields"] = broken["fields"][1:]
+    (tree / "receipt.avsc").write_text(json.dumps(broken))
+    results = check_tree(tree)
+    assert results["receipt"] and not results["case_record"]

@@ -1,0 +1,197 @@
+"""Envelopes: every event individually authenticated, confidential and rejectable."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import default_registry
+from schemas.envelope import (
+    EventHeader,
+    OpenCache,
+    merkle_root_from_proof,
+    merkle_tree,
+    new_event_id,
+    open_event,
+    peek_header,
+    seal_batch,
+)
+from schemas.errors import (
+    BadSignature,
+    ContractError,
+    DecryptionFailed,
+    Delivery,
+    MalformedEnvelope,
+    ReasonCode,
+    SourceMismatch,
+    UnknownSource,
+    UnknownSourceKey,
+    UnknownTrustKey,
+)
+from schemas.keys import Keyring, SigningKey, TrustKeyPair
+
+from .conftest import sample_record
+
+CASE = default_registry().current("case_record")
+
+
+def _events(source_key: SigningKey, trust_key: TrustKeyPair, n: int) -> list[tuple[EventHeader, bytes]]:
+    out = []
+    for i in range(n):
+        h = EventHeader("police", new_event_id(), "RecordUpsert", CASE.fingerprint, 1_700_000_000_000, trust_key.key_id, source_key.key_id)
+        out.append((h, CASE.encode(sample_record(f"C-{i}"))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch(source_key: SigningKey, trust_key: TrustKeyPair) -> tuple[list[tuple[EventHeader, bytes]], list[bytes]]:
+    events = _events(source_key, trust_key, 7)
+    return events, seal_batch(events, trust_key=trust_key.public, source_key=source_key)
+
+
+def test_each_event_opens_on_its_own(batch, keyring) -> None:
+    events, envelopes = batch
+    for (h, payload), raw in zip(events, envelopes, strict=True):
+        opened = open_event(raw, keyring=keyring)
+        assert opened.header == h
+        assert opened.payload == payload
+
+
+def test_no_plaintext_in_envelopes(batch) -> None:
+    _, envelopes = batch
+    for raw in envelopes:
+        for secret in (b"Amina", b"Okafor", b"A1234567", b"Police"):
+            assert secret not in raw
+
+
+def test_version_and_ids_are_readable_without_keys(batch) -> None:
+    events, envelopes = batch
+    assert peek_header(envelopes[3]).event_id == events[3][0].event_id
+
+
+def test_same_envelope_twice_has_same_event_id(batch, keyring) -> None:
+    _, envelopes = batch
+    a = open_event(envelopes[2], keyring=keyring)
+    b = open_event(envelopes[2], keyring=keyring)
+    assert a.header.event_id == b.header.event_id
+
+
+def test_cache_opens_a_batch_once_and_still_checks_each_event(batch, keyring) -> None:
+    _, envelopes = batch
+    cache = OpenCache()
+    for raw in envelopes:
+        open_event(raw, keyring=keyring, cache=cache)
+    tampered = bytearray(envelopes[5])
+    tampered[-1] ^= 0x01
+    with pytest.raises(BadSignature):
+        open_event(bytes(tampered), keyring=keyring, cache=cache)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_bit_flip_is_detected(batch, keyring, data) -> None:
+    _, envelopes = batch
+    raw = data.draw(st.sampled_from(envelopes))
+    bit = data.draw(st.integers(0, len(raw) * 8 - 1))
+    flipped = bytearray(raw)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(ContractError) as info:
+        open_event(bytes(flipped), keyring=keyring, cache=OpenCache())
+    assert info.value.code in set(ReasonCode)
+
+
+def test_wrong_trust_key_fails(source_key: SigningKey, keyring: Keyring) -> None:
+    other = TrustKeyPair.generate()
+    envelopes = seal_batch(_events(source_key, other, 2), trust_key=other.public, source_key=source_key)
+    with pytest.raises(UnknownTrustKey):
+        open_event(envelopes[0], keyring=keyring)
+    # the same key id but another private key: the HPKE open fails
+    impostor = TrustKeyPair(other.key_id, TrustKeyPair.generate().private)
+    ring = Keyring([impostor], [source_key.public])
+    with pytest.raises(DecryptionFailed) as info:
+        open_event(envelopes[0], keyring=ring)
+    assert info.value.code is ReasonCode.DECRYPTION_FAILED
+
+
+def test_unknown_source_and_unknown_source_key(trust_key: TrustKeyPair, source_key: SigningKey) -> None:
+    envelopes = seal_batch(_events(source_key, trust_key, 1), trust_key=trust_key.public, source_key=source_key)
+    with pytest.raises(UnknownSource):
+        open_event(envelopes[0], keyring=Keyring([trust_key], []))
+    rotated = SigningKey.generate("police")
+    with pytest.raises(UnknownSourceKey):
+        open_event(envelopes[0], keyring=Keyring([trust_key], [rotated.public]))
+
+
+def test_forged_signature_by_another_key_with_same_id(trust_key: TrustKeyPair, source_key: SigningKey) -> None:
+    forger = SigningKey("police", source_key.key_id, SigningKey.generate("x").private)
+    envelopes = seal_batch(_events(source_key, trust_key, 2), trust_key=trust_key.public, source_key=forger)
+    with pytest.raises(BadSignature):
+        open_event(envelopes[1], keyring=Keyring([trust_key], [source_key.public]))
+
+
+def test_topic_source_must_match(batch, keyring) -> None:
+    _, envelopes = batch
+    ctx = Delivery("tip.inbound.ngo_haven", 0, 42)
+    with pytest.raises(SourceMismatch) as info:
+        open_event(envelopes[0], keyring=keyring, ctx=ctx, expected_source="ngo_haven")
+    assert info.value.delivery == ctx
+    assert info.value.event_id is not None
+
+
+def test_garbage_is_malformed(keyring) -> None:
+    with pytest.raises(MalformedEnvelope):
+        open_event(b"\x00\x01garbage", keyring=keyring)
+    with pytest.raises(MalformedEnvelope):
+        open_event(b"", keyring=keyring)
+
+
+def test_batch_headers_must_agree(source_key: SigningKey, trust_key: TrustKeyPair) -> None:
+    events = _events(source_key, trust_key, 2)
+    h, p = events[1]
+    bad = EventHeader("ngo_haven", h.event_id, h.kind, h.schema_fingerprint, h.produced_at_ms, h.trust_key_id, h.source_key_id)
+    with pytest.raises(ValueError):
+        seal_batch([events[0], (bad, p)], trust_key=trust_key.public, source_key=source_key)
+
+
+@given(n=st.integers(1, 70))
+def test_merkle_proofs_verify_for_every_size(n: int) -> None:
+    leaves = [uuid.uuid4().bytes * 2 for _ in range(n)]
+    root, proofs = merkle_tree(leaves)
+    for i, leaf in enumerate(leaves):
+        assert merkle_root_from_proof(leaf, i, n, proofs[i]) == root
+        if n > 1:
+            assert merkle_root_from_proof(leaf, (i + 1) % n, n, proofs[i]) != root
+
+
+def test_uuid7_is_time_ordered() -> None:
+    a, b = new_event_id(1_000), new_event_id(2_000)
+    assert a.version == 7 and b.version == 7
+    assert a < b
+
+
+def test_known_answer_header_encoding_and_merkle_root() -> None:
+    """Fixed vectors: a change of the wire format shows here in review."""
+    from schemas.envelope import encode_header
+
+    h = EventHeader(
+        "police",
+        uuid.UUID("01890a5d-ac96-774b-bcce-b302099a8057"),
+        "RecordUpsert",
+        bytes(range(32)),
+        1_700_000_000_000,
+        "aaaaaaaaaaaaaaaa",
+        "bbbbbbbbbbbbbbbb",
+    )
+    assert encode_header(h).hex() == (
+        "0c706f6c69636501890a5dac96774bbcceb302099a805700000102030405060708090a0b0c0d0e0f101112"
+        "131415161718191a1b1c1d1e1f80a0abfef96220616161616161616161616161616161612062626262626262"
+        "626262626262626262"
+    )
+    root, _ = merkle_tree([bytes([i]) * 32 for i in range(5)])
+    assert root.hex() == KAT_ROOT
+
+
+KAT_ROOT = "6b47390ca4d50a07ca331591cb2663ca62ece03b8e58c88926185877238b09b6"

@@ -1,0 +1,143 @@
+"""The conformance suite on the embedded SQLite log, plus what only a file can show."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.transport.conformance import EventLogConformance
+from transport import DeliveryFailed, EventLog, open_log
+from transport.sqlite import SqliteLog, decode_headers, encode_headers
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class TestSqliteLog(EventLogConformance):
+    capabilities = frozenset({"multi_process_writers"})
+
+    @pytest.fixture(autouse=True)
+    def _file(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "logs" / "log.db"
+
+    def make_log(self) -> EventLog:
+        return open_log(f"sqlite:///{self.path}")
+
+    def provoke_delivery_failure(self, value: bytes) -> None:
+        # Another process holds the write lock longer than this log's busy timeout.
+        with open_log(f"sqlite:///{self.path}", busy_timeout_ms=50) as log:
+            log.create_topic("locked")
+            blocker = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                blocker.execute("BEGIN IMMEDIATE")
+                log.append("locked", value)
+                log.flush()
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+
+
+def test_file_settings_are_durable_and_shared(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    with open_log(f"sqlite:///{path}") as log:
+        log.append("t", b"x")
+        log.flush()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"topics", "messages", "group_offsets"} <= tables
+    finally:
+        conn.close()
+
+
+def test_append_writes_automatically_when_the_buffer_fills(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with open_log(url, buffer_limit=10) as writer, open_log(url) as reader:
+        for i in range(25):
+            writer.append("t", str(i).encode())
+        assert len(reader.read_all("t")) == 20  # two automatic writes, five still buffered
+        writer.flush()
+        assert len(reader.read_all("t")) == 25
+
+
+def test_failed_flush_drops_the_batch_and_the_log_stays_usable(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    with open_log(f"sqlite:///{path}", busy_timeout_ms=50) as log:
+        log.create_topic("t")
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        for i in range(3):
+            log.append("t", str(i).encode())
+        with pytest.raises(DeliveryFailed) as info:
+            log.flush()
+        assert info.value.failed == 3
+        assert info.value.code == "sqlite_write_failed"
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        log.flush()  # the failure was reported once
+        log.append("t", b"again")
+        log.flush()
+        assert [r.value for r in log.read_all("t")] == [b"again"]
+
+
+def test_headers_encoding_round_trips() -> None:
+    headers = (("a", b""), ("a", b"\x00" * 3), ("\u00fc", b"x" * 70_000))
+    assert decode_headers(encode_headers(headers)) == headers
+    assert decode_headers(encode_headers(())) == ()
+
+
+def test_unkeyed_appends_spread_over_partitions(tmp_path: Path) -> None:
+    with SqliteLog(f"sqlite:///{tmp_path / 'log.db'}") as log:
+        log.create_topic("t", 3)
+        for i in range(9):
+            log.append("t", str(i).encode())
+        log.flush()
+        counts = defaultdict(int)
+        for r in log.read_all("t"):
+            counts[r.partition] += 1
+        assert dict(counts) == {0: 3, 1: 3, 2: 3}
+
+
+_WRITER = """
+import sys
+from transport import open_log
+url, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open_log(url, buffer_limit=50) as log:
+    for i in range(n):
+        log.append("shared", f"{name}-{i}".encode(), key=f"{name}{i % 5}".encode())
+        if i % 37 == 0:
+            log.flush()
+"""
+
+
+def test_two_processes_append_concurrently(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with open_log(url) as log:
+        log.create_topic("shared", 3)
+    n = 1500
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, url, name, str(n)],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+        )
+        for name in ("alpha", "beta")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+    with open_log(url) as log:
+        records = log.read_all("shared")
+    assert sorted(r.value for r in records) == sorted(
+        f"{name}-{i}".encode() for name in ("alpha", "beta") for i in range(n)
+    )
+    by_partition: dict[int, list[int]] = defaultdict(list)
+    for r in records:
+        by_partition[r.partition].append(r.offset)
+    for offsets in by_partition.values():
+        assert offsets == list(range(len(offsets)))  # unique and dense

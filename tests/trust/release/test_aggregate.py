@@ -1,0 +1,160 @@
+"""Aggregation counts persons, not records, into every cell of the cross-product."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trust.release.aggregate import (
+    FORM_CODES,
+    FORMS,
+    SEXES,
+    ConflictingPerson,
+    PersonFacts,
+    UnknownCode,
+    UnknownDimension,
+    aggregate,
+    form_of,
+)
+from trust.release.streams import AGE_GROUPS, VICTIMS_BY_SEX_AGE_FORM, StreamSpec, age_group
+
+SPEC = VICTIMS_BY_SEX_AGE_FORM
+
+
+def person(
+    pid: str,
+    sex: str = "Feminine",
+    age: int | None = 30,
+    forms: tuple[str, ...] = ("ForcedLabour",),
+    year: int | None = 2022,
+) -> PersonFacts:
+    return PersonFacts(pid, sex, age, forms, year)
+
+
+def test_code_lists_come_from_the_case_record_schema() -> None:
+    assert SEXES[:2] == ("Feminine", "Masculine") and SEXES[-1] == "Unknown"
+    assert "ForcedCriminality" in FORMS and FORMS[-2:] == ("Multiple", "Unknown")
+    assert len(FORMS) == len(FORM_CODES) + 1
+
+
+@pytest.mark.parametrize(
+    ("age", "group"),
+    [
+        (None, "Unknown"),
+        (0, "0-11"),
+        (11, "0-11"),
+        (12, "12-17"),
+        (17, "12-17"),
+        (18, "18-24"),
+        (24, "18-24"),
+        (25, "25-34"),
+        (34, "25-34"),
+        (35, "35-44"),
+        (44, "35-44"),
+        (45, "45+"),
+        (99, "45+"),
+        (-1, "Unknown"),
+        (200, "Unknown"),
+    ],
+)
+def test_age_groups(age: int | None, group: str) -> None:
+    assert age_group(age) == group
+    assert group in AGE_GROUPS
+
+
+def test_same_person_twice_is_counted_once() -> None:
+    table = aggregate([person("p1"), person("p1"), person("p2")], SPEC)
+    assert table.total == 2
+    assert table.counts[("2022", "Feminine", "25-34", "ForcedLabour")] == 2
+    assert sum(table.counts.values()) == 2
+
+
+def test_same_person_with_different_facts_is_refused() -> None:
+    with pytest.raises(ConflictingPerson):
+        aggregate([person("p1"), person("p1", sex="Masculine")], SPEC)
+
+
+@pytest.mark.parametrize(
+    ("forms", "cell"),
+    [
+        ((), "Unknown"),
+        (("Unknown",), "Unknown"),
+        (("SexualExploitation",), "SexualExploitation"),
+        (("SexualExploitation", "SexualExploitation"), "SexualExploitation"),
+        (("SexualExploitation", "Unknown"), "SexualExploitation"),
+        (("SexualExploitation", "ForcedLabour"), "Multiple"),
+    ],
+)
+def test_form_rule(forms: tuple[str, ...], cell: str) -> None:
+    assert form_of(forms) == cell
+
+
+def test_multi_form_person_is_in_multiple_only() -> None:
+    table = aggregate([person("p1", forms=("ForcedLabour", "ForcedBegging"))], SPEC)
+    nonzero = {k: n for k, n in table.counts.items() if n}
+    assert nonzero == {("2022", "Feminine", "25-34", "Multiple"): 1}
+
+
+def test_cross_product_is_complete_with_zeros() -> None:
+    table = aggregate(
+        [person("p1", year=2020), person("p2", year=None), person("p3", year=2023)], SPEC
+    )
+    years, sexes, ages, forms = table.categories
+    assert years == ("2020", "2023", "Unknown")  # observed years only, then Unknown
+    assert sexes == SEXES and ages == AGE_GROUPS and forms == FORMS
+    assert list(table.counts) == list(itertools.product(*table.categories))
+    assert len(table.counts) == 3 * len(SEXES) * len(AGE_GROUPS) * len(FORMS)
+    assert (table.period_start, table.period_end) == (2020, 2023)
+
+
+def test_no_persons_gives_an_empty_period_and_no_year_cells() -> None:
+    table = aggregate([], SPEC)
+    assert table.total == 0 and table.period_start is None and table.period_end is None
+    assert table.categories[0] == () and not table.counts
+
+
+def test_unknown_codes_are_refused_without_their_value() -> None:
+    with pytest.raises(UnknownCode) as e:
+        aggregate([person("p1", sex="Secret-Value")], SPEC)
+    assert "Secret-Value" not in str(e.value)
+    with pytest.raises(UnknownCode):
+        aggregate([person("p1", forms=("Bogus",))], SPEC)
+
+
+def test_unknown_dimension_is_refused() -> None:
+    spec = StreamSpec("odd_stream", "t", "u", ("year", "shoe_size"))
+    with pytest.raises(UnknownDimension):
+        aggregate([person("p1")], spec)
+
+
+def test_a_stream_over_fewer_dimensions() -> None:
+    spec = StreamSpec("by_sex", "t", "u", ("sex",))
+    table = aggregate([person("p1"), person("p2", sex="Masculine")], spec)
+    assert table.counts[("Feminine",)] == 1 and table.counts[("Masculine",)] == 1
+
+
+persons = st.builds(
+    PersonFacts,
+    person_id=st.sampled_from([f"p{i}" for i in range(40)]),
+    sex=st.sampled_from(SEXES),
+    age=st.none() | st.integers(-5, 130),
+    forms=st.lists(st.sampled_from(FORM_CODES), max_size=3).map(tuple),
+    year=st.none() | st.integers(2015, 2025),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(persons, max_size=60))
+def test_totals_equal_distinct_persons_and_sum_of_cells(people: list[PersonFacts]) -> None:
+    # keep one set of facts per id: merging a person's records is the caller's job
+    first: dict[str, PersonFacts] = {}
+    for p in people:
+        first.setdefault(p.person_id, p)
+    records = [first[p.person_id] for p in people]  # duplicates of the same person
+    table = aggregate(records, SPEC)
+    assert table.total == len(first)
+    assert sum(table.counts.values()) == table.total
+    assert list(table.counts) == list(table.cell_keys())

@@ -1,0 +1,36 @@
+"""The Alembic migrations create exactly the tables in ``trust.store.tables``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from trust.store.db import make_engine, migrate
+from trust.store.tables import metadata
+
+
+def assert_no_changes(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        migrate(engine)  # idempotent at head
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+            tables = set(inspect(conn).get_table_names())
+        assert tables == set(metadata.tables) | {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_migration_matches_the_tables(tmp_path: Path) -> None:
+    assert_no_changes(f"sqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.postgres
+def test_postgres_migration_matches_the_tables(postgres_schema_url: str) -> None:
+    assert_no_changes(postgres_schema_url)

@@ -1,0 +1,25 @@
+"""The umbrella command: `tiptrust <group> …`, one Typer module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from tiptrust.cli import consume, demo, keys, produce, schemas_cmd, trust_cmd
+
+app = typer.Typer(
+    name="tiptrust",
+    help="Share administrative trafficking-in-persons data through an independent trust.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(keys.app, name="keys")
+app.add_typer(schemas_cmd.app, name="schemas")
+app.add_typer(trust_cmd.app, name="trust")
+produce.register(app)
+consume.register(app)
+demo.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,72 @@
+"""`tiptrust keys …`: create, rotate, retire and export keys. Private keys are never printed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tiptrust import wiring
+from tiptrust.cli.common import Exit, HomeOpt, fail, home_of, out
+
+app = typer.Typer(help="Create, rotate and export keys.", no_args_is_help=True)
+
+
+@app.command("trust-init")
+def trust_init(home: HomeOpt = None) -> None:
+    """Create the trust's encryption key, release-signing key and vault key (once)."""
+    h = home_of(home)
+    key = wiring.trust_init(h)
+    out.print(f"trust key {key.key_id} active; public key {h.trust_keys / (key.key_id + '.x25519.pub.pem')}")
+
+
+@app.command("source-init")
+def source_init(
+    source: Annotated[str, typer.Option("--source", help="Source id, e.g. police")],
+    home: HomeOpt = None,
+) -> None:
+    """Create a source's signing key and give it the trust's public key."""
+    h = home_of(home)
+    try:
+        key = wiring.source_init(h, source)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    out.print(f"source {source} key {key.key_id}; public key {h.source_keys(source) / (key.key_id + '.ed25519.pub.pem')}")
+
+
+@app.command("rotate-trust")
+def rotate_trust(home: HomeOpt = None) -> None:
+    """Make a new active trust key; older keys stay for decryption until retired."""
+    new, old = wiring.rotate_trust_key(home_of(home))
+    out.print(f"trust key {new} active" + (f"; {old} kept for decryption" if old else ""))
+
+
+@app.command("retire-trust")
+def retire_trust(
+    key_id: Annotated[str, typer.Option("--key-id", help="The trust key to retire")],
+    home: HomeOpt = None,
+) -> None:
+    """Stop opening envelopes sealed to an old trust key and delete its private half."""
+    try:
+        wiring.retire_trust_key(home_of(home), key_id)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    out.print(f"trust key {key_id} retired")
+
+
+@app.command("export-release")
+def export_release(
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the public release key (PEM)")],
+    home: HomeOpt = None,
+) -> None:
+    """Export the trust's public release-signing key for consumers."""
+    h = home_of(home)
+    try:
+        key = wiring.release_key(h)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(h.release_keys / f"{key.key_id}.ed25519.pub.pem", out_path)
+    out.print(f"release key {key.key_id} → {out_path}")

@@ -1,0 +1,186 @@
+"""The composition root's factories: build each role's objects from a home folder's files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from schemas.codec import default_registry
+from schemas.keys import (
+    Keyring,
+    KeyFileError,
+    SigningKey,
+    TrustKeyPair,
+    TrustKeyState,
+    TrustPublicKey,
+    VerifyKey,
+    read_signing_key,
+    read_trust_key,
+    read_trust_public,
+    read_verify_key,
+    write_signing_key,
+    write_trust_key,
+)
+from tiptrust.home import Home
+from trust.stewardship.agreement import Agreement, Agreements, load_agreement
+
+
+class SetupError(Exception):
+    """Something the command needs is not set up yet; the message says which command sets it up."""
+
+
+# --- trust keys --------------------------------------------------------------------------------
+
+
+def trust_init(home: Home) -> TrustKeyPair:
+    """Create the trust's first encryption key, its release key and its vault KEK (idempotent)."""
+    state = TrustKeyState.load(home.trust_key_state)
+    if state.active is None:
+        key = TrustKeyPair.generate()
+        write_trust_key(home.trust_keys, key)
+        state.active = key.key_id
+        state.held.append(key.key_id)
+        state.save(home.trust_key_state)
+    if not list(home.release_keys.glob("*.ed25519.pem")):
+        write_signing_key(home.release_keys, SigningKey.generate("trust"))
+    if not home.kek.exists():
+        home.kek.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(home.kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, os.urandom(32))
+        finally:
+            os.close(fd)
+    return read_trust_key(home.trust_keys / f"{state.active}.x25519.pem")
+
+
+def rotate_trust_key(home: Home) -> tuple[str, str | None]:
+    """Make a new active trust key; the old one stays held for decryption until retired."""
+    state = TrustKeyState.load(home.trust_key_state)
+    key = TrustKeyPair.generate()
+    write_trust_key(home.trust_keys, key)
+    old = state.active
+    state.active = key.key_id
+    state.held.append(key.key_id)
+    state.save(home.trust_key_state)
+    return key.key_id, old
+
+
+def retire_trust_key(home: Home, key_id: str) -> None:
+    """Stop opening envelopes sealed to ``key_id`` and delete its private key file."""
+    state = TrustKeyState.load(home.trust_key_state)
+    if key_id == state.active:
+        raise SetupError("the active trust key cannot be retired: rotate first")
+    if key_id not in state.held:
+        raise SetupError(f"trust key {key_id} is not held")
+    state.held.remove(key_id)
+    state.retired.append(key_id)
+    state.save(home.trust_key_state)
+    (home.trust_keys / f"{key_id}.x25519.pem").unlink(missing_ok=True)
+
+
+def active_trust_public(home: Home) -> TrustPublicKey:
+    state = TrustKeyState.load(home.trust_key_state)
+    if state.active is None:
+        raise SetupError("no trust key: run `tiptrust keys trust-init`")
+    return read_trust_public(home.trust_keys / f"{state.active}.x25519.pub.pem")
+
+
+def held_trust_keys(home: Home) -> list[TrustKeyPair]:
+    state = TrustKeyState.load(home.trust_key_state)
+    if not state.held:
+        raise SetupError("no trust key: run `tiptrust keys trust-init`")
+    return [read_trust_key(home.trust_keys / f"{kid}.x25519.pem") for kid in state.held]
+
+
+def release_key(home: Home) -> SigningKey:
+    keys = sorted(home.release_keys.glob("*.ed25519.pem"))
+    keys = [k for k in keys if not k.name.endswith(".pub.pem")]
+    if not keys:
+        raise SetupError("no release key: run `tiptrust keys trust-init`")
+    return read_signing_key(keys[-1], "trust")
+
+
+def release_public_keys(path: Path) -> dict[str, VerifyKey]:
+    """The trust release keys a consumer trusts: one PEM file or a folder of ``*.pub.pem``."""
+    files = sorted(path.glob("*.pub.pem")) if path.is_dir() else [path]
+    keys = [read_verify_key(f, "trust") for f in files if f.exists()]
+    if not keys:
+        raise SetupError(f"no trust release public key at {path}: run `tiptrust keys export-release`")
+    return {k.key_id: k for k in keys}
+
+
+def kek(home: Home) -> bytes:
+    try:
+        data = home.kek.read_bytes()
+    except OSError:
+        raise SetupError("no vault key: run `tiptrust keys trust-init`") from None
+    if len(data) != 32:
+        raise SetupError(f"{home.kek} is not a 32-byte key")
+    return data
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+def source_init(home: Home, source_id: str) -> SigningKey:
+    """The source's signing key (created once) and a copy of the trust's active public key."""
+    existing = signing_keys(home, source_id)
+    key = existing[-1] if existing else SigningKey.generate(source_id)
+    if not existing:
+        write_signing_key(home.source_keys(source_id), key)
+    pub = active_trust_public(home)
+    src = home.trust_keys / f"{pub.key_id}.x25519.pub.pem"
+    home.source_trust_pub(source_id).write_bytes(src.read_bytes())
+    return key
+
+
+def signing_keys(home: Home, source_id: str) -> list[SigningKey]:
+    d = home.source_keys(source_id)
+    files = sorted(p for p in d.glob("*.ed25519.pem") if not p.name.endswith(".pub.pem")) if d.is_dir() else []
+    return [read_signing_key(p, source_id) for p in files]
+
+
+def source_signing_key(home: Home, source_id: str) -> SigningKey:
+    keys = signing_keys(home, source_id)
+    if not keys:
+        raise SetupError(f"no signing key for source {source_id}: run `tiptrust keys source-init --source {source_id}`")
+    return keys[-1]
+
+
+def source_trust_key(home: Home, source_id: str) -> TrustPublicKey:
+    path = home.source_trust_pub(source_id)
+    if not path.exists():
+        raise SetupError(f"source {source_id} has no trust public key: run `tiptrust keys source-init`")
+    return read_trust_public(path)
+
+
+def register_source(home: Home, source_id: str, public_key_pem: Path, agreement: Agreement) -> VerifyKey:
+    """The trust registers a source's public key and its data-sharing agreement."""
+    key = read_verify_key(public_key_pem, source_id)
+    d = home.registered(source_id)
+    (d / "keys").mkdir(parents=True, exist_ok=True)
+    (d / "keys" / f"{key.key_id}.ed25519.pub.pem").write_bytes(public_key_pem.read_bytes())
+    from trust.stewardship.agreement import save_agreement
+
+    save_agreement(d / "agreement.yaml", agreement)
+    return key
+
+
+def trust_keyring(home: Home) -> Keyring:
+    ring = Keyring(held_trust_keys(home))
+    for source_id in home.registered_sources:
+        for f in sorted((home.registered(source_id) / "keys").glob("*.pub.pem")):
+            try:
+                ring.add_source_key(read_verify_key(f, source_id))
+            except KeyFileError:
+                continue
+    return ring
+
+
+def trust_agreements(home: Home) -> Agreements:
+    found = []
+    for source_id in home.registered_sources:
+        path = home.registered(source_id) / "agreement.yaml"
+        if path.exists():
+            found.append(load_agreement(path))
+    return Agreements(found, default_registry().current("case_record"))

@@ -1,0 +1,548 @@
+"""Kafka backend of the event-log port, on confluent-kafka (librdkafka).
+
+Production runs on Apache Kafka; tests run on Tansu (see ``STACK.md``). The defaults below
+are the settings Tansu needs and are harmless on Kafka; every one can be overridden with the
+``producer``/``consumer``/``admin`` option dictionaries of :class:`KafkaLog`.
+
+How the port maps onto Kafka:
+
+* ``append`` = ``Producer.produce`` on an idempotent producer (``acks=all``); ``flush``
+  waits for every delivery report and raises :class:`DeliveryFailed` with the count of
+  failed ones. A missing topic is created through the AdminClient first (Tansu would
+  auto-create it with 4 partitions; we create ``default_partitions``).
+* ``consumer`` = a group member (``subscribe``) with auto-commit off; ``commit`` is a
+  synchronous commit of explicit offsets.
+* ``seek`` works at any time, including right after the consumer is created: a seek on a
+  partition this member does not hold yet is kept pending and applied inside the
+  ``on_assign`` callback (by assigning the partition at that offset); a seek on a held
+  partition is a ``Consumer.seek``, retried on the next poll if librdkafka is not ready.
+  We chose this over ``assign()`` without a group because it keeps rebalancing and commits
+  identical with or without a seek, and it is what ran reliably on Tansu.
+* ``at_end`` = every assigned partition has reported partition EOF
+  (``enable.partition.eof``) since its last record. High watermarks from ListOffsets are
+  never used: Tansu returns wrong ones.
+* ``read_all`` = a throw-away consumer that ``assign``s every partition from the beginning
+  and reads until each partition reports EOF.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from transport.errors import DeliveryFailed, LogUnavailable, TransportError, UnsupportedLogURL
+from transport.log import LogRecord
+
+__all__ = ["KafkaConsumer", "KafkaLog", "bootstrap_of"]
+
+PRODUCER_DEFAULTS: Mapping[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 5,
+    # Values up to ~1 MB must pass; the broker's own limit still applies.
+    "message.max.bytes": 8 * 1024 * 1024,
+}
+
+CONSUMER_DEFAULTS: Mapping[str, Any] = {
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    "enable.partition.eof": True,
+    # Tansu holds JoinGroup for session.timeout.ms / 2, and a waiting fetch is not woken by
+    # new data: short session and fetch waits keep joins and reads fast.
+    "session.timeout.ms": 2000,
+    "heartbeat.interval.ms": 200,
+    "fetch.wait.max.ms": 20,
+}
+
+
+def bootstrap_of(url: str) -> str:
+    """``kafka://h1:p1,h2:p2`` -> ``h1:p1,h2:p2``; :class:`UnsupportedLogURL` if malformed."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != "kafka" or not sep:
+        raise UnsupportedLogURL("not a kafka:// URL", code="unsupported_log_url")
+    servers = rest.split("/", 1)[0].split("?", 1)[0]
+    hosts = [s.strip() for s in servers.split(",") if s.strip()]
+    for host in hosts:
+        name, colon, port = host.rpartition(":")
+        if not colon or not name or not port.isdigit():
+            raise UnsupportedLogURL(
+                "a kafka:// URL lists host:port pairs separated by commas",
+                code="unsupported_log_url",
+            )
+    if not hosts:
+        raise UnsupportedLogURL(
+            "a kafka:// URL needs at least one host:port", code="unsupported_log_url"
+        )
+    return ",".join(hosts)
+
+
+def _error_code(err: KafkaError) -> str:
+    return f"kafka_{str(err.name()).lower().lstrip('_')}"
+
+
+def _header_bytes(value: str | bytes | None) -> bytes:
+    if value is None:
+        return b""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _record(msg: Message) -> LogRecord:
+    _, ts = msg.timestamp()
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return LogRecord(
+        topic=str(msg.topic()),
+        partition=int(msg.partition() or 0),
+        offset=int(msg.offset() or 0),
+        key=msg.key(),
+        value=msg.value() or b"",
+        headers=tuple((str(k), _header_bytes(v)) for k, v in pairs),
+        timestamp_ms=int(ts),
+    )
+
+
+class KafkaLog:
+    """An :class:`~transport.log.EventLog` on a Kafka-protocol cluster (``kafka://host:port``).
+
+    Args:
+        url: ``kafka://host:port[,host:port...]``.
+        default_partitions: Partitions of topics created implicitly by ``append``/``consumer``.
+        replication_factor: For created topics; ``-1`` = the broker's default.
+        producer, consumer, admin: librdkafka settings overriding this module's defaults.
+        timeout: Seconds to wait for metadata and topic creation.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        default_partitions: int = 1,
+        replication_factor: int = -1,
+        producer: Mapping[str, Any] | None = None,
+        consumer: Mapping[str, Any] | None = None,
+        admin: Mapping[str, Any] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if default_partitions < 1:
+            raise ValueError("default_partitions must be >= 1")
+        self.url = url
+        self._bootstrap = bootstrap_of(url)
+        self._default_partitions = default_partitions
+        self._replication_factor = replication_factor
+        self._timeout = timeout
+        # Tansu closes idle connections after ~5 s; librdkafka reconnects, so do not log it.
+        base = {"bootstrap.servers": self._bootstrap, "log.connection.close": False}
+        self._producer_conf = {**base, **PRODUCER_DEFAULTS, **(producer or {})}
+        self._consumer_conf = {**base, **CONSUMER_DEFAULTS, **(consumer or {})}
+        self._admin_conf = {**base, **(admin or {})}
+        self._admin = AdminClient(self._admin_conf)
+        self._producer: Producer | None = None
+        self._known_topics: set[str] = set()
+        self._failed = 0
+        self._failure_code = ""
+        self._closed = False
+        self._consumers: list[KafkaConsumer] = []
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogUnavailable("the log is closed", code="log_closed")
+
+    # -- topics ----------------------------------------------------------------------
+
+    def _partition_counts(self, topic: str | None = None) -> dict[str, int]:
+        try:
+            md = self._admin.list_topics(topic=topic, timeout=self._timeout)
+        except KafkaException as exc:
+            err = exc.args[0]
+            raise LogUnavailable("cannot read cluster metadata", code=_error_code(err)) from exc
+        return {
+            name: len(t.partitions)
+            for name, t in md.topics.items()
+            if t.error is None and t.partitions
+        }
+
+    def create_topic(self, topic: str, partitions: int = 1) -> None:
+        """Create ``topic``; "already exists" counts as success. Returns once metadata shows it."""
+        self._check_open()
+        if partitions < 1:
+            raise ValueError("partitions must be >= 1")
+        if not topic:
+            raise ValueError("topic name must not be empty")
+        if topic in self._known_topics:
+            return
+        futures = self._admin.create_topics(
+            [NewTopic(topic, partitions, replication_factor=self._replication_factor)],
+            operation_timeout=self._timeout,
+            request_timeout=self._timeout,
+        )
+        try:
+            futures[topic].result(self._timeout)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TransportError(
+                    f"cannot create topic {topic!r}", code=_error_code(err)
+                ) from exc
+        deadline = time.monotonic() + self._timeout
+        while topic not in self._partition_counts(topic):
+            if time.monotonic() > deadline:
+                raise LogUnavailable(
+                    f"topic {topic!r} did not appear in metadata", code="topic_not_visible"
+                )
+            time.sleep(0.05)
+        self._known_topics.add(topic)
+
+    def _ensure_topic(self, topic: str) -> None:
+        if topic not in self._known_topics:
+            self.create_topic(topic, self._default_partitions)
+
+    def list_topics(self, prefix: str = "") -> list[str]:
+        """Topic names starting with ``prefix``, sorted (internal ``__`` topics excluded)."""
+        self._check_open()
+        names = self._partition_counts()
+        return sorted(n for n in names if n.startswith(prefix) and not n.startswith("__"))
+
+    # -- appending -------------------------------------------------------------------
+
+    def _get_producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self._producer_conf)
+        return self._producer
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._failed += 1
+            self._failure_code = _error_code(err)
+
+    def append(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Queue one message; durable once :meth:`flush` returns.
+
+        Failures (including ones librdkafka reports at once, such as an oversized message)
+        are counted and raised by the next :meth:`flush`.
+        """
+        self._check_open()
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"value must be bytes, got {type(value).__name__}")
+        self._ensure_topic(topic)
+        producer = self._get_producer()
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    value=bytes(value),
+                    key=key,
+                    headers=list(headers) if headers else None,
+                    on_delivery=self._on_delivery,
+                )
+                break
+            except BufferError:
+                # The local queue is full: serve delivery reports until there is room.
+                producer.poll(0.1)
+            except KafkaException as exc:
+                self._failed += 1
+                self._failure_code = _error_code(exc.args[0])
+                break
+        producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every append so far is acknowledged by the cluster (``acks=all``).
+
+        Raises:
+            DeliveryFailed: ``failed`` = appends since the last flush that were not
+                delivered, including ones still unacknowledged when ``timeout`` ran out.
+        """
+        self._check_open()
+        self._flush(timeout)
+
+    def _flush(self, timeout: float) -> None:
+        if self._producer is not None:
+            remaining = self._producer.flush(timeout)
+            if remaining > 0:
+                self._failed += remaining
+                self._failure_code = "flush_timeout"
+                # Those messages may still be delivered later; callers re-append and rely on
+                # idempotent effects, as for any at-least-once failure.
+        if self._failed:
+            failed, code = self._failed, self._failure_code
+            self._failed, self._failure_code = 0, ""
+            raise DeliveryFailed(
+                f"{failed} appends were not acknowledged ({code})", failed=failed, code=code
+            )
+
+    # -- reading ---------------------------------------------------------------------
+
+    def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
+        """A member of ``group`` subscribed to ``topics`` (missing topics are created)."""
+        self._check_open()
+        if not group:
+            raise ValueError("group must not be empty")
+        for topic in topics:
+            self._ensure_topic(topic)
+        consumer = KafkaConsumer(self, {**self._consumer_conf, "group.id": group}, list(topics))
+        self._consumers.append(consumer)
+        return consumer
+
+    def read_all(self, topic: str) -> list[LogRecord]:
+        """Every record of ``topic`` from offset 0 in every partition, by (partition, offset).
+
+        Reads until every partition reports EOF; an unknown topic reads as ``[]``.
+
+        Raises:
+            LogUnavailable: the end of every partition was not reached within the timeout.
+        """
+        self._check_open()
+        count = self._partition_counts(topic).get(topic, 0)
+        if count == 0:
+            return []
+        conf = {
+            **self._consumer_conf,
+            "group.id": f"tiptrust-read-all-{uuid.uuid4().hex}",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+        consumer = Consumer(conf)
+        records: list[LogRecord] = []
+        try:
+            consumer.list_topics(topic, timeout=self._timeout)  # see KafkaConsumer.__init__
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(count)])
+            at_eof: set[int] = set()
+            deadline = time.monotonic() + max(self._timeout, 30.0)
+            while len(at_eof) < count:
+                if time.monotonic() > deadline:
+                    raise LogUnavailable(
+                        f"read_all of {topic!r} did not reach the end", code="read_all_timeout"
+                    )
+                for msg in consumer.consume(1000, 0.2):
+                    err = msg.error()
+                    if err is None:
+                        records.append(_record(msg))
+                        at_eof.discard(int(msg.partition() or 0))
+                    elif err.code() == KafkaError._PARTITION_EOF:
+                        at_eof.add(int(msg.partition() or 0))
+                    else:
+                        raise TransportError(f"read_all of {topic!r} failed", code=_error_code(err))
+        finally:
+            consumer.close()
+        records.sort(key=lambda r: (r.partition, r.offset))
+        return records
+
+    def close(self) -> None:
+        """Flush pending appends (up to the log's timeout), close consumers. Idempotent."""
+        if self._closed:
+            return
+        try:
+            for consumer in self._consumers:
+                consumer.close()
+            self._consumers.clear()
+            self._flush(self._timeout)
+        finally:
+            self._closed = True
+            if self._producer is not None:
+                self._producer.close()
+                self._producer = None
+            # The AdminClient has no close(); dropping it stops its threads and reconnects.
+            del self._admin
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KafkaLog(bootstrap={self._bootstrap!r}, closed={self._closed})"
+
+
+class KafkaConsumer:
+    """A consumer-group member of a :class:`KafkaLog` (see the module notes on seek/EOF).
+
+    The rebalance callbacks assume an eager assignor (librdkafka's default ``range`` /
+    ``roundrobin``), not ``cooperative-sticky``.
+    """
+
+    def __init__(self, log: KafkaLog, conf: dict[str, Any], topics: list[str]) -> None:
+        self._log = log
+        self._topics = topics
+        self._consumer = Consumer(conf)
+        self._assigned: set[tuple[str, int]] = set()
+        self._eof: set[tuple[str, int]] = set()
+        self._joined = False
+        self._pending_seeks: dict[tuple[str, int], int] = {}
+        # Records read while waiting for the group join inside commit(); poll returns them.
+        self._buffer: list[LogRecord] = []
+        self._closed = False
+        for topic in topics:
+            # Warm the metadata cache: a partition whose leader is unknown when fetching
+            # starts waits on a 500 ms librdkafka retry timer.
+            self._consumer.list_topics(topic, timeout=log._timeout)
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            key = (str(tp.topic), int(tp.partition))
+            if key in self._pending_seeks:
+                tp.offset = self._pending_seeks.pop(key)
+        consumer.assign(partitions)
+        self._assigned = {(str(tp.topic), int(tp.partition)) for tp in partitions}
+        self._eof -= self._assigned
+        self._joined = True
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.unassign()
+        self._assigned = set()
+        self._eof = set()
+        self._buffer = []  # the next owner of those partitions reads them again
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogUnavailable("the consumer is closed", code="consumer_closed")
+
+    def _apply_seeks(self) -> None:
+        for (topic, partition), offset in list(self._pending_seeks.items()):
+            if (topic, partition) not in self._assigned:
+                continue  # applied by _on_assign when (if) this member gets the partition
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException:
+                continue  # librdkafka not ready for this partition yet: retry next poll
+            del self._pending_seeks[(topic, partition)]
+
+    def _consume(self, max_records: int, timeout: float) -> tuple[list[LogRecord], bool]:
+        """One ``consume`` call: its records, and whether it returned anything at all."""
+        msgs = self._consumer.consume(max_records, max(timeout, 0.0))
+        out: list[LogRecord] = []
+        for msg in msgs:
+            err = msg.error()
+            tp = (str(msg.topic()), int(msg.partition() or 0))
+            if err is None:
+                out.append(_record(msg))
+                self._eof.discard(tp)
+            elif err.code() == KafkaError._PARTITION_EOF:
+                self._eof.add(tp)
+            else:
+                raise TransportError("consumer error", code=_error_code(err))
+        if self._pending_seeks:
+            self._apply_seeks()
+        return out, bool(msgs)
+
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[LogRecord]:
+        """Up to ``max_records`` records within ``timeout`` s (``[]`` while joining the group).
+
+        Raises:
+            TransportError: librdkafka reported an error other than partition EOF.
+        """
+        self._check_open()
+        if max_records < 1:
+            raise ValueError("max_records must be >= 1")
+        if self._buffer:
+            out, self._buffer = self._buffer[:max_records], self._buffer[max_records:]
+            return out
+        if self._pending_seeks:
+            self._apply_seeks()
+        out = []
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            records, _ = self._consume(max_records - len(out), deadline - time.monotonic())
+            out += records
+            # consume() returns early when it has only EOF events: keep waiting for records
+            # until the deadline, as the port promises.
+            if out or time.monotonic() >= deadline:
+                return out
+
+    def _await_join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._joined and time.monotonic() < deadline:
+            records, _ = self._consume(500, 0.05)
+            self._buffer += records
+
+    def commit(self, positions: Mapping[tuple[str, int], int]) -> None:
+        """Synchronously commit the next offsets for the given partitions.
+
+        Before this member has joined its group (no poll yet) the commit first waits for the
+        join; records read meanwhile are kept for the next poll.
+        """
+        self._check_open()
+        if not positions:
+            return
+        if not self._joined:
+            self._await_join(self._log._timeout)
+            if not self._joined:
+                raise TransportError("commit before the group join completed", code="not_joined")
+        offsets = [TopicPartition(t, p, int(o)) for (t, p), o in positions.items()]
+        try:
+            result = self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            raise TransportError("commit failed", code=_error_code(exc.args[0])) from exc
+        for tp in result or []:
+            if tp.error is not None:
+                raise TransportError("commit failed", code=_error_code(tp.error))
+
+    def committed(self) -> dict[tuple[str, int], int]:
+        """The group's committed next offsets for every partition of this consumer's topics."""
+        self._check_open()
+        tps = [
+            TopicPartition(topic, p)
+            for topic in self._topics
+            for p in range(self._log._partition_counts(topic).get(topic, 0))
+        ]
+        if not tps:
+            return {}
+        try:
+            result = self._consumer.committed(tps, timeout=self._log._timeout)
+        except KafkaException as exc:
+            raise TransportError(
+                "cannot read committed offsets", code=_error_code(exc.args[0])
+            ) from exc
+        return {
+            (str(tp.topic), int(tp.partition)): int(tp.offset) for tp in result if tp.offset >= 0
+        }
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Next poll of ``(topic, partition)`` starts at ``offset``; valid before assignment."""
+        self._check_open()
+        if offset < 0:
+            raise ValueError("offset must be >= 0")
+        self._pending_seeks[(topic, partition)] = offset
+        self._eof.discard((topic, partition))
+        self._buffer = [r for r in self._buffer if (r.topic, r.partition) != (topic, partition)]
+        self._apply_seeks()
+
+    def at_end(self) -> bool:
+        """True once this member holds its partitions and each hit EOF since its last record."""
+        return self._joined and not self._buffer and self._assigned <= self._eof
+
+    def close(self) -> None:
+        """Leave the group (uncommitted reads go to the next member). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._consumer.close()
+
+    def __repr__(self) -> str:
+        return f"KafkaConsumer(topics={self._topics!r}, joined={self._joined})"

@@ -1,0 +1,183 @@
+"""Aggregate persons into a stream's complete count table (persons, not records).
+
+One person is in exactly one cell. Form of exploitation: the single known form if one,
+``"Multiple"`` if several, ``"Unknown"`` if none is recorded (an ``Unknown`` beside known forms is
+ignored). Every cell of the cross-product of categories is present, zeros included, so disclosure
+control sees the empty cells too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from schemas.codec import default_registry
+from trust.release.errors import ReleaseError
+from trust.release.streams import AGE_GROUPS, StreamSpec, age_group
+
+UNKNOWN = "Unknown"
+MULTIPLE = "Multiple"
+
+FORM_RULE = (
+    "Each person is counted once: form is the single form of exploitation recorded for the "
+    "person, 'Multiple' if several were recorded, 'Unknown' if none was recorded."
+)
+
+
+def _enum_symbols(schema: Any, name: str) -> tuple[str, ...]:
+    """The symbols of the enum called ``name`` anywhere in an Avro schema (its JSON form)."""
+    stack = [schema]
+    while stack:
+        s = stack.pop()
+        if isinstance(s, list):
+            stack.extend(s)
+        elif isinstance(s, dict):
+            if s.get("type") == "enum" and s.get("name") == name:
+                return tuple(s["symbols"])
+            stack.extend(v for v in s.values() if isinstance(v, (dict, list)))
+    raise LookupError(f"the case record schema declares no enum {name}")
+
+
+_CASE_RECORD = default_registry().current("case_record").source
+
+#: ICS-TIP sex/gender codes (HTCDS prs_Gender), ``Unknown`` last.
+SEXES: tuple[str, ...] = tuple(
+    [c for c in _enum_symbols(_CASE_RECORD, "Gender") if c != UNKNOWN] + [UNKNOWN]
+)
+#: Forms of exploitation: the FormOfExploitation codes, then ``Multiple``, then ``Unknown``.
+FORM_CODES: tuple[str, ...] = _enum_symbols(_CASE_RECORD, "FormOfExploitation")
+FORMS: tuple[str, ...] = tuple([c for c in FORM_CODES if c != UNKNOWN] + [MULTIPLE, UNKNOWN])
+
+
+class ConflictingPerson(ReleaseError):
+    """The same person id was passed twice with different facts: the caller must merge first."""
+
+    code = "conflicting_person"
+
+
+class UnknownCode(ReleaseError):
+    """A person's fact is not a code of its list (names the dimension, never the value)."""
+
+    code = "unknown_code"
+
+
+class UnknownDimension(ReleaseError):
+    """A stream names a dimension the aggregator does not know how to derive."""
+
+    code = "unknown_dimension"
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """What the release stage knows of one (linked) person: only the facts it counts by."""
+
+    person_id: str
+    sex: str
+    age: int | None
+    forms: tuple[str, ...]
+    year: int | None
+
+
+def form_of(forms: Iterable[str]) -> str:
+    """The one form cell of a person (see :data:`FORM_RULE`)."""
+    known = set()
+    for f in forms:
+        if f not in FORM_CODES:
+            raise UnknownCode("person form is not a FormOfExploitation code")
+        if f != UNKNOWN:
+            known.add(f)
+    if not known:
+        return UNKNOWN
+    if len(known) == 1:
+        return next(iter(known))
+    return MULTIPLE
+
+
+def _sex(p: PersonFacts) -> str:
+    if p.sex not in SEXES:
+        raise UnknownCode("person sex is not a Gender code")
+    return p.sex
+
+
+def _year(p: PersonFacts) -> str:
+    return UNKNOWN if p.year is None else str(p.year)
+
+
+def _years(persons: list[PersonFacts]) -> tuple[str, ...]:
+    known = sorted({p.year for p in persons if p.year is not None})
+    unknown = [UNKNOWN] if any(p.year is None for p in persons) else []
+    return tuple([str(y) for y in known] + unknown)
+
+
+@dataclass(frozen=True)
+class _Dimension:
+    cell: Callable[[PersonFacts], str]
+    categories: Callable[[list[PersonFacts]], tuple[str, ...]]
+
+
+_DIMENSIONS: Mapping[str, _Dimension] = {
+    "year": _Dimension(_year, _years),
+    "sex": _Dimension(_sex, lambda _: SEXES),
+    "age_group": _Dimension(lambda p: age_group(p.age), lambda _: AGE_GROUPS),
+    "form": _Dimension(lambda p: form_of(p.forms), lambda _: FORMS),
+}
+
+
+@dataclass(frozen=True)
+class CountTable:
+    """Counts of persons for every cell of the cross-product of ``categories`` (zeros included).
+
+    ``counts`` is read-only and ordered as :meth:`cell_keys`; ``total`` is the number of distinct
+    persons (= the sum of the cells); the period is the min/max known year (None if none).
+    """
+
+    stream: str
+    dimensions: tuple[str, ...]
+    categories: tuple[tuple[str, ...], ...]
+    counts: Mapping[tuple[str, ...], int]
+    total: int
+    period_start: int | None
+    period_end: int | None
+
+    def cell_keys(self) -> Iterator[tuple[str, ...]]:
+        """Every cell key, in cross-product order (first dimension slowest)."""
+        return itertools.product(*self.categories)
+
+
+def _distinct(persons: Iterable[PersonFacts]) -> list[PersonFacts]:
+    seen: dict[str, PersonFacts] = {}
+    for p in persons:
+        before = seen.setdefault(p.person_id, p)
+        if before != p:
+            raise ConflictingPerson("a person id was passed twice with different facts")
+    return list(seen.values())
+
+
+def aggregate(persons: Iterable[PersonFacts], spec: StreamSpec) -> CountTable:
+    """Count distinct persons into every cell of ``spec``'s dimensions.
+
+    A person id passed twice with identical facts counts once; with different facts it raises
+    :class:`ConflictingPerson` (merging a person's records is the caller's job).
+    """
+    try:
+        dims = [_DIMENSIONS[d] for d in spec.dimensions]
+    except KeyError as exc:
+        raise UnknownDimension(f"stream {spec.name}: no aggregator for dimension {exc}") from None
+    people = _distinct(persons)
+    observed = Counter(tuple(d.cell(p) for d in dims) for p in people)
+    categories = tuple(d.categories(people) for d in dims)
+    counts = {key: observed.get(key, 0) for key in itertools.product(*categories)}
+    years = [p.year for p in people if p.year is not None]
+    return CountTable(
+        stream=spec.name,
+        dimensions=spec.dimensions,
+        categories=categories,
+        counts=MappingProxyType(counts),
+        total=len(people),
+        period_start=min(years) if years else None,
+        period_end=max(years) if years else None,
+    )

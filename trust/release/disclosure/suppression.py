@@ -1,0 +1,138 @@
+"""Primary cell suppression at a minimum cell size k, zeros included (method note: suppression.md).
+
+Every cell with a count below k — zero too — is suppressed; every other cell is published
+exactly. The total is published when it is at least k. Further steps (secondary suppression,
+rounding, differential privacy) plug into :class:`DisclosurePolicy` after this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from trust.release.aggregate import CountTable
+from trust.release.errors import InvalidThreshold, UnprotectedTable
+
+PRIMARY_METHOD = "primary suppression of cells below k (zeros included)"
+
+
+@dataclass(frozen=True)
+class SuppressedCell:
+    """One cell after disclosure control: ``count`` is None exactly when ``suppressed``."""
+
+    key: tuple[str, ...]
+    count: int | None
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class SuppressedTable:
+    """A count table after disclosure control: safe to publish under ``k`` and ``method``.
+
+    ``cells`` are in the source table's cross-product order; ``steps`` names each step applied.
+    """
+
+    stream: str
+    dimensions: tuple[str, ...]
+    categories: tuple[tuple[str, ...], ...]
+    cells: tuple[SuppressedCell, ...]
+    total: int | None
+    total_suppressed: bool
+    period_start: int | None
+    period_end: int | None
+    k: int
+    steps: tuple[str, ...]
+
+    @property
+    def method(self) -> str:
+        """The disclosure-control method, as stated in the release metadata."""
+        return "; ".join(self.steps)
+
+    def published(self) -> Iterator[SuppressedCell]:
+        """The cells whose counts are published."""
+        return (c for c in self.cells if not c.suppressed)
+
+
+def check_k(k: int) -> int:
+    """``k`` if it is an integer >= 1, else :class:`InvalidThreshold`."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidThreshold("minimum cell size k must be an integer >= 1")
+    return k
+
+
+def primary_suppression(table: CountTable, k: int) -> SuppressedTable:
+    """Suppress every cell below ``k`` (zeros included); publish the others exactly.
+
+    Raises:
+        InvalidThreshold: ``k`` < 1.
+    """
+    check_k(k)
+    cells = tuple(
+        SuppressedCell(key, None, True) if n < k else SuppressedCell(key, n, False)
+        for key, n in ((key, table.counts[key]) for key in table.cell_keys())
+    )
+    total_suppressed = table.total < k
+    return SuppressedTable(
+        stream=table.stream,
+        dimensions=table.dimensions,
+        categories=table.categories,
+        cells=cells,
+        total=None if total_suppressed else table.total,
+        total_suppressed=total_suppressed,
+        period_start=table.period_start,
+        period_end=table.period_end,
+        k=k,
+        steps=(PRIMARY_METHOD,),
+    )
+
+
+class DisclosureStep(Protocol):
+    """A step after primary suppression: it may suppress or perturb more, never reveal more."""
+
+    @property
+    def method(self) -> str:
+        """How the step is described in the release's method."""
+        ...
+
+    def apply(self, table: SuppressedTable) -> SuppressedTable: ...
+
+
+@dataclass(frozen=True)
+class DisclosurePolicy:
+    """Disclosure control fixed up front: k and the ordered steps after primary suppression.
+
+    Built before any data is touched, so a bad k fails early (:class:`InvalidThreshold`).
+    """
+
+    k: int
+    steps: tuple[DisclosureStep, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_k(self.k)
+
+    def apply(self, table: CountTable) -> SuppressedTable:
+        """Primary suppression at ``k``, then each further step in order."""
+        out = primary_suppression(table, self.k)
+        for step in self.steps:
+            before, out = out, step.apply(out)
+            _check_no_more_revealed(before, out, step.method)
+        return out
+
+    @property
+    def method(self) -> str:
+        """The method statement of tables this policy produces."""
+        return "; ".join([PRIMARY_METHOD, *(s.method for s in self.steps)])
+
+
+def _check_no_more_revealed(before: SuppressedTable, after: SuppressedTable, step: str) -> None:
+    # A later step may suppress or perturb; un-suppressing a cell would undo primary suppression.
+    if [a.key for a in after.cells] != [b.key for b in before.cells]:
+        raise UnprotectedTable(f"disclosure step {step!r} changed the table's cells")
+    pairs = zip(before.cells, after.cells, strict=True)
+    if (
+        any(b.suppressed and not a.suppressed for b, a in pairs)
+        or after.k < before.k
+        or (before.total_suppressed and not after.total_suppressed)
+    ):
+        raise UnprotectedTable(f"disclosure step {step!r} would reveal what an earlier step hid")

@@ -1,0 +1,200 @@
+"""Build, sign and publish a stream's release on ``tip.release.<stream>``.
+
+:func:`build_release` turns a disclosure-controlled table into a :class:`schemas.release.Release`
+with its descriptive metadata (annex 5); :class:`ReleaseEmitter` signs and appends it when the
+published cells changed and the stream's minimum interval has passed. The runner records the
+``ReleaseIssued`` event from the :class:`EmitResult`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from schemas.keys import SigningKey
+from schemas.release import CAVEAT, RELEASE_SCHEMA, Cell, Release, sign_release
+from transport import EventLog, topics
+from trust.release.aggregate import FORM_RULE
+from trust.release.disclosure import SuppressedTable
+from trust.release.errors import UnprotectedTable
+from trust.release.streams import AGE_GROUPS, StreamSpec
+
+ORIGINATING_ORGANISATION = "tiptrust trust"
+
+COUNTING_RULE = (
+    "Distinct persons after linkage across the contributing sources, not records: each person "
+    "is counted once, in exactly one cell."
+)
+YEAR_RULE = (
+    "Year of exploitation; persons without a recorded year are in year 'Unknown', outside the "
+    "period."
+)
+
+
+def table_digest(table: SuppressedTable) -> str:
+    """SHA-256 (hex) of a canonical encoding of what a table publishes: cells, total, k, method.
+
+    Two tables with the same digest publish the same figures, so re-releasing one is pointless.
+    """
+    canonical = {
+        "stream": table.stream,
+        "dimensions": list(table.dimensions),
+        "cells": [[list(c.key), c.count, c.suppressed] for c in table.cells],
+        "total": table.total,
+        "total_suppressed": table.total_suppressed,
+        "period": [table.period_start, table.period_end],
+        "k": table.k,
+        "method": table.method,
+    }
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+
+
+def _check_table(spec: StreamSpec, table: SuppressedTable) -> None:
+    if table.stream != spec.name or table.dimensions != spec.dimensions:
+        raise UnprotectedTable(f"table was not built for stream {spec.name}")
+    if table.k < spec.k:
+        raise UnprotectedTable(f"table was suppressed at a k below stream {spec.name}'s k")
+    if any(c.suppressed != (c.count is None) for c in table.cells):
+        raise UnprotectedTable("a cell is marked suppressed but has a count, or the reverse")
+    if any(c.count is not None and c.count < table.k for c in table.cells):
+        raise UnprotectedTable("a published cell is below k")
+
+
+def _iso_utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")
+
+
+def build_release(
+    spec: StreamSpec,
+    suppressed_table: SuppressedTable,
+    *,
+    sequence: int,
+    sources: Sequence[str],
+    issued_at_ms: int,
+    release_id: str,
+) -> Release:
+    """The unsigned release of ``suppressed_table`` with its descriptive metadata (annex 5).
+
+    ``sources`` are the contributing sources as their agreements allow them to be named.
+
+    Raises:
+        UnprotectedTable: the table was not built for ``spec`` or is weaker than its k.
+        ValueError: ``sequence`` < 1.
+    """
+    _check_table(spec, suppressed_table)
+    if sequence < 1:
+        raise ValueError("release sequence numbers start at 1")
+    t = suppressed_table
+    named = tuple(sorted(set(sources)))
+    period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
+    metadata = {
+        "originating_organisation": ORIGINATING_ORGANISATION,
+        "date_submitted": _iso_utc(issued_at_ms),
+        "file_name": f"{spec.name}/{sequence:06d}",
+        "indicators": f"{spec.unit} by {', '.join(spec.dimensions)}",
+        "period": period,
+        "number_of_sources": str(len(named)),
+        "k": str(t.k),
+        "method": t.method,
+        "counting_rule": COUNTING_RULE,
+        "form_rule": FORM_RULE,
+        "age_groups": ", ".join(AGE_GROUPS),
+        "year_rule": YEAR_RULE,
+        "content_digest": table_digest(t),
+    }
+    return Release(
+        stream=spec.name,
+        release_id=release_id,
+        sequence=sequence,
+        issued_at_ms=issued_at_ms,
+        title=spec.title,
+        unit=spec.unit,
+        period_start=t.period_start,
+        period_end=t.period_end,
+        dimensions=t.dimensions,
+        cells=tuple(Cell(c.key, c.count, c.suppressed) for c in t.cells),
+        k=t.k,
+        method=t.method,
+        source_count=len(named),
+        sources=named,
+        total_persons=t.total,
+        caveat=CAVEAT,
+        metadata=metadata,
+    )
+
+
+@dataclass(frozen=True)
+class EmitResult:
+    """A release that was signed and appended: the signed release, its bytes, its digest."""
+
+    release: Release
+    raw_bytes: bytes
+    digest: str
+
+
+class ReleaseEmitter:
+    """Signs and appends one stream's releases to ``tip.release.<stream>`` (one partition)."""
+
+    def __init__(self, log: EventLog, signing_key: SigningKey, spec: StreamSpec) -> None:
+        self.log = log
+        self.spec = spec
+        self.topic = topics.release(spec.name)
+        self._key = signing_key
+        self._topic_ready = False
+
+    def skip_reason(
+        self, digest: str, *, last_digest: str | None, last_issued_ms: int | None, now_ms: int
+    ) -> str | None:
+        """Why a release with ``digest`` would not be emitted now, or None if it would."""
+        if last_digest is not None and digest == last_digest:
+            return "published figures unchanged since the last release"
+        if last_issued_ms is not None and now_ms - last_issued_ms < self.spec.min_interval_s * 1000:
+            return "the stream's minimum interval since the last release has not passed"
+        return None
+
+    def maybe_emit(
+        self,
+        table: SuppressedTable,
+        *,
+        sources: Sequence[str],
+        last_digest: str | None,
+        last_issued_ms: int | None,
+        now_ms: int,
+        sequence: int,
+    ) -> EmitResult | None:
+        """Sign and append a release of ``table`` unless nothing changed or it is too soon.
+
+        Returns None when skipped (see :meth:`skip_reason`); else the flushed release.
+
+        Raises:
+            UnprotectedTable: ``table`` is not a protected table of this stream.
+            TransportError: the append could not be made durable.
+        """
+        _check_table(self.spec, table)
+        digest = table_digest(table)
+        reason = self.skip_reason(
+            digest, last_digest=last_digest, last_issued_ms=last_issued_ms, now_ms=now_ms
+        )
+        if reason is not None:
+            return None
+        unsigned = build_release(
+            self.spec,
+            table,
+            sequence=sequence,
+            sources=sources,
+            issued_at_ms=now_ms,
+            release_id=str(uuid.uuid4()),
+        )
+        raw = sign_release(unsigned, self._key)
+        if not self._topic_ready:
+            self.log.create_topic(self.topic, 1)
+            self._topic_ready = True
+        self.log.append(self.topic, raw, key=self.spec.name.encode("ascii"))
+        self.log.flush()
+        signed = Release.from_avro(RELEASE_SCHEMA.decode(raw))
+        return EmitResult(signed, raw, digest)

@@ -1,0 +1,272 @@
+"""The trust's append-only event store, with source positions and live projections.
+
+One transaction per append (or per batch of messages) writes: the events, the accepted inbound
+event ids (the idempotency key), the consumer's source position, and the projections. So a replay
+after a crash either finds everything of a message or nothing of it, and a re-delivered message is
+either skipped by position or refused by its event id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from trust.store import projections
+from trust.store.db import dialect_insert, make_engine, migrate, serialise_appends, writer
+from trust.store.errors import DuplicateEvent
+from trust.store.events import Event
+from trust.store.stored import event_row, read_page
+from trust.store.tables import accepted_event_ids as _accepted
+from trust.store.tables import positions as _positions
+from trust.store.tables import proj_rejections as _rejections
+from trust.store.tables import stored_events as _events
+
+_ID_CHUNK = 500
+
+
+class PositionLike(Protocol):
+    """Where a message was read: :class:`Position`, or ``schemas.errors.Delivery``."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """The source position of the message that produced some events."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """The store sequence numbers given to the appended events, in order."""
+
+    seqs: tuple[int, ...]
+
+    @property
+    def last_seq(self) -> int | None:
+        return self.seqs[-1] if self.seqs else None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class EventStore:
+    """Append-only store of the trust's events over SQLAlchemy (SQLite or PostgreSQL).
+
+    The engine's schema must be migrated (``open_store`` does it). Thread-safe as far as the
+    engine is; appends from several processes are serialised by the database.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"EventStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(
+        self, events: Sequence[Event], position: PositionLike | None, consumer: str
+    ) -> AppendResult:
+        """Append ``events`` (from the message at ``position``, if any) in one transaction.
+
+        Writes the events, their accepted ids, ``consumer``'s next offset for the position's
+        partition (``offset + 1``, never moving back) and the projections, or nothing at all.
+
+        Raises:
+            DuplicateEvent: an inbound event id was already accepted (or repeats in ``events``);
+                nothing was written.
+        """
+        return self.append_batch([(events, position)], consumer)
+
+    def append_batch(
+        self,
+        items: Sequence[tuple[Sequence[Event], PositionLike | None]],
+        consumer: str,
+    ) -> AppendResult:
+        """Append many messages' events and positions in ONE transaction (for throughput).
+
+        Same guarantees as :meth:`append`, for the batch as a whole: one duplicate rolls back
+        every message of the batch, so pre-filter with :meth:`accepted_among` first.
+
+        Raises:
+            DuplicateEvent: as for :meth:`append`; ``event_id`` names the first duplicate.
+        """
+        now = _now_ms()
+        rows = []
+        flat: list[Event] = []
+        next_offsets: dict[tuple[str, int], int] = {}
+        for events, pos in items:
+            topic = pos.topic if pos is not None else None
+            partition = pos.partition if pos is not None else None
+            offset = pos.offset if pos is not None else None
+            for ev in events:
+                rows.append(event_row(ev, now, topic, partition, offset))
+                flat.append(ev)
+            if pos is not None:
+                key = (pos.topic, pos.partition)
+                next_offsets[key] = max(next_offsets.get(key, 0), pos.offset + 1)
+
+        accepted_ids = [ev.event_id for ev in flat if ev.accepted and ev.event_id is not None]
+        seen: set[str] = set()
+        for event_id in accepted_ids:
+            if event_id in seen:
+                raise DuplicateEvent("event id repeats within the append", event_id=event_id)
+            seen.add(event_id)
+
+        with self._writer.begin() as conn:
+            serialise_appends(conn)
+            already = self._accepted_among(conn, accepted_ids)
+            if already:
+                first = next(i for i in accepted_ids if i in already)
+                raise DuplicateEvent("event id already accepted", event_id=first)
+            seqs = self._insert_events(conn, rows)
+            id_rows = [
+                {"event_id": ev.event_id, "seq": seq}
+                for ev, seq in zip(flat, seqs, strict=True)
+                if ev.accepted
+            ]
+            if id_rows:
+                try:
+                    # A savepoint is not needed: any failure aborts the whole append.
+                    conn.execute(insert(_accepted), id_rows)
+                except IntegrityError as exc:  # a concurrent writer accepted one first
+                    raise DuplicateEvent("event id already accepted (concurrent)") from exc
+            if next_offsets:
+                self._advance(conn, consumer, next_offsets)
+            projections.apply_many(conn, list(zip(seqs, flat, strict=True)))
+        return AppendResult(tuple(seqs))
+
+    @staticmethod
+    def _insert_events(conn: Connection, rows: list[dict[str, object]]) -> list[int]:
+        """Insert event rows; their seqs, in order. Appends are serialised by the caller."""
+        if not rows:
+            return []
+        if conn.dialect.name == "sqlite":
+            # SQLite cannot return ordered seqs from a multi-row insert (SQLAlchemy would go row
+            # by row); under BEGIN IMMEDIATE we are the only writer, so number them ourselves.
+            last = conn.execute(select(func.coalesce(func.max(_events.c.seq), 0))).scalar_one()
+            seqs = list(range(int(last) + 1, int(last) + 1 + len(rows)))
+            conn.execute(insert(_events), [{**r, "seq": s} for r, s in zip(rows, seqs, strict=True)])
+            return seqs
+        stmt = insert(_events).returning(_events.c.seq, sort_by_parameter_order=True)
+        return list(conn.execute(stmt, rows).scalars())
+
+    @staticmethod
+    def _advance(conn: Connection, consumer: str, next_offsets: dict[tuple[str, int], int]) -> None:
+        ins = dialect_insert(conn, _positions)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[_positions.c.consumer, _positions.c.topic, _positions.c.partition],
+            set_={"next_offset": ins.excluded.next_offset},
+            where=_positions.c.next_offset < ins.excluded.next_offset,
+        )
+        conn.execute(
+            stmt,
+            [
+                {"consumer": consumer, "topic": t, "partition": p, "next_offset": n}
+                for (t, p), n in sorted(next_offsets.items())
+            ],
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def is_accepted(self, event_id: str) -> bool:
+        """Whether an inbound event with this id was already accepted."""
+        return bool(self.accepted_among([event_id]))
+
+    def accepted_among(self, event_ids: Iterable[str]) -> set[str]:
+        """The subset of ``event_ids`` already accepted (one query per 500 ids)."""
+        with self._engine.connect() as conn, conn.begin():
+            return self._accepted_among(conn, list(event_ids))
+
+    @staticmethod
+    def _accepted_among(conn: Connection, event_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(event_ids), _ID_CHUNK):
+            chunk = event_ids[i : i + _ID_CHUNK]
+            found.update(
+                conn.execute(select(_accepted.c.event_id).where(_accepted.c.event_id.in_(chunk)))
+                .scalars()
+                .all()
+            )
+        return found
+
+    def positions(self, consumer: str) -> dict[tuple[str, int], int]:
+        """``consumer``'s next offset per (topic, partition), as committed with the events."""
+        stmt = select(_positions.c.topic, _positions.c.partition, _positions.c.next_offset).where(
+            _positions.c.consumer == consumer
+        )
+        with self._engine.connect() as conn, conn.begin():
+            return {(t, p): n for t, p, n in conn.execute(stmt)}
+
+    def read(self, after_seq: int = 0, limit: int | None = None) -> Iterator[tuple[int, Event]]:
+        """Stored events with ``seq > after_seq`` in seq order, at most ``limit`` of them.
+
+        Reads in pages, each in its own short transaction, so a long read never holds a lock.
+        """
+        remaining = limit
+        page_size = 1000
+        while remaining is None or remaining > 0:
+            n = page_size if remaining is None else min(page_size, remaining)
+            with self._engine.connect() as conn, conn.begin():
+                page = read_page(conn, after_seq, n)
+            yield from page
+            if len(page) < n:
+                return
+            after_seq = page[-1][0]
+            if remaining is not None:
+                remaining -= len(page)
+
+    def last_seq(self) -> int:
+        """The highest stored seq (0 when empty)."""
+        with self._engine.connect() as conn, conn.begin():
+            return int(conn.execute(select(func.coalesce(func.max(_events.c.seq), 0))).scalar_one())
+
+    def count_by_type(self) -> dict[str, int]:
+        """How many events of each type are stored."""
+        stmt = select(_events.c.event_type, func.count()).group_by(_events.c.event_type)
+        with self._engine.connect() as conn, conn.begin():
+            return {t: int(n) for t, n in conn.execute(stmt)}
+
+    def rejection_counts(self) -> dict[str, int]:
+        """Rejected messages per reason code (from the projection)."""
+        stmt = select(_rejections.c.reason, func.count()).group_by(_rejections.c.reason)
+        with self._engine.connect() as conn, conn.begin():
+            return {r: int(n) for r, n in conn.execute(stmt)}
+
+    def rebuild_projections(self) -> int:
+        """Empty and replay every projection from the stored events; returns events replayed."""
+        return projections.rebuild(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def open_store(url: str) -> EventStore:
+    """Open (creating and migrating to head as needed) the store at ``url``.
+
+    ``sqlite:///path/store.db`` or ``postgresql+psycopg://user@host/db`` (plain
+    ``postgresql://`` is taken to mean psycopg 3).
+    """
+    engine = make_engine(url)
+    migrate(engine)
+    return EventStore(engine)

@@ -1,0 +1,306 @@
+"""Projections of the event store: the trust's current state, derived and disposable.
+
+``apply_many`` folds a run of ``(seq, event)`` into the ``proj_*`` tables: it loads the rows the
+run touches, applies every event in memory in seq order, and writes the result back in a few
+batched statements. The live path (``EventStore.append``) and ``rebuild`` both go through it, so
+replaying the store gives the live state by construction (and a test checks it).
+
+Semantics:
+- ``RecordAccepted`` upserts the case (version + 1, un-retracts it) and replaces its persons with
+  one row per victim; a person's ``consent_withdrawn``/``disposed`` flags carry over to later
+  versions of the same case.
+- ``RecordRetracted`` marks the case and its persons ``retracted`` (rows are kept so their flags
+  survive a re-acceptance).
+- ``ConsentWithdrawn`` (any scope) and ``DisposalRequested`` (one victim, or all with
+  ``victim_id=None``) set the flag on persons already known; unknown persons are ignored.
+- ``MessageRejected`` adds a row to ``proj_rejections``; ``ReleaseIssued`` to ``proj_releases``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_, update
+
+from trust.store.db import writer
+from trust.store.events import (
+    ConsentWithdrawn,
+    DisposalRequested,
+    Event,
+    MessageRejected,
+    RecordAccepted,
+    RecordRetracted,
+    ReleaseIssued,
+)
+from trust.store.stored import read_page
+from trust.store.tables import (
+    PROJECTION_TABLES,
+    proj_rejections,
+    proj_releases,
+)
+from trust.store.tables import proj_persons as _persons
+from trust.store.tables import proj_records as _records
+
+CaseKey = tuple[str, str]
+Row = dict[str, Any]
+
+AGE_GROUPS = ("0-11", "12-17", "18-24", "25-34", "35-44", "45+", "Unknown")
+_AGE_BOUNDS = ((11, "0-11"), (17, "12-17"), (24, "18-24"), (34, "25-34"), (44, "35-44"))
+_CHUNK = 400  # case keys per IN (...) list: 800 parameters, far below SQLite's limit
+
+
+def age_group(age: int | None) -> str:
+    """The release age group (ICS-TIP.md) of an age in years; ``Unknown`` when not recorded."""
+    if age is None or age < 0:
+        return "Unknown"
+    for upper, label in _AGE_BOUNDS:
+        if age <= upper:
+            return label
+    return "45+"
+
+
+def person_id(source_id: str, case_id: str, victim_id: str) -> str:
+    """One person per victim record, until linkage assigns persons across records."""
+    return f"{source_id}:{case_id}:{victim_id}"
+
+
+def apply(conn: Connection, seq: int, event: Event) -> None:
+    """Apply one stored event to the projections, inside the caller's transaction."""
+    apply_many(conn, [(seq, event)])
+
+
+def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
+    """Apply stored events, in the given (seq) order, inside the caller's transaction."""
+    keys: set[CaseKey] = {
+        (e.source_id, e.case_id)
+        for _, e in items
+        if isinstance(e, RecordAccepted | RecordRetracted | ConsentWithdrawn | DisposalRequested)
+    }
+    records = _load_records(conn, keys)
+    persons = _load_persons(conn, keys)
+    records_before = set(records)
+    persons_before = {k for k, v in persons.items() if v}
+    dirty_records: set[CaseKey] = set()
+    dirty_persons: set[CaseKey] = set()
+    releases: list[Row] = []
+    rejections: list[Row] = []
+
+    for seq, ev in items:
+        if isinstance(ev, RecordAccepted):
+            key = (ev.source_id, ev.case_id)
+            _accept(records, persons, key, ev)
+            dirty_records.add(key)
+            dirty_persons.add(key)
+        elif isinstance(ev, RecordRetracted):
+            key = (ev.source_id, ev.case_id)
+            rec = records.get(key)
+            if rec is None:
+                records[key] = _record_row(key, ev.event_id, True, 0, None, None)
+            else:
+                rec["retracted"] = True
+                rec["event_id"] = ev.event_id
+            for p in persons.get(key, {}).values():
+                p["retracted"] = True
+            dirty_records.add(key)
+            dirty_persons.add(key)
+        elif isinstance(ev, ConsentWithdrawn):
+            key = (ev.source_id, ev.case_id)
+            person = persons.get(key, {}).get(person_id(ev.source_id, ev.case_id, ev.victim_id))
+            if person is not None:
+                person["consent_withdrawn"] = True
+                dirty_persons.add(key)
+        elif isinstance(ev, DisposalRequested):
+            key = (ev.source_id, ev.case_id)
+            case_persons = persons.get(key, {})
+            if ev.victim_id is None:
+                targets = list(case_persons.values())
+            else:
+                one = case_persons.get(person_id(ev.source_id, ev.case_id, ev.victim_id))
+                targets = [one] if one is not None else []
+            for p in targets:
+                p["disposed"] = True
+            if targets:
+                dirty_persons.add(key)
+        elif isinstance(ev, MessageRejected):
+            rejections.append(
+                {
+                    "seq": seq,
+                    "source_id": ev.source_id,
+                    "reason": ev.reason,
+                    "event_id": ev.event_id,
+                    "field_path": ev.field_path,
+                }
+            )
+        elif isinstance(ev, ReleaseIssued):
+            releases.append(
+                {
+                    "stream": ev.stream,
+                    "sequence": ev.sequence,
+                    "release_id": ev.release_id,
+                    "issued_at_ms": ev.issued_at_ms,
+                    "cells_digest": ev.cells_digest,
+                }
+            )
+
+    _write_records(conn, records, dirty_records, records_before)
+    _write_persons(conn, persons, dirty_persons, persons_before)
+    if rejections:
+        conn.execute(insert(proj_rejections), rejections)
+    if releases:
+        conn.execute(insert(proj_releases), releases)
+
+
+def _record_row(
+    key: CaseKey, event_id: str, retracted: bool, version: int, year: Any, country: Any
+) -> Row:
+    return {
+        "source_id": key[0],
+        "case_id": key[1],
+        "event_id": event_id,
+        "retracted": retracted,
+        "version": version,
+        "year": year,
+        "country": country,
+    }
+
+
+def _accept(
+    records: dict[CaseKey, Row],
+    persons: dict[CaseKey, dict[str, Row]],
+    key: CaseKey,
+    ev: RecordAccepted,
+) -> None:
+    tip_event = ev.record.get("event") or {}
+    year = tip_event.get("year_of_exploitation")
+    forms = ";".join(sorted(set(tip_event.get("forms_of_exploitation") or ())))
+    prev = records.get(key)
+    version = (prev["version"] if prev is not None else 0) + 1
+    records[key] = _record_row(
+        key, ev.event_id, False, version, year, tip_event.get("country_of_exploitation")
+    )
+    old = persons.get(key, {})
+    new: dict[str, Row] = {}
+    for victim in ev.victims:
+        pid = person_id(ev.source_id, ev.case_id, victim["victim_id"])
+        before = old.get(pid)
+        age = victim.get("age_at_identification")
+        new[pid] = {
+            "person_id": pid,
+            "source_id": ev.source_id,
+            "case_id": ev.case_id,
+            "victim_id": victim["victim_id"],
+            "sex": victim.get("sex") or "Unknown",
+            "age_at_identification": age,
+            "age_group": age_group(age),
+            "forms_of_exploitation": forms,
+            "year_of_exploitation": year,
+            "consent_withdrawn": bool(before and before["consent_withdrawn"]),
+            "disposed": bool(before and before["disposed"]),
+            "retracted": False,
+        }
+    persons[key] = new
+
+
+def _chunks(keys: Iterable[CaseKey]) -> Iterable[list[CaseKey]]:
+    ordered = sorted(keys)
+    for i in range(0, len(ordered), _CHUNK):
+        yield ordered[i : i + _CHUNK]
+
+
+def _load_records(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, Row]:
+    out: dict[CaseKey, Row] = {}
+    for chunk in _chunks(keys):
+        stmt = select(_records).where(tuple_(_records.c.source_id, _records.c.case_id).in_(chunk))
+        for row in conn.execute(stmt).mappings():
+            out[(row["source_id"], row["case_id"])] = dict(row)
+    return out
+
+
+def _load_persons(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[str, Row]]:
+    out: dict[CaseKey, dict[str, Row]] = {}
+    for chunk in _chunks(keys):
+        stmt = select(_persons).where(tuple_(_persons.c.source_id, _persons.c.case_id).in_(chunk))
+        for row in conn.execute(stmt).mappings():
+            out.setdefault((row["source_id"], row["case_id"]), {})[row["person_id"]] = dict(row)
+    return out
+
+
+def _write_records(
+    conn: Connection, records: dict[CaseKey, Row], dirty: set[CaseKey], before: set[CaseKey]
+) -> None:
+    inserts = [records[k] for k in sorted(dirty - before)]
+    updates = [{**records[k], "k_source": k[0], "k_case": k[1]} for k in sorted(dirty & before)]
+    if inserts:
+        conn.execute(insert(_records), inserts)
+    if updates:
+        stmt = (
+            update(_records)
+            .where(_records.c.source_id == bindparam("k_source"))
+            .where(_records.c.case_id == bindparam("k_case"))
+            .values(
+                event_id=bindparam("event_id"),
+                retracted=bindparam("retracted"),
+                version=bindparam("version"),
+                year=bindparam("year"),
+                country=bindparam("country"),
+            )
+        )
+        conn.execute(
+            stmt,
+            [{c: u[c] for c in ("k_source", "k_case", *_RECORD_VALUE_COLUMNS)} for u in updates],
+        )
+
+
+_RECORD_VALUE_COLUMNS = ("event_id", "retracted", "version", "year", "country")
+
+
+def _write_persons(
+    conn: Connection,
+    persons: dict[CaseKey, dict[str, Row]],
+    dirty: set[CaseKey],
+    before: set[CaseKey],
+) -> None:
+    # Replace the dirty cases' persons wholesale: fewer statements than a per-row diff.
+    for chunk in _chunks(dirty & before):
+        conn.execute(
+            delete(_persons).where(tuple_(_persons.c.source_id, _persons.c.case_id).in_(chunk))
+        )
+    rows = [row for k in sorted(dirty) for _, row in sorted(persons.get(k, {}).items())]
+    if rows:
+        conn.execute(insert(_persons), rows)
+
+
+def clear(conn: Connection) -> None:
+    """Delete every projection row (inside the caller's transaction)."""
+    for table in PROJECTION_TABLES:
+        conn.execute(delete(table))
+
+
+def rebuild(engine: Engine, *, batch: int = 5000) -> int:
+    """Empty the projections and replay every stored event in seq order, in one transaction.
+
+    Returns the number of events replayed. Readers see either the old or the new state.
+    """
+    replayed = 0
+    with writer(engine).begin() as conn:
+        clear(conn)
+        after = 0
+        while True:
+            page = read_page(conn, after, batch)
+            if not page:
+                break
+            apply_many(conn, page)
+            replayed += len(page)
+            after = page[-1][0]
+    return replayed
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every projection table's rows as sorted tuples: for tests and CLI comparisons."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn, conn.begin():
+        for table in PROJECTION_TABLES:
+            rows = [tuple(r) for r in conn.execute(select(table))]
+            out[table.name] = sorted(rows, key=lambda r: tuple((v is None, v) for v in r))
+    return out

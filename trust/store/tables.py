@@ -1,0 +1,161 @@
+"""The store's tables, one ``MetaData``: the event store, its projections and the key vault.
+
+``stored_events`` is append-only and the record of truth; ``accepted_event_ids`` makes inbound
+events idempotent; ``positions`` is the source position written in the same transaction as the
+events it produced. ``proj_*`` are projections, rebuilt from ``stored_events`` at will.
+``person_keys`` is NOT part of the event store: it is mutable on purpose, so that erasing a
+person is deleting a key (crypto-shredding). The Alembic migrations mirror these classes exactly.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite autoincrements only an ``INTEGER PRIMARY KEY``; PostgreSQL gets a BIGINT identity.
+SeqType = BigInteger().with_variant(Integer, "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class StoredEvent(Base):
+    __tablename__ = "stored_events"
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    source_id: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)  # the event's to_dict() as JSON
+    recorded_at_ms: Mapped[int] = mapped_column(BigInteger)
+    topic: Mapped[str | None] = mapped_column(String(255))
+    partition: Mapped[int | None] = mapped_column(Integer)
+    offset: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AcceptedEventId(Base):
+    """The idempotency key: an inbound event id is accepted at most once."""
+
+    __tablename__ = "accepted_event_ids"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsumerPosition(Base):
+    """Per consumer, the next offset to read of each source partition."""
+
+    __tablename__ = "positions"
+
+    consumer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProjRecord(Base):
+    """One row per (source, case): its latest state."""
+
+    __tablename__ = "proj_records"
+
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64))  # the latest event about this case
+    retracted: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[int] = mapped_column(Integer)  # how many versions were accepted
+    year: Mapped[int | None] = mapped_column(Integer)
+    country: Mapped[str | None] = mapped_column(String(16))
+
+
+class ProjPerson(Base):
+    """One row per victim record (one person per victim until linkage lands)."""
+
+    __tablename__ = "proj_persons"
+    __table_args__ = (Index("ix_proj_persons_case", "source_id", "case_id"),)
+
+    person_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(128))
+    case_id: Mapped[str] = mapped_column(String(255))
+    victim_id: Mapped[str] = mapped_column(String(255))
+    sex: Mapped[str] = mapped_column(String(32))
+    age_at_identification: Mapped[int | None] = mapped_column(Integer)
+    age_group: Mapped[str] = mapped_column(String(16))
+    forms_of_exploitation: Mapped[str] = mapped_column(Text)  # ";"-joined, sorted
+    year_of_exploitation: Mapped[int | None] = mapped_column(Integer)
+    consent_withdrawn: Mapped[bool] = mapped_column(Boolean)
+    disposed: Mapped[bool] = mapped_column(Boolean)
+    # A retracted case keeps its persons flagged (not deleted) so that a withdrawal of consent
+    # or a disposal survives a later re-acceptance of the same case.
+    retracted: Mapped[bool] = mapped_column(Boolean)
+
+
+class ProjRelease(Base):
+    __tablename__ = "proj_releases"
+
+    stream: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    release_id: Mapped[str] = mapped_column(String(64))
+    issued_at_ms: Mapped[int] = mapped_column(BigInteger)
+    cells_digest: Mapped[str] = mapped_column(String(128))
+
+
+class ProjRejection(Base):
+    __tablename__ = "proj_rejections"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    source_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    field_path: Mapped[str | None] = mapped_column(Text)
+
+
+class PersonKey(Base):
+    """A person's data key, wrapped under the KEK. Shredding clears ``wrapped_key``."""
+
+    __tablename__ = "person_keys"
+
+    person_key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    shredded_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+def _table(cls: type[Base]) -> Table:
+    table = cls.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+# Core handles on the tables, typed as ``Table`` for insert/update/delete.
+stored_events = _table(StoredEvent)
+accepted_event_ids = _table(AcceptedEventId)
+positions = _table(ConsumerPosition)
+proj_records = _table(ProjRecord)
+proj_persons = _table(ProjPerson)
+proj_releases = _table(ProjRelease)
+proj_rejections = _table(ProjRejection)
+person_keys = _table(PersonKey)
+
+PROJECTION_TABLES: tuple[Table, ...] = (proj_records, proj_persons, proj_releases, proj_rejections)
+"""The tables ``projections.rebuild`` empties and refills, in a stable order."""

@@ -1,0 +1,215 @@
+"""The key vault: each person's identifying fields sealed under that person's own data key.
+
+Erasure is crypto-shredding: :meth:`Vault.shred` destroys the person's wrapped data key, after
+which every sealed copy (in the append-only event store, in backups) is unreadable. Keys:
+
+- the KEK (32 bytes, from the caller's key provider) never touches the database; two subkeys
+  are derived from it with HKDF-SHA256 — one to make person key ids (HMAC-SHA256, so an id
+  reveals nothing about the person), one to wrap data keys (AES-256-GCM, the person key id as
+  associated data, so a wrapped key cannot be moved to another person's row);
+- each person's data key is 32 random bytes; identifiers are sealed with AES-256-GCM, a random
+  96-bit nonce and the caller's associated data.
+
+Unwrapped data keys are cached in a small LRU. A shred in THIS vault evicts at once; a shred
+made by another process is seen once the key leaves this process's cache (or after
+:meth:`Vault.forget_cached_keys`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Engine, select, update
+
+from trust.store.db import checkpoint, dialect_insert, writer
+from trust.store.errors import KeyShredded
+from trust.store.events import JsonDict, SealedBlob, json_safe
+from trust.store.tables import person_keys as _keys
+
+_NONCE = 12
+
+
+def _derive(kek: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(kek)
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def identifiers_aad(source_id: str, case_id: str, victim_id: str) -> bytes:
+    """Associated data binding a sealed identifiers blob to its victim record."""
+    return b"tiptrust/identifiers/v1\x00" + json.dumps([source_id, case_id, victim_id]).encode()
+
+
+class Vault:
+    """Per-person data keys, wrapped under a key-encryption key, in ``person_keys``."""
+
+    def __init__(self, engine: Engine, kek: bytes, *, cache_size: int = 4096) -> None:
+        if len(kek) != 32:
+            raise ValueError("the key-encryption key must be 32 bytes")
+        self._engine = engine
+        self._writer = writer(engine)
+        self._id_key = _derive(kek, b"tiptrust/vault/person-key-id/v1")
+        self._wrap = AESGCM(_derive(kek, b"tiptrust/vault/wrap/v1"))
+        self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "Vault(<keys hidden>)"
+
+    def person_key_id(self, source_id: str, case_id: str, victim_id: str) -> str:
+        """The deterministic, opaque key id of one victim record (64 hex chars)."""
+        message = json.dumps([source_id, case_id, victim_id], ensure_ascii=False).encode()
+        return hmac.new(self._id_key, message, hashlib.sha256).hexdigest()
+
+    def seal(self, person_key_id: str, plaintext: bytes, aad: bytes) -> SealedBlob:
+        """Encrypt ``plaintext`` under the person's data key, creating the key on first use.
+
+        Raises:
+            KeyShredded: the person's key was shredded; nothing new is sealed for them.
+        """
+        aead = self._data_key(person_key_id, create=True)
+        nonce = os.urandom(_NONCE)
+        return SealedBlob(person_key_id, _b64(nonce), _b64(aead.encrypt(nonce, plaintext, aad)))
+
+    def open(self, blob: SealedBlob, aad: bytes) -> bytes:
+        """Decrypt a sealed blob.
+
+        Raises:
+            KeyShredded: the person's key was shredded (or never existed here).
+            cryptography.exceptions.InvalidTag: wrong ``aad`` or a tampered blob.
+        """
+        aead = self._data_key(blob.person_key_id, create=False)
+        return aead.decrypt(base64.b64decode(blob.nonce), base64.b64decode(blob.ciphertext), aad)
+
+    def shred(self, person_key_id: str) -> bool:
+        """Destroy the person's data key for good; ``False`` if it was already shredded.
+
+        A tombstone row stays (``shredded_at_ms``) so the key is never silently re-created.
+        """
+        now = time.time_ns() // 1_000_000
+        with self._lock:
+            self._cache.pop(person_key_id, None)
+        with self._writer.begin() as conn:
+            ins = dialect_insert(conn, _keys).on_conflict_do_nothing(
+                index_elements=[_keys.c.person_key_id]
+            )
+            conn.execute(
+                ins,
+                {
+                    "person_key_id": person_key_id,
+                    "wrapped_key": None,
+                    "created_at_ms": now,
+                    "shredded_at_ms": now,
+                },
+            )
+            # .returning(): psycopg reports no reliable rowcount here (see STACK.md).
+            done = conn.execute(
+                update(_keys)
+                .where(_keys.c.person_key_id == person_key_id)
+                .where(_keys.c.wrapped_key.is_not(None))
+                .values(wrapped_key=None, shredded_at_ms=now)
+                .returning(_keys.c.person_key_id)
+            ).all()
+        # Move the zeroed pages out of SQLite's WAL so the key's bytes leave the files now.
+        checkpoint(self._engine)
+        return bool(done)
+
+    def is_shredded(self, person_key_id: str) -> bool:
+        with self._engine.connect() as conn, conn.begin():
+            row = conn.execute(
+                select(_keys.c.shredded_at_ms).where(_keys.c.person_key_id == person_key_id)
+            ).first()
+        return row is not None and row[0] is not None
+
+    def forget_cached_keys(self) -> None:
+        """Drop every unwrapped key from memory (e.g. after another process shredded some)."""
+        with self._lock:
+            self._cache.clear()
+
+    # -- identifiers of a case record ----------------------------------------------------------
+
+    def seal_identifiers(
+        self, source_id: str, case_id: str, record: JsonDict
+    ) -> tuple[JsonDict, dict[str, SealedBlob]]:
+        """Split a case record (fastavro dict form) into the minimised record and sealed blobs.
+
+        Returns a copy of ``record`` with each victim's ``identifiers`` set to ``None``, and the
+        identifiers of each victim that had some, sealed under that victim's person key.
+        """
+        sealed: dict[str, SealedBlob] = {}
+        victims = []
+        for victim in record.get("victims") or ():
+            identifiers = victim.get("identifiers")
+            if identifiers is not None:
+                victim_id = victim["victim_id"]
+                plaintext = json.dumps(json_safe(identifiers), separators=(",", ":")).encode()
+                sealed[victim_id] = self.seal(
+                    self.person_key_id(source_id, case_id, victim_id),
+                    plaintext,
+                    identifiers_aad(source_id, case_id, victim_id),
+                )
+            victims.append({**victim, "identifiers": None})
+        return {**record, "victims": victims}, sealed
+
+    def open_identifiers(
+        self, source_id: str, case_id: str, victim_id: str, blob: SealedBlob
+    ) -> dict[str, Any]:
+        """The identifiers sealed by :meth:`seal_identifiers` (dates as ISO strings)."""
+        plaintext = self.open(blob, identifiers_aad(source_id, case_id, victim_id))
+        out: dict[str, Any] = json.loads(plaintext)
+        return out
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def _data_key(self, person_key_id: str, *, create: bool) -> AESGCM:
+        with self._lock:
+            cached = self._cache.get(person_key_id)
+            if cached is not None:
+                self._cache.move_to_end(person_key_id)
+                return cached
+        aad = person_key_id.encode()
+        stmt = select(_keys.c.wrapped_key, _keys.c.shredded_at_ms).where(
+            _keys.c.person_key_id == person_key_id
+        )
+        engine = self._writer if create else self._engine
+        with engine.begin() as conn:
+            row = conn.execute(stmt).first()
+            if row is None and create:
+                key = AESGCM.generate_key(bit_length=256)
+                nonce = os.urandom(_NONCE)
+                wrapped = nonce + self._wrap.encrypt(nonce, key, aad)
+                conn.execute(
+                    dialect_insert(conn, _keys).on_conflict_do_nothing(
+                        index_elements=[_keys.c.person_key_id]
+                    ),
+                    {
+                        "person_key_id": person_key_id,
+                        "wrapped_key": wrapped,
+                        "created_at_ms": time.time_ns() // 1_000_000,
+                        "shredded_at_ms": None,
+                    },
+                )
+                row = conn.execute(stmt).first()  # ours, or a concurrent creator's
+        if row is None or row.wrapped_key is None:
+            raise KeyShredded(person_key_id)
+        wrapped = bytes(row.wrapped_key)
+        aead = AESGCM(self._wrap.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], aad))
+        with self._lock:
+            self._cache[person_key_id] = aead
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return aead
