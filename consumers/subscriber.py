@@ -72,7 +72,7 @@ class Subscriber:
         deadline = time.monotonic() + timeout
         while True:
             remaining = max(deadline - time.monotonic(), 0.0)
-            for record in consumer.poll(max_records, min(remaining, 1.0)):
+            for record in consumer.poll(max_records, min(remaining, 0.25)):
                 report.received += 1
                 try:
                     release = self._verify(record)

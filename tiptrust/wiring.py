@@ -22,6 +22,9 @@ from schemas.keys import (
     write_trust_key,
 )
 from tiptrust.home import Home
+from transport import EventLog
+from trust.runner import TrustRunner
+from trust.store.eventstore import EventStore
 from trust.stewardship.agreement import Agreement, Agreements, load_agreement
 
 
@@ -184,3 +187,31 @@ def trust_agreements(home: Home) -> Agreements:
         if path.exists():
             found.append(load_agreement(path))
     return Agreements(found, default_registry().current("case_record"))
+
+
+# --- the trust service -------------------------------------------------------------------------
+
+
+def build_trust_runner(home: Home, log: EventLog, store: EventStore, *, release_every_s: float = 5.0) -> TrustRunner:
+    """Wire ingest and the release streams for this home's keys, registrations and agreements."""
+    from trust.ingest.pipeline import IngestPipeline
+    from trust.ingest.worker import IngestWorker
+    from trust.release.publish import ReleaseEmitter
+    from trust.release.streams import STREAMS
+    from trust.runner import ReleaseStage
+    from trust.store.vault import Vault
+
+    agreements = trust_agreements(home)
+    pipeline = IngestPipeline(
+        keyring=trust_keyring(home),
+        agreements=agreements,
+        registry=default_registry(),
+        vault=Vault(store.engine, kek(home)),
+    )
+    worker = IngestWorker(log=log, store=store, pipeline=pipeline)
+    key = release_key(home)
+    stages = [
+        ReleaseStage(store=store, emitter=ReleaseEmitter(log, key, spec), agreements=agreements)
+        for spec in STREAMS.values()
+    ]
+    return TrustRunner(worker=worker, releases=stages, release_every_s=release_every_s)

@@ -11,7 +11,7 @@ import csv
 import io
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,15 +67,16 @@ class _Ctx:
     seen: dict[str, set[str]]
     person_ids: dict[str, str]
     id_format: str
+    used_ids: set[str] = field(default_factory=set)
 
     def person_id(self, person_id: str) -> str:
         known = self.person_ids.get(person_id)
         if known is None:
-            used = set(self.person_ids.values())
             while True:
-                known = self.id_format.format(self.rng.randint(10000, 999999))
-                if known not in used:
+                known = self.id_format.format(self.rng.randint(10000, 9999999))
+                if known not in self.used_ids:
                     break
+            self.used_ids.add(known)
             self.person_ids[person_id] = known
         return known
 

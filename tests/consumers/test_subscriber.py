@@ -19,7 +19,7 @@ from schemas.release import RELEASE_SCHEMA, Release, sign_release, verify_releas
 from transport import EventLog
 from trust.release.aggregate import PersonFacts, aggregate
 from trust.release.disclosure import DisclosurePolicy
-from trust.release.publish import EmitResult, ReleaseEmitter
+from trust.release.publish import EmitResult, ReleaseEmitter, build_release
 from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
 
 SPEC = VICTIMS_BY_SEX_AGE_FORM
@@ -186,8 +186,6 @@ def test_latest_only_moves_forward_on_redelivery(tmp_path: Path) -> None:
 
 
 def emit_offline(sequence: int) -> Release:
-    from trust.release.publish import build_release
-
     table = DisclosurePolicy(SPEC.k).apply(aggregate(persons(), SPEC))
     raw = sign_release(
         build_release(

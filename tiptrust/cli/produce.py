@@ -40,7 +40,7 @@ def simulate(
     """Simulate a hidden population and five agencies' exports with their mapping files."""
     summary = run_simulation(seed, persons, out_dir)
     table = Table("source", "rows")
-    for source, rows in sorted(summary.rows_by_source.items()):
+    for source, rows in sorted(summary.rows.items()):
         table.add_row(source, str(rows))
     out.print(table)
     out.print(f"{summary.persons} persons in {summary.events} events → {out_dir} (truth in truth.csv)")

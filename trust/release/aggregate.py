@@ -152,9 +152,14 @@ def _distinct(persons: Iterable[PersonFacts]) -> list[PersonFacts]:
     seen: dict[str, PersonFacts] = {}
     for p in persons:
         before = seen.setdefault(p.person_id, p)
-        if before != p:
+        if before is not p and _facts(before) != _facts(p):
             raise ConflictingPerson("a person id was passed twice with different facts")
     return list(seen.values())
+
+
+def _facts(p: PersonFacts) -> tuple[object, ...]:
+    # the order and repetition of forms carry no meaning
+    return (p.sex, p.age, frozenset(p.forms), p.year)
 
 
 def aggregate(persons: Iterable[PersonFacts], spec: StreamSpec) -> CountTable:

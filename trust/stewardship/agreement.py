@@ -122,6 +122,10 @@ class Agreements:
                 return a
         raise NoAgreement("no data-sharing agreement in force for this source at this time")
 
+    def for_sources(self, sources: Iterable[str]) -> list[Agreement]:
+        """The latest agreement version of each named source that has one."""
+        return [max(self._by_source[s], key=lambda a: a.version) for s in sources if s in self._by_source]
+
     def pruner(self, agreement: Agreement) -> Pruner:
         return self._pruners[(agreement.source_id, agreement.version)]
 

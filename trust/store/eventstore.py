@@ -17,7 +17,14 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from trust.store import projections
-from trust.store.db import dialect_insert, make_engine, migrate, serialise_appends, writer
+from trust.store.db import (
+    bulk_insert,
+    dialect_insert,
+    make_engine,
+    migrate,
+    serialise_appends,
+    writer,
+)
 from trust.store.errors import DuplicateEvent
 from trust.store.events import Event
 from trust.store.stored import event_row, read_page
@@ -148,7 +155,7 @@ class EventStore:
             if id_rows:
                 try:
                     # A savepoint is not needed: any failure aborts the whole append.
-                    conn.execute(insert(_accepted), id_rows)
+                    bulk_insert(conn, _accepted, id_rows)
                 except IntegrityError as exc:  # a concurrent writer accepted one first
                     raise DuplicateEvent("event id already accepted (concurrent)") from exc
             if next_offsets:
@@ -166,7 +173,9 @@ class EventStore:
             # by row); under BEGIN IMMEDIATE we are the only writer, so number them ourselves.
             last = conn.execute(select(func.coalesce(func.max(_events.c.seq), 0))).scalar_one()
             seqs = list(range(int(last) + 1, int(last) + 1 + len(rows)))
-            conn.execute(insert(_events), [{**r, "seq": s} for r, s in zip(rows, seqs, strict=True)])
+            for row, seq in zip(rows, seqs, strict=True):
+                row["seq"] = seq
+            bulk_insert(conn, _events, rows)
             return seqs
         stmt = insert(_events).returning(_events.c.seq, sort_by_parameter_order=True)
         return list(conn.execute(stmt, rows).scalars())

@@ -21,9 +21,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 
-from trust.store.db import writer
+from trust.store.db import bulk_insert, writer
 from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
@@ -145,10 +155,8 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
 
     _write_records(conn, records, dirty_records, records_before)
     _write_persons(conn, persons, dirty_persons, persons_before)
-    if rejections:
-        conn.execute(insert(proj_rejections), rejections)
-    if releases:
-        conn.execute(insert(proj_releases), releases)
+    bulk_insert(conn, proj_rejections, rejections)
+    bulk_insert(conn, proj_releases, releases)
 
 
 def _record_row(
@@ -202,16 +210,25 @@ def _accept(
     persons[key] = new
 
 
-def _chunks(keys: Iterable[CaseKey]) -> Iterable[list[CaseKey]]:
-    ordered = sorted(keys)
-    for i in range(0, len(ordered), _CHUNK):
-        yield ordered[i : i + _CHUNK]
+def _by_source(keys: Iterable[CaseKey]) -> Iterable[tuple[str, list[str]]]:
+    """``(source_id, case_ids)`` chunks: ``source_id = ? AND case_id IN (...)`` uses the index
+    prefix on every database, where a row-value ``IN`` may scan the table."""
+    cases: dict[str, list[str]] = {}
+    for source_id, case_id in sorted(keys):
+        cases.setdefault(source_id, []).append(case_id)
+    for source_id, ids in cases.items():
+        for i in range(0, len(ids), _CHUNK):
+            yield source_id, ids[i : i + _CHUNK]
+
+
+def _where_cases(table: Table, source_id: str, case_ids: list[str]) -> ColumnElement[bool]:
+    return and_(table.c.source_id == source_id, table.c.case_id.in_(case_ids))
 
 
 def _load_records(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, Row]:
     out: dict[CaseKey, Row] = {}
-    for chunk in _chunks(keys):
-        stmt = select(_records).where(tuple_(_records.c.source_id, _records.c.case_id).in_(chunk))
+    for source_id, case_ids in _by_source(keys):
+        stmt = select(_records).where(_where_cases(_records, source_id, case_ids))
         for row in conn.execute(stmt).mappings():
             out[(row["source_id"], row["case_id"])] = dict(row)
     return out
@@ -219,8 +236,8 @@ def _load_records(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, Row]:
 
 def _load_persons(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[str, Row]]:
     out: dict[CaseKey, dict[str, Row]] = {}
-    for chunk in _chunks(keys):
-        stmt = select(_persons).where(tuple_(_persons.c.source_id, _persons.c.case_id).in_(chunk))
+    for source_id, case_ids in _by_source(keys):
+        stmt = select(_persons).where(_where_cases(_persons, source_id, case_ids))
         for row in conn.execute(stmt).mappings():
             out.setdefault((row["source_id"], row["case_id"]), {})[row["person_id"]] = dict(row)
     return out
@@ -231,8 +248,7 @@ def _write_records(
 ) -> None:
     inserts = [records[k] for k in sorted(dirty - before)]
     updates = [{**records[k], "k_source": k[0], "k_case": k[1]} for k in sorted(dirty & before)]
-    if inserts:
-        conn.execute(insert(_records), inserts)
+    bulk_insert(conn, _records, inserts)
     if updates:
         stmt = (
             update(_records)
@@ -262,13 +278,10 @@ def _write_persons(
     before: set[CaseKey],
 ) -> None:
     # Replace the dirty cases' persons wholesale: fewer statements than a per-row diff.
-    for chunk in _chunks(dirty & before):
-        conn.execute(
-            delete(_persons).where(tuple_(_persons.c.source_id, _persons.c.case_id).in_(chunk))
-        )
+    for source_id, case_ids in _by_source(dirty & before):
+        conn.execute(delete(_persons).where(_where_cases(_persons, source_id, case_ids)))
     rows = [row for k in sorted(dirty) for _, row in sorted(persons.get(k, {}).items())]
-    if rows:
-        conn.execute(insert(_persons), rows)
+    bulk_insert(conn, _persons, rows)
 
 
 def clear(conn: Connection) -> None:

@@ -75,6 +75,11 @@ def test_same_person_twice_is_counted_once() -> None:
 def test_same_person_with_different_facts_is_refused() -> None:
     with pytest.raises(ConflictingPerson):
         aggregate([person("p1"), person("p1", sex="Masculine")], SPEC)
+    same = [
+        person("p1", forms=("ForcedLabour", "Servitude")),
+        person("p1", forms=("Servitude", "ForcedLabour")),
+    ]
+    assert aggregate(same, SPEC).total == 1
 
 
 @pytest.mark.parametrize(

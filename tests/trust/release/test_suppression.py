@@ -91,7 +91,7 @@ def test_policy_applies_primary_then_steps_and_refuses_a_revealing_step() -> Non
         method = "no further step"
 
         def apply(self, t: SuppressedTable) -> SuppressedTable:
-            return dataclasses.replace(t, steps=(*t.steps, self.method))
+            return t
 
     class Reveal:
         method = "reveals a suppressed cell"
@@ -103,6 +103,8 @@ def test_policy_applies_primary_then_steps_and_refuses_a_revealing_step() -> Non
     out = DisclosurePolicy(10, (Noop(),)).apply(table)
     assert out.method == f"{PRIMARY_METHOD}; no further step"
     assert DisclosurePolicy(10, (Noop(),)).method == out.method
+    assert out.steps == (PRIMARY_METHOD, "no further step")
+    assert DisclosurePolicy.for_stream(StreamSpec("s_test", "t", "u", ("d0",), k=7)).k == 7
     assert [c.count for c in out.cells] == [None, 12, None]
     with pytest.raises(UnprotectedTable):
         DisclosurePolicy(10, (Reveal(),)).apply(table)

@@ -7,12 +7,14 @@ rounding, differential privacy) plug into :class:`DisclosurePolicy` after this o
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from trust.release.aggregate import CountTable
 from trust.release.errors import InvalidThreshold, UnprotectedTable
+from trust.release.streams import StreamSpec
 
 PRIMARY_METHOD = "primary suppression of cells below k (zeros included)"
 
@@ -95,7 +97,9 @@ class DisclosureStep(Protocol):
         """How the step is described in the release's method."""
         ...
 
-    def apply(self, table: SuppressedTable) -> SuppressedTable: ...
+    def apply(self, table: SuppressedTable) -> SuppressedTable:
+        """The table after this step (the policy appends :attr:`method` to its ``steps``)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,14 @@ class DisclosurePolicy:
         for step in self.steps:
             before, out = out, step.apply(out)
             _check_no_more_revealed(before, out, step.method)
+            # the policy, not the step, records what was applied, so the method can't omit it
+            out = dataclasses.replace(out, steps=(*before.steps, step.method))
         return out
+
+    @classmethod
+    def for_stream(cls, spec: StreamSpec) -> DisclosurePolicy:
+        """The policy a stream declares (today: primary suppression at its k)."""
+        return cls(spec.k)
 
     @property
     def method(self) -> str:

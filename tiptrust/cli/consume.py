@@ -1,0 +1,43 @@
+"""Government side: `tiptrust subscribe`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from consumers.subscriber import Subscriber
+from consumers.writers import ReleaseWriter
+from tiptrust import wiring
+from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out
+from transport import open_log
+
+
+def register(app: typer.Typer) -> None:
+    app.command("subscribe")(subscribe)
+
+
+def subscribe(
+    stream: Annotated[str, typer.Option("--stream", help="Release stream, e.g. victims_by_sex_age_form")],
+    consumer: Annotated[str, typer.Option("--consumer", help="Your consumer id, e.g. ministry")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write releases (CSV + JSON)")],
+    trust_key: Annotated[Path | None, typer.Option("--trust-key", help="Trust release public key (PEM) [default: from the home's trust]")] = None,
+    log: LogOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Receive a stream's releases, verify the trust's signature, write them; refuse altered ones."""
+    h = home_of(home)
+    try:
+        keys = wiring.release_public_keys(trust_key or h.release_keys)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    with open_log(h.log_url(log)) as event_log:
+        report = Subscriber(event_log, stream, consumer, keys, ReleaseWriter(out_dir)).run_once()
+    for path in report.written:
+        out.print(f"wrote {path}")
+    for offset, reason in report.refused:
+        console.print(f"[red]refused[/red] release at offset {offset}: {reason}")
+    out.print(f"{consumer}: {report.received} received, {len(report.written)} written, {len(report.refused)} refused")
+    if report.refused:
+        raise typer.Exit(int(Exit.REFUSED))

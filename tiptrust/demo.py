@@ -1,0 +1,149 @@
+"""The one-command demo: agencies publish, the trust ingests and releases, a ministry subscribes.
+
+Everything runs in this process, on the embedded log by default (no server), in a fresh folder
+``HOME/demo``: keys, registrations with agreements, a simulated population and five agencies'
+exports (with a few deliberately broken rows), publishing, a handful of bad messages (a tampered
+envelope, an unregistered source, a wrong trust key, a schema-invalid record, a duplicate), the
+trust until caught up, one signed release, and a ministry that verifies and writes it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consumers.subscriber import Subscriber
+from consumers.writers import ReleaseWriter
+from producers.simulate import simulate
+from producers.simulate import adversary
+from producers.simulate.faults import bad_rows
+from tiptrust import wiring
+from tiptrust.cli.produce import publish_rows
+from tiptrust.cli.trust_cmd import default_agreement
+from tiptrust.home import Home
+from transport import open_log, topics
+from trust.store.eventstore import open_store
+
+CONSUMER = "ministry"
+STREAM = "victims_by_sex_age_form"
+BROKEN_SOURCE = "ngo_haven"
+BROKEN_ROWS = 5
+
+
+@dataclass
+class DemoSummary:
+    published: int = 0
+    rows_rejected_at_source: int = 0
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    persons: int = 0
+    releases: int = 0
+    release_files: list[str] = field(default_factory=list)
+    out_dir: str = ""
+    log_url: str = ""
+    seconds: float = 0.0
+    by_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    bad_messages: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "rows_rejected_at_source": self.rows_rejected_at_source,
+            "accepted": self.accepted,
+            "rejected": dict(sorted(self.rejected.items())),
+            "persons": self.persons,
+            "releases": self.releases,
+            "release_files": self.release_files,
+            "out_dir": self.out_dir,
+            "log": self.log_url,
+            "seconds": round(self.seconds, 2),
+            "by_source": self.by_source,
+            "bad_messages": self.bad_messages,
+        }
+
+
+Step = Callable[[str], None]
+
+
+def run_demo(
+    home_dir: Path, *, log_url: str | None = None, persons: int = 2000, seed: int = 7, step: Step = lambda _: None
+) -> DemoSummary:
+    started = time.monotonic()
+    root = home_dir / "demo"
+    if root.exists():
+        shutil.rmtree(root)
+    home = Home(root)
+    summary = DemoSummary(out_dir=str(root / "out"))
+    url = home.log_url(log_url)
+    summary.log_url = url
+
+    step("keys: trust and agencies")
+    wiring.trust_init(home)
+    sim_dir = root / "agencies"
+    sim = simulate(seed, persons, sim_dir)
+    for source in sorted(sim.rows):
+        key = wiring.source_init(home, source)
+        wiring.register_source(
+            home, source, home.source_keys(source) / f"{key.key_id}.ed25519.pub.pem", default_agreement(source)
+        )
+
+    step(f"{len(sim.rows)} agencies publish their exports")
+    broken = sim_dir / BROKEN_SOURCE / "records.csv"
+    bad_rows(broken, broken, BROKEN_ROWS, seed)
+    for source in sorted(sim.rows):
+        report, rows = publish_rows(
+            str(root), source, sim_dir / source / "records.csv", sim_dir / source / "mapping.yaml", log_url, show_progress=False
+        )
+        summary.published += report.published
+        summary.rows_rejected_at_source += len(report.rejected_rows)
+        summary.by_source[source] = {
+            "rows": rows,
+            "published_events": report.published,
+            "rows_rejected": len(report.rejected_rows),
+        }
+
+    step("a few bad messages arrive too")
+    trust_pub = wiring.active_trust_public(home)
+    police = wiring.source_signing_key(home, "police")
+    with open_log(url) as log:
+        police_topic = topics.inbound("police")
+        genuine = log.read_all(police_topic)[:2]
+        bad = [
+            adversary.tampered(genuine[0].value, police_topic),
+            adversary.duplicate(genuine[1].value, police_topic),
+            adversary.unknown_source(trust_pub),
+            adversary.wrong_trust_key(police, police_topic),
+            adversary.invalid_record(police, trust_pub, police_topic),
+        ]
+        for m in bad:
+            log.append(m.topic, m.value)
+            summary.bad_messages.append({"what": m.what, "expected_reason": m.expected_reason})
+        log.flush()
+
+    step("the trust verifies, decrypts, stores and releases")
+    with open_log(url) as log:
+        store = open_store(home.store_url())
+        runner = wiring.build_trust_runner(home, log, store)
+        run = runner.run(until_caught_up=True)
+        runner.worker.close()
+        summary.accepted = run.ingest.accepted
+        summary.rejected = Counter(run.ingest.rejected)
+        summary.releases = len(run.releases)
+        from trust.runner import counted_persons
+
+        summary.persons = len(counted_persons(store))
+        store.close()
+
+    step("the ministry receives the signed release")
+    with open_log(url) as log:
+        keys = wiring.release_public_keys(home.release_keys)
+        with Subscriber(log, STREAM, CONSUMER, keys, ReleaseWriter(root / "out")) as sub:
+            got = sub.run_once()
+        summary.release_files = [str(p) for p in got.written]
+    summary.seconds = time.monotonic() - started
+    return summary
