@@ -149,7 +149,10 @@ class TansuBroker:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             # Tansu shuts down on SIGINT immediately but lingers ~5 s after SIGTERM.
-            for stop in (lambda: proc.send_signal(signal.SIGINT), proc.terminate, proc.kill):
+            def interrupt() -> None:
+                proc.send_signal(signal.SIGINT)
+
+            for stop in (interrupt, proc.terminate, proc.kill):
                 stop()
                 try:
                     proc.wait(timeout)

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -261,6 +260,7 @@ class Mapping:
             t = TARGETS[path]
             per_container[t.container][t.name] = value
         self._templates = {c: _Template(c, v) for c, v in per_container.items()}
+        self._compiled: dict[date, tuple[tuple[str, Setter], ...]] = {}
         self._has_docs = any(f.target.container == DOC for f in fields)
         self._has_perp_fields = any(f.target.container == PE for f in fields)
         mapped = {f.target.path for f in fields}
@@ -712,9 +712,16 @@ class _Template:
         return out
 
 
-@lru_cache(maxsize=64)
 def _compile(mapping: Mapping, today: date) -> tuple[tuple[str, Setter], ...]:
-    return tuple((spec.target.path, _setter(spec, today)) for spec in mapping.fields)
+    # once per mapping and day: date setters close over today's bound
+    cache = mapping._compiled
+    setters = cache.get(today)
+    if setters is None:
+        cache.clear()
+        setters = cache[today] = tuple(
+            (spec.target.path, _setter(spec, today)) for spec in mapping.fields
+        )
+    return setters
 
 
 def _setter(spec: FieldSpec, today: date) -> Setter:
@@ -905,17 +912,17 @@ def _date_converter(fmt: str, where: str, missing: frozenset[str], today: date) 
         else:
             pattern += re.escape(part)
     if fast and sorted(order) == ["Y", "d", "m"]:
-        match = re.compile(pattern).fullmatch
-        iy, im, iday = order.index("Y") + 1, order.index("m") + 1, order.index("d") + 1
+        match = re.compile(pattern, re.ASCII).fullmatch
+        ymd = (order.index("Y") + 1, order.index("m") + 1, order.index("d") + 1)
         named_month = "%b" in fmt
 
         def parse(s: str) -> date:
             m = match(s)
             if m is None:
                 raise ValueError
-            month = m.group(im)
+            year, month, day = m.group(*ymd)
             number = _MONTHS.get(month.lower(), 0) if named_month else int(month)
-            return date(int(m.group(iy)), number, int(m.group(iday)))
+            return date(int(year), number, int(day))
 
     else:
 

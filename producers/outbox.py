@@ -74,21 +74,30 @@ class Outbox:
 
         New ids are drawn from ``new_id`` and remembered in the same transaction.
         """
-        out: list[tuple[uuid.UUID, bool]] = []
+        known: dict[tuple[str, bytes], bytes] = {}
+        keys = sorted({k for k, _ in items})
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, digest, eid in cur.execute(
+                    f"SELECT record_key, digest, event_id FROM event_ids WHERE record_key IN ({marks})", chunk
+                ):
+                    known[(key, digest)] = eid
+            out: list[tuple[uuid.UUID, bool]] = []
+            fresh: list[tuple[str, bytes, bytes]] = []
             for key, digest in items:
-                row = cur.execute(
-                    "SELECT event_id FROM event_ids WHERE record_key = ? AND digest = ?",
-                    (key, digest),
-                ).fetchone()
-                if row is not None:
-                    out.append((uuid.UUID(bytes=row[0]), True))
+                found = known.get((key, digest))
+                if found is not None:
+                    out.append((uuid.UUID(bytes=found), True))
                 else:
                     eid = next(new_id)
-                    cur.execute("INSERT INTO event_ids VALUES (?, ?, ?)", (key, digest, eid.bytes))
+                    known[(key, digest)] = eid.bytes
+                    fresh.append((key, digest, eid.bytes))
                     out.append((eid, False))
+            cur.executemany("INSERT INTO event_ids VALUES (?, ?, ?)", fresh)
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")

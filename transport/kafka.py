@@ -393,6 +393,7 @@ class KafkaConsumer:
         self._assigned: set[tuple[str, int]] = set()
         self._eof: set[tuple[str, int]] = set()
         self._joined = False
+        self._settled = False
         self._pending_seeks: dict[tuple[str, int], int] = {}
         # Records read while waiting for the group join inside commit(); poll returns them.
         self._buffer: list[LogRecord] = []
@@ -412,9 +413,11 @@ class KafkaConsumer:
         self._assigned = {(str(tp.topic), int(tp.partition)) for tp in partitions}
         self._eof -= self._assigned
         self._joined = True
+        self._settled = True
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.unassign()
+        self._settled = False  # a rebalance is under way until the next assignment
         self._assigned = set()
         self._eof = set()
         self._buffer = []  # the next owner of those partitions reads them again
@@ -535,14 +538,24 @@ class KafkaConsumer:
 
     def at_end(self) -> bool:
         """True once this member holds its partitions and each hit EOF since its last record."""
-        return self._joined and not self._buffer and self._assigned <= self._eof
+        return self._settled and not self._buffer and self._assigned <= self._eof
 
     def close(self) -> None:
-        """Leave the group (uncommitted reads go to the next member). Idempotent."""
+        """Leave the group (uncommitted reads go to the next member). Idempotent.
+
+        A member still joining is first allowed to finish its join (up to the log's
+        timeout): on Tansu, a member that leaves while its JoinGroup is held wedges the
+        group, and no later member is ever assigned. On Kafka this only delays close.
+        """
         if self._closed:
             return
         self._closed = True
-        self._consumer.close()
+        try:
+            deadline = time.monotonic() + self._log._timeout
+            while not (self._joined and self._settled) and time.monotonic() < deadline:
+                self._consumer.consume(500, 0.05)  # records dropped: not committed, redelivered
+        finally:
+            self._consumer.close()
 
     def __repr__(self) -> str:
         return f"KafkaConsumer(topics={self._topics!r}, joined={self._joined})"

@@ -29,7 +29,13 @@ class BadMessage:
 def _seal(source: SigningKey, trust: TrustPublicKey, record: dict[str, Any]) -> bytes:
     schema = default_registry().for_kind("RecordUpsert")
     header = EventHeader(
-        source.owner, new_event_id(), "RecordUpsert", schema.fingerprint, int(time.time() * 1000), trust.key_id, source.key_id
+        source.owner,
+        new_event_id(),
+        "RecordUpsert",
+        schema.fingerprint,
+        int(time.time() * 1000),
+        trust.key_id,
+        source.key_id,
     )
     # encode without validation: fastavro only checks types, not ICS-TIP ranges
     return seal_batch([(header, schema.encode(record))], trust_key=trust, source_key=source)[0]
@@ -55,21 +61,34 @@ def unknown_source(trust: TrustPublicKey, source_id: str = "rogue") -> BadMessag
     """A well-formed envelope from a sender the trust never registered."""
     key = SigningKey.generate(source_id)
     return BadMessage(
-        f"tip.inbound.{source_id}", _seal(key, trust, minimal_record(source_id, "R-1")), "unknown_source", "unregistered source"
+        f"tip.inbound.{source_id}",
+        _seal(key, trust, minimal_record(source_id, "R-1")),
+        "unknown_source",
+        "unregistered source",
     )
 
 
 def wrong_trust_key(source: SigningKey, topic: str) -> BadMessage:
     """A registered source sealing to a trust key the trust does not hold."""
     stranger = TrustKeyPair.generate().public
-    return BadMessage(topic, _seal(source, stranger, minimal_record(source.owner, "W-1")), "unknown_trust_key", "sealed to the wrong trust key")
+    return BadMessage(
+        topic,
+        _seal(source, stranger, minimal_record(source.owner, "W-1")),
+        "unknown_trust_key",
+        "sealed to the wrong trust key",
+    )
 
 
 def invalid_record(source: SigningKey, trust: TrustPublicKey, topic: str) -> BadMessage:
     """A registered source's correctly sealed record that breaks an ICS-TIP rule (age 150)."""
     record = minimal_record(source.owner, "I-1")
     record["victims"][0]["age_at_identification"] = 150
-    return BadMessage(topic, _seal(source, trust, record), "invalid_record", "schema-invalid payload (age out of range)")
+    return BadMessage(
+        topic,
+        _seal(source, trust, record),
+        "invalid_record",
+        "schema-invalid payload (age out of range)",
+    )
 
 
 def duplicate(envelope: bytes, topic: str) -> BadMessage:

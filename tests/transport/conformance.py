@@ -281,6 +281,20 @@ class EventLogConformance(ABC):
         finally:
             b.close()
 
+    def test_closing_an_unused_consumer_does_not_block_its_group(
+        self, log: EventLog, topic: str, new_name: Callable[[str], str]
+    ) -> None:
+        # On Tansu a member leaving while its JoinGroup is held wedged the group for good.
+        group = new_name("g")
+        log.append(topic, b"only")
+        log.flush()
+        log.consumer(group, [topic]).close()
+        consumer = log.consumer(group, [topic])
+        try:
+            assert values(drain(consumer)) == [b"only"]
+        finally:
+            consumer.close()
+
     def test_seek_replays_from_an_offset(
         self, log: EventLog, topic: str, new_name: Callable[[str], str]
     ) -> None:

@@ -97,7 +97,7 @@ def test_unkeyed_appends_spread_over_partitions(tmp_path: Path) -> None:
         for i in range(9):
             log.append("t", str(i).encode())
         log.flush()
-        counts = defaultdict(int)
+        counts: dict[int, int] = defaultdict(int)
         for r in log.read_all("t"):
             counts[r.partition] += 1
         assert dict(counts) == {0: 3, 1: 3, 2: 3}

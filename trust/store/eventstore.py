@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from trust.store import projections
@@ -168,17 +168,24 @@ class EventStore:
         """Insert event rows; their seqs, in order. Appends are serialised by the caller."""
         if not rows:
             return []
-        if conn.dialect.name == "sqlite":
+        if conn.dialect.name == "postgresql":
+            # Take the seqs from the column's own sequence in one round trip; the append lock
+            # (serialise_appends) makes them increase in commit order.
+            seqs = list(
+                conn.exec_driver_sql(
+                    "SELECT nextval(pg_get_serial_sequence('stored_events', 'seq')) "
+                    f"FROM generate_series(1, {len(rows)})"
+                ).scalars()
+            )
+        else:
             # SQLite cannot return ordered seqs from a multi-row insert (SQLAlchemy would go row
             # by row); under BEGIN IMMEDIATE we are the only writer, so number them ourselves.
             last = conn.execute(select(func.coalesce(func.max(_events.c.seq), 0))).scalar_one()
             seqs = list(range(int(last) + 1, int(last) + 1 + len(rows)))
-            for row, seq in zip(rows, seqs, strict=True):
-                row["seq"] = seq
-            bulk_insert(conn, _events, rows)
-            return seqs
-        stmt = insert(_events).returning(_events.c.seq, sort_by_parameter_order=True)
-        return list(conn.execute(stmt, rows).scalars())
+        for row, seq in zip(rows, seqs, strict=True):
+            row["seq"] = seq
+        bulk_insert(conn, _events, rows)
+        return [int(s) for s in seqs]
 
     @staticmethod
     def _advance(conn: Connection, consumer: str, next_offsets: dict[tuple[str, int], int]) -> None:

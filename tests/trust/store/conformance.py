@@ -6,6 +6,7 @@ migrated store; the subclass's tests are collected by pytest (this base is not: 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -289,6 +290,52 @@ class EventStoreConformance:
         live = projections.snapshot(store.engine)
         assert store.rebuild_projections() == 300
         assert projections.snapshot(store.engine) == live
+
+    def test_concurrent_appenders_get_unique_ordered_seqs(self, store: EventStore) -> None:
+        other = EventStore(store.engine)  # a second appender on the same database
+        errors: list[BaseException] = []
+
+        def work(s: EventStore, partition: int) -> None:
+            try:
+                for i in range(40):
+                    s.append(
+                        [accepted(case_id=f"p{partition}-{i}")],
+                        Position("t", partition, i),
+                        CONSUMER,
+                    )
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(s, p)) for p, s in enumerate([store, other])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        seqs = [seq for seq, _ in store.read()]
+        assert len(seqs) == 80 and len(set(seqs)) == 80
+        assert store.positions(CONSUMER) == {("t", 0): 40, ("t", 1): 40}
+
+    def test_racing_duplicates_are_accepted_exactly_once(self, store: EventStore) -> None:
+        same = accepted()
+        outcomes: list[str] = []
+        barrier = threading.Barrier(4)
+
+        def work(offset: int) -> None:
+            barrier.wait()
+            try:
+                store.append([same], Position("t", 0, offset), CONSUMER)
+                outcomes.append("ok")
+            except DuplicateEvent:
+                outcomes.append("dup")
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["dup", "dup", "dup", "ok"]
+        assert [e for _, e in store.read()] == [same]
 
     def test_rebuild_gives_the_live_projections(self, store: EventStore) -> None:
         store.append([accepted(case_id="c1", victims=[("v1", "Feminine", 30)])], None, CONSUMER)

@@ -132,12 +132,9 @@ def test_database_files_never_hold_the_plaintext(
     event = RecordAccepted(eid(), "src-a", "case-1", minimised, sealed, 1, 2)
     store.append([event], Position("t", 0, 0), "ingest")
     ((_, back),) = list(store.read())
-    assert (
-        vault.open_identifiers("src-a", "case-1", "v1", back.sealed_identifiers["v1"])[
-            "given_names"
-        ]
-        == SECRET.decode()
-    )
+    assert isinstance(back, RecordAccepted)
+    opened = vault.open_identifiers("src-a", "case-1", "v1", back.sealed_identifiers["v1"])
+    assert opened["given_names"] == SECRET.decode()
     store.close()  # checkpoint the WAL into the file too
     data = raw_bytes(tmp_path)
     assert len(data) > 0
@@ -166,3 +163,18 @@ def test_the_kek_must_be_32_bytes(store: EventStore) -> None:
     assert "KEK" not in repr(Vault(store.engine, KEK)) and str(KEK) not in repr(
         Vault(store.engine, KEK)
     )
+
+
+@pytest.mark.postgres
+def test_seal_open_shred_on_postgres(postgres_schema_url: str) -> None:
+    store = open_store(postgres_schema_url)
+    try:
+        vault = Vault(store.engine, KEK)
+        kid = vault.person_key_id("s", "c", "v")
+        blob = vault.seal(kid, SECRET, b"aad")
+        assert Vault(store.engine, KEK).open(blob, b"aad") == SECRET
+        assert vault.shred(kid) is True
+        with pytest.raises(KeyShredded):
+            Vault(store.engine, KEK).open(blob, b"aad")
+    finally:
+        store.close()

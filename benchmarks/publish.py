@@ -1,0 +1,140 @@
+"""Producer and trust-open throughput against their floors, measured in the same run. JSON out.
+
+    .venv/bin/python benchmarks/publish.py [--events 20000] [--kafka]
+
+- ``floor_per_event_asymmetric``: Avro encode + HPKE seal + Ed25519 sign for every event — what a
+  naive design pays (DESIGN §5);
+- ``floor_symmetric``: Avro encode + AES-256-GCM per event — the most batching can approach;
+- ``publish_<backend>``: the real producer path: validate + minimise + encode + seal (one HPKE and
+  one signature per batch, AES-GCM per event) + outbox + append + flush, on each backend;
+- ``trust_open``: the trust's verify + open + decode + validate per event, with the batch cache.
+Target (issue 2): the producer path and the trust's open path each >= 50k events/s on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cryptography.hazmat.primitives import hpke  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+
+from producers.mapping import Mapping  # noqa: E402
+from producers.outbox import Outbox  # noqa: E402
+from producers.publisher import Outgoing, Publisher  # noqa: E402
+from producers.readers import read_rows  # noqa: E402
+from producers.simulate import simulate  # noqa: E402
+from schemas.codec import default_registry  # noqa: E402
+from schemas.envelope import OpenCache, open_event  # noqa: E402
+from schemas.keys import Keyring, SigningKey, TrustKeyPair  # noqa: E402
+from schemas.validate import validator_for  # noqa: E402
+from transport import open_log  # noqa: E402
+
+
+def records(n: int, tmp: Path) -> list[dict[str, Any]]:
+    sim = simulate(11, max(2000, n // 2), tmp / "sim")
+    out: list[dict[str, Any]] = []
+    for source in sorted(sim.rows):
+        mapping = Mapping.load(tmp / "sim" / source / "mapping.yaml")
+        batch = mapping.map_rows(read_rows(tmp / "sim" / source / "records.csv"))
+        out.extend(m.record for m in batch.records)
+    while len(out) < n:
+        out.extend(out[: n - len(out)])
+    return out[:n]
+
+
+def rate(n: int, seconds: float) -> float:
+    return round(n / seconds, 1)
+
+
+def floor_asymmetric(recs: list[dict[str, Any]], trust: TrustKeyPair, source: SigningKey) -> float:
+    schema = default_registry().current("case_record")
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    pub = trust.private.public_key()
+    t = time.perf_counter()
+    for r in recs:
+        ct = suite.encrypt(schema.encode(r), pub, info=b"tiptrust")
+        source.sign(ct)
+    return rate(len(recs), time.perf_counter() - t)
+
+
+def floor_symmetric(recs: list[dict[str, Any]]) -> float:
+    schema = default_registry().current("case_record")
+    aead = AESGCM(os.urandom(32))
+    t = time.perf_counter()
+    for i, r in enumerate(recs):
+        aead.encrypt(i.to_bytes(12, "big"), schema.encode(r), b"header")
+    return rate(len(recs), time.perf_counter() - t)
+
+
+def publish_rate(url: str, recs: list[dict[str, Any]], trust: TrustKeyPair, source: SigningKey, tmp: Path) -> float:
+    messages = [Outgoing("RecordUpsert", f"case:{i}", {**r, "case_id": f"B-{i}"}) for i, r in enumerate(recs)]
+    with open_log(url) as log, Outbox(tmp / f"outbox-{time.monotonic_ns()}.db") as outbox:
+        pub = Publisher(log=log, source_key=source, trust_key=trust.public, outbox=outbox, batch_size=1000)
+        t = time.perf_counter()
+        report = pub.publish(messages)
+        elapsed = time.perf_counter() - t
+    assert report.published == len(recs), report
+    return rate(len(recs), elapsed)
+
+
+def trust_open_rate(url: str, trust: TrustKeyPair, source: SigningKey) -> tuple[float, int]:
+    reg = default_registry()
+    ring = Keyring([trust], [source.public])
+    with open_log(url) as log:
+        raws = [r.value for r in log.read_all("tip.inbound.police")]
+    cache = OpenCache()
+    t = time.perf_counter()
+    for raw in raws:
+        opened = open_event(raw, keyring=ring, expected_source="police", cache=cache)
+        h = opened.header
+        datum = reg.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
+        validator_for(reg.for_kind(h.kind)).check(datum)
+    return rate(len(raws), time.perf_counter() - t), len(raws)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--kafka", action="store_true", help="also measure on a Tansu broker")
+    args = ap.parse_args()
+    trust = TrustKeyPair.generate()
+    source = SigningKey.generate("police")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        recs = records(args.events, tmp)
+        payload_bytes = sum(len(default_registry().current("case_record").encode(r)) for r in recs[:1000]) / 1000
+        result: dict[str, Any] = {
+            "benchmark": "publish",
+            "events": len(recs),
+            "mean_payload_bytes": round(payload_bytes, 1),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "floor_per_event_asymmetric_events_per_s": floor_asymmetric(recs[:5000], trust, source),
+            "floor_symmetric_events_per_s": floor_symmetric(recs),
+        }
+        sqlite_url = f"sqlite:///{tmp / 'log.db'}"
+        result["publish_sqlite_events_per_s"] = publish_rate(sqlite_url, recs, trust, source, tmp)
+        result["trust_open_events_per_s"], opened = trust_open_rate(sqlite_url, trust, source)
+        if args.kafka:
+            from infra.broker import TansuBroker
+
+            with TansuBroker() as broker:
+                result["publish_kafka_events_per_s"] = publish_rate(broker.url, recs, trust, source, tmp)
+        result["target_events_per_s"] = 50_000
+        result["publish_vs_asymmetric_floor"] = round(
+            result["publish_sqlite_events_per_s"] / result["floor_per_event_asymmetric_events_per_s"], 2
+        )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

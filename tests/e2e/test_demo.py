@@ -1,0 +1,56 @@
+"""The README's first command: the whole slice, on the embedded log and over the Kafka protocol."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import RunCli, last_json
+
+EXPECTED_REJECTIONS = {
+    "bad_signature": 1,
+    "duplicate_event": 1,
+    "unknown_source": 1,
+    "unknown_trust_key": 1,
+    "invalid_record": 1,
+}
+
+
+def _check_summary(summary: dict, tmp_path: Path) -> None:
+    assert summary["published"] > 1000
+    # every genuine event accepted exactly once; each bad message rejected with its own reason
+    assert summary["accepted"] == summary["published"]
+    assert summary["rejected"] == EXPECTED_REJECTIONS
+    assert summary["rows_rejected_at_source"] >= 5
+    assert summary["persons"] > 500
+    assert summary["releases"] == 1
+    out = Path(summary["out_dir"]) / "victims_by_sex_age_form"
+    rows = list(csv.DictReader((out / "000001.csv").open()))
+    published = [r for r in rows if r["suppressed"] == "false"]
+    assert published and all(int(r["count"]) >= 10 for r in published)
+    assert all(r["count"] == "" for r in rows if r["suppressed"] == "true")
+    release = json.loads((out / "000001.json").read_text())
+    assert release["k"] == 10 and "not estimates of prevalence" in release["caveat"]
+
+
+def test_demo_on_the_embedded_log(cli: RunCli, tmp_path: Path) -> None:
+    summary = last_json(cli("demo", "--json").stdout)
+    assert summary["log"].startswith("sqlite:///")
+    _check_summary(summary, tmp_path)
+
+
+def test_demo_human_output_names_every_reason(cli: RunCli) -> None:
+    text = cli("demo", "--persons", "600").stdout
+    for reason in EXPECTED_REJECTIONS:
+        assert reason in text
+    assert "ministry files in" in text
+
+
+@pytest.mark.kafka
+def test_demo_over_kafka(cli: RunCli, tmp_path: Path, tansu) -> None:
+    summary = last_json(cli("demo", "--json", "--log", tansu.url).stdout)
+    assert summary["log"] == tansu.url
+    _check_summary(summary, tmp_path)

@@ -1,0 +1,3 @@
+from tiptrust.cli import main
+
+main()
