@@ -25,19 +25,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives import hpke  # noqa: E402
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from producers.mapping import Mapping  # noqa: E402
-from producers.outbox import Outbox  # noqa: E402
-from producers.publisher import Outgoing, Publisher  # noqa: E402
-from producers.readers import read_rows  # noqa: E402
-from producers.simulate import simulate  # noqa: E402
-from schemas.codec import default_registry  # noqa: E402
-from schemas.envelope import OpenCache, open_event  # noqa: E402
-from schemas.keys import Keyring, SigningKey, TrustKeyPair  # noqa: E402
-from schemas.validate import validator_for  # noqa: E402
-from transport import open_log  # noqa: E402
+from producers.mapping import Mapping
+from producers.outbox import Outbox
+from producers.publisher import Outgoing, Publisher
+from producers.readers import read_rows
+from producers.simulate import simulate
+from schemas.codec import default_registry
+from schemas.envelope import OpenCache, open_event
+from schemas.keys import Keyring, SigningKey, TrustKeyPair
+from schemas.validate import validator_for
+from transport import open_log
 
 
 def records(n: int, tmp: Path) -> list[dict[str, Any]]:
@@ -76,10 +76,17 @@ def floor_symmetric(recs: list[dict[str, Any]]) -> float:
     return rate(len(recs), time.perf_counter() - t)
 
 
-def publish_rate(url: str, recs: list[dict[str, Any]], trust: TrustKeyPair, source: SigningKey, tmp: Path) -> float:
-    messages = [Outgoing("RecordUpsert", f"case:{i}", {**r, "case_id": f"B-{i}"}) for i, r in enumerate(recs)]
+def publish_rate(
+    url: str, recs: list[dict[str, Any]], trust: TrustKeyPair, source: SigningKey, tmp: Path
+) -> float:
+    messages = [
+        Outgoing("RecordUpsert", f"case:{i}", {**r, "case_id": f"B-{i}"})
+        for i, r in enumerate(recs)
+    ]
     with open_log(url) as log, Outbox(tmp / f"outbox-{time.monotonic_ns()}.db") as outbox:
-        pub = Publisher(log=log, source_key=source, trust_key=trust.public, outbox=outbox, batch_size=1000)
+        pub = Publisher(
+            log=log, source_key=source, trust_key=trust.public, outbox=outbox, batch_size=1000
+        )
         t = time.perf_counter()
         report = pub.publish(messages)
         elapsed = time.perf_counter() - t
@@ -112,7 +119,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         recs = records(args.events, tmp)
-        payload_bytes = sum(len(default_registry().current("case_record").encode(r)) for r in recs[:1000]) / 1000
+        payload_bytes = (
+            sum(len(default_registry().current("case_record").encode(r)) for r in recs[:1000])
+            / 1000
+        )
         result: dict[str, Any] = {
             "benchmark": "publish",
             "events": len(recs),
@@ -123,15 +133,19 @@ def main() -> None:
         }
         sqlite_url = f"sqlite:///{tmp / 'log.db'}"
         result["publish_sqlite_events_per_s"] = publish_rate(sqlite_url, recs, trust, source, tmp)
-        result["trust_open_events_per_s"], opened = trust_open_rate(sqlite_url, trust, source)
+        result["trust_open_events_per_s"], result["trust_open_events"] = trust_open_rate(sqlite_url, trust, source)
         if args.kafka:
             from infra.broker import TansuBroker
 
             with TansuBroker() as broker:
-                result["publish_kafka_events_per_s"] = publish_rate(broker.url, recs, trust, source, tmp)
+                result["publish_kafka_events_per_s"] = publish_rate(
+                    broker.url, recs, trust, source, tmp
+                )
         result["target_events_per_s"] = 50_000
         result["publish_vs_asymmetric_floor"] = round(
-            result["publish_sqlite_events_per_s"] / result["floor_per_event_asymmetric_events_per_s"], 2
+            result["publish_sqlite_events_per_s"]
+            / result["floor_per_event_asymmetric_events_per_s"],
+            2,
         )
     print(json.dumps(result, indent=2))
 

@@ -10,7 +10,6 @@ transport conformance suite.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import socket
@@ -209,10 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     with broker:
         print(f"Tansu listening: bootstrap {broker.bootstrap}  log URL {broker.url}", flush=True)
         print("Memory only: everything is lost when it stops. Ctrl-C to stop.", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
+        try:
             while not stop and broker.running:
                 time.sleep(0.2)
-        if not broker.running and not stop:
+        except KeyboardInterrupt:  # Ctrl-C reaches Tansu too; it exits on SIGINT
+            stop = True
+        if not stop:
             print("Tansu exited unexpectedly", file=sys.stderr)
             return 1
     return 0

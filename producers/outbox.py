@@ -83,7 +83,8 @@ class Outbox:
                 chunk = keys[i : i + 500]
                 marks = ",".join("?" * len(chunk))
                 for key, digest, eid in cur.execute(
-                    f"SELECT record_key, digest, event_id FROM event_ids WHERE record_key IN ({marks})", chunk
+                    f"SELECT record_key, digest, event_id FROM event_ids WHERE record_key IN ({marks})",
+                    chunk,
                 ):
                     known[(key, digest)] = eid
             out: list[tuple[uuid.UUID, bool]] = []

@@ -55,12 +55,16 @@ def _kind(schema: Any) -> str:
     return t if isinstance(t, str) else _kind(t)
 
 
-def _compare(old: Any, new: Any, path: str, on: dict[str, Any], nn: dict[str, Any], out: list[Problem]) -> None:
+def _compare(
+    old: Any, new: Any, path: str, on: dict[str, Any], nn: dict[str, Any], out: list[Problem]
+) -> None:
     old, new = _named(old, on), _named(new, nn)
     ko, kn = _kind(old), _kind(new)
     if ko != kn:
         if not (ko == "int" and kn == "long"):
-            out.append(Problem(path, ReasonCode.INCOMPATIBLE_SCHEMA, f"type {ko} kept (found {kn})"))
+            out.append(
+                Problem(path, ReasonCode.INCOMPATIBLE_SCHEMA, f"type {ko} kept (found {kn})")
+            )
         return
     if ko == "union":
         if len(old) != len(new):
@@ -74,17 +78,33 @@ def _compare(old: Any, new: Any, path: str, on: dict[str, Any], nn: dict[str, An
         for f in old["fields"]:
             g = new_fields.get(f["name"])
             if g is None:
-                out.append(Problem(f"{path}.{f['name']}", ReasonCode.INCOMPATIBLE_SCHEMA, "field kept (removed)"))
+                out.append(
+                    Problem(
+                        f"{path}.{f['name']}",
+                        ReasonCode.INCOMPATIBLE_SCHEMA,
+                        "field kept (removed)",
+                    )
+                )
             else:
                 _compare(f["type"], g["type"], f"{path}.{f['name']}", on, nn, out)
         for name, g in new_fields.items():
             if name not in old_names and "default" not in g:
-                out.append(Problem(f"{path}.{name}", ReasonCode.INCOMPATIBLE_SCHEMA, "a default for an added field"))
+                out.append(
+                    Problem(
+                        f"{path}.{name}",
+                        ReasonCode.INCOMPATIBLE_SCHEMA,
+                        "a default for an added field",
+                    )
+                )
     elif ko == "enum":
         missing = [s for s in old["symbols"] if s not in new["symbols"]]
         if missing:
             out.append(
-                Problem(path, ReasonCode.INCOMPATIBLE_SCHEMA, "every symbol kept (removed: " + ", ".join(missing) + ")")
+                Problem(
+                    path,
+                    ReasonCode.INCOMPATIBLE_SCHEMA,
+                    "every symbol kept (removed: " + ", ".join(missing) + ")",
+                )
             )
     elif ko == "array":
         _compare(old["items"], new["items"], f"{path}[]", on, nn, out)
@@ -92,7 +112,11 @@ def _compare(old: Any, new: Any, path: str, on: dict[str, Any], nn: dict[str, An
         _compare(old["values"], new["values"], f"{path}{{}}", on, nn, out)
     elif ko == "fixed" and old["size"] != new["size"]:
         out.append(Problem(path, ReasonCode.INCOMPATIBLE_SCHEMA, f"fixed size {old['size']} kept"))
-    elif isinstance(old, dict) and isinstance(new, dict) and old.get("logicalType") != new.get("logicalType"):
+    elif (
+        isinstance(old, dict)
+        and isinstance(new, dict)
+        and old.get("logicalType") != new.get("logicalType")
+    ):
         out.append(Problem(path, ReasonCode.INCOMPATIBLE_SCHEMA, "the same logical type"))
 
 
@@ -130,7 +154,9 @@ def check_tree(avro_dir: Path = AVRO_DIR, released: Path | None = None) -> dict[
     for old_path in sorted(base.glob("*.avsc")):
         new_path = avro_dir / old_path.name
         if not new_path.exists():
-            result[old_path.stem] = [Problem("$", ReasonCode.INCOMPATIBLE_SCHEMA, "schema kept (removed)")]
+            result[old_path.stem] = [
+                Problem("$", ReasonCode.INCOMPATIBLE_SCHEMA, "schema kept (removed)")
+            ]
             continue
         old = json.loads(old_path.read_text(encoding="utf-8"))
         new = json.loads(new_path.read_text(encoding="utf-8"))

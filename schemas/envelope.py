@@ -183,7 +183,9 @@ def merkle_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     return level[0], proofs
 
 
-def merkle_root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
+def merkle_root_from_proof(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes]
+) -> bytes | None:
     """Recompute the root from a leaf and its proof; None when the proof's shape is wrong."""
     if not 0 <= index < size:
         return None
@@ -250,7 +252,9 @@ def seal_batch(
             source_key.key_id,
             trust_key.key_id,
         ):
-            raise ValueError("every header in a batch must name the batch's source, source key and trust key")
+            raise ValueError(
+                "every header in a batch must name the batch's source, source key and trust key"
+            )
     bid = (batch_id or uuid.uuid4()).bytes
     dek = os.urandom(32)
     aead = AESGCM(dek)
@@ -258,13 +262,23 @@ def seal_batch(
     ciphertexts = [aead.encrypt(_nonce(i), p, headers[i]) for i, (_, p) in enumerate(events)]
     root, proofs = merkle_tree([_leaf(h, c) for h, c in zip(headers, ciphertexts, strict=True)])
     size = len(events)
-    info = _HPKE_CONTEXT + _batch_header_bytes(source_key.owner, source_key.key_id, trust_key.key_id, bid, size)
+    info = _HPKE_CONTEXT + _batch_header_bytes(
+        source_key.owner, source_key.key_id, trust_key.key_id, bid, size
+    )
     encapsulated = _SUITE.encrypt(dek, trust_key.public, info=info)
     signature = source_key.sign(
         _SIGN_CONTEXT
-        + _batch_header_bytes(source_key.owner, source_key.key_id, trust_key.key_id, bid, size, encapsulated, root)
+        + _batch_header_bytes(
+            source_key.owner, source_key.key_id, trust_key.key_id, bid, size, encapsulated, root
+        )
     )
-    seal = {"batch_id": bid, "size": size, "encapsulated_key": encapsulated, "root": root, "signature": signature}
+    seal = {
+        "batch_id": bid,
+        "size": size,
+        "encapsulated_key": encapsulated,
+        "root": root,
+        "signature": signature,
+    }
     out: list[bytes] = []
     for i, (h, _) in enumerate(events):
         out.append(
@@ -386,7 +400,11 @@ def open_event(
                 raise BadSignature("batch signature does not verify") from None
             trust_key = keyring.trust_key(header.trust_key_id)
             info = _HPKE_CONTEXT + _batch_header_bytes(
-                header.source_id, header.source_key_id, header.trust_key_id, seal["batch_id"], seal["size"]
+                header.source_id,
+                header.source_key_id,
+                header.trust_key_id,
+                seal["batch_id"],
+                seal["size"],
             )
             try:
                 dek = _SUITE.decrypt(seal["encapsulated_key"], trust_key.private, info=info)

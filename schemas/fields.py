@@ -116,7 +116,12 @@ def _apply(plan: Any, value: Any) -> Any:
             out[name] = value[name]
         elif not keep:
             # a descendant may still be allowed (e.g. $.victims[].sex without $.victims)
-            if subplan is not None and name in value and value[name] is not None and _any_kept(subplan):
+            if (
+                subplan is not None
+                and name in value
+                and value[name] is not None
+                and _any_kept(subplan)
+            ):
                 out[name] = _apply(subplan, value[name])
             else:
                 out[name] = list(default) if isinstance(default, list) else default

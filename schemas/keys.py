@@ -113,7 +113,9 @@ class Keyring:
         try:
             return self._trust[kid]
         except KeyError:
-            raise UnknownTrustKey("envelope is sealed to a trust key this trust does not hold") from None
+            raise UnknownTrustKey(
+                "envelope is sealed to a trust key this trust does not hold"
+            ) from None
 
     def source_key(self, source_id: str, kid: str) -> VerifyKey:
         keys = self._sources.get(source_id)
@@ -122,7 +124,9 @@ class Keyring:
         try:
             return keys[kid]
         except KeyError:
-            raise UnknownSourceKey("envelope is signed with a key not registered for its source") from None
+            raise UnknownSourceKey(
+                "envelope is signed with a key not registered for its source"
+            ) from None
 
     def has_source(self, source_id: str) -> bool:
         return source_id in self._sources
@@ -154,7 +158,9 @@ def _private_pem(k: X25519PrivateKey | Ed25519PrivateKey) -> bytes:
 
 
 def public_pem(k: X25519PublicKey | Ed25519PublicKey) -> bytes:
-    return k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return k.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _load_private(path: Path) -> object:
@@ -244,5 +250,9 @@ class TrustKeyState:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"active": self.active, "held": self.held, "retired": self.retired}, indent=2))
+        tmp.write_text(
+            json.dumps(
+                {"active": self.active, "held": self.held, "retired": self.retired}, indent=2
+            )
+        )
         tmp.replace(path)

@@ -72,7 +72,10 @@ class Release:
             "period_start": self.period_start,
             "period_end": self.period_end,
             "dimensions": list(self.dimensions),
-            "cells": [{"key": list(c.key), "count": c.count, "suppressed": c.suppressed} for c in self.cells],
+            "cells": [
+                {"key": list(c.key), "count": c.count, "suppressed": c.suppressed}
+                for c in self.cells
+            ],
             "k": self.k,
             "method": self.method,
             "source_count": self.source_count,
@@ -141,5 +144,7 @@ def verify_release(raw: bytes, keys: dict[str, VerifyKey]) -> Release:
     try:
         key.public.verify(release.signature, _unsigned_bytes(release, release.signing_key_id))
     except InvalidSignature:
-        raise ReleaseRejected("release signature does not verify: it was altered or forged") from None
+        raise ReleaseRejected(
+            "release signature does not verify: it was altered or forged"
+        ) from None
     return release

@@ -53,7 +53,9 @@ def _compile(schema: Any, path: str, named: dict[str, Any]) -> Check:
                 if name in v:
                     check(v[name], f"{p}.{name}", out)
                 elif not has_default:
-                    out.append(Problem(f"{p}.{name}", ReasonCode.MISSING_VALUE, "a value (required)"))
+                    out.append(
+                        Problem(f"{p}.{name}", ReasonCode.MISSING_VALUE, "a value (required)")
+                    )
 
         return check_record
     if t == "enum":
@@ -63,7 +65,9 @@ def _compile(schema: Any, path: str, named: dict[str, Any]) -> Check:
 
         def check_enum(v: Any, p: str, out: list[Problem]) -> None:
             if v not in symbols:
-                out.append(Problem(p, ReasonCode.UNKNOWN_CODE, f"one of {schema['name']}: {listed}"))
+                out.append(
+                    Problem(p, ReasonCode.UNKNOWN_CODE, f"one of {schema['name']}: {listed}")
+                )
 
         return check_enum
     if t == "array":
@@ -170,13 +174,23 @@ def _record_rules(datum: Mapping[str, Any], out: list[Problem]) -> None:
     if isinstance(event, Mapping):
         start, end = event.get("start_date"), event.get("end_date")
         if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
-            out.append(Problem("$.event.end_date", ReasonCode.OUT_OF_RANGE, "a date on or after start_date"))
+            out.append(
+                Problem(
+                    "$.event.end_date", ReasonCode.OUT_OF_RANGE, "a date on or after start_date"
+                )
+            )
     seen: set[str] = set()
     for i, victim in enumerate(datum.get("victims") or ()):
         vid = victim.get("victim_id") if isinstance(victim, Mapping) else None
         if isinstance(vid, str):
             if vid in seen:
-                out.append(Problem(f"$.victims[{i}].victim_id", ReasonCode.INVALID_RECORD, "ids unique within the case"))
+                out.append(
+                    Problem(
+                        f"$.victims[{i}].victim_id",
+                        ReasonCode.INVALID_RECORD,
+                        "ids unique within the case",
+                    )
+                )
             seen.add(vid)
 
 
@@ -200,7 +214,8 @@ class Validator:
         found = self.problems(datum)
         if found:
             raise InvalidRecord(
-                f"{self.schema.name} has {len(found)} problem(s): " + "; ".join(str(p) for p in found[:5]),
+                f"{self.schema.name} has {len(found)} problem(s): "
+                + "; ".join(str(p) for p in found[:5]),
                 problems=tuple(found),
             )
 

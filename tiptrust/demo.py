@@ -19,8 +19,7 @@ from typing import Any
 
 from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
-from producers.simulate import simulate
-from producers.simulate import adversary
+from producers.simulate import adversary, simulate
 from producers.simulate.faults import bad_rows
 from tiptrust import wiring
 from tiptrust.cli.produce import publish_rows
@@ -71,7 +70,12 @@ Step = Callable[[str], None]
 
 
 def run_demo(
-    home_dir: Path, *, log_url: str | None = None, persons: int = 2000, seed: int = 7, step: Step = lambda _: None
+    home_dir: Path,
+    *,
+    log_url: str | None = None,
+    persons: int = 2000,
+    seed: int = 7,
+    step: Step = lambda _: None,
 ) -> DemoSummary:
     started = time.monotonic()
     root = home_dir / "demo"
@@ -89,7 +93,10 @@ def run_demo(
     for source in sorted(sim.rows):
         key = wiring.source_init(home, source)
         wiring.register_source(
-            home, source, home.source_keys(source) / f"{key.key_id}.ed25519.pub.pem", default_agreement(source)
+            home,
+            source,
+            home.source_keys(source) / f"{key.key_id}.ed25519.pub.pem",
+            default_agreement(source),
         )
 
     step(f"{len(sim.rows)} agencies publish their exports")
@@ -97,7 +104,12 @@ def run_demo(
     bad_rows(broken, broken, BROKEN_ROWS, seed)
     for source in sorted(sim.rows):
         report, rows = publish_rows(
-            str(root), source, sim_dir / source / "records.csv", sim_dir / source / "mapping.yaml", log_url, show_progress=False
+            str(root),
+            source,
+            sim_dir / source / "records.csv",
+            sim_dir / source / "mapping.yaml",
+            log_url,
+            show_progress=False,
         )
         summary.published += report.published
         summary.rows_rejected_at_source += len(report.rejected_rows)

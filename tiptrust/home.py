@@ -35,9 +35,24 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("home", "TIPTRUST_HOME", ".tiptrust", "folder for keys, registrations and embedded databases"),
-    Setting("log", "TIPTRUST_LOG", "", "event-log URL: sqlite:///path.db or kafka://host:port (default HOME/log.db)"),
-    Setting("store", "TIPTRUST_STORE", "", "event-store URL: sqlite:///… or postgresql+psycopg://… (default HOME/trust/store.db)"),
+    Setting(
+        "home",
+        "TIPTRUST_HOME",
+        ".tiptrust",
+        "folder for keys, registrations and embedded databases",
+    ),
+    Setting(
+        "log",
+        "TIPTRUST_LOG",
+        "",
+        "event-log URL: sqlite:///path.db or kafka://host:port (default HOME/log.db)",
+    ),
+    Setting(
+        "store",
+        "TIPTRUST_STORE",
+        "",
+        "event-store URL: sqlite:///… or postgresql+psycopg://… (default HOME/trust/store.db)",
+    ),
 )
 
 

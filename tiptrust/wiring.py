@@ -7,8 +7,8 @@ from pathlib import Path
 
 from schemas.codec import default_registry
 from schemas.keys import (
-    Keyring,
     KeyFileError,
+    Keyring,
     SigningKey,
     TrustKeyPair,
     TrustKeyState,
@@ -24,8 +24,8 @@ from schemas.keys import (
 from tiptrust.home import Home
 from transport import EventLog
 from trust.runner import TrustRunner
-from trust.store.eventstore import EventStore
 from trust.stewardship.agreement import Agreement, Agreements, load_agreement
+from trust.store.eventstore import EventStore
 
 
 class SetupError(Exception):
@@ -108,7 +108,9 @@ def release_public_keys(path: Path) -> dict[str, VerifyKey]:
     files = sorted(path.glob("*.pub.pem")) if path.is_dir() else [path]
     keys = [read_verify_key(f, "trust") for f in files if f.exists()]
     if not keys:
-        raise SetupError(f"no trust release public key at {path}: run `tiptrust keys export-release`")
+        raise SetupError(
+            f"no trust release public key at {path}: run `tiptrust keys export-release`"
+        )
     return {k.key_id: k for k in keys}
 
 
@@ -139,25 +141,35 @@ def source_init(home: Home, source_id: str) -> SigningKey:
 
 def signing_keys(home: Home, source_id: str) -> list[SigningKey]:
     d = home.source_keys(source_id)
-    files = sorted(p for p in d.glob("*.ed25519.pem") if not p.name.endswith(".pub.pem")) if d.is_dir() else []
+    files = (
+        sorted(p for p in d.glob("*.ed25519.pem") if not p.name.endswith(".pub.pem"))
+        if d.is_dir()
+        else []
+    )
     return [read_signing_key(p, source_id) for p in files]
 
 
 def source_signing_key(home: Home, source_id: str) -> SigningKey:
     keys = signing_keys(home, source_id)
     if not keys:
-        raise SetupError(f"no signing key for source {source_id}: run `tiptrust keys source-init --source {source_id}`")
+        raise SetupError(
+            f"no signing key for source {source_id}: run `tiptrust keys source-init --source {source_id}`"
+        )
     return keys[-1]
 
 
 def source_trust_key(home: Home, source_id: str) -> TrustPublicKey:
     path = home.source_trust_pub(source_id)
     if not path.exists():
-        raise SetupError(f"source {source_id} has no trust public key: run `tiptrust keys source-init`")
+        raise SetupError(
+            f"source {source_id} has no trust public key: run `tiptrust keys source-init`"
+        )
     return read_trust_public(path)
 
 
-def register_source(home: Home, source_id: str, public_key_pem: Path, agreement: Agreement) -> VerifyKey:
+def register_source(
+    home: Home, source_id: str, public_key_pem: Path, agreement: Agreement
+) -> VerifyKey:
     """The trust registers a source's public key and its data-sharing agreement."""
     key = read_verify_key(public_key_pem, source_id)
     d = home.registered(source_id)
@@ -192,7 +204,14 @@ def trust_agreements(home: Home) -> Agreements:
 # --- the trust service -------------------------------------------------------------------------
 
 
-def build_trust_runner(home: Home, log: EventLog, store: EventStore, *, release_every_s: float = 5.0) -> TrustRunner:
+def build_trust_runner(
+    home: Home,
+    log: EventLog,
+    store: EventStore,
+    *,
+    release_every_s: float = 5.0,
+    batch: int = 1000,
+) -> TrustRunner:
     """Wire ingest and the release streams for this home's keys, registrations and agreements."""
     from trust.ingest.pipeline import IngestPipeline
     from trust.ingest.worker import IngestWorker
@@ -208,7 +227,7 @@ def build_trust_runner(home: Home, log: EventLog, store: EventStore, *, release_
         registry=default_registry(),
         vault=Vault(store.engine, kek(home)),
     )
-    worker = IngestWorker(log=log, store=store, pipeline=pipeline)
+    worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_max=batch)
     key = release_key(home)
     stages = [
         ReleaseStage(store=store, emitter=ReleaseEmitter(log, key, spec), agreements=agreements)

@@ -1,8 +1,11 @@
 """Kafka backend of the event-log port, on confluent-kafka (librdkafka).
 
 Production runs on Apache Kafka; tests run on Tansu (see ``STACK.md``). The defaults below
-are the settings Tansu needs and are harmless on Kafka; every one can be overridden with the
-``producer``/``consumer``/``admin`` option dictionaries of :class:`KafkaLog`.
+are the settings Tansu needs; every one can be overridden with the ``producer``/``consumer``/
+``admin`` option dictionaries of :class:`KafkaLog`. NOTE for Apache Kafka: a stock broker
+refuses ``session.timeout.ms`` below ``group.min.session.timeout.ms`` (6000 by default), so
+production settings pass e.g. ``consumer={"session.timeout.ms": 45000,
+"heartbeat.interval.ms": 3000, "fetch.wait.max.ms": 500}``.
 
 How the port maps onto Kafka:
 
@@ -216,6 +219,11 @@ class KafkaLog:
         self._check_open()
         names = self._partition_counts()
         return sorted(n for n in names if n.startswith(prefix) and not n.startswith("__"))
+
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (0 if it does not exist)."""
+        self._check_open()
+        return self._partition_counts(topic).get(topic, 0)
 
     # -- appending -------------------------------------------------------------------
 

@@ -140,6 +140,14 @@ class EventLog(Protocol):
         """Names of existing topics starting with ``prefix``, sorted."""
         ...
 
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (0 if it does not exist).
+
+        A consumer that keeps its positions outside the log (the trust keeps them in its store)
+        seeks every partition: to its stored position, or to 0 for a partition it never read.
+        """
+        ...
+
     def append(
         self,
         topic: str,

@@ -235,6 +235,15 @@ class SqliteLog:
             names = conn.execute(select(topics_table.c.name)).scalars().all()
         return sorted(n for n in names if n.startswith(prefix))
 
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (0 if it does not exist)."""
+        self._check_open()
+        with self._read() as conn:
+            n = conn.execute(
+                select(topics_table.c.partitions).where(topics_table.c.name == topic)
+            ).scalar()
+        return int(n or 0)
+
     # -- appending -------------------------------------------------------------------
 
     def append(

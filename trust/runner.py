@@ -21,8 +21,8 @@ from trust.release.disclosure.suppression import DisclosurePolicy
 from trust.release.publish import EmitResult, ReleaseEmitter
 from trust.release.streams import StreamSpec
 from trust.stewardship.agreement import Agreements
-from trust.store.eventstore import EventStore
 from trust.store.events import ReleaseIssued
+from trust.store.eventstore import EventStore
 from trust.store.tables import ProjPerson, ProjRelease
 
 RELEASE_CONSUMER = "trust-release"
@@ -31,9 +31,14 @@ RELEASE_CONSUMER = "trust-release"
 def counted_persons(store: EventStore) -> list[PersonFacts]:
     """Persons the release may count: not retracted, not disposed, consent not withdrawn."""
     p = ProjPerson
-    query = select(p.person_id, p.source_id, p.sex, p.age_at_identification, p.forms_of_exploitation, p.year_of_exploitation).where(
-        p.retracted.is_(False), p.disposed.is_(False), p.consent_withdrawn.is_(False)
-    )
+    query = select(
+        p.person_id,
+        p.source_id,
+        p.sex,
+        p.age_at_identification,
+        p.forms_of_exploitation,
+        p.year_of_exploitation,
+    ).where(p.retracted.is_(False), p.disposed.is_(False), p.consent_withdrawn.is_(False))
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()
     return [
@@ -50,7 +55,11 @@ def counted_persons(store: EventStore) -> list[PersonFacts]:
 
 def contributing_sources(store: EventStore) -> list[str]:
     p = ProjPerson
-    query = select(p.source_id).where(p.retracted.is_(False), p.disposed.is_(False), p.consent_withdrawn.is_(False)).distinct()
+    query = (
+        select(p.source_id)
+        .where(p.retracted.is_(False), p.disposed.is_(False), p.consent_withdrawn.is_(False))
+        .distinct()
+    )
     with store.engine.connect() as conn:
         return sorted(conn.execute(query).scalars())
 
@@ -64,7 +73,12 @@ class LastRelease:
 
 def last_release(store: EventStore, stream: str) -> LastRelease | None:
     r = ProjRelease
-    query = select(r.sequence, r.cells_digest, r.issued_at_ms).where(r.stream == stream).order_by(r.sequence.desc()).limit(1)
+    query = (
+        select(r.sequence, r.cells_digest, r.issued_at_ms)
+        .where(r.stream == stream)
+        .order_by(r.sequence.desc())
+        .limit(1)
+    )
     with store.engine.connect() as conn:
         row = conn.execute(query).first()
     return LastRelease(row.sequence, row.cells_digest, row.issued_at_ms) if row else None
@@ -115,7 +129,11 @@ class ReleaseStage:
                         period=period,
                         cells_digest=result.digest,
                         signature_b64=base64.b64encode(rel.signature).decode(),
-                        metadata={"k": rel.k, "method": rel.method, "source_count": rel.source_count},
+                        metadata={
+                            "k": rel.k,
+                            "method": rel.method,
+                            "source_count": rel.source_count,
+                        },
                     )
                 ],
                 None,
@@ -133,7 +151,13 @@ class RunSummary:
 class TrustRunner:
     """Ingest until caught up (or stopped), releasing at most once per interval along the way."""
 
-    def __init__(self, *, worker: IngestWorker, releases: Sequence[ReleaseStage], release_every_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        worker: IngestWorker,
+        releases: Sequence[ReleaseStage],
+        release_every_s: float = 5.0,
+    ) -> None:
         self.worker = worker
         self.releases = list(releases)
         self.release_every_s = release_every_s

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,11 +24,17 @@ RunCli = Callable[..., subprocess.CompletedProcess[str]]
 def cli(tmp_path: Path) -> RunCli:
     home = tmp_path / "home"
 
-    def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         e = {**os.environ, "TIPTRUST_HOME": str(home), "COLUMNS": "200", **(env or {})}
-        proc = subprocess.run([*TIPTRUST, *args], cwd=tmp_path, env=e, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [*TIPTRUST, *args], cwd=tmp_path, env=e, capture_output=True, text=True, timeout=300
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"tiptrust {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"tiptrust {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run

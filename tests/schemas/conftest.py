@@ -8,10 +8,16 @@ import pytest
 from schemas.keys import Keyring, SigningKey, TrustKeyPair
 
 
-def sample_record(case_id: str = "C-1", name: str = "Amina", dob: dt.date | None = dt.date(1999, 4, 2)) -> dict[str, Any]:
+def sample_record(
+    case_id: str = "C-1", name: str = "Amina", dob: dt.date | None = dt.date(1999, 4, 2)
+) -> dict[str, Any]:
     return {
         "case_id": case_id,
-        "reporting_entity": {"source_id": "police", "organisation_type": "Police", "legal_basis": "OfficialAuthority"},
+        "reporting_entity": {
+            "source_id": "police",
+            "organisation_type": "Police",
+            "legal_basis": "OfficialAuthority",
+        },
         "event": {
             "year_of_exploitation": 2023,
             "country_of_exploitation": "NL",

@@ -73,7 +73,9 @@ def test_older_writer_schema_is_read_into_current() -> None:
     parsed, canonical, fp = fingerprint_of(old)
     old_schema = WireSchema("case_record", old, parsed, canonical, fp)
     parsed2, canonical2, fp2 = fingerprint_of(current)
-    reg = SchemaRegistry([WireSchema("case_record", current, parsed2, canonical2, fp2)], [old_schema])
+    reg = SchemaRegistry(
+        [WireSchema("case_record", current, parsed2, canonical2, fp2)], [old_schema]
+    )
     rec = sample_record()
     del rec["perpetrators"]
     datum = reg.decode_payload("RecordUpsert", fp, old_schema.encode(rec))

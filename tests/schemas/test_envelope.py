@@ -38,16 +38,28 @@ from .conftest import sample_record
 CASE = default_registry().current("case_record")
 
 
-def _events(source_key: SigningKey, trust_key: TrustKeyPair, n: int) -> list[tuple[EventHeader, bytes]]:
+def _events(
+    source_key: SigningKey, trust_key: TrustKeyPair, n: int
+) -> list[tuple[EventHeader, bytes]]:
     out = []
     for i in range(n):
-        h = EventHeader("police", new_event_id(), "RecordUpsert", CASE.fingerprint, 1_700_000_000_000, trust_key.key_id, source_key.key_id)
+        h = EventHeader(
+            "police",
+            new_event_id(),
+            "RecordUpsert",
+            CASE.fingerprint,
+            1_700_000_000_000,
+            trust_key.key_id,
+            source_key.key_id,
+        )
         out.append((h, CASE.encode(sample_record(f"C-{i}"))))
     return out
 
 
 @pytest.fixture(scope="module")
-def batch(source_key: SigningKey, trust_key: TrustKeyPair) -> tuple[list[tuple[EventHeader, bytes]], list[bytes]]:
+def batch(
+    source_key: SigningKey, trust_key: TrustKeyPair
+) -> tuple[list[tuple[EventHeader, bytes]], list[bytes]]:
     events = _events(source_key, trust_key, 7)
     return events, seal_batch(events, trust_key=trust_key.public, source_key=source_key)
 
@@ -90,7 +102,9 @@ def test_cache_opens_a_batch_once_and_still_checks_each_event(batch, keyring) ->
         open_event(bytes(tampered), keyring=keyring, cache=cache)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_single_bit_flip_is_detected(batch, keyring, data) -> None:
     _, envelopes = batch
@@ -105,7 +119,9 @@ def test_any_single_bit_flip_is_detected(batch, keyring, data) -> None:
 
 def test_wrong_trust_key_fails(source_key: SigningKey, keyring: Keyring) -> None:
     other = TrustKeyPair.generate()
-    envelopes = seal_batch(_events(source_key, other, 2), trust_key=other.public, source_key=source_key)
+    envelopes = seal_batch(
+        _events(source_key, other, 2), trust_key=other.public, source_key=source_key
+    )
     with pytest.raises(UnknownTrustKey):
         open_event(envelopes[0], keyring=keyring)
     # the same key id but another private key: the HPKE open fails
@@ -116,8 +132,12 @@ def test_wrong_trust_key_fails(source_key: SigningKey, keyring: Keyring) -> None
     assert info.value.code is ReasonCode.DECRYPTION_FAILED
 
 
-def test_unknown_source_and_unknown_source_key(trust_key: TrustKeyPair, source_key: SigningKey) -> None:
-    envelopes = seal_batch(_events(source_key, trust_key, 1), trust_key=trust_key.public, source_key=source_key)
+def test_unknown_source_and_unknown_source_key(
+    trust_key: TrustKeyPair, source_key: SigningKey
+) -> None:
+    envelopes = seal_batch(
+        _events(source_key, trust_key, 1), trust_key=trust_key.public, source_key=source_key
+    )
     with pytest.raises(UnknownSource):
         open_event(envelopes[0], keyring=Keyring([trust_key], []))
     rotated = SigningKey.generate("police")
@@ -125,9 +145,13 @@ def test_unknown_source_and_unknown_source_key(trust_key: TrustKeyPair, source_k
         open_event(envelopes[0], keyring=Keyring([trust_key], [rotated.public]))
 
 
-def test_forged_signature_by_another_key_with_same_id(trust_key: TrustKeyPair, source_key: SigningKey) -> None:
+def test_forged_signature_by_another_key_with_same_id(
+    trust_key: TrustKeyPair, source_key: SigningKey
+) -> None:
     forger = SigningKey("police", source_key.key_id, SigningKey.generate("x").private)
-    envelopes = seal_batch(_events(source_key, trust_key, 2), trust_key=trust_key.public, source_key=forger)
+    envelopes = seal_batch(
+        _events(source_key, trust_key, 2), trust_key=trust_key.public, source_key=forger
+    )
     with pytest.raises(BadSignature):
         open_event(envelopes[1], keyring=Keyring([trust_key], [source_key.public]))
 
@@ -151,7 +175,15 @@ def test_garbage_is_malformed(keyring) -> None:
 def test_batch_headers_must_agree(source_key: SigningKey, trust_key: TrustKeyPair) -> None:
     events = _events(source_key, trust_key, 2)
     h, p = events[1]
-    bad = EventHeader("ngo_haven", h.event_id, h.kind, h.schema_fingerprint, h.produced_at_ms, h.trust_key_id, h.source_key_id)
+    bad = EventHeader(
+        "ngo_haven",
+        h.event_id,
+        h.kind,
+        h.schema_fingerprint,
+        h.produced_at_ms,
+        h.trust_key_id,
+        h.source_key_id,
+    )
     with pytest.raises(ValueError):
         seal_batch([events[0], (bad, p)], trust_key=trust_key.public, source_key=source_key)
 

@@ -47,7 +47,9 @@ def test_unknown_is_a_value_not_a_null() -> None:
 def test_end_before_start_is_out_of_range() -> None:
     rec = sample_record()
     rec["event"]["end_date"] = dt.date(2021, 1, 1)
-    assert [(p.path, p.code) for p in V.problems(rec)] == [("$.event.end_date", ReasonCode.OUT_OF_RANGE)]
+    assert [(p.path, p.code) for p in V.problems(rec)] == [
+        ("$.event.end_date", ReasonCode.OUT_OF_RANGE)
+    ]
 
 
 def test_duplicate_victim_ids_in_a_case() -> None:
@@ -65,5 +67,10 @@ def test_problems_never_contain_the_value(value: str) -> None:
         V.check(rec)
     text = str(info.value) + " ".join(str(p) for p in info.value.problems)
     assert value not in text.replace("Gender", "").replace("one of", "") or value in {
-        "Feminine", "Masculine", "NonConforming", "TransgenderFeminine", "TransgenderMasculine", "NonSpecifiedUnknown"
+        "Feminine",
+        "Masculine",
+        "NonConforming",
+        "TransgenderFeminine",
+        "TransgenderMasculine",
+        "NonSpecifiedUnknown",
     }

@@ -167,6 +167,12 @@ class EventLogConformance(ABC):
         assert set(names) <= set(log.list_topics())
         assert log.list_topics(prefix + "nothing") == []
 
+    def test_partitions_of_a_topic(self, log: EventLog, new_name: Callable[[str], str]) -> None:
+        name = new_name("parts")
+        assert log.partitions(name) == 0
+        log.create_topic(name, 3)
+        assert log.partitions(name) == 3
+
     def test_read_all_of_unknown_topic_is_empty(
         self, log: EventLog, new_name: Callable[[str], str]
     ) -> None:

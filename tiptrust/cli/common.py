@@ -27,15 +27,27 @@ class Exit(IntEnum):
 
 HomeOpt = Annotated[
     str | None,
-    typer.Option("--home", envvar="TIPTRUST_HOME", help="Folder for keys, registrations and embedded databases [default: ./.tiptrust]"),
+    typer.Option(
+        "--home",
+        envvar="TIPTRUST_HOME",
+        help="Folder for keys, registrations and embedded databases [default: ./.tiptrust]",
+    ),
 ]
 LogOpt = Annotated[
     str | None,
-    typer.Option("--log", envvar="TIPTRUST_LOG", help="Event log: sqlite:///path.db or kafka://host:port [default: HOME/log.db]"),
+    typer.Option(
+        "--log",
+        envvar="TIPTRUST_LOG",
+        help="Event log: sqlite:///path.db or kafka://host:port [default: HOME/log.db]",
+    ),
 ]
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", envvar="TIPTRUST_STORE", help="Trust event store URL [default: sqlite HOME/trust/store.db]"),
+    typer.Option(
+        "--store",
+        envvar="TIPTRUST_STORE",
+        help="Trust event store URL [default: sqlite HOME/trust/store.db]",
+    ),
 ]
 
 

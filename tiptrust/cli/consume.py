@@ -19,10 +19,17 @@ def register(app: typer.Typer) -> None:
 
 
 def subscribe(
-    stream: Annotated[str, typer.Option("--stream", help="Release stream, e.g. victims_by_sex_age_form")],
+    stream: Annotated[
+        str, typer.Option("--stream", help="Release stream, e.g. victims_by_sex_age_form")
+    ],
     consumer: Annotated[str, typer.Option("--consumer", help="Your consumer id, e.g. ministry")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write releases (CSV + JSON)")],
-    trust_key: Annotated[Path | None, typer.Option("--trust-key", help="Trust release public key (PEM) [default: from the home's trust]")] = None,
+    trust_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-key", help="Trust release public key (PEM) [default: from the home's trust]"
+        ),
+    ] = None,
     log: LogOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -38,6 +45,8 @@ def subscribe(
         out.print(f"wrote {path}")
     for offset, reason in report.refused:
         console.print(f"[red]refused[/red] release at offset {offset}: {reason}")
-    out.print(f"{consumer}: {report.received} received, {len(report.written)} written, {len(report.refused)} refused")
+    out.print(
+        f"{consumer}: {report.received} received, {len(report.written)} written, {len(report.refused)} refused"
+    )
     if report.refused:
         raise typer.Exit(int(Exit.REFUSED))

@@ -20,9 +20,13 @@ def register(app: typer.Typer) -> None:
 def demo(
     home: HomeOpt = None,
     log: LogOpt = None,
-    persons: Annotated[int, typer.Option("--persons", help="Size of the simulated hidden population")] = 2000,
+    persons: Annotated[
+        int, typer.Option("--persons", help="Size of the simulated hidden population")
+    ] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Simulation seed")] = 7,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object")
+    ] = False,
 ) -> None:
     """Agencies publish encrypted, signed records; the trust ingests and releases; a ministry subscribes."""
     from tiptrust.demo import run_demo
@@ -39,9 +43,13 @@ def demo(
     if as_json:
         print(json.dumps(summary.to_json()))
         return
-    agencies = Table("agency", "rows", "published events", "rows rejected at source", title="agencies")
+    agencies = Table(
+        "agency", "rows", "published events", "rows rejected at source", title="agencies"
+    )
     for source, s in sorted(summary.by_source.items()):
-        agencies.add_row(source, str(s["rows"]), str(s["published_events"]), str(s["rows_rejected"]))
+        agencies.add_row(
+            source, str(s["rows"]), str(s["published_events"]), str(s["rows_rejected"])
+        )
     out.print(agencies)
     trust = Table("reason", "messages", title="trust receipts (rejected, kept, sender told why)")
     for reason, n in sorted(summary.rejected.items()):

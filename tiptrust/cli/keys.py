@@ -19,7 +19,9 @@ def trust_init(home: HomeOpt = None) -> None:
     """Create the trust's encryption key, release-signing key and vault key (once)."""
     h = home_of(home)
     key = wiring.trust_init(h)
-    out.print(f"trust key {key.key_id} active; public key {h.trust_keys / (key.key_id + '.x25519.pub.pem')}")
+    out.print(
+        f"trust key {key.key_id} active; public key {h.trust_keys / (key.key_id + '.x25519.pub.pem')}"
+    )
 
 
 @app.command("source-init")
@@ -33,7 +35,9 @@ def source_init(
         key = wiring.source_init(h, source)
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.NOT_SET_UP) from None
-    out.print(f"source {source} key {key.key_id}; public key {h.source_keys(source) / (key.key_id + '.ed25519.pub.pem')}")
+    out.print(
+        f"source {source} key {key.key_id}; public key {h.source_keys(source) / (key.key_id + '.ed25519.pub.pem')}"
+    )
 
 
 @app.command("rotate-trust")
@@ -58,7 +62,9 @@ def retire_trust(
 
 @app.command("export-release")
 def export_release(
-    out_path: Annotated[Path, typer.Option("--out", help="Where to write the public release key (PEM)")],
+    out_path: Annotated[
+        Path, typer.Option("--out", help="Where to write the public release key (PEM)")
+    ],
     home: HomeOpt = None,
 ) -> None:
     """Export the trust's public release-signing key for consumers."""

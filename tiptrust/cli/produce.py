@@ -43,11 +43,18 @@ def simulate(
     for source, rows in sorted(summary.rows.items()):
         table.add_row(source, str(rows))
     out.print(table)
-    out.print(f"{summary.persons} persons in {summary.events} events → {out_dir} (truth in truth.csv)")
+    out.print(
+        f"{summary.persons} persons in {summary.events} events → {out_dir} (truth in truth.csv)"
+    )
 
 
 def publish_rows(
-    home_dir: str | None, source: str, input_path: Path, mapping_path: Path, log_url: str | None, show_progress: bool
+    home_dir: str | None,
+    source: str,
+    input_path: Path,
+    mapping_path: Path,
+    log_url: str | None,
+    show_progress: bool,
 ) -> tuple[PublishReport, int]:
     """Map, validate and publish one export; returns the report and the number of rows read."""
     h = home_of(home_dir)
@@ -85,7 +92,9 @@ def publish(
     mapping_path: Annotated[Path, typer.Option("--mapping", help="The mapping file (MAP.yaml)")],
     log: LogOpt = None,
     home: HomeOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON object")
+    ] = False,
 ) -> None:
     """Validate every row, then publish the good ones encrypted and signed; report the bad ones.
 
@@ -93,13 +102,18 @@ def publish(
     acknowledge (kept in the outbox, resent on the next run); 5 not set up; 2 bad mapping or input.
     """
     try:
-        report, rows = publish_rows(home, source, input_path, mapping_path, log, show_progress=not as_json)
+        report, rows = publish_rows(
+            home, source, input_path, mapping_path, log, show_progress=not as_json
+        )
     except (MappingError, ReaderError) as exc:
         raise fail(str(exc), Exit.USAGE) from None
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.NOT_SET_UP) from None
     except TransportError as exc:
-        raise fail(f"the log did not acknowledge ({exc.code}); sealed events kept in the outbox", Exit.DELIVERY_FAILED) from None
+        raise fail(
+            f"the log did not acknowledge ({exc.code}); sealed events kept in the outbox",
+            Exit.DELIVERY_FAILED,
+        ) from None
     problems = sorted(report.problems, key=lambda p: (p.row or 0, p.path))
     if as_json:
         print(
@@ -113,14 +127,26 @@ def publish(
                     "events_unchanged": report.unchanged,
                     "events_resent": report.resent,
                     "problems": [
-                        {"row": p.row, "field": p.path, "reason": p.code.value, "expected": p.expected} for p in problems
+                        {
+                            "row": p.row,
+                            "field": p.path,
+                            "reason": p.code.value,
+                            "expected": p.expected,
+                        }
+                        for p in problems
                     ],
                 }
             )
         )
     else:
         if problems:
-            table = Table("row", "field", "reason", "expected", title=f"{len(report.rejected_rows)} rows not published")
+            table = Table(
+                "row",
+                "field",
+                "reason",
+                "expected",
+                title=f"{len(report.rejected_rows)} rows not published",
+            )
             for p in problems[:200]:
                 table.add_row(str(p.row), p.path, p.code.value, p.expected)
             console.print(table)
@@ -145,23 +171,36 @@ def notify(
     source: Annotated[str, typer.Option("--source", help="Your registered source id")],
     kind: Annotated[NoticeKind, typer.Option("--kind", help="What to tell the trust")],
     case: Annotated[str, typer.Option("--case", help="Your case id")],
-    victim: Annotated[str | None, typer.Option("--victim", help="Your victim id within the case")] = None,
+    victim: Annotated[
+        str | None, typer.Option("--victim", help="Your victim id within the case")
+    ] = None,
     log: LogOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Retract a case record, or tell the trust that a person withdrew consent or asked for erasure."""
     h = home_of(home)
     if kind is NoticeKind.retraction:
-        message = Outgoing("RecordRetraction", f"case:{case}", {"case_id": case, "reason": "Unknown"}, partition_key=case)
+        message = Outgoing(
+            "RecordRetraction",
+            f"case:{case}",
+            {"case_id": case, "reason": "Unknown"},
+            partition_key=case,
+        )
     elif kind is NoticeKind.consent_withdrawal:
         if victim is None:
             raise fail("--victim is needed for a consent withdrawal", Exit.USAGE)
         message = Outgoing(
-            "ConsentWithdrawal", f"case:{case}:{victim}", {"case_id": case, "victim_id": victim, "withdrawn_scopes": ["All"]}, partition_key=case
+            "ConsentWithdrawal",
+            f"case:{case}:{victim}",
+            {"case_id": case, "victim_id": victim, "withdrawn_scopes": ["All"]},
+            partition_key=case,
         )
     else:
         message = Outgoing(
-            "DisposalRequest", f"case:{case}:{victim or ''}", {"case_id": case, "victim_id": victim, "basis": "Unknown"}, partition_key=case
+            "DisposalRequest",
+            f"case:{case}:{victim or ''}",
+            {"case_id": case, "victim_id": victim, "basis": "Unknown"},
+            partition_key=case,
         )
     try:
         key = wiring.source_signing_key(h, source)
@@ -169,7 +208,9 @@ def notify(
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.NOT_SET_UP) from None
     with open_log(h.log_url(log)) as event_log, Outbox(h.outbox(source)) as outbox:
-        report = Publisher(log=event_log, source_key=key, trust_key=trust_key, outbox=outbox).publish([message])
+        report = Publisher(
+            log=event_log, source_key=key, trust_key=trust_key, outbox=outbox
+        ).publish([message])
     if report.problems:
         raise fail("; ".join(str(p) for p in report.problems), Exit.USAGE)
     out.print(f"{source}: {kind.value} for case {case} sent ({report.published} event)")
@@ -185,18 +226,35 @@ def receipts(
     h = home_of(home)
     schema = default_registry().current("receipt")
     with open_log(h.log_url(log)) as event_log:
-        records = event_log.read_all(topics.rejected(source)) if topics.rejected(source) in event_log.list_topics(topics.rejected(source)) else []
+        records = (
+            event_log.read_all(topics.rejected(source))
+            if topics.rejected(source) in event_log.list_topics(topics.rejected(source))
+            else []
+        )
     found = [schema.decode(r.value) for r in records]
     if as_json:
         for r in found:
-            print(json.dumps({k: v for k, v in r.items() if k != "received_at"} | {"received_at": str(r["received_at"])}))
+            print(
+                json.dumps(
+                    {k: v for k, v in r.items() if k != "received_at"}
+                    | {"received_at": str(r["received_at"])}
+                )
+            )
         return
     if not found:
         out.print(f"no receipts for {source}")
         return
-    table = Table("event id", "reason", "field", "detail", "position", title=f"receipts for {source}")
+    table = Table(
+        "event id", "reason", "field", "detail", "position", title=f"receipts for {source}"
+    )
     for r in found[-200:]:
-        table.add_row(r["event_id"] or "-", r["reason"], r["field_path"] or "-", r["detail"], f"{r['topic']}:{r['partition']}:{r['offset']}")
+        table.add_row(
+            r["event_id"] or "-",
+            r["reason"],
+            r["field_path"] or "-",
+            r["detail"],
+            f"{r['topic']}:{r['partition']}:{r['offset']}",
+        )
     out.print(table)
     counts = Counter(r["reason"] for r in found)
     out.print(", ".join(f"{n} {reason}" for reason, n in counts.most_common()))

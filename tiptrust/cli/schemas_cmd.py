@@ -27,8 +27,14 @@ def list_schemas() -> None:
 
 @app.command("check")
 def check(
-    against: Annotated[Path | None, typer.Option("--against", help="A released snapshot folder [default: the latest]")] = None,
-    avro_dir: Annotated[Path | None, typer.Option("--tree", help="Schema folder to check [default: the shipped one]")] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option("--against", help="A released snapshot folder [default: the latest]"),
+    ] = None,
+    avro_dir: Annotated[
+        Path | None,
+        typer.Option("--tree", help="Schema folder to check [default: the shipped one]"),
+    ] = None,
 ) -> None:
     """Compare the schemas in the tree with the previous release's; exit 6 if incompatible."""
     base = against or latest_release()

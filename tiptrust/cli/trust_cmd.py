@@ -21,7 +21,9 @@ from trust.store.eventstore import open_store
 from trust.store.projections import rebuild as rebuild_projections
 from trust.store.projections import snapshot
 
-app = typer.Typer(help="Run the trust: register sources, ingest, release, rebuild.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the trust: register sources, ingest, release, rebuild.", no_args_is_help=True
+)
 
 
 def default_agreement(source_id: str) -> Agreement:
@@ -39,8 +41,12 @@ def default_agreement(source_id: str) -> Agreement:
 @app.command("register")
 def register(
     source: Annotated[str, typer.Option("--source", help="The source id to register")],
-    public_key: Annotated[Path, typer.Option("--public-key", help="The source's Ed25519 public key (PEM)")],
-    agreement: Annotated[Path | None, typer.Option("--agreement", help="Its data-sharing agreement (YAML)")] = None,
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="The source's Ed25519 public key (PEM)")
+    ],
+    agreement: Annotated[
+        Path | None, typer.Option("--agreement", help="Its data-sharing agreement (YAML)")
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Register a source's signing key and data-sharing agreement with the trust."""
@@ -52,12 +58,16 @@ def register(
     if a.source_id != source:
         raise fail(f"agreement is for {a.source_id}, not {source}", Exit.USAGE)
     key = wiring.register_source(h, source, public_key, a)
-    out.print(f"registered {source} (key {key.key_id}, agreement v{a.version} from {a.in_force_from})")
+    out.print(
+        f"registered {source} (key {key.key_id}, agreement v{a.version} from {a.in_force_from})"
+    )
 
 
 def _stats_table(total: IngestStats, releases: int) -> Table:
     t = Table("messages", "accepted", "rejected", "releases", title="trust ingest")
-    t.add_row(str(total.messages), str(total.accepted), str(sum(total.rejected.values())), str(releases))
+    t.add_row(
+        str(total.messages), str(total.accepted), str(sum(total.rejected.values())), str(releases)
+    )
     return t
 
 
@@ -66,26 +76,39 @@ def run(
     log: LogOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
-    follow: Annotated[bool, typer.Option("--follow", help="Keep running after catching up")] = False,
-    max_seconds: Annotated[float | None, typer.Option("--max-seconds", help="Stop after this long")] = None,
-    release_every: Annotated[float, typer.Option("--release-every", help="Seconds between release checks")] = 5.0,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep running after catching up")
+    ] = False,
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", help="Stop after this long")
+    ] = None,
+    release_every: Annotated[
+        float, typer.Option("--release-every", help="Seconds between release checks")
+    ] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    batch: Annotated[int, typer.Option("--batch", help="Messages per store transaction")] = 1000,
 ) -> None:
     """Ingest every inbound topic into the event store and emit releases that changed."""
     h = home_of(home)
     try:
         with open_log(h.log_url(log)) as event_log:
             event_store = open_store(h.store_url(store))
-            runner = wiring.build_trust_runner(h, event_log, event_store, release_every_s=release_every)
+            runner = wiring.build_trust_runner(
+                h, event_log, event_store, release_every_s=release_every, batch=batch
+            )
             total = IngestStats()
-            with Live(_stats_table(total, 0), console=console, transient=True, auto_refresh=not as_json) as live:
+            with Live(
+                _stats_table(total, 0), console=console, transient=True, auto_refresh=not as_json
+            ) as live:
 
                 def on_step(s: IngestStats) -> None:
                     total.add(s)
                     if not as_json:
                         live.update(_stats_table(total, 0))
 
-                summary = runner.run(until_caught_up=not follow, max_seconds=max_seconds, on_step=on_step)
+                summary = runner.run(
+                    until_caught_up=not follow, max_seconds=max_seconds, on_step=on_step
+                )
             runner.worker.close()
             event_store.close()
     except wiring.SetupError as exc:
@@ -117,7 +140,9 @@ def rebuild(store: StoreOpt = None, home: HomeOpt = None) -> None:
         return hashlib.sha256(json.dumps(s, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     same = before == after
-    out.print(f"replayed {replayed} events; projections {digest(before)} → {digest(after)}: {'identical' if same else 'DIFFERENT'}")
+    out.print(
+        f"replayed {replayed} events; projections {digest(before)} → {digest(after)}: {'identical' if same else 'DIFFERENT'}"
+    )
     if not same:
         raise typer.Exit(int(Exit.REFUSED))
 

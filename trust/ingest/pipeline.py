@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,13 +70,34 @@ class IngestPipeline:
         self.cache = OpenCache()
 
     def process(self, rec: LogRecord) -> Outcome:
+        """One message (see :meth:`process_batch`)."""
+        return self.process_batch([rec])[0]
+
+    def process_batch(self, records: Sequence[LogRecord]) -> list[Outcome]:
+        """Check every message, then seal the identifiers of all accepted records at once (the
+        persons' keys are loaded or created in one vault transaction)."""
+        checked: list[Outcome | _Checked] = [self._check(r) for r in records]
+        self.vault.prepare(
+            self.vault.person_key_id(c.source_id, c.datum["case_id"], v["victim_id"])
+            for c in checked
+            if isinstance(c, _Checked) and c.kind == "RecordUpsert"
+            for v in c.datum["victims"]
+            if v.get("identifiers") is not None
+        )
+        return [c if isinstance(c, Outcome) else self._finish(c) for c in checked]
+
+    def _check(self, rec: LogRecord) -> Outcome | _Checked:
         delivery = Delivery(rec.topic, rec.partition, rec.offset)
         source_id = topics.source_of_inbound(rec.topic)
         try:
             opened = open_event(
-                rec.value, keyring=self.keyring, ctx=delivery, expected_source=source_id, cache=self.cache
+                rec.value,
+                keyring=self.keyring,
+                ctx=delivery,
+                expected_source=source_id,
+                cache=self.cache,
             )
-            event = self._accept(opened)
+            return self._decode(opened, delivery)
         except ContractError as err:
             event_id = err.event_id
             if event_id is None:
@@ -85,11 +106,13 @@ class IngestPipeline:
                 except ContractError:
                     event_id = None
             return Outcome(
-                delivery, source_id, event_id, rejection=Rejection(err.code, err.field_path, err.message)
+                delivery,
+                source_id,
+                event_id,
+                rejection=Rejection(err.code, err.field_path, err.message),
             )
-        return Outcome(delivery, source_id, event.event_id, accepted=event)
 
-    def _accept(self, opened: OpenedEvent) -> AcceptedEvent:
+    def _decode(self, opened: OpenedEvent, delivery: Delivery) -> _Checked:
         h = opened.header
         event_id = str(h.event_id)
         try:
@@ -97,35 +120,57 @@ class IngestPipeline:
             agreement = self.agreements.in_force(h.source_id, produced)
             datum = self.registry.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
             validator_for(self.registry.for_kind(h.kind)).check(datum)
+            if h.kind == "RecordUpsert":
+                if datum["reporting_entity"]["source_id"] != h.source_id:
+                    raise SourceMismatch(
+                        "$.reporting_entity.source_id differs from the envelope's source"
+                    )
+                datum = self.agreements.pruner(agreement).prune(datum)
         except ContractError as err:
             err.event_id = event_id
             raise
-        now = int(self.clock() * 1000)
-        if h.kind == "RecordUpsert":
-            if datum["reporting_entity"]["source_id"] != h.source_id:
-                raise SourceMismatch(
-                    "$.reporting_entity.source_id differs from the envelope's source", event_id=event_id
-                )
-            datum = self.agreements.pruner(agreement).prune(datum)
-            return self._seal_record(event_id, h.source_id, h.produced_at_ms, now, datum)
-        if h.kind == "RecordRetraction":
-            return RecordRetracted(event_id, h.source_id, datum["case_id"], datum["reason"], now)
-        if h.kind == "ConsentWithdrawal":
-            return ConsentWithdrawn(
-                event_id, h.source_id, datum["case_id"], datum["victim_id"], list(datum["withdrawn_scopes"]), now
-            )
-        return DisposalRequested(event_id, h.source_id, datum["case_id"], datum["victim_id"], datum["basis"], now)
+        return _Checked(delivery, h.source_id, event_id, h.kind, h.produced_at_ms, datum)
 
-    def _seal_record(
-        self, event_id: str, source_id: str, produced_ms: int, now: int, datum: dict[str, Any]
-    ) -> RecordAccepted:
-        record, sealed = self.vault.seal_identifiers(source_id, datum["case_id"], datum)
-        return RecordAccepted(
-            event_id=event_id,
-            source_id=source_id,
-            case_id=datum["case_id"],
-            record=record,
-            sealed_identifiers=sealed,
-            produced_at_ms=produced_ms,
-            accepted_at_ms=now,
-        )
+    def _finish(self, c: _Checked) -> Outcome:
+        now = int(self.clock() * 1000)
+        d = c.datum
+        event: AcceptedEvent
+        if c.kind == "RecordUpsert":
+            record, sealed = self.vault.seal_identifiers(c.source_id, d["case_id"], d)
+            event = RecordAccepted(
+                event_id=c.event_id,
+                source_id=c.source_id,
+                case_id=d["case_id"],
+                record=record,
+                sealed_identifiers=sealed,
+                produced_at_ms=c.produced_at_ms,
+                accepted_at_ms=now,
+            )
+        elif c.kind == "RecordRetraction":
+            event = RecordRetracted(c.event_id, c.source_id, d["case_id"], d["reason"], now)
+        elif c.kind == "ConsentWithdrawal":
+            event = ConsentWithdrawn(
+                c.event_id,
+                c.source_id,
+                d["case_id"],
+                d["victim_id"],
+                list(d["withdrawn_scopes"]),
+                now,
+            )
+        else:
+            event = DisposalRequested(
+                c.event_id, c.source_id, d["case_id"], d["victim_id"], d["basis"], now
+            )
+        return Outcome(c.delivery, c.source_id, c.event_id, accepted=event)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A message that passed every check, before its identifiers are sealed."""
+
+    delivery: Delivery
+    source_id: str
+    event_id: str
+    kind: str
+    produced_at_ms: int
+    datum: dict[str, Any]

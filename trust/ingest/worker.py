@@ -23,8 +23,8 @@ from schemas.codec import default_registry
 from schemas.errors import ReasonCode
 from transport import EventLog, LogConsumer, LogRecord, topics
 from trust.ingest.pipeline import IngestPipeline, Outcome, Rejection
+from trust.store.events import Event, MessageRejected
 from trust.store.eventstore import EventStore, Position
-from trust.store.events import MessageRejected
 
 INGEST_CONSUMER = "trust-ingest"
 RECEIPT_CURSOR = "trust-receipts"
@@ -89,9 +89,12 @@ class IngestWorker:
     def start(self) -> None:
         self._topics = self.log.list_topics(topics.INBOUND_PREFIX)
         self._consumer = self.log.consumer(INGEST_CONSUMER, self._topics)
-        for (topic, partition), offset in self.store.positions(INGEST_CONSUMER).items():
-            if topic in self._topics:
-                self._consumer.seek(topic, partition, offset)
+        # the store's positions are the truth: every partition resumes there, or at 0 if this
+        # store never read it (whatever the broker's committed offsets say)
+        stored = self.store.positions(INGEST_CONSUMER)
+        for topic in self._topics:
+            for partition in range(self.log.partitions(topic)):
+                self._consumer.seek(topic, partition, stored.get((topic, partition), 0))
         self._resend_receipts()
 
     def close(self) -> None:
@@ -109,13 +112,18 @@ class IngestWorker:
         if not records:
             stats.caught_up = self._consumer.at_end()
             return stats
-        outcomes = self._dedupe([self.pipeline.process(r) for r in records])
+        outcomes = self._dedupe(self.pipeline.process_batch(records))
         now = int(self.clock() * 1000)
-        items = []
+        items: list[tuple[list[Event], Position]] = []
         rejected: list[MessageRejected] = []
         for o in outcomes:
             if o.accepted is not None:
-                items.append(([o.accepted], Position(o.delivery.topic, o.delivery.partition, o.delivery.offset)))
+                items.append(
+                    (
+                        [o.accepted],
+                        Position(o.delivery.topic, o.delivery.partition, o.delivery.offset),
+                    )
+                )
                 stats.accepted += 1
             else:
                 assert o.rejection is not None
@@ -131,7 +139,9 @@ class IngestWorker:
                     now,
                 )
                 rejected.append(ev)
-                items.append(([ev], Position(o.delivery.topic, o.delivery.partition, o.delivery.offset)))
+                items.append(
+                    ([ev], Position(o.delivery.topic, o.delivery.partition, o.delivery.offset))
+                )
                 stats.rejected[ev.reason] += 1
         result = self.store.append_batch(items, INGEST_CONSUMER)
         if rejected:
@@ -172,23 +182,28 @@ class IngestWorker:
         seen: set[str] = set()
         out: list[Outcome] = []
         for o in outcomes:
-            if o.accepted is not None and o.event_id is not None:
-                if o.event_id in known or o.event_id in seen:
+            eid = o.event_id
+            if o.accepted is not None and eid is not None:
+                if eid in known or eid in seen:
                     o = Outcome(
                         o.delivery,
                         o.source_id,
                         o.event_id,
-                        rejection=Rejection(ReasonCode.DUPLICATE_EVENT, None, "event id already accepted"),
+                        rejection=Rejection(
+                            ReasonCode.DUPLICATE_EVENT, None, "event id already accepted"
+                        ),
                     )
                 else:
-                    seen.add(o.event_id)
+                    seen.add(eid)
             out.append(o)
         return out
 
     def _publish_receipts(self, rejected: Sequence[MessageRejected]) -> None:
         for ev in rejected:
             topic = topics.rejected(ev.source_id)
-            self.log.append(topic, receipt_bytes(ev), key=ev.event_id.encode() if ev.event_id else None)
+            self.log.append(
+                topic, receipt_bytes(ev), key=ev.event_id.encode() if ev.event_id else None
+            )
         self.log.flush()
 
     def _resend_receipts(self) -> None:
@@ -196,7 +211,11 @@ class IngestWorker:
         cursor = self.store.positions(RECEIPT_CURSOR).get((_CURSOR_TOPIC, 0), 0)
         if cursor >= self.store.last_seq() + 1:
             return
-        missed = [ev for _, ev in self.store.read(after_seq=max(cursor - 1, 0)) if isinstance(ev, MessageRejected)]
+        missed = [
+            ev
+            for _, ev in self.store.read(after_seq=max(cursor - 1, 0))
+            if isinstance(ev, MessageRejected)
+        ]
         if missed:
             self._publish_receipts(missed)
         last = self.store.last_seq()

@@ -29,7 +29,15 @@ from schemas.codec import WireSchema
 from schemas.errors import ContractError, ReasonCode
 from schemas.fields import Pruner
 
-_KEYS = {"source_id", "version", "in_force_from", "in_force_until", "fields_shared", "consumers_allowed", "min_cell_size"}
+_KEYS = {
+    "source_id",
+    "version",
+    "in_force_from",
+    "in_force_until",
+    "fields_shared",
+    "consumers_allowed",
+    "min_cell_size",
+}
 
 
 class AgreementError(Exception):
@@ -55,7 +63,9 @@ class Agreement:
     min_cell_size: int = 10
 
     def in_force(self, at: dt.date) -> bool:
-        return self.in_force_from <= at and (self.in_force_until is None or at < self.in_force_until)
+        return self.in_force_from <= at and (
+            self.in_force_until is None or at < self.in_force_until
+        )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "agreement") -> Agreement:
@@ -74,7 +84,9 @@ class Agreement:
                 min_cell_size=int(data.get("min_cell_size", 10)),
             )
         except (KeyError, ValueError, TypeError) as exc:
-            raise AgreementError(f"{where}: missing or malformed {exc.__class__.__name__}") from None
+            raise AgreementError(
+                f"{where}: missing or malformed {exc.__class__.__name__}"
+            ) from None
 
     def to_mapping(self) -> dict[str, Any]:
         return {
@@ -124,7 +136,11 @@ class Agreements:
 
     def for_sources(self, sources: Iterable[str]) -> list[Agreement]:
         """The latest agreement version of each named source that has one."""
-        return [max(self._by_source[s], key=lambda a: a.version) for s in sources if s in self._by_source]
+        return [
+            max(self._by_source[s], key=lambda a: a.version)
+            for s in sources
+            if s in self._by_source
+        ]
 
     def pruner(self, agreement: Agreement) -> Pruner:
         return self._pruners[(agreement.source_id, agreement.version)]

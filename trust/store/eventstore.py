@@ -16,6 +16,7 @@ from typing import Protocol
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
+from schemas.errors import Delivery
 from trust.store import projections
 from trust.store.db import (
     bulk_insert,
@@ -122,6 +123,7 @@ class EventStore:
         rows = []
         flat: list[Event] = []
         next_offsets: dict[tuple[str, int], int] = {}
+        delivery_of: dict[str, Delivery] = {}  # accepted event id -> where its message was read
         for events, pos in items:
             topic = pos.topic if pos is not None else None
             partition = pos.partition if pos is not None else None
@@ -129,6 +131,10 @@ class EventStore:
             for ev in events:
                 rows.append(event_row(ev, now, topic, partition, offset))
                 flat.append(ev)
+                if pos is not None and ev.accepted and ev.event_id is not None:
+                    delivery_of.setdefault(
+                        ev.event_id, Delivery(pos.topic, pos.partition, pos.offset)
+                    )
             if pos is not None:
                 key = (pos.topic, pos.partition)
                 next_offsets[key] = max(next_offsets.get(key, 0), pos.offset + 1)
@@ -137,7 +143,11 @@ class EventStore:
         seen: set[str] = set()
         for event_id in accepted_ids:
             if event_id in seen:
-                raise DuplicateEvent("event id repeats within the append", event_id=event_id)
+                raise DuplicateEvent(
+                    "event id repeats within the append",
+                    event_id=event_id,
+                    delivery=delivery_of.get(event_id),
+                )
             seen.add(event_id)
 
         with self._writer.begin() as conn:
@@ -145,7 +155,9 @@ class EventStore:
             already = self._accepted_among(conn, accepted_ids)
             if already:
                 first = next(i for i in accepted_ids if i in already)
-                raise DuplicateEvent("event id already accepted", event_id=first)
+                raise DuplicateEvent(
+                    "event id already accepted", event_id=first, delivery=delivery_of.get(first)
+                )
             seqs = self._insert_events(conn, rows)
             id_rows = [
                 {"event_id": ev.event_id, "seq": seq}

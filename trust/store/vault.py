@@ -25,6 +25,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -174,6 +175,56 @@ class Vault:
         return out
 
     # -- keys ----------------------------------------------------------------------------------
+
+    def prepare(self, person_key_ids: Iterable[str]) -> None:
+        """Load the data keys of many persons at once, creating the missing ones, in ONE
+        transaction (ingest seals a whole batch; one transaction per new person would cap it
+        at the disk's commit rate). Shredded persons stay shredded: :meth:`seal` still raises."""
+        with self._lock:
+            wanted = sorted({k for k in person_key_ids if k not in self._cache})
+        if not wanted:
+            return
+        now = time.time_ns() // 1_000_000
+        found: dict[str, bytes | None] = {}
+        with self._writer.begin() as conn:
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                for row in conn.execute(
+                    select(_keys.c.person_key_id, _keys.c.wrapped_key).where(
+                        _keys.c.person_key_id.in_(chunk)
+                    )
+                ):
+                    found[row.person_key_id] = row.wrapped_key
+            fresh = []
+            for kid in wanted:
+                if kid not in found:
+                    key = AESGCM.generate_key(bit_length=256)
+                    nonce = os.urandom(_NONCE)
+                    wrapped = nonce + self._wrap.encrypt(nonce, key, kid.encode())
+                    found[kid] = wrapped
+                    fresh.append(
+                        {
+                            "person_key_id": kid,
+                            "wrapped_key": wrapped,
+                            "created_at_ms": now,
+                            "shredded_at_ms": None,
+                        }
+                    )
+            if fresh:
+                conn.execute(
+                    dialect_insert(conn, _keys).on_conflict_do_nothing(
+                        index_elements=[_keys.c.person_key_id]
+                    ),
+                    fresh,
+                )
+        with self._lock:
+            for kid, wrapped_key in found.items():
+                if wrapped_key is None:
+                    continue
+                w = bytes(wrapped_key)
+                self._cache[kid] = AESGCM(self._wrap.decrypt(w[:_NONCE], w[_NONCE:], kid.encode()))
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def _data_key(self, person_key_id: str, *, create: bool) -> AESGCM:
         with self._lock:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, select
 
-from schemas.errors import ReasonCode
+from schemas.errors import Delivery, ReasonCode
 from trust.store import projections
 from trust.store.errors import DuplicateEvent
 from trust.store.events import Event
@@ -118,6 +118,7 @@ class EventStoreConformance:
             store.append([fresh, first], Position("t", 0, 1), CONSUMER)
         assert info.value.code is ReasonCode.DUPLICATE_EVENT
         assert info.value.event_id == first.event_id
+        assert info.value.delivery == Delivery("t", 0, 1)  # where the re-sent copy was read
 
         assert [e for _, e in store.read()] == [first]
         assert not store.is_accepted(fresh.event_id)
