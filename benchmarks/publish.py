@@ -133,7 +133,9 @@ def main() -> None:
         }
         sqlite_url = f"sqlite:///{tmp / 'log.db'}"
         result["publish_sqlite_events_per_s"] = publish_rate(sqlite_url, recs, trust, source, tmp)
-        result["trust_open_events_per_s"], result["trust_open_events"] = trust_open_rate(sqlite_url, trust, source)
+        result["trust_open_events_per_s"], result["trust_open_events"] = trust_open_rate(
+            sqlite_url, trust, source
+        )
         if args.kafka:
             from infra.broker import TansuBroker
 

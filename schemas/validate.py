@@ -28,22 +28,33 @@ RANGES: Mapping[str, tuple[int, int]] = {
 }
 
 
-def _compile(schema: Any, path: str, named: dict[str, Any]) -> Check:
+def _noop(v: Any, p: str, out: list[Problem]) -> None:
+    return None
+
+
+def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = False) -> Check:
+    """``decoded``: the datum came out of the Avro decoder, so types, enums and required fields
+    are already guaranteed; compile only the value rules (:data:`RANGES`)."""
+    if decoded and not any(r.startswith(path) for r in RANGES):
+        _collect_named(schema, named)
+        return _noop
     if isinstance(schema, str):
         if schema in named:
-            return _compile(named[schema], path, named)
+            return _compile(named[schema], path, named, decoded)
         return _primitive(schema, None, path)
     if isinstance(schema, list):
-        return _union(schema, path, named)
+        return _union(schema, path, named, decoded)
     t = schema["type"]
     if isinstance(t, (dict, list)):
-        return _compile(t, path, named)
+        return _compile(t, path, named, decoded)
     if t == "record":
         named[schema["name"]] = schema
         fields = [
-            (f["name"], _compile(f["type"], f"{path}.{f['name']}", named), "default" in f)
+            (f["name"], _compile(f["type"], f"{path}.{f['name']}", named, decoded), "default" in f)
             for f in schema["fields"]
         ]
+        if decoded:
+            fields = [f for f in fields if f[1] is not _noop]
 
         def check_record(v: Any, p: str, out: list[Problem]) -> None:
             if not isinstance(v, Mapping):
@@ -71,7 +82,7 @@ def _compile(schema: Any, path: str, named: dict[str, Any]) -> Check:
 
         return check_enum
     if t == "array":
-        item = _compile(schema["items"], f"{path}[]", named)
+        item = _compile(schema["items"], f"{path}[]", named, decoded)
 
         def check_array(v: Any, p: str, out: list[Problem]) -> None:
             if not isinstance(v, (list, tuple)):
@@ -151,12 +162,12 @@ def _primitive(t: str, logical: str | None, path: str) -> Check:
     raise ValueError(f"unsupported Avro type {t}")
 
 
-def _union(branches: list[Any], path: str, named: dict[str, Any]) -> Check:
+def _union(branches: list[Any], path: str, named: dict[str, Any], decoded: bool = False) -> Check:
     nullable = "null" in branches
     others = [b for b in branches if b != "null"]
     if len(others) != 1:
         raise ValueError(f"{path}: only [null, T] unions are supported in ICS-TIP schemas")
-    inner = _compile(others[0], path, named)
+    inner = _compile(others[0], path, named, decoded)
 
     def check_optional(v: Any, p: str, out: list[Problem]) -> None:
         if v is None:
@@ -194,12 +205,34 @@ def _record_rules(datum: Mapping[str, Any], out: list[Problem]) -> None:
             seen.add(vid)
 
 
-class Validator:
-    """A schema compiled into checks; call :meth:`problems` or :meth:`check`."""
+def _collect_named(schema: Any, named: dict[str, Any]) -> None:
+    """Register named types defined inside a subtree that is not compiled."""
+    if isinstance(schema, list):
+        for s in schema:
+            _collect_named(s, named)
+    elif isinstance(schema, dict):
+        t = schema.get("type")
+        if t in ("record", "enum", "fixed"):
+            named[schema["name"]] = schema
+        if t == "record":
+            for f in schema["fields"]:
+                _collect_named(f["type"], named)
+        elif t == "array":
+            _collect_named(schema["items"], named)
+        elif isinstance(t, (dict, list)):
+            _collect_named(t, named)
 
-    def __init__(self, schema: WireSchema) -> None:
+
+class Validator:
+    """A schema compiled into checks; call :meth:`problems` or :meth:`check`.
+
+    ``decoded=True`` is for data that came out of the Avro decoder (the trust): Avro already
+    guarantees types and codes, so only the ICS-TIP value rules are checked.
+    """
+
+    def __init__(self, schema: WireSchema, *, decoded: bool = False) -> None:
         self.schema = schema
-        self._check = _compile(schema.source, "$", {})
+        self._check = _compile(schema.source, "$", {}, decoded)
         self._is_case = schema.name == "case_record"
 
     def problems(self, datum: Any) -> list[Problem]:
@@ -221,5 +254,5 @@ class Validator:
 
 
 @cache
-def validator_for(schema: WireSchema) -> Validator:
-    return Validator(schema)
+def validator_for(schema: WireSchema, *, decoded: bool = False) -> Validator:
+    return Validator(schema, decoded=decoded)

@@ -42,6 +42,23 @@ def test_demo_on_the_embedded_log(cli: RunCli, tmp_path: Path) -> None:
     _check_summary(summary, tmp_path)
 
 
+def test_receipts_and_rebuild_after_the_demo(cli: RunCli, tmp_path: Path) -> None:
+    cli("demo", "--json", "--persons", "600")
+    demo_home = str(tmp_path / "home" / "demo")
+    lines = cli("receipts", "--source", "police", "--json", "--home", demo_home).stdout.splitlines()
+    receipts = [json.loads(line) for line in lines if line.startswith("{")]
+    reasons = sorted(r["reason"] for r in receipts)
+    # the police topic got the tampered, duplicate, wrong-key and invalid messages
+    assert reasons == ["bad_signature", "duplicate_event", "invalid_record", "unknown_trust_key"]
+    for r in receipts:
+        assert r["topic"] == "tip.inbound.police" and r["offset"] >= 0 and r["detail"]
+    invalid = next(r for r in receipts if r["reason"] == "invalid_record")
+    assert invalid["field_path"] == "$.victims[0].age_at_identification"
+    rogue = cli("receipts", "--source", "rogue", "--json", "--home", demo_home).stdout
+    assert "unknown_source" in rogue
+    assert "identical" in cli("trust", "rebuild", "--home", demo_home).stdout
+
+
 def test_demo_human_output_names_every_reason(cli: RunCli) -> None:
     text = cli("demo", "--persons", "600").stdout
     for reason in EXPECTED_REJECTIONS:

@@ -45,7 +45,16 @@ def _stored_events(db: Path) -> int:
 def _publish_everything(cli: RunCli, tmp_path: Path, log_args: list[str]) -> None:
     sim = _setup(cli, tmp_path)
     for s in SOURCES:
-        cli("publish", "--source", s, "--input", str(sim / s / "records.csv"), "--mapping", str(sim / s / "mapping.yaml"), *log_args)
+        cli(
+            "publish",
+            "--source",
+            s,
+            "--input",
+            str(sim / s / "records.csv"),
+            "--mapping",
+            str(sim / s / "mapping.yaml"),
+            *log_args,
+        )
 
 
 def _crash_and_compare(cli: RunCli, tmp_path: Path, log_args: list[str], seed: int) -> None:
@@ -58,11 +67,15 @@ def _crash_and_compare(cli: RunCli, tmp_path: Path, log_args: list[str], seed: i
     crashed_url = f"sqlite:///{crashed_db}"
     env = {**os.environ, "TIPTRUST_HOME": str(tmp_path / "home")}
     args = [*TIPTRUST, "trust", "run", "--store", crashed_url, "--batch", "40", "--json", *log_args]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     target = random.Random(seed).randint(50, reference["accepted"] - 200)
     deadline = time.monotonic() + 120
     while _stored_events(crashed_db) < target:
-        assert proc.poll() is None, "the worker finished before the kill: " + proc.stderr.read().decode()[-2000:]
+        assert proc.poll() is None, (
+            "the worker finished before the kill: " + proc.stderr.read().decode()[-2000:]
+        )
         assert time.monotonic() < deadline
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
@@ -82,3 +95,18 @@ def test_sigkill_mid_stream_on_the_embedded_log(cli: RunCli, tmp_path: Path) -> 
 @pytest.mark.kafka
 def test_sigkill_mid_stream_on_tansu(cli: RunCli, tmp_path: Path, tansu) -> None:
     _crash_and_compare(cli, tmp_path, ["--log", tansu.url], seed=os.getpid() + 1)
+
+
+@pytest.mark.postgres
+def test_postgres_store_gives_the_same_projections_and_rebuilds(
+    cli: RunCli, tmp_path: Path, postgres_schema_url: str
+) -> None:
+    _publish_everything(cli, tmp_path, [])
+    sqlite_url = f"sqlite:///{tmp_path / 'sqlite.db'}"
+    a = last_json(cli("trust", "run", "--store", sqlite_url, "--json").stdout)
+    b = last_json(cli("trust", "run", "--store", postgres_schema_url, "--json").stdout)
+    assert a["accepted"] == b["accepted"] > 1000
+    assert _comparable(sqlite_url) == _comparable(postgres_schema_url)
+    for url in (sqlite_url, postgres_schema_url):
+        out = cli("trust", "rebuild", "--store", url).stdout
+        assert "identical" in out

@@ -74,3 +74,14 @@ def test_problems_never_contain_the_value(value: str) -> None:
         "TransgenderMasculine",
         "NonSpecifiedUnknown",
     }
+
+
+def test_decoded_mode_checks_only_value_rules_and_agrees_on_them() -> None:
+    decoded = validator_for(default_registry().current("case_record"), decoded=True)
+    rec = sample_record()
+    rec["victims"][0]["age_at_identification"] = 150
+    rec["event"]["end_date"] = dt.date(2000, 1, 1)
+    assert {p.path for p in decoded.problems(rec)} == {"$.victims[0].age_at_identification"}
+    rec["victims"][0]["age_at_identification"] = 15
+    assert [p.path for p in decoded.problems(rec)] == ["$.event.end_date"]
+    assert [p.path for p in V.problems(rec)] == ["$.event.end_date"]

@@ -119,7 +119,7 @@ class IngestPipeline:
             produced = dt.datetime.fromtimestamp(h.produced_at_ms / 1000, dt.UTC).date()
             agreement = self.agreements.in_force(h.source_id, produced)
             datum = self.registry.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
-            validator_for(self.registry.for_kind(h.kind)).check(datum)
+            validator_for(self.registry.for_kind(h.kind), decoded=True).check(datum)
             if h.kind == "RecordUpsert":
                 if datum["reporting_entity"]["source_id"] != h.source_id:
                     raise SourceMismatch(

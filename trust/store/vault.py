@@ -73,7 +73,11 @@ class Vault:
 
     def person_key_id(self, source_id: str, case_id: str, victim_id: str) -> str:
         """The deterministic, opaque key id of one victim record (64 hex chars)."""
-        message = json.dumps([source_id, case_id, victim_id], ensure_ascii=False).encode()
+        # length-prefixed, so no two triples share an encoding
+        message = b"".join(
+            len(b).to_bytes(4, "big") + b
+            for b in (x.encode() for x in (source_id, case_id, victim_id))
+        )
         return hmac.new(self._id_key, message, hashlib.sha256).hexdigest()
 
     def seal(self, person_key_id: str, plaintext: bytes, aad: bytes) -> SealedBlob:
