@@ -223,7 +223,8 @@ class KafkaLog:
     def partitions(self, topic: str) -> int:
         """How many partitions ``topic`` has (0 if it does not exist)."""
         self._check_open()
-        return self._partition_counts(topic).get(topic, 0)
+        # a metadata request naming the topic would auto-create it on brokers that allow that
+        return self._partition_counts().get(topic, 0)
 
     # -- appending -------------------------------------------------------------------
 
