@@ -79,6 +79,26 @@ class WireSchema:
         return datum
 
 
+def collect_named(schema: Any, named: dict[str, Any]) -> None:
+    """Register every named type (record, enum, fixed) defined in ``schema`` into ``named``."""
+    if isinstance(schema, list):
+        for s in schema:
+            collect_named(s, named)
+    elif isinstance(schema, dict):
+        t = schema.get("type")
+        if t in ("record", "enum", "fixed"):
+            named[schema["name"]] = schema
+        if t == "record":
+            for f in schema["fields"]:
+                collect_named(f["type"], named)
+        elif t == "array":
+            collect_named(schema["items"], named)
+        elif t == "map":
+            collect_named(schema["values"], named)
+        elif isinstance(t, (dict, list)):
+            collect_named(t, named)
+
+
 def fingerprint_of(source: Mapping[str, Any]) -> tuple[Any, str, bytes]:
     """Parse a schema; return (parsed, canonical form, SHA-256 fingerprint of the canonical form)."""
     parsed = fastavro.parse_schema(dict(source))

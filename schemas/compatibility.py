@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.codec import AVRO_DIR, RELEASED_DIR
+from schemas.codec import AVRO_DIR, RELEASED_DIR, collect_named
 from schemas.errors import Problem, ReasonCode
 
 
@@ -25,25 +25,6 @@ def _named(schema: Any, named: dict[str, Any]) -> Any:
     if isinstance(schema, dict) and isinstance(schema.get("type"), (dict, list)):
         return _named(schema["type"], named)
     return schema
-
-
-def _collect(schema: Any, named: dict[str, Any]) -> None:
-    if isinstance(schema, list):
-        for s in schema:
-            _collect(s, named)
-    elif isinstance(schema, dict):
-        t = schema.get("type")
-        if t in ("record", "enum", "fixed"):
-            named[schema["name"]] = schema
-        if t == "record":
-            for f in schema["fields"]:
-                _collect(f["type"], named)
-        elif t == "array":
-            _collect(schema["items"], named)
-        elif t == "map":
-            _collect(schema["values"], named)
-        elif isinstance(t, (dict, list)):
-            _collect(t, named)
 
 
 def _kind(schema: Any) -> str:
@@ -124,8 +105,8 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[Problem]:
     """Every incompatibility between two versions of one schema (empty: compatible)."""
     on: dict[str, Any] = {}
     nn: dict[str, Any] = {}
-    _collect(old, on)
-    _collect(new, nn)
+    collect_named(old, on)
+    collect_named(new, nn)
     out: list[Problem] = []
     _compare(old, new, "$", on, nn, out)
     return out

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-from schemas.codec import WireSchema
+from schemas.codec import WireSchema, collect_named
 from schemas.errors import InvalidRecord, Problem, ReasonCode
 
 Check = Callable[[Any, str, list[Problem]], None]
@@ -36,7 +36,7 @@ def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = Fals
     """``decoded``: the datum came out of the Avro decoder, so types, enums and required fields
     are already guaranteed; compile only the value rules (:data:`RANGES`)."""
     if decoded and not any(r.startswith(path) for r in RANGES):
-        _collect_named(schema, named)
+        collect_named(schema, named)
         return _noop
     if isinstance(schema, str):
         if schema in named:
@@ -203,24 +203,6 @@ def _record_rules(datum: Mapping[str, Any], out: list[Problem]) -> None:
                     )
                 )
             seen.add(vid)
-
-
-def _collect_named(schema: Any, named: dict[str, Any]) -> None:
-    """Register named types defined inside a subtree that is not compiled."""
-    if isinstance(schema, list):
-        for s in schema:
-            _collect_named(s, named)
-    elif isinstance(schema, dict):
-        t = schema.get("type")
-        if t in ("record", "enum", "fixed"):
-            named[schema["name"]] = schema
-        if t == "record":
-            for f in schema["fields"]:
-                _collect_named(f["type"], named)
-        elif t == "array":
-            _collect_named(schema["items"], named)
-        elif isinstance(t, (dict, list)):
-            _collect_named(t, named)
 
 
 class Validator:

@@ -63,3 +63,17 @@ def identifying_values(export: Path, mapping: Path) -> set[str]:
                 if len(v) >= 4:  # shorter cells (e.g. "Li") match random bytes by chance
                     values.add(v)
     return values
+
+
+def publish_args(sim: Path, source: str, *extra: str, export: Path | None = None) -> list[str]:
+    """The `tiptrust publish` arguments for one simulated agency's export."""
+    return [
+        "publish",
+        "--source",
+        source,
+        "--input",
+        str(export or sim / source / "records.csv"),
+        "--mapping",
+        str(sim / source / "mapping.yaml"),
+        *extra,
+    ]

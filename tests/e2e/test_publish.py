@@ -21,7 +21,7 @@ from tiptrust import wiring
 from tiptrust.home import Home
 from transport import open_log, topics
 
-from .conftest import TIPTRUST, RunCli, identifying_values, last_json
+from .conftest import TIPTRUST, RunCli, identifying_values, last_json, publish_args
 
 SOURCES = ("court", "labour_inspectorate", "ngo_haven", "nrm", "police")
 
@@ -78,17 +78,7 @@ def test_five_broken_rows_of_a_thousand(cli: RunCli, tmp_path: Path) -> None:
     faults = bad_rows(
         export, export, 5, seed=3, mapping=Mapping.load(sim / "police" / "mapping.yaml")
     )
-    proc = cli(
-        "publish",
-        "--source",
-        "police",
-        "--input",
-        str(export),
-        "--mapping",
-        str(sim / "police" / "mapping.yaml"),
-        "--json",
-        check=False,
-    )
+    proc = cli(*publish_args(sim, "police", "--json", export=export), check=False)
     assert proc.returncode == 3, proc.stderr
     report = last_json(proc.stdout)
     assert report["rows"] == 1000
@@ -104,16 +94,7 @@ def test_five_broken_rows_of_a_thousand(cli: RunCli, tmp_path: Path) -> None:
     assert len(by_case) == 995
     assert all(len(ids) == 1 for ids in by_case.values())
     # the human report names row, field and reason, and never a cell value
-    text = cli(
-        "publish",
-        "--source",
-        "police",
-        "--input",
-        str(export),
-        "--mapping",
-        str(sim / "police" / "mapping.yaml"),
-        check=False,
-    )
+    text = cli(*publish_args(sim, "police", export=export), check=False)
     assert text.returncode == 3
     values = identifying_values(export, sim / "police" / "mapping.yaml")
     assert not any(v in text.stdout + text.stderr for v in values)
@@ -122,17 +103,7 @@ def test_five_broken_rows_of_a_thousand(cli: RunCli, tmp_path: Path) -> None:
 def test_publisher_killed_mid_run_then_rerun(cli: RunCli, tmp_path: Path) -> None:
     sim = _setup(cli, tmp_path, persons=20000, sources=("nrm",))
     home = tmp_path / "home"
-    args = [
-        *TIPTRUST,
-        "publish",
-        "--source",
-        "nrm",
-        "--input",
-        str(sim / "nrm" / "records.csv"),
-        "--mapping",
-        str(sim / "nrm" / "mapping.yaml"),
-        "--json",
-    ]
+    args = [*TIPTRUST, *publish_args(sim, "nrm", "--json")]
     env = {**os.environ, "TIPTRUST_HOME": str(home)}
     outbox = home / "sources" / "nrm" / "outbox.db"
     proc = subprocess.Popen(
@@ -152,18 +123,7 @@ def test_publisher_killed_mid_run_then_rerun(cli: RunCli, tmp_path: Path) -> Non
     assert proc.returncode == -signal.SIGKILL
     log_url = f"sqlite:///{home / 'log.db'}"
     partial = _opened_by_case(home, log_url, "nrm")
-    rerun = last_json(
-        cli(
-            "publish",
-            "--source",
-            "nrm",
-            "--input",
-            str(sim / "nrm" / "records.csv"),
-            "--mapping",
-            str(sim / "nrm" / "mapping.yaml"),
-            "--json",
-        ).stdout
-    )
+    rerun = last_json(cli(*publish_args(sim, "nrm", "--json")).stdout)
     assert rerun["rows_rejected"] == 0
     by_case = _opened_by_case(home, log_url, "nrm")
     with (sim / "nrm" / "records.csv").open(encoding="utf-8-sig", newline="") as f:
@@ -175,18 +135,7 @@ def test_publisher_killed_mid_run_then_rerun(cli: RunCli, tmp_path: Path) -> Non
     assert 0 < len(partial) < len(all_cases), "the kill should land mid-run"
     assert set(by_case) == all_cases  # every row reached the log
     assert all(len(ids) == 1 for ids in by_case.values())  # no row got two event ids
-    again = last_json(
-        cli(
-            "publish",
-            "--source",
-            "nrm",
-            "--input",
-            str(sim / "nrm" / "records.csv"),
-            "--mapping",
-            str(sim / "nrm" / "mapping.yaml"),
-            "--json",
-        ).stdout
-    )
+    again = last_json(cli(*publish_args(sim, "nrm", "--json")).stdout)
     assert again["events_published"] == 0 and again["events_unchanged"] == len(all_cases)
 
 
@@ -199,15 +148,7 @@ def _raw_bytes_hold_no_identifiers(raw: bytes, sim: Path) -> None:
 def test_no_identifiers_in_the_raw_sqlite_log(cli: RunCli, tmp_path: Path) -> None:
     sim = _setup(cli, tmp_path)
     for s in SOURCES:
-        cli(
-            "publish",
-            "--source",
-            s,
-            "--input",
-            str(sim / s / "records.csv"),
-            "--mapping",
-            str(sim / s / "mapping.yaml"),
-        )
+        cli(*publish_args(sim, s))
     raw = b"".join(p.read_bytes() for p in (tmp_path / "home").glob("log.db*"))
     assert len(raw) > 100_000
     _raw_bytes_hold_no_identifiers(raw, sim)
@@ -222,17 +163,7 @@ def test_no_identifiers_in_the_raw_sqlite_log(cli: RunCli, tmp_path: Path) -> No
 def test_no_identifiers_on_the_kafka_topics(cli: RunCli, tmp_path: Path, tansu) -> None:
     sim = _setup(cli, tmp_path)
     for s in SOURCES:
-        cli(
-            "publish",
-            "--source",
-            s,
-            "--input",
-            str(sim / s / "records.csv"),
-            "--mapping",
-            str(sim / s / "mapping.yaml"),
-            "--log",
-            tansu.url,
-        )
+        cli(*publish_args(sim, s, "--log", tansu.url))
     raw = b""
     with open_log(tansu.url) as log:
         for s in SOURCES:

@@ -16,7 +16,7 @@ import pytest
 from trust.store.eventstore import open_store
 from trust.store.projections import snapshot
 
-from .conftest import TIPTRUST, RunCli, last_json
+from .conftest import TIPTRUST, RunCli, last_json, publish_args
 from .test_publish import SOURCES, _setup
 
 
@@ -45,16 +45,7 @@ def _stored_events(db: Path) -> int:
 def _publish_everything(cli: RunCli, tmp_path: Path, log_args: list[str]) -> None:
     sim = _setup(cli, tmp_path)
     for s in SOURCES:
-        cli(
-            "publish",
-            "--source",
-            s,
-            "--input",
-            str(sim / s / "records.csv"),
-            "--mapping",
-            str(sim / s / "mapping.yaml"),
-            *log_args,
-        )
+        cli(*publish_args(sim, s, *log_args))
 
 
 def _crash_and_compare(cli: RunCli, tmp_path: Path, log_args: list[str], seed: int) -> None:

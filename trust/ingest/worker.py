@@ -153,29 +153,6 @@ class IngestWorker:
         stats.batches = 1
         return stats
 
-    def run(
-        self,
-        *,
-        until_caught_up: bool = True,
-        max_seconds: float | None = None,
-        on_step: Callable[[IngestStats], None] | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
-    ) -> IngestStats:
-        """Process until caught up (every partition at its end), a time limit, or ``should_stop``."""
-        total = IngestStats()
-        deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        while not should_stop():
-            s = self.step()
-            total.add(s)
-            if on_step is not None:
-                on_step(s)
-            if until_caught_up and s.messages == 0 and s.caught_up:
-                total.caught_up = True
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                break
-        return total
-
     def _dedupe(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         ids = [o.event_id for o in outcomes if o.accepted is not None and o.event_id is not None]
         known = self.store.accepted_among(ids) if ids else set()
