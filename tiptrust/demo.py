@@ -26,6 +26,7 @@ from tiptrust.cli.produce import publish_rows
 from tiptrust.cli.trust_cmd import default_agreement
 from tiptrust.home import Home
 from transport import open_log, topics
+from trust.runner import counted_persons
 from trust.store.eventstore import open_store
 
 CONSUMER = "ministry"
@@ -146,8 +147,6 @@ def run_demo(
         summary.accepted = run.ingest.accepted
         summary.rejected = Counter(run.ingest.rejected)
         summary.releases = len(run.releases)
-        from trust.runner import counted_persons
-
         summary.persons = len(counted_persons(store))
         store.close()
 

@@ -23,9 +23,14 @@ from schemas.keys import (
 )
 from tiptrust.home import Home
 from transport import EventLog
-from trust.runner import TrustRunner
-from trust.stewardship.agreement import Agreement, Agreements, load_agreement
+from trust.ingest.pipeline import IngestPipeline
+from trust.ingest.worker import IngestWorker
+from trust.release.publish import ReleaseEmitter
+from trust.release.streams import STREAMS
+from trust.runner import ReleaseStage, TrustRunner
+from trust.stewardship.agreement import Agreement, Agreements, load_agreement, save_agreement
 from trust.store.eventstore import EventStore
+from trust.store.vault import Vault
 
 
 class SetupError(Exception):
@@ -175,8 +180,6 @@ def register_source(
     d = home.registered(source_id)
     (d / "keys").mkdir(parents=True, exist_ok=True)
     (d / "keys" / f"{key.key_id}.ed25519.pub.pem").write_bytes(public_key_pem.read_bytes())
-    from trust.stewardship.agreement import save_agreement
-
     save_agreement(d / "agreement.yaml", agreement)
     return key
 
@@ -213,12 +216,6 @@ def build_trust_runner(
     batch: int = 1000,
 ) -> TrustRunner:
     """Wire ingest and the release streams for this home's keys, registrations and agreements."""
-    from trust.ingest.pipeline import IngestPipeline
-    from trust.ingest.worker import IngestWorker
-    from trust.release.publish import ReleaseEmitter
-    from trust.release.streams import STREAMS
-    from trust.runner import ReleaseStage
-    from trust.store.vault import Vault
 
     agreements = trust_agreements(home)
     pipeline = IngestPipeline(

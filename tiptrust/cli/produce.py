@@ -226,11 +226,7 @@ def receipts(
     h = home_of(home)
     schema = default_registry().current("receipt")
     with open_log(h.log_url(log)) as event_log:
-        records = (
-            event_log.read_all(topics.rejected(source))
-            if topics.rejected(source) in event_log.list_topics(topics.rejected(source))
-            else []
-        )
+        records = event_log.read_all(topics.rejected(source))
     found = [schema.decode(r.value) for r in records]
     if as_json:
         for r in found:
