@@ -5,6 +5,14 @@ message with :func:`schemas.release.verify_release` against the trust release ke
 writes verified releases through its sink, and commits each message only after its effect is
 durable. Refused messages (unsigned, altered, unknown key, wrong stream) are reported by offset
 with the reason, never written, and committed past so they are reported once.
+
+A verified release for a sequence the consumer already holds is either a re-send of the same
+signed bytes — reported under ``duplicates``, committed, nothing rewritten — or a *conflict*: a
+different release under a held sequence (see :mod:`consumers.writers`). A conflict is a sign of a
+broken or compromised trust, so the subscriber **stops** there: it reports the
+:class:`~consumers.errors.ReleaseConflict`, keeps the held files, does not commit the message and
+reads nothing after it. Every later run stops at the same message until an operator decides
+(asks the trust; to accept the new release, moves the held files aside).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from consumers.errors import ReleaseConflict
 from consumers.writers import ReleaseSink
 from schemas.keys import VerifyKey
 from schemas.release import Release, ReleaseRejected, verify_release
@@ -23,12 +32,20 @@ from transport import EventLog, LogConsumer, LogRecord, topics
 
 @dataclass
 class SubscribeReport:
-    """What one :meth:`Subscriber.run_once` did: messages read, files written, refusals."""
+    """What one :meth:`Subscriber.run_once` did: messages read, files written, refusals.
+
+    ``releases`` are the verified releases newly written, ``duplicates`` the sequences that
+    arrived again with the same signed bytes (accepted, nothing rewritten), ``refused`` the
+    (offset, reason) of messages that failed verification, and ``conflict`` the release that
+    stopped the run (not committed; ``None`` when the run was not stopped).
+    """
 
     received: int = 0
     written: list[Path] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    conflict: ReleaseConflict | None = None
 
 
 class Subscriber:
@@ -61,6 +78,9 @@ class Subscriber:
     def run_once(self, timeout: float = 5.0, max_records: int = 100) -> SubscribeReport:
         """Read until caught up (or ``timeout`` seconds pass); verify, write, commit each.
 
+        Stops early at a release that conflicts with a held one (``report.conflict``), without
+        committing it; the next run reads it again.
+
         Raises:
             TransportError: the log failed; nothing after the last commit is lost.
             OSError: a file could not be written; that message is read again next time.
@@ -72,15 +92,28 @@ class Subscriber:
         deadline = time.monotonic() + timeout
         while True:
             remaining = max(deadline - time.monotonic(), 0.0)
-            for record in consumer.poll(max_records, min(remaining, 0.25)):
+            batch = consumer.poll(max_records, min(remaining, 0.25))
+            for i, record in enumerate(batch):
                 report.received += 1
                 try:
                     release = self._verify(record)
                 except ReleaseRejected as exc:
                     report.refused.append((record.offset, exc.message))
                 else:
-                    report.written.extend(self._writer.write(release))
-                    report.releases.append(release)
+                    try:
+                        written = self._writer.write(release)
+                    except ReleaseConflict as exc:
+                        _rewind(consumer, batch[i:])  # not committed: read again next run
+                        report.conflict = exc
+                        return report
+                    except OSError:
+                        _rewind(consumer, batch[i:])
+                        raise
+                    report.written.extend(written.paths)
+                    if written.duplicate:
+                        report.duplicates.append(release.sequence)
+                    else:
+                        report.releases.append(release)
                 consumer.commit({(record.topic, record.partition): record.offset + 1})
             if consumer.at_end() or time.monotonic() >= deadline:
                 return report
@@ -101,3 +134,13 @@ class Subscriber:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _rewind(consumer: LogConsumer, unprocessed: list[LogRecord]) -> None:
+    """Seek each partition back to its first unprocessed record of a poll."""
+    first: dict[tuple[str, int], int] = {}
+    for r in unprocessed:
+        key = (r.topic, r.partition)
+        first[key] = min(first.get(key, r.offset), r.offset)
+    for (topic, partition), offset in first.items():
+        consumer.seek(topic, partition, offset)

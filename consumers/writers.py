@@ -5,25 +5,64 @@ Layout: ``<out>/<stream>/<sequence:06d>.csv`` (dimensions as columns, then ``cou
 release, signature as hex, enough to verify it again with :func:`release_from_json`) and
 ``<out>/<stream>/latest.json`` naming the newest sequence written. Every file is written to a
 temporary name and renamed into place, so a reader never sees half a file.
+
+**One sequence, one release.** The ``.json`` is the record of what this consumer holds for a
+sequence; it is written first and never replaced. A release arriving for a held sequence is
+compared with it by :func:`signed_digest` (SHA-256 of the release's signed Avro bytes, signature
+included):
+
+* the same digest is a re-send (the trust re-sends exactly the bytes it recorded, e.g. after a
+  crash; a log redelivers after one of ours): nothing is rewritten, a missing ``.csv`` or a
+  ``latest.json`` left behind by a crash between our writes is completed, and the result is
+  reported as a duplicate;
+* a different digest raises :class:`consumers.errors.ReleaseConflict` and touches nothing.
+
+There is no separate index: the held ``.json`` carries the signature, so its digest is recomputed
+from it, and files and index can never disagree.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
+import hashlib
 import io
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from consumers.errors import ConsumerReason, ReleaseConflict
 from schemas.release import RELEASE_SCHEMA, Release
 
 
-class ReleaseSink(Protocol):
-    """Where a subscriber puts verified releases; returns the paths it wrote."""
+@dataclass
+class Written:
+    """What one :meth:`ReleaseSink.write` did: the paths written, and whether it was a re-send."""
 
-    def write(self, release: Release) -> list[Path]: ...
+    paths: list[Path] = field(default_factory=list)
+    duplicate: bool = False
+
+
+class ReleaseSink(Protocol):
+    """Where a subscriber puts verified releases.
+
+    Raises :class:`consumers.errors.ReleaseConflict` for a release that must not replace one it
+    holds; the subscriber then stops without committing the message.
+    """
+
+    def write(self, release: Release) -> Written: ...
+
+
+def signed_digest(release: Release) -> str:
+    """SHA-256 (hex) of the release's signed bytes: its Avro encoding, key id and signature in.
+
+    For every release the trust publishes (:func:`schemas.release.sign_release`) this is the
+    SHA-256 of the published message itself.
+    """
+    return hashlib.sha256(RELEASE_SCHEMA.encode(release.to_avro())).hexdigest()
 
 
 def release_to_json(release: Release) -> dict[str, Any]:
@@ -56,14 +95,46 @@ def release_csv(release: Release) -> str:
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _write_tmp(path: Path, data: bytes) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = _write_tmp(path, data)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
+
+
+def _atomic_create(path: Path, data: bytes) -> bool:
+    """Put ``data`` at ``path`` whole, only if nothing is there; False if something already was.
+
+    The complete temporary file is hard-linked into place, so of two writers racing for the same
+    name exactly one wins and neither replaces the other. On a file system without hard links it
+    falls back to a checked rename (the race window is then the check).
+    """
+    tmp = _write_tmp(path, data)
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -75,24 +146,44 @@ def _json_bytes(d: Any) -> bytes:
 class ReleaseWriter:
     """Writes each release as CSV + JSON under ``out_dir/<stream>/`` and updates ``latest.json``.
 
-    Rewriting a release (a redelivery) replaces its files with identical ones; ``latest.json``
-    only moves forward, to the highest sequence written.
+    A sequence's files are written once: a re-send of the same signed release is a duplicate
+    (nothing rewritten), a different release for a held sequence raises
+    :class:`~consumers.errors.ReleaseConflict` (see the module docstring). ``latest.json`` only
+    moves forward, to the highest sequence written.
     """
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
 
-    def write(self, release: Release) -> list[Path]:
-        """Write ``release``; return the CSV and JSON paths (and ``latest.json`` if it moved)."""
+    def write(self, release: Release) -> Written:
+        """Write ``release``, or recognise it as held; return what was written.
+
+        Raises:
+            ReleaseConflict: a different release is held for this stream and sequence (or the
+                held one cannot be read); no file was changed.
+            OSError: a file could not be written; writing the same release again completes it.
+        """
         folder = self.out_dir / release.stream
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{release.sequence:06d}"
         csv_path, json_path = folder / f"{stem}.csv", folder / f"{stem}.json"
-        _atomic_write(csv_path, release_csv(release).encode("utf-8"))
-        _atomic_write(json_path, _json_bytes(release_to_json(release)))
-        written = [csv_path, json_path]
+        digest = signed_digest(release)
+        result = Written()
+        # the .json first: once it is in place, this sequence is held
+        if _atomic_create(json_path, _json_bytes(release_to_json(release))):
+            _atomic_write(csv_path, release_csv(release).encode("utf-8"))
+            result.paths += [csv_path, json_path]
+        else:
+            self._check_held(release, json_path, digest)
+            result.duplicate = True
+            if not csv_path.exists():  # an earlier write stopped between the two files
+                _atomic_write(csv_path, release_csv(release).encode("utf-8"))
+                result.paths.append(csv_path)
         latest = folder / "latest.json"
-        if self._latest_sequence(latest) <= release.sequence:
+        latest_sequence = self._latest_sequence(latest)
+        if latest_sequence < release.sequence or (
+            latest_sequence == release.sequence and not result.duplicate
+        ):
             pointer = {
                 "stream": release.stream,
                 "sequence": release.sequence,
@@ -102,8 +193,31 @@ class ReleaseWriter:
                 "json": json_path.name,
             }
             _atomic_write(latest, _json_bytes(pointer))
-            written.append(latest)
-        return written
+            result.paths.append(latest)
+        return result
+
+    @staticmethod
+    def _check_held(release: Release, json_path: Path, digest: str) -> None:
+        try:
+            held = release_from_json(json.loads(json_path.read_text(encoding="utf-8")))
+        except Exception:  # missing, not JSON, not a release: anything but a comparable one
+            raise ReleaseConflict(
+                ConsumerReason.HELD_UNREADABLE,
+                stream=release.stream,
+                sequence=release.sequence,
+                held=json_path,
+                new_digest=digest,
+            ) from None
+        held_digest = signed_digest(held)
+        if held_digest != digest:
+            raise ReleaseConflict(
+                ConsumerReason.SEQUENCE_CONFLICT,
+                stream=release.stream,
+                sequence=release.sequence,
+                held=json_path,
+                held_digest=held_digest,
+                new_digest=digest,
+            )
 
     @staticmethod
     def _latest_sequence(latest: Path) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
@@ -33,7 +34,12 @@ def subscribe(
     log: LogOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Receive a stream's releases, verify the trust's signature, write them; refuse altered ones."""
+    """Receive a stream's releases, verify the trust's signature, write them; refuse altered ones.
+
+    Exits 6 (refused) when a message failed verification, or when a release arrived for a
+    sequence already held with different signed content: then nothing after it is read or
+    committed, and the held files stay as they were.
+    """
     h = home_of(home)
     try:
         keys = wiring.release_public_keys(trust_key or h.release_keys)
@@ -43,10 +49,16 @@ def subscribe(
         report = Subscriber(event_log, stream, consumer, keys, ReleaseWriter(out_dir)).run_once()
     for path in report.written:
         out.print(f"wrote {path}")
+    for sequence in report.duplicates:
+        out.print(f"duplicate: sequence {sequence} arrived again with the same signed bytes; kept")
     for offset, reason in report.refused:
-        console.print(f"[red]refused[/red] release at offset {offset}: {reason}")
+        console.print(f"[red]refused[/red] release at offset {offset}: {escape(reason)}")
+    if report.conflict is not None:
+        console.print(f"[red]refused, stopped:[/red] {escape(report.conflict.message)}")
     out.print(
-        f"{consumer}: {report.received} received, {len(report.written)} written, {len(report.refused)} refused"
+        f"{consumer}: {report.received} received, {len(report.written)} written, "
+        f"{len(report.duplicates)} duplicate, {len(report.refused)} refused"
+        + (", stopped at a conflicting release" if report.conflict is not None else "")
     )
-    if report.refused:
+    if report.refused or report.conflict is not None:
         raise typer.Exit(int(Exit.REFUSED))

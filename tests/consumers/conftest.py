@@ -1,0 +1,89 @@
+"""Helpers for the consumer tests: hand-made signed releases (the consumer must take any release
+the trust signs, so these tests do not go through the trust's code), the embedded log, files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import transport
+from consumers.subscriber import Subscriber
+from consumers.writers import ReleaseWriter
+from schemas.keys import SigningKey
+from schemas.release import Cell, Release, sign_release, verify_release
+from transport import EventLog
+
+STREAM = "victims_by_sex_age_form"
+TOPIC = f"tip.release.{STREAM}"
+DIMENSIONS = ("year", "sex", "age_group", "form")
+T0 = 1_760_000_000_000
+KEY = SigningKey.generate("trust")
+KEYS = {KEY.key_id: KEY.public}
+
+
+def make_release(
+    sequence: int,
+    counts: tuple[int | None, ...] = (12, None),
+    *,
+    issued_at_ms: int = T0,
+    title: str = "Detected victims by sex, age group and form of exploitation",
+    metadata: dict[str, str] | None = None,
+    stream: str = STREAM,
+) -> Release:
+    """An unsigned release with one cell per count (``None``: suppressed), year 2020 onwards."""
+    cells = tuple(
+        Cell((str(2020 + i), "Feminine", "25-34", "ForcedLabour"), c, c is None)
+        for i, c in enumerate(counts)
+    )
+    return Release(
+        stream=stream,
+        release_id=f"r-{sequence}-{issued_at_ms}",
+        sequence=sequence,
+        issued_at_ms=issued_at_ms,
+        title=title,
+        unit="persons",
+        period_start=2020,
+        period_end=2020 + len(counts) - 1,
+        dimensions=DIMENSIONS,
+        cells=cells,
+        k=10,
+        method="primary suppression",
+        source_count=2,
+        sources=("src-a", "src-b"),
+        total_persons=sum(c for c in counts if c is not None),
+        metadata=metadata if metadata is not None else {"form_rule": "first listed form"},
+    )
+
+
+def signed(release: Release, key: SigningKey = KEY) -> bytes:
+    """The release as the trust publishes it: signed Avro bytes."""
+    return sign_release(release, key)
+
+
+def verified(raw: bytes) -> Release:
+    return verify_release(raw, KEYS)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file in ``folder`` with its bytes and modification time (ns)."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def publish(log: EventLog, *raws: bytes) -> None:
+    """Append messages to the stream's topic, as the trust's publisher does."""
+    for raw in raws:
+        log.append(TOPIC, raw)
+    log.flush()
+
+
+def subscriber(log: EventLog, out: Path, group: str = "ministry") -> Subscriber:
+    return Subscriber(log, STREAM, group, KEYS, ReleaseWriter(out))
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[EventLog]:
+    """The real embedded SQLite log, in this test's folder."""
+    with transport.open_log("sqlite:///" + str(tmp_path / "log.db")) as opened:
+        yield opened
