@@ -29,6 +29,11 @@ class ReasonCode(StrEnum):
     # stewardship and idempotency
     NO_AGREEMENT = "no_agreement"
     DUPLICATE_EVENT = "duplicate_event"
+    # the trust's own checks of one message, beyond the contract
+    INVALID_TOPIC = "invalid_topic"  # the message arrived on a topic that names no valid source
+    TOO_LARGE = "too_large"  # a message, field or list beyond the limits of schemas.rules
+    CONFLICTING_IDENTITY = "conflicting_identity"  # clashes with what the store holds
+    PROCESSING_FAILED = "processing_failed"  # anything else that failed for this one message
     # producer side (rows of an agency export)
     MISSING_VALUE = "missing_value"
     UNKNOWN_CODE = "unknown_code"

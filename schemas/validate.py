@@ -13,19 +13,13 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-from schemas.codec import WireSchema, collect_named
+from schemas.codec import WireSchema
 from schemas.errors import InvalidRecord, Problem, ReasonCode
+from schemas.rules import RANGES, has_control_characters, max_chars, max_items
 
 Check = Callable[[Any, str, list[Problem]], None]
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-
-#: ICS-TIP value rules beyond Avro types: path → (low, high) inclusive, for ints.
-RANGES: Mapping[str, tuple[int, int]] = {
-    "$.victims[].age_at_identification": (0, 120),
-    "$.victims[].age_first_trafficked": (0, 120),
-    "$.event.year_of_exploitation": (1950, 2100),
-}
 
 
 def _noop(v: Any, p: str, out: list[Problem]) -> None:
@@ -34,14 +28,12 @@ def _noop(v: Any, p: str, out: list[Problem]) -> None:
 
 def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = False) -> Check:
     """``decoded``: the datum came out of the Avro decoder, so types, enums and required fields
-    are already guaranteed; compile only the value rules (:data:`RANGES`)."""
-    if decoded and not any(r.startswith(path) for r in RANGES):
-        collect_named(schema, named)
-        return _noop
+    are already guaranteed; compile only the value rules of :mod:`schemas.rules` (ranges, text
+    and list limits, control characters), which Avro cannot express."""
     if isinstance(schema, str):
         if schema in named:
             return _compile(named[schema], path, named, decoded)
-        return _primitive(schema, None, path)
+        return _primitive(schema, None, path, decoded)
     if isinstance(schema, list):
         return _union(schema, path, named, decoded)
     t = schema["type"]
@@ -55,6 +47,8 @@ def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = Fals
         ]
         if decoded:
             fields = [f for f in fields if f[1] is not _noop]
+            if not fields:
+                return _noop
 
         def check_record(v: Any, p: str, out: list[Problem]) -> None:
             if not isinstance(v, Mapping):
@@ -71,6 +65,8 @@ def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = Fals
         return check_record
     if t == "enum":
         named[schema["name"]] = schema
+        if decoded:
+            return _noop
         symbols = frozenset(schema["symbols"])
         listed = ", ".join(schema["symbols"][:12]) + (" …" if len(schema["symbols"]) > 12 else "")
 
@@ -83,10 +79,17 @@ def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = Fals
         return check_enum
     if t == "array":
         item = _compile(schema["items"], f"{path}[]", named, decoded)
+        most = max_items(path)
+        too_many = f"at most {most} items"
 
         def check_array(v: Any, p: str, out: list[Problem]) -> None:
             if not isinstance(v, (list, tuple)):
                 out.append(Problem(p, ReasonCode.INVALID_RECORD, "a list"))
+                return
+            if len(v) > most:
+                out.append(Problem(p, ReasonCode.TOO_LARGE, too_many))
+                return
+            if item is _noop:
                 return
             for i, x in enumerate(v):
                 item(x, f"{p}[{i}]", out)
@@ -94,6 +97,8 @@ def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = Fals
         return check_array
     if t == "fixed":
         named[schema["name"]] = schema
+        if decoded:
+            return _noop
         size = schema["size"]
 
         def check_fixed(v: Any, p: str, out: list[Problem]) -> None:
@@ -101,11 +106,13 @@ def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = Fals
                 out.append(Problem(p, ReasonCode.BAD_FORMAT, f"{size} bytes"))
 
         return check_fixed
-    return _primitive(t, schema.get("logicalType"), path)
+    return _primitive(t, schema.get("logicalType"), path, decoded)
 
 
-def _primitive(t: str, logical: str | None, path: str) -> Check:
+def _primitive(t: str, logical: str | None, path: str, decoded: bool = False) -> Check:
     rng = RANGES.get(path)
+    if decoded and t != "string" and not (t in ("int", "long") and rng):
+        return _noop
     if logical == "date":
 
         def check_date(v: Any, p: str, out: list[Problem]) -> None:
@@ -125,10 +132,16 @@ def _primitive(t: str, logical: str | None, path: str) -> Check:
 
         return check_int
     if t == "string":
+        longest = max_chars(path)
+        too_long = f"text of at most {longest} characters"
 
         def check_str(v: Any, p: str, out: list[Problem]) -> None:
             if not isinstance(v, str):
                 out.append(Problem(p, ReasonCode.BAD_FORMAT, "text"))
+            elif len(v) > longest:
+                out.append(Problem(p, ReasonCode.TOO_LARGE, too_long))
+            elif has_control_characters(v, path):
+                out.append(Problem(p, ReasonCode.BAD_FORMAT, "text without control characters"))
 
         return check_str
     if t == "bytes":
@@ -168,6 +181,8 @@ def _union(branches: list[Any], path: str, named: dict[str, Any], decoded: bool 
     if len(others) != 1:
         raise ValueError(f"{path}: only [null, T] unions are supported in ICS-TIP schemas")
     inner = _compile(others[0], path, named, decoded)
+    if decoded and inner is _noop:
+        return _noop
 
     def check_optional(v: Any, p: str, out: list[Problem]) -> None:
         if v is None:

@@ -25,7 +25,8 @@ from tiptrust.home import Home
 from transport import EventLog
 from trust.ingest.pipeline import IngestPipeline
 from trust.ingest.worker import IngestWorker
-from trust.release.publish import ReleaseEmitter
+from trust.ingest.receipts import ReceiptPublisher
+from trust.release.publish import ReleasePublisher, ReleaseSigner
 from trust.release.streams import STREAMS
 from trust.runner import ReleaseStage, TrustRunner
 from trust.stewardship.agreement import Agreement, Agreements, load_agreement, save_agreement
@@ -227,7 +228,12 @@ def build_trust_runner(
     worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_max=batch)
     key = release_key(home)
     stages = [
-        ReleaseStage(store=store, emitter=ReleaseEmitter(log, key, spec), agreements=agreements)
+        ReleaseStage(store=store, signer=ReleaseSigner(key, spec), agreements=agreements)
         for spec in STREAMS.values()
     ]
-    return TrustRunner(worker=worker, releases=stages, release_every_s=release_every_s)
+    return TrustRunner(
+        worker=worker,
+        releases=stages,
+        followers=[ReceiptPublisher(log), ReleasePublisher(log)],
+        release_every_s=release_every_s,
+    )

@@ -1,9 +1,11 @@
-"""The trust's stages run together: ingest until caught up, then release what changed.
+"""The trust's stages run together: ingest, then the followers, then release what changed.
 
 Each stage is a small object built by the composition root (``tiptrust/``); this module only
-sequences them. The release stage reads the persons projection (one person per victim record
-until linkage lands), aggregates, applies disclosure control, and emits a signed release when the
-published figures changed, recording a ``ReleaseIssued`` event in the store.
+sequences them. Ingest writes inbound facts; the receipt publisher follows the store; the release
+stage reads the persons projection (one person per victim of each case record: there is no
+linkage yet), aggregates, applies disclosure control, signs a release when the published figures
+changed and RECORDS it (``ReleaseIssued`` with the signed bytes); the release publisher, another
+follower, then puts exactly those bytes on the release topic.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from trust.follow import LogPublisher, StoreFollower, follow
 from trust.ingest.worker import IngestStats, IngestWorker
 from trust.release.aggregate import PersonFacts, aggregate
 from trust.release.disclosure.suppression import DisclosurePolicy
-from trust.release.publish import EmitResult, ReleaseEmitter
+from trust.release.publish import EmitResult, ReleaseSigner
 from trust.release.streams import StreamSpec
 from trust.stewardship.agreement import Agreements
 from trust.store.events import ReleaseIssued
@@ -28,12 +31,22 @@ from trust.store.tables import ProjPerson, ProjRelease
 RELEASE_CONSUMER = "trust-release"
 
 
+#: What one count is, as :func:`counted_persons` counts it (the release metadata quotes this).
+COUNTING_RULE = (
+    "One count per victim of each case record, not linked: a person in several cases or seen by "
+    "several agencies is counted once per case record. Retracted records, disposed persons and "
+    "persons who withdrew consent are not counted."
+)
+
+
 def counted_persons(store: EventStore) -> list[PersonFacts]:
-    """Persons the release may count: not retracted, not disposed, consent not withdrawn."""
+    """Persons the release may count (see :data:`COUNTING_RULE`): one per victim record that is
+    not retracted, not disposed, consent not withdrawn."""
     p = ProjPerson
     query = select(
-        p.person_id,
         p.source_id,
+        p.case_id,
+        p.victim_id,
         p.sex,
         p.age_at_identification,
         p.forms_of_exploitation,
@@ -43,7 +56,7 @@ def counted_persons(store: EventStore) -> list[PersonFacts]:
         rows = conn.execute(query).all()
     return [
         PersonFacts(
-            person_id=r.person_id,
+            person_id=(r.source_id, r.case_id, r.victim_id),
             sex=r.sex,
             age=r.age_at_identification,
             forms=tuple(f for f in r.forms_of_exploitation.split(";") if f),
@@ -85,31 +98,34 @@ def last_release(store: EventStore, stream: str) -> LastRelease | None:
 
 
 class ReleaseStage:
-    """Releases one stream when its published figures change."""
+    """Makes one stream's next release when its published figures change, and records it."""
 
     def __init__(
         self,
         *,
         store: EventStore,
-        emitter: ReleaseEmitter,
+        signer: ReleaseSigner,
         agreements: Agreements,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.emitter = emitter
-        self.spec: StreamSpec = emitter.spec
+        self.signer = signer
+        self.spec: StreamSpec = signer.spec
         self.agreements = agreements
         self.clock = clock
 
     def release_once(self) -> EmitResult | None:
+        """Sign and record the next release if the figures changed; None otherwise. Sends
+        nothing: the release publisher sends what was recorded."""
         sources = contributing_sources(self.store)
         now_ms = int(self.clock() * 1000)
         # the strictest rule wins when sources' agreements combine
         k = max([self.spec.k, *(a.min_cell_size for a in self.agreements.for_sources(sources))])
         table = DisclosurePolicy(k).apply(aggregate(counted_persons(self.store), self.spec))
         last = last_release(self.store, self.spec.name)
-        result = self.emitter.maybe_emit(
+        result = self.signer.maybe_sign(
             table,
+            counting_rule=COUNTING_RULE,
             sources=sources,
             last_digest=last.digest if last else None,
             last_issued_ms=last.issued_at_ms if last else None,
@@ -119,6 +135,7 @@ class ReleaseStage:
         if result is not None:
             rel = result.release
             period = f"{rel.period_start or ''}-{rel.period_end or ''}"
+            # one (stream, sequence) can be recorded once: the projection's key refuses a second
             self.store.append(
                 [
                     ReleaseIssued(
@@ -134,6 +151,8 @@ class ReleaseStage:
                             "method": rel.method,
                             "source_count": rel.source_count,
                         },
+                        signed_b64=base64.b64encode(result.raw_bytes).decode(),
+                        topic=self.signer.topic,
                     )
                 ],
                 None,
@@ -156,11 +175,17 @@ class TrustRunner:
         *,
         worker: IngestWorker,
         releases: Sequence[ReleaseStage],
+        followers: Sequence[StoreFollower | LogPublisher] = (),
         release_every_s: float = 5.0,
     ) -> None:
         self.worker = worker
         self.releases = list(releases)
+        self.followers = list(followers)
         self.release_every_s = release_every_s
+
+    def _follow(self) -> None:
+        for f in self.followers:
+            follow(self.worker.store, f)
 
     def run(
         self,
@@ -174,6 +199,7 @@ class TrustRunner:
         emitted: list[EmitResult] = []
         start = time.monotonic()
         last_release = time.monotonic()
+        self._follow()  # whatever a crash left unsent goes first
         while not should_stop():
             s = self.worker.step()
             total.add(s)
@@ -186,7 +212,9 @@ class TrustRunner:
                     r = stage.release_once()
                     if r is not None:
                         emitted.append(r)
-                last_release = now
+                # the cadence runs from the end of a check, so a slow check cannot starve ingest
+                last_release = time.monotonic()
+            self._follow()
             if until_caught_up and caught_up:
                 total.caught_up = True
                 break

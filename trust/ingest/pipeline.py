@@ -9,15 +9,19 @@ run on every transport backend.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from schemas.codec import SchemaRegistry
 from schemas.envelope import OpenCache, OpenedEvent, open_event, peek_header
 from schemas.errors import ContractError, Delivery, ReasonCode, SourceMismatch
 from schemas.keys import Keyring
+from schemas.rules import MAX_MESSAGE_BYTES
 from schemas.validate import validator_for
 from transport import LogRecord, topics
 from trust.stewardship.agreement import Agreements
@@ -28,6 +32,8 @@ from trust.store.events import (
     RecordRetracted,
 )
 from trust.store.vault import Vault
+
+log = logging.getLogger(__name__)
 
 AcceptedEvent = RecordAccepted | RecordRetracted | ConsentWithdrawn | DisposalRequested
 
@@ -44,7 +50,7 @@ class Rejection:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     delivery: Delivery
-    source_id: str
+    source_id: str | None  # None: the topic names no valid source
     event_id: str | None
     accepted: AcceptedEvent | None = None
     rejection: Rejection | None = None
@@ -76,7 +82,9 @@ class IngestPipeline:
     def process_batch(self, records: Sequence[LogRecord]) -> list[Outcome]:
         """Check every message, then seal the identifiers of all accepted records at once (the
         persons' keys are loaded or created in one vault transaction)."""
-        checked: list[Outcome | _Checked] = [self._check(r) for r in records]
+        received_ms = int(self.clock() * 1000)
+        checked: list[Outcome | _Checked] = [self._check(r, received_ms) for r in records]
+        # a failure here is the vault's (the store's), not one message's: it stops the worker
         self.vault.prepare(
             self.vault.person_key_id(c.source_id, c.datum["case_id"], v["victim_id"])
             for c in checked
@@ -84,11 +92,52 @@ class IngestPipeline:
             for v in c.datum["victims"]
             if v.get("identifiers") is not None
         )
-        return [c if isinstance(c, Outcome) else self._finish(c) for c in checked]
+        return [c if isinstance(c, Outcome) else self._finish_safely(c) for c in checked]
 
-    def _check(self, rec: LogRecord) -> Outcome | _Checked:
+    def _check(self, rec: LogRecord, received_ms: int) -> Outcome | _Checked:
         delivery = Delivery(rec.topic, rec.partition, rec.offset)
-        source_id = topics.source_of_inbound(rec.topic)
+        try:
+            source_id = topics.source_of_inbound(rec.topic)
+        except ValueError:
+            return Outcome(
+                delivery,
+                None,
+                None,
+                rejection=Rejection(
+                    ReasonCode.INVALID_TOPIC, None, "the topic names no valid source id"
+                ),
+            )
+        if len(rec.value) > MAX_MESSAGE_BYTES:
+            return Outcome(
+                delivery,
+                source_id,
+                None,
+                rejection=Rejection(
+                    ReasonCode.TOO_LARGE, None, f"a message of at most {MAX_MESSAGE_BYTES} bytes"
+                ),
+            )
+        try:
+            return self._open(rec, delivery, source_id, received_ms)
+        except Exception as exc:  # one message's failure never stops ingest: it is rejected
+            log.warning(
+                "ingest.step_failed error=%s topic=%s partition=%d offset=%d",
+                type(exc).__name__,
+                delivery.topic,
+                delivery.partition,
+                delivery.offset,
+            )
+            return Outcome(
+                delivery,
+                source_id,
+                None,
+                rejection=Rejection(
+                    ReasonCode.PROCESSING_FAILED, None, f"could not be processed ({type(exc).__name__})"
+                ),
+            )
+
+    def _open(
+        self, rec: LogRecord, delivery: Delivery, source_id: str, received_ms: int
+    ) -> Outcome | _Checked:
         try:
             opened = open_event(
                 rec.value,
@@ -97,7 +146,7 @@ class IngestPipeline:
                 expected_source=source_id,
                 cache=self.cache,
             )
-            return self._decode(opened, delivery)
+            return self._decode(opened, delivery, received_ms)
         except ContractError as err:
             event_id = err.event_id
             if event_id is None:
@@ -112,12 +161,13 @@ class IngestPipeline:
                 rejection=Rejection(err.code, err.field_path, err.message),
             )
 
-    def _decode(self, opened: OpenedEvent, delivery: Delivery) -> _Checked:
+    def _decode(self, opened: OpenedEvent, delivery: Delivery, received_ms: int) -> _Checked:
         h = opened.header
         event_id = str(h.event_id)
         try:
-            produced = dt.datetime.fromtimestamp(h.produced_at_ms / 1000, dt.UTC).date()
-            agreement = self.agreements.in_force(h.source_id, produced)
+            # the agreement in force when the TRUST received the message: never the sender's clock
+            received = dt.datetime.fromtimestamp(received_ms / 1000, dt.UTC).date()
+            agreement = self.agreements.in_force(h.source_id, received)
             datum = self.registry.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
             validator_for(self.registry.for_kind(h.kind), decoded=True).check(datum)
             if h.kind == "RecordUpsert":
@@ -130,6 +180,28 @@ class IngestPipeline:
             err.event_id = event_id
             raise
         return _Checked(delivery, h.source_id, event_id, h.kind, h.produced_at_ms, datum)
+
+    def _finish_safely(self, c: _Checked) -> Outcome:
+        try:
+            return self._finish(c)
+        except (OperationalError, InterfaceError):
+            raise  # the vault's database failed, not this message
+        except Exception as exc:
+            log.warning(
+                "ingest.seal_failed error=%s topic=%s partition=%d offset=%d",
+                type(exc).__name__,
+                c.delivery.topic,
+                c.delivery.partition,
+                c.delivery.offset,
+            )
+            return Outcome(
+                c.delivery,
+                c.source_id,
+                c.event_id,
+                rejection=Rejection(
+                    ReasonCode.PROCESSING_FAILED, None, f"could not be processed ({type(exc).__name__})"
+                ),
+            )
 
     def _finish(self, c: _Checked) -> Outcome:
         now = int(self.clock() * 1000)

@@ -1,36 +1,42 @@
 """The ingest worker loop: poll → process → append (events + source positions, one transaction)
-→ receipts → commit offsets.
+→ commit offsets.
 
 Exactly-once effects on an at-least-once log: the store writes each message's effect together
 with its (topic, partition, offset); on start the worker seeks to the store's positions, not the
 broker's, so a message whose effect was committed is never processed again, and one whose effect
-was not is processed again from scratch. Event ids dedupe what a producer sent twice. Offsets go to
-the broker only after the store commit (for lag monitoring; correctness never rests on them).
+was not is processed again from scratch. Event ids, scoped by the source that signed them, dedupe
+what a producer sent twice. Offsets go to the broker only after the store commit (for lag
+monitoring; correctness never rests on them).
 
-Receipts for rejections go to ``tip.rejected.<source>`` after the store commit; a receipt cursor in
-the store (advanced after the log acknowledged them) lets a restarted worker resend any that a
-crash cut off.
+**Nothing about one message can stop the worker.** Whatever fails while handling one message —
+a contract error, a topic that names no valid source, an oversized field, a clash with what the
+store holds, an unexpected error in a step — becomes a ``MessageRejected`` event with a reason code
+at that message's position (the quarantine; a receipt follows where the source is known), and the
+worker moves on. Only a failure of the store or the log themselves stops it, losing nothing.
+
+Receipts are not sent from here: :class:`trust.ingest.receipts.ReceiptPublisher` follows the store.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from schemas.codec import default_registry
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
+
 from schemas.errors import ReasonCode
 from transport import EventLog, LogConsumer, LogRecord, topics
 from trust.ingest.pipeline import IngestPipeline, Outcome, Rejection
+from trust.store.errors import DuplicateEvent
 from trust.store.events import Event, MessageRejected
 from trust.store.eventstore import EventStore, Position
 
 INGEST_CONSUMER = "trust-ingest"
-RECEIPT_CURSOR = "trust-receipts"
-_CURSOR_TOPIC = "stored_events"
 
-_RECEIPT = default_registry().current("receipt")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,19 +54,22 @@ class IngestStats:
         self.batches += other.batches
 
 
-def receipt_bytes(ev: MessageRejected) -> bytes:
-    return _RECEIPT.encode(
-        {
-            "source_id": ev.source_id,
-            "event_id": ev.event_id,
-            "reason": ev.reason,
-            "field_path": ev.field_path,
-            "detail": ev.detail,
-            "topic": ev.topic,
-            "partition": ev.partition,
-            "offset": ev.offset,
-            "received_at": ev.received_at_ms,
-        }
+def _is_message_fault(exc: BaseException) -> bool:
+    """Whether a store error was caused by the data of the message being written (so it is that
+    message's fault), rather than by the database itself (which must stop the worker)."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    # a value the driver refused before it reached the database (e.g. psycopg and a NUL byte)
+    return isinstance(exc, StatementError) and not hasattr(exc.orig, "sqlstate")
+
+
+def _store_reason(exc: BaseException) -> Rejection:
+    if isinstance(exc, IntegrityError):
+        return Rejection(
+            ReasonCode.CONFLICTING_IDENTITY, None, "conflicts with records the trust holds"
+        )
+    return Rejection(
+        ReasonCode.PROCESSING_FAILED, None, f"the store refused it ({type(exc).__name__})"
     )
 
 
@@ -87,6 +96,8 @@ class IngestWorker:
         self._topics: list[str] = []
 
     def start(self) -> None:
+        # every topic with the inbound prefix is read, whether or not its name is a valid source
+        # id: a message on an invalid topic is rejected (and quarantined), never a reason to stop
         self._topics = self.log.list_topics(topics.INBOUND_PREFIX)
         self._consumer = self.log.consumer(INGEST_CONSUMER, self._topics)
         # the store's positions are the truth: every partition resumes there, or at 0 if this
@@ -95,7 +106,6 @@ class IngestWorker:
         for topic in self._topics:
             for partition in range(self.log.partitions(topic)):
                 self._consumer.seek(topic, partition, stored.get((topic, partition), 0))
-        self._resend_receipts()
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -113,91 +123,97 @@ class IngestWorker:
             stats.caught_up = self._consumer.at_end()
             return stats
         outcomes = self._dedupe(self.pipeline.process_batch(records))
-        now = int(self.clock() * 1000)
-        items: list[tuple[list[Event], Position]] = []
-        rejected: list[MessageRejected] = []
-        for o in outcomes:
+        for o in self._store(outcomes):
             if o.accepted is not None:
-                items.append(
-                    (
-                        [o.accepted],
-                        Position(o.delivery.topic, o.delivery.partition, o.delivery.offset),
-                    )
-                )
                 stats.accepted += 1
             else:
                 assert o.rejection is not None
-                ev = MessageRejected(
-                    o.event_id,
-                    o.source_id,
+                stats.rejected[o.rejection.reason.value] += 1
+                log.info(
+                    "ingest.rejected reason=%s topic=%s partition=%d offset=%d",
                     o.rejection.reason.value,
-                    o.rejection.field_path,
-                    o.rejection.detail,
                     o.delivery.topic,
                     o.delivery.partition,
                     o.delivery.offset,
-                    now,
                 )
-                rejected.append(ev)
-                items.append(
-                    ([ev], Position(o.delivery.topic, o.delivery.partition, o.delivery.offset))
-                )
-                stats.rejected[ev.reason] += 1
-        result = self.store.append_batch(items, INGEST_CONSUMER)
-        if rejected:
-            self._publish_receipts(rejected)
-        if result.last_seq is not None:
-            self.store.append([], Position(_CURSOR_TOPIC, 0, result.last_seq), RECEIPT_CURSOR)
         self._consumer.commit(_next_offsets(records))
         stats.messages = len(records)
         stats.batches = 1
         return stats
 
+    def _store(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Append every outcome with its position in one transaction; if the store refuses the
+        batch because of one message's data, append them one by one and turn each refused one
+        into a rejection at its position. Returns the outcomes as finally stored."""
+        now = int(self.clock() * 1000)
+        try:
+            self.store.append_batch([self._item(o, now) for o in outcomes], INGEST_CONSUMER)
+            return list(outcomes)
+        except DuplicateEvent:
+            pass  # another writer accepted one of these ids meanwhile: settle them one by one
+        except StatementError as exc:
+            if not _is_message_fault(exc):
+                raise
+        stored: list[Outcome] = []
+        for o in outcomes:
+            try:
+                self.store.append_batch([self._item(o, now)], INGEST_CONSUMER)
+            except DuplicateEvent:
+                o = _rejected(o, Rejection(ReasonCode.DUPLICATE_EVENT, None, "already accepted"))
+                self.store.append_batch([self._item(o, now)], INGEST_CONSUMER)
+            except StatementError as exc:
+                if not _is_message_fault(exc):
+                    raise
+                o = _rejected(o, _store_reason(exc))
+                self.store.append_batch([self._item(o, now)], INGEST_CONSUMER)
+            stored.append(o)
+        return stored
+
+    @staticmethod
+    def _item(o: Outcome, now_ms: int) -> tuple[list[Event], Position]:
+        pos = Position(o.delivery.topic, o.delivery.partition, o.delivery.offset)
+        if o.accepted is not None:
+            return [o.accepted], pos
+        assert o.rejection is not None
+        ev = MessageRejected(
+            o.event_id,
+            o.source_id,
+            o.rejection.reason.value,
+            o.rejection.field_path,
+            o.rejection.detail,
+            o.delivery.topic,
+            o.delivery.partition,
+            o.delivery.offset,
+            now_ms,
+        )
+        return [ev], pos
+
     def _dedupe(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
-        ids = [o.event_id for o in outcomes if o.accepted is not None and o.event_id is not None]
-        known = self.store.accepted_among(ids) if ids else set()
-        seen: set[str] = set()
+        """Refuse an event id its own source already had accepted (in the store or earlier in
+        this batch). Another source's ids are another namespace: they never collide."""
+        keys = [
+            (o.source_id, o.event_id)
+            for o in outcomes
+            if o.accepted is not None and o.event_id is not None and o.source_id is not None
+        ]
+        known = self.store.accepted_among(keys) if keys else set()
+        seen: set[tuple[str, str]] = set()
         out: list[Outcome] = []
         for o in outcomes:
-            eid = o.event_id
-            if o.accepted is not None and eid is not None:
-                if eid in known or eid in seen:
-                    o = Outcome(
-                        o.delivery,
-                        o.source_id,
-                        o.event_id,
-                        rejection=Rejection(
-                            ReasonCode.DUPLICATE_EVENT, None, "event id already accepted"
-                        ),
+            if o.accepted is not None and o.event_id is not None and o.source_id is not None:
+                key = (o.source_id, o.event_id)
+                if key in known or key in seen:
+                    o = _rejected(
+                        o, Rejection(ReasonCode.DUPLICATE_EVENT, None, "event id already accepted")
                     )
                 else:
-                    seen.add(eid)
+                    seen.add(key)
             out.append(o)
         return out
 
-    def _publish_receipts(self, rejected: Sequence[MessageRejected]) -> None:
-        for ev in rejected:
-            topic = topics.rejected(ev.source_id)
-            self.log.append(
-                topic, receipt_bytes(ev), key=ev.event_id.encode() if ev.event_id else None
-            )
-        self.log.flush()
 
-    def _resend_receipts(self) -> None:
-        """After a crash: publish receipts for rejections stored after the receipt cursor."""
-        cursor = self.store.positions(RECEIPT_CURSOR).get((_CURSOR_TOPIC, 0), 0)
-        if cursor >= self.store.last_seq() + 1:
-            return
-        missed = [
-            ev
-            for _, ev in self.store.read(after_seq=max(cursor - 1, 0))
-            if isinstance(ev, MessageRejected)
-        ]
-        if missed:
-            self._publish_receipts(missed)
-        last = self.store.last_seq()
-        if last:
-            self.store.append([], Position(_CURSOR_TOPIC, 0, last), RECEIPT_CURSOR)
+def _rejected(o: Outcome, rejection: Rejection) -> Outcome:
+    return Outcome(o.delivery, o.source_id, o.event_id, rejection=rejection)
 
 
 def _next_offsets(records: Sequence[LogRecord]) -> dict[tuple[str, int], int]:

@@ -75,7 +75,7 @@ class UnknownDimension(ReleaseError):
 class PersonFacts:
     """What the release stage knows of one (linked) person: only the facts it counts by."""
 
-    person_id: str
+    person_id: tuple[str, ...]
     sex: str
     age: int | None
     forms: tuple[str, ...]
@@ -149,7 +149,7 @@ class CountTable:
 
 
 def _distinct(persons: Iterable[PersonFacts]) -> list[PersonFacts]:
-    seen: dict[str, PersonFacts] = {}
+    seen: dict[tuple[str, ...], PersonFacts] = {}
     for p in persons:
         before = seen.setdefault(p.person_id, p)
         if before is not p and _facts(before) != _facts(p):

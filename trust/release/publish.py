@@ -1,13 +1,17 @@
 """Build, sign and publish a stream's release on ``tip.release.<stream>``.
 
 :func:`build_release` turns a disclosure-controlled table into a :class:`schemas.release.Release`
-with its descriptive metadata (annex 5); :class:`ReleaseEmitter` signs and appends it when the
-published cells changed and the stream's minimum interval has passed. The runner records the
-``ReleaseIssued`` event from the :class:`EmitResult`.
+with its descriptive metadata (annex 5); :class:`ReleaseSigner` signs it when the published cells
+changed and the stream's minimum interval has passed. Nothing is sent from there: the release
+stage records a ``ReleaseIssued`` event carrying the signed bytes first, and
+:class:`ReleasePublisher`, a follower of the store, puts exactly those bytes on the topic. A crash
+between the two re-sends the same bytes; no crash can make two different releases with one
+sequence number.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -22,13 +26,10 @@ from trust.release.aggregate import FORM_RULE
 from trust.release.disclosure import SuppressedTable
 from trust.release.errors import UnprotectedTable
 from trust.release.streams import AGE_GROUPS, StreamSpec
+from trust.store.events import Event, ReleaseIssued
 
 ORIGINATING_ORGANISATION = "tiptrust trust"
 
-COUNTING_RULE = (
-    "Distinct persons after linkage across the contributing sources, not records: each person "
-    "is counted once, in exactly one cell."
-)
 YEAR_RULE = (
     "Year of exploitation; persons without a recorded year are in year 'Unknown', outside the "
     "period."
@@ -73,6 +74,7 @@ def build_release(
     spec: StreamSpec,
     suppressed_table: SuppressedTable,
     *,
+    counting_rule: str,
     sequence: int,
     sources: Sequence[str],
     issued_at_ms: int,
@@ -80,7 +82,8 @@ def build_release(
 ) -> Release:
     """The unsigned release of ``suppressed_table`` with its descriptive metadata (annex 5).
 
-    ``sources`` are the contributing sources as their agreements allow them to be named.
+    ``sources`` are the contributing sources as their agreements allow them to be named;
+    ``counting_rule`` says what one count is, in the words of the code that counted.
 
     Raises:
         UnprotectedTable: the table was not built for ``spec`` or is weaker than its k.
@@ -101,7 +104,7 @@ def build_release(
         "number_of_sources": str(len(named)),
         "k": str(t.k),
         "method": t.method,
-        "counting_rule": COUNTING_RULE,
+        "counting_rule": counting_rule,
         "form_rule": FORM_RULE,
         "age_groups": ", ".join(AGE_GROUPS),
         "year_rule": YEAR_RULE,
@@ -130,50 +133,46 @@ def build_release(
 
 @dataclass(frozen=True)
 class EmitResult:
-    """A release that was signed and appended: the signed release, its bytes, its digest."""
+    """A signed release: the release, its exact signed bytes, the digest of its figures."""
 
     release: Release
     raw_bytes: bytes
     digest: str
 
 
-class ReleaseEmitter:
-    """Signs and appends one stream's releases to ``tip.release.<stream>`` (one partition)."""
+class ReleaseSigner:
+    """Signs one stream's next release when its figures changed (it sends nothing)."""
 
-    def __init__(self, log: EventLog, signing_key: SigningKey, spec: StreamSpec) -> None:
-        self.log = log
+    def __init__(self, signing_key: SigningKey, spec: StreamSpec) -> None:
         self.spec = spec
         self.topic = topics.release(spec.name)
         self._key = signing_key
-        self._topic_ready = False
 
     def skip_reason(
         self, digest: str, *, last_digest: str | None, last_issued_ms: int | None, now_ms: int
     ) -> str | None:
-        """Why a release with ``digest`` would not be emitted now, or None if it would."""
+        """Why a release with ``digest`` would not be made now, or None if it would."""
         if last_digest is not None and digest == last_digest:
             return "published figures unchanged since the last release"
         if last_issued_ms is not None and now_ms - last_issued_ms < self.spec.min_interval_s * 1000:
             return "the stream's minimum interval since the last release has not passed"
         return None
 
-    def maybe_emit(
+    def maybe_sign(
         self,
         table: SuppressedTable,
         *,
+        counting_rule: str,
         sources: Sequence[str],
         last_digest: str | None,
         last_issued_ms: int | None,
         now_ms: int,
         sequence: int,
     ) -> EmitResult | None:
-        """Sign and append a release of ``table`` unless nothing changed or it is too soon.
-
-        Returns None when skipped (see :meth:`skip_reason`); else the flushed release.
+        """The signed release of ``table`` unless nothing changed or it is too soon (None).
 
         Raises:
             UnprotectedTable: ``table`` is not a protected table of this stream.
-            TransportError: the append could not be made durable.
         """
         _check_table(self.spec, table)
         digest = table_digest(table)
@@ -185,16 +184,40 @@ class ReleaseEmitter:
         unsigned = build_release(
             self.spec,
             table,
+            counting_rule=counting_rule,
             sequence=sequence,
             sources=sources,
             issued_at_ms=now_ms,
             release_id=str(uuid.uuid4()),
         )
         raw = sign_release(unsigned, self._key)
-        if not self._topic_ready:
-            self.log.create_topic(self.topic, 1)
-            self._topic_ready = True
-        self.log.append(self.topic, raw, key=self.spec.name.encode("ascii"))
-        self.log.flush()
         signed = Release.from_avro(RELEASE_SCHEMA.decode(raw))
         return EmitResult(signed, raw, digest)
+
+
+RELEASE_PUBLISHER = "trust-release-publisher"
+
+
+class ReleasePublisher:
+    """A follower of the store: puts every recorded release's exact signed bytes on its topic."""
+
+    name = RELEASE_PUBLISHER
+    event_types = frozenset({ReleaseIssued.event_type})
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self._ready: set[str] = set()
+
+    def send(self, events: Sequence[tuple[int, Event]]) -> None:
+        sent = 0
+        for _, ev in events:
+            if not isinstance(ev, ReleaseIssued) or not ev.signed_b64:
+                continue  # recorded before releases were recorded first: already published
+            topic = ev.topic or topics.release(ev.stream)
+            if topic not in self._ready:
+                self.log.create_topic(topic, 1)
+                self._ready.add(topic)
+            self.log.append(topic, base64.b64decode(ev.signed_b64), key=ev.stream.encode("ascii"))
+            sent += 1
+        if sent:
+            self.log.flush()

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.rules import AGE_GROUPS, age_group
 from transport.topics import validate_name
 from trust.release.errors import InvalidThreshold, UnknownStream
 
-#: Victims' age groups in releases (ICS-TIP.md; children are 0-17 for SDG 16.2.2), in order.
-AGE_GROUPS: tuple[str, ...] = ("0-11", "12-17", "18-24", "25-34", "35-44", "45+", "Unknown")
-
-#: Ages outside 0..MAX_PLAUSIBLE_AGE are treated as not recorded, not as data.
-MAX_PLAUSIBLE_AGE = 120
-
-_AGE_BOUNDS: tuple[tuple[int, str], ...] = (
-    (11, "0-11"),
-    (17, "12-17"),
-    (24, "18-24"),
-    (34, "25-34"),
-    (44, "35-44"),
-)
+__all__ = ["AGE_GROUPS", "STREAMS", "VICTIMS_BY_SEX_AGE_FORM", "StreamSpec", "age_group", "stream"]
 
 
 @dataclass(frozen=True)
@@ -63,16 +52,3 @@ def stream(name: str) -> StreamSpec:
         return STREAMS[name]
     except KeyError:
         raise UnknownStream(f"no release stream is declared as {name!r}") from None
-
-
-def age_group(age: int | None) -> str:
-    """The release age group of an age in years at identification; ``"Unknown"`` if unrecorded.
-
-    A negative or implausible age (over :data:`MAX_PLAUSIBLE_AGE`) is counted as Unknown.
-    """
-    if age is None or age < 0 or age > MAX_PLAUSIBLE_AGE:
-        return "Unknown"
-    for upper, label in _AGE_BOUNDS:
-        if age <= upper:
-            return label
-    return "45+"

@@ -257,13 +257,17 @@ class DisposalRequested:
 
 @dataclass(frozen=True, slots=True)
 class MessageRejected:
-    """An inbound message was refused. Position and reason code only: never any content."""
+    """An inbound message was refused. Position and reason code only: never any content.
+
+    ``source_id`` is the source its topic names, or None when the topic names no valid source
+    (then there is nobody to send a receipt to: the operator sees it in the quarantine).
+    """
 
     event_type: ClassVar[str] = "MessageRejected"
     accepted: ClassVar[bool] = False
 
     event_id: str | None
-    source_id: str
+    source_id: str | None
     reason: str
     field_path: str | None
     detail: str
@@ -292,7 +296,7 @@ class MessageRejected:
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
         return cls(
             event_id=d.get("event_id"),
-            source_id=d["source_id"],
+            source_id=d.get("source_id"),
             reason=d["reason"],
             field_path=d.get("field_path"),
             detail=d["detail"],
@@ -305,7 +309,13 @@ class MessageRejected:
 
 @dataclass(frozen=True, slots=True)
 class ReleaseIssued:
-    """The trust signed and published one release of a stream."""
+    """The trust signed one release of a stream; ``signed_b64`` holds the exact signed bytes.
+
+    Recorded before anything leaves the trust: the release publisher (a follower) puts exactly
+    these bytes on the release topic, so a crash re-sends the same release and never a different
+    one under the same sequence number. (Events recorded before this rule have no bytes: they were
+    published first.)
+    """
 
     event_type: ClassVar[str] = "ReleaseIssued"
     accepted: ClassVar[bool] = False
@@ -318,6 +328,8 @@ class ReleaseIssued:
     cells_digest: str
     signature_b64: str
     metadata: JsonDict = field(default_factory=dict)
+    signed_b64: str = ""
+    topic: str = ""
 
     @property
     def event_id(self) -> str:
@@ -337,6 +349,8 @@ class ReleaseIssued:
             "cells_digest": self.cells_digest,
             "signature_b64": self.signature_b64,
             "metadata": json_safe(self.metadata),
+            "signed_b64": self.signed_b64,
+            "topic": self.topic,
         }
 
     @classmethod
@@ -350,6 +364,8 @@ class ReleaseIssued:
             cells_digest=d["cells_digest"],
             signature_b64=d["signature_b64"],
             metadata=dict(d.get("metadata") or {}),
+            signed_b64=str(d.get("signed_b64") or ""),
+            topic=str(d.get("topic") or ""),
         )
 
 

@@ -9,7 +9,7 @@ either skipped by position or refused by its event id.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,11 +30,21 @@ from trust.store.errors import DuplicateEvent
 from trust.store.events import Event
 from trust.store.stored import event_row, read_page
 from trust.store.tables import accepted_event_ids as _accepted
+from trust.store.tables import follower_positions as _followers
 from trust.store.tables import positions as _positions
 from trust.store.tables import proj_rejections as _rejections
 from trust.store.tables import stored_events as _events
 
 _ID_CHUNK = 500
+
+AcceptedKey = tuple[str, str]
+"""An accepted inbound event's identity: (the source that signed it, its event id)."""
+
+
+def _accepted_key(event: Event) -> AcceptedKey | None:
+    if event.accepted and event.event_id is not None and event.source_id is not None:
+        return (event.source_id, event.event_id)
+    return None
 
 
 class PositionLike(Protocol):
@@ -123,7 +133,7 @@ class EventStore:
         rows = []
         flat: list[Event] = []
         next_offsets: dict[tuple[str, int], int] = {}
-        delivery_of: dict[str, Delivery] = {}  # accepted event id -> where its message was read
+        delivery_of: dict[AcceptedKey, Delivery] = {}  # accepted id -> where it was read
         for events, pos in items:
             topic = pos.topic if pos is not None else None
             partition = pos.partition if pos is not None else None
@@ -131,38 +141,37 @@ class EventStore:
             for ev in events:
                 rows.append(event_row(ev, now, topic, partition, offset))
                 flat.append(ev)
-                if pos is not None and ev.accepted and ev.event_id is not None:
-                    delivery_of.setdefault(
-                        ev.event_id, Delivery(pos.topic, pos.partition, pos.offset)
-                    )
+                key = _accepted_key(ev)
+                if pos is not None and key is not None:
+                    delivery_of.setdefault(key, Delivery(pos.topic, pos.partition, pos.offset))
             if pos is not None:
-                key = (pos.topic, pos.partition)
-                next_offsets[key] = max(next_offsets.get(key, 0), pos.offset + 1)
+                k = (pos.topic, pos.partition)
+                next_offsets[k] = max(next_offsets.get(k, 0), pos.offset + 1)
 
-        accepted_ids = [ev.event_id for ev in flat if ev.accepted and ev.event_id is not None]
-        seen: set[str] = set()
-        for event_id in accepted_ids:
-            if event_id in seen:
+        accepted_keys = [k for k in map(_accepted_key, flat) if k is not None]
+        seen: set[AcceptedKey] = set()
+        for key in accepted_keys:
+            if key in seen:
                 raise DuplicateEvent(
                     "event id repeats within the append",
-                    event_id=event_id,
-                    delivery=delivery_of.get(event_id),
+                    event_id=key[1],
+                    delivery=delivery_of.get(key),
                 )
-            seen.add(event_id)
+            seen.add(key)
 
         with self._writer.begin() as conn:
             serialise_appends(conn)
-            already = self._accepted_among(conn, accepted_ids)
+            already = self._accepted_among(conn, accepted_keys)
             if already:
-                first = next(i for i in accepted_ids if i in already)
+                first = next(k for k in accepted_keys if k in already)
                 raise DuplicateEvent(
-                    "event id already accepted", event_id=first, delivery=delivery_of.get(first)
+                    "event id already accepted", event_id=first[1], delivery=delivery_of.get(first)
                 )
             seqs = self._insert_events(conn, rows)
             id_rows = [
-                {"event_id": ev.event_id, "seq": seq}
-                for ev, seq in zip(flat, seqs, strict=True)
-                if ev.accepted
+                {"source_id": key[0], "event_id": key[1], "seq": seq}
+                for key, seq in zip(map(_accepted_key, flat), seqs, strict=True)
+                if key is not None
             ]
             if id_rows:
                 try:
@@ -217,25 +226,29 @@ class EventStore:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def is_accepted(self, event_id: str) -> bool:
-        """Whether an inbound event with this id was already accepted."""
-        return bool(self.accepted_among([event_id]))
+    def is_accepted(self, source_id: str, event_id: str) -> bool:
+        """Whether ``source_id`` already had an inbound event with this id accepted."""
+        return bool(self.accepted_among([(source_id, event_id)]))
 
-    def accepted_among(self, event_ids: Iterable[str]) -> set[str]:
-        """The subset of ``event_ids`` already accepted (one query per 500 ids)."""
+    def accepted_among(self, keys: Iterable[AcceptedKey]) -> set[AcceptedKey]:
+        """The subset of ``(source_id, event_id)`` keys already accepted (one query per source
+        and 500 ids)."""
         with self._engine.connect() as conn, conn.begin():
-            return self._accepted_among(conn, list(event_ids))
+            return self._accepted_among(conn, list(keys))
 
     @staticmethod
-    def _accepted_among(conn: Connection, event_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for i in range(0, len(event_ids), _ID_CHUNK):
-            chunk = event_ids[i : i + _ID_CHUNK]
-            found.update(
-                conn.execute(select(_accepted.c.event_id).where(_accepted.c.event_id.in_(chunk)))
-                .scalars()
-                .all()
-            )
+    def _accepted_among(conn: Connection, keys: Sequence[AcceptedKey]) -> set[AcceptedKey]:
+        by_source: dict[str, list[str]] = {}
+        for source_id, event_id in keys:
+            by_source.setdefault(source_id, []).append(event_id)
+        found: set[AcceptedKey] = set()
+        for source_id, ids in sorted(by_source.items()):
+            for i in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[i : i + _ID_CHUNK]
+                stmt = select(_accepted.c.event_id).where(
+                    _accepted.c.source_id == source_id, _accepted.c.event_id.in_(chunk)
+                )
+                found.update((source_id, e) for e in conn.execute(stmt).scalars())
         return found
 
     def positions(self, consumer: str) -> dict[tuple[str, int], int]:
@@ -263,6 +276,42 @@ class EventStore:
             after_seq = page[-1][0]
             if remaining is not None:
                 remaining -= len(page)
+
+    def read_types(
+        self, types: Collection[str], after_seq: int, upto_seq: int, limit: int = 1000
+    ) -> list[tuple[int, Event]]:
+        """Up to ``limit`` stored events of the named types with ``after_seq < seq <= upto_seq``,
+        in seq order (one short transaction)."""
+        with self._engine.connect() as conn, conn.begin():
+            return read_page(conn, after_seq, limit, types=types, upto_seq=upto_seq)
+
+    def follower_position(self, follower: str) -> int:
+        """The last stored seq ``follower`` has handled (0 if it never ran)."""
+        stmt = select(_followers.c.last_seq).where(_followers.c.follower == follower)
+        with self._engine.connect() as conn, conn.begin():
+            found = conn.execute(stmt).scalar_one_or_none()
+        return int(found) if found is not None else 0
+
+    def advance_follower(
+        self,
+        follower: str,
+        last_seq: int,
+        effect: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Record that ``follower`` has handled everything up to ``last_seq`` (never moving back),
+        together with ``effect`` (writes to the follower's own tables) in ONE transaction."""
+        with self._writer.begin() as conn:
+            if effect is not None:
+                effect(conn)
+            ins = dialect_insert(conn, _followers)
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=[_followers.c.follower],
+                    set_={"last_seq": ins.excluded.last_seq},
+                    where=_followers.c.last_seq < ins.excluded.last_seq,
+                ),
+                {"follower": follower, "last_seq": last_seq},
+            )
 
     def last_seq(self) -> int:
         """The highest stored seq (0 when empty)."""

@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 
+from schemas.rules import age_group
 from trust.store.db import bulk_insert, writer
 from trust.store.events import (
     ConsentWithdrawn,
@@ -55,24 +56,7 @@ from trust.store.tables import proj_records as _records
 CaseKey = tuple[str, str]
 Row = dict[str, Any]
 
-AGE_GROUPS = ("0-11", "12-17", "18-24", "25-34", "35-44", "45+", "Unknown")
-_AGE_BOUNDS = ((11, "0-11"), (17, "12-17"), (24, "18-24"), (34, "25-34"), (44, "35-44"))
 _CHUNK = 400  # case keys per IN (...) list: 800 parameters, far below SQLite's limit
-
-
-def age_group(age: int | None) -> str:
-    """The release age group (ICS-TIP.md) of an age in years; ``Unknown`` when not recorded."""
-    if age is None or age < 0:
-        return "Unknown"
-    for upper, label in _AGE_BOUNDS:
-        if age <= upper:
-            return label
-    return "45+"
-
-
-def person_id(source_id: str, case_id: str, victim_id: str) -> str:
-    """One person per victim record, until linkage assigns persons across records."""
-    return f"{source_id}:{case_id}:{victim_id}"
 
 
 def apply(conn: Connection, seq: int, event: Event) -> None:
@@ -116,7 +100,7 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
             dirty_persons.add(key)
         elif isinstance(ev, ConsentWithdrawn):
             key = (ev.source_id, ev.case_id)
-            person = persons.get(key, {}).get(person_id(ev.source_id, ev.case_id, ev.victim_id))
+            person = persons.get(key, {}).get(ev.victim_id)
             if person is not None:
                 person["consent_withdrawn"] = True
                 dirty_persons.add(key)
@@ -126,7 +110,7 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
             if ev.victim_id is None:
                 targets = list(case_persons.values())
             else:
-                one = case_persons.get(person_id(ev.source_id, ev.case_id, ev.victim_id))
+                one = case_persons.get(ev.victim_id)
                 targets = [one] if one is not None else []
             for p in targets:
                 p["disposed"] = True
@@ -190,11 +174,10 @@ def _accept(
     old = persons.get(key, {})
     new: dict[str, Row] = {}
     for victim in ev.victims:
-        pid = person_id(ev.source_id, ev.case_id, victim["victim_id"])
-        before = old.get(pid)
+        vid = victim["victim_id"]
+        before = old.get(vid)
         age = victim.get("age_at_identification")
-        new[pid] = {
-            "person_id": pid,
+        new[vid] = {
             "source_id": ev.source_id,
             "case_id": ev.case_id,
             "victim_id": victim["victim_id"],
@@ -239,7 +222,7 @@ def _load_persons(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[st
     for source_id, case_ids in _by_source(keys):
         stmt = select(_persons).where(_where_cases(_persons, source_id, case_ids))
         for row in conn.execute(stmt).mappings():
-            out.setdefault((row["source_id"], row["case_id"]), {})[row["person_id"]] = dict(row)
+            out.setdefault((row["source_id"], row["case_id"]), {})[row["victim_id"]] = dict(row)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
@@ -37,12 +38,24 @@ def event_row(
     }
 
 
-def read_page(conn: Connection, after_seq: int, limit: int) -> list[tuple[int, Event]]:
-    """Up to ``limit`` stored events with ``seq > after_seq``, in seq order."""
+def read_page(
+    conn: Connection,
+    after_seq: int,
+    limit: int,
+    *,
+    types: Collection[str] | None = None,
+    upto_seq: int | None = None,
+) -> list[tuple[int, Event]]:
+    """Up to ``limit`` stored events with ``seq > after_seq`` (and ``<= upto_seq``; of the
+    named ``types`` only, if given), in seq order."""
     stmt = (
         select(_events.c.seq, _events.c.event_type, _events.c.payload)
         .where(_events.c.seq > after_seq)
         .order_by(_events.c.seq)
         .limit(limit)
     )
+    if types is not None:
+        stmt = stmt.where(_events.c.event_type.in_(sorted(types)))
+    if upto_seq is not None:
+        stmt = stmt.where(_events.c.seq <= upto_seq)
     return [(seq, decode(t, json.loads(p))) for seq, t, p in conn.execute(stmt)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -55,10 +54,12 @@ class StoredEvent(Base):
 
 
 class AcceptedEventId(Base):
-    """The idempotency key: an inbound event id is accepted at most once."""
+    """The idempotency key: a source's event id is accepted at most once. Scoped by the source
+    that signed it, so no source can claim (and so suppress) another source's event ids."""
 
     __tablename__ = "accepted_event_ids"
 
+    source_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
 
@@ -72,6 +73,15 @@ class ConsumerPosition(Base):
     topic: Mapped[str] = mapped_column(String(255), primary_key=True)
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     next_offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class FollowerPosition(Base):
+    """Per follower (a stage that reads the event store), the last stored seq it has handled."""
+
+    __tablename__ = "follower_positions"
+
+    follower: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class ProjRecord(Base):
@@ -89,15 +99,14 @@ class ProjRecord(Base):
 
 
 class ProjPerson(Base):
-    """One row per victim record (one person per victim until linkage lands)."""
+    """One row per victim record (one person per victim until linkage lands), keyed by the
+    (source, case, victim) ids as columns: no joined string can make two victims collide."""
 
     __tablename__ = "proj_persons"
-    __table_args__ = (Index("ix_proj_persons_case", "source_id", "case_id"),)
 
-    person_id: Mapped[str] = mapped_column(String(512), primary_key=True)
-    source_id: Mapped[str] = mapped_column(String(128))
-    case_id: Mapped[str] = mapped_column(String(255))
-    victim_id: Mapped[str] = mapped_column(String(255))
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     sex: Mapped[str] = mapped_column(String(32))
     age_at_identification: Mapped[int | None] = mapped_column(Integer)
     age_group: Mapped[str] = mapped_column(String(16))
@@ -124,7 +133,7 @@ class ProjRejection(Base):
     __tablename__ = "proj_rejections"
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    source_id: Mapped[str] = mapped_column(String(128))
+    source_id: Mapped[str | None] = mapped_column(String(128))  # None: the topic named none
     reason: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str | None] = mapped_column(String(64))
     field_path: Mapped[str | None] = mapped_column(Text)
@@ -151,6 +160,7 @@ def _table(cls: type[Base]) -> Table:
 stored_events = _table(StoredEvent)
 accepted_event_ids = _table(AcceptedEventId)
 positions = _table(ConsumerPosition)
+follower_positions = _table(FollowerPosition)
 proj_records = _table(ProjRecord)
 proj_persons = _table(ProjPerson)
 proj_releases = _table(ProjRelease)

@@ -19,7 +19,7 @@ from trust.release.aggregate import (
     aggregate,
     form_of,
 )
-from trust.release.streams import AGE_GROUPS, VICTIMS_BY_SEX_AGE_FORM, StreamSpec, age_group
+from trust.release.streams import AGE_GROUPS, VICTIMS_BY_SEX_AGE_FORM, StreamSpec
 
 SPEC = VICTIMS_BY_SEX_AGE_FORM
 
@@ -38,31 +38,6 @@ def test_code_lists_come_from_the_case_record_schema() -> None:
     assert SEXES[:2] == ("Feminine", "Masculine") and SEXES[-1] == "Unknown"
     assert "ForcedCriminality" in FORMS and FORMS[-2:] == ("Multiple", "Unknown")
     assert len(FORMS) == len(FORM_CODES) + 1
-
-
-@pytest.mark.parametrize(
-    ("age", "group"),
-    [
-        (None, "Unknown"),
-        (0, "0-11"),
-        (11, "0-11"),
-        (12, "12-17"),
-        (17, "12-17"),
-        (18, "18-24"),
-        (24, "18-24"),
-        (25, "25-34"),
-        (34, "25-34"),
-        (35, "35-44"),
-        (44, "35-44"),
-        (45, "45+"),
-        (99, "45+"),
-        (-1, "Unknown"),
-        (200, "Unknown"),
-    ],
-)
-def test_age_groups(age: int | None, group: str) -> None:
-    assert age_group(age) == group
-    assert group in AGE_GROUPS
 
 
 def test_same_person_twice_is_counted_once() -> None:

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-import transport
 from schemas.keys import SigningKey
 from schemas.release import CAVEAT, verify_release
 from trust.release.aggregate import FORM_RULE, PersonFacts, aggregate
 from trust.release.disclosure import PRIMARY_METHOD, DisclosurePolicy, primary_suppression
 from trust.release.errors import UnprotectedTable
-from trust.release.publish import ReleaseEmitter, build_release, table_digest
+from trust.release.publish import ReleaseSigner, build_release, table_digest
 from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM, StreamSpec
 
 SPEC = VICTIMS_BY_SEX_AGE_FORM
 T0 = 1_760_000_000_000
 
 
+RULE = "one count per test person"
+
+
 def persons(n_fem: int = 12, n_masc: int = 3) -> list[PersonFacts]:
-    fem = [PersonFacts(f"f{i}", "Feminine", 30, ("ForcedLabour",), 2022) for i in range(n_fem)]
-    masc = [PersonFacts(f"m{i}", "Masculine", 15, ("ForcedBegging",), 2023) for i in range(n_masc)]
+    fem = [
+        PersonFacts(("f", str(i)), "Feminine", 30, ("ForcedLabour",), 2022) for i in range(n_fem)
+    ]
+    masc = [
+        PersonFacts(("m", str(i)), "Masculine", 15, ("ForcedBegging",), 2023) for i in range(n_masc)
+    ]
     return fem + masc
 
 
@@ -31,6 +36,7 @@ def test_build_release_carries_annex5_metadata() -> None:
     r = build_release(
         SPEC,
         table,
+        counting_rule=RULE,
         sequence=3,
         sources=["src-b", "src-a", "src-a"],
         issued_at_ms=T0,
@@ -44,6 +50,7 @@ def test_build_release_carries_annex5_metadata() -> None:
     assert r.total_persons == 15
     m = r.metadata
     assert m["originating_organisation"] == "tiptrust trust"
+    assert m["counting_rule"] == RULE
     assert m["form_rule"] == FORM_RULE and "Multiple" in m["form_rule"]
     assert m["period"] == "2022-2023" and m["number_of_sources"] == "2"
     assert m["date_submitted"].startswith("2025-10-09T")
@@ -58,6 +65,7 @@ def test_tables_not_protected_for_the_stream_are_refused() -> None:
         build_release(
             SPEC,
             primary_suppression(counts, 5),
+            counting_rule=RULE,
             sequence=1,
             sources=[],
             issued_at_ms=T0,
@@ -68,6 +76,7 @@ def test_tables_not_protected_for_the_stream_are_refused() -> None:
         build_release(
             other,
             primary_suppression(counts, 10),
+            counting_rule=RULE,
             sequence=1,
             sources=[],
             issued_at_ms=T0,
@@ -79,6 +88,7 @@ def test_tables_not_protected_for_the_stream_are_refused() -> None:
         build_release(
             SPEC,
             dataclasses.replace(tampered, cells=cells),
+            counting_rule=RULE,
             sequence=1,
             sources=[],
             issued_at_ms=T0,
@@ -86,65 +96,64 @@ def test_tables_not_protected_for_the_stream_are_refused() -> None:
         )
 
 
-def test_emit_signs_appends_and_skips_unchanged_or_too_soon(tmp_path: Path) -> None:
+def test_signer_signs_and_skips_unchanged_or_too_soon() -> None:
     key = SigningKey.generate("trust")
     spec = dataclasses.replace(SPEC, min_interval_s=60.0)
     policy = DisclosurePolicy(spec.k)
-    with transport.open_log("sqlite:///" + str(tmp_path / "log.db")) as log:
-        emitter = ReleaseEmitter(log, key, spec)
-        first = emitter.maybe_emit(
-            policy.apply(aggregate(persons(), spec)),
-            sources=["src-a"],
-            last_digest=None,
-            last_issued_ms=None,
-            now_ms=T0,
-            sequence=1,
-        )
-        assert first is not None
-        assert first.release.signing_key_id == key.key_id and first.release.signature
-        assert verify_release(first.raw_bytes, {key.key_id: key.public}) == first.release
-        assert first.digest == first.release.metadata["content_digest"]
+    emitter = ReleaseSigner(key, spec)
+    first = emitter.maybe_sign(
+        policy.apply(aggregate(persons(), spec)),
+        counting_rule=RULE,
+        sources=["src-a"],
+        last_digest=None,
+        last_issued_ms=None,
+        now_ms=T0,
+        sequence=1,
+    )
+    assert first is not None
+    assert first.release.signing_key_id == key.key_id and first.release.signature
+    assert verify_release(first.raw_bytes, {key.key_id: key.public}) == first.release
+    assert first.digest == first.release.metadata["content_digest"]
 
-        # unchanged figures: skipped however long after
-        same = policy.apply(aggregate(persons(), spec))
-        assert (
-            emitter.maybe_emit(
-                same,
-                sources=["src-a"],
-                last_digest=first.digest,
-                last_issued_ms=T0,
-                now_ms=T0 + 3_600_000,
-                sequence=2,
-            )
-            is None
-        )
-        # a change only inside suppressed cells (same total) publishes nothing new
-        moved = [*persons()[:-1], PersonFacts("m2", "Masculine", 40, ("Servitude",), 2023)]
-        assert table_digest(policy.apply(aggregate(moved, spec))) == first.digest
-
-        changed = policy.apply(aggregate(persons(n_fem=20), spec))
-        assert (
-            emitter.maybe_emit(
-                changed,
-                sources=["src-a"],
-                last_digest=first.digest,
-                last_issued_ms=T0,
-                now_ms=T0 + 59_999,
-                sequence=2,
-            )
-            is None
-        )  # min_interval_s not yet passed
-        second = emitter.maybe_emit(
-            changed,
+    # unchanged figures: skipped however long after
+    same = policy.apply(aggregate(persons(), spec))
+    assert (
+        emitter.maybe_sign(
+            same,
+            counting_rule=RULE,
             sources=["src-a"],
             last_digest=first.digest,
             last_issued_ms=T0,
-            now_ms=T0 + 60_000,
+            now_ms=T0 + 3_600_000,
             sequence=2,
         )
-        assert second is not None and second.digest != first.digest
-        assert second.release.sequence == 2 and second.release.issued_at_ms == T0 + 60_000
+        is None
+    )
+    # a change only inside suppressed cells (same total) publishes nothing new
+    moved = [*persons()[:-1], PersonFacts(("m", "2"), "Masculine", 40, ("Servitude",), 2023)]
+    assert table_digest(policy.apply(aggregate(moved, spec))) == first.digest
 
-        records = log.read_all("tip.release.victims_by_sex_age_form")
-        assert [r.value for r in records] == [first.raw_bytes, second.raw_bytes]
-        assert {r.partition for r in records} == {0}
+    changed = policy.apply(aggregate(persons(n_fem=20), spec))
+    assert (
+        emitter.maybe_sign(
+            changed,
+            counting_rule=RULE,
+            sources=["src-a"],
+            last_digest=first.digest,
+            last_issued_ms=T0,
+            now_ms=T0 + 59_999,
+            sequence=2,
+        )
+        is None
+    )  # min_interval_s not yet passed
+    second = emitter.maybe_sign(
+        changed,
+        counting_rule=RULE,
+        sources=["src-a"],
+        last_digest=first.digest,
+        last_issued_ms=T0,
+        now_ms=T0 + 60_000,
+        sequence=2,
+    )
+    assert second is not None and second.digest != first.digest
+    assert second.release.sequence == 2 and second.release.issued_at_ms == T0 + 60_000

@@ -109,11 +109,11 @@ class EventStoreConformance:
     def test_duplicate_event_id_is_refused_and_nothing_is_written(self, store: EventStore) -> None:
         first = accepted()
         store.append([first], Position("t", 0, 0), CONSUMER)
-        assert store.is_accepted(first.event_id)
+        assert store.is_accepted(first.source_id, first.event_id)
         before = projections.snapshot(store.engine)
 
         fresh = accepted(case_id="case-2")
-        assert not store.is_accepted(fresh.event_id)
+        assert not store.is_accepted(fresh.source_id, fresh.event_id)
         with pytest.raises(DuplicateEvent) as info:
             store.append([fresh, first], Position("t", 0, 1), CONSUMER)
         assert info.value.code is ReasonCode.DUPLICATE_EVENT
@@ -121,9 +121,32 @@ class EventStoreConformance:
         assert info.value.delivery == Delivery("t", 0, 1)  # where the re-sent copy was read
 
         assert [e for _, e in store.read()] == [first]
-        assert not store.is_accepted(fresh.event_id)
+        assert not store.is_accepted(fresh.source_id, fresh.event_id)
         assert store.positions(CONSUMER) == {("t", 0): 1}
         assert projections.snapshot(store.engine) == before
+
+    def test_event_ids_are_scoped_by_source(self, store: EventStore) -> None:
+        # another source signing the same event id is another event: it cannot squat the id
+        police = accepted(source_id="police", case_id="case-1")
+        forged = accepted(source_id="ngo", case_id="case-1", event_id=police.event_id)
+        store.append([forged], Position("t", 0, 0), CONSUMER)
+        assert not store.is_accepted("police", police.event_id)
+        store.append([police], Position("t", 0, 1), CONSUMER)
+        assert store.is_accepted("police", police.event_id)
+        assert store.is_accepted("ngo", police.event_id)
+        assert store.accepted_among([("police", police.event_id), ("other", police.event_id)]) == {
+            ("police", police.event_id)
+        }
+        assert record_of(store, "police", "case-1") is not None
+        assert record_of(store, "ngo", "case-1") is not None
+
+    def test_joined_ids_that_look_alike_are_different_persons(self, store: EventStore) -> None:
+        # "CR:2024:7"/"V1" and "CR:2024"/"7:V1" collided when keys were ":"-joined strings
+        a = accepted(case_id="CR:2024:7", victims=[("V1", "Feminine", 30)])
+        b = accepted(case_id="CR:2024", victims=[("7:V1", "Masculine", 40)])
+        store.append_batch([([a], Position("t", 0, 0)), ([b], Position("t", 0, 1))], CONSUMER)
+        assert set(persons_of(store, "src-a", "CR:2024:7")) == {"V1"}
+        assert set(persons_of(store, "src-a", "CR:2024")) == {"7:V1"}
 
     def test_duplicate_within_one_append_is_refused(self, store: EventStore) -> None:
         ev = retracted()
@@ -156,7 +179,7 @@ class EventStoreConformance:
         store.append([bad], Position("t", 0, 0), CONSUMER)
         store.append([bad], Position("t", 0, 1), CONSUMER)
         assert store.rejection_counts() == {"invalid_record": 2}
-        assert not store.is_accepted(bad.event_id or "")
+        assert not store.is_accepted(bad.source_id or "", bad.event_id or "")
 
     def test_positions_move_only_forward_and_per_consumer(self, store: EventStore) -> None:
         store.append([accepted(case_id="a")], Position("t", 0, 5), CONSUMER)
@@ -192,7 +215,7 @@ class EventStoreConformance:
         assert persons["v3"]["age_group"] == "Unknown"
         assert persons["v3"]["forms_of_exploitation"] == "ForcedBegging;ForcedLabour"
         assert persons["v3"]["year_of_exploitation"] == 2025
-        assert persons["v2"]["person_id"] == "src-a:case-1:v2"
+        assert (persons["v2"]["source_id"], persons["v2"]["case_id"]) == ("src-a", "case-1")
         rec = record_of(store, "src-a", "case-1")
         assert rec is not None
         assert (rec["version"], rec["event_id"], rec["year"], rec["retracted"]) == (

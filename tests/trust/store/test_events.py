@@ -8,7 +8,6 @@ from datetime import date
 import pytest
 
 from trust.store.events import EVENT_TYPES, Event, RecordAccepted, SealedBlob, decode
-from trust.store.projections import AGE_GROUPS, age_group
 
 from .builders import accepted, case_record, consent, disposal, rejected, release, retracted
 
@@ -72,27 +71,3 @@ def test_a_rejection_reason_must_be_a_reason_code() -> None:
 def test_reprs_show_no_content() -> None:
     text = repr(accepted(victims=[("v1", "Feminine", 41)]))
     assert "Feminine" not in text and "SexualExploitation" not in text
-
-
-@pytest.mark.parametrize(
-    ("age", "group"),
-    [
-        (None, "Unknown"),
-        (-1, "Unknown"),
-        (0, "0-11"),
-        (11, "0-11"),
-        (12, "12-17"),
-        (17, "12-17"),
-        (18, "18-24"),
-        (24, "18-24"),
-        (25, "25-34"),
-        (34, "25-34"),
-        (35, "35-44"),
-        (44, "35-44"),
-        (45, "45+"),
-        (99, "45+"),
-    ],
-)
-def test_age_groups(age: int | None, group: str) -> None:
-    assert age_group(age) == group
-    assert group in AGE_GROUPS

@@ -102,7 +102,7 @@ def run_history(store: EventStore, history: list[tuple[tuple[str, Any], bool]]) 
             if not sent:
                 continue
             again = sent[payload % len(sent)]
-            assert store.is_accepted(again.event_id or "")
+            assert store.is_accepted(again.source_id or "", again.event_id or "")
             before = projections.snapshot(store.engine)
             positions = store.positions("ingest")
             with pytest.raises(DuplicateEvent):

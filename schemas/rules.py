@@ -1,0 +1,86 @@
+"""The value rules of ICS-TIP records, declared once: both ends import them from here.
+
+The producer's validator (before it seals anything), the trust's validator (after it decrypts),
+the mapper and the release stage all read these tables, so a rule cannot say one thing on one side
+and another on the other. Avro decides types and codes; these add what Avro cannot say:
+
+- **ranges** of whole numbers (ages, years);
+- **plausibility limits**: the longest id and text a field may hold (the store's columns are sized
+  from them), no control characters (a NUL cannot be stored in PostgreSQL text and has no place in
+  an id), the most victims or perpetrators one case record may list, and the largest message;
+- **age groups** of releases (ICS-TIP: 0–11, 12–17, 18–24, 25–34, 35–44, 45+ and Unknown).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+#: Whole-number ranges, inclusive, by field path.
+RANGES: Mapping[str, tuple[int, int]] = {
+    "$.victims[].age_at_identification": (0, 120),
+    "$.victims[].age_first_trafficked": (0, 120),
+    "$.event.year_of_exploitation": (1950, 2100),
+}
+
+#: The longest id a source may give a case, a victim or a perpetrator (characters).
+MAX_ID_CHARS = 128
+#: The longest any other text field may be (characters).
+MAX_TEXT_CHARS = 1000
+#: Paths that hold a source's own ids; they get :data:`MAX_ID_CHARS`.
+ID_PATHS: frozenset[str] = frozenset(
+    {
+        "$.case_id",
+        "$.victim_id",
+        "$.victims[].victim_id",
+        "$.perpetrators[].perpetrator_id",
+        "$.reporting_entity.source_id",
+    }
+)
+
+#: The most items a list field may hold, by path; other lists get :data:`MAX_LIST_ITEMS`.
+LIST_LIMITS: Mapping[str, int] = {"$.victims": 200, "$.perpetrators": 200}
+MAX_LIST_ITEMS = 64
+
+#: The largest encoded payload (Avro bytes) of one event, and the largest inbound message
+#: (an envelope: header, batch seal, Merkle proof and the encrypted payload).
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_MESSAGE_BYTES = MAX_PAYLOAD_BYTES + 16 * 1024
+
+# C0 controls and DEL. Tab, line feed and carriage return are allowed in free text, not in ids.
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_IN_ID = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def max_chars(path: str) -> int:
+    """The longest value the string field at ``path`` may hold."""
+    return MAX_ID_CHARS if path in ID_PATHS else MAX_TEXT_CHARS
+
+
+def max_items(path: str) -> int:
+    """The most items the list field at ``path`` may hold."""
+    return LIST_LIMITS.get(path, MAX_LIST_ITEMS)
+
+
+def has_control_characters(value: str, path: str) -> bool:
+    """Whether ``value`` holds a character not allowed in the field at ``path``."""
+    pattern = _CONTROL_IN_ID if path in ID_PATHS else _CONTROL_IN_TEXT
+    return pattern.search(value) is not None
+
+
+# -- age groups ---------------------------------------------------------------------------------
+
+AGE_GROUPS: tuple[str, ...] = ("0-11", "12-17", "18-24", "25-34", "35-44", "45+", "Unknown")
+_AGE_BOUNDS = ((11, "0-11"), (17, "12-17"), (24, "18-24"), (34, "25-34"), (44, "35-44"))
+_AGE_MIN, _AGE_MAX = RANGES["$.victims[].age_at_identification"]
+
+
+def age_group(age: int | None) -> str:
+    """The release age group of an age in years; ``Unknown`` when not recorded or outside the
+    range a record may hold (which validation refuses anyway)."""
+    if age is None or not _AGE_MIN <= age <= _AGE_MAX:
+        return "Unknown"
+    for upper, label in _AGE_BOUNDS:
+        if age <= upper:
+            return label
+    return "45+"

@@ -1,0 +1,78 @@
+"""Followers: stages that read the trust's event store after their own tracked position.
+
+Ingest is the only writer of inbound facts. Every other stage follows the store: it reads the
+events of the types it cares about after the last seq it handled, does its work, and records its
+new position — so each stage can stop, crash or be added later and resume exactly where it was.
+
+Two kinds, by where the effect lands:
+
+- :class:`StoreFollower` — the effect is in the store (its own tables): written together with the
+  new position in ONE transaction, so it happens exactly once.
+- :class:`LogPublisher` — the effect leaves the trust (bytes on a log topic): sent and flushed
+  first, the position recorded after. A crash in between sends the same bytes again on restart,
+  never different ones: what leaves is always recorded in the store first (the transactional
+  outbox), and receivers drop identical re-sends.
+
+Appends are serialised, so seq order is commit order: when :func:`follow` reads up to the seq it
+saw last, no event with a lower seq can still commit after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from sqlalchemy import Connection
+
+from trust.store.events import Event
+from trust.store.eventstore import EventStore
+
+Batch = Sequence[tuple[int, Event]]
+
+
+@runtime_checkable
+class StoreFollower(Protocol):
+    """A stage whose effect is written to the store with its position, atomically."""
+
+    name: str
+    event_types: frozenset[str]
+
+    def apply(self, conn: Connection, events: Batch) -> None:
+        """Apply ``events`` (seq order) inside the caller's transaction."""
+        ...
+
+
+@runtime_checkable
+class LogPublisher(Protocol):
+    """A stage whose effect is sent out of the trust; sending the same events twice is harmless."""
+
+    name: str
+    event_types: frozenset[str]
+
+    def send(self, events: Batch) -> None:
+        """Send ``events`` (seq order) and return only once the log made them durable."""
+        ...
+
+
+def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: int = 1000) -> int:
+    """Bring ``follower`` up to the store's current end; returns how many events it handled."""
+    after = store.follower_position(follower.name)
+    upto = store.last_seq()
+    if upto <= after:
+        return 0
+    handled = 0
+    while True:
+        events = store.read_types(follower.event_types, after, upto, page)
+        done = len(events) < page
+        last = upto if done else events[-1][0]
+        if isinstance(follower, StoreFollower):
+            batch = list(events)
+            store.advance_follower(follower.name, last, lambda conn: follower.apply(conn, batch))
+        else:
+            if events:
+                follower.send(events)
+            store.advance_follower(follower.name, last)
+        handled += len(events)
+        after = last
+        if done:
+            return handled
