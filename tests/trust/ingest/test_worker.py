@@ -1,0 +1,254 @@
+"""The ingest worker on a real embedded log and real stores: one bad message never stops it, and no
+source can touch another source's records.
+
+Each test seals real envelopes (HPKE + signed Merkle batch) as an agency would, puts them on the
+log, and runs the worker until caught up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from schemas.codec import default_registry
+from schemas.envelope import EventHeader, seal_batch
+from schemas.errors import ReasonCode
+from schemas.keys import Keyring, SigningKey, TrustKeyPair
+from schemas.rules import MAX_MESSAGE_BYTES
+from transport import EventLog, open_log, topics
+from trust.follow import follow
+from trust.ingest.pipeline import IngestPipeline
+from trust.ingest.receipts import ReceiptPublisher
+from trust.ingest.worker import IngestWorker
+from trust.runner import counted_persons
+from trust.stewardship.agreement import Agreement, Agreements
+from trust.store.eventstore import EventStore, open_store
+from trust.store.tables import proj_rejections
+from trust.store.vault import Vault
+
+REGISTRY = default_registry()
+CASE = REGISTRY.current("case_record")
+TRUST = TrustKeyPair.generate()
+KEYS = {s: SigningKey.generate(s) for s in ("police", "ngo")}
+
+
+def record(source: str, case_id: str, victims: list[str], year: int = 2023) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "reporting_entity": {
+            "source_id": source,
+            "organisation_type": "Police" if source == "police" else "NGO",
+            "legal_basis": "OfficialAuthority",
+        },
+        "event": {
+            "year_of_exploitation": year,
+            "country_of_exploitation": "NL",
+            "forms_of_exploitation": ["ForcedLabour"],
+        },
+        "victims": [
+            {"victim_id": v, "sex": "Feminine", "age_at_identification": 30, "citizenships": []}
+            for v in victims
+        ],
+        "perpetrators": [],
+    }
+
+
+def seal(
+    source: str,
+    datums: list[dict[str, Any]],
+    *,
+    event_ids: list[uuid.UUID] | None = None,
+    produced_at: dt.datetime | None = None,
+) -> list[bytes]:
+    """Envelopes for ``datums`` as ``source`` seals them (encoded without validation, as an
+    agency with a broken or hostile publisher could)."""
+    ms = int((produced_at or dt.datetime.now(dt.UTC)).timestamp() * 1000)
+    ids = event_ids or [uuid.uuid4() for _ in datums]
+    key = KEYS[source]
+    pairs = [
+        (
+            EventHeader(
+                source, eid, "RecordUpsert", CASE.fingerprint, ms, TRUST.key_id, key.key_id
+            ),
+            CASE.encode(d),
+        )
+        for eid, d in zip(ids, datums, strict=True)
+    ]
+    return seal_batch(pairs, trust_key=TRUST.public, source_key=key)
+
+
+def agreement(
+    source: str, start: dt.date = dt.date(2000, 1, 1), end: dt.date | None = None
+) -> Agreement:
+    return Agreement(source, 1, start, end, ("$",), ("ministry",), 10)
+
+
+class Trust:
+    """A worker over a real log and store, with every agency registered."""
+
+    def __init__(self, log: EventLog, store: EventStore, agreements: list[Agreement]) -> None:
+        self.log = log
+        self.store = store
+        pipeline = IngestPipeline(
+            keyring=Keyring([TRUST], [k.public for k in KEYS.values()]),
+            agreements=Agreements(agreements, CASE),
+            registry=REGISTRY,
+            vault=Vault(store.engine, os.urandom(32)),
+        )
+        self.worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_timeout=0.05)
+
+    def run(self) -> dict[str, int]:
+        rejected: dict[str, int] = {}
+        for _ in range(1000):
+            s = self.worker.step()
+            for reason, n in s.rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + n
+            if s.messages == 0 and s.caught_up:
+                self.worker.close()
+                follow(self.store, ReceiptPublisher(self.log))
+                return rejected
+        raise AssertionError("the worker never caught up")
+
+    def counted(self, source: str) -> int:
+        return sum(1 for p in counted_persons(self.store) if p.person_id[0] == source)
+
+
+def send(log: EventLog, source: str, envelopes: list[bytes], topic: str | None = None) -> None:
+    t = topic or topics.inbound(source)
+    log.create_topic(t, 2)
+    for env in envelopes:
+        log.append(t, env, key=b"k")
+    log.flush()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+@pytest.fixture
+def trust(tmp_path: Path, store_url: str) -> Iterator[Trust]:
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(store_url)
+    try:
+        yield Trust(log, store, [agreement("police"), agreement("ngo")])
+    finally:
+        store.close()
+        log.close()
+
+
+def test_a_topic_that_names_no_source_is_quarantined_and_ingest_goes_on(trust: Trust) -> None:
+    send(
+        trust.log, "police", seal("police", [record("police", "C-1", ["V1"])]), "tip.inbound.Police"
+    )
+    send(trust.log, "police", seal("police", [record("police", "C-2", ["V1"])]))
+    assert trust.run() == {"invalid_topic": 1}
+    assert trust.counted("police") == 1
+    # a second start reads the same topics again and does not stop either
+    assert trust.run() == {}
+    with trust.store.engine.connect() as conn:
+        rows = conn.execute(select(proj_rejections.c.source_id, proj_rejections.c.reason)).all()
+    assert [tuple(r) for r in rows] == [(None, "invalid_topic")]
+
+
+def test_an_oversized_message_is_refused_by_size(trust: Trust) -> None:
+    send(trust.log, "police", [b"\x00" * (MAX_MESSAGE_BYTES + 1)])
+    send(trust.log, "police", seal("police", [record("police", "C-2", ["V1"])]))
+    assert trust.run() == {"too_large": 1}
+    assert trust.counted("police") == 1
+    receipts = trust.log.read_all(topics.rejected("police"))
+    assert len(receipts) == 1
+
+
+@pytest.mark.parametrize(
+    "case_id", ["C" * 300, "CR-2024\x00-7"], ids=["300-character reference", "NUL in reference"]
+)
+def test_a_reference_the_store_cannot_hold_is_rejected_with_a_reason(
+    trust: Trust, case_id: str
+) -> None:
+    bad = record("police", case_id, ["V1"])
+    good = [record("police", f"C-{i}", ["V1"]) for i in range(3)]
+    send(trust.log, "police", seal("police", [good[0], bad, *good[1:]]))
+    assert trust.run() == {"invalid_record": 1}
+    assert trust.counted("police") == 3
+
+
+def test_victim_ids_that_join_alike_are_two_persons(trust: Trust) -> None:
+    send(
+        trust.log,
+        "police",
+        seal(
+            "police",
+            [record("police", "CR:2024:7", ["V1"]), record("police", "CR:2024", ["7:V1"])],
+        ),
+    )
+    assert trust.run() == {}
+    assert trust.counted("police") == 2
+
+
+def test_an_agency_cannot_squat_another_agencys_event_ids(trust: Trust) -> None:
+    police_ids = [uuid.uuid4() for _ in range(20)]
+    police = seal(
+        "police", [record("police", f"P-{i}", ["V1"]) for i in range(20)], event_ids=police_ids
+    )
+    # the ngo copies the ids it can read in the police envelopes' headers and goes first
+    forged = seal("ngo", [record("ngo", f"N-{i}", ["V1"]) for i in range(20)], event_ids=police_ids)
+    send(trust.log, "ngo", forged)
+    assert trust.run() == {}
+    send(trust.log, "police", police)
+    assert trust.run() == {}
+    assert trust.counted("police") == 20 and trust.counted("ngo") == 20
+    # and a re-send of the same police events is still refused as a duplicate of police's own
+    send(trust.log, "police", police[:3])
+    assert trust.run() == {"duplicate_event": 3}
+
+
+def test_a_backdated_header_cannot_select_an_expired_agreement(
+    tmp_path: Path, store_url: str
+) -> None:
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(store_url)
+    try:
+        expired = agreement("police", dt.date(2000, 1, 1), dt.date(2020, 1, 1))
+        trust = Trust(log, store, [expired])
+        backdated = dt.datetime(2019, 6, 1, tzinfo=dt.UTC)
+        send(
+            log, "police", seal("police", [record("police", "C-1", ["V1"])], produced_at=backdated)
+        )
+        assert trust.run() == {ReasonCode.NO_AGREEMENT.value: 1}
+        assert trust.counted("police") == 0
+    finally:
+        store.close()
+        log.close()
+
+
+def test_a_message_the_store_refuses_becomes_a_rejection(tmp_path: Path) -> None:
+    # a store constraint this message alone breaks (a trigger stands in for any such clash)
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON proj_records WHEN NEW.case_id = 'C-bad' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        trust = Trust(log, store, [agreement("police")])
+        datums = [record("police", c, ["V1"]) for c in ("C-1", "C-bad", "C-2")]
+        send(log, "police", seal("police", datums))
+        assert trust.run() == {ReasonCode.CONFLICTING_IDENTITY.value: 1}
+        assert trust.counted("police") == 2
+        receipts = log.read_all(topics.rejected("police"))
+        assert len(receipts) == 1
+    finally:
+        store.close()
+        log.close()

@@ -1,0 +1,128 @@
+"""Releases are recorded before they leave: the store holds the signed bytes, the publisher (a
+follower) sends exactly those, and no crash can put two different releases under one sequence."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from schemas.codec import default_registry
+from schemas.keys import SigningKey
+from schemas.release import verify_release
+from tests.trust.store.builders import accepted
+from transport import EventLog, open_log, topics
+from trust.follow import follow
+from trust.release.publish import RELEASE_PUBLISHER, ReleasePublisher, ReleaseSigner
+from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
+from trust.runner import COUNTING_RULE, ReleaseStage
+from trust.stewardship.agreement import Agreements
+from trust.store.events import ReleaseIssued
+from trust.store.eventstore import EventStore, Position, open_store
+from trust.store.tables import follower_positions
+
+KEY = SigningKey.generate("trust")
+SPEC = VICTIMS_BY_SEX_AGE_FORM
+TOPIC = topics.release(SPEC.name)
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[tuple[EventLog, EventStore]]:
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        yield log, store
+    finally:
+        store.close()
+        log.close()
+
+
+def stage(store: EventStore) -> ReleaseStage:
+    agreements = Agreements([], default_registry().current("case_record"))
+    return ReleaseStage(store=store, signer=ReleaseSigner(KEY, SPEC), agreements=agreements)
+
+
+def add_persons(store: EventStore, n: int, offset: int = 0) -> None:
+    store.append_batch(
+        [
+            ([accepted(case_id=f"c{offset + i}", year=2023)], Position("t", 0, offset + i))
+            for i in range(n)
+        ],
+        "ingest",
+    )
+
+
+def recorded(store: EventStore) -> list[ReleaseIssued]:
+    return [e for _, e in store.read() if isinstance(e, ReleaseIssued)]
+
+
+def test_a_release_is_in_the_store_before_it_is_on_the_log(
+    parts: tuple[EventLog, EventStore],
+) -> None:
+    log, store = parts
+    add_persons(store, 12)
+    made = stage(store).release_once()
+    assert made is not None
+    # recorded, with its exact signed bytes, and nothing sent yet
+    [event] = recorded(store)
+    assert base64.b64decode(event.signed_b64) == made.raw_bytes
+    assert log.read_all(TOPIC) == []
+
+    assert follow(store, ReleasePublisher(log)) == 1
+    assert [r.value for r in log.read_all(TOPIC)] == [made.raw_bytes]
+    release = verify_release(made.raw_bytes, {KEY.key_id: KEY.public})
+    assert release.metadata["counting_rule"] == COUNTING_RULE
+    assert "not linked" in release.metadata["counting_rule"]
+    assert follow(store, ReleasePublisher(log)) == 0  # nothing new to send
+
+
+def test_a_crash_before_the_position_re_sends_the_same_bytes(
+    parts: tuple[EventLog, EventStore],
+) -> None:
+    log, store = parts
+    add_persons(store, 12)
+    made = stage(store).release_once()
+    assert made is not None
+    follow(store, ReleasePublisher(log))
+    # the process died after the log acknowledged but before the position was recorded
+    with store.engine.begin() as conn:
+        conn.execute(
+            delete(follower_positions).where(follower_positions.c.follower == RELEASE_PUBLISHER)
+        )
+    # a restarted trust: nothing changed, so no new release; the publisher re-sends the same one
+    assert stage(store).release_once() is None
+    follow(store, ReleasePublisher(log))
+    assert [r.value for r in log.read_all(TOPIC)] == [made.raw_bytes, made.raw_bytes]
+
+    add_persons(store, 10, offset=100)
+    second = stage(store).release_once()
+    assert second is not None and second.release.sequence == 2
+    follow(store, ReleasePublisher(log))
+    values = [r.value for r in log.read_all(TOPIC)]
+    assert values == [made.raw_bytes, made.raw_bytes, second.raw_bytes]
+
+
+def test_one_sequence_can_be_recorded_only_once(parts: tuple[EventLog, EventStore]) -> None:
+    _, store = parts
+    add_persons(store, 12)
+    first = stage(store).release_once()
+    assert first is not None
+    rival = recorded(store)[0]
+    # a second trust process that signed a different release under the same sequence
+    other = ReleaseIssued(
+        release_id="another",
+        stream=rival.stream,
+        sequence=rival.sequence,
+        issued_at_ms=rival.issued_at_ms + 1,
+        period=rival.period,
+        cells_digest="0" * 64,
+        signature_b64=rival.signature_b64,
+        signed_b64=base64.b64encode(b"different").decode(),
+    )
+    with pytest.raises(IntegrityError):
+        store.append([other], None, "trust-release")
+    assert len(recorded(store)) == 1
