@@ -32,7 +32,8 @@ class SimulationSummary:
 def simulate(
     seed: int, persons: int = 2000, out_dir: Path | str = Path("sim")
 ) -> SimulationSummary:
-    """Write ``DIR/<source>/records.csv`` + ``mapping.yaml`` per agency and ``DIR/truth.csv``.
+    """Write ``DIR/<source>/records.csv`` + ``mapping.yaml`` + ``agreement.yaml`` per agency and
+    ``DIR/truth.csv``.
 
     The same seed and size give byte-identical files (no wall clock, no hash-seed dependence).
     """

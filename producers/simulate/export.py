@@ -1,8 +1,10 @@
 """Each agency's export as it would hand it over: its own columns, code values and date formats.
 
-Writes ``DIR/<source>/records.csv`` and ``DIR/<source>/mapping.yaml`` (the ``producers.mapping``
-format, mapping that export correctly) per agency, and ``DIR/truth.csv`` (source, row, true person,
-true event) which only tests and the demo read.
+Writes ``DIR/<source>/records.csv``, ``DIR/<source>/mapping.yaml`` (the ``producers.mapping``
+format, mapping that export correctly) and ``DIR/<source>/agreement.yaml`` (the agency's
+data-sharing agreement with the trust: everything shared, in force since 2000, statistics for the
+ministry) per agency, and ``DIR/truth.csv`` (source, row, true person, true event) which only tests
+and the demo read.
 """
 
 from __future__ import annotations
@@ -700,6 +702,25 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
+AGREEMENT = """\
+format: 1
+source_id: {source_id}
+version: 1
+in_force_from: '2000-01-01'
+in_force_until: null
+fields_shared: ['$']
+releases_allowed:
+  - consumer: ministry
+    purposes: [statistics]
+min_cell_size: 10
+"""
+
+
+def agreement_text(source_id: str) -> str:
+    """The simulated agency's data-sharing agreement file (the trust's agreement format 1)."""
+    return AGREEMENT.format(source_id=source_id)
+
+
 @dataclass(frozen=True, slots=True)
 class TruthRow:
     source: str
@@ -711,7 +732,8 @@ class TruthRow:
 def write_exports(
     seed: int, detections: dict[str, list[Detection]], out_dir: Path
 ) -> tuple[dict[str, int], list[TruthRow]]:
-    """Write every agency's ``records.csv`` and ``mapping.yaml``; return row counts and truth."""
+    """Write every agency's ``records.csv``, ``mapping.yaml`` and ``agreement.yaml``; return row
+    counts and truth."""
     seen: dict[str, set[str]] = {a.source_id: set() for a in AGENCIES}
     for source, found in detections.items():
         for d in found:
@@ -747,6 +769,9 @@ def write_exports(
         (folder / "mapping.yaml").write_text(
             yaml.safe_dump(layout.mapping, sort_keys=False, allow_unicode=True, width=100),
             encoding="utf-8",
+        )
+        (folder / "agreement.yaml").write_text(
+            agreement_text(agency.source_id), encoding="utf-8", newline=""
         )
         counts[agency.source_id] = len(rows)
     return counts, truth

@@ -136,3 +136,35 @@ def test_bad_rows_corrupts_exactly_n_distinct_rows(
     assert bad_rows(src, tmp_path / "again.csv", 12, seed=9) == faults
     with pytest.raises(ValueError):
         bad_rows(src, tmp_path / "x.csv", len(before) + 1, seed=1)
+
+
+def test_each_agency_has_its_agreement_beside_its_export(
+    sim: tuple[Path, SimulationSummary],
+) -> None:
+    import yaml
+
+    root, _ = sim
+    for source in SOURCES:
+        text = (root / source / "agreement.yaml").read_text(encoding="utf-8")
+        assert text == (
+            "format: 1\n"
+            f"source_id: {source}\n"
+            "version: 1\n"
+            "in_force_from: '2000-01-01'\n"
+            "in_force_until: null\n"
+            "fields_shared: ['$']\n"
+            "releases_allowed:\n"
+            "  - consumer: ministry\n"
+            "    purposes: [statistics]\n"
+            "min_cell_size: 10\n"
+        )
+        assert yaml.safe_load(text) == {
+            "format": 1,
+            "source_id": source,
+            "version": 1,
+            "in_force_from": "2000-01-01",
+            "in_force_until": None,
+            "fields_shared": ["$"],
+            "releases_allowed": [{"consumer": "ministry", "purposes": ["statistics"]}],
+            "min_cell_size": 10,
+        }
