@@ -2,10 +2,22 @@
 
 - **Stable ids.** The event id of a record is remembered by (record key, content digest): the same
   row published again gets the same event id (the trust dedupes by it); a changed row is a new
-  event. The digest is SHA-256 of the minimised Avro payload — a local file, never sent.
+  event. The digest is SHA-256 of the minimised Avro payload — a local file, never sent. Event ids
+  do not depend on the destination: a record published to two logs has one event id.
+- **Per destination.** Sealed envelopes and their sent state are kept per *destination* (a stable
+  name of the log, see :func:`producers.workflow.destination_of`): publishing to a test log first
+  does not make the real log look served.
 - **Nothing lost.** Sealed envelopes are written here (one transaction per batch) *before* they go
   to the log, and marked sent only after the log acknowledged them. A broker outage or a crash
   leaves them pending; :meth:`Outbox.pending` gives them back for the next run to resend.
+
+**Outboxes written before destinations were recorded** are migrated in place when opened: their
+envelopes get the destination :data:`UNRECORDED` (``"*"``, "the log it was written for", which
+nobody wrote down). Such rows count for *every* destination — sent means sent wherever this
+outbox publishes next, pending means they go to the next log published to — because guessing a
+log could only be wrong; ``tiptrust publish --resend`` sends them anywhere again. Their stored
+message keys are the clear case references the old publisher used
+(:attr:`OutboxEntry.clear_key`); the publisher re-keys them before sending.
 """
 
 from __future__ import annotations
@@ -17,36 +29,72 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS event_ids (
-    record_key TEXT NOT NULL,
-    digest BLOB NOT NULL,
-    event_id BLOB NOT NULL,
-    PRIMARY KEY (record_key, digest)
-);
+__all__ = ["UNRECORDED", "Outbox", "OutboxEntry"]
+
+UNRECORDED = "*"
+"""The destination of envelopes written before destinations were recorded: any destination."""
+
+_SCHEMA_VERSION = 2
+_ENVELOPES = """
 CREATE TABLE IF NOT EXISTS envelopes (
-    event_id BLOB PRIMARY KEY,
+    destination TEXT NOT NULL DEFAULT '*',
+    event_id BLOB NOT NULL,
     seq INTEGER NOT NULL,
     topic TEXT NOT NULL,
     key BLOB,
     envelope BLOB NOT NULL,
     sealed_at_ms INTEGER NOT NULL,
-    sent_at_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS envelopes_pending ON envelopes (sent_at_ms, seq);
+    sent_at_ms INTEGER,
+    PRIMARY KEY (destination, event_id)
+)
 """
+_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS event_ids (
+    record_key TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    event_id BLOB NOT NULL,
+    PRIMARY KEY (record_key, digest)
+)
+""",
+    _ENVELOPES,
+    "CREATE INDEX IF NOT EXISTS envelopes_pending ON envelopes (sent_at_ms, seq)",
+)
+# version 1 (no destination column, one row per event id) → version 2, in one transaction
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE envelopes RENAME TO envelopes_v1",
+    "DROP INDEX IF EXISTS envelopes_pending",
+    _ENVELOPES,
+    "INSERT INTO envelopes "
+    "(destination, event_id, seq, topic, key, envelope, sealed_at_ms, sent_at_ms) "
+    "SELECT '*', event_id, seq, topic, key, envelope, sealed_at_ms, sent_at_ms FROM envelopes_v1",
+    "DROP TABLE envelopes_v1",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
+    """One sealed envelope, as it goes to the log: its event id, topic, message key and bytes.
+
+    ``clear_key`` is true only for envelopes kept by a publisher older than keyed message keys:
+    their ``key`` is a clear reference that must be re-keyed before it is sent.
+    """
+
     event_id: uuid.UUID
     topic: str
     key: bytes | None
     envelope: bytes
+    clear_key: bool = False
+
+
+def _check(destination: str) -> str:
+    if not destination or destination == UNRECORDED:
+        raise ValueError("a destination names one log (non-empty, not '*')")
+    return destination
 
 
 class Outbox:
-    """A local SQLite file owned by one source's publisher."""
+    """A local SQLite file owned by one source's publisher (it may serve several logs)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +102,20 @@ class Outbox:
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(envelopes)")}
+            if columns and "destination" not in columns:
+                for statement in _MIGRATE_1_TO_2:
+                    self._db.execute(statement)
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._db.close()
+            raise
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM envelopes").fetchone()
         self._seq = int(row[0])
 
@@ -105,31 +166,43 @@ class Outbox:
             raise
         return out
 
-    def already_sent(self, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-        """Which of these event ids the log has acknowledged (or are sealed and pending)."""
+    def already_sent(self, destination: str, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these event ids were sealed for ``destination`` (acknowledged or pending).
+
+        Envelopes of an :data:`UNRECORDED` destination count for every destination.
+        """
+        _check(destination)
         ids = [e.bytes for e in event_ids]
         found: set[uuid.UUID] = set()
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for (eid,) in self._db.execute(
-                f"SELECT event_id FROM envelopes WHERE event_id IN ({marks})", chunk
+                f"SELECT event_id FROM envelopes WHERE destination IN (?, '*') "
+                f"AND event_id IN ({marks})",
+                [destination, *chunk],
             ):
                 found.add(uuid.UUID(bytes=eid))
         return found
 
-    def put(self, entries: Sequence[OutboxEntry]) -> None:
-        """Keep sealed envelopes durably, before they are handed to the log."""
+    def put(self, destination: str, entries: Sequence[OutboxEntry]) -> None:
+        """Keep sealed envelopes for ``destination`` durably, before they are handed to the log.
+
+        An envelope sealed again for the same destination and event id (``--resend``) replaces
+        the one kept before and is pending again.
+        """
+        _check(destination)
         now = int(time.time() * 1000)
         rows = []
         for e in entries:
             self._seq += 1
-            rows.append((e.event_id.bytes, self._seq, e.topic, e.key, e.envelope, now))
+            rows.append((destination, e.event_id.bytes, self._seq, e.topic, e.key, e.envelope, now))
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
-                "INSERT OR IGNORE INTO envelopes (event_id, seq, topic, key, envelope, sealed_at_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO envelopes "
+                "(destination, event_id, seq, topic, key, envelope, sealed_at_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             self._db.execute("COMMIT")
@@ -137,29 +210,47 @@ class Outbox:
             self._db.execute("ROLLBACK")
             raise
 
-    def mark_sent(self, event_ids: Sequence[uuid.UUID]) -> None:
+    def mark_sent(self, destination: str, event_ids: Sequence[uuid.UUID]) -> None:
+        """Record that ``destination`` acknowledged these envelopes."""
+        _check(destination)
         now = int(time.time() * 1000)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
-                "UPDATE envelopes SET sent_at_ms = ? WHERE event_id = ?",
-                [(now, e.bytes) for e in event_ids],
+                "UPDATE envelopes SET sent_at_ms = ? "
+                "WHERE destination IN (?, '*') AND event_id = ? AND sent_at_ms IS NULL",
+                [(now, destination, e.bytes) for e in event_ids],
             )
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
 
-    def pending(self, limit: int = 1000) -> list[OutboxEntry]:
-        """Sealed envelopes the log has not acknowledged, oldest first."""
+    def pending(self, destination: str, limit: int = 1000) -> list[OutboxEntry]:
+        """Sealed envelopes ``destination`` has not acknowledged, oldest first."""
+        _check(destination)
         rows = self._db.execute(
-            "SELECT event_id, topic, key, envelope FROM envelopes WHERE sent_at_ms IS NULL ORDER BY seq LIMIT ?",
-            (limit,),
+            "SELECT event_id, topic, key, envelope, destination FROM envelopes "
+            "WHERE sent_at_ms IS NULL AND destination IN (?, '*') ORDER BY seq LIMIT ?",
+            (destination, limit),
         ).fetchall()
-        return [OutboxEntry(uuid.UUID(bytes=r[0]), r[1], r[2], r[3]) for r in rows]
+        return [
+            OutboxEntry(uuid.UUID(bytes=r[0]), r[1], r[2], r[3], clear_key=r[4] == UNRECORDED)
+            for r in rows
+        ]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, destination: str | None = None) -> dict[str, int]:
+        """How many envelopes are sent and pending, for one destination or all of them."""
+        where, args = (
+            ("", ()) if destination is None else ("WHERE destination IN (?, '*')", (destination,))
+        )
         sent, pending = self._db.execute(
-            "SELECT COUNT(sent_at_ms), COUNT(*) - COUNT(sent_at_ms) FROM envelopes"
+            f"SELECT COUNT(sent_at_ms), COUNT(*) - COUNT(sent_at_ms) FROM envelopes {where}", args
         ).fetchone()
         return {"sent": int(sent), "pending": int(pending)}
+
+    def destinations(self) -> list[str]:
+        """The destinations this outbox has sealed envelopes for (``"*"`` for unrecorded ones)."""
+        return [
+            r[0] for r in self._db.execute("SELECT DISTINCT destination FROM envelopes ORDER BY 1")
+        ]

@@ -1,13 +1,20 @@
 """The producer SDK: records → validate → minimise → seal → outbox → append → ack.
 
 ```python
-publisher = Publisher(log=open_log(url), source_key=key, trust_key=trust_pub, outbox=Outbox(path))
+publisher = Publisher(
+    log=open_log(url), source_key=key, trust_key=trust_pub, outbox=Outbox(path),
+    keyer=load_or_create_keyer(secret_path), destination=destination_of(url),
+)
 report = publisher.publish(outgoing_messages)
 ```
 Nothing is sent until it validates; every rejected row is reported with its row number, field path
 and reason (never the value). Sealed envelopes sit in the outbox until the log acknowledges them,
 so a crash or a broker outage loses nothing: :meth:`Publisher.resend_pending` (run first by
 :meth:`Publisher.publish`) sends what is left, with the same event ids.
+
+What the log sees in clear: the topic, the message key — a keyed hash of the case reference
+(:mod:`producers.message_key`), stable per case so a case keeps its partition — and one header,
+``event_id`` (a random UUIDv7). Everything else is inside the sealed envelope.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from producers.message_key import MessageKeyer
 from producers.outbox import Outbox, OutboxEntry
 from schemas.codec import SchemaRegistry, default_registry
 from schemas.envelope import EventHeader, new_event_id, seal_batch
@@ -34,8 +42,10 @@ Progress = Callable[[int], None]
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message a source wants to send: a case record upsert, retraction, consent withdrawal or
-    disposal request. ``record_key`` identifies what it is about (stable across runs); ``rows`` are
-    the export rows it came from (for error reports)."""
+    disposal request. ``record_key`` identifies what it is about (stable across runs; kept only in
+    the local outbox); ``rows`` are the export rows it came from (for error reports);
+    ``partition_key`` (default: ``record_key``) is what the message key is a keyed hash of — the
+    case reference, so every message about a case lands in one partition, in order."""
 
     kind: str
     record_key: str
@@ -46,10 +56,18 @@ class Outgoing:
 
 @dataclass
 class PublishReport:
+    """What one :meth:`Publisher.publish` did.
+
+    ``published`` envelopes sealed and sent in this run (of which ``republished`` had been sent to
+    this destination before: ``resend=True``); ``unchanged`` skipped as already sent there;
+    ``resent`` pending envelopes of earlier runs sent from the outbox.
+    """
+
     messages: int = 0
     published: int = 0
     unchanged: int = 0
     resent: int = 0
+    republished: int = 0
     rows_published: int = 0
     rejected_rows: set[int] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
@@ -67,7 +85,12 @@ def _ids() -> Iterator[uuid.UUID]:
 
 
 class Publisher:
-    """Publishes one source's messages to ``tip.inbound.<source>``."""
+    """Publishes one source's messages to ``tip.inbound.<source>`` of one log.
+
+    ``keyer`` makes the message keys (never the clear reference); ``destination`` names the log
+    in the outbox (see :func:`producers.workflow.destination_of`), so what was sent to one log is
+    not taken as sent to another.
+    """
 
     def __init__(
         self,
@@ -76,6 +99,8 @@ class Publisher:
         source_key: SigningKey,
         trust_key: TrustPublicKey,
         outbox: Outbox,
+        keyer: MessageKeyer,
+        destination: str,
         registry: SchemaRegistry | None = None,
         shared_fields: Sequence[str] | None = None,
         batch_size: int = 500,
@@ -85,6 +110,10 @@ class Publisher:
         self.source_id = source_key.owner
         self.trust_key = trust_key
         self.outbox = outbox
+        self.keyer = keyer
+        if not destination or destination == "*":
+            raise ValueError("a destination names one log (non-empty, not '*')")
+        self.destination = destination
         self.registry = registry or default_registry()
         self.batch_size = batch_size
         self.topic = topics.inbound(self.source_id)
@@ -96,15 +125,25 @@ class Publisher:
         """Send every sealed envelope the log has not acknowledged yet; returns how many."""
         total = 0
         while True:
-            entries = self.outbox.pending(self.batch_size * 4)
+            entries = self.outbox.pending(self.destination, self.batch_size * 4)
             if not entries:
                 return total
             self._send(entries)
             total += len(entries)
 
     def publish(
-        self, messages: Iterable[Outgoing], on_progress: Progress | None = None
+        self,
+        messages: Iterable[Outgoing],
+        on_progress: Progress | None = None,
+        *,
+        resend: bool = False,
     ) -> PublishReport:
+        """Validate, minimise, seal and send ``messages``; pending envelopes are sent first.
+
+        A message whose content was sent to this destination before is skipped (``unchanged``),
+        unless ``resend``: then it is sealed again (a new batch, fresh encryption, the same event
+        id) and sent again — for what the trust refused for a reason the source has since fixed.
+        """
         report = PublishReport()
         report.resent = self.resend_pending()
         batch: list[Outgoing] = []
@@ -112,17 +151,19 @@ class Publisher:
             report.messages += 1
             batch.append(m)
             if len(batch) >= self.batch_size:
-                self._publish_batch(batch, report)
+                self._publish_batch(batch, report, resend)
                 if on_progress:
                     on_progress(len(batch))
                 batch = []
         if batch:
-            self._publish_batch(batch, report)
+            self._publish_batch(batch, report, resend)
             if on_progress:
                 on_progress(len(batch))
         return report
 
-    def _publish_batch(self, batch: Sequence[Outgoing], report: PublishReport) -> None:
+    def _publish_batch(
+        self, batch: Sequence[Outgoing], report: PublishReport, resend: bool
+    ) -> None:
         valid: list[tuple[Outgoing, bytes, bytes]] = []
         for m in batch:
             schema = self.registry.for_kind(m.kind)
@@ -155,14 +196,18 @@ class Publisher:
         if not valid:
             return
         ids = self.outbox.event_ids([(f"{m.kind}:{m.record_key}", d) for m, _, d in valid], _ids())
-        sealed_before = self.outbox.already_sent(eid for eid, known in ids if known)
+        sealed_before = self.outbox.already_sent(
+            self.destination, (eid for eid, known in ids if known)
+        )
         now = int(time.time() * 1000)
         to_seal: list[tuple[EventHeader, bytes]] = []
         keys: list[bytes] = []
         for (m, payload, _), (eid, _) in zip(valid, ids, strict=True):
             if eid in sealed_before:
-                report.unchanged += 1
-                continue
+                if not resend:
+                    report.unchanged += 1
+                    continue
+                report.republished += 1
             schema = self.registry.for_kind(m.kind)
             header = EventHeader(
                 self.source_id,
@@ -174,7 +219,7 @@ class Publisher:
                 self.source_key.key_id,
             )
             to_seal.append((header, payload))
-            keys.append((m.partition_key or m.record_key).encode())
+            keys.append(self.keyer.key(m.partition_key or m.record_key))
             report.rows_published += len(m.rows)
         if to_seal:
             envelopes = seal_batch(to_seal, trust_key=self.trust_key, source_key=self.source_key)
@@ -182,14 +227,15 @@ class Publisher:
                 OutboxEntry(h.event_id, self.topic, k, env)
                 for (h, _), k, env in zip(to_seal, keys, envelopes, strict=True)
             ]
-            self.outbox.put(entries)
+            self.outbox.put(self.destination, entries)
             self._send(entries)
             report.published += len(entries)
 
     def _send(self, entries: Sequence[OutboxEntry]) -> None:
         for e in entries:
-            self.log.append(
-                e.topic, e.envelope, key=e.key, headers=(("event_id", e.event_id.bytes),)
-            )
+            key = e.key
+            if e.clear_key and key is not None:  # kept by an older publisher: re-key it
+                key = self.keyer.key(key.decode("utf-8"))
+            self.log.append(e.topic, e.envelope, key=key, headers=(("event_id", e.event_id.bytes),))
         self.log.flush()
-        self.outbox.mark_sent([e.event_id for e in entries])
+        self.outbox.mark_sent(self.destination, [e.event_id for e in entries])

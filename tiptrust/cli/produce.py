@@ -12,14 +12,24 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from producers.mapping import Mapping, MappingError
-from producers.outbox import Outbox
-from producers.publisher import Outgoing, Publisher, PublishReport
-from producers.readers import ReaderError, read_rows
+from producers.mapping import MappingError
+from producers.message_key import MessageKeyError, load_or_create_keyer
+from producers.publisher import PublishReport
+from producers.readers import ReaderError
 from producers.simulate import simulate as run_simulation
+from producers.workflow import (
+    SourceSetup,
+    consent_withdrawal,
+    disposal_request,
+    publish_export,
+    publish_messages,
+    read_export,
+    retraction,
+)
 from schemas.codec import default_registry
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out
+from tiptrust.home import Home
 from transport import open_log, topics
 from transport.errors import TransportError
 
@@ -37,7 +47,7 @@ def simulate(
     persons: Annotated[int, typer.Option("--persons", help="Size of the hidden population")] = 2000,
     home: HomeOpt = None,
 ) -> None:
-    """Simulate a hidden population and five agencies' exports with their mapping files."""
+    """Simulate a hidden population and five agencies' exports, mapping files and agreements."""
     summary = run_simulation(seed, persons, out_dir)
     table = Table("source", "rows")
     for source, rows in sorted(summary.rows.items()):
@@ -48,6 +58,26 @@ def simulate(
     )
 
 
+def message_key_path(h: Home, source: str) -> Path:
+    """Where a source keeps the secret of its message keys (32 bytes, mode 0600)."""
+    return h.source(source) / "keys" / "message-key.bin"
+
+
+def source_setup(h: Home, source: str) -> SourceSetup:
+    """The source's keys and outbox in this home (the message key is created on first use).
+
+    Raises:
+        wiring.SetupError: the source's keys are not set up, or its message key is unusable.
+    """
+    signing_key = wiring.source_signing_key(h, source)
+    trust_key = wiring.source_trust_key(h, source)
+    try:
+        keyer = load_or_create_keyer(message_key_path(h, source))
+    except MessageKeyError as exc:
+        raise wiring.SetupError(str(exc)) from None
+    return SourceSetup(signing_key, trust_key, keyer, h.outbox(source))
+
+
 def publish_rows(
     home_dir: str | None,
     source: str,
@@ -55,35 +85,33 @@ def publish_rows(
     mapping_path: Path,
     log_url: str | None,
     show_progress: bool,
+    resend: bool = False,
 ) -> tuple[PublishReport, int]:
-    """Map, validate and publish one export; returns the report and the number of rows read."""
+    """Map, validate and publish one export; returns the report and the number of rows read.
+
+    A thin wrapper over :func:`producers.workflow.publish_export` that finds the keys in a home.
+    """
     h = home_of(home_dir)
-    mapping = Mapping.load(mapping_path)
-    if mapping.source_id != source:
-        raise MappingError(f"{mapping_path} is for source {mapping.source_id}, not {source}")
-    rows = list(read_rows(input_path))
-    batch = mapping.map_rows(rows)
-    messages = [
-        Outgoing("RecordUpsert", f"case:{m.case_id}", m.record, m.rows, partition_key=m.case_id)
-        for m in batch.records
-    ]
-    key = wiring.source_signing_key(h, source)
-    trust_key = wiring.source_trust_key(h, source)
-    with open_log(h.log_url(log_url)) as log, Outbox(h.outbox(source)) as outbox:
-        publisher = Publisher(log=log, source_key=key, trust_key=trust_key, outbox=outbox)
-        with Progress(
-            TextColumn(f"[bold]{source}[/bold] publishing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not show_progress,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("publish", total=len(messages))
-            report = publisher.publish(messages, on_progress=lambda n: progress.advance(task, n))
-    report.merge_problems(batch.problems)
-    return report, len(rows)
+    export = read_export(source, input_path, mapping_path)
+    setup = source_setup(h, source)
+    with Progress(
+        TextColumn(f"[bold]{source}[/bold] publishing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("publish", total=len(export.messages))
+        report = publish_export(
+            setup,
+            h.log_url(log_url),
+            export,
+            resend=resend,
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    return report, export.rows_read
 
 
 def publish(
@@ -95,15 +123,28 @@ def publish(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON object")
     ] = False,
+    resend: Annotated[
+        bool,
+        typer.Option(
+            "--resend",
+            help="Send every valid row again, even if already sent to this log (same event ids)",
+        ),
+    ] = False,
 ) -> None:
     """Validate every row, then publish the good ones encrypted and signed; report the bad ones.
+
+    Rows already sent to this log (--log) are not sent again, unless --resend: use it when the
+    trust refused events for a reason you have since fixed (e.g. no agreement in force yet; see
+    `tiptrust receipts`). --resend seals every valid row afresh (new batch, fresh encryption) with
+    the event ids it had, and sends it again: the trust accepts what it refused before, and
+    answers what it had already accepted with a duplicate-event receipt (it keeps one copy).
 
     Exit codes: 0 all published; 3 some rows rejected (the rest published); 4 the log did not
     acknowledge (kept in the outbox, resent on the next run); 5 not set up; 2 bad mapping or input.
     """
     try:
         report, rows = publish_rows(
-            home, source, input_path, mapping_path, log, show_progress=not as_json
+            home, source, input_path, mapping_path, log, show_progress=not as_json, resend=resend
         )
     except (MappingError, ReaderError) as exc:
         raise fail(str(exc), Exit.USAGE) from None
@@ -126,6 +167,7 @@ def publish(
                     "events_published": report.published,
                     "events_unchanged": report.unchanged,
                     "events_resent": report.resent,
+                    "events_republished": report.republished,
                     "problems": [
                         {
                             "row": p.row,
@@ -155,7 +197,8 @@ def publish(
         out.print(
             f"{source}: {rows} rows read, {report.rows_published} published as {report.published} events, "
             f"{report.unchanged} unchanged since last run, {report.resent} resent from the outbox, "
-            f"{len(report.rejected_rows)} rows rejected"
+            + (f"{report.republished} sent again (--resend), " if resend else "")
+            + f"{len(report.rejected_rows)} rows rejected"
         )
     if report.rejected_rows:
         raise typer.Exit(int(Exit.ROWS_REJECTED))
@@ -176,44 +219,44 @@ def notify(
     ] = None,
     log: LogOpt = None,
     home: HomeOpt = None,
+    resend: Annotated[
+        bool,
+        typer.Option("--resend", help="Send it again even if already sent to this log"),
+    ] = False,
 ) -> None:
-    """Retract a case record, or tell the trust that a person withdrew consent or asked for erasure."""
+    """Retract a case record, or tell the trust that a person withdrew consent or asked for erasure.
+
+    A notice already sent to this log is not sent again, unless --resend (same event id, sealed
+    afresh): use it when the trust refused it for a reason you have since fixed.
+    """
     h = home_of(home)
     if kind is NoticeKind.retraction:
-        message = Outgoing(
-            "RecordRetraction",
-            f"case:{case}",
-            {"case_id": case, "reason": "Unknown"},
-            partition_key=case,
-        )
+        message = retraction(case)
     elif kind is NoticeKind.consent_withdrawal:
         if victim is None:
             raise fail("--victim is needed for a consent withdrawal", Exit.USAGE)
-        message = Outgoing(
-            "ConsentWithdrawal",
-            f"case:{case}:{victim}",
-            {"case_id": case, "victim_id": victim, "withdrawn_scopes": ["All"]},
-            partition_key=case,
-        )
+        message = consent_withdrawal(case, victim)
     else:
-        message = Outgoing(
-            "DisposalRequest",
-            f"case:{case}:{victim or ''}",
-            {"case_id": case, "victim_id": victim, "basis": "Unknown"},
-            partition_key=case,
-        )
+        message = disposal_request(case, victim)
     try:
-        key = wiring.source_signing_key(h, source)
-        trust_key = wiring.source_trust_key(h, source)
+        setup = source_setup(h, source)
+        report = publish_messages(setup, h.log_url(log), [message], resend=resend)
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.NOT_SET_UP) from None
-    with open_log(h.log_url(log)) as event_log, Outbox(h.outbox(source)) as outbox:
-        report = Publisher(
-            log=event_log, source_key=key, trust_key=trust_key, outbox=outbox
-        ).publish([message])
+    except TransportError as exc:
+        raise fail(
+            f"the log did not acknowledge ({exc.code}); sealed events kept in the outbox",
+            Exit.DELIVERY_FAILED,
+        ) from None
     if report.problems:
         raise fail("; ".join(str(p) for p in report.problems), Exit.USAGE)
-    out.print(f"{source}: {kind.value} for case {case} sent ({report.published} event)")
+    if report.published:
+        out.print(f"{source}: {kind.value} for case {case} sent ({report.published} event)")
+    else:
+        out.print(
+            f"{source}: {kind.value} for case {case} was already sent to this log "
+            "(--resend sends it again)"
+        )
 
 
 def receipts(
