@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import statistics
@@ -35,14 +36,16 @@ from rich.progress import Progress
 from benchmarks.publish import records
 from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
+from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
 from producers.publisher import Outgoing, Publisher
+from producers.workflow import destination_of
 from schemas.codec import default_registry
 from tiptrust import wiring
-from tiptrust.cli.trust_cmd import default_agreement
 from tiptrust.home import Home
 from transport import open_log
 from trust.runner import TrustRunner
+from trust.stewardship.agreement import Agreement, ReleaseGrant
 from trust.store.eventstore import open_store
 
 STREAM = "victims_by_sex_age_form"
@@ -74,13 +77,18 @@ def floors(recs: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def _agreement(source: str) -> Agreement:
+    grant = ReleaseGrant("ministry", ("statistics",))
+    return Agreement(source, 1, dt.date(2000, 1, 1), None, ("$",), (grant,), 10)
+
+
 def setup(root: Path, sources: list[str]) -> Home:
     home = Home(root)
     wiring.trust_init(home)
     for s in sources:
         key = wiring.source_init(home, s)
         wiring.register_source(
-            home, s, home.source_keys(s) / f"{key.key_id}.ed25519.pub.pem", default_agreement(s)
+            home, s, home.source_keys(s) / f"{key.key_id}.ed25519.pub.pem", _agreement(s)
         )
     return home
 
@@ -99,9 +107,16 @@ def run_backend(url: str, recs: list[dict[str, Any]], root: Path, rounds: int) -
     out: dict[str, Any] = {"events": len(msgs)}
     with open_log(url) as log, Outbox(root / "outbox.db") as outbox:
         pub = Publisher(
-            log=log, source_key=key, trust_key=trust_pub, outbox=outbox, batch_size=1000
+            log=log,
+            source_key=key,
+            trust_key=trust_pub,
+            outbox=outbox,
+            keyer=MessageKeyer.generate(),
+            destination=destination_of(url),
+            batch_size=1000,
         )
         store = open_store(home.store_url())
+        wiring.add_subscription(store, "ministry", STREAM, "statistics")
         runner = wiring.build_trust_runner(home, log, store, release_every_s=3600)
         t0 = time.perf_counter()
         pub.publish(msgs)
@@ -137,8 +152,9 @@ def run_backend(url: str, recs: list[dict[str, Any]], root: Path, rounds: int) -
                 pub.publish(batch)
                 TrustRunner(worker=runner.worker, releases=[]).run(until_caught_up=True)
                 stored = time.perf_counter()
-                emitted = [s.release_once() for s in runner.releases]
-                assert any(emitted), "each round must change the published figures"
+                emitted = [r for s in runner.releases for r in s.release_once()]
+                assert emitted, "each round must change the published figures"
+                runner.follow()  # the release publisher sends what was recorded
                 got = 0
                 while got == 0:
                     got = len(sub.run_once(timeout=0.05).written)

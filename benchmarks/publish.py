@@ -29,10 +29,12 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from producers.mapping import Mapping
+from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
 from producers.publisher import Outgoing, Publisher
 from producers.readers import read_rows
 from producers.simulate import simulate
+from producers.workflow import destination_of
 from schemas.codec import default_registry
 from schemas.envelope import OpenCache, open_event
 from schemas.keys import Keyring, SigningKey, TrustKeyPair
@@ -85,7 +87,13 @@ def publish_rate(
     ]
     with open_log(url) as log, Outbox(tmp / f"outbox-{time.monotonic_ns()}.db") as outbox:
         pub = Publisher(
-            log=log, source_key=source, trust_key=trust.public, outbox=outbox, batch_size=1000
+            log=log,
+            source_key=source,
+            trust_key=trust.public,
+            outbox=outbox,
+            keyer=MessageKeyer.generate(),
+            destination=destination_of(url),
+            batch_size=1000,
         )
         t = time.perf_counter()
         report = pub.publish(messages)

@@ -8,7 +8,7 @@ and another on the other. Avro decides types and codes; these add what Avro cann
 - **plausibility limits**: the longest id and text a field may hold (the store's columns are sized
   from them), no control characters (a NUL cannot be stored in PostgreSQL text and has no place in
   an id), the most victims or perpetrators one case record may list, and the largest message;
-- **age groups** of releases (ICS-TIP: 0–11, 12–17, 18–24, 25–34, 35–44, 45+ and Unknown).
+- **age groups** of releases (ICS-TIP: 0-11, 12-17, 18-24, 25-34, 35-44, 45+ and Unknown).
 """
 
 from __future__ import annotations

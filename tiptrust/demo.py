@@ -23,14 +23,15 @@ from producers.simulate import adversary, simulate
 from producers.simulate.faults import bad_rows
 from tiptrust import wiring
 from tiptrust.cli.produce import publish_rows
-from tiptrust.cli.trust_cmd import default_agreement
 from tiptrust.home import Home
 from transport import open_log, topics
 from trust.runner import counted_persons
+from trust.stewardship.agreement import load_agreement
 from trust.store.eventstore import open_store
 
 CONSUMER = "ministry"
 STREAM = "victims_by_sex_age_form"
+PURPOSE = "statistics"
 BROKEN_SOURCE = "ngo_haven"
 BROKEN_ROWS = 5
 
@@ -97,7 +98,7 @@ def run_demo(
             home,
             source,
             home.source_keys(source) / f"{key.key_id}.ed25519.pub.pem",
-            default_agreement(source),
+            load_agreement(sim_dir / source / "agreement.yaml"),
         )
 
     step(f"{len(sim.rows)} agencies publish their exports")
@@ -141,6 +142,7 @@ def run_demo(
     step("the trust verifies, decrypts, stores and releases")
     with open_log(url) as log:
         store = open_store(home.store_url())
+        wiring.add_subscription(store, CONSUMER, STREAM, PURPOSE)
         runner = wiring.build_trust_runner(home, log, store)
         run = runner.run(until_caught_up=True)
         runner.worker.close()

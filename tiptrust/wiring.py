@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from schemas.codec import default_registry
@@ -23,13 +24,22 @@ from schemas.keys import (
 )
 from tiptrust.home import Home
 from transport import EventLog
+from transport.topics import validate_name
 from trust.ingest.pipeline import IngestPipeline
-from trust.ingest.worker import IngestWorker
 from trust.ingest.receipts import ReceiptPublisher
+from trust.ingest.worker import IngestWorker
 from trust.release.publish import ReleasePublisher, ReleaseSigner
 from trust.release.streams import STREAMS
-from trust.runner import ReleaseStage, TrustRunner
-from trust.stewardship.agreement import Agreement, Agreements, load_agreement, save_agreement
+from trust.runner import ReleaseStage, TrustRunner, subscriptions
+from trust.stewardship.agreement import (
+    Agreement,
+    AgreementError,
+    Agreements,
+    load_agreement,
+    save_agreement,
+)
+from trust.stewardship.policy import Policy, Subscription
+from trust.store.events import SubscriptionAdded, SubscriptionRemoved, new_event_id
 from trust.store.eventstore import EventStore
 from trust.store.vault import Vault
 
@@ -174,35 +184,106 @@ def source_trust_key(home: Home, source_id: str) -> TrustPublicKey:
 
 
 def register_source(
-    home: Home, source_id: str, public_key_pem: Path, agreement: Agreement
+    home: Home, source_id: str, public_key_pem: Path, agreement: Agreement | None
 ) -> VerifyKey:
-    """The trust registers a source's public key and its data-sharing agreement."""
+    """The trust registers a source's public key and, if given, its data-sharing agreement.
+
+    Without an agreement the key is registered but nothing the source sends is accepted until an
+    agreement is registered (deny by default).
+    """
+    validate_name(source_id)
     key = read_verify_key(public_key_pem, source_id)
     d = home.registered(source_id)
     (d / "keys").mkdir(parents=True, exist_ok=True)
     (d / "keys" / f"{key.key_id}.ed25519.pub.pem").write_bytes(public_key_pem.read_bytes())
-    save_agreement(d / "agreement.yaml", agreement)
+    if agreement is not None:
+        register_agreement(home, agreement)
     return key
 
 
+def register_agreement(home: Home, agreement: Agreement) -> Path:
+    """Keep one version of a source's agreement beside the earlier ones (each stays readable so
+    the agreement in force at any time can be found). The same version twice must be identical.
+    """
+    d = home.registered(agreement.source_id)
+    if not (d / "keys").is_dir():
+        raise SetupError(f"source {agreement.source_id} is not registered: register its key first")
+    path = d / "agreements" / f"v{agreement.version:04d}.yaml"
+    if path.exists() and load_agreement(path) != agreement:
+        raise SetupError(
+            f"agreement version {agreement.version} of {agreement.source_id} is already "
+            "registered with different terms: give the new terms a new version"
+        )
+    save_agreement(path, agreement)
+    return path
+
+
 def trust_keyring(home: Home) -> Keyring:
+    """Every held trust key and every registered source key. A key file that cannot be read is
+    an error naming the file, never skipped."""
     ring = Keyring(held_trust_keys(home))
     for source_id in home.registered_sources:
         for f in sorted((home.registered(source_id) / "keys").glob("*.pub.pem")):
             try:
                 ring.add_source_key(read_verify_key(f, source_id))
-            except KeyFileError:
-                continue
+            except KeyFileError as exc:
+                raise SetupError(f"cannot read the registered key {f}: {exc}") from None
     return ring
 
 
 def trust_agreements(home: Home) -> Agreements:
+    """Every registered agreement version (and a first-slice ``agreement.yaml``)."""
     found = []
     for source_id in home.registered_sources:
-        path = home.registered(source_id) / "agreement.yaml"
-        if path.exists():
-            found.append(load_agreement(path))
+        d = home.registered(source_id)
+        paths = sorted((d / "agreements").glob("v*.yaml"))
+        if (d / "agreement.yaml").exists():
+            paths.append(d / "agreement.yaml")
+        for path in paths:
+            try:
+                found.append(load_agreement(path))
+            except AgreementError as exc:
+                raise SetupError(str(exc)) from None
     return Agreements(found, default_registry().current("case_record"))
+
+
+def add_subscription(store: EventStore, consumer: str, stream: str, purpose: str) -> Subscription:
+    """Subscribe ``consumer`` to ``stream`` for ``purpose`` (an event in the trust's store).
+
+    Raises:
+        SetupError: the trust declares no such stream.
+        ValueError: a name is not valid.
+    """
+    sub = Subscription(consumer, stream, purpose)
+    if stream not in STREAMS:
+        raise SetupError(
+            f"no release stream {stream!r}: the trust declares {', '.join(sorted(STREAMS))}"
+        )
+    store.append(
+        [SubscriptionAdded(new_event_id(), consumer, stream, purpose, int(time.time() * 1000))],
+        None,
+        OPERATOR,
+    )
+    return sub
+
+
+def remove_subscription(store: EventStore, consumer: str, stream: str) -> None:
+    """End ``consumer``'s subscription to ``stream``.
+
+    Raises:
+        SetupError: there is no such subscription.
+    """
+    if not any(s.consumer == consumer and s.stream == stream for s in subscriptions(store)):
+        raise SetupError(f"{consumer} has no subscription to {stream}")
+    store.append(
+        [SubscriptionRemoved(new_event_id(), consumer, stream, int(time.time() * 1000))],
+        None,
+        OPERATOR,
+    )
+
+
+OPERATOR = "trust-operator"
+"""The store consumer name of what the operator records (subscriptions)."""
 
 
 # --- the trust service -------------------------------------------------------------------------
@@ -218,19 +299,16 @@ def build_trust_runner(
 ) -> TrustRunner:
     """Wire ingest and the release streams for this home's keys, registrations and agreements."""
 
-    agreements = trust_agreements(home)
+    policy = Policy(trust_agreements(home))
     pipeline = IngestPipeline(
         keyring=trust_keyring(home),
-        agreements=agreements,
+        policy=policy,
         registry=default_registry(),
         vault=Vault(store.engine, kek(home)),
     )
     worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_max=batch)
     key = release_key(home)
-    stages = [
-        ReleaseStage(store=store, signer=ReleaseSigner(key, spec), agreements=agreements)
-        for spec in STREAMS.values()
-    ]
+    stages = [ReleaseStage(store=store, signer=ReleaseSigner(key), policy=policy, streams=STREAMS)]
     return TrustRunner(
         worker=worker,
         releases=stages,

@@ -1,4 +1,8 @@
-"""Topic names of the trust, in one place: inbound, rejected and release topics."""
+"""Topic names of the trust, in one place: inbound, rejected and release topics.
+
+Releases are made per subscription (a consumer, a stream, a purpose), each on its own topic, so
+a consumer's topic holds only what its subscription was allowed.
+"""
 
 from __future__ import annotations
 
@@ -33,9 +37,9 @@ def rejected(source_id: str) -> str:
     return REJECTED_PREFIX + validate_name(source_id)
 
 
-def release(stream: str) -> str:
-    """Topic a release stream is published on: ``tip.release.<stream>``."""
-    return RELEASE_PREFIX + validate_name(stream)
+def release(consumer: str, stream: str) -> str:
+    """Topic of one subscription's releases: ``tip.release.<consumer>.<stream>``."""
+    return f"{RELEASE_PREFIX}{validate_name(consumer)}.{validate_name(stream)}"
 
 
 def source_of_inbound(topic: str) -> str:

@@ -19,6 +19,7 @@ saw last, no event with a lower seq can still commit after it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -66,8 +67,9 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
         done = len(events) < page
         last = upto if done else events[-1][0]
         if isinstance(follower, StoreFollower):
-            batch = list(events)
-            store.advance_follower(follower.name, last, lambda conn: follower.apply(conn, batch))
+            store.advance_follower(
+                follower.name, last, functools.partial(follower.apply, events=events)
+            )
         else:
             if events:
                 follower.send(events)

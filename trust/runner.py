@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -23,10 +23,10 @@ from trust.release.aggregate import PersonFacts, aggregate
 from trust.release.disclosure.suppression import DisclosurePolicy
 from trust.release.publish import EmitResult, ReleaseSigner
 from trust.release.streams import StreamSpec
-from trust.stewardship.agreement import Agreements
+from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
 from trust.store.events import ReleaseIssued
 from trust.store.eventstore import EventStore
-from trust.store.tables import ProjPerson, ProjRelease
+from trust.store.tables import ProjPerson, ProjRelease, ProjSubscription
 
 RELEASE_CONSUMER = "trust-release"
 
@@ -66,15 +66,12 @@ def counted_persons(store: EventStore) -> list[PersonFacts]:
     ]
 
 
-def contributing_sources(store: EventStore) -> list[str]:
-    p = ProjPerson
-    query = (
-        select(p.source_id)
-        .where(p.retracted.is_(False), p.disposed.is_(False), p.consent_withdrawn.is_(False))
-        .distinct()
-    )
+def subscriptions(store: EventStore) -> list[Subscription]:
+    """The subscriptions in force, in (consumer, stream) order."""
+    t = ProjSubscription
+    query = select(t.consumer, t.stream, t.purpose).order_by(t.consumer, t.stream)
     with store.engine.connect() as conn:
-        return sorted(conn.execute(query).scalars())
+        return [Subscription(r.consumer, r.stream, r.purpose) for r in conn.execute(query)]
 
 
 @dataclass(frozen=True)
@@ -84,11 +81,11 @@ class LastRelease:
     issued_at_ms: int
 
 
-def last_release(store: EventStore, stream: str) -> LastRelease | None:
+def last_release(store: EventStore, consumer: str, stream: str) -> LastRelease | None:
     r = ProjRelease
     query = (
         select(r.sequence, r.cells_digest, r.issued_at_ms)
-        .where(r.stream == stream)
+        .where(r.consumer == consumer, r.stream == stream)
         .order_by(r.sequence.desc())
         .limit(1)
     )
@@ -97,67 +94,113 @@ def last_release(store: EventStore, stream: str) -> LastRelease | None:
     return LastRelease(row.sequence, row.cells_digest, row.issued_at_ms) if row else None
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A subscription that got no release in a check, and why (no data values)."""
+
+    subscription: Subscription
+    reason: str
+
+
 class ReleaseStage:
-    """Makes one stream's next release when its published figures change, and records it."""
+    """Makes each subscription's next release when its published figures change, and records it.
+
+    For every subscription the policy point first fixes a :class:`ReleasePlan` (which sources'
+    persons may be counted, which k) from the agreements alone; only then are persons counted.
+    """
 
     def __init__(
         self,
         *,
         store: EventStore,
         signer: ReleaseSigner,
-        agreements: Agreements,
+        policy: Policy,
+        streams: Mapping[str, StreamSpec],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.signer = signer
-        self.spec: StreamSpec = signer.spec
-        self.agreements = agreements
+        self.policy = policy
+        self.streams = dict(streams)
         self.clock = clock
+        self.skipped: list[Skipped] = []
 
-    def release_once(self) -> EmitResult | None:
-        """Sign and record the next release if the figures changed; None otherwise. Sends
+    def release_once(self) -> list[EmitResult]:
+        """Sign and record the next release of every subscription whose figures changed. Sends
         nothing: the release publisher sends what was recorded."""
-        sources = contributing_sources(self.store)
+        self.skipped = []
+        subs = subscriptions(self.store)
+        if not subs:
+            return []
         now_ms = int(self.clock() * 1000)
-        # the strictest rule wins when sources' agreements combine
-        k = max([self.spec.k, *(a.min_cell_size for a in self.agreements.for_sources(sources))])
-        table = DisclosurePolicy(k).apply(aggregate(counted_persons(self.store), self.spec))
-        last = last_release(self.store, self.spec.name)
+        persons = counted_persons(self.store)
+        contributing = sorted({p.person_id[0] for p in persons})
+        made: list[EmitResult] = []
+        for sub in subs:
+            spec = self.streams.get(sub.stream)
+            if spec is None:
+                self.skipped.append(Skipped(sub, "the trust declares no such stream"))
+                continue
+            try:
+                plan = self.policy.plan(sub, spec, contributing, now_ms)
+            except NothingToRelease as exc:
+                self.skipped.append(Skipped(sub, str(exc)))
+                continue
+            result = self._release(plan, persons, now_ms)
+            if result is not None:
+                made.append(result)
+        return made
+
+    def _release(
+        self, plan: ReleasePlan, persons: list[PersonFacts], now_ms: int
+    ) -> EmitResult | None:
+        included = set(plan.sources)
+        table = DisclosurePolicy(plan.k).apply(
+            aggregate((p for p in persons if p.person_id[0] in included), plan.spec)
+        )
+        sub = plan.subscription
+        last = last_release(self.store, sub.consumer, sub.stream)
         result = self.signer.maybe_sign(
             table,
+            plan,
             counting_rule=COUNTING_RULE,
-            sources=sources,
             last_digest=last.digest if last else None,
             last_issued_ms=last.issued_at_ms if last else None,
             now_ms=now_ms,
             sequence=(last.sequence if last else 0) + 1,
         )
-        if result is not None:
-            rel = result.release
-            period = f"{rel.period_start or ''}-{rel.period_end or ''}"
-            # one (stream, sequence) can be recorded once: the projection's key refuses a second
-            self.store.append(
-                [
-                    ReleaseIssued(
-                        release_id=rel.release_id,
-                        stream=rel.stream,
-                        sequence=rel.sequence,
-                        issued_at_ms=rel.issued_at_ms,
-                        period=period,
-                        cells_digest=result.digest,
-                        signature_b64=base64.b64encode(rel.signature).decode(),
-                        metadata={
-                            "k": rel.k,
-                            "method": rel.method,
-                            "source_count": rel.source_count,
-                        },
-                        signed_b64=base64.b64encode(result.raw_bytes).decode(),
-                        topic=self.signer.topic,
-                    )
-                ],
-                None,
-                RELEASE_CONSUMER,
-            )
+        if result is None:
+            return None
+        rel = result.release
+        period = f"{rel.period_start or ''}-{rel.period_end or ''}"
+        # one (consumer, stream, sequence) can be recorded once: the projection's key refuses
+        # a second, so no two different releases can ever share a sequence number
+        self.store.append(
+            [
+                ReleaseIssued(
+                    release_id=rel.release_id,
+                    stream=rel.stream,
+                    sequence=rel.sequence,
+                    issued_at_ms=rel.issued_at_ms,
+                    period=period,
+                    cells_digest=result.digest,
+                    signature_b64=base64.b64encode(rel.signature).decode(),
+                    metadata={
+                        "k": rel.k,
+                        "method": rel.method,
+                        "source_count": rel.source_count,
+                        "sources_left_out": plan.sources_left_out,
+                        "agreement_versions": [list(v) for v in plan.agreement_versions],
+                    },
+                    signed_b64=base64.b64encode(result.raw_bytes).decode(),
+                    topic=plan.topic,
+                    consumer=sub.consumer,
+                    purpose=sub.purpose,
+                )
+            ],
+            None,
+            RELEASE_CONSUMER,
+        )
         return result
 
 
@@ -183,7 +226,8 @@ class TrustRunner:
         self.followers = list(followers)
         self.release_every_s = release_every_s
 
-    def _follow(self) -> None:
+    def follow(self) -> None:
+        """Bring every follower up to the store's end (receipts, release publishing)."""
         for f in self.followers:
             follow(self.worker.store, f)
 
@@ -199,7 +243,7 @@ class TrustRunner:
         emitted: list[EmitResult] = []
         start = time.monotonic()
         last_release = time.monotonic()
-        self._follow()  # whatever a crash left unsent goes first
+        self.follow()  # whatever a crash left unsent goes first
         while not should_stop():
             s = self.worker.step()
             total.add(s)
@@ -209,12 +253,10 @@ class TrustRunner:
             caught_up = s.messages == 0 and s.caught_up
             if caught_up or now - last_release >= self.release_every_s:
                 for stage in self.releases:
-                    r = stage.release_once()
-                    if r is not None:
-                        emitted.append(r)
+                    emitted.extend(stage.release_once())
                 # the cadence runs from the end of a check, so a slow check cannot starve ingest
                 last_release = time.monotonic()
-            self._follow()
+            self.follow()
             if until_caught_up and caught_up:
                 total.caught_up = True
                 break

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -15,8 +15,10 @@ from rich.table import Table
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, StoreOpt, console, fail, home_of, out
 from transport import open_log
+from transport.topics import validate_name
 from trust.ingest.worker import IngestStats
-from trust.stewardship.agreement import Agreement, AgreementError, load_agreement
+from trust.runner import subscriptions
+from trust.stewardship.agreement import AgreementError, load_agreement
 from trust.store.eventstore import open_store
 from trust.store.projections import rebuild as rebuild_projections
 from trust.store.projections import snapshot
@@ -26,40 +28,52 @@ app = typer.Typer(
 )
 
 
-def default_agreement(source_id: str) -> Agreement:
-    return Agreement(
-        source_id=source_id,
-        version=1,
-        in_force_from=dt.date(2000, 1, 1),
-        in_force_until=None,
-        fields_shared=("$",),
-        consumers_allowed=("ministry",),
-        min_cell_size=10,
-    )
-
-
 @app.command("register")
 def register(
     source: Annotated[str, typer.Option("--source", help="The source id to register")],
     public_key: Annotated[
-        Path, typer.Option("--public-key", help="The source's Ed25519 public key (PEM)")
-    ],
+        Path | None, typer.Option("--public-key", help="The source's Ed25519 public key (PEM)")
+    ] = None,
     agreement: Annotated[
-        Path | None, typer.Option("--agreement", help="Its data-sharing agreement (YAML)")
+        Path | None,
+        typer.Option("--agreement", help="Its data-sharing agreement (YAML, format 1 or older)"),
     ] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Register a source's signing key and data-sharing agreement with the trust."""
+    """Register a source's signing key, its data-sharing agreement, or both.
+
+    Deny by default: a source registered without an agreement has nothing accepted until an
+    agreement is registered with `--agreement`.
+    """
     h = home_of(home)
+    _name("source id", source)
+    if public_key is None and agreement is None:
+        raise fail("give --public-key, --agreement or both", Exit.USAGE)
     try:
-        a = load_agreement(agreement) if agreement else default_agreement(source)
+        a = load_agreement(agreement) if agreement else None
     except AgreementError as exc:
         raise fail(str(exc), Exit.USAGE) from None
-    if a.source_id != source:
+    if a is not None and a.source_id != source:
         raise fail(f"agreement is for {a.source_id}, not {source}", Exit.USAGE)
-    key = wiring.register_source(h, source, public_key, a)
+    try:
+        if public_key is not None:
+            key = wiring.register_source(h, source, public_key, a)
+            out.print(f"registered {source} (key {key.key_id})")
+        elif a is not None:
+            wiring.register_agreement(h, a)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    if a is None:
+        out.print(
+            f"no agreement registered for {source}: nothing it sends is accepted until one is "
+            f"(`tiptrust trust register --source {source} --agreement FILE`)"
+        )
+        return
+    until = a.in_force_until.isoformat() if a.in_force_until else "open-ended"
+    grants = ", ".join(f"{g.consumer} ({'/'.join(g.purposes)})" for g in a.releases_allowed)
     out.print(
-        f"registered {source} (key {key.key_id}, agreement v{a.version} from {a.in_force_from})"
+        f"agreement v{a.version} of {source}: in force {a.in_force_from} to {until}; "
+        f"releases allowed to {grants or 'nobody'}"
     )
 
 
@@ -154,3 +168,121 @@ def status(store: StoreOpt = None, home: HomeOpt = None) -> None:
     event_store = open_store(h.store_url(store))
     out.print({"events": event_store.count_by_type(), "rejected": event_store.rejection_counts()})
     event_store.close()
+
+
+SOURCE_ID_SYNTAX = "a lowercase letter, then 1-62 of a-z 0-9 _ -"
+
+subscription_app = typer.Typer(
+    help="Who receives which release stream, for which purpose.", no_args_is_help=True
+)
+app.add_typer(subscription_app, name="subscription")
+
+
+def _name(kind: str, value: str) -> str:
+    try:
+        return validate_name(value)
+    except ValueError:
+        raise fail(f"invalid {kind}: expected {SOURCE_ID_SYNTAX}", Exit.USAGE) from None
+
+
+@subscription_app.command("add")
+def subscription_add(
+    consumer: Annotated[str, typer.Option("--consumer", help="Who receives the releases")],
+    stream: Annotated[str, typer.Option("--stream", help="Which release stream")],
+    purpose: Annotated[str, typer.Option("--purpose", help="For which purpose, e.g. statistics")],
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Subscribe a consumer to a stream for a purpose (replaces its earlier purpose, if any).
+
+    Releases go to tip.release.<consumer>.<stream> and count only the sources whose agreement
+    allows that consumer and purpose.
+    """
+    _name("consumer", consumer)
+    _name("purpose", purpose)
+    event_store = open_store(home_of(home).store_url(store))
+    try:
+        sub = wiring.add_subscription(event_store, consumer, stream, purpose)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    finally:
+        event_store.close()
+    out.print(f"subscribed {consumer} to {stream} for {purpose}: {sub.topic}")
+
+
+@subscription_app.command("remove")
+def subscription_remove(
+    consumer: Annotated[str, typer.Option("--consumer")],
+    stream: Annotated[str, typer.Option("--stream")],
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """End a consumer's subscription to a stream (no further releases are made for it)."""
+    event_store = open_store(home_of(home).store_url(store))
+    try:
+        wiring.remove_subscription(event_store, consumer, stream)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.USAGE) from None
+    finally:
+        event_store.close()
+    out.print(f"removed {consumer}'s subscription to {stream}")
+
+
+@subscription_app.command("list")
+def subscription_list(
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """The subscriptions in force."""
+    event_store = open_store(home_of(home).store_url(store))
+    try:
+        subs = subscriptions(event_store)
+    finally:
+        event_store.close()
+    rows = [
+        {"consumer": s.consumer, "stream": s.stream, "purpose": s.purpose, "topic": s.topic}
+        for s in subs
+    ]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    t = Table("consumer", "stream", "purpose", "topic", title="subscriptions")
+    for r in rows:
+        t.add_row(r["consumer"], r["stream"], r["purpose"], r["topic"])
+    out.print(t if rows else "no subscriptions")
+
+
+@app.command("quarantine")
+def quarantine(
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Show at most this many, newest first")
+    ] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """Every refused inbound message: where it was read and why (reason code, field path), never
+    its content. Messages on topics that name no valid source appear here only (no receipt)."""
+    event_store = open_store(home_of(home).store_url(store))
+    try:
+        entries = event_store.quarantine(limit)
+    finally:
+        event_store.close()
+    if as_json:
+        print(json.dumps([dataclasses.asdict(e) for e in entries]))
+        return
+    t = Table(
+        "seq", "source", "reason", "field", "topic", "partition", "offset", title="quarantine"
+    )
+    for e in entries:
+        t.add_row(
+            str(e.seq),
+            e.source_id or "-",
+            e.reason,
+            e.field_path or "",
+            e.topic,
+            str(e.partition),
+            str(e.offset),
+        )
+    out.print(t if entries else "the quarantine is empty")

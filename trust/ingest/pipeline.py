@@ -8,7 +8,6 @@ run on every transport backend.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from schemas.keys import Keyring
 from schemas.rules import MAX_MESSAGE_BYTES
 from schemas.validate import validator_for
 from transport import LogRecord, topics
-from trust.stewardship.agreement import Agreements
+from trust.stewardship.policy import Policy
 from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
@@ -63,13 +62,13 @@ class IngestPipeline:
         self,
         *,
         keyring: Keyring,
-        agreements: Agreements,
+        policy: Policy,
         registry: SchemaRegistry,
         vault: Vault,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.keyring = keyring
-        self.agreements = agreements
+        self.policy = policy
         self.registry = registry
         self.vault = vault
         self.clock = clock
@@ -131,7 +130,9 @@ class IngestPipeline:
                 source_id,
                 None,
                 rejection=Rejection(
-                    ReasonCode.PROCESSING_FAILED, None, f"could not be processed ({type(exc).__name__})"
+                    ReasonCode.PROCESSING_FAILED,
+                    None,
+                    f"could not be processed ({type(exc).__name__})",
                 ),
             )
 
@@ -166,8 +167,7 @@ class IngestPipeline:
         event_id = str(h.event_id)
         try:
             # the agreement in force when the TRUST received the message: never the sender's clock
-            received = dt.datetime.fromtimestamp(received_ms / 1000, dt.UTC).date()
-            agreement = self.agreements.in_force(h.source_id, received)
+            agreement = self.policy.agreement_for_message(h.source_id, received_ms)
             datum = self.registry.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
             validator_for(self.registry.for_kind(h.kind), decoded=True).check(datum)
             if h.kind == "RecordUpsert":
@@ -175,7 +175,7 @@ class IngestPipeline:
                     raise SourceMismatch(
                         "$.reporting_entity.source_id differs from the envelope's source"
                     )
-                datum = self.agreements.pruner(agreement).prune(datum)
+                datum = self.policy.fields_kept(agreement).prune(datum)
         except ContractError as err:
             err.event_id = event_id
             raise
@@ -199,7 +199,9 @@ class IngestPipeline:
                 c.source_id,
                 c.event_id,
                 rejection=Rejection(
-                    ReasonCode.PROCESSING_FAILED, None, f"could not be processed ({type(exc).__name__})"
+                    ReasonCode.PROCESSING_FAILED,
+                    None,
+                    f"could not be processed ({type(exc).__name__})",
                 ),
             )
 

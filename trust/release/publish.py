@@ -1,4 +1,4 @@
-"""Build, sign and publish a stream's release on ``tip.release.<stream>``.
+"""Build, sign and publish a subscription's release on ``tip.release.<consumer>.<stream>``.
 
 :func:`build_release` turns a disclosure-controlled table into a :class:`schemas.release.Release`
 with its descriptive metadata (annex 5); :class:`ReleaseSigner` signs it when the published cells
@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 from schemas.keys import SigningKey
 from schemas.release import CAVEAT, RELEASE_SCHEMA, Cell, Release, sign_release
-from transport import EventLog, topics
+from transport import EventLog
 from trust.release.aggregate import FORM_RULE
 from trust.release.disclosure import SuppressedTable
 from trust.release.errors import UnprotectedTable
 from trust.release.streams import AGE_GROUPS, StreamSpec
+from trust.stewardship.policy import ReleasePlan
 from trust.store.events import Event, ReleaseIssued
 
 ORIGINATING_ORGANISATION = "tiptrust trust"
@@ -79,11 +80,16 @@ def build_release(
     sources: Sequence[str],
     issued_at_ms: int,
     release_id: str,
+    consumer: str = "",
+    purpose: str = "",
+    sources_left_out: int = 0,
 ) -> Release:
     """The unsigned release of ``suppressed_table`` with its descriptive metadata (annex 5).
 
     ``sources`` are the contributing sources as their agreements allow them to be named;
-    ``counting_rule`` says what one count is, in the words of the code that counted.
+    ``counting_rule`` says what one count is, in the words of the code that counted;
+    ``sources_left_out`` how many contributing sources' agreements did not allow this consumer
+    and purpose (their persons are not in the table).
 
     Raises:
         UnprotectedTable: the table was not built for ``spec`` or is weaker than its k.
@@ -99,6 +105,9 @@ def build_release(
         "originating_organisation": ORIGINATING_ORGANISATION,
         "date_submitted": _iso_utc(issued_at_ms),
         "file_name": f"{spec.name}/{sequence:06d}",
+        "consumer": consumer,
+        "purpose": purpose,
+        "sources_left_out": str(sources_left_out),
         "indicators": f"{spec.unit} by {', '.join(spec.dimensions)}",
         "period": period,
         "number_of_sources": str(len(named)),
@@ -141,54 +150,64 @@ class EmitResult:
 
 
 class ReleaseSigner:
-    """Signs one stream's next release when its figures changed (it sends nothing)."""
+    """Signs a subscription's next release when its figures changed (it sends nothing)."""
 
-    def __init__(self, signing_key: SigningKey, spec: StreamSpec) -> None:
-        self.spec = spec
-        self.topic = topics.release(spec.name)
+    def __init__(self, signing_key: SigningKey) -> None:
         self._key = signing_key
 
+    @staticmethod
     def skip_reason(
-        self, digest: str, *, last_digest: str | None, last_issued_ms: int | None, now_ms: int
+        spec: StreamSpec,
+        digest: str,
+        *,
+        last_digest: str | None,
+        last_issued_ms: int | None,
+        now_ms: int,
     ) -> str | None:
         """Why a release with ``digest`` would not be made now, or None if it would."""
         if last_digest is not None and digest == last_digest:
             return "published figures unchanged since the last release"
-        if last_issued_ms is not None and now_ms - last_issued_ms < self.spec.min_interval_s * 1000:
+        if last_issued_ms is not None and now_ms - last_issued_ms < spec.min_interval_s * 1000:
             return "the stream's minimum interval since the last release has not passed"
         return None
 
     def maybe_sign(
         self,
         table: SuppressedTable,
+        plan: ReleasePlan,
         *,
         counting_rule: str,
-        sources: Sequence[str],
         last_digest: str | None,
         last_issued_ms: int | None,
         now_ms: int,
         sequence: int,
     ) -> EmitResult | None:
-        """The signed release of ``table`` unless nothing changed or it is too soon (None).
+        """The signed release of ``table`` under ``plan`` unless nothing changed or it is too
+        soon (None).
 
         Raises:
-            UnprotectedTable: ``table`` is not a protected table of this stream.
+            UnprotectedTable: ``table`` is not protected as the plan requires.
         """
-        _check_table(self.spec, table)
+        _check_table(plan.spec, table)
+        if table.k < plan.k:
+            raise UnprotectedTable("table was suppressed at a k below the plan's k")
         digest = table_digest(table)
         reason = self.skip_reason(
-            digest, last_digest=last_digest, last_issued_ms=last_issued_ms, now_ms=now_ms
+            plan.spec, digest, last_digest=last_digest, last_issued_ms=last_issued_ms, now_ms=now_ms
         )
         if reason is not None:
             return None
         unsigned = build_release(
-            self.spec,
+            plan.spec,
             table,
             counting_rule=counting_rule,
             sequence=sequence,
-            sources=sources,
+            sources=plan.sources,
             issued_at_ms=now_ms,
             release_id=str(uuid.uuid4()),
+            consumer=plan.subscription.consumer,
+            purpose=plan.subscription.purpose,
+            sources_left_out=plan.sources_left_out,
         )
         raw = sign_release(unsigned, self._key)
         signed = Release.from_avro(RELEASE_SCHEMA.decode(raw))
@@ -211,9 +230,9 @@ class ReleasePublisher:
     def send(self, events: Sequence[tuple[int, Event]]) -> None:
         sent = 0
         for _, ev in events:
-            if not isinstance(ev, ReleaseIssued) or not ev.signed_b64:
+            if not isinstance(ev, ReleaseIssued) or not ev.signed_b64 or not ev.topic:
                 continue  # recorded before releases were recorded first: already published
-            topic = ev.topic or topics.release(ev.stream)
+            topic = ev.topic
             if topic not in self._ready:
                 self.log.create_topic(topic, 1)
                 self._ready.add(topic)

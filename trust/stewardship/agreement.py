@@ -1,18 +1,27 @@
-"""Data-sharing agreements, minimal form: which source may send, when, which fields, to whom.
+"""Data-sharing agreements: which source may send, when, which fields, to whom and for what.
 
-The stewardship issue completes this (purposes and the firewall, consent, retention, budgets,
-signed versions loaded as events). For the vertical slice an agreement is a YAML file per source:
+An agreement is a YAML document per source and version. The format is versioned: ``format: 1``
+is the current one, and the loader keeps reading every older format (upcasting it), so an
+agreement signed years ago still loads. Later formats add the fields that later stages enforce.
 
-```yaml
-source_id: police
-version: 1
-in_force_from: 2024-01-01      # inclusive
-in_force_until: null           # exclusive; null = open-ended
-fields_shared: ["$.event", "$.victims[].sex", ...]   # allow-list of field paths (prefixes)
-consumers_allowed: [ministry]
-min_cell_size: 10
-```
-Fields not shared are dropped at ingest (minimisation), whatever the source sent.
+Format 1 (what the policy point enforces now)::
+
+    format: 1
+    source_id: police
+    version: 2                     # this source's agreement version; the highest in force wins
+    in_force_from: 2024-01-01      # inclusive, judged by the trust's clock when a message arrives
+    in_force_until: null           # exclusive; null = open-ended
+    fields_shared: ['$']           # allow-list of field paths (prefixes); the rest is dropped
+    releases_allowed:              # who may receive releases that count this source's persons,
+      - consumer: ministry         #   and for which purposes (deny by default: none listed,
+        purposes: [statistics]     #   no release includes this source)
+    min_cell_size: 10              # the least k of any release that counts this source
+
+Format 0 (the first slice's files, no ``format`` key) had ``consumers_allowed: [names]`` and no
+purposes; it is read as ``releases_allowed`` with purpose ``statistics`` for each consumer — the
+only purpose releases had then.
+
+Every problem of a file is reported at once, by key path (never by value).
 """
 
 from __future__ import annotations
@@ -23,27 +32,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cattrs
 import yaml
 
 from schemas.codec import WireSchema
 from schemas.errors import ContractError, ReasonCode
 from schemas.fields import Pruner
+from transport.topics import validate_name
 
-_KEYS = {
-    "source_id",
-    "version",
-    "in_force_from",
-    "in_force_until",
-    "fields_shared",
-    "consumers_allowed",
-    "min_cell_size",
-}
+FORMAT = 1
+LEGACY_PURPOSE = "statistics"
 
 
 class AgreementError(Exception):
-    """An agreement file is malformed (names the file and key, not values)."""
+    """An agreement document is malformed. ``problems`` lists each by key path."""
 
     code = "bad_agreement"
+
+    def __init__(self, where: str, problems: list[str]) -> None:
+        super().__init__(f"{where}: " + "; ".join(problems))
+        self.where = where
+        self.problems = problems
 
 
 class NoAgreement(ContractError):
@@ -53,13 +62,21 @@ class NoAgreement(ContractError):
 
 
 @dataclass(frozen=True)
+class ReleaseGrant:
+    """One consumer allowed to receive releases counting the source, for these purposes."""
+
+    consumer: str
+    purposes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Agreement:
     source_id: str
     version: int
     in_force_from: dt.date
     in_force_until: dt.date | None
     fields_shared: tuple[str, ...]
-    consumers_allowed: tuple[str, ...]
+    releases_allowed: tuple[ReleaseGrant, ...] = ()
     min_cell_size: int = 10
 
     def in_force(self, at: dt.date) -> bool:
@@ -67,50 +84,160 @@ class Agreement:
             self.in_force_until is None or at < self.in_force_until
         )
 
+    def allows(self, consumer: str, purpose: str) -> bool:
+        """Whether releases counting this source may go to ``consumer`` for ``purpose``."""
+        return any(g.consumer == consumer and purpose in g.purposes for g in self.releases_allowed)
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "agreement") -> Agreement:
-        unknown = sorted(set(data) - _KEYS)
-        if unknown:
-            raise AgreementError(f"{where}: unknown keys {', '.join(unknown)}")
-        try:
-            until = data.get("in_force_until")
-            return cls(
-                source_id=str(data["source_id"]),
-                version=int(data.get("version", 1)),
-                in_force_from=_date(data["in_force_from"]),
-                in_force_until=_date(until) if until is not None else None,
-                fields_shared=tuple(str(f) for f in data.get("fields_shared", ["$"])),
-                consumers_allowed=tuple(str(c) for c in data.get("consumers_allowed", [])),
-                min_cell_size=int(data.get("min_cell_size", 10)),
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise AgreementError(
-                f"{where}: missing or malformed {exc.__class__.__name__}"
-            ) from None
+        """Parse a document of any format (see the module docstring).
+
+        Raises:
+            AgreementError: with every problem found, by key path.
+        """
+        return parse_agreement(data, where)
 
     def to_mapping(self) -> dict[str, Any]:
-        return {
-            "source_id": self.source_id,
-            "version": self.version,
-            "in_force_from": self.in_force_from.isoformat(),
-            "in_force_until": self.in_force_until.isoformat() if self.in_force_until else None,
-            "fields_shared": list(self.fields_shared),
-            "consumers_allowed": list(self.consumers_allowed),
-            "min_cell_size": self.min_cell_size,
-        }
+        """The document in the current format."""
+        out: dict[str, Any] = {"format": FORMAT}
+        out.update(_converter.unstructure(self))
+        return out
 
 
-def _date(v: Any) -> dt.date:
-    if isinstance(v, dt.date):
-        return v
-    return dt.date.fromisoformat(str(v))
+def _structure_date(value: Any, _: type) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise ValueError("a date (YYYY-MM-DD), not a time")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    raise ValueError("a date (YYYY-MM-DD)")
+
+
+def _structure_name(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a name")
+    return validate_name(value)
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("a whole number")
+    return value
+
+
+def _make_converter() -> cattrs.Converter:
+    c = cattrs.Converter(forbid_extra_keys=True)
+    c.register_structure_hook(dt.date, _structure_date)
+    c.register_unstructure_hook(dt.date, lambda d: d.isoformat())
+    c.register_structure_hook(int, _structure_int)
+    c.register_structure_hook(
+        ReleaseGrant,
+        lambda d, _: _grant(d),
+    )
+    return c
+
+
+def _grant(d: Any) -> ReleaseGrant:
+    if not isinstance(d, Mapping):
+        raise ValueError("a mapping with consumer and purposes")
+    extra = sorted(set(d) - {"consumer", "purposes"})
+    if extra:
+        raise ValueError(f"unknown keys {', '.join(map(str, extra))}")
+    purposes = d.get("purposes")
+    if not isinstance(purposes, list) or not purposes:
+        raise ValueError("purposes: a non-empty list of purpose names")
+    return ReleaseGrant(
+        _structure_name(d.get("consumer"), str), tuple(_structure_name(p, str) for p in purposes)
+    )
+
+
+_converter = _make_converter()
+
+
+def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Any format's document as a format-1 mapping."""
+    doc = dict(data)
+    fmt = doc.pop("format", 0)
+    if fmt == FORMAT:
+        return doc
+    if fmt == 0:
+        doc.setdefault("fields_shared", ["$"])  # the first format's default
+        consumers = doc.pop("consumers_allowed", []) or []
+        if "releases_allowed" not in doc and isinstance(consumers, list):
+            doc["releases_allowed"] = [
+                {"consumer": c, "purposes": [LEGACY_PURPOSE]} for c in consumers
+            ]
+        return doc
+    raise AgreementError("agreement", [f"$.format: a known format (0 to {FORMAT})"])
+
+
+def parse_agreement(data: Mapping[str, Any], where: str = "agreement") -> Agreement:
+    """The agreement in ``data`` (any format). Raises :class:`AgreementError` listing every
+    problem by key path."""
+    if not isinstance(data, Mapping):
+        raise AgreementError(where, ["$: a mapping of agreement keys"])
+    try:
+        doc = _upcast(data)
+    except AgreementError as exc:
+        raise AgreementError(where, exc.problems) from None
+    doc.setdefault("in_force_until", None)
+    try:
+        agreement = _converter.structure(doc, Agreement)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise AgreementError(where, _messages(exc)) from None
+    problems = []
+    try:
+        validate_name(agreement.source_id)
+    except ValueError:
+        problems.append("$.source_id: a source id (lowercase letter, then a-z 0-9 _ -)")
+    if agreement.version < 1:
+        problems.append("$.version: a whole number from 1")
+    if agreement.min_cell_size < 1:
+        problems.append("$.min_cell_size: a whole number from 1")
+    if agreement.in_force_until is not None and agreement.in_force_until <= agreement.in_force_from:
+        problems.append("$.in_force_until: a date after in_force_from")
+    if problems:
+        raise AgreementError(where, problems)
+    return agreement
+
+
+def _messages(exc: BaseException) -> list[str]:
+    if isinstance(exc, cattrs.BaseValidationError):
+        out = []
+        for message in cattrs.transform_error(exc, path="$"):
+            # cattrs quotes the offending value in some messages: keep only the path and the kind
+            path, _, reason = message.partition(" @ ")
+            out.append(f"{reason or '$'}: {_reason(path)}")
+        return out
+    return [f"$: {type(exc).__name__}"]
+
+
+_EXPECTED = {
+    "int": "a whole number",
+    "str": "text",
+    "date": "a date (YYYY-MM-DD)",
+    "ReleaseGrant": "a mapping with consumer (a name) and purposes (a non-empty list of names)",
+}
+
+
+def _reason(text: str) -> str:
+    if text.startswith("required field missing"):
+        return "required, missing"
+    if text.startswith("extra fields found"):
+        return "unknown key(s) " + text.partition("(")[2].rstrip(")")
+    if text.startswith("invalid value for type"):
+        kind = text.removeprefix("invalid value for type, expected ")
+        return _EXPECTED.get(kind, "a value of " + kind)
+    return text.split(":")[0]
 
 
 def load_agreement(path: Path) -> Agreement:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise AgreementError(f"{path}: not a mapping")
-    return Agreement.from_mapping(data, str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        raise AgreementError(str(path), ["not valid YAML"]) from None
+    return parse_agreement(data, str(path))
 
 
 def save_agreement(path: Path, agreement: Agreement) -> None:
@@ -119,7 +246,7 @@ def save_agreement(path: Path, agreement: Agreement) -> None:
 
 
 class Agreements:
-    """The agreements in force, by source, with a compiled field pruner for each."""
+    """Every registered agreement version, by source, with a compiled field pruner for each."""
 
     def __init__(self, agreements: Iterable[Agreement], case_schema: WireSchema) -> None:
         self._by_source: dict[str, list[Agreement]] = {}
@@ -127,20 +254,25 @@ class Agreements:
         for a in agreements:
             self._by_source.setdefault(a.source_id, []).append(a)
             self._pruners[(a.source_id, a.version)] = Pruner(case_schema, a.fields_shared)
+        for versions in self._by_source.values():
+            versions.sort(key=lambda a: -a.version)
 
     def in_force(self, source_id: str, at: dt.date) -> Agreement:
-        for a in sorted(self._by_source.get(source_id, []), key=lambda a: -a.version):
+        """The highest version of ``source_id``'s agreements in force on ``at``.
+
+        Raises:
+            NoAgreement: none is (deny by default).
+        """
+        for a in self._by_source.get(source_id, []):
             if a.in_force(at):
                 return a
         raise NoAgreement("no data-sharing agreement in force for this source at this time")
 
-    def for_sources(self, sources: Iterable[str]) -> list[Agreement]:
-        """The latest agreement version of each named source that has one."""
-        return [
-            max(self._by_source[s], key=lambda a: a.version)
-            for s in sources
-            if s in self._by_source
-        ]
+    def in_force_or_none(self, source_id: str, at: dt.date) -> Agreement | None:
+        try:
+            return self.in_force(source_id, at)
+        except NoAgreement:
+            return None
 
     def pruner(self, agreement: Agreement) -> Pruner:
         return self._pruners[(agreement.source_id, agreement.version)]

@@ -330,6 +330,8 @@ class ReleaseIssued:
     metadata: JsonDict = field(default_factory=dict)
     signed_b64: str = ""
     topic: str = ""
+    consumer: str = ""  # the subscription's consumer ("" before releases were per subscription)
+    purpose: str = ""
 
     @property
     def event_id(self) -> str:
@@ -351,6 +353,8 @@ class ReleaseIssued:
             "metadata": json_safe(self.metadata),
             "signed_b64": self.signed_b64,
             "topic": self.topic,
+            "consumer": self.consumer,
+            "purpose": self.purpose,
         }
 
     @classmethod
@@ -366,7 +370,70 @@ class ReleaseIssued:
             metadata=dict(d.get("metadata") or {}),
             signed_b64=str(d.get("signed_b64") or ""),
             topic=str(d.get("topic") or ""),
+            consumer=str(d.get("consumer") or ""),
+            purpose=str(d.get("purpose") or ""),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionAdded:
+    """The operator subscribed ``consumer`` to ``stream`` for ``purpose`` (replacing any earlier
+    subscription of the same consumer to the same stream)."""
+
+    event_type: ClassVar[str] = "SubscriptionAdded"
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    consumer: str
+    stream: str
+    purpose: str
+    added_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+    def to_dict(self) -> JsonDict:
+        return {
+            "event_id": self.event_id,
+            "consumer": self.consumer,
+            "stream": self.stream,
+            "purpose": self.purpose,
+            "added_at_ms": self.added_at_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(d["event_id"], d["consumer"], d["stream"], d["purpose"], int(d["added_at_ms"]))
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRemoved:
+    """The operator ended ``consumer``'s subscription to ``stream``."""
+
+    event_type: ClassVar[str] = "SubscriptionRemoved"
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    consumer: str
+    stream: str
+    removed_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+    def to_dict(self) -> JsonDict:
+        return {
+            "event_id": self.event_id,
+            "consumer": self.consumer,
+            "stream": self.stream,
+            "removed_at_ms": self.removed_at_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(d["event_id"], d["consumer"], d["stream"], int(d["removed_at_ms"]))
 
 
 Event: TypeAlias = (
@@ -376,6 +443,8 @@ Event: TypeAlias = (
     | DisposalRequested
     | MessageRejected
     | ReleaseIssued
+    | SubscriptionAdded
+    | SubscriptionRemoved
 )
 """Any event the store holds."""
 
@@ -388,6 +457,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DisposalRequested,
         MessageRejected,
         ReleaseIssued,
+        SubscriptionAdded,
+        SubscriptionRemoved,
     )
 }
 

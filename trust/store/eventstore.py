@@ -78,6 +78,20 @@ class AppendResult:
         return self.seqs[-1] if self.seqs else None
 
 
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """One refused inbound message as the operator sees it (no content)."""
+
+    seq: int
+    source_id: str | None
+    reason: str
+    field_path: str | None
+    topic: str
+    partition: int
+    offset: int
+    recorded_at_ms: int
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -329,6 +343,27 @@ class EventStore:
         stmt = select(_rejections.c.reason, func.count()).group_by(_rejections.c.reason)
         with self._engine.connect() as conn, conn.begin():
             return {r: int(n) for r, n in conn.execute(stmt)}
+
+    def quarantine(self, limit: int = 50) -> list[QuarantineEntry]:
+        """The newest ``limit`` refused inbound messages: position and reason, never content."""
+        r, e = _rejections, _events
+        stmt = (
+            select(
+                r.c.seq,
+                r.c.source_id,
+                r.c.reason,
+                r.c.field_path,
+                e.c.topic,
+                e.c.partition,
+                e.c.offset,
+                e.c.recorded_at_ms,
+            )
+            .join(e, e.c.seq == r.c.seq)
+            .order_by(r.c.seq.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn, conn.begin():
+            return [QuarantineEntry(*row) for row in conn.execute(stmt)]
 
     def rebuild_projections(self) -> int:
         """Empty and replay every projection from the stored events; returns events replayed."""

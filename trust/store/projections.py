@@ -14,6 +14,8 @@ Semantics:
 - ``ConsentWithdrawn`` (any scope) and ``DisposalRequested`` (one victim, or all with
   ``victim_id=None``) set the flag on persons already known; unknown persons are ignored.
 - ``MessageRejected`` adds a row to ``proj_rejections``; ``ReleaseIssued`` to ``proj_releases``.
+- ``SubscriptionAdded`` / ``SubscriptionRemoved`` set or delete the (consumer, stream) row of
+  ``proj_subscriptions``.
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ from trust.store.events import (
     RecordAccepted,
     RecordRetracted,
     ReleaseIssued,
+    SubscriptionAdded,
+    SubscriptionRemoved,
 )
 from trust.store.stored import read_page
 from trust.store.tables import (
     PROJECTION_TABLES,
     proj_rejections,
     proj_releases,
+    proj_subscriptions,
 )
 from trust.store.tables import proj_persons as _persons
 from trust.store.tables import proj_records as _records
@@ -129,6 +134,7 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
         elif isinstance(ev, ReleaseIssued):
             releases.append(
                 {
+                    "consumer": ev.consumer,
                     "stream": ev.stream,
                     "sequence": ev.sequence,
                     "release_id": ev.release_id,
@@ -137,10 +143,31 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
                 }
             )
 
+        elif isinstance(ev, SubscriptionAdded | SubscriptionRemoved):
+            _write_subscription(conn, ev)
+
     _write_records(conn, records, dirty_records, records_before)
     _write_persons(conn, persons, dirty_persons, persons_before)
     bulk_insert(conn, proj_rejections, rejections)
     bulk_insert(conn, proj_releases, releases)
+
+
+def _write_subscription(conn: Connection, ev: SubscriptionAdded | SubscriptionRemoved) -> None:
+    t = proj_subscriptions
+    conn.execute(delete(t).where(t.c.consumer == ev.consumer, t.c.stream == ev.stream))
+    if isinstance(ev, SubscriptionAdded):
+        bulk_insert(
+            conn,
+            t,
+            [
+                {
+                    "consumer": ev.consumer,
+                    "stream": ev.stream,
+                    "purpose": ev.purpose,
+                    "added_at_ms": ev.added_at_ms,
+                }
+            ],
+        )
 
 
 def _record_row(

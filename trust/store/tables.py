@@ -120,13 +120,27 @@ class ProjPerson(Base):
 
 
 class ProjRelease(Base):
+    """One row per recorded release; one (consumer, stream, sequence) can be recorded once."""
+
     __tablename__ = "proj_releases"
 
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" before subscriptions
     stream: Mapped[str] = mapped_column(String(255), primary_key=True)
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     release_id: Mapped[str] = mapped_column(String(64))
     issued_at_ms: Mapped[int] = mapped_column(BigInteger)
     cells_digest: Mapped[str] = mapped_column(String(128))
+
+
+class ProjSubscription(Base):
+    """The subscriptions in force: one per (consumer, stream)."""
+
+    __tablename__ = "proj_subscriptions"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    added_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class ProjRejection(Base):
@@ -165,7 +179,14 @@ proj_records = _table(ProjRecord)
 proj_persons = _table(ProjPerson)
 proj_releases = _table(ProjRelease)
 proj_rejections = _table(ProjRejection)
+proj_subscriptions = _table(ProjSubscription)
 person_keys = _table(PersonKey)
 
-PROJECTION_TABLES: tuple[Table, ...] = (proj_records, proj_persons, proj_releases, proj_rejections)
+PROJECTION_TABLES: tuple[Table, ...] = (
+    proj_records,
+    proj_persons,
+    proj_releases,
+    proj_rejections,
+    proj_subscriptions,
+)
 """The tables ``projections.rebuild`` empties and refills, in a stable order."""

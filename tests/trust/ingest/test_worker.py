@@ -28,7 +28,8 @@ from trust.ingest.pipeline import IngestPipeline
 from trust.ingest.receipts import ReceiptPublisher
 from trust.ingest.worker import IngestWorker
 from trust.runner import counted_persons
-from trust.stewardship.agreement import Agreement, Agreements
+from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
+from trust.stewardship.policy import Policy
 from trust.store.eventstore import EventStore, open_store
 from trust.store.tables import proj_rejections
 from trust.store.vault import Vault
@@ -87,7 +88,7 @@ def seal(
 def agreement(
     source: str, start: dt.date = dt.date(2000, 1, 1), end: dt.date | None = None
 ) -> Agreement:
-    return Agreement(source, 1, start, end, ("$",), ("ministry",), 10)
+    return Agreement(source, 1, start, end, ("$",), (ReleaseGrant("ministry", ("statistics",)),))
 
 
 class Trust:
@@ -98,7 +99,7 @@ class Trust:
         self.store = store
         pipeline = IngestPipeline(
             keyring=Keyring([TRUST], [k.public for k in KEYS.values()]),
-            agreements=Agreements(agreements, CASE),
+            policy=Policy(Agreements(agreements, CASE)),
             registry=REGISTRY,
             vault=Vault(store.engine, os.urandom(32)),
         )

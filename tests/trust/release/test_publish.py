@@ -13,6 +13,7 @@ from trust.release.disclosure import PRIMARY_METHOD, DisclosurePolicy, primary_s
 from trust.release.errors import UnprotectedTable
 from trust.release.publish import ReleaseSigner, build_release, table_digest
 from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM, StreamSpec
+from trust.stewardship.policy import ReleasePlan, Subscription
 
 SPEC = VICTIMS_BY_SEX_AGE_FORM
 T0 = 1_760_000_000_000
@@ -100,11 +101,19 @@ def test_signer_signs_and_skips_unchanged_or_too_soon() -> None:
     key = SigningKey.generate("trust")
     spec = dataclasses.replace(SPEC, min_interval_s=60.0)
     policy = DisclosurePolicy(spec.k)
-    emitter = ReleaseSigner(key, spec)
+    emitter = ReleaseSigner(key)
+    plan = ReleasePlan(
+        subscription=Subscription("ministry", spec.name, "statistics"),
+        spec=spec,
+        sources=("src-a",),
+        sources_left_out=0,
+        k=spec.k,
+        agreement_versions=(("src-a", 1),),
+    )
     first = emitter.maybe_sign(
         policy.apply(aggregate(persons(), spec)),
+        plan,
         counting_rule=RULE,
-        sources=["src-a"],
         last_digest=None,
         last_issued_ms=None,
         now_ms=T0,
@@ -120,8 +129,8 @@ def test_signer_signs_and_skips_unchanged_or_too_soon() -> None:
     assert (
         emitter.maybe_sign(
             same,
+            plan,
             counting_rule=RULE,
-            sources=["src-a"],
             last_digest=first.digest,
             last_issued_ms=T0,
             now_ms=T0 + 3_600_000,
@@ -137,8 +146,8 @@ def test_signer_signs_and_skips_unchanged_or_too_soon() -> None:
     assert (
         emitter.maybe_sign(
             changed,
+            plan,
             counting_rule=RULE,
-            sources=["src-a"],
             last_digest=first.digest,
             last_issued_ms=T0,
             now_ms=T0 + 59_999,
@@ -148,8 +157,8 @@ def test_signer_signs_and_skips_unchanged_or_too_soon() -> None:
     )  # min_interval_s not yet passed
     second = emitter.maybe_sign(
         changed,
+        plan,
         counting_rule=RULE,
-        sources=["src-a"],
         last_digest=first.digest,
         last_issued_ms=T0,
         now_ms=T0 + 60_000,

@@ -4,6 +4,7 @@ follower) sends exactly those, and no crash can put two different releases under
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,14 +21,15 @@ from trust.follow import follow
 from trust.release.publish import RELEASE_PUBLISHER, ReleasePublisher, ReleaseSigner
 from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
 from trust.runner import COUNTING_RULE, ReleaseStage
-from trust.stewardship.agreement import Agreements
-from trust.store.events import ReleaseIssued
+from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
+from trust.stewardship.policy import Policy
+from trust.store.events import ReleaseIssued, SubscriptionAdded, new_event_id
 from trust.store.eventstore import EventStore, Position, open_store
 from trust.store.tables import follower_positions
 
 KEY = SigningKey.generate("trust")
 SPEC = VICTIMS_BY_SEX_AGE_FORM
-TOPIC = topics.release(SPEC.name)
+TOPIC = topics.release("ministry", SPEC.name)
 
 
 @pytest.fixture
@@ -42,8 +44,19 @@ def parts(tmp_path: Path) -> Iterator[tuple[EventLog, EventStore]]:
 
 
 def stage(store: EventStore) -> ReleaseStage:
-    agreements = Agreements([], default_registry().current("case_record"))
-    return ReleaseStage(store=store, signer=ReleaseSigner(KEY, SPEC), agreements=agreements)
+    allows = Agreement(
+        "src-a", 1, dt.date(2000, 1, 1), None, ("$",), (ReleaseGrant("ministry", ("statistics",)),)
+    )
+    policy = Policy(Agreements([allows], default_registry().current("case_record")))
+    return ReleaseStage(
+        store=store, signer=ReleaseSigner(KEY), policy=policy, streams={SPEC.name: SPEC}
+    )
+
+
+def subscribe(store: EventStore, consumer: str = "ministry", purpose: str = "statistics") -> None:
+    store.append(
+        [SubscriptionAdded(new_event_id(), consumer, SPEC.name, purpose, 0)], None, "operator"
+    )
 
 
 def add_persons(store: EventStore, n: int, offset: int = 0) -> None:
@@ -65,8 +78,8 @@ def test_a_release_is_in_the_store_before_it_is_on_the_log(
 ) -> None:
     log, store = parts
     add_persons(store, 12)
-    made = stage(store).release_once()
-    assert made is not None
+    subscribe(store)
+    [made] = stage(store).release_once()
     # recorded, with its exact signed bytes, and nothing sent yet
     [event] = recorded(store)
     assert base64.b64decode(event.signed_b64) == made.raw_bytes
@@ -85,8 +98,8 @@ def test_a_crash_before_the_position_re_sends_the_same_bytes(
 ) -> None:
     log, store = parts
     add_persons(store, 12)
-    made = stage(store).release_once()
-    assert made is not None
+    subscribe(store)
+    [made] = stage(store).release_once()
     follow(store, ReleasePublisher(log))
     # the process died after the log acknowledged but before the position was recorded
     with store.engine.begin() as conn:
@@ -94,13 +107,13 @@ def test_a_crash_before_the_position_re_sends_the_same_bytes(
             delete(follower_positions).where(follower_positions.c.follower == RELEASE_PUBLISHER)
         )
     # a restarted trust: nothing changed, so no new release; the publisher re-sends the same one
-    assert stage(store).release_once() is None
+    assert stage(store).release_once() == []
     follow(store, ReleasePublisher(log))
     assert [r.value for r in log.read_all(TOPIC)] == [made.raw_bytes, made.raw_bytes]
 
     add_persons(store, 10, offset=100)
-    second = stage(store).release_once()
-    assert second is not None and second.release.sequence == 2
+    [second] = stage(store).release_once()
+    assert second.release.sequence == 2
     follow(store, ReleasePublisher(log))
     values = [r.value for r in log.read_all(TOPIC)]
     assert values == [made.raw_bytes, made.raw_bytes, second.raw_bytes]
@@ -109,8 +122,8 @@ def test_a_crash_before_the_position_re_sends_the_same_bytes(
 def test_one_sequence_can_be_recorded_only_once(parts: tuple[EventLog, EventStore]) -> None:
     _, store = parts
     add_persons(store, 12)
-    first = stage(store).release_once()
-    assert first is not None
+    subscribe(store)
+    assert stage(store).release_once()
     rival = recorded(store)[0]
     # a second trust process that signed a different release under the same sequence
     other = ReleaseIssued(
@@ -122,7 +135,34 @@ def test_one_sequence_can_be_recorded_only_once(parts: tuple[EventLog, EventStor
         cells_digest="0" * 64,
         signature_b64=rival.signature_b64,
         signed_b64=base64.b64encode(b"different").decode(),
+        consumer=rival.consumer,
     )
     with pytest.raises(IntegrityError):
         store.append([other], None, "trust-release")
     assert len(recorded(store)) == 1
+
+
+def test_only_allowed_consumers_and_purposes_get_releases(
+    parts: tuple[EventLog, EventStore],
+) -> None:
+    log, store = parts
+    add_persons(store, 12)
+    store.append_batch(
+        [([accepted(source_id="src-b", case_id=f"b{i}")], Position("t", 1, i)) for i in range(12)],
+        "ingest",
+    )
+    subscribe(store)
+    subscribe(store, consumer="journalist")
+    subscribe(store, consumer="ministry-research", purpose="research")
+    s = stage(store)
+    [made] = s.release_once()
+    assert made.release.metadata["consumer"] == "ministry"
+    assert made.release.sources == ("src-a",) and made.release.total_persons == 12
+    assert made.release.metadata["sources_left_out"] == "1"  # src-b has no agreement
+    assert {(k.subscription.consumer, "allows" in k.reason) for k in s.skipped} == {
+        ("journalist", True),
+        ("ministry-research", True),
+    }
+    follow(store, ReleasePublisher(log))
+    assert log.read_all(topics.release("journalist", SPEC.name)) == []
+    assert len(log.read_all(TOPIC)) == 1

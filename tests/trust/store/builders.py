@@ -121,7 +121,7 @@ def disposal(source_id: str, case_id: str, victim_id: str | None) -> DisposalReq
 
 
 def rejected(
-    source_id: str = "src-a", reason: str = "invalid_record", offset: int = 0
+    source_id: str | None = "src-a", reason: str = "invalid_record", offset: int = 0
 ) -> MessageRejected:
     return MessageRejected(
         event_id=eid(),
@@ -129,7 +129,7 @@ def rejected(
         reason=reason,
         field_path="$.victims[0].sex",
         detail="unknown code",
-        topic=f"tip.inbound.{source_id}",
+        topic=f"tip.inbound.{source_id or 'Not-A-Source'}",
         partition=0,
         offset=offset,
         received_at_ms=1_700_000_004_000,

@@ -284,9 +284,9 @@ class EventStoreConformance:
         r1, r2 = release(sequence=1), release(sequence=2)
         store.append([r1, r2], None, CONSUMER)
         snap = projections.snapshot(store.engine)["proj_releases"]
-        assert [(s, q, rid) for s, q, rid, *_ in snap] == [
-            ("sdg-16-2-2", 1, r1.release_id),
-            ("sdg-16-2-2", 2, r2.release_id),
+        assert [(c, s, q, rid) for c, s, q, rid, *_ in snap] == [
+            ("", "sdg-16-2-2", 1, r1.release_id),
+            ("", "sdg-16-2-2", 2, r2.release_id),
         ]
 
     def test_batch_append_writes_every_message_and_the_furthest_positions(

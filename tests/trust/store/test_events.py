@@ -7,7 +7,15 @@ from datetime import date
 
 import pytest
 
-from trust.store.events import EVENT_TYPES, Event, RecordAccepted, SealedBlob, decode
+from trust.store.events import (
+    EVENT_TYPES,
+    Event,
+    RecordAccepted,
+    SealedBlob,
+    SubscriptionAdded,
+    SubscriptionRemoved,
+    decode,
+)
 
 from .builders import accepted, case_record, consent, disposal, rejected, release, retracted
 
@@ -21,7 +29,10 @@ def every_event() -> list[Event]:
         disposal("s", "c", None),
         disposal("s", "c", "v"),
         rejected(),
+        rejected(source_id=None),
         release(),
+        SubscriptionAdded("e1", "ministry", "victims_by_sex_age_form", "statistics", 1),
+        SubscriptionRemoved("e2", "ministry", "victims_by_sex_age_form", 2),
     ]
 
 
@@ -41,6 +52,8 @@ def test_registry_names_every_type() -> None:
         "DisposalRequested",
         "MessageRejected",
         "ReleaseIssued",
+        "SubscriptionAdded",
+        "SubscriptionRemoved",
     }
     with pytest.raises(ValueError, match="unknown event type"):
         decode("Nope", {})

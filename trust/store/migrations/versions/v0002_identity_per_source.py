@@ -1,4 +1,4 @@
-"""identity per source, follower positions
+"""identity per source, follower positions, subscriptions
 
 Revision ID: 0002
 Revises: 0001
@@ -13,6 +13,8 @@ Create Date: 2026-11-30
   (consumer ``trust-receipts`` in ``positions``, topic ``stored_events``) becomes the receipt
   publisher's position; releases already in the store were published before they were recorded
   (the old order), so the release publisher starts after them.
+- ``proj_subscriptions``: the subscriptions in force; ``proj_releases`` is keyed by (consumer,
+  stream, sequence) — releases made before subscriptions have consumer ``''``.
 """
 
 from __future__ import annotations
@@ -47,9 +49,7 @@ def _persons_table() -> None:
         sa.Column("consent_withdrawn", sa.Boolean(), nullable=False),
         sa.Column("disposed", sa.Boolean(), nullable=False),
         sa.Column("retracted", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "source_id", "case_id", "victim_id", name=op.f("pk_proj_persons")
-        ),
+        sa.PrimaryKeyConstraint("source_id", "case_id", "victim_id", name=op.f("pk_proj_persons")),
     )
 
 
@@ -88,6 +88,36 @@ def upgrade() -> None:
     with op.batch_alter_table("proj_rejections") as batch:
         batch.alter_column("source_id", existing_type=sa.String(length=128), nullable=True)
 
+    op.execute(
+        "CREATE TABLE tmp_proj_releases AS SELECT stream, sequence, release_id, issued_at_ms, "
+        "cells_digest FROM proj_releases"
+    )
+    op.drop_table("proj_releases")
+    op.create_table(
+        "proj_releases",
+        sa.Column("consumer", sa.String(length=64), nullable=False),
+        sa.Column("stream", sa.String(length=255), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False),
+        sa.Column("release_id", sa.String(length=64), nullable=False),
+        sa.Column("issued_at_ms", sa.BigInteger(), nullable=False),
+        sa.Column("cells_digest", sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "stream", "sequence", name=op.f("pk_proj_releases")),
+    )
+    op.execute(
+        "INSERT INTO proj_releases (consumer, stream, sequence, release_id, issued_at_ms, "
+        "cells_digest) SELECT '', stream, sequence, release_id, issued_at_ms, cells_digest "
+        "FROM tmp_proj_releases"
+    )
+    op.drop_table("tmp_proj_releases")
+    op.create_table(
+        "proj_subscriptions",
+        sa.Column("consumer", sa.String(length=64), nullable=False),
+        sa.Column("stream", sa.String(length=64), nullable=False),
+        sa.Column("purpose", sa.String(length=64), nullable=False),
+        sa.Column("added_at_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "stream", name=op.f("pk_proj_subscriptions")),
+    )
+
     op.create_table(
         "follower_positions",
         sa.Column("follower", sa.String(length=64), nullable=False),
@@ -109,6 +139,26 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("follower_positions")
+    op.drop_table("proj_subscriptions")
+    op.execute(
+        "CREATE TABLE tmp_proj_releases AS SELECT stream, sequence, release_id, issued_at_ms, "
+        "cells_digest FROM proj_releases WHERE consumer = ''"
+    )
+    op.drop_table("proj_releases")
+    op.create_table(
+        "proj_releases",
+        sa.Column("stream", sa.String(length=255), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False),
+        sa.Column("release_id", sa.String(length=64), nullable=False),
+        sa.Column("issued_at_ms", sa.BigInteger(), nullable=False),
+        sa.Column("cells_digest", sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("stream", "sequence", name=op.f("pk_proj_releases")),
+    )
+    op.execute(
+        "INSERT INTO proj_releases SELECT stream, sequence, release_id, issued_at_ms, "
+        "cells_digest FROM tmp_proj_releases"
+    )
+    op.drop_table("tmp_proj_releases")
     with op.batch_alter_table("proj_rejections") as batch:
         batch.alter_column("source_id", existing_type=sa.String(length=128), nullable=False)
     # persons and accepted ids cannot go back to the joined, global keys without losing what

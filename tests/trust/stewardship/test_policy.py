@@ -1,0 +1,180 @@
+"""The agreement format (every version read, every problem reported at once) and the policy point."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas.codec import default_registry
+from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
+from trust.stewardship.agreement import (
+    Agreement,
+    AgreementError,
+    Agreements,
+    NoAgreement,
+    ReleaseGrant,
+    load_agreement,
+    parse_agreement,
+    save_agreement,
+)
+from trust.stewardship.policy import NothingToRelease, Policy, Subscription
+
+CASE = default_registry().current("case_record")
+SPEC = VICTIMS_BY_SEX_AGE_FORM
+DAY = 86_400_000
+
+
+def ms(d: dt.date) -> int:
+    return int(dt.datetime(d.year, d.month, d.day, 12, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def agreement(
+    source: str,
+    *grants: tuple[str, str],
+    version: int = 1,
+    start: dt.date = dt.date(2020, 1, 1),
+    end: dt.date | None = None,
+    k: int = 10,
+) -> Agreement:
+    return Agreement(
+        source,
+        version,
+        start,
+        end,
+        ("$",),
+        tuple(ReleaseGrant(c, (p,)) for c, p in grants),
+        k,
+    )
+
+
+FORMAT_1 = """
+format: 1
+source_id: police
+version: 2
+in_force_from: 2024-01-01
+in_force_until: null
+fields_shared: ['$.event', '$.victims[].sex']
+releases_allowed:
+  - consumer: ministry
+    purposes: [statistics, policy]
+min_cell_size: 11
+"""
+
+FORMAT_0 = """
+source_id: police
+version: 1
+in_force_from: 2024-01-01
+in_force_until: null
+fields_shared: ['$']
+consumers_allowed: [ministry]
+min_cell_size: 10
+"""
+
+
+def test_format_1_is_read_and_written_back_the_same(tmp_path: Path) -> None:
+    a = parse_agreement(yaml.safe_load(FORMAT_1))
+    assert a.allows("ministry", "policy") and a.allows("ministry", "statistics")
+    assert not a.allows("ministry", "immigration_enforcement") and not a.allows("press", "policy")
+    assert a.min_cell_size == 11 and a.in_force_from == dt.date(2024, 1, 1)
+    save_agreement(tmp_path / "a.yaml", a)
+    assert load_agreement(tmp_path / "a.yaml") == a
+    assert yaml.safe_load((tmp_path / "a.yaml").read_text())["format"] == 1
+
+
+def test_the_first_format_is_upcast() -> None:
+    a = parse_agreement(yaml.safe_load(FORMAT_0))
+    assert a.releases_allowed == (ReleaseGrant("ministry", ("statistics",)),)
+    assert a.allows("ministry", "statistics") and not a.allows("ministry", "research")
+
+
+def test_every_problem_is_reported_at_once_by_path() -> None:
+    doc = {
+        "format": 1,
+        "source_id": "police",
+        "version": "two",
+        "in_force_from": "not a date",
+        "releases_allowed": [{"consumer": "ministry"}],
+        "min_cell_size": 10,
+        "surprise": True,
+    }
+    with pytest.raises(AgreementError) as info:
+        parse_agreement(doc, "police.yaml")
+    text = str(info.value)
+    assert text.startswith("police.yaml: ")
+    for path in ("$.version", "$.in_force_from", "$.releases_allowed", "surprise"):
+        assert path in text, path
+    assert len(info.value.problems) >= 4
+
+
+@given(st.text(min_size=6, max_size=40).filter(lambda t: t.strip() == t and ":" not in t))
+def test_problems_never_quote_a_value(value: str) -> None:
+    doc = {
+        "format": 1,
+        "source_id": "police",
+        "version": value,
+        "in_force_from": value,
+        "releases_allowed": [{"consumer": value, "purposes": [value]}],
+    }
+    with pytest.raises(AgreementError) as info:
+        parse_agreement(doc)
+    assert value not in str(info.value)
+
+
+def test_an_unknown_format_is_refused() -> None:
+    with pytest.raises(AgreementError, match=r"\$\.format"):
+        parse_agreement({"format": 9, "source_id": "police"})
+
+
+def test_the_agreement_in_force_is_judged_by_the_trusts_clock() -> None:
+    old = agreement("police", ("ministry", "statistics"), end=dt.date(2024, 1, 1))
+    new = agreement("police", ("ministry", "statistics"), version=2, start=dt.date(2024, 1, 1))
+    policy = Policy(Agreements([old, new], CASE))
+    assert policy.agreement_for_message("police", ms(dt.date(2023, 6, 1))).version == 1
+    assert policy.agreement_for_message("police", ms(dt.date(2024, 6, 1))).version == 2
+    with pytest.raises(NoAgreement):
+        policy.agreement_for_message("police", ms(dt.date(2019, 6, 1)))
+    with pytest.raises(NoAgreement):  # deny by default: registered key, no agreement
+        policy.agreement_for_message("ngo", ms(dt.date(2024, 6, 1)))
+
+
+def test_a_plan_includes_only_sources_that_allow_the_consumer_and_purpose() -> None:
+    policy = Policy(
+        Agreements(
+            [
+                agreement("police", ("ministry", "statistics"), k=12),
+                agreement("ngo", ("ministry", "research")),
+                agreement("court", ("ministry", "statistics")),
+                agreement("expired", ("ministry", "statistics"), end=dt.date(2021, 1, 1)),
+            ],
+            CASE,
+        )
+    )
+    sub = Subscription("ministry", SPEC.name, "statistics")
+    plan = policy.plan(
+        sub, SPEC, ["police", "ngo", "court", "expired", "unregistered"], ms(dt.date(2025, 1, 1))
+    )
+    assert plan.sources == ("court", "police")
+    assert plan.sources_left_out == 3
+    assert plan.k == 12  # the strictest among the included
+    assert plan.topic == "tip.release.ministry.victims_by_sex_age_form"
+    assert dict(plan.agreement_versions) == {"court": 1, "police": 1}
+
+    with pytest.raises(NothingToRelease):
+        policy.plan(
+            Subscription("journalist", SPEC.name, "statistics"),
+            SPEC,
+            ["police", "ngo", "court"],
+            ms(dt.date(2025, 1, 1)),
+        )
+
+
+def test_subscription_names_are_validated() -> None:
+    with pytest.raises(ValueError):
+        Subscription("../../x", SPEC.name, "statistics")
+    with pytest.raises(ValueError):
+        Subscription("ministry", SPEC.name, "Statistics")

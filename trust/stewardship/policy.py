@@ -1,0 +1,130 @@
+"""The one policy decision point: every question of "may this happen, and under which rule".
+
+- Which agreement is in force for a message — judged by the time the TRUST received it, never by
+  the sender's clock (a backdated header cannot select an expired agreement).
+- Which fields of a record are kept (the rest is dropped at ingest: minimisation).
+- Which sources' persons enter a subscription's release: only those whose agreement in force
+  allows that consumer and purpose (deny by default); the others are left out, and the release
+  says how many. A subscription no contributing source allows gets no release at all.
+- Which k applies: the strictest among the stream's and the included sources' agreements.
+
+The answers for a release are fixed in a :class:`ReleasePlan` before any data is touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from schemas.fields import Pruner
+from transport import topics
+from trust.release.streams import StreamSpec
+from trust.stewardship.agreement import Agreement, Agreements
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """An entity of the trust: ``consumer`` receives ``stream`` for ``purpose``."""
+
+    consumer: str
+    stream: str
+    purpose: str
+
+    def __post_init__(self) -> None:
+        for name in (self.consumer, self.stream, self.purpose):
+            topics.validate_name(name)
+
+    @property
+    def topic(self) -> str:
+        return topics.release(self.consumer, self.stream)
+
+
+class NothingToRelease(Exception):
+    """No contributing source's agreement allows this subscription: it gets no release."""
+
+    code = "nothing_allowed"
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What one release of a subscription may contain, decided before any data is read.
+
+    Raises on construction when it would release nothing or weaken the stream's k.
+    """
+
+    subscription: Subscription
+    spec: StreamSpec
+    sources: tuple[str, ...]  # included, sorted
+    sources_left_out: int  # contributing sources whose agreement does not allow this
+    k: int
+    agreement_versions: tuple[tuple[str, int], ...]
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise NothingToRelease(
+                f"no source's agreement allows {self.subscription.consumer} "
+                f"for {self.subscription.purpose}"
+            )
+        if self.k < self.spec.k:
+            raise ValueError("a plan's k may not be below its stream's k")
+        if self.spec.name != self.subscription.stream:
+            raise ValueError("the plan's stream is not the subscription's")
+
+    @property
+    def topic(self) -> str:
+        return self.subscription.topic
+
+
+def _utc_date(ms: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
+
+
+class Policy:
+    """Answers policy questions from the registered agreements (see the module docstring)."""
+
+    def __init__(self, agreements: Agreements) -> None:
+        self.agreements = agreements
+
+    def agreement_for_message(self, source_id: str, received_at_ms: int) -> Agreement:
+        """The agreement in force when the trust received a message from ``source_id``.
+
+        Raises:
+            NoAgreement: none is in force then (the message is rejected).
+        """
+        return self.agreements.in_force(source_id, _utc_date(received_at_ms))
+
+    def fields_kept(self, agreement: Agreement) -> Pruner:
+        """What the agreement lets the trust keep of a case record."""
+        return self.agreements.pruner(agreement)
+
+    def plan(
+        self,
+        subscription: Subscription,
+        spec: StreamSpec,
+        contributing: Iterable[str],
+        at_ms: int,
+    ) -> ReleasePlan:
+        """The plan of ``subscription``'s release at ``at_ms`` over the ``contributing`` sources.
+
+        Raises:
+            NothingToRelease: no contributing source's agreement in force allows it.
+        """
+        day = _utc_date(at_ms)
+        included: list[Agreement] = []
+        left_out = 0
+        for source_id in sorted(set(contributing)):
+            a = self.agreements.in_force_or_none(source_id, day)
+            if a is not None and a.allows(subscription.consumer, subscription.purpose):
+                included.append(a)
+            else:
+                left_out += 1
+        k = max([spec.k, *(a.min_cell_size for a in included)])
+        return ReleasePlan(
+            subscription=subscription,
+            spec=spec,
+            sources=tuple(a.source_id for a in included),
+            sources_left_out=left_out,
+            k=k,
+            agreement_versions=tuple((a.source_id, a.version) for a in included),
+        )
