@@ -1,6 +1,7 @@
 """Subscribe to a release stream, verify the trust's signature, write what verifies.
 
-A :class:`Subscriber` reads ``tip.release.<stream>`` as its own consumer group, checks every
+A :class:`Subscriber` reads its subscription's topic ``tip.release.<consumer>.<stream>`` as the
+consumer group ``<consumer>``, checks every
 message with :func:`schemas.release.verify_release` against the trust release keys it was given,
 writes verified releases through its sink, and commits each message only after its effect is
 durable. Refused messages (unsigned, altered, unknown key, wrong stream) are reported by offset
@@ -61,7 +62,7 @@ class Subscriber:
     ) -> None:
         self.log = log
         self.stream = stream
-        self.topic = topics.release(stream)
+        self.topic = topics.release(consumer_id, stream)
         self.consumer_id = consumer_id
         self._keys = dict(trust_keys)
         self._writer = writer

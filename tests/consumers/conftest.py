@@ -13,10 +13,9 @@ from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
 from schemas.keys import SigningKey
 from schemas.release import Cell, Release, sign_release, verify_release
-from transport import EventLog
+from transport import EventLog, topics
 
 STREAM = "victims_by_sex_age_form"
-TOPIC = f"tip.release.{STREAM}"
 DIMENSIONS = ("year", "sex", "age_group", "form")
 T0 = 1_760_000_000_000
 KEY = SigningKey.generate("trust")
@@ -71,10 +70,10 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
 
 
-def publish(log: EventLog, *raws: bytes) -> None:
-    """Append messages to the stream's topic, as the trust's publisher does."""
+def publish(log: EventLog, *raws: bytes, consumer: str = "ministry") -> None:
+    """Append messages to a subscription's topic, as the trust's publisher does."""
     for raw in raws:
-        log.append(TOPIC, raw)
+        log.append(topics.release(consumer, STREAM), raw)
     log.flush()
 
 

@@ -120,17 +120,19 @@ def test_altered_unsigned_and_foreign_releases_are_refused(log: EventLog, tmp_pa
 
 def test_commits_after_writing_and_resumes(log: EventLog, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    publish(log, signed(make_release(1)))
+    one, two = signed(make_release(1)), signed(make_release(2, (20, None), issued_at_ms=T0 + 1))
+    publish(log, one)
     with subscriber(log, out) as sub:
         assert len(sub.run_once(timeout=5).releases) == 1
-    publish(log, signed(make_release(2, (20, None), issued_at_ms=T0 + 1000)))
+    publish(log, two)
     with subscriber(log, out) as sub:  # a new process of the same consumer: only the new one
         report = sub.run_once(timeout=5)
         assert [r.sequence for r in report.releases] == [2]
         assert sub.run_once(timeout=0.2).received == 0
     latest = json.loads((out / STREAM / "latest.json").read_text())
     assert latest["sequence"] == 2
-    # another consumer group reads the stream from the start, independently
+    # another consumer reads its own subscription's topic, from the start, independently
+    publish(log, one, two, consumer="statistics-office")
     with subscriber(log, tmp_path / "other", group="statistics-office") as sub:
         assert [r.sequence for r in sub.run_once(timeout=5).releases] == [1, 2]
 
