@@ -25,16 +25,25 @@ SOURCES = ("court", "labour_inspectorate", "ngo_haven", "nrm", "police")
 
 
 def _setup(
-    cli: RunCli, tmp_path: Path, persons: int = 2000, sources: tuple[str, ...] = SOURCES
+    cli: RunCli,
+    tmp_path: Path,
+    persons: int = 2000,
+    sources: tuple[str, ...] = SOURCES,
+    *,
+    agreements: bool = True,
 ) -> Path:
+    """Trust keys, a simulation, and each source's key registered — with the agreement the
+    simulator wrote beside its export, unless ``agreements`` is False (deny by default)."""
     cli("keys", "trust-init")
     cli("simulate", "--out", "sim", "--seed", "5", "--persons", str(persons))
     home = tmp_path / "home"
+    sim = tmp_path / "sim"
     for s in sources:
         cli("keys", "source-init", "--source", s)
         pub = next((home / "sources" / s / "keys").glob("*.pub.pem"))
-        cli("trust", "register", "--source", s, "--public-key", str(pub))
-    return tmp_path / "sim"
+        extra = ["--agreement", str(sim / s / "agreement.yaml")] if agreements else []
+        cli("trust", "register", "--source", s, "--public-key", str(pub), *extra)
+    return sim
 
 
 def _opened_by_case(home: Path, log_url: str, source: str) -> dict[str, set[str]]:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from tiptrust.home import Home
+from transport.topics import validate_name
 
 console = Console(stderr=True)
 out = Console()
@@ -49,6 +50,20 @@ StoreOpt = Annotated[
         help="Trust event store URL [default: sqlite HOME/trust/store.db]",
     ),
 ]
+
+
+NAME_SYNTAX = "a lowercase letter, then 1-62 of a-z 0-9 _ -"
+
+
+def valid_name(value: str) -> str:
+    """A Typer callback: ``value`` if it is a valid source, consumer, stream or purpose name.
+
+    Names become topic and folder names, so ``../../x`` or ``Police`` must never get through.
+    """
+    try:
+        return validate_name(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected {NAME_SYNTAX}") from None
 
 
 def home_of(given: str | None) -> Home:

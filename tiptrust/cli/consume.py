@@ -11,8 +11,8 @@ from rich.markup import escape
 from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
 from tiptrust import wiring
-from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out
-from transport import open_log
+from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
+from transport import open_log, topics
 
 
 def register(app: typer.Typer) -> None:
@@ -21,9 +21,14 @@ def register(app: typer.Typer) -> None:
 
 def subscribe(
     stream: Annotated[
-        str, typer.Option("--stream", help="Release stream, e.g. victims_by_sex_age_form")
+        str,
+        typer.Option(
+            "--stream", callback=valid_name, help="Release stream, e.g. victims_by_sex_age_form"
+        ),
     ],
-    consumer: Annotated[str, typer.Option("--consumer", help="Your consumer id, e.g. ministry")],
+    consumer: Annotated[
+        str, typer.Option("--consumer", callback=valid_name, help="Your consumer id, e.g. ministry")
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write releases (CSV + JSON)")],
     trust_key: Annotated[
         Path | None,
@@ -45,7 +50,15 @@ def subscribe(
         keys = wiring.release_public_keys(trust_key or h.release_keys)
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.NOT_SET_UP) from None
+    topic = topics.release(consumer, stream)
     with open_log(h.log_url(log)) as event_log:
+        if topic not in event_log.list_topics(topics.RELEASE_PREFIX):
+            raise fail(
+                f"nothing to receive: there is no release topic {topic}. The trust has made no "
+                f"release for {consumer} on {stream}: no such subscription, no source's agreement "
+                "allows this consumer and purpose, or no release yet",
+                Exit.NOT_SET_UP,
+            )
         report = Subscriber(event_log, stream, consumer, keys, ReleaseWriter(out_dir)).run_once()
     for path in report.written:
         out.print(f"wrote {path}")

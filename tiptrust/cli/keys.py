@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tiptrust import wiring
-from tiptrust.cli.common import Exit, HomeOpt, fail, home_of, out
+from tiptrust.cli.common import Exit, HomeOpt, fail, home_of, out, valid_name
 
 app = typer.Typer(help="Create, rotate and export keys.", no_args_is_help=True)
 
@@ -26,7 +26,9 @@ def trust_init(home: HomeOpt = None) -> None:
 
 @app.command("source-init")
 def source_init(
-    source: Annotated[str, typer.Option("--source", help="Source id, e.g. police")],
+    source: Annotated[
+        str, typer.Option("--source", callback=valid_name, help="Source id, e.g. police")
+    ],
     home: HomeOpt = None,
 ) -> None:
     """Create a source's signing key and give it the trust's public key."""

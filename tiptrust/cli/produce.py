@@ -28,7 +28,7 @@ from producers.workflow import (
 )
 from schemas.codec import default_registry
 from tiptrust import wiring
-from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out
+from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
 from tiptrust.home import Home
 from transport import open_log, topics
 from transport.errors import TransportError
@@ -115,7 +115,9 @@ def publish_rows(
 
 
 def publish(
-    source: Annotated[str, typer.Option("--source", help="Your registered source id")],
+    source: Annotated[
+        str, typer.Option("--source", callback=valid_name, help="Your registered source id")
+    ],
     input_path: Annotated[Path, typer.Option("--input", help="The agency export (.csv or .jsonl)")],
     mapping_path: Annotated[Path, typer.Option("--mapping", help="The mapping file (MAP.yaml)")],
     log: LogOpt = None,
@@ -211,7 +213,9 @@ class NoticeKind(StrEnum):
 
 
 def notify(
-    source: Annotated[str, typer.Option("--source", help="Your registered source id")],
+    source: Annotated[
+        str, typer.Option("--source", callback=valid_name, help="Your registered source id")
+    ],
     kind: Annotated[NoticeKind, typer.Option("--kind", help="What to tell the trust")],
     case: Annotated[str, typer.Option("--case", help="Your case id")],
     victim: Annotated[
@@ -260,7 +264,9 @@ def notify(
 
 
 def receipts(
-    source: Annotated[str, typer.Option("--source", help="Your registered source id")],
+    source: Annotated[
+        str, typer.Option("--source", callback=valid_name, help="Your registered source id")
+    ],
     log: LogOpt = None,
     home: HomeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per receipt")] = False,

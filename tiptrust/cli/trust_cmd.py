@@ -13,9 +13,18 @@ from rich.live import Live
 from rich.table import Table
 
 from tiptrust import wiring
-from tiptrust.cli.common import Exit, HomeOpt, LogOpt, StoreOpt, console, fail, home_of, out
+from tiptrust.cli.common import (
+    Exit,
+    HomeOpt,
+    LogOpt,
+    StoreOpt,
+    console,
+    fail,
+    home_of,
+    out,
+    valid_name,
+)
 from transport import open_log
-from transport.topics import validate_name
 from trust.ingest.worker import IngestStats
 from trust.runner import subscriptions
 from trust.stewardship.agreement import AgreementError, load_agreement
@@ -30,7 +39,9 @@ app = typer.Typer(
 
 @app.command("register")
 def register(
-    source: Annotated[str, typer.Option("--source", help="The source id to register")],
+    source: Annotated[
+        str, typer.Option("--source", callback=valid_name, help="The source id to register")
+    ],
     public_key: Annotated[
         Path | None, typer.Option("--public-key", help="The source's Ed25519 public key (PEM)")
     ] = None,
@@ -46,7 +57,6 @@ def register(
     agreement is registered with `--agreement`.
     """
     h = home_of(home)
-    _name("source id", source)
     if public_key is None and agreement is None:
         raise fail("give --public-key, --agreement or both", Exit.USAGE)
     try:
@@ -170,26 +180,22 @@ def status(store: StoreOpt = None, home: HomeOpt = None) -> None:
     event_store.close()
 
 
-SOURCE_ID_SYNTAX = "a lowercase letter, then 1-62 of a-z 0-9 _ -"
-
 subscription_app = typer.Typer(
     help="Who receives which release stream, for which purpose.", no_args_is_help=True
 )
 app.add_typer(subscription_app, name="subscription")
 
 
-def _name(kind: str, value: str) -> str:
-    try:
-        return validate_name(value)
-    except ValueError:
-        raise fail(f"invalid {kind}: expected {SOURCE_ID_SYNTAX}", Exit.USAGE) from None
-
-
 @subscription_app.command("add")
 def subscription_add(
-    consumer: Annotated[str, typer.Option("--consumer", help="Who receives the releases")],
+    consumer: Annotated[
+        str, typer.Option("--consumer", callback=valid_name, help="Who receives the releases")
+    ],
     stream: Annotated[str, typer.Option("--stream", help="Which release stream")],
-    purpose: Annotated[str, typer.Option("--purpose", help="For which purpose, e.g. statistics")],
+    purpose: Annotated[
+        str,
+        typer.Option("--purpose", callback=valid_name, help="For which purpose, e.g. statistics"),
+    ],
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -198,8 +204,6 @@ def subscription_add(
     Releases go to tip.release.<consumer>.<stream> and count only the sources whose agreement
     allows that consumer and purpose.
     """
-    _name("consumer", consumer)
-    _name("purpose", purpose)
     event_store = open_store(home_of(home).store_url(store))
     try:
         sub = wiring.add_subscription(event_store, consumer, stream, purpose)
@@ -212,7 +216,7 @@ def subscription_add(
 
 @subscription_app.command("remove")
 def subscription_remove(
-    consumer: Annotated[str, typer.Option("--consumer")],
+    consumer: Annotated[str, typer.Option("--consumer", callback=valid_name)],
     stream: Annotated[str, typer.Option("--stream")],
     store: StoreOpt = None,
     home: HomeOpt = None,
