@@ -14,7 +14,7 @@ VALID = st.from_regex(r"[a-z][a-z0-9_-]{1,62}", fullmatch=True)
 def test_names() -> None:
     assert topics.inbound("police") == "tip.inbound.police"
     assert topics.rejected("police") == "tip.rejected.police"
-    assert topics.release("monthly_counts") == "tip.release.monthly_counts"
+    assert topics.release("ministry", "monthly_counts") == "tip.release.ministry.monthly_counts"
     assert topics.inbound("police").startswith(topics.INBOUND_PREFIX)
 
 
@@ -28,9 +28,13 @@ def test_source_of_inbound_inverts_inbound(source: str) -> None:
     ["", "a", "Police", "1police", "-x", "po.lice", "po lice", "x" * 64, "caf\u00e9", "p/x"],
 )
 def test_invalid_names_are_refused(bad: str) -> None:
-    for make in (topics.inbound, topics.rejected, topics.release, topics.validate_name):
+    for make in (topics.inbound, topics.rejected, topics.validate_name):
         with pytest.raises(ValueError):
             make(bad)
+    with pytest.raises(ValueError):
+        topics.release(bad, "stream")
+    with pytest.raises(ValueError):
+        topics.release("ministry", bad)
 
 
 def test_longest_valid_name() -> None:
