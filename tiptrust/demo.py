@@ -25,7 +25,7 @@ from tiptrust import wiring
 from tiptrust.cli.produce import publish_rows
 from tiptrust.home import Home
 from transport import open_log, topics
-from trust.runner import counted_persons
+from trust.release.counts import counted_persons
 from trust.stewardship.agreement import load_agreement
 from trust.store.eventstore import open_store
 

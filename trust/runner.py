@@ -19,51 +19,18 @@ from sqlalchemy import select
 
 from trust.follow import LogPublisher, StoreFollower, follow
 from trust.ingest.worker import IngestStats, IngestWorker
-from trust.release.aggregate import PersonFacts, aggregate
+from trust.release import counts as release_counts
+from trust.release.aggregate import table_from_counts
+from trust.release.counts import COUNTING_RULE
 from trust.release.disclosure.suppression import DisclosurePolicy
-from trust.release.publish import EmitResult, ReleaseSigner
+from trust.release.publish import UNCHANGED, EmitResult, ReleaseSigner, table_digest
 from trust.release.streams import StreamSpec
 from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
 from trust.store.events import ReleaseIssued
 from trust.store.eventstore import EventStore
-from trust.store.tables import ProjPerson, ProjRelease, ProjSubscription
+from trust.store.tables import ProjRelease, ProjSubscription
 
 RELEASE_CONSUMER = "trust-release"
-
-
-#: What one count is, as :func:`counted_persons` counts it (the release metadata quotes this).
-COUNTING_RULE = (
-    "One count per victim of each case record, not linked: a person in several cases or seen by "
-    "several agencies is counted once per case record. Retracted records, disposed persons and "
-    "persons who withdrew consent are not counted."
-)
-
-
-def counted_persons(store: EventStore) -> list[PersonFacts]:
-    """Persons the release may count (see :data:`COUNTING_RULE`): one per victim record that is
-    not retracted, not disposed, consent not withdrawn."""
-    p = ProjPerson
-    query = select(
-        p.source_id,
-        p.case_id,
-        p.victim_id,
-        p.sex,
-        p.age_at_identification,
-        p.forms_of_exploitation,
-        p.year_of_exploitation,
-    ).where(p.retracted.is_(False), p.disposed.is_(False), p.consent_withdrawn.is_(False))
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [
-        PersonFacts(
-            person_id=(r.source_id, r.case_id, r.victim_id),
-            sex=r.sex,
-            age=r.age_at_identification,
-            forms=tuple(f for f in r.forms_of_exploitation.split(";") if f),
-            year=r.year_of_exploitation,
-        )
-        for r in rows
-    ]
 
 
 def subscriptions(store: EventStore) -> list[Subscription]:
@@ -124,40 +91,50 @@ class ReleaseStage:
         self.streams = dict(streams)
         self.clock = clock
         self.skipped: list[Skipped] = []
+        self.counts = release_counts.ReleaseCounts(streams)
+        self._checked_upto = -1
+        self._pending = False
 
     def release_once(self) -> list[EmitResult]:
         """Sign and record the next release of every subscription whose figures changed. Sends
-        nothing: the release publisher sends what was recorded."""
+        nothing: the release publisher sends what was recorded.
+
+        Brings the stage's cell counts up to date first (a follower of the store), then reads
+        only cell counts: the cost follows the events since the last check and the number of
+        cells, never the number of stored persons. Nothing is read when the store has not moved
+        since a check that left nothing pending.
+        """
         self.skipped = []
-        subs = subscriptions(self.store)
-        if not subs:
+        upto = self.store.last_seq()
+        if upto == self._checked_upto and not self._pending:
             return []
+        follow(self.store, self.counts)
+        subs = subscriptions(self.store)
         now_ms = int(self.clock() * 1000)
-        persons = counted_persons(self.store)
-        contributing = sorted({p.person_id[0] for p in persons})
         made: list[EmitResult] = []
+        self._pending = False
         for sub in subs:
             spec = self.streams.get(sub.stream)
             if spec is None:
                 self.skipped.append(Skipped(sub, "the trust declares no such stream"))
                 continue
+            with self.store.engine.connect() as conn:
+                contributing = release_counts.contributing_sources(conn, spec.name)
             try:
                 plan = self.policy.plan(sub, spec, contributing, now_ms)
             except NothingToRelease as exc:
                 self.skipped.append(Skipped(sub, str(exc)))
                 continue
-            result = self._release(plan, persons, now_ms)
+            result = self._release(plan, now_ms)
             if result is not None:
                 made.append(result)
+        self._checked_upto = upto
         return made
 
-    def _release(
-        self, plan: ReleasePlan, persons: list[PersonFacts], now_ms: int
-    ) -> EmitResult | None:
-        included = set(plan.sources)
-        table = DisclosurePolicy(plan.k).apply(
-            aggregate((p for p in persons if p.person_id[0] in included), plan.spec)
-        )
+    def _release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
+        with self.store.engine.connect() as conn:
+            counts = release_counts.cell_counts(conn, plan.spec.name, plan.sources)
+        table = DisclosurePolicy(plan.k).apply(table_from_counts(plan.spec, counts))
         sub = plan.subscription
         last = last_release(self.store, sub.consumer, sub.stream)
         result = self.signer.maybe_sign(
@@ -170,6 +147,17 @@ class ReleaseStage:
             sequence=(last.sequence if last else 0) + 1,
         )
         if result is None:
+            if (
+                self.signer.skip_reason(
+                    plan.spec,
+                    table_digest(table),
+                    last_digest=last.digest if last else None,
+                    last_issued_ms=last.issued_at_ms if last else None,
+                    now_ms=now_ms,
+                )
+                != UNCHANGED
+            ):
+                self._pending = True  # changed but too soon: check again when the interval ends
             return None
         rel = result.release
         period = f"{rel.period_start or ''}-{rel.period_end or ''}"
@@ -202,6 +190,16 @@ class ReleaseStage:
             RELEASE_CONSUMER,
         )
         return result
+
+
+def rebuild(store: EventStore, streams: Mapping[str, StreamSpec]) -> int:
+    """Rebuild every projection from the stored events: the ingest projections by replay, the
+    followers' by resetting them to position 0 and following. Returns the events replayed."""
+    replayed = store.rebuild_projections()
+    counts = release_counts.ReleaseCounts(streams)
+    store.reset_follower(counts.name, counts.clear)
+    follow(store, counts)
+    return replayed
 
 
 @dataclass

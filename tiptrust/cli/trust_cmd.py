@@ -26,10 +26,11 @@ from tiptrust.cli.common import (
 )
 from transport import open_log
 from trust.ingest.worker import IngestStats
+from trust.release.streams import STREAMS
+from trust.runner import rebuild as rebuild_all
 from trust.runner import subscriptions
 from trust.stewardship.agreement import AgreementError, load_agreement
 from trust.store.eventstore import open_store
-from trust.store.projections import rebuild as rebuild_projections
 from trust.store.projections import snapshot
 
 app = typer.Typer(
@@ -156,7 +157,7 @@ def rebuild(store: StoreOpt = None, home: HomeOpt = None) -> None:
     h = home_of(home)
     event_store = open_store(h.store_url(store))
     before = snapshot(event_store.engine)
-    replayed = rebuild_projections(event_store.engine)
+    replayed = rebuild_all(event_store, STREAMS)
     after = snapshot(event_store.engine)
     event_store.close()
 

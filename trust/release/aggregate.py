@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 from schemas.codec import default_registry
 from trust.release.errors import ReleaseError
@@ -28,28 +27,16 @@ FORM_RULE = (
 )
 
 
-def _enum_symbols(schema: Any, name: str) -> tuple[str, ...]:
-    """The symbols of the enum called ``name`` anywhere in an Avro schema (its JSON form)."""
-    stack = [schema]
-    while stack:
-        s = stack.pop()
-        if isinstance(s, list):
-            stack.extend(s)
-        elif isinstance(s, dict):
-            if s.get("type") == "enum" and s.get("name") == name:
-                return tuple(s["symbols"])
-            stack.extend(v for v in s.values() if isinstance(v, (dict, list)))
-    raise LookupError(f"the case record schema declares no enum {name}")
-
-
-_CASE_RECORD = default_registry().current("case_record").source
+# The code lists come from the case record schema's model (schemas.model), by the path of the
+# field they count: the release stage never walks the schema's JSON itself.
+_CASE_MODEL = default_registry().current("case_record").model
 
 #: ICS-TIP sex/gender codes (HTCDS prs_Gender), ``Unknown`` last.
 SEXES: tuple[str, ...] = tuple(
-    [c for c in _enum_symbols(_CASE_RECORD, "Gender") if c != UNKNOWN] + [UNKNOWN]
+    [c for c in _CASE_MODEL.enum_at("$.victims[].sex").symbols if c != UNKNOWN] + [UNKNOWN]
 )
 #: Forms of exploitation: the FormOfExploitation codes, then ``Multiple``, then ``Unknown``.
-FORM_CODES: tuple[str, ...] = _enum_symbols(_CASE_RECORD, "FormOfExploitation")
+FORM_CODES: tuple[str, ...] = _CASE_MODEL.enum_at("$.event.forms_of_exploitation").symbols
 FORMS: tuple[str, ...] = tuple([c for c in FORM_CODES if c != UNKNOWN] + [MULTIPLE, UNKNOWN])
 
 
@@ -107,16 +94,18 @@ def _year(p: PersonFacts) -> str:
     return UNKNOWN if p.year is None else str(p.year)
 
 
-def _years(persons: list[PersonFacts]) -> tuple[str, ...]:
-    known = sorted({p.year for p in persons if p.year is not None})
-    unknown = [UNKNOWN] if any(p.year is None for p in persons) else []
+def _years(observed: set[str]) -> tuple[str, ...]:
+    """The year categories: every year a counted person has, in order, then Unknown if any."""
+    known = sorted(int(y) for y in observed if y != UNKNOWN)
+    unknown = [UNKNOWN] if UNKNOWN in observed else []
     return tuple([str(y) for y in known] + unknown)
 
 
 @dataclass(frozen=True)
 class _Dimension:
     cell: Callable[[PersonFacts], str]
-    categories: Callable[[list[PersonFacts]], tuple[str, ...]]
+    # the categories of a table, from the values its counted persons have in this dimension
+    categories: Callable[[set[str]], tuple[str, ...]]
 
 
 _DIMENSIONS: Mapping[str, _Dimension] = {
@@ -125,6 +114,18 @@ _DIMENSIONS: Mapping[str, _Dimension] = {
     "age_group": _Dimension(lambda p: age_group(p.age), lambda _: AGE_GROUPS),
     "form": _Dimension(lambda p: form_of(p.forms), lambda _: FORMS),
 }
+
+
+def _dimensions(spec: StreamSpec) -> list[_Dimension]:
+    try:
+        return [_DIMENSIONS[d] for d in spec.dimensions]
+    except KeyError as exc:
+        raise UnknownDimension(f"stream {spec.name}: no aggregator for dimension {exc}") from None
+
+
+def cell_key(person: PersonFacts, spec: StreamSpec) -> tuple[str, ...]:
+    """The one cell of ``person`` in ``spec``'s table."""
+    return tuple(d.cell(person) for d in _dimensions(spec))
 
 
 @dataclass(frozen=True)
@@ -168,21 +169,33 @@ def aggregate(persons: Iterable[PersonFacts], spec: StreamSpec) -> CountTable:
     A person id passed twice with identical facts counts once; with different facts it raises
     :class:`ConflictingPerson` (merging a person's records is the caller's job).
     """
-    try:
-        dims = [_DIMENSIONS[d] for d in spec.dimensions]
-    except KeyError as exc:
-        raise UnknownDimension(f"stream {spec.name}: no aggregator for dimension {exc}") from None
+    dims = _dimensions(spec)
     people = _distinct(persons)
-    observed = Counter(tuple(d.cell(p) for d in dims) for p in people)
-    categories = tuple(d.categories(people) for d in dims)
+    return table_from_counts(spec, Counter(tuple(d.cell(p) for d in dims) for p in people))
+
+
+def table_from_counts(spec: StreamSpec, observed: Mapping[tuple[str, ...], int]) -> CountTable:
+    """The complete table of ``spec`` from persons counted per cell (absent cells count 0).
+
+    The same table :func:`aggregate` makes from the persons themselves; the release stage keeps
+    these counts as its own projection, so a release check never reads every person. The period
+    is the first and last known year among the counted persons (streams count by year).
+    """
+    dims = _dimensions(spec)
+    present = [key for key, n in observed.items() if n > 0]
+    categories = tuple(d.categories({key[i] for key in present}) for i, d in enumerate(dims))
     counts = {key: observed.get(key, 0) for key in itertools.product(*categories)}
-    years = [p.year for p in people if p.year is not None]
+    if "year" in spec.dimensions:
+        at = spec.dimensions.index("year")
+        years = [int(key[at]) for key in present if key[at] != UNKNOWN]
+    else:
+        years = []
     return CountTable(
         stream=spec.name,
         dimensions=spec.dimensions,
         categories=categories,
         counts=MappingProxyType(counts),
-        total=len(people),
+        total=sum(n for n in observed.values() if n > 0),
         period_start=min(years) if years else None,
         period_end=max(years) if years else None,
     )

@@ -149,6 +149,9 @@ class EmitResult:
     digest: str
 
 
+UNCHANGED = "published figures unchanged since the last release"
+
+
 class ReleaseSigner:
     """Signs a subscription's next release when its figures changed (it sends nothing)."""
 
@@ -166,7 +169,7 @@ class ReleaseSigner:
     ) -> str | None:
         """Why a release with ``digest`` would not be made now, or None if it would."""
         if last_digest is not None and digest == last_digest:
-            return "published figures unchanged since the last release"
+            return UNCHANGED
         if last_issued_ms is not None and now_ms - last_issued_ms < spec.min_interval_s * 1000:
             return "the stream's minimum interval since the last release has not passed"
         return None

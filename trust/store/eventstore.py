@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.errors import Delivery
@@ -326,6 +326,13 @@ class EventStore:
                 ),
                 {"follower": follower, "last_seq": last_seq},
             )
+
+    def reset_follower(self, follower: str, clear: Callable[[Connection], None]) -> None:
+        """Empty ``follower``'s tables (``clear``) and move it back to position 0, in one
+        transaction: its next run rebuilds them from the whole store."""
+        with self._writer.begin() as conn:
+            clear(conn)
+            conn.execute(delete(_followers).where(_followers.c.follower == follower))
 
     def last_seq(self) -> int:
         """The highest stored seq (0 when empty)."""

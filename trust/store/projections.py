@@ -50,6 +50,7 @@ from trust.store.events import (
 )
 from trust.store.stored import read_page
 from trust.store.tables import (
+    FOLLOWER_TABLES,
     PROJECTION_TABLES,
     proj_rejections,
     proj_releases,
@@ -320,10 +321,10 @@ def rebuild(engine: Engine, *, batch: int = 5000) -> int:
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every projection table's rows as sorted tuples: for tests and CLI comparisons."""
+    """Every projection table's rows (followers' too) as sorted tuples: for tests and the CLI."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn, conn.begin():
-        for table in PROJECTION_TABLES:
+        for table in (*PROJECTION_TABLES, *FOLLOWER_TABLES):
             rows = [tuple(r) for r in conn.execute(select(table))]
             out[table.name] = sorted(rows, key=lambda r: tuple((v is None, v) for v in r))
     return out

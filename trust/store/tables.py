@@ -153,6 +153,29 @@ class ProjRejection(Base):
     field_path: Mapped[str | None] = mapped_column(Text)
 
 
+class ReleasePersonCell(Base):
+    """Owned by the release stage: the cell each counted person is in, per stream."""
+
+    __tablename__ = "release_person_cells"
+
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cell: Mapped[str] = mapped_column(Text)  # the cell key as a JSON array
+
+
+class ReleaseCellCount(Base):
+    """Owned by the release stage: counted persons per stream, source and cell (only > 0)."""
+
+    __tablename__ = "release_cell_counts"
+
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cell: Mapped[str] = mapped_column(String(512), primary_key=True)  # JSON array
+    persons: Mapped[int] = mapped_column(Integer)
+
+
 class PersonKey(Base):
     """A person's data key, wrapped under the KEK. Shredding clears ``wrapped_key``."""
 
@@ -181,6 +204,8 @@ proj_releases = _table(ProjRelease)
 proj_rejections = _table(ProjRejection)
 proj_subscriptions = _table(ProjSubscription)
 person_keys = _table(PersonKey)
+release_person_cells = _table(ReleasePersonCell)
+release_cell_counts = _table(ReleaseCellCount)
 
 PROJECTION_TABLES: tuple[Table, ...] = (
     proj_records,
@@ -190,3 +215,6 @@ PROJECTION_TABLES: tuple[Table, ...] = (
     proj_subscriptions,
 )
 """The tables ``projections.rebuild`` empties and refills, in a stable order."""
+
+FOLLOWER_TABLES: tuple[Table, ...] = (release_person_cells, release_cell_counts)
+"""Tables owned by followers of the store (rebuilt by resetting the follower to position 0)."""

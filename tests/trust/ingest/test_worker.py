@@ -27,7 +27,7 @@ from trust.follow import follow
 from trust.ingest.pipeline import IngestPipeline
 from trust.ingest.receipts import ReceiptPublisher
 from trust.ingest.worker import IngestWorker
-from trust.runner import counted_persons
+from trust.release.counts import counted_persons
 from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
 from trust.stewardship.policy import Policy
 from trust.store.eventstore import EventStore, open_store

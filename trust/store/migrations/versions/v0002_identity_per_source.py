@@ -13,6 +13,8 @@ Create Date: 2026-11-30
   (consumer ``trust-receipts`` in ``positions``, topic ``stored_events``) becomes the receipt
   publisher's position; releases already in the store were published before they were recorded
   (the old order), so the release publisher starts after them.
+- ``release_person_cells`` / ``release_cell_counts``: the release stage's own projection of
+  counted persons per cell (filled by its follower from position 0 on the first run);
 - ``proj_subscriptions``: the subscriptions in force; ``proj_releases`` is keyed by (consumer,
   stream, sequence) — releases made before subscriptions have consumer ``''``.
 """
@@ -119,6 +121,25 @@ def upgrade() -> None:
     )
 
     op.create_table(
+        "release_person_cells",
+        sa.Column("stream", sa.String(length=64), nullable=False),
+        sa.Column("source_id", sa.String(length=128), nullable=False),
+        sa.Column("case_id", sa.String(length=255), nullable=False),
+        sa.Column("victim_id", sa.String(length=255), nullable=False),
+        sa.Column("cell", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "stream", "source_id", "case_id", "victim_id", name=op.f("pk_release_person_cells")
+        ),
+    )
+    op.create_table(
+        "release_cell_counts",
+        sa.Column("stream", sa.String(length=64), nullable=False),
+        sa.Column("source_id", sa.String(length=128), nullable=False),
+        sa.Column("cell", sa.String(length=512), nullable=False),
+        sa.Column("persons", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("stream", "source_id", "cell", name=op.f("pk_release_cell_counts")),
+    )
+    op.create_table(
         "follower_positions",
         sa.Column("follower", sa.String(length=64), nullable=False),
         sa.Column("last_seq", sa.BigInteger(), nullable=False),
@@ -139,6 +160,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("follower_positions")
+    op.drop_table("release_cell_counts")
+    op.drop_table("release_person_cells")
     op.drop_table("proj_subscriptions")
     op.execute(
         "CREATE TABLE tmp_proj_releases AS SELECT stream, sequence, release_id, issued_at_ms, "
