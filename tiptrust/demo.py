@@ -21,8 +21,8 @@ from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
 from producers.simulate import adversary, simulate
 from producers.simulate.faults import bad_rows
+from producers.workflow import publish_export, read_export
 from tiptrust import wiring
-from tiptrust.cli.produce import publish_rows
 from tiptrust.home import Home
 from transport import open_log, topics
 from trust.release.counts import counted_persons
@@ -105,14 +105,11 @@ def run_demo(
     broken = sim_dir / BROKEN_SOURCE / "records.csv"
     bad_rows(broken, broken, BROKEN_ROWS, seed)
     for source in sorted(sim.rows):
-        report, rows = publish_rows(
-            str(root),
-            source,
-            sim_dir / source / "records.csv",
-            sim_dir / source / "mapping.yaml",
-            log_url,
-            show_progress=False,
+        export = read_export(
+            source, sim_dir / source / "records.csv", sim_dir / source / "mapping.yaml"
         )
+        report = publish_export(wiring.source_setup(home, source), url, export)
+        rows = export.rows_read
         summary.published += report.published
         summary.rows_rejected_at_source += len(report.rejected_rows)
         summary.by_source[source] = {

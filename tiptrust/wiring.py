@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+from producers.message_key import MessageKeyError, load_or_create_keyer
+from producers.workflow import SourceSetup
 from schemas.codec import default_registry
 from schemas.keys import (
     KeyFileError,
@@ -181,6 +183,26 @@ def source_trust_key(home: Home, source_id: str) -> TrustPublicKey:
             f"source {source_id} has no trust public key: run `tiptrust keys source-init`"
         )
     return read_trust_public(path)
+
+
+def message_key_path(h: Home, source: str) -> Path:
+    """Where a source keeps the secret of its message keys (32 bytes, mode 0600)."""
+    return h.source(source) / "keys" / "message-key.bin"
+
+
+def source_setup(h: Home, source: str) -> SourceSetup:
+    """The source's keys and outbox in this home (the message key is created on first use).
+
+    Raises:
+        SetupError: the source's keys are not set up, or its message key is unusable.
+    """
+    signing_key = source_signing_key(h, source)
+    trust_key = source_trust_key(h, source)
+    try:
+        keyer = load_or_create_keyer(message_key_path(h, source))
+    except MessageKeyError as exc:
+        raise SetupError(str(exc)) from None
+    return SourceSetup(signing_key, trust_key, keyer, h.outbox(source))
 
 
 def register_source(

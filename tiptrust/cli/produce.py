@@ -13,12 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from producers.mapping import MappingError
-from producers.message_key import MessageKeyError, load_or_create_keyer
 from producers.publisher import PublishReport
 from producers.readers import ReaderError
 from producers.simulate import simulate as run_simulation
 from producers.workflow import (
-    SourceSetup,
     consent_withdrawal,
     disposal_request,
     publish_export,
@@ -29,7 +27,6 @@ from producers.workflow import (
 from schemas.codec import default_registry
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
-from tiptrust.home import Home
 from transport import open_log, topics
 from transport.errors import TransportError
 
@@ -58,26 +55,6 @@ def simulate(
     )
 
 
-def message_key_path(h: Home, source: str) -> Path:
-    """Where a source keeps the secret of its message keys (32 bytes, mode 0600)."""
-    return h.source(source) / "keys" / "message-key.bin"
-
-
-def source_setup(h: Home, source: str) -> SourceSetup:
-    """The source's keys and outbox in this home (the message key is created on first use).
-
-    Raises:
-        wiring.SetupError: the source's keys are not set up, or its message key is unusable.
-    """
-    signing_key = wiring.source_signing_key(h, source)
-    trust_key = wiring.source_trust_key(h, source)
-    try:
-        keyer = load_or_create_keyer(message_key_path(h, source))
-    except MessageKeyError as exc:
-        raise wiring.SetupError(str(exc)) from None
-    return SourceSetup(signing_key, trust_key, keyer, h.outbox(source))
-
-
 def publish_rows(
     home_dir: str | None,
     source: str,
@@ -93,7 +70,7 @@ def publish_rows(
     """
     h = home_of(home_dir)
     export = read_export(source, input_path, mapping_path)
-    setup = source_setup(h, source)
+    setup = wiring.source_setup(h, source)
     with Progress(
         TextColumn(f"[bold]{source}[/bold] publishing"),
         BarColumn(),
@@ -243,7 +220,7 @@ def notify(
     else:
         message = disposal_request(case, victim)
     try:
-        setup = source_setup(h, source)
+        setup = wiring.source_setup(h, source)
         report = publish_messages(setup, h.log_url(log), [message], resend=resend)
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.NOT_SET_UP) from None
