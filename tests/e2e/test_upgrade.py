@@ -1,0 +1,96 @@
+"""A home written by the first release (0.1.0, commit 6fc44bd: its demo with 60 persons, kept as
+``data/home-0.1.0.tar.gz``) keeps working: the store and the outbox migrate on first use, nothing
+is ingested or receipted twice, its first-format agreements load, and it releases again."""
+
+from __future__ import annotations
+
+import sqlite3
+import tarfile
+from pathlib import Path
+
+from .conftest import RunCli, last_json
+
+DATA = Path(__file__).parent / "data" / "home-0.1.0.tar.gz"
+STREAM = "victims_by_sex_age_form"
+
+
+def _old_home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"  # the `cli` fixture's TIPTRUST_HOME
+    home.mkdir()
+    with tarfile.open(DATA) as tar:
+        tar.extractall(home, filter="data")
+    return home
+
+
+def _count(db: Path, sql: str) -> int:
+    with sqlite3.connect(db) as c:
+        return int(c.execute(sql).fetchone()[0])
+
+
+def test_a_home_of_the_first_release_upgrades_and_goes_on(cli: RunCli, tmp_path: Path) -> None:
+    home = _old_home(tmp_path)
+    store_db = home / "trust" / "store.db"
+    log_db = home / "log.db"
+    events_before = _count(store_db, "SELECT COUNT(*) FROM stored_events")
+    receipts_before = _count(
+        log_db, "SELECT COUNT(*) FROM messages WHERE topic LIKE 'tip.rejected.%'"
+    )
+
+    assert receipts_before == 5  # the demo's five bad messages
+    # the trust resumes where it was: nothing new to ingest, no receipt sent again
+    run = last_json(cli("trust", "run", "--json").stdout)
+    assert run["caught_up"] and run["messages"] == 0 and run["releases"] == []
+    assert _count(store_db, "SELECT COUNT(*) FROM stored_events") == events_before
+    assert (
+        _count(log_db, "SELECT COUNT(*) FROM messages WHERE topic LIKE 'tip.rejected.%'")
+        == receipts_before
+    )
+    # identity is per source now, taken from each accepted event's stored source
+    assert _count(store_db, "SELECT COUNT(*) FROM accepted_event_ids WHERE source_id = ''") == 0
+    assert _count(store_db, "SELECT COUNT(*) FROM accepted_event_ids") == 42
+    assert "identical" in cli("trust", "rebuild").stdout
+
+    # the first-format agreements (consumers_allowed: [ministry]) allow the ministry's statistics
+    cli(
+        "trust",
+        "subscription",
+        "add",
+        "--consumer",
+        "ministry",
+        "--stream",
+        STREAM,
+        "--purpose",
+        "statistics",
+    )
+    cli(
+        "trust",
+        "subscription",
+        "add",
+        "--consumer",
+        "journalist",
+        "--stream",
+        STREAM,
+        "--purpose",
+        "statistics",
+    )
+    run = last_json(cli("trust", "run", "--json").stdout)
+    assert run["releases"] == [f"{STREAM}#1"]
+    got = cli("subscribe", "--consumer", "ministry", "--stream", STREAM, "--out", "out")
+    assert "ministry: 1 received" in got.stdout
+
+    # the agency's old outbox migrates: what it sent is known, nothing goes twice
+    agency = home / "agencies" / "police"
+    out = cli(
+        "publish",
+        "--source",
+        "police",
+        "--input",
+        str(agency / "records.csv"),
+        "--mapping",
+        str(agency / "mapping.yaml"),
+        "--json",
+    )
+    report = last_json(out.stdout)
+    assert report["events_published"] == 0
+    run = last_json(cli("trust", "run", "--json").stdout)
+    assert run["accepted"] == 0
