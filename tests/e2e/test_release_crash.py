@@ -1,0 +1,72 @@
+"""The trust killed (SIGKILL) at random points while it releases often never puts two different
+releases under one sequence number: every release is recorded with its signed bytes before it is
+sent, and a restart re-sends exactly those bytes. The ministry then accepts the re-sends silently.
+(The window between recording and sending is also killed deterministically in
+tests/trust/release/test_recorded_first.py.)"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from transport import open_log, topics
+
+from .conftest import TIPTRUST, RunCli, last_json, publish_args
+from .test_publish import SOURCES, _setup
+
+STREAM = "victims_by_sex_age_form"
+KILLS = 10
+
+
+def test_random_kills_never_make_two_releases_with_one_sequence(
+    cli: RunCli, tmp_path: Path
+) -> None:
+    sim = _setup(cli, tmp_path, persons=1200)
+    for s in SOURCES:
+        cli(*publish_args(sim, s))
+    cli(
+        "trust",
+        "subscription",
+        "add",
+        "--consumer",
+        "ministry",
+        "--stream",
+        STREAM,
+        "--purpose",
+        "statistics",
+    )
+    env = {**os.environ, "TIPTRUST_HOME": str(tmp_path / "home")}
+    # small batches and a release check after every one: many releases, many windows to die in
+    args = [*TIPTRUST, "trust", "run", "--batch", "15", "--release-every", "0", "--json"]
+    rng = random.Random(os.getpid())
+    for _ in range(KILLS):
+        proc = subprocess.Popen(
+            args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        time.sleep(rng.uniform(0.8, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = last_json(cli("trust", "run", "--release-every", "0", "--json").stdout)
+    assert final["caught_up"]
+
+    topic = topics.release("ministry", STREAM)
+    with open_log(f"sqlite:///{tmp_path / 'home' / 'log.db'}") as log:
+        records = log.read_all(topic)
+    from schemas.release import RELEASE_SCHEMA
+
+    by_sequence: dict[int, set[bytes]] = defaultdict(set)
+    for r in records:
+        by_sequence[int(RELEASE_SCHEMA.decode(r.value)["sequence"])].add(r.value)
+    assert len(by_sequence) >= 3, "the runs must have released several times"
+    assert all(len(v) == 1 for v in by_sequence.values()), {
+        s: len(v) for s, v in by_sequence.items()
+    }
+    assert sorted(by_sequence) == list(range(1, len(by_sequence) + 1))
+
+    got = cli("subscribe", "--consumer", "ministry", "--stream", STREAM, "--out", "out")
+    assert f"ministry: {len(records)} received" in got.stdout
