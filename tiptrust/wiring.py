@@ -334,6 +334,6 @@ def build_trust_runner(
     return TrustRunner(
         worker=worker,
         releases=stages,
-        followers=[ReceiptPublisher(log), ReleasePublisher(log)],
+        followers=[ReceiptPublisher(log, key), ReleasePublisher(log)],
         release_every_s=release_every_s,
     )

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from schemas.receipt import RECEIPT_SCHEMA, Receipt
+from transport import open_log
+
 from .conftest import RunCli, last_json, publish_args
 from .test_publish import _setup
 
@@ -137,6 +140,16 @@ def test_the_quarantine_lists_refusals_without_content(cli: RunCli, tmp_path: Pa
     assert len(entries) == 5
     assert {e["reason"] for e in entries} == {"no_agreement"}
     assert all(e["topic"] == "tip.inbound.police" and e["offset"] >= 0 for e in entries)
+    # a receipt anyone could write to the topic is not shown as the trust's
+    forged = Receipt(
+        "police", None, "duplicate_event", None, "forged", "tip.inbound.police", 0, 0, 1
+    )
+    with open_log(f"sqlite:///{tmp_path / 'home' / 'log.db'}") as log:
+        log.append("tip.rejected.police", RECEIPT_SCHEMA.encode(forged.to_avro()))
+        log.flush()
+    shown = cli("receipts", "--source", "police", "--json")
+    assert '"forged"' not in shown.stdout and shown.stdout.count('"no_agreement"') > 5
+    assert "1 message(s) on tip.rejected.police were not issued by the trust" in shown.stderr
     assert set(entries[0]) == {
         "seq",
         "source_id",

@@ -1,14 +1,18 @@
-"""Options and exit codes shared by every command group."""
+"""Options, exit codes and start-up shared by every command group."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from enum import IntEnum
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from tiptrust.home import Home
+from tiptrust.home import Home, Settings, SettingsError, checked_log_url
+from tiptrust.logs import configure_logging
 from transport.topics import validate_name
 
 console = Console(stderr=True)
@@ -26,6 +30,17 @@ class Exit(IntEnum):
     REFUSED = 6
 
 
+def _checked_log(value: str | None) -> str | None:
+    """A Typer callback: refuse a bad ``--log`` URL (or bad ``TIPTRUST_KAFKA_OPTIONS`` for it)
+    before the command runs, naming every bad option; the value itself is returned as given."""
+    if value:
+        try:
+            checked_log_url(value)
+        except SettingsError as exc:
+            raise typer.BadParameter("; ".join(exc.problems)) from None
+    return value
+
+
 HomeOpt = Annotated[
     str | None,
     typer.Option(
@@ -39,7 +54,9 @@ LogOpt = Annotated[
     typer.Option(
         "--log",
         envvar="TIPTRUST_LOG",
-        help="Event log: sqlite:///path.db or kafka://host:port [default: HOME/log.db]",
+        callback=_checked_log,
+        help="Event log: sqlite:///path.db or kafka://host:port[?option=value&…] "
+        "[default: HOME/log.db]",
     ),
 ]
 StoreOpt = Annotated[
@@ -67,9 +84,29 @@ def valid_name(value: str) -> str:
 
 
 def home_of(given: str | None) -> Home:
-    return Home.resolve(given)
+    """The home folder and settings of a command; exits USAGE listing every bad setting."""
+    try:
+        return Home.resolve(given)
+    except SettingsError as exc:
+        raise fail("; ".join(exc.problems), Exit.USAGE) from None
+
+
+def start_up(environ: Mapping[str, str] | None = None) -> Settings:
+    """Call once when the CLI starts: check every setting, then configure diagnostics.
+
+    Invalid settings are all printed, by variable name, and the process exits with
+    ``Exit.USAGE`` (a ``SystemExit``, so this works inside and outside a Typer command).
+    """
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
+        raise SystemExit(int(Exit.USAGE)) from None
+    configure_logging(settings.logging_level, json=settings.logging_format == "json")
+    return settings
 
 
 def fail(message: str, code: Exit) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(int(code))

@@ -24,7 +24,7 @@ from producers.workflow import (
     read_export,
     retraction,
 )
-from schemas.codec import default_registry
+from schemas.receipt import Receipt, ReceiptRejected, verify_receipt
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
 from transport import open_log, topics
@@ -244,22 +244,56 @@ def receipts(
     source: Annotated[
         str, typer.Option("--source", callback=valid_name, help="Your registered source id")
     ],
+    trust_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-key",
+            help="The trust's release public key (PEM or folder) [default: from the home's trust]",
+        ),
+    ] = None,
     log: LogOpt = None,
     home: HomeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per receipt")] = False,
 ) -> None:
-    """Show the trust's receipts for this source: what was rejected, why, and where."""
+    """Show the trust's receipts for this source: what was rejected, why, and where.
+
+    Only receipts signed by the trust are shown; anything else on the topic is counted and
+    named as not issued by the trust.
+    """
     h = home_of(home)
-    schema = default_registry().current("receipt")
+    try:
+        keys = wiring.release_public_keys(trust_key or h.release_keys)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
     with open_log(h.log_url(log)) as event_log:
         records = event_log.read_all(topics.rejected(source))
-    found = [schema.decode(r.value) for r in records]
+    found: list[Receipt] = []
+    forged = 0
+    for r in records:
+        try:
+            found.append(verify_receipt(r.value, keys))
+        except ReceiptRejected:
+            forged += 1
+    if forged:
+        console.print(
+            f"[yellow]{forged} message(s) on {topics.rejected(source)} were not issued by the "
+            "trust (unsigned or not verifiable): not shown[/yellow]"
+        )
     if as_json:
-        for r in found:
+        for rc in found:
             print(
                 json.dumps(
-                    {k: v for k, v in r.items() if k != "received_at"}
-                    | {"received_at": str(r["received_at"])}
+                    {
+                        "source_id": rc.source_id,
+                        "event_id": rc.event_id,
+                        "reason": rc.reason,
+                        "field_path": rc.field_path,
+                        "detail": rc.detail,
+                        "topic": rc.topic,
+                        "partition": rc.partition,
+                        "offset": rc.offset,
+                        "received_at": rc.received_at.isoformat(),
+                    }
                 )
             )
         return
@@ -269,14 +303,14 @@ def receipts(
     table = Table(
         "event id", "reason", "field", "detail", "position", title=f"receipts for {source}"
     )
-    for r in found[-200:]:
+    for rc in found[-200:]:
         table.add_row(
-            r["event_id"] or "-",
-            r["reason"],
-            r["field_path"] or "-",
-            r["detail"],
-            f"{r['topic']}:{r['partition']}:{r['offset']}",
+            rc.event_id or "-",
+            rc.reason,
+            rc.field_path or "-",
+            rc.detail,
+            f"{rc.topic}:{rc.partition}:{rc.offset}",
         )
     out.print(table)
-    counts = Counter(r["reason"] for r in found)
+    counts = Counter(rc.reason for rc in found)
     out.print(", ".join(f"{n} {reason}" for reason, n in counts.most_common()))

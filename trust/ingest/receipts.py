@@ -1,38 +1,36 @@
 """Receipts: the sender of a refused message learns why, on ``tip.rejected.<source>``.
 
-A follower of the store's ``MessageRejected`` events: each receipt's bytes are a pure function of
-its stored event, so the re-send after a crash is byte-for-byte the same receipt. A rejection whose
-topic named no valid source has nobody to receive it; it stays in the quarantine for the operator.
+A follower of the store's ``MessageRejected`` events: each receipt is signed by the trust's release
+key (Ed25519 is deterministic), so its bytes are a pure function of its stored event and the key,
+and the re-send after a crash is byte-for-byte the same receipt. A rejection whose topic named no
+valid source has nobody to receive it; it stays in the quarantine for the operator.
 """
 
 from __future__ import annotations
 
-from schemas.codec import default_registry
+from schemas.keys import SigningKey
+from schemas.receipt import Receipt, sign_receipt
 from transport import EventLog, topics
 from trust.follow import Batch
 from trust.store.events import MessageRejected
 
 RECEIPTS_FOLLOWER = "trust-receipts"
 
-_RECEIPT = default_registry().current("receipt")
 
-
-def receipt_bytes(ev: MessageRejected) -> bytes:
-    """The Avro receipt of one stored rejection (reason, path and position; no value)."""
+def receipt_of(ev: MessageRejected) -> Receipt:
+    """The receipt of one stored rejection (reason, path and position; no value)."""
     if ev.source_id is None:
         raise ValueError("a rejection without a source has no receipt")
-    return _RECEIPT.encode(
-        {
-            "source_id": ev.source_id,
-            "event_id": ev.event_id,
-            "reason": ev.reason,
-            "field_path": ev.field_path,
-            "detail": ev.detail,
-            "topic": ev.topic,
-            "partition": ev.partition,
-            "offset": ev.offset,
-            "received_at": ev.received_at_ms,
-        }
+    return Receipt(
+        source_id=ev.source_id,
+        event_id=ev.event_id,
+        reason=ev.reason,
+        field_path=ev.field_path,
+        detail=ev.detail,
+        topic=ev.topic,
+        partition=ev.partition,
+        offset=ev.offset,
+        received_at_ms=ev.received_at_ms,
     )
 
 
@@ -42,15 +40,17 @@ class ReceiptPublisher:
     name = RECEIPTS_FOLLOWER
     event_types = frozenset({MessageRejected.event_type})
 
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: EventLog, signing_key: SigningKey) -> None:
         self.log = log
+        self._key = signing_key
 
     def send(self, events: Batch) -> None:
         sent = 0
         for _, ev in events:
             if isinstance(ev, MessageRejected) and ev.source_id is not None:
                 key = ev.event_id.encode() if ev.event_id else None
-                self.log.append(topics.rejected(ev.source_id), receipt_bytes(ev), key=key)
+                raw = sign_receipt(receipt_of(ev), self._key)
+                self.log.append(topics.rejected(ev.source_id), raw, key=key)
                 sent += 1
         if sent:
             self.log.flush()

@@ -21,6 +21,7 @@ from schemas.codec import default_registry
 from schemas.envelope import EventHeader, seal_batch
 from schemas.errors import ReasonCode
 from schemas.keys import Keyring, SigningKey, TrustKeyPair
+from schemas.receipt import verify_receipt
 from schemas.rules import MAX_MESSAGE_BYTES
 from transport import EventLog, open_log, topics
 from trust.follow import follow
@@ -38,6 +39,7 @@ REGISTRY = default_registry()
 CASE = REGISTRY.current("case_record")
 TRUST = TrustKeyPair.generate()
 KEYS = {s: SigningKey.generate(s) for s in ("police", "ngo")}
+RELEASE_KEY = SigningKey.generate("trust")
 
 
 def record(source: str, case_id: str, victims: list[str], year: int = 2023) -> dict[str, Any]:
@@ -113,7 +115,7 @@ class Trust:
                 rejected[reason] = rejected.get(reason, 0) + n
             if s.messages == 0 and s.caught_up:
                 self.worker.close()
-                follow(self.store, ReceiptPublisher(self.log))
+                follow(self.store, ReceiptPublisher(self.log, RELEASE_KEY))
                 return rejected
         raise AssertionError("the worker never caught up")
 
@@ -169,6 +171,8 @@ def test_an_oversized_message_is_refused_by_size(trust: Trust) -> None:
     assert trust.counted("police") == 1
     receipts = trust.log.read_all(topics.rejected("police"))
     assert len(receipts) == 1
+    receipt = verify_receipt(receipts[0].value, {RELEASE_KEY.key_id: RELEASE_KEY.public})
+    assert receipt.reason == "too_large" and receipt.topic == topics.inbound("police")
 
 
 @pytest.mark.parametrize(
