@@ -28,6 +28,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import fastavro
@@ -76,7 +77,17 @@ _BATCH_HEADER = fastavro.parse_schema(
     }
 )
 
-MESSAGE_KINDS = ("RecordUpsert", "RecordRetraction", "ConsentWithdrawal", "DisposalRequest")
+
+class MessageKind(StrEnum):
+    """What an inbound event says (the envelope's ``kind``, one Avro payload schema each)."""
+
+    RECORD_UPSERT = "RecordUpsert"
+    RECORD_RETRACTION = "RecordRetraction"
+    CONSENT_WITHDRAWAL = "ConsentWithdrawal"
+    DISPOSAL_REQUEST = "DisposalRequest"
+
+
+MESSAGE_KINDS: tuple[str, ...] = tuple(k.value for k in MessageKind)
 
 
 def new_event_id(now_ms: int | None = None) -> uuid.UUID:

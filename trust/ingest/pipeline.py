@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from schemas.codec import SchemaRegistry
-from schemas.envelope import OpenCache, OpenedEvent, open_event, peek_header
+from schemas.envelope import MessageKind, OpenCache, OpenedEvent, open_event, peek_header
 from schemas.errors import ContractError, Delivery, ReasonCode, SourceMismatch
 from schemas.keys import Keyring
 from schemas.rules import MAX_MESSAGE_BYTES
@@ -87,7 +87,7 @@ class IngestPipeline:
         self.vault.prepare(
             self.vault.person_key_id(c.source_id, c.datum["case_id"], v["victim_id"])
             for c in checked
-            if isinstance(c, _Checked) and c.kind == "RecordUpsert"
+            if isinstance(c, _Checked) and c.kind is MessageKind.RECORD_UPSERT
             for v in c.datum["victims"]
             if v.get("identifiers") is not None
         )
@@ -170,7 +170,7 @@ class IngestPipeline:
             agreement = self.policy.agreement_for_message(h.source_id, received_ms)
             datum = self.registry.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
             validator_for(self.registry.for_kind(h.kind), decoded=True).check(datum)
-            if h.kind == "RecordUpsert":
+            if h.kind == MessageKind.RECORD_UPSERT:
                 if datum["reporting_entity"]["source_id"] != h.source_id:
                     raise SourceMismatch(
                         "$.reporting_entity.source_id differs from the envelope's source"
@@ -179,7 +179,9 @@ class IngestPipeline:
         except ContractError as err:
             err.event_id = event_id
             raise
-        return _Checked(delivery, h.source_id, event_id, h.kind, h.produced_at_ms, datum)
+        return _Checked(
+            delivery, h.source_id, event_id, MessageKind(h.kind), h.produced_at_ms, datum
+        )
 
     def _finish_safely(self, c: _Checked) -> Outcome:
         try:
@@ -207,35 +209,46 @@ class IngestPipeline:
 
     def _finish(self, c: _Checked) -> Outcome:
         now = int(self.clock() * 1000)
-        d = c.datum
-        event: AcceptedEvent
-        if c.kind == "RecordUpsert":
-            record, sealed = self.vault.seal_identifiers(c.source_id, d["case_id"], d)
-            event = RecordAccepted(
-                event_id=c.event_id,
-                source_id=c.source_id,
-                case_id=d["case_id"],
-                record=record,
-                sealed_identifiers=sealed,
-                produced_at_ms=c.produced_at_ms,
-                accepted_at_ms=now,
-            )
-        elif c.kind == "RecordRetraction":
-            event = RecordRetracted(c.event_id, c.source_id, d["case_id"], d["reason"], now)
-        elif c.kind == "ConsentWithdrawal":
-            event = ConsentWithdrawn(
-                c.event_id,
-                c.source_id,
-                d["case_id"],
-                d["victim_id"],
-                list(d["withdrawn_scopes"]),
-                now,
-            )
-        else:
-            event = DisposalRequested(
-                c.event_id, c.source_id, d["case_id"], d["victim_id"], d["basis"], now
-            )
+        event = _ACCEPT[c.kind](self, c, now)
         return Outcome(c.delivery, c.source_id, c.event_id, accepted=event)
+
+    def _upsert(self, c: _Checked, now: int) -> AcceptedEvent:
+        d = c.datum
+        record, sealed = self.vault.seal_identifiers(c.source_id, d["case_id"], d)
+        return RecordAccepted(
+            event_id=c.event_id,
+            source_id=c.source_id,
+            case_id=d["case_id"],
+            record=record,
+            sealed_identifiers=sealed,
+            produced_at_ms=c.produced_at_ms,
+            accepted_at_ms=now,
+        )
+
+    def _retraction(self, c: _Checked, now: int) -> AcceptedEvent:
+        d = c.datum
+        return RecordRetracted(c.event_id, c.source_id, d["case_id"], d["reason"], now)
+
+    def _consent(self, c: _Checked, now: int) -> AcceptedEvent:
+        d = c.datum
+        return ConsentWithdrawn(
+            c.event_id, c.source_id, d["case_id"], d["victim_id"], list(d["withdrawn_scopes"]), now
+        )
+
+    def _disposal(self, c: _Checked, now: int) -> AcceptedEvent:
+        d = c.datum
+        return DisposalRequested(
+            c.event_id, c.source_id, d["case_id"], d["victim_id"], d["basis"], now
+        )
+
+
+_ACCEPT: dict[MessageKind, Callable[[IngestPipeline, _Checked, int], AcceptedEvent]] = {
+    MessageKind.RECORD_UPSERT: IngestPipeline._upsert,
+    MessageKind.RECORD_RETRACTION: IngestPipeline._retraction,
+    MessageKind.CONSENT_WITHDRAWAL: IngestPipeline._consent,
+    MessageKind.DISPOSAL_REQUEST: IngestPipeline._disposal,
+}
+"""The event each kind of message becomes once accepted: one handler per kind, no catch-all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +258,6 @@ class _Checked:
     delivery: Delivery
     source_id: str
     event_id: str
-    kind: str
+    kind: MessageKind
     produced_at_ms: int
     datum: dict[str, Any]
