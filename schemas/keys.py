@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -229,12 +230,13 @@ def verify_key_from_pem(pem: bytes, owner: str) -> VerifyKey:
     return VerifyKey(owner, key_id(k), k)
 
 
-# --- trust key rotation state ------------------------------------------------------------------
+# --- key lifecycle ------------------------------------------------------------------------------
 
 
 @dataclass
-class TrustKeyState:
-    """Which trust key is active (sources seal to it) and which are retired (no longer opened)."""
+class KeyState:
+    """A key folder's recorded lifecycle: the active key, every held key in the order it was
+    added, and the retired ones. "Latest" is what this record says, never a file-name order."""
 
     active: str | None = None
     held: list[str] = field(default_factory=list)
@@ -256,3 +258,108 @@ class TrustKeyState:
             )
         )
         tmp.replace(path)
+
+
+TrustKeyState = KeyState
+"""The trust's encryption keys use the same lifecycle record."""
+
+_STATE = "state.json"
+
+
+class KeyStore:
+    """One owner's Ed25519 signing keys in a folder, with their lifecycle in ``state.json``.
+
+    The active key signs; every held key's public half still verifies what it signed. A folder
+    written before lifecycles were recorded is adopted when it holds exactly one key; with several
+    and no record of which is active, :class:`KeyFileError` asks the operator to decide. A key
+    file that cannot be read is an error naming the file, never skipped.
+    """
+
+    def __init__(self, directory: Path, owner: str) -> None:
+        self.directory = directory
+        self.owner = owner
+
+    @property
+    def _state_path(self) -> Path:
+        return self.directory / _STATE
+
+    def _files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            p for p in self.directory.glob("*.ed25519.pem") if not p.name.endswith(".pub.pem")
+        )
+
+    def state(self) -> KeyState:
+        """The recorded lifecycle (adopting a single unrecorded key)."""
+        if self._state_path.exists():
+            try:
+                return KeyState.load(self._state_path)
+            except (ValueError, OSError):
+                raise KeyFileError(f"{self._state_path} cannot be read") from None
+        files = self._files()
+        if not files:
+            return KeyState()
+        if len(files) > 1:
+            raise KeyFileError(
+                f"{self.directory} holds {len(files)} keys and no record of which is active: "
+                f"write {_STATE} naming the active key"
+            )
+        kid = files[0].name.split(".")[0]
+        state = KeyState(kid, [kid], [])
+        state.save(self._state_path)
+        return state
+
+    def _read(self, kid: str) -> SigningKey:
+        path = self.directory / f"{kid}.ed25519.pem"
+        key = read_signing_key(path, self.owner)
+        if key.key_id != kid:
+            raise KeyFileError(f"{path} holds another key than its name says")
+        return key
+
+    def active(self) -> SigningKey | None:
+        """The key that signs now, or None when there is none yet."""
+        state = self.state()
+        return self._read(state.active) if state.active else None
+
+    def verify_keys(self) -> list[VerifyKey]:
+        """The public halves of every held key (what they signed still verifies)."""
+        return [self._read(kid).public for kid in self.state().held]
+
+    def create(self) -> SigningKey:
+        """A new key, recorded as the active one (the previous active key stays held)."""
+        state = self.state()
+        key = SigningKey.generate(self.owner)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_signing_key(self.directory, key)
+        state.active = key.key_id
+        state.held.append(key.key_id)
+        state.save(self._state_path)
+        return key
+
+
+class KeyProvider(Protocol):
+    """Where the vault's key-encryption key comes from: a file here, a KMS in production."""
+
+    def key_encryption_key(self) -> bytes:
+        """The 32-byte key-encryption key. Raises :class:`KeyFileError` if it is unusable."""
+        ...
+
+
+class FileKeyProvider:
+    """A key-encryption key in a file of exactly 32 bytes (mode 0600)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"FileKeyProvider({str(self.path)!r})"
+
+    def key_encryption_key(self) -> bytes:
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            raise KeyFileError(f"{self.path} cannot be read") from None
+        if len(data) != 32:
+            raise KeyFileError(f"{self.path} is not a 32-byte key")
+        return data

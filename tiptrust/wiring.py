@@ -10,18 +10,19 @@ from producers.message_key import MessageKeyError, load_or_create_keyer
 from producers.workflow import SourceSetup
 from schemas.codec import default_registry
 from schemas.keys import (
+    FileKeyProvider,
     KeyFileError,
+    KeyProvider,
     Keyring,
+    KeyStore,
     SigningKey,
     TrustKeyPair,
     TrustKeyState,
     TrustPublicKey,
     VerifyKey,
-    read_signing_key,
     read_trust_key,
     read_trust_public,
     read_verify_key,
-    write_signing_key,
     write_trust_key,
 )
 from tiptrust.home import Home
@@ -62,8 +63,9 @@ def trust_init(home: Home) -> TrustKeyPair:
         state.active = key.key_id
         state.held.append(key.key_id)
         state.save(home.trust_key_state)
-    if not list(home.release_keys.glob("*.ed25519.pem")):
-        write_signing_key(home.release_keys, SigningKey.generate("trust"))
+    releases = KeyStore(home.release_keys, "trust")
+    if releases.active() is None:
+        releases.create()
     if not home.kek.exists():
         home.kek.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(home.kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -110,21 +112,30 @@ def held_trust_keys(home: Home) -> list[TrustKeyPair]:
     state = TrustKeyState.load(home.trust_key_state)
     if not state.held:
         raise SetupError("no trust key: run `tiptrust keys trust-init`")
-    return [read_trust_key(home.trust_keys / f"{kid}.x25519.pem") for kid in state.held]
+    try:
+        return [read_trust_key(home.trust_keys / f"{kid}.x25519.pem") for kid in state.held]
+    except KeyFileError as exc:
+        raise SetupError(f"a held trust key cannot be read: {exc}") from None
 
 
 def release_key(home: Home) -> SigningKey:
-    keys = sorted(home.release_keys.glob("*.ed25519.pem"))
-    keys = [k for k in keys if not k.name.endswith(".pub.pem")]
-    if not keys:
+    """The trust's active release-signing key (as its key folder's lifecycle records it)."""
+    try:
+        key = KeyStore(home.release_keys, "trust").active()
+    except KeyFileError as exc:
+        raise SetupError(str(exc)) from None
+    if key is None:
         raise SetupError("no release key: run `tiptrust keys trust-init`")
-    return read_signing_key(keys[-1], "trust")
+    return key
 
 
 def release_public_keys(path: Path) -> dict[str, VerifyKey]:
     """The trust release keys a consumer trusts: one PEM file or a folder of ``*.pub.pem``."""
     files = sorted(path.glob("*.pub.pem")) if path.is_dir() else [path]
-    keys = [read_verify_key(f, "trust") for f in files if f.exists()]
+    try:
+        keys = [read_verify_key(f, "trust") for f in files if path.is_dir() or f.exists()]
+    except KeyFileError as exc:
+        raise SetupError(f"cannot read a trust release public key: {exc}") from None
     if not keys:
         raise SetupError(
             f"no trust release public key at {path}: run `tiptrust keys export-release`"
@@ -132,14 +143,18 @@ def release_public_keys(path: Path) -> dict[str, VerifyKey]:
     return {k.key_id: k for k in keys}
 
 
+def key_provider(home: Home) -> KeyProvider:
+    """Where the vault's key-encryption key comes from (a file now; a KMS later)."""
+    return FileKeyProvider(home.kek)
+
+
 def kek(home: Home) -> bytes:
+    if not home.kek.exists():
+        raise SetupError("no vault key: run `tiptrust keys trust-init`")
     try:
-        data = home.kek.read_bytes()
-    except OSError:
-        raise SetupError("no vault key: run `tiptrust keys trust-init`") from None
-    if len(data) != 32:
-        raise SetupError(f"{home.kek} is not a 32-byte key")
-    return data
+        return key_provider(home).key_encryption_key()
+    except KeyFileError as exc:
+        raise SetupError(str(exc)) from None
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -147,33 +162,29 @@ def kek(home: Home) -> bytes:
 
 def source_init(home: Home, source_id: str) -> SigningKey:
     """The source's signing key (created once) and a copy of the trust's active public key."""
-    existing = signing_keys(home, source_id)
-    key = existing[-1] if existing else SigningKey.generate(source_id)
-    if not existing:
-        write_signing_key(home.source_keys(source_id), key)
+    store = KeyStore(home.source_keys(source_id), source_id)
+    try:
+        key = store.active() or store.create()
+    except KeyFileError as exc:
+        raise SetupError(str(exc)) from None
     pub = active_trust_public(home)
     src = home.trust_keys / f"{pub.key_id}.x25519.pub.pem"
     home.source_trust_pub(source_id).write_bytes(src.read_bytes())
     return key
 
 
-def signing_keys(home: Home, source_id: str) -> list[SigningKey]:
-    d = home.source_keys(source_id)
-    files = (
-        sorted(p for p in d.glob("*.ed25519.pem") if not p.name.endswith(".pub.pem"))
-        if d.is_dir()
-        else []
-    )
-    return [read_signing_key(p, source_id) for p in files]
-
-
 def source_signing_key(home: Home, source_id: str) -> SigningKey:
-    keys = signing_keys(home, source_id)
-    if not keys:
+    """The source's active signing key (as its key folder's lifecycle records it)."""
+    try:
+        key = KeyStore(home.source_keys(source_id), source_id).active()
+    except KeyFileError as exc:
+        raise SetupError(str(exc)) from None
+    if key is None:
         raise SetupError(
-            f"no signing key for source {source_id}: run `tiptrust keys source-init --source {source_id}`"
+            f"no signing key for source {source_id}: "
+            f"run `tiptrust keys source-init --source {source_id}`"
         )
-    return keys[-1]
+    return key
 
 
 def source_trust_key(home: Home, source_id: str) -> TrustPublicKey:
