@@ -8,31 +8,33 @@ column. Problems name the row, the ICS-TIP path and what was expected — never 
 from __future__ import annotations
 
 import gc
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from producers.readers import Row
+from schemas import model as avro
+from schemas.codec import default_registry
 from schemas.errors import Problem, ReasonCode
+from schemas.rules import (
+    DATE_ORDER,
+    EARLIEST_DATE,
+    SOURCE_ID_PATTERN,
+    date_order_text,
+    date_range_text,
+    int_range,
+    is_source_id,
+)
 
 __all__ = ["TARGETS", "FieldSpec", "MappedBatch", "MappedRecord", "Mapping", "MappingError"]
 
 Record = dict[str, Any]
 
-SOURCE_ID = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
-INT_RANGES: dict[str, tuple[int, int]] = {
-    "age_at_identification": (0, 120),
-    "age_first_trafficked": (0, 120),
-    "year_of_exploitation": (1950, 2100),
-}
-EARLIEST_DATE = date(1900, 1, 1)
 SIBLING_WITHHELD = "withheld: another row of this case is invalid"
 
 
@@ -63,29 +65,31 @@ class MappedBatch:
     problems: list[Problem]
 
 
-# --- the targets, read from the case record schema -----------------------------------------------
+# --- the targets, read from the case record schema's model ---------------------------------------
 
 # containers a target lives in; a row's setters write into ``targets[container]``
 RE, EV, VI, ID, DOC, PE = range(6)
-_CONTAINERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
-    # container, path prefix, schema record path, fields set by the mapper itself (not targets)
-    (RE, "$.reporting_entity.", ("reporting_entity",)),
-    (EV, "$.event.", ("event",)),
-    (VI, "$.victims[].", ("victims",)),
-    (ID, "$.victims[].identifiers.", ("victims", "identifiers")),
-    (DOC, "$.victims[].identifiers.documents[].", ("victims", "identifiers", "documents")),
-    (PE, "$.perpetrators[].", ("perpetrators",)),
+_CONTAINERS: tuple[tuple[int, str], ...] = (
+    # container, the path of its record in the case record schema
+    (RE, "$.reporting_entity"),
+    (EV, "$.event"),
+    (VI, "$.victims[]"),
+    (ID, "$.victims[].identifiers"),
+    (DOC, "$.victims[].identifiers.documents[]"),
+    (PE, "$.perpetrators[]"),
 )
-_NOT_TARGETS = frozenset(
+#: Fields the mapper fills itself, from ``case_column`` / ``victim_column`` /
+#: ``perpetrator_column`` and the top level of the mapping file: never targets.
+SET_BY_MAPPER = frozenset(
     {
+        "$.case_id",
         "$.reporting_entity.source_id",
         "$.reporting_entity.organisation_type",
         "$.victims[].victim_id",
-        "$.victims[].identifiers",
-        "$.victims[].identifiers.documents",
         "$.perpetrators[].perpetrator_id",
     }
 )
+_NOT_TARGETS = SET_BY_MAPPER | {"$.victims[].identifiers", "$.victims[].identifiers.documents"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,7 @@ class Target:
     array: bool
     symbols: frozenset[str]  # the enum's codes; empty unless kind == "code"
     enum_name: str
+    bounds: tuple[int, int] = (0, 0)  # inclusive, from schemas.rules; for kind == "int" only
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,74 +114,54 @@ class _Schema:
     organisation_types: frozenset[str]
 
 
+def _target_of(field: avro.Field, container: int) -> Target | None:
+    """The target of a leaf field (None: a nested record, reached through its own container)."""
+    t = field.element
+    path, name, array = field.path, field.name, field.is_array
+    if isinstance(t, avro.Record):
+        return None
+    if isinstance(t, avro.Enum):
+        return Target(path, container, name, "code", array, frozenset(t.symbols), t.name)
+    if isinstance(t, avro.Primitive) and t.logical_type == "date":
+        return Target(path, container, name, "date", array, frozenset(), "")
+    if isinstance(t, avro.Primitive) and t.logical_type is None and t.kind in ("int", "long"):
+        bounds = int_range(path, t.kind)
+        return Target(path, container, name, "int", array, frozenset(), "", bounds)
+    if isinstance(t, avro.Primitive) and t.logical_type is None and t.kind == "string":
+        return Target(path, container, name, "str", array, frozenset(), "")
+    raise ValueError(f"{path}: the mapper cannot fill a field of this type")
+
+
 def _load_schema() -> _Schema:
-    text = resources.files("schemas").joinpath("avro/case_record.avsc").read_text("utf-8")
-    root = json.loads(text)
-    named: dict[str, dict[str, Any]] = {}
-
-    def unwrap(t: Any) -> tuple[Any, bool, bool]:
-        """(inner type, nullable, array) with named references resolved."""
-        nullable = array = False
-        if isinstance(t, list):
-            nullable = "null" in t
-            (t,) = [x for x in t if x != "null"]
-        if isinstance(t, str) and t in named:
-            t = named[t]
-        if isinstance(t, dict) and t.get("type") == "array":
-            array = True
-            t = t["items"]
-            if isinstance(t, str) and t in named:
-                t = named[t]
-        if isinstance(t, dict) and t.get("type") in ("enum", "record") and "name" in t:
-            named.setdefault(t["name"], t)
-        return t, nullable, array
-
-    def record_at(steps: tuple[str, ...]) -> dict[str, Any]:
-        rec: dict[str, Any] = root
-        for step in steps:
-            (f,) = [f for f in rec["fields"] if f["name"] == step]
-            rec, _, _ = unwrap(f["type"])
-        return rec
-
-    # register every named type in document order so later references resolve
-    def register(t: Any) -> None:
-        inner, _, _ = unwrap(t)
-        if isinstance(inner, dict) and inner.get("type") == "record":
-            for f in inner["fields"]:
-                register(f["type"])
-
-    register(root)
+    model = default_registry().current("case_record").model
     targets: dict[str, Target] = {}
     layout: dict[int, tuple[tuple[str, Any, bool], ...]] = {}
-    for container, prefix, steps in _CONTAINERS:
-        rec = record_at(steps)
-        fields: list[tuple[str, Any, bool]] = []
-        for f in rec["fields"]:
-            t, _, array = unwrap(f["type"])
-            fields.append((f["name"], f.get("default"), array))
-            path = prefix + f["name"]
-            if path in _NOT_TARGETS:
-                continue
-            if isinstance(t, dict) and t.get("type") == "enum":
-                kind, symbols, enum_name = "code", frozenset(t["symbols"]), str(t["name"])
-            elif isinstance(t, dict) and t.get("logicalType") == "date":
-                kind, symbols, enum_name = "date", frozenset(), ""
-            elif t in ("int", "long") or (isinstance(t, dict) and t.get("type") == "int"):
-                kind, symbols, enum_name = "int", frozenset(), ""
-            elif t == "string":
-                kind, symbols, enum_name = "str", frozenset(), ""
-            else:  # a nested record (identifiers, documents): reached through its own prefix
-                continue
-            targets[path] = Target(path, container, f["name"], kind, array, symbols, enum_name)
-        layout[container] = tuple(fields)
-    org = unwrap(record_at(("reporting_entity",))["fields"][1]["type"])[0]
-    return _Schema(targets, layout, frozenset(org["symbols"]))
+    for container, record_path in _CONTAINERS:
+        record = model.record_at(record_path)
+        layout[container] = tuple((f.name, f.default, f.is_array) for f in record.fields)
+        for f in record.fields:
+            if f.path not in _NOT_TARGETS:
+                target = _target_of(f, container)
+                if target is not None:
+                    targets[f.path] = target
+    # every value of a case record is either a target or filled by the mapper itself: a field
+    # added to the schema outside the containers above must not be silently unmappable
+    unplaced = [
+        f.path for f in model.leaves() if f.path not in targets and f.path not in SET_BY_MAPPER
+    ]
+    if unplaced:
+        raise ValueError("case record fields the mapper cannot place: " + ", ".join(unplaced))
+    for pair in DATE_ORDER:  # checked per case, in its event or reporting entity: not in lists
+        slots = {targets[p].container for p in pair}
+        if len(slots) != 1 or not slots <= {RE, EV}:
+            raise ValueError(f"date order {pair}: the mapper checks it within one record only")
+    org = model.enum_at("$.reporting_entity.organisation_type")
+    return _Schema(targets, layout, frozenset(org.symbols))
 
 
 _SCHEMA = _load_schema()
 TARGETS: dict[str, Target] = _SCHEMA.targets
 """Every path a mapping file may fill, e.g. ``$.victims[].sex``."""
-
 
 # --- the mapping file ----------------------------------------------------------------------------
 
@@ -255,7 +240,7 @@ class Mapping:
         self.fields = fields
         self.constants = constants
         # per container: the schema defaults with this mapping's constants applied
-        per_container: dict[int, dict[str, Any]] = {c: {} for c, _, _ in _CONTAINERS}
+        per_container: dict[int, dict[str, Any]] = {c: {} for c, _ in _CONTAINERS}
         for path, value in constants.items():
             t = TARGETS[path]
             per_container[t.container][t.name] = value
@@ -264,7 +249,13 @@ class Mapping:
         self._has_docs = any(f.target.container == DOC for f in fields)
         self._has_perp_fields = any(f.target.container == PE for f in fields)
         mapped = {f.target.path for f in fields}
-        self._check_dates = {"$.event.start_date", "$.event.end_date"} <= mapped
+        # rules.DATE_ORDER pairs this mapping fills from columns: (container, first, second,
+        # path of the second, what it must be)
+        self._date_order = tuple(
+            (TARGETS[a].container, TARGETS[a].name, TARGETS[b].name, b, date_order_text(a))
+            for a, b in DATE_ORDER
+            if a in mapped and b in mapped
+        )
 
     # construction ----------------------------------------------------------------------------
 
@@ -300,8 +291,8 @@ class Mapping:
             if not isinstance(data.get(key), str) or not data[key]:
                 raise fail(key, "required, expected text")
         source_id = data["source_id"]
-        if not SOURCE_ID.match(source_id):
-            raise fail("source_id", "expected ^[a-z][a-z0-9_-]{1,62}$")
+        if not is_source_id(source_id):
+            raise fail("source_id", f"expected {SOURCE_ID_PATTERN} (the whole text)")
         org = data["organisation_type"]
         if org not in _SCHEMA.organisation_types:
             raise fail("organisation_type", f"expected one of {_list(_SCHEMA.organisation_types)}")
@@ -381,11 +372,12 @@ class Mapping:
             self.victim_column,
             self.perpetrator_column,
         )
-        has_docs, has_perp_fields, check_dates = (
+        has_docs, has_perp_fields, date_order = (
             self._has_docs,
             self._has_perp_fields,
-            self._check_dates,
+            self._date_order,
         )
+        new_document = self._templates[DOC].fill
         cases: dict[str, _Case] = {}
         problems: list[Problem] = []
         bad_rows: set[int] = set()
@@ -457,24 +449,13 @@ class Mapping:
                 if number is not None:
                     docs = victim.idf.setdefault("documents", [])
                     if all(d["number"] != number for d in docs):
-                        docs.append(
-                            {
-                                "number": number,
-                                "issuing_country": doc.get("issuing_country", "Unknown"),
-                            }
-                        )
-            if check_dates and not case.dates_bad:
-                start, end = case.ev.get("start_date"), case.ev.get("end_date")
-                if start is not None and end is not None and end < start:
-                    problems.append(
-                        Problem(
-                            "$.event.end_date",
-                            ReasonCode.OUT_OF_RANGE,
-                            "a date on or after $.event.start_date",
-                            row=n,
-                        )
-                    )
-                    case.dates_bad = row_bad = True
+                        docs.append(new_document(doc))  # unmapped fields: schema defaults
+            if date_order and not case.dates_bad:
+                for slot, first, second, path, expected in date_order:
+                    start, end = targets[slot].get(first), targets[slot].get(second)
+                    if start is not None and end is not None and end < start:
+                        problems.append(Problem(path, ReasonCode.OUT_OF_RANGE, expected, row=n))
+                        case.dates_bad = row_bad = True
             if row_bad:
                 case.bad = True
                 bad_rows.add(n)
@@ -616,7 +597,7 @@ def _constant_item(target: Target, value: Any, fail: Fail, where: str) -> Any:
             number = int(str(value))
         except ValueError:
             raise fail(where, "expected a whole number") from None
-        lo, hi = INT_RANGES.get(target.name, (-(2**31), 2**31 - 1))
+        lo, hi = target.bounds
         if not lo <= number <= hi:
             raise fail(where, f"expected a whole number from {lo} to {hi}")
         return number
@@ -835,7 +816,7 @@ def _converter(spec: FieldSpec, today: date) -> Convert:
 
         return code
     if t.kind == "int":
-        lo, hi = INT_RANGES.get(t.name, (-(2**31), 2**31 - 1))
+        lo, hi = t.bounds
         bad_format = where + "a whole number"
         out_of_range = where + f"a whole number from {lo} to {hi}"
 
@@ -888,7 +869,7 @@ def _example(fmt: str) -> str:
 
 def _date_converter(fmt: str, where: str, missing: frozenset[str], today: date) -> Convert:
     bad_format = where + f"a date as {fmt} (e.g. {_example(fmt)})"
-    out_of_range = where + f"a date from {EARLIEST_DATE.isoformat()} to {today.isoformat()}"
+    out_of_range = where + date_range_text(today)
     # fast path: formats made of %d, %m or %b (English month abbreviation), %Y and literal
     # separators become one regex; strptime is 10x slower
     order: list[str] = []
@@ -937,7 +918,7 @@ def _date_converter(fmt: str, where: str, missing: frozenset[str], today: date) 
             d = parse(s)
         except ValueError:
             raise _Bad(ReasonCode.BAD_FORMAT, bad_format) from None
-        if d < EARLIEST_DATE or d > today:
+        if d < EARLIEST_DATE or d > today:  # rules.date_in_range, inlined
             raise _Bad(ReasonCode.OUT_OF_RANGE, out_of_range)
         return d
 

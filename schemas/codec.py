@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas.errors import InvalidRecord, Problem, ReasonCode, UnknownSchema
+from schemas.model import SchemaModel, parse
 
 AVRO_DIR = Path(__file__).parent / "avro"
 RELEASED_DIR = AVRO_DIR / "released"
@@ -44,6 +45,11 @@ class WireSchema:
     parsed: Any = field(repr=False)
     canonical: str = field(repr=False)
     fingerprint: bytes = b""
+
+    @cached_property
+    def model(self) -> SchemaModel:
+        """The schema's parsed model (:mod:`schemas.model`), built once: every walker reads it."""
+        return parse(self.source)
 
     def encode(self, datum: Mapping[str, Any]) -> bytes:
         """Schemaless Avro binary of ``datum``; raises :class:`InvalidRecord` without values."""
@@ -77,26 +83,6 @@ class WireSchema:
             )
         assert isinstance(datum, dict)
         return datum
-
-
-def collect_named(schema: Any, named: dict[str, Any]) -> None:
-    """Register every named type (record, enum, fixed) defined in ``schema`` into ``named``."""
-    if isinstance(schema, list):
-        for s in schema:
-            collect_named(s, named)
-    elif isinstance(schema, dict):
-        t = schema.get("type")
-        if t in ("record", "enum", "fixed"):
-            named[schema["name"]] = schema
-        if t == "record":
-            for f in schema["fields"]:
-                collect_named(f["type"], named)
-        elif t == "array":
-            collect_named(schema["items"], named)
-        elif t == "map":
-            collect_named(schema["values"], named)
-        elif isinstance(t, (dict, list)):
-            collect_named(t, named)
 
 
 def fingerprint_of(source: Mapping[str, Any]) -> tuple[Any, str, bytes]:

@@ -4,7 +4,9 @@ The producer's validator (before it seals anything), the trust's validator (afte
 the mapper and the release stage all read these tables, so a rule cannot say one thing on one side
 and another on the other. Avro decides types and codes; these add what Avro cannot say:
 
-- **ranges** of whole numbers (ages, years);
+- **ranges** of whole numbers (ages, years), and of dates (none before 1900, none in the future;
+  an end date not before its start date);
+- **source ids**: the syntax of a source's registered id, matched in full;
 - **plausibility limits**: the longest id and text a field may hold (the store's columns are sized
   from them), no control characters (a NUL cannot be stored in PostgreSQL text and has no place in
   an id), the most victims or perpetrators one case record may list, and the largest message;
@@ -14,7 +16,8 @@ and another on the other. Avro decides types and codes; these add what Avro cann
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
 
 #: Whole-number ranges, inclusive, by field path.
 RANGES: Mapping[str, tuple[int, int]] = {
@@ -22,6 +25,55 @@ RANGES: Mapping[str, tuple[int, int]] = {
     "$.victims[].age_first_trafficked": (0, 120),
     "$.event.year_of_exploitation": (1950, 2100),
 }
+#: What an Avro ``int`` and ``long`` can hold, for whole-number fields without a range.
+AVRO_INT_BOUNDS: Mapping[str, tuple[int, int]] = {
+    "int": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+
+
+def int_range(path: str, kind: str = "int") -> tuple[int, int]:
+    """The inclusive range of the whole-number field at ``path`` (Avro ``kind`` int or long)."""
+    return RANGES.get(path) or AVRO_INT_BOUNDS[kind]
+
+
+#: No date in a record may be earlier (dates of birth included).
+EARLIEST_DATE = date(1900, 1, 1)
+#: No date may be later than the day it is checked on; a checker on another machine (the trust)
+#: allows this much more, because a source east of it may already be on tomorrow.
+DATE_CLOCK_SKEW = timedelta(days=1)
+#: Pairs of date fields of one record where the second may not be before the first.
+DATE_ORDER: tuple[tuple[str, str], ...] = (("$.event.start_date", "$.event.end_date"),)
+
+
+def date_in_range(value: date, today: date) -> bool:
+    """Whether ``value`` is a plausible date when checked on ``today``."""
+    return EARLIEST_DATE <= value <= today
+
+
+def date_range_text(today: date | None = None) -> str:
+    """What a date must be, for problems (``today=None``: 'today')."""
+    last = "today" if today is None else today.isoformat()
+    return f"a date from {EARLIEST_DATE.isoformat()} to {last}"
+
+
+def date_order_text(first: str) -> str:
+    return f"a date on or after {first}"
+
+
+#: A source's registered id (also its topic names): a lowercase letter, then 1-62 lowercase
+#: letters, digits, ``_`` or ``-``. Always matched in full (:func:`is_source_id`): ``re.match``
+#: with ``$`` would let a trailing newline through.
+SOURCE_ID_PATTERN = "[a-z][a-z0-9_-]{1,62}"
+_SOURCE_ID = re.compile(SOURCE_ID_PATTERN)
+#: Paths that hold a source id; they must satisfy :func:`is_source_id`.
+SOURCE_ID_PATHS: frozenset[str] = frozenset({"$.reporting_entity.source_id"})
+
+
+def is_source_id(value: object) -> bool:
+    """Whether ``value`` is a valid source id (the whole text, no trailing newline)."""
+    return isinstance(value, str) and _SOURCE_ID.fullmatch(value) is not None
+
 
 #: The longest id a source may give a case, a victim or a perpetrator (characters).
 MAX_ID_CHARS = 128
@@ -66,6 +118,12 @@ def has_control_characters(value: str, path: str) -> bool:
     """Whether ``value`` holds a character not allowed in the field at ``path``."""
     pattern = _CONTROL_IN_ID if path in ID_PATHS else _CONTROL_IN_TEXT
     return pattern.search(value) is not None
+
+
+def control_character_search(path: str) -> Callable[[str], re.Match[str] | None]:
+    """A search for the characters not allowed in the field at ``path`` (a match: one found);
+    :func:`has_control_characters` with the field looked up once, for compiled checks."""
+    return (_CONTROL_IN_ID if path in ID_PATHS else _CONTROL_IN_TEXT).search
 
 
 # -- age groups ---------------------------------------------------------------------------------

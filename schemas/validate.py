@@ -15,36 +15,43 @@ from typing import Any
 
 from schemas.codec import WireSchema
 from schemas.errors import InvalidRecord, Problem, ReasonCode
-from schemas.rules import RANGES, has_control_characters, max_chars, max_items
+from schemas.model import Array, Enum, Fixed, Node, Primitive, Record, SchemaModel, Union
+from schemas.rules import (
+    DATE_CLOCK_SKEW,
+    DATE_ORDER,
+    EARLIEST_DATE,
+    RANGES,
+    SOURCE_ID_PATHS,
+    SOURCE_ID_PATTERN,
+    control_character_search,
+    date_order_text,
+    date_range_text,
+    int_range,
+    is_source_id,
+    max_chars,
+    max_items,
+)
 
 Check = Callable[[Any, str, list[Problem]], None]
 
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_NO_CONTROL = "text without control characters"
 
 
 def _noop(v: Any, p: str, out: list[Problem]) -> None:
     return None
 
 
-def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = False) -> Check:
+def _compile(node: Node, decoded: bool = False) -> Check:
     """``decoded``: the datum came out of the Avro decoder, so types, enums and required fields
     are already guaranteed; compile only the value rules of :mod:`schemas.rules` (ranges, text
     and list limits, control characters), which Avro cannot express."""
-    if isinstance(schema, str):
-        if schema in named:
-            return _compile(named[schema], path, named, decoded)
-        return _primitive(schema, None, path, decoded)
-    if isinstance(schema, list):
-        return _union(schema, path, named, decoded)
-    t = schema["type"]
-    if isinstance(t, (dict, list)):
-        return _compile(t, path, named, decoded)
-    if t == "record":
-        named[schema["name"]] = schema
-        fields = [
-            (f["name"], _compile(f["type"], f"{path}.{f['name']}", named, decoded), "default" in f)
-            for f in schema["fields"]
-        ]
+    path = node.path
+    if isinstance(node, Primitive):
+        return _primitive(node.kind, node.logical_type, path, decoded)
+    if isinstance(node, Union):
+        return _union(node, decoded)
+    if isinstance(node, Record):
+        fields = [(f.name, _compile(f.type, decoded), f.has_default, f.path) for f in node.fields]
         if decoded:
             fields = [f for f in fields if f[1] is not _noop]
             if not fields:
@@ -54,31 +61,36 @@ def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = Fals
             if not isinstance(v, Mapping):
                 out.append(Problem(p, ReasonCode.INVALID_RECORD, "an object"))
                 return
-            for name, check, has_default in fields:
+            # outside lists a record is checked at its own path (the very string object): its
+            # fields' paths are then known, and not formatted again for every datum
+            static = p is path
+            for name, check, has_default, field_path in fields:
                 if name in v:
-                    check(v[name], f"{p}.{name}", out)
+                    check(v[name], field_path if static else f"{p}.{name}", out)
                 elif not has_default:
                     out.append(
-                        Problem(f"{p}.{name}", ReasonCode.MISSING_VALUE, "a value (required)")
+                        Problem(
+                            field_path if static else f"{p}.{name}",
+                            ReasonCode.MISSING_VALUE,
+                            "a value (required)",
+                        )
                     )
 
         return check_record
-    if t == "enum":
-        named[schema["name"]] = schema
+    if isinstance(node, Enum):
         if decoded:
             return _noop
-        symbols = frozenset(schema["symbols"])
-        listed = ", ".join(schema["symbols"][:12]) + (" …" if len(schema["symbols"]) > 12 else "")
+        symbols = frozenset(node.symbols)
+        listed = ", ".join(node.symbols[:12]) + (" …" if len(node.symbols) > 12 else "")
+        expected = f"one of {node.name}: {listed}"
 
         def check_enum(v: Any, p: str, out: list[Problem]) -> None:
             if v not in symbols:
-                out.append(
-                    Problem(p, ReasonCode.UNKNOWN_CODE, f"one of {schema['name']}: {listed}")
-                )
+                out.append(Problem(p, ReasonCode.UNKNOWN_CODE, expected))
 
         return check_enum
-    if t == "array":
-        item = _compile(schema["items"], f"{path}[]", named, decoded)
+    if isinstance(node, Array):
+        item = _compile(node.items, decoded)
         most = max_items(path)
         too_many = f"at most {most} items"
 
@@ -95,33 +107,32 @@ def _compile(schema: Any, path: str, named: dict[str, Any], decoded: bool = Fals
                 item(x, f"{p}[{i}]", out)
 
         return check_array
-    if t == "fixed":
-        named[schema["name"]] = schema
+    if isinstance(node, Fixed):
         if decoded:
             return _noop
-        size = schema["size"]
+        size = node.size
 
         def check_fixed(v: Any, p: str, out: list[Problem]) -> None:
             if not isinstance(v, bytes) or len(v) != size:
                 out.append(Problem(p, ReasonCode.BAD_FORMAT, f"{size} bytes"))
 
         return check_fixed
-    return _primitive(t, schema.get("logicalType"), path, decoded)
+    raise ValueError(f"{path}: unsupported Avro type map")
+
+
+def _latest_date() -> dt.date:
+    # the latest date a record may hold, checked on this machine (see rules.DATE_CLOCK_SKEW)
+    return dt.date.today() + DATE_CLOCK_SKEW
 
 
 def _primitive(t: str, logical: str | None, path: str, decoded: bool = False) -> Check:
     rng = RANGES.get(path)
-    if decoded and t != "string" and not (t in ("int", "long") and rng):
+    if decoded and t != "string" and not (t in ("int", "long") and rng) and logical != "date":
         return _noop
     if logical == "date":
-
-        def check_date(v: Any, p: str, out: list[Problem]) -> None:
-            if not isinstance(v, dt.date) or isinstance(v, dt.datetime):
-                out.append(Problem(p, ReasonCode.BAD_FORMAT, "a date"))
-
-        return check_date
+        return _date(decoded)
     if t in ("int", "long"):
-        lo, hi = rng if rng else (_INT_MIN, _INT_MAX) if t == "int" else (-(2**63), 2**63 - 1)
+        lo, hi = int_range(path, t)
         expected = f"a whole number from {lo} to {hi}"
 
         def check_int(v: Any, p: str, out: list[Problem]) -> None:
@@ -131,17 +142,37 @@ def _primitive(t: str, logical: str | None, path: str, decoded: bool = False) ->
                 out.append(Problem(p, ReasonCode.OUT_OF_RANGE, expected))
 
         return check_int
+    if t == "string" and path in SOURCE_ID_PATHS:
+        a_source_id = f"a source id ({SOURCE_ID_PATTERN})"
+
+        def check_source_id(v: Any, p: str, out: list[Problem]) -> None:
+            if not isinstance(v, str):
+                out.append(Problem(p, ReasonCode.BAD_FORMAT, "text"))
+            elif not is_source_id(v):
+                out.append(Problem(p, ReasonCode.BAD_FORMAT, a_source_id))
+
+        return check_source_id
     if t == "string":
         longest = max_chars(path)
         too_long = f"text of at most {longest} characters"
+        control = control_character_search(path)  # rules.has_control_characters at this path
+        if decoded:  # the decoder made it text
+
+            def check_decoded_str(v: Any, p: str, out: list[Problem]) -> None:
+                if len(v) > longest:
+                    out.append(Problem(p, ReasonCode.TOO_LARGE, too_long))
+                elif control(v) is not None:
+                    out.append(Problem(p, ReasonCode.BAD_FORMAT, _NO_CONTROL))
+
+            return check_decoded_str
 
         def check_str(v: Any, p: str, out: list[Problem]) -> None:
             if not isinstance(v, str):
                 out.append(Problem(p, ReasonCode.BAD_FORMAT, "text"))
             elif len(v) > longest:
                 out.append(Problem(p, ReasonCode.TOO_LARGE, too_long))
-            elif has_control_characters(v, path):
-                out.append(Problem(p, ReasonCode.BAD_FORMAT, "text without control characters"))
+            elif control(v) is not None:
+                out.append(Problem(p, ReasonCode.BAD_FORMAT, _NO_CONTROL))
 
         return check_str
     if t == "bytes":
@@ -175,12 +206,42 @@ def _primitive(t: str, logical: str | None, path: str, decoded: bool = False) ->
     raise ValueError(f"unsupported Avro type {t}")
 
 
-def _union(branches: list[Any], path: str, named: dict[str, Any], decoded: bool = False) -> Check:
-    nullable = "null" in branches
-    others = [b for b in branches if b != "null"]
-    if len(others) != 1:
-        raise ValueError(f"{path}: only [null, T] unions are supported in ICS-TIP schemas")
-    inner = _compile(others[0], path, named, decoded)
+def _renew(latest: list[dt.date]) -> dt.date:
+    latest[0] = _latest_date()
+    return latest[0]
+
+
+def _date(decoded: bool, optional: bool = False) -> Check:
+    """A date field; ``optional``: a ``[null, date]`` union, checked in one call (dates are on
+    the trust's hot path)."""
+    out_of_range = date_range_text()
+    # dates only move forward: a date on or before the bound last read is never in the future,
+    # so the clock is read again only for a date past it
+    latest = [_latest_date()]
+    if decoded:  # the decoder made it a date (or None where the schema allows it)
+
+        def check_decoded_date(v: Any, p: str, out: list[Problem]) -> None:
+            if v is not None and (v < EARLIEST_DATE or (v > latest[0] and v > _renew(latest))):
+                out.append(Problem(p, ReasonCode.OUT_OF_RANGE, out_of_range))
+
+        return check_decoded_date
+
+    def check_date(v: Any, p: str, out: list[Problem]) -> None:
+        if v is None and optional:
+            return
+        if not isinstance(v, dt.date) or isinstance(v, dt.datetime):
+            out.append(Problem(p, ReasonCode.BAD_FORMAT, "a date"))
+        elif v < EARLIEST_DATE or (v > latest[0] and v > _renew(latest)):
+            out.append(Problem(p, ReasonCode.OUT_OF_RANGE, out_of_range))
+
+    return check_date
+
+
+def _union(node: Union, decoded: bool = False) -> Check:
+    nullable = node.nullable
+    if nullable and isinstance(node.inner, Primitive) and node.inner.logical_type == "date":
+        return _date(decoded, optional=True)
+    inner = _compile(node.inner, decoded)
     if decoded and inner is _noop:
         return _noop
 
@@ -194,17 +255,38 @@ def _union(branches: list[Any], path: str, named: dict[str, Any], decoded: bool 
     return check_optional
 
 
-def _record_rules(datum: Mapping[str, Any], out: list[Problem]) -> None:
+# one rules.DATE_ORDER pair in a schema: the steps to their record, the two field names, the
+# second's path and what it must be
+_DateOrder = tuple[tuple[str, ...], str, str, str, str]
+
+
+def _date_order(model: SchemaModel) -> tuple[_DateOrder, ...]:
+    """The :data:`rules.DATE_ORDER` pairs ``model`` holds (pairs inside lists: none declared,
+    not supported)."""
+    pairs = []
+    for first, second in DATE_ORDER:
+        if not (model.has_field(first) and model.has_field(second)):
+            continue
+        parent, _, a = first.rpartition(".")
+        parent_b, _, b = second.rpartition(".")
+        if parent != parent_b or "[]" in parent:
+            raise ValueError(f"date order {first}, {second}: one record outside lists only")
+        pairs.append((tuple(parent.split(".")[1:]), a, b, second, date_order_text(first)))
+    return tuple(pairs)
+
+
+def _record_rules(
+    datum: Mapping[str, Any], order: tuple[_DateOrder, ...], out: list[Problem]
+) -> None:
     """Cross-field ICS-TIP rules of a case record."""
-    event = datum.get("event")
-    if isinstance(event, Mapping):
-        start, end = event.get("start_date"), event.get("end_date")
-        if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
-            out.append(
-                Problem(
-                    "$.event.end_date", ReasonCode.OUT_OF_RANGE, "a date on or after start_date"
-                )
-            )
+    for steps, first, second, path, expected in order:
+        part: Any = datum
+        for step in steps:
+            part = part.get(step) if isinstance(part, Mapping) else None
+        if isinstance(part, Mapping):
+            start, end = part.get(first), part.get(second)
+            if isinstance(start, dt.date) and isinstance(end, dt.date) and end < start:
+                out.append(Problem(path, ReasonCode.OUT_OF_RANGE, expected))
     seen: set[str] = set()
     for i, victim in enumerate(datum.get("victims") or ()):
         vid = victim.get("victim_id") if isinstance(victim, Mapping) else None
@@ -229,14 +311,16 @@ class Validator:
 
     def __init__(self, schema: WireSchema, *, decoded: bool = False) -> None:
         self.schema = schema
-        self._check = _compile(schema.source, "$", {}, decoded)
+        self._check = _compile(schema.model.root, decoded)
+        self._root = schema.model.root.path  # see check_record: the path object itself
         self._is_case = schema.name == "case_record"
+        self._date_order = _date_order(schema.model)
 
     def problems(self, datum: Any) -> list[Problem]:
         out: list[Problem] = []
-        self._check(datum, "$", out)
+        self._check(datum, self._root, out)
         if self._is_case and not out and isinstance(datum, Mapping):
-            _record_rules(datum, out)
+            _record_rules(datum, self._date_order, out)
         return out
 
     def check(self, datum: Any) -> None:

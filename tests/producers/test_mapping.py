@@ -400,3 +400,32 @@ def test_yaml_scalars_stay_text(tmp_path: Path) -> None:
     )
     batch = m.map_rows(rows({"c": "1", "v": "a", "x": "N"}, {"c": "2", "v": "a", "x": "Y"}))
     assert [r.record["event"]["cross_border"] for r in batch.records] == ["Domestic", "CrossBorder"]
+
+
+# --- one rules module, one schema model ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("source_id", ["ngo_x\n", "ngo_x\n\n", "Ngo_x", "n", "ngo x"])
+def test_the_source_id_is_matched_in_full(source_id: str) -> None:
+    data = minimal()
+    data["source_id"] = source_id
+    with pytest.raises(MappingError, match="source_id"):
+        Mapping.from_dict(data)
+
+
+def test_case_id_is_set_by_the_case_column() -> None:
+    with pytest.raises(MappingError, match="set by case_column"):
+        Mapping.from_dict(minimal(**{"$.case_id": "x"}))
+
+
+def test_ranges_come_from_the_rules_module() -> None:
+    from producers.mapping import TARGETS
+    from schemas.rules import RANGES
+
+    ints = {p: t.bounds for p, t in TARGETS.items() if t.kind == "int"}
+    assert ints == dict(RANGES)
+    m = Mapping.from_dict(minimal(**{"$.victims[].age_first_trafficked": "x"}))
+    lo, hi = RANGES["$.victims[].age_first_trafficked"]
+    for value, ok in ((lo, True), (hi, True), (lo - 1, False), (hi + 1, False)):
+        batch = m.map_rows(rows({"case": "c", "who": "v", "x": str(value)}), today=TODAY)
+        assert (batch.problems == []) is ok, value

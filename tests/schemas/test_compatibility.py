@@ -71,3 +71,39 @@ def test_check_tree_finds_a_breaking_change(tmp_path: Path) -> None:
     (tree / "receipt.avsc").write_text(json.dumps(broken))
     results = check_tree(tree)
     assert results["receipt"] and not results["case_record"]
+
+
+def test_renaming_a_named_type_is_not() -> None:
+    # Avro resolves records, enums and fixed by name: the old data could not be read at all
+    new = copy.deepcopy(CASE)
+    new["fields"][1]["type"]["fields"][1]["type"]["name"] = "OrgType"
+    new_refs = json.loads(json.dumps(new).replace('"OrganisationType"', '"OrgType"'))
+    assert [p.path for p in compare(CASE, new_refs)] == [
+        "$.reporting_entity.organisation_type",
+        "$.reporting_entity.referred_from[]",
+        "$.reporting_entity.referred_to[]",
+    ]
+    new = copy.deepcopy(CASE)
+    new["fields"][2]["type"]["name"] = "Event"
+    assert [p.path for p in compare(CASE, new)] == ["$.event"]
+
+
+def test_changing_a_logical_type_is_not() -> None:
+    dated = {"type": "record", "name": "R", "fields": [
+        {"name": "d", "type": {"type": "int", "logicalType": "date"}},
+    ]}  # fmt: skip
+    plain = copy.deepcopy(dated)
+    plain["fields"][0]["type"] = "int"
+    widened = copy.deepcopy(dated)
+    widened["fields"][0]["type"] = "long"
+    assert [p.path for p in compare(dated, plain)] == ["$.d"]
+    assert [p.path for p in compare(plain, dated)] == ["$.d"]
+    assert [p.path for p in compare(dated, widened)] == ["$.d"]
+    assert compare(plain, widened) == []  # int -> long stays compatible
+
+
+def test_references_by_full_name_are_resolved() -> None:
+    new = json.loads(
+        json.dumps(CASE).replace('"items": "Country"', '"items": "org.tiptrust.icstip.Country"')
+    )
+    assert new != CASE and compare(CASE, new) == []

@@ -51,3 +51,18 @@ def test_pruned_records_are_valid_and_never_gain_data(allowed: set[str]) -> None
     for secret in (b"Amina", b"Okafor", b"A1234567"):
         if secret in encoded:
             assert any(p.startswith("$.victims[].identifiers") or p == "$.victims" for p in allowed)
+
+
+def test_a_required_record_not_shared_is_pruned_not_kept_whole() -> None:
+    # the event is a required field: its record stays, its contents are minimised like any other
+    rec = Pruner(CASE, ["$.victims[].sex"]).prune(sample_record())
+    assert rec["event"]["start_date"] is None
+    assert rec["event"]["forms_of_exploitation"] == []
+    assert rec["event"]["country_of_exploitation"] == "Unknown"
+    assert rec["reporting_entity"]["source_id"] == "police"  # an id: structure
+    assert rec["reporting_entity"]["legal_basis"] == "Unknown"
+    assert rec["case_id"] == "C-1"
+    assert validator_for(CASE).problems(rec) == []
+    shared = Pruner(CASE, ["$.event.start_date"]).prune(sample_record())
+    assert shared["event"]["start_date"] == sample_record()["event"]["start_date"]
+    assert shared["event"]["year_of_exploitation"] is None

@@ -83,3 +83,28 @@ def test_problems_never_echo_the_value(value: str) -> None:
         for p in validator_for(RETRACTION, decoded=decoded).problems(_retraction(value)):
             if len(value) >= 3:
                 assert value not in p.expected and value not in p.path
+
+
+def test_source_ids_are_matched_in_full() -> None:
+    from schemas.rules import is_source_id
+
+    assert is_source_id("police") and is_source_id("ngo_haven-2") and is_source_id("a" * 63)
+    for bad in ("police\n", "\npolice", "Police", "p", "a" * 64, "", None, b"police"):
+        assert not is_source_id(bad), bad
+
+
+def test_int_and_date_ranges() -> None:
+    import datetime as dt
+
+    from schemas.rules import EARLIEST_DATE, RANGES, date_in_range, int_range
+
+    assert (
+        int_range("$.victims[].age_at_identification")
+        == RANGES["$.victims[].age_at_identification"]
+    )
+    assert int_range("$.partition", "int") == (-(2**31), 2**31 - 1)
+    assert int_range("$.offset", "long") == (-(2**63), 2**63 - 1)
+    today = dt.date(2026, 1, 1)
+    assert date_in_range(EARLIEST_DATE, today) and date_in_range(today, today)
+    assert not date_in_range(dt.date(1899, 12, 31), today)
+    assert not date_in_range(dt.date(2026, 1, 2), today)
