@@ -39,6 +39,7 @@ from schemas.codec import WireSchema
 from schemas.errors import ContractError, ReasonCode
 from schemas.fields import Pruner
 from transport.topics import validate_name
+from trust.convert import make_converter
 
 FORMAT = 1
 LEGACY_PURPOSE = "statistics"
@@ -127,9 +128,9 @@ def _structure_int(value: Any, _: type) -> int:
 
 
 def _make_converter() -> cattrs.Converter:
-    c = cattrs.Converter(forbid_extra_keys=True)
+    # the trust's one converter's rules, strict about unknown keys (people write these files)
+    c = make_converter(forbid_extra_keys=True)
     c.register_structure_hook(dt.date, _structure_date)
-    c.register_unstructure_hook(dt.date, lambda d: d.isoformat())
     c.register_structure_hook(int, _structure_int)
     c.register_structure_hook(
         ReleaseGrant,

@@ -1,20 +1,73 @@
-"""How a domain event lies in ``stored_events``: its row on the way in, the event on the way out."""
+"""How a domain event lies in ``stored_events``: its row on the way in, the event on the way out.
+
+A row holds the event as JSON (through the one converter, with its type's ``version``) and, for
+an accepted case record, the minimised record as **Avro bytes** with the writer schema's
+fingerprint (``body``, ``body_schema``): reading resolves the writer's schema to the current one,
+so schema evolution is the upcaster of records. The identifiers are not in the record — they stay
+sealed per person in the JSON part.
+
+Upcasters bring an older stored version of an event's JSON up to its current version, one step at
+a time; a stored event of a version newer than the code, or an unknown type, is an error (never
+guessed at).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from trust.store.events import Event, decode
+from schemas.codec import default_registry
+from trust.convert import converter
+from trust.store.events import EVENT_TYPES, Event, JsonDict, RecordAccepted
 from trust.store.tables import stored_events as _events
+
+_REGISTRY = default_registry()
+_CASE = _REGISTRY.current("case_record")
+_VERSION_KEY = "v"
+
+# The case record's ``logicalType: date`` fields outside the (sealed) identifiers, as paths into
+# the fastavro dict form: version-1 rows hold them as ISO strings inside the JSON.
+_RECORD_DATE_PATHS: tuple[tuple[str, str], ...] = (
+    ("reporting_entity", "date_recorded"),
+    ("event", "start_date"),
+    ("event", "end_date"),
+)
+
+
+class UnreadableEvent(Exception):
+    """A stored event this code cannot read (an unknown type, or a newer version)."""
+
+
+def _record_from_json(record: Mapping[str, Any]) -> JsonDict:
+    out = dict(record)
+    for outer, inner in _RECORD_DATE_PATHS:
+        part = out.get(outer)
+        if isinstance(part, dict) and isinstance(part.get(inner), str):
+            out[outer] = {**part, inner: date.fromisoformat(part[inner])}
+    return out
+
+
+def _record_accepted_v1_to_v2(payload: JsonDict) -> JsonDict:
+    # v1 kept the record in the JSON with ISO dates; v2 keeps it as Avro bytes beside the JSON.
+    # The upcast result carries the record decoded, as reading a v2 row does.
+    return {**payload, "record": _record_from_json(payload["record"])}
+
+
+Upcaster = Callable[[JsonDict], JsonDict]
+
+UPCASTERS: Mapping[tuple[str, int], Upcaster] = {
+    ("RecordAccepted", 1): _record_accepted_v1_to_v2,
+}
+"""(event type, stored version) -> the step to version + 1."""
 
 
 def _iso(value: object) -> str:
-    # A safety net for a date outside the paths ``to_dict`` knows; anything else is an error.
+    # A safety net for a date outside the paths the converter knows; anything else is an error.
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"cannot store a {type(value).__name__} in an event payload")
@@ -24,18 +77,59 @@ def event_row(
     event: Event, recorded_at_ms: int, topic: str | None, partition: int | None, offset: int | None
 ) -> dict[str, Any]:
     """The ``stored_events`` values of ``event`` (without ``seq``, which the database assigns)."""
+    body: bytes | None = None
+    body_schema: bytes | None = None
+    if isinstance(event, RecordAccepted):
+        body = _CASE.encode(event.record)
+        body_schema = _CASE.fingerprint
+        payload = converter.unstructure(dataclasses.replace(event, record={}))
+        del payload["record"]
+    else:
+        payload = converter.unstructure(event)
+    payload[_VERSION_KEY] = type(event).version
     return {
         "event_type": event.event_type,
         "event_id": event.event_id,
         "source_id": event.source_id,
-        "payload": json.dumps(
-            event.to_dict(), separators=(",", ":"), ensure_ascii=False, default=_iso
-        ),
+        "payload": json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=_iso),
+        "body": body,
+        "body_schema": body_schema,
         "recorded_at_ms": recorded_at_ms,
         "topic": topic,
         "partition": partition,
         "offset": offset,
     }
+
+
+def decode(
+    event_type: str,
+    payload: Mapping[str, Any],
+    body: bytes | None = None,
+    body_schema: bytes | None = None,
+) -> Event:
+    """The event of stored type ``event_type`` from its row's JSON (and Avro body, if any).
+
+    Raises:
+        UnreadableEvent: an unknown type, or a version newer than this code knows.
+    """
+    try:
+        cls = EVENT_TYPES[event_type]
+    except KeyError:
+        raise UnreadableEvent(f"unknown event type {event_type!r}") from None
+    data = dict(payload)
+    version = int(data.pop(_VERSION_KEY, 1))
+    if version > cls.version:
+        raise UnreadableEvent(f"{event_type} version {version} is newer than this code's")
+    if body is not None and body_schema is not None:
+        data["record"] = _REGISTRY.decode_payload("RecordUpsert", body_schema, body)
+        version = cls.version
+    while version < cls.version:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise UnreadableEvent(f"no upcaster for {event_type} version {version}")
+        data = step(data)
+        version += 1
+    return converter.structure(data, cls)
 
 
 def read_page(
@@ -48,14 +142,18 @@ def read_page(
 ) -> list[tuple[int, Event]]:
     """Up to ``limit`` stored events with ``seq > after_seq`` (and ``<= upto_seq``; of the
     named ``types`` only, if given), in seq order."""
+    c = _events.c
     stmt = (
-        select(_events.c.seq, _events.c.event_type, _events.c.payload)
-        .where(_events.c.seq > after_seq)
-        .order_by(_events.c.seq)
+        select(c.seq, c.event_type, c.payload, c.body, c.body_schema)
+        .where(c.seq > after_seq)
+        .order_by(c.seq)
         .limit(limit)
     )
     if types is not None:
-        stmt = stmt.where(_events.c.event_type.in_(sorted(types)))
+        stmt = stmt.where(c.event_type.in_(sorted(types)))
     if upto_seq is not None:
-        stmt = stmt.where(_events.c.seq <= upto_seq)
-    return [(seq, decode(t, json.loads(p))) for seq, t, p in conn.execute(stmt)]
+        stmt = stmt.where(c.seq <= upto_seq)
+    return [
+        (seq, decode(t, json.loads(p), body, schema))
+        for seq, t, p, body, schema in conn.execute(stmt)
+    ]

@@ -46,7 +46,11 @@ class StoredEvent(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str | None] = mapped_column(String(64))
     source_id: Mapped[str | None] = mapped_column(String(128))
-    payload: Mapped[str] = mapped_column(Text)  # the event's to_dict() as JSON
+    payload: Mapped[str] = mapped_column(Text)  # the event as JSON, through the one converter
+    # an accepted case record, minimised and without identifiers, as Avro bytes + the writer
+    # schema's fingerprint (see trust.store.stored)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    body_schema: Mapped[bytes | None] = mapped_column(LargeBinary)
     recorded_at_ms: Mapped[int] = mapped_column(BigInteger)
     topic: Mapped[str | None] = mapped_column(String(255))
     partition: Mapped[int | None] = mapped_column(Integer)

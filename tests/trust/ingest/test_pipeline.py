@@ -8,4 +8,4 @@ from trust.ingest.pipeline import _ACCEPT
 
 def test_one_handler_per_message_kind() -> None:
     assert set(_ACCEPT) == set(MessageKind)
-    assert MESSAGE_KINDS == tuple(k.value for k in MessageKind)
+    assert tuple(k.value for k in MessageKind) == MESSAGE_KINDS

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from schemas.codec import default_registry
 from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
@@ -33,8 +34,9 @@ def case_record(
     country: str = "NL",
     forms: Sequence[str] = ("SexualExploitation",),
 ) -> dict[str, Any]:
-    """A minimised case record: every field of case_record.avsc, identifiers ``None``."""
-    return {
+    """A minimised case record: every field of case_record.avsc, identifiers ``None`` — as the
+    trust holds it, i.e. as the Avro decoder gives it back (defaults filled in)."""
+    record = {
         "case_id": case_id,
         "reporting_entity": {
             "source_id": source_id,
@@ -86,6 +88,10 @@ def case_record(
             }
         ],
     }
+    return _CASE.decode(_CASE.encode(record))
+
+
+_CASE = default_registry().current("case_record")
 
 
 def accepted(

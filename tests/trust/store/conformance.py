@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Connection, select
 
 from schemas.errors import Delivery, ReasonCode
+from trust.convert import converter
 from trust.store import projections
 from trust.store.errors import DuplicateEvent
 from trust.store.events import Event
@@ -50,7 +51,7 @@ def record_of(store: EventStore, source_id: str, case_id: str) -> dict[str, Any]
 
 
 def dicts(events: list[Event]) -> list[dict[str, Any]]:
-    return [{"type": e.event_type, **e.to_dict()} for e in events]
+    return [{"type": e.event_type, **converter.unstructure(e)} for e in events]
 
 
 class EventStoreConformance:

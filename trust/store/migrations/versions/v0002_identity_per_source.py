@@ -15,6 +15,8 @@ Create Date: 2026-11-30
   (the old order), so the release publisher starts after them.
 - ``release_person_cells`` / ``release_cell_counts``: the release stage's own projection of
   counted persons per cell (filled by its follower from position 0 on the first run);
+- ``stored_events.body`` / ``body_schema``: accepted case records are stored as Avro bytes with
+  the writer schema's fingerprint (earlier rows keep their JSON and are upcast on reading);
 - ``proj_subscriptions``: the subscriptions in force; ``proj_releases`` is keyed by (consumer,
   stream, sequence) — releases made before subscriptions have consumer ``''``.
 """
@@ -56,6 +58,10 @@ def _persons_table() -> None:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("stored_events") as batch:
+        batch.add_column(sa.Column("body", sa.LargeBinary(), nullable=True))
+        batch.add_column(sa.Column("body_schema", sa.LargeBinary(), nullable=True))
+
     # accepted ids: copy aside with their source, recreate with the composite key, copy back
     op.execute(
         "CREATE TABLE tmp_accepted_event_ids AS SELECT e.source_id AS source_id, "
@@ -159,6 +165,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("stored_events") as batch:
+        batch.drop_column("body_schema")
+        batch.drop_column("body")
     op.drop_table("follower_positions")
     op.drop_table("release_cell_counts")
     op.drop_table("release_person_cells")
