@@ -115,6 +115,34 @@ def test_no_identifier_on_the_sqlite_log(cli: RunCli, tmp_path: Path) -> None:
     # one key per case: as many distinct keys as cases (upserts of one case share a partition)
     assert len({(r.topic, r.key) for r in records}) == published
 
+    # the trust answers: receipts for two agencies it has no agreement with, releases for the rest
+    for s in SOURCES:
+        pub = next((home / "sources" / s / "keys").glob("*.pub.pem"))
+        extra = (
+            ["--agreement", str(sim / s / "agreement.yaml")] if s not in ("court", "police") else []
+        )
+        cli("trust", "register", "--source", s, "--public-key", str(pub), *extra)
+    cli(
+        "trust",
+        "subscription",
+        "add",
+        "--consumer",
+        "ministry",
+        "--stream",
+        "victims_by_sex_age_form",
+        "--purpose",
+        "statistics",
+    )
+    run = last_json(cli("trust", "run", "--json").stdout)
+    assert run["rejected"].get("no_agreement", 0) > 0 and run["releases"]
+    raw = b"".join(p.read_bytes() for p in sorted(home.glob("log.db*")))
+    assert leaks(raw, values) == []
+    with open_log(f"sqlite:///{home / 'log.db'}") as log:
+        everything = [r for t in log.list_topics("tip.") for r in log.read_all(t)]
+        receipts = [r for s in SOURCES for r in log.read_all(topics.rejected(s))]
+    assert len(receipts) == run["rejected"]["no_agreement"]
+    assert leaks(record_bytes(everything), values) == []
+
 
 def test_the_check_catches_a_reference_in_a_key(tmp_path: Path) -> None:
     # the raw-bytes check is not blind to the SQLite file format: a clear key is found
