@@ -20,6 +20,7 @@ saw last, no event with a lower seq can still commit after it.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -29,6 +30,8 @@ from trust.store.events import Event
 from trust.store.eventstore import EventStore
 
 Batch = Sequence[tuple[int, Event]]
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -76,5 +79,12 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
             store.advance_follower(follower.name, last)
         handled += len(events)
         after = last
+        if events:
+            log.debug(
+                "follow.advanced follower=%s events=%d last_seq=%d",
+                follower.name,
+                len(events),
+                last,
+            )
         if done:
             return handled

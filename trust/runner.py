@@ -11,6 +11,7 @@ follower, then puts exactly those bytes on the release topic.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from trust.store.eventstore import EventStore
 from trust.store.tables import ProjRelease, ProjSubscription
 
 RELEASE_CONSUMER = "trust-release"
+
+log = logging.getLogger(__name__)
 
 
 def subscriptions(store: EventStore) -> list[Subscription]:
@@ -124,6 +127,12 @@ class ReleaseStage:
                 plan = self.policy.plan(sub, spec, contributing, now_ms)
             except NothingToRelease as exc:
                 self.skipped.append(Skipped(sub, str(exc)))
+                log.info(
+                    "release.not_allowed consumer=%s stream=%s purpose=%s",
+                    sub.consumer,
+                    sub.stream,
+                    sub.purpose,
+                )
                 continue
             result = self._release(plan, now_ms)
             if result is not None:
@@ -188,6 +197,15 @@ class ReleaseStage:
             ],
             None,
             RELEASE_CONSUMER,
+        )
+        log.info(
+            "release.recorded consumer=%s stream=%s sequence=%d sources=%d sources_left_out=%d k=%d",
+            sub.consumer,
+            sub.stream,
+            rel.sequence,
+            len(plan.sources),
+            plan.sources_left_out,
+            plan.k,
         )
         return result
 

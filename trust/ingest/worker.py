@@ -139,6 +139,12 @@ class IngestWorker:
         self._consumer.commit(_next_offsets(records))
         stats.messages = len(records)
         stats.batches = 1
+        log.info(
+            "ingest.batch messages=%d accepted=%d rejected=%d",
+            stats.messages,
+            stats.accepted,
+            sum(stats.rejected.values()),
+        )
         return stats
 
     def _store(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
