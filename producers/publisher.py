@@ -30,9 +30,10 @@ from producers.message_key import MessageKeyer
 from producers.outbox import Outbox, OutboxEntry
 from schemas.codec import SchemaRegistry, default_registry
 from schemas.envelope import EventHeader, new_event_id, seal_batch
-from schemas.errors import Problem
+from schemas.errors import Problem, ReasonCode
 from schemas.fields import Pruner
 from schemas.keys import SigningKey, TrustPublicKey
+from schemas.rules import MAX_PAYLOAD_BYTES
 from schemas.validate import validator_for
 from transport import EventLog, topics
 
@@ -168,6 +169,23 @@ class Publisher:
         for m in batch:
             schema = self.registry.for_kind(m.kind)
             problems = validator_for(schema).problems(m.datum)
+            payload = b""
+            if not problems:
+                datum = (
+                    self._pruner.prune(m.datum)
+                    if (self._pruner and m.kind == "RecordUpsert")
+                    else m.datum
+                )
+                payload = schema.encode(datum)
+                if len(payload) > MAX_PAYLOAD_BYTES:
+                    # the trust refuses larger messages: say so here, before anything is sealed
+                    problems = [
+                        Problem(
+                            "$",
+                            ReasonCode.TOO_LARGE,
+                            f"a record of at most {MAX_PAYLOAD_BYTES} bytes encoded",
+                        )
+                    ]
             if problems:
                 rows = m.rows or (None,)
                 report.merge_problems(
@@ -185,12 +203,6 @@ class Publisher:
                         ]
                     )
                 continue
-            datum = (
-                self._pruner.prune(m.datum)
-                if (self._pruner and m.kind == "RecordUpsert")
-                else m.datum
-            )
-            payload = schema.encode(datum)
             digest = hashlib.sha256(m.kind.encode() + b"\x00" + payload).digest()
             valid.append((m, payload, digest))
         if not valid:
