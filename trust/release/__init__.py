@@ -1,8 +1,9 @@
-"""Release: aggregate persons into a stream's table, apply disclosure control, sign, publish.
+"""Release: per subscription, count persons by cell, apply disclosure control, sign, record, send.
 
 The flow, in modules: :mod:`~trust.release.streams` (what a stream counts),
-:mod:`~trust.release.aggregate` (persons -> a complete count table),
-:mod:`~trust.release.disclosure` (what may be published), :mod:`~trust.release.publish`
-(the signed release on ``tip.release.<stream>``). No database access here: the runner passes
-persons in and records the ``ReleaseIssued`` event the emitter reports.
+:mod:`~trust.release.counts` (the stage's own projection: counted persons per cell, kept by a
+follower of the store), :mod:`~trust.release.aggregate` (counts -> a complete count table),
+:mod:`~trust.release.disclosure` (what may be published), :mod:`~trust.release.publish` (the
+signed release, and the publisher that sends what was recorded). The release plan — which sources,
+which k — comes from the policy point (:mod:`trust.stewardship.policy`) before any count is read.
 """
