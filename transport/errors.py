@@ -34,3 +34,17 @@ class LogUnavailable(TransportError):
     """The log could not be reached or opened (broker down, file locked too long, closed log)."""
 
     code = "log_unavailable"
+
+
+class InvalidLogOptions(UnsupportedLogURL, ValueError):
+    """Log options (a ``kafka://`` URL's query, or client settings given in code) were refused.
+
+    ``problems`` lists every problem, each naming its option and never its value (a value may
+    be a password): an unknown option, an invalid value, an option the transport fixes.
+    """
+
+    code = "invalid_log_option"
+
+    def __init__(self, problems: list[str] | tuple[str, ...], *, code: str | None = None) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid log options: " + "; ".join(self.problems), code=code)

@@ -1,11 +1,13 @@
 """Kafka backend of the event-log port, on confluent-kafka (librdkafka).
 
-Production runs on Apache Kafka; tests run on Tansu (see ``STACK.md``). The defaults below
-are the settings Tansu needs; every one can be overridden with the ``producer``/``consumer``/
-``admin`` option dictionaries of :class:`KafkaLog`. NOTE for Apache Kafka: a stock broker
-refuses ``session.timeout.ms`` below ``group.min.session.timeout.ms`` (6000 by default), so
-production settings pass e.g. ``consumer={"session.timeout.ms": 45000,
-"heartbeat.interval.ms": 3000, "fetch.wait.max.ms": 500}``.
+Production runs on Apache Kafka; tests run on Tansu (see ``STACK.md``). The client defaults are
+production-safe (librdkafka's own timings, which Apache Kafka accepts; see
+:mod:`transport.kafka_config`). Other settings come as the URL's query,
+``kafka://host:port?session.timeout.ms=45000&security.protocol=ssl``: each option goes to the
+clients that use it, and every option is checked against librdkafka when the log is opened (an
+unknown name, an invalid value or an option the transport fixes raises
+:class:`~transport.errors.InvalidLogOptions` naming each, before anything connects). The test
+broker's URL carries the timings Tansu needs (``infra.broker.TANSU_CLIENT_OVERRIDES``).
 
 How the port maps onto Kafka:
 
@@ -30,6 +32,10 @@ How the port maps onto Kafka:
 
 from __future__ import annotations
 
+import difflib
+import functools
+import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -48,50 +54,163 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from transport.errors import DeliveryFailed, LogUnavailable, TransportError, UnsupportedLogURL
+from transport.errors import DeliveryFailed, InvalidLogOptions, LogUnavailable, TransportError
+from transport.kafka_config import (
+    CONSUMER_ONLY,
+    FIXED,
+    PRODUCER_ONLY,
+    ClientConfigs,
+    Role,
+    build_configs,
+    client_value,
+    fixed_problems,
+    parse_url,
+    scope_of,
+)
 from transport.log import LogRecord
 
-__all__ = ["KafkaConsumer", "KafkaLog", "bootstrap_of"]
-
-PRODUCER_DEFAULTS: Mapping[str, Any] = {
-    "enable.idempotence": True,
-    "acks": "all",
-    "linger.ms": 5,
-    # Values up to ~1 MB must pass; the broker's own limit still applies.
-    "message.max.bytes": 8 * 1024 * 1024,
-}
-
-CONSUMER_DEFAULTS: Mapping[str, Any] = {
-    "enable.auto.commit": False,
-    "auto.offset.reset": "earliest",
-    "enable.partition.eof": True,
-    # Tansu holds JoinGroup for session.timeout.ms / 2, and a waiting fetch is not woken by
-    # new data: short session and fetch waits keep joins and reads fast.
-    "session.timeout.ms": 2000,
-    "heartbeat.interval.ms": 200,
-    "fetch.wait.max.ms": 20,
-}
+__all__ = ["KafkaConsumer", "KafkaLog", "bootstrap_of", "check_url"]
 
 
 def bootstrap_of(url: str) -> str:
-    """``kafka://h1:p1,h2:p2`` -> ``h1:p1,h2:p2``; :class:`UnsupportedLogURL` if malformed."""
-    scheme, sep, rest = url.partition("://")
-    if scheme.lower() != "kafka" or not sep:
-        raise UnsupportedLogURL("not a kafka:// URL", code="unsupported_log_url")
-    servers = rest.split("/", 1)[0].split("?", 1)[0]
-    hosts = [s.strip() for s in servers.split(",") if s.strip()]
-    for host in hosts:
-        name, colon, port = host.rpartition(":")
-        if not colon or not name or not port.isdigit():
-            raise UnsupportedLogURL(
-                "a kafka:// URL lists host:port pairs separated by commas",
-                code="unsupported_log_url",
-            )
-    if not hosts:
-        raise UnsupportedLogURL(
-            "a kafka:// URL needs at least one host:port", code="unsupported_log_url"
-        )
-    return ",".join(hosts)
+    """``kafka://h1:p1,h2:p2[?options]`` -> ``h1:p1,h2:p2``; :class:`UnsupportedLogURL` if malformed."""
+    return parse_url(url).bootstrap
+
+
+# A logger of its own, outside the logging tree: librdkafka's notes about a throw-away
+# validation client (e.g. "no bootstrap.servers") go nowhere instead of to stderr.
+_QUIET = logging.Logger("transport.kafka.validation")
+_QUIET.addHandler(logging.NullHandler())
+
+# Names an operator is likely to mean, for "did you mean" hints on a typo.
+_COMMON = (
+    "client.id",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.endpoint.identification.algorithm",
+    "socket.timeout.ms",
+    "socket.keepalive.enable",
+    "socket.connection.setup.timeout.ms",
+    "metadata.max.age.ms",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "retry.backoff.ms",
+    "message.max.bytes",
+    "receive.message.max.bytes",
+    "log.connection.close",
+    "log_level",
+    "debug",
+    "statistics.interval.ms",
+    "topic.metadata.refresh.interval.ms",
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _probe(role: Role, conf: tuple[tuple[str, Any], ...]) -> str | None:
+    """librdkafka's complaint about ``conf`` for a client of ``role``, or None if it takes it.
+
+    Builds a client that never connects (no bootstrap servers) and drops it at once.
+    """
+    settings: dict[str, Any] = {**dict(conf), "logger": _QUIET}
+    try:
+        if role == "consumer":
+            Consumer({**settings, "group.id": "tiptrust-validation"}).close()
+        elif role == "producer":
+            Producer(settings)
+        else:
+            AdminClient(settings)
+    except KafkaException as exc:
+        err = exc.args[0]
+        return str(err.str()) if isinstance(err, KafkaError) else str(err)
+    except (TypeError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def _scrub(text: str, values: Sequence[Any]) -> str:
+    """``text`` with every given value replaced by ``***`` (a value may be a password)."""
+    for value in sorted({str(v) for v in values}, key=len, reverse=True):
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
+def _unknown_hint(name: str) -> str:
+    known = sorted(CONSUMER_ONLY | PRODUCER_ONLY | set(_COMMON))
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _option_problems(options: Mapping[str, str]) -> list[str]:
+    """What librdkafka refuses in each option on its own: an unknown name or an invalid value.
+
+    A complaint that comes only when the client starts (``Failed to create …``: e.g. SASL over
+    SSL without a mechanism) depends on other options; the whole configuration is checked next.
+    """
+    problems: list[str] = []
+    for name, value in options.items():
+        if name in FIXED:
+            continue  # reported by fixed_problems
+        role: Role = "consumer" if scope_of(name) == "consumer" else "producer"
+        complaint = _probe(role, ((name, client_value(name, value)),))
+        if complaint is None or complaint.startswith("Failed to create"):
+            continue
+        if "No such configuration property" in complaint:
+            problems.append(f"{name}: unknown Kafka client option{_unknown_hint(name)}")
+        else:
+            problems.append(f"{name}: invalid value")
+    return problems
+
+
+def _config_problems(configs: ClientConfigs) -> list[str]:
+    """What librdkafka refuses in each client's whole configuration (combinations, such as
+    ``acks`` with idempotence, or a settings given in code), with values scrubbed."""
+    by_complaint: dict[str, list[str]] = {}
+    for role in ("producer", "consumer", "admin"):
+        conf = {k: v for k, v in configs.of(role).items() if k != "bootstrap.servers"}
+        complaint = _probe(role, tuple(sorted(conf.items())))
+        if complaint is not None:
+            text = _scrub(re.sub(r"^Failed to create [a-z ]+: ", "", complaint), [*conf.values()])
+            by_complaint.setdefault(text, []).append(role)
+    return [
+        f"{', '.join(roles)} client{'s' if len(roles) > 1 else ''}: {text}"
+        for text, roles in by_complaint.items()
+    ]
+
+
+def check_url(
+    url: str,
+    *,
+    producer: Mapping[str, Any] | None = None,
+    consumer: Mapping[str, Any] | None = None,
+    admin: Mapping[str, Any] | None = None,
+) -> ClientConfigs:
+    """Parse ``url`` and check its options as :class:`KafkaLog` would, without connecting.
+
+    Returns:
+        Each client's configuration.
+
+    Raises:
+        UnsupportedLogURL: the URL is malformed.
+        InvalidLogOptions: some options are unknown, invalid or fixed (all of them listed).
+    """
+    parsed = parse_url(url)
+    given = {"producer": producer, "consumer": consumer, "admin": admin}
+    problems = fixed_problems(parsed.options, **given) + _option_problems(parsed.options)
+    if problems:
+        raise InvalidLogOptions(problems)
+    configs = build_configs(parsed.bootstrap, parsed.options, **given)
+    problems = _config_problems(configs)
+    if problems:
+        raise InvalidLogOptions(problems)
+    return configs
 
 
 def _error_code(err: KafkaError) -> str:
@@ -123,11 +242,17 @@ class KafkaLog:
     """An :class:`~transport.log.EventLog` on a Kafka-protocol cluster (``kafka://host:port``).
 
     Args:
-        url: ``kafka://host:port[,host:port...]``.
+        url: ``kafka://host:port[,host:port...][?option=value&...]``; the options are librdkafka
+            settings, each sent to the clients that use it (see :mod:`transport.kafka_config`).
         default_partitions: Partitions of topics created implicitly by ``append``/``consumer``.
         replication_factor: For created topics; ``-1`` = the broker's default.
-        producer, consumer, admin: librdkafka settings overriding this module's defaults.
+        producer, consumer, admin: librdkafka settings for one client, over the URL's options.
         timeout: Seconds to wait for metadata and topic creation.
+
+    Raises:
+        UnsupportedLogURL: the URL is malformed.
+        InvalidLogOptions: an option is unknown, has an invalid value, or is fixed by the
+            transport; every such option is listed by name (never with its value).
     """
 
     def __init__(
@@ -143,16 +268,15 @@ class KafkaLog:
     ) -> None:
         if default_partitions < 1:
             raise ValueError("default_partitions must be >= 1")
+        configs = check_url(url, producer=producer, consumer=consumer, admin=admin)
         self.url = url
         self._bootstrap = bootstrap_of(url)
         self._default_partitions = default_partitions
         self._replication_factor = replication_factor
         self._timeout = timeout
-        # Tansu closes idle connections after ~5 s; librdkafka reconnects, so do not log it.
-        base = {"bootstrap.servers": self._bootstrap, "log.connection.close": False}
-        self._producer_conf = {**base, **PRODUCER_DEFAULTS, **(producer or {})}
-        self._consumer_conf = {**base, **CONSUMER_DEFAULTS, **(consumer or {})}
-        self._admin_conf = {**base, **(admin or {})}
+        self._producer_conf = configs.producer
+        self._consumer_conf = configs.consumer
+        self._admin_conf = configs.admin
         self._admin = AdminClient(self._admin_conf)
         self._producer: Producer | None = None
         self._known_topics: set[str] = set()

@@ -37,7 +37,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from transport.errors import DeliveryFailed, LogUnavailable, UnsupportedLogURL
@@ -578,7 +578,12 @@ class _Txn:
             conn.close()
 
 
-def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
+def check_url(url: str) -> URL:
+    """Parse a ``sqlite:///path.db`` URL without touching the file system.
+
+    Raises:
+        UnsupportedLogURL: malformed, not SQLite, or not a file path.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -594,6 +599,13 @@ def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
             "the SQLite log needs a file path (sqlite:///path.db); in-memory logs are not shared",
             code="unsupported_log_url",
         )
+    return parsed
+
+
+def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
+    parsed = check_url(url)
+    database = parsed.database
+    assert database is not None
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         parsed.set(database=str(Path(database).expanduser())),

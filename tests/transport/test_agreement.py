@@ -184,15 +184,14 @@ def test_sqlite_log_agrees_with_the_model() -> None:
     )
 
 
-@pytest.mark.kafka
-def test_kafka_log_agrees_with_the_model(tansu: TansuBroker) -> None:
+def _kafka_agrees(url: str) -> None:
     class KafkaAgreement(LogAgreement):
         visible_only_after_flush = False
         prompt_poll = False
         poll_timeout = 0.05
 
         def open(self) -> EventLog:
-            return open_log(tansu.url)
+            return open_log(url)
 
     # Reopening a consumer costs a group join (~1.2 s on Tansu): few, short histories.
     run_state_machine_as_test(
@@ -204,3 +203,13 @@ def test_kafka_log_agrees_with_the_model(tansu: TansuBroker) -> None:
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+@pytest.mark.kafka
+def test_kafka_log_agrees_with_the_model(tansu: TansuBroker) -> None:
+    _kafka_agrees(tansu.url)
+
+
+@pytest.mark.real_kafka
+def test_kafka_log_agrees_with_the_model_on_apache_kafka(real_kafka_url: str) -> None:
+    _kafka_agrees(real_kafka_url)
