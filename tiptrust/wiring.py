@@ -32,8 +32,9 @@ from trust.ingest.pipeline import IngestPipeline
 from trust.ingest.receipts import ReceiptPublisher
 from trust.ingest.worker import IngestWorker
 from trust.release.publish import ReleasePublisher, ReleaseSigner
+from trust.release.stage import ReleaseStage, subscriptions
 from trust.release.streams import STREAMS
-from trust.runner import ReleaseStage, TrustRunner, subscriptions
+from trust.runner import TrustRunner
 from trust.stewardship.agreement import (
     Agreement,
     AgreementError,

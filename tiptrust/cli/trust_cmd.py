@@ -26,9 +26,9 @@ from tiptrust.cli.common import (
 )
 from transport import open_log
 from trust.ingest.worker import IngestStats
+from trust.release.stage import subscriptions
 from trust.release.streams import STREAMS
 from trust.runner import rebuild as rebuild_all
-from trust.runner import subscriptions
 from trust.stewardship.agreement import AgreementError, load_agreement
 from trust.store.eventstore import open_store
 from trust.store.projections import snapshot

@@ -20,8 +20,8 @@ from transport import EventLog, open_log, topics
 from trust.follow import follow
 from trust.release.counts import COUNTING_RULE
 from trust.release.publish import RELEASE_PUBLISHER, ReleasePublisher, ReleaseSigner
+from trust.release.stage import ReleaseStage
 from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
-from trust.runner import ReleaseStage
 from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
 from trust.stewardship.policy import Policy
 from trust.store.events import ReleaseIssued, SubscriptionAdded, new_event_id

@@ -1,0 +1,208 @@
+"""The release stage: each subscription's next release, planned, counted, signed and recorded.
+
+For every subscription the policy point first fixes a :class:`ReleasePlan` (which sources'
+persons may be counted, which k) from the agreements alone; only then are the stage's own cell
+counts (:mod:`trust.release.counts`) read. A release is recorded (``ReleaseIssued`` with its signed
+bytes) and never sent from here: :class:`trust.release.publish.ReleasePublisher` follows the store
+and sends exactly what was recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from trust.follow import follow
+from trust.release import counts as release_counts
+from trust.release.aggregate import table_from_counts
+from trust.release.counts import COUNTING_RULE
+from trust.release.disclosure.suppression import DisclosurePolicy
+from trust.release.publish import UNCHANGED, EmitResult, ReleaseSigner, table_digest
+from trust.release.streams import StreamSpec
+from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
+from trust.store.events import ReleaseIssued
+from trust.store.eventstore import EventStore
+from trust.store.tables import ProjRelease, ProjSubscription
+
+RELEASE_CONSUMER = "trust-release"
+
+log = logging.getLogger(__name__)
+
+
+def subscriptions(store: EventStore) -> list[Subscription]:
+    """The subscriptions in force, in (consumer, stream) order."""
+    t = ProjSubscription
+    query = select(t.consumer, t.stream, t.purpose).order_by(t.consumer, t.stream)
+    with store.engine.connect() as conn:
+        return [Subscription(r.consumer, r.stream, r.purpose) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class LastRelease:
+    sequence: int
+    digest: str
+    issued_at_ms: int
+
+
+def last_release(store: EventStore, consumer: str, stream: str) -> LastRelease | None:
+    r = ProjRelease
+    query = (
+        select(r.sequence, r.cells_digest, r.issued_at_ms)
+        .where(r.consumer == consumer, r.stream == stream)
+        .order_by(r.sequence.desc())
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        row = conn.execute(query).first()
+    return LastRelease(row.sequence, row.cells_digest, row.issued_at_ms) if row else None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A subscription that got no release in a check, and why (no data values)."""
+
+    subscription: Subscription
+    reason: str
+
+
+class ReleaseStage:
+    """Makes each subscription's next release when its published figures change, and records it.
+
+    For every subscription the policy point first fixes a :class:`ReleasePlan` (which sources'
+    persons may be counted, which k) from the agreements alone; only then are persons counted.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        signer: ReleaseSigner,
+        policy: Policy,
+        streams: Mapping[str, StreamSpec],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.policy = policy
+        self.streams = dict(streams)
+        self.clock = clock
+        self.skipped: list[Skipped] = []
+        self.counts = release_counts.ReleaseCounts(streams)
+        self._checked_upto = -1
+        self._pending = False
+
+    def release_once(self) -> list[EmitResult]:
+        """Sign and record the next release of every subscription whose figures changed. Sends
+        nothing: the release publisher sends what was recorded.
+
+        Brings the stage's cell counts up to date first (a follower of the store), then reads
+        only cell counts: the cost follows the events since the last check and the number of
+        cells, never the number of stored persons. Nothing is read when the store has not moved
+        since a check that left nothing pending.
+        """
+        self.skipped = []
+        upto = self.store.last_seq()
+        if upto == self._checked_upto and not self._pending:
+            return []
+        follow(self.store, self.counts)
+        subs = subscriptions(self.store)
+        now_ms = int(self.clock() * 1000)
+        made: list[EmitResult] = []
+        self._pending = False
+        for sub in subs:
+            spec = self.streams.get(sub.stream)
+            if spec is None:
+                self.skipped.append(Skipped(sub, "the trust declares no such stream"))
+                continue
+            with self.store.engine.connect() as conn:
+                contributing = release_counts.contributing_sources(conn, spec.name)
+            try:
+                plan = self.policy.plan(sub, spec, contributing, now_ms)
+            except NothingToRelease as exc:
+                self.skipped.append(Skipped(sub, str(exc)))
+                log.info(
+                    "release.not_allowed consumer=%s stream=%s purpose=%s",
+                    sub.consumer,
+                    sub.stream,
+                    sub.purpose,
+                )
+                continue
+            result = self._release(plan, now_ms)
+            if result is not None:
+                made.append(result)
+        self._checked_upto = upto
+        return made
+
+    def _release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
+        with self.store.engine.connect() as conn:
+            counts = release_counts.cell_counts(conn, plan.spec.name, plan.sources)
+        table = DisclosurePolicy(plan.k).apply(table_from_counts(plan.spec, counts))
+        sub = plan.subscription
+        last = last_release(self.store, sub.consumer, sub.stream)
+        result = self.signer.maybe_sign(
+            table,
+            plan,
+            counting_rule=COUNTING_RULE,
+            last_digest=last.digest if last else None,
+            last_issued_ms=last.issued_at_ms if last else None,
+            now_ms=now_ms,
+            sequence=(last.sequence if last else 0) + 1,
+        )
+        if result is None:
+            if (
+                self.signer.skip_reason(
+                    plan.spec,
+                    table_digest(table),
+                    last_digest=last.digest if last else None,
+                    last_issued_ms=last.issued_at_ms if last else None,
+                    now_ms=now_ms,
+                )
+                != UNCHANGED
+            ):
+                self._pending = True  # changed but too soon: check again when the interval ends
+            return None
+        rel = result.release
+        period = f"{rel.period_start or ''}-{rel.period_end or ''}"
+        # one (consumer, stream, sequence) can be recorded once: the projection's key refuses
+        # a second, so no two different releases can ever share a sequence number
+        self.store.append(
+            [
+                ReleaseIssued(
+                    release_id=rel.release_id,
+                    stream=rel.stream,
+                    sequence=rel.sequence,
+                    issued_at_ms=rel.issued_at_ms,
+                    period=period,
+                    cells_digest=result.digest,
+                    signature_b64=base64.b64encode(rel.signature).decode(),
+                    metadata={
+                        "k": rel.k,
+                        "method": rel.method,
+                        "source_count": rel.source_count,
+                        "sources_left_out": plan.sources_left_out,
+                        "agreement_versions": [list(v) for v in plan.agreement_versions],
+                    },
+                    signed_b64=base64.b64encode(result.raw_bytes).decode(),
+                    topic=plan.topic,
+                    consumer=sub.consumer,
+                    purpose=sub.purpose,
+                )
+            ],
+            None,
+            RELEASE_CONSUMER,
+        )
+        log.info(
+            "release.recorded consumer=%s stream=%s sequence=%d sources=%d sources_left_out=%d k=%d",
+            sub.consumer,
+            sub.stream,
+            rel.sequence,
+            len(plan.sources),
+            plan.sources_left_out,
+            plan.k,
+        )
+        return result
