@@ -9,6 +9,7 @@ resolution into the current one.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -155,3 +156,20 @@ def load_released(released_dir: Path = RELEASED_DIR) -> list[WireSchema]:
 def default_registry() -> SchemaRegistry:
     """The registry of the schemas this installation ships (parsed once per process)."""
     return SchemaRegistry(load_current(), load_released())
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
+
+def epoch_millis(value: int | dt.datetime) -> int:
+    """Milliseconds since the epoch of a decoded ``timestamp-millis`` value, exactly.
+
+    fastavro gives such fields back as datetimes; ``int(d.timestamp() * 1000)`` goes through a
+    float and can lose a millisecond, which changes the re-encoded bytes of a signed message.
+    """
+    if isinstance(value, int):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return (value - _EPOCH) // _MS

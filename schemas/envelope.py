@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from schemas.codec import AVRO_DIR, load_schema_file
+from schemas.codec import AVRO_DIR, epoch_millis, load_schema_file
 from schemas.errors import (
     BadSignature,
     ContractError,
@@ -125,7 +125,7 @@ class EventHeader:
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> EventHeader:
         produced = d["produced_at"]
-        ms = produced if isinstance(produced, int) else int(produced.timestamp() * 1000)
+        ms = epoch_millis(produced)
         return cls(
             d["source_id"],
             uuid.UUID(bytes=d["event_id"]),

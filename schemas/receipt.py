@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from schemas.codec import AVRO_DIR, load_schema_file
+from schemas.codec import AVRO_DIR, epoch_millis, load_schema_file
 from schemas.errors import ContractError, ReasonCode
 from schemas.keys import SigningKey, VerifyKey
 
@@ -64,7 +64,7 @@ class Receipt:
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> Receipt:
         at = d["received_at"]
-        ms = at if isinstance(at, int) else int(at.timestamp() * 1000)
+        ms = epoch_millis(at)
         return cls(
             source_id=d["source_id"],
             event_id=d.get("event_id"),

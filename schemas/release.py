@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from schemas.codec import AVRO_DIR, load_schema_file
+from schemas.codec import AVRO_DIR, epoch_millis, load_schema_file
 from schemas.errors import ContractError, ReasonCode
 from schemas.keys import SigningKey, VerifyKey
 
@@ -90,7 +90,7 @@ class Release:
     @classmethod
     def from_avro(cls, d: dict[str, Any]) -> Release:
         issued = d["issued_at"]
-        ms = issued if isinstance(issued, int) else int(issued.timestamp() * 1000)
+        ms = epoch_millis(issued)
         return cls(
             stream=d["stream"],
             release_id=d["release_id"],

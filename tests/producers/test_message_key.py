@@ -47,7 +47,8 @@ def test_another_reference_gives_another_key(secret: bytes, r1: str, r2: str) ->
 def test_the_key_never_holds_the_reference(secret: bytes, ref: str) -> None:
     key = MessageKeyer(secret).key(ref)
     assert ref.encode() not in key
-    assert ref.encode() not in key.hex().encode()
+    if len(ref) >= 6:  # a shorter run of hex digits turns up in a random key's hex by chance
+        assert ref.encode() not in key.hex().encode()
     assert key != ref.encode()[:KEY_BYTES]
 
 

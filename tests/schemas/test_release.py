@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.keys import SigningKey
 from schemas.release import Cell, Release, ReleaseRejected, sign_release, verify_release
@@ -56,3 +60,23 @@ def test_unsigned_and_foreign_releases_are_refused() -> None:
         verify_release(sign_release(_release(), other), {key.key_id: key.public})
     with pytest.raises(ReleaseRejected):
         verify_release(b"junk", {key.key_id: key.public})
+
+
+@given(st.integers(min_value=0, max_value=2**47))
+def test_any_issue_time_survives_the_signature(issued_at_ms: int) -> None:
+    # a decoded timestamp-millis is a datetime; going back to milliseconds through a float lost
+    # one now and then, and the re-encoded bytes no longer matched the signature
+    key = SigningKey.generate("trust")
+    release = dataclasses.replace(_release(), issued_at_ms=issued_at_ms)
+    got = verify_release(sign_release(release, key), {key.key_id: key.public})
+    assert got.issued_at_ms == issued_at_ms
+
+
+def test_epoch_millis_is_exact() -> None:
+    import datetime as dt
+
+    from schemas.codec import epoch_millis
+
+    for ms in (0, 131_766_115, 1_760_000_000_123, 2**47):
+        d = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+        assert epoch_millis(d) == ms
