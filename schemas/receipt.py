@@ -13,8 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-
+from schemas import signed
 from schemas.codec import AVRO_DIR, epoch_millis, load_schema_file
 from schemas.errors import ContractError, ReasonCode
 from schemas.keys import SigningKey, VerifyKey
@@ -84,19 +83,9 @@ class Receipt:
         return dt.datetime.fromtimestamp(self.received_at_ms / 1000, dt.UTC)
 
 
-def _unsigned_bytes(receipt: Receipt, key_id: str) -> bytes:
-    d = receipt.to_avro()
-    d["signing_key_id"] = key_id
-    d["signature"] = b""
-    return _CONTEXT + RECEIPT_SCHEMA.encode(d)
-
-
 def sign_receipt(receipt: Receipt, key: SigningKey) -> bytes:
     """The receipt, signed by the trust, as the bytes to publish (deterministic: Ed25519)."""
-    d = receipt.to_avro()
-    d["signing_key_id"] = key.key_id
-    d["signature"] = key.sign(_unsigned_bytes(receipt, key.key_id))
-    return RECEIPT_SCHEMA.encode(d)
+    return signed.sign(RECEIPT_SCHEMA, _CONTEXT, receipt.to_avro(), key)
 
 
 def verify_receipt(raw: bytes, keys: dict[str, VerifyKey]) -> Receipt:
@@ -105,13 +94,8 @@ def verify_receipt(raw: bytes, keys: dict[str, VerifyKey]) -> Receipt:
         receipt = Receipt.from_avro(RECEIPT_SCHEMA.decode(raw))
     except (ContractError, ValueError, KeyError):
         raise ReceiptRejected("message is not a receipt") from None
-    if not receipt.signature:
-        raise ReceiptRejected("receipt is unsigned")
-    key = keys.get(receipt.signing_key_id)
-    if key is None:
-        raise ReceiptRejected("receipt is signed by a key that is not the trust's")
     try:
-        key.public.verify(receipt.signature, _unsigned_bytes(receipt, receipt.signing_key_id))
-    except InvalidSignature:
-        raise ReceiptRejected("receipt signature does not verify: altered or forged") from None
+        signed.verify(RECEIPT_SCHEMA, _CONTEXT, receipt.to_avro(), keys)
+    except signed.SignatureRefused as exc:
+        raise ReceiptRejected(f"receipt refused: {exc}") from None
     return receipt

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-
+from schemas import signed
 from schemas.codec import AVRO_DIR, epoch_millis, load_schema_file
 from schemas.errors import ContractError, ReasonCode
 from schemas.keys import SigningKey, VerifyKey
@@ -114,37 +113,20 @@ class Release:
         )
 
 
-def _unsigned_bytes(release: Release, key_id: str) -> bytes:
-    d = release.to_avro()
-    d["signing_key_id"] = key_id
-    d["signature"] = b""
-    return _CONTEXT + RELEASE_SCHEMA.encode(d)
-
-
 def sign_release(release: Release, key: SigningKey) -> bytes:
     """The release, signed, as the bytes to publish."""
-    signature = key.sign(_unsigned_bytes(release, key.key_id))
-    d = release.to_avro()
-    d["signing_key_id"] = key.key_id
-    d["signature"] = signature
-    return RELEASE_SCHEMA.encode(d)
+    return signed.sign(RELEASE_SCHEMA, _CONTEXT, release.to_avro(), key)
 
 
 def verify_release(raw: bytes, keys: dict[str, VerifyKey]) -> Release:
     """Decode and verify a published release; raise :class:`ReleaseRejected` if it must not be used."""
     try:
-        release = Release.from_avro(RELEASE_SCHEMA.decode(raw))
+        datum = RELEASE_SCHEMA.decode(raw)
+        release = Release.from_avro(datum)
     except ContractError:
         raise ReleaseRejected("message is not a release") from None
-    if not release.signature:
-        raise ReleaseRejected("release is unsigned")
-    key = keys.get(release.signing_key_id)
-    if key is None:
-        raise ReleaseRejected("release is signed by a key this consumer does not trust")
     try:
-        key.public.verify(release.signature, _unsigned_bytes(release, release.signing_key_id))
-    except InvalidSignature:
-        raise ReleaseRejected(
-            "release signature does not verify: it was altered or forged"
-        ) from None
+        signed.verify(RELEASE_SCHEMA, _CONTEXT, release.to_avro(), keys)
+    except signed.SignatureRefused as exc:
+        raise ReleaseRejected(f"release refused: {exc}") from None
     return release

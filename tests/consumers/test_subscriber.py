@@ -104,7 +104,7 @@ def test_altered_unsigned_and_foreign_releases_are_refused(log: EventLog, tmp_pa
     assert sorted(reasons) == [1, 2, 3, 4, 5]
     assert "altered or forged" in reasons[1]
     assert "unsigned" in reasons[2]
-    assert "key this consumer does not trust" in reasons[3]
+    assert "key this receiver does not trust" in reasons[3]
     assert "other_stream" in reasons[4]
     assert "not a release" in reasons[5]
     assert sorted(p.name for p in (out / STREAM).iterdir()) == [

@@ -33,6 +33,7 @@ from trust.store.events import (
     RecordRetracted,
 )
 from trust.store.eventstore import EventStore
+from trust.store.projections import by_source
 from trust.store.tables import proj_persons as _persons
 from trust.store.tables import release_cell_counts as _counts
 from trust.store.tables import release_person_cells as _cells
@@ -40,7 +41,7 @@ from trust.store.tables import release_person_cells as _cells
 RELEASE_COUNTS = "trust-release-counts"
 
 _CASE_EVENTS = (RecordAccepted, RecordRetracted, ConsentWithdrawn, DisposalRequested)
-_CHUNK = 400
+_CHUNK = 400  # keys per IN (...) list
 
 CaseKey = tuple[str, str]
 PersonKey = tuple[str, str, str]
@@ -82,15 +83,6 @@ def counted_persons(store: EventStore) -> list[PersonFacts]:
     return [person_facts(r) for r in rows if _counted(r)]
 
 
-def _by_source(keys: Iterable[CaseKey]) -> Iterable[tuple[str, list[str]]]:
-    cases: dict[str, list[str]] = {}
-    for source_id, case_id in sorted(keys):
-        cases.setdefault(source_id, []).append(case_id)
-    for source_id, ids in cases.items():
-        for i in range(0, len(ids), _CHUNK):
-            yield source_id, ids[i : i + _CHUNK]
-
-
 class ReleaseCounts:
     """Keeps ``release_cell_counts`` equal to a count of the counted persons (a StoreFollower)."""
 
@@ -109,7 +101,7 @@ class ReleaseCounts:
         """Set these cases' persons' cells from the persons projection, moving the counts."""
         now: dict[PersonKey, PersonFacts] = {}
         before: dict[tuple[str, PersonKey], str] = {}
-        for source_id, case_ids in _by_source(keys):
+        for source_id, case_ids in by_source(keys):
             rows = conn.execute(
                 select(_persons).where(
                     _persons.c.source_id == source_id, _persons.c.case_id.in_(case_ids)
@@ -138,7 +130,7 @@ class ReleaseCounts:
             delta[(stream, pkey[0], cell)] -= 1
         for (stream, pkey), cell in after.items():
             delta[(stream, pkey[0], cell)] += 1
-        for source_id, case_ids in _by_source(keys):
+        for source_id, case_ids in by_source(keys):
             conn.execute(
                 delete(_cells).where(
                     _cells.c.source_id == source_id, _cells.c.case_id.in_(case_ids)

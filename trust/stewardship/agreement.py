@@ -105,16 +105,6 @@ class Agreement:
         return out
 
 
-def _structure_date(value: Any, _: type) -> dt.date:
-    if isinstance(value, dt.datetime):
-        raise ValueError("a date (YYYY-MM-DD), not a time")
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        return dt.date.fromisoformat(value)
-    raise ValueError("a date (YYYY-MM-DD)")
-
-
 def _structure_name(value: Any, _: type) -> str:
     if not isinstance(value, str):
         raise ValueError("a name")
@@ -130,7 +120,6 @@ def _structure_int(value: Any, _: type) -> int:
 def _make_converter() -> cattrs.Converter:
     # the trust's one converter's rules, strict about unknown keys (people write these files)
     c = make_converter(forbid_extra_keys=True)
-    c.register_structure_hook(dt.date, _structure_date)
     c.register_structure_hook(int, _structure_int)
     c.register_structure_hook(
         ReleaseGrant,

@@ -221,7 +221,7 @@ def _accept(
     persons[key] = new
 
 
-def _by_source(keys: Iterable[CaseKey]) -> Iterable[tuple[str, list[str]]]:
+def by_source(keys: Iterable[CaseKey]) -> Iterable[tuple[str, list[str]]]:
     """``(source_id, case_ids)`` chunks: ``source_id = ? AND case_id IN (...)`` uses the index
     prefix on every database, where a row-value ``IN`` may scan the table."""
     cases: dict[str, list[str]] = {}
@@ -238,7 +238,7 @@ def _where_cases(table: Table, source_id: str, case_ids: list[str]) -> ColumnEle
 
 def _load_records(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, Row]:
     out: dict[CaseKey, Row] = {}
-    for source_id, case_ids in _by_source(keys):
+    for source_id, case_ids in by_source(keys):
         stmt = select(_records).where(_where_cases(_records, source_id, case_ids))
         for row in conn.execute(stmt).mappings():
             out[(row["source_id"], row["case_id"])] = dict(row)
@@ -247,7 +247,7 @@ def _load_records(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, Row]:
 
 def _load_persons(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[str, Row]]:
     out: dict[CaseKey, dict[str, Row]] = {}
-    for source_id, case_ids in _by_source(keys):
+    for source_id, case_ids in by_source(keys):
         stmt = select(_persons).where(_where_cases(_persons, source_id, case_ids))
         for row in conn.execute(stmt).mappings():
             out.setdefault((row["source_id"], row["case_id"]), {})[row["victim_id"]] = dict(row)
@@ -289,7 +289,7 @@ def _write_persons(
     before: set[CaseKey],
 ) -> None:
     # Replace the dirty cases' persons wholesale: fewer statements than a per-row diff.
-    for source_id, case_ids in _by_source(dirty & before):
+    for source_id, case_ids in by_source(dirty & before):
         conn.execute(delete(_persons).where(_where_cases(_persons, source_id, case_ids)))
     rows = [row for k in sorted(dirty) for _, row in sorted(persons.get(k, {}).items())]
     bulk_insert(conn, _persons, rows)
