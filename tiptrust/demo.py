@@ -24,7 +24,7 @@ from producers.simulate.faults import bad_rows
 from producers.workflow import publish_export, read_export
 from tiptrust import wiring
 from tiptrust.home import Home
-from transport import open_log, topics
+from transport import display_url, open_log, topics
 from trust.release.counts import counted_persons
 from trust.stewardship.agreement import load_agreement
 from trust.store.eventstore import open_store
@@ -61,7 +61,7 @@ class DemoSummary:
             "releases": self.releases,
             "release_files": self.release_files,
             "out_dir": self.out_dir,
-            "log": self.log_url,
+            "log": display_url(self.log_url),
             "seconds": round(self.seconds, 2),
             "by_source": self.by_source,
             "bad_messages": self.bad_messages,

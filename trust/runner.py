@@ -65,6 +65,7 @@ class TrustRunner:
         until_caught_up: bool = True,
         max_seconds: float | None = None,
         on_step: Callable[[IngestStats], None] | None = None,
+        on_release: Callable[[EmitResult], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> RunSummary:
         total = IngestStats()
@@ -81,7 +82,11 @@ class TrustRunner:
             caught_up = s.messages == 0 and s.caught_up
             if caught_up or now - last_release >= self.release_every_s:
                 for stage in self.releases:
-                    emitted.extend(stage.release_once())
+                    made = stage.release_once()
+                    emitted.extend(made)
+                    if on_release is not None:
+                        for r in made:
+                            on_release(r)
                 # the cadence runs from the end of a check, so a slow check cannot starve ingest
                 last_release = time.monotonic()
             self.follow()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tiptrust.cli import consume, demo, keys, produce, schemas_cmd, trust_cmd
+from tiptrust.cli.common import start_up
 
 app = typer.Typer(
     name="tiptrust",
@@ -22,4 +23,5 @@ demo.register(app)
 
 
 def main() -> None:
+    start_up()  # every setting checked (all problems at once), logging configured with redaction
     app()

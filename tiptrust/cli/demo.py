@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tiptrust.cli.common import HomeOpt, LogOpt, console, home_of, out
+from transport import display_url
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +60,7 @@ def demo(
         Panel.fit(
             f"published {summary.published} events · accepted {summary.accepted} · "
             f"rejected {sum(summary.rejected.values())} · persons {summary.persons} · releases {summary.releases}\n"
-            f"log {summary.log_url}\nministry files in {summary.out_dir}\n"
+            f"log {display_url(summary.log_url)}\nministry files in {summary.out_dir}\n"
             + "\n".join(summary.release_files)
             + f"\n{summary.seconds:.1f} s",
             title="tiptrust demo",

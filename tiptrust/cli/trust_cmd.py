@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.live import Live
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from tiptrust import wiring
 from tiptrust.cli.common import (
@@ -24,8 +28,9 @@ from tiptrust.cli.common import (
     out,
     valid_name,
 )
-from transport import open_log
+from transport import TransportError, open_log
 from trust.ingest.worker import IngestStats
+from trust.release.publish import EmitResult
 from trust.release.stage import subscriptions
 from trust.release.streams import STREAMS
 from trust.runner import rebuild as rebuild_all
@@ -88,6 +93,28 @@ def register(
     )
 
 
+class _StopFlag:
+    """Set by SIGINT/SIGTERM while the trust follows, so it stops between batches."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum: int, frame: object) -> None:
+            self._set = True
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, h in previous.items():
+                signal.signal(sig, h)
+
+
 def _stats_table(total: IngestStats, releases: int) -> Table:
     t = Table("messages", "accepted", "rejected", "releases", title="trust ingest")
     t.add_row(
@@ -113,8 +140,14 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     batch: Annotated[int, typer.Option("--batch", help="Messages per store transaction")] = 1000,
 ) -> None:
-    """Ingest every inbound topic into the event store and emit releases that changed."""
+    """Ingest every inbound topic into the event store and emit releases that changed.
+
+    With --follow it keeps running (stop it with Ctrl-C or SIGTERM: it finishes the batch in hand)
+    and reports each batch it ingests, what it rejected and each release it records. A failure of
+    the event log or the store stops it with a clear error; nothing is lost, run it again.
+    """
     h = home_of(home)
+    stop = _StopFlag()
     try:
         with open_log(h.log_url(log)) as event_log:
             event_store = open_store(h.store_url(store))
@@ -123,21 +156,55 @@ def run(
             )
             total = IngestStats()
             with Live(
-                _stats_table(total, 0), console=console, transient=True, auto_refresh=not as_json
+                _stats_table(total, 0),
+                console=console,
+                transient=True,
+                auto_refresh=not (as_json or follow),
             ) as live:
 
                 def on_step(s: IngestStats) -> None:
                     total.add(s)
-                    if not as_json:
+                    if follow and s.messages:
+                        rejected = ", ".join(f"{n} {r}" for r, n in sorted(s.rejected.items()))
+                        console.print(
+                            f"ingested {s.messages}: {s.accepted} accepted"
+                            + (f", rejected {rejected}" if rejected else "")
+                        )
+                    elif not as_json and not follow:
                         live.update(_stats_table(total, 0))
 
-                summary = runner.run(
-                    until_caught_up=not follow, max_seconds=max_seconds, on_step=on_step
-                )
+                def on_release(r: EmitResult) -> None:
+                    if follow:
+                        rel = r.release
+                        console.print(
+                            f"released {rel.metadata.get('consumer', '')}/{rel.stream} "
+                            f"#{rel.sequence}: {rel.source_count} source(s), k={rel.k}"
+                        )
+
+                with stop.installed():
+                    summary = runner.run(
+                        until_caught_up=not follow,
+                        max_seconds=max_seconds,
+                        on_step=on_step,
+                        on_release=on_release,
+                        should_stop=stop.is_set,
+                    )
             runner.worker.close()
             event_store.close()
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.NOT_SET_UP) from None
+    except TransportError as exc:
+        raise fail(
+            f"the event log failed ({type(exc).__name__}): nothing was lost; run again when it is "
+            "back",
+            Exit.DELIVERY_FAILED,
+        ) from None
+    except DBAPIError as exc:
+        raise fail(
+            f"the event store failed ({type(exc.orig).__name__}): nothing was lost; run again "
+            "when it is back",
+            Exit.DELIVERY_FAILED,
+        ) from None
     result = {
         "messages": summary.ingest.messages,
         "accepted": summary.ingest.accepted,
