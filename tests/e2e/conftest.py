@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -77,3 +78,51 @@ def publish_args(sim: Path, source: str, *extra: str, export: Path | None = None
         str(sim / source / "mapping.yaml"),
         *extra,
     ]
+
+
+PUBLISHED_SOURCES = ("court", "labour_inspectorate", "ngo_haven", "nrm", "police")
+
+
+def _cli_in(root: Path, *args: str) -> None:
+    env = {**os.environ, "TIPTRUST_HOME": str(root / "home"), "COLUMNS": "200"}
+    proc = subprocess.run(
+        [*TIPTRUST, *args], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"tiptrust {' '.join(args)} exited {proc.returncode}\n{proc.stderr}")
+
+
+@pytest.fixture(scope="session")
+def published_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Once per test process: 2,000 simulated persons, five agencies registered with their
+    agreements, every export published to the embedded log (nothing ingested yet)."""
+    root = tmp_path_factory.mktemp("published")
+    _cli_in(root, "keys", "trust-init")
+    _cli_in(root, "simulate", "--out", "sim", "--seed", "5", "--persons", "2000")
+    for s in PUBLISHED_SOURCES:
+        _cli_in(root, "keys", "source-init", "--source", s)
+        pub = next((root / "home" / "sources" / s / "keys").glob("*.pub.pem"))
+        agreement = root / "sim" / s / "agreement.yaml"
+        _cli_in(
+            root,
+            "trust",
+            "register",
+            "--source",
+            s,
+            "--public-key",
+            str(pub),
+            "--agreement",
+            str(agreement),
+        )
+    for s in PUBLISHED_SOURCES:
+        _cli_in(root, *publish_args(root / "sim", s))
+    return root
+
+
+@pytest.fixture
+def published(published_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the published home in this test's folder (the ``cli`` fixture's home);
+    returns its simulation folder. Copying takes a fraction of re-simulating and re-publishing."""
+    shutil.copytree(published_template / "home", tmp_path / "home")
+    shutil.copytree(published_template / "sim", tmp_path / "sim")
+    return tmp_path / "sim"

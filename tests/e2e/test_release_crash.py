@@ -16,19 +16,15 @@ from pathlib import Path
 
 from transport import open_log, topics
 
-from .conftest import TIPTRUST, RunCli, last_json, publish_args
-from .test_publish import SOURCES, _setup
+from .conftest import TIPTRUST, RunCli, last_json
 
 STREAM = "victims_by_sex_age_form"
 KILLS = 10
 
 
 def test_random_kills_never_make_two_releases_with_one_sequence(
-    cli: RunCli, tmp_path: Path
+    cli: RunCli, tmp_path: Path, published: Path
 ) -> None:
-    sim = _setup(cli, tmp_path, persons=1200)
-    for s in SOURCES:
-        cli(*publish_args(sim, s))
     cli(
         "trust",
         "subscription",

@@ -49,7 +49,9 @@ def _publish_everything(cli: RunCli, tmp_path: Path, log_args: list[str]) -> Non
 
 
 def _crash_and_compare(cli: RunCli, tmp_path: Path, log_args: list[str], seed: int) -> None:
-    _publish_everything(cli, tmp_path, log_args)
+    """Publish (unless the home was copied published already), then kill and compare."""
+    if not (tmp_path / "home" / "log.db").exists() or log_args:
+        _publish_everything(cli, tmp_path, log_args)
     ref_url = f"sqlite:///{tmp_path / 'reference.db'}"
     reference = last_json(cli("trust", "run", "--store", ref_url, "--json", *log_args).stdout)
     assert reference["accepted"] > 1000
@@ -79,7 +81,9 @@ def _crash_and_compare(cli: RunCli, tmp_path: Path, log_args: list[str], seed: i
     assert _comparable(crashed_url) == _comparable(ref_url)
 
 
-def test_sigkill_mid_stream_on_the_embedded_log(cli: RunCli, tmp_path: Path) -> None:
+def test_sigkill_mid_stream_on_the_embedded_log(
+    cli: RunCli, tmp_path: Path, published: Path
+) -> None:
     _crash_and_compare(cli, tmp_path, [], seed=os.getpid())
 
 
@@ -90,9 +94,8 @@ def test_sigkill_mid_stream_on_tansu(cli: RunCli, tmp_path: Path, tansu) -> None
 
 @pytest.mark.postgres
 def test_postgres_store_gives_the_same_projections_and_rebuilds(
-    cli: RunCli, tmp_path: Path, postgres_schema_url: str
+    cli: RunCli, tmp_path: Path, postgres_schema_url: str, published: Path
 ) -> None:
-    _publish_everything(cli, tmp_path, [])
     sqlite_url = f"sqlite:///{tmp_path / 'sqlite.db'}"
     a = last_json(cli("trust", "run", "--store", sqlite_url, "--json").stdout)
     b = last_json(cli("trust", "run", "--store", postgres_schema_url, "--json").stdout)
