@@ -20,11 +20,13 @@ files in its own subfolder so one machine can play them all (the demo, the tests
 ```
 HOME/log.db                                 the embedded event log (sqlite:///…), unless --log
 HOME/trust/keys/<kid>.x25519.pem            trust private keys (0600), state.json (active/retired)
-HOME/trust/release/<kid>.ed25519.pem        the trust's release-signing key (0600)
+HOME/trust/release/<kid>.ed25519.pem        the trust's release-signing keys (0600), state.json
 HOME/trust/kek.bin                          key-encryption key of the person-key vault (0600)
-HOME/trust/sources/<source>/…               registered source public keys + agreement.yaml
+HOME/trust/sources/<source>/keys/           registered source public keys
+HOME/trust/sources/<source>/agreements/vNNNN.yaml   each registered agreement version
 HOME/trust/store.db                         the event store (sqlite), unless --store
-HOME/sources/<source>/keys/<kid>.ed25519.pem   the source's signing key (0600)
+HOME/sources/<source>/keys/<kid>.ed25519.pem   the source's signing keys (0600), state.json
+HOME/sources/<source>/keys/message-key.bin  the secret of the source's message keys (0600)
 HOME/sources/<source>/trust.pub.pem         the trust public key the source seals to
 HOME/sources/<source>/outbox.db             the source's durable outbox
 HOME/consumers/<consumer>/trust-release.pub.pem  the release key the consumer trusts
