@@ -94,6 +94,7 @@ class ReleaseStage:
         self.skipped: list[Skipped] = []
         self.counts = release_counts.ReleaseCounts(streams)
         self._checked_upto = -1
+        self._checked_day = -1
         self._pending = False
 
     def release_once(self) -> list[EmitResult]:
@@ -103,15 +104,17 @@ class ReleaseStage:
         Brings the stage's cell counts up to date first (a follower of the store), then reads
         only cell counts: the cost follows the events since the last check and the number of
         cells, never the number of stored persons. Nothing is read when the store has not moved
-        since a check that left nothing pending.
+        since a check that left nothing pending on the same (UTC) day — agreements come into and
+        go out of force by day, so a new day is always checked.
         """
         self.skipped = []
         upto = self.store.last_seq()
-        if upto == self._checked_upto and not self._pending:
+        now_ms = int(self.clock() * 1000)
+        day = now_ms // 86_400_000
+        if upto == self._checked_upto and day == self._checked_day and not self._pending:
             return []
         follow(self.store, self.counts)
         subs = subscriptions(self.store)
-        now_ms = int(self.clock() * 1000)
         made: list[EmitResult] = []
         self._pending = False
         for sub in subs:
@@ -136,6 +139,7 @@ class ReleaseStage:
             if result is not None:
                 made.append(result)
         self._checked_upto = upto
+        self._checked_day = day
         return made
 
     def _release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:

@@ -167,3 +167,33 @@ def test_only_allowed_consumers_and_purposes_get_releases(
     follow(store, ReleasePublisher(log))
     assert log.read_all(topics.release("journalist", SPEC.name)) == []
     assert len(log.read_all(TOPIC)) == 1
+
+
+def test_an_agreement_ending_is_noticed_without_new_events(
+    parts: tuple[EventLog, EventStore],
+) -> None:
+    _, store = parts
+    add_persons(store, 12)
+    subscribe(store)
+    now = [dt.datetime(2025, 6, 30, 12, tzinfo=dt.UTC).timestamp()]
+    ending = Agreement(
+        "src-a",
+        1,
+        dt.date(2000, 1, 1),
+        dt.date(2025, 7, 1),
+        ("$",),
+        (ReleaseGrant("ministry", ("statistics",)),),
+    )
+    policy = Policy(Agreements([ending], default_registry().current("case_record")))
+    s = ReleaseStage(
+        store=store,
+        signer=ReleaseSigner(KEY),
+        policy=policy,
+        streams={SPEC.name: SPEC},
+        clock=lambda: now[0],
+    )
+    assert len(s.release_once()) == 1
+    assert s.release_once() == []  # nothing moved: nothing read
+    now[0] += 86_400  # the agreement is no longer in force: the subscription gets nothing more
+    assert s.release_once() == []
+    assert [k.reason for k in s.skipped] and "allows" in s.skipped[0].reason
