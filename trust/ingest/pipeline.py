@@ -14,16 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from schemas.codec import SchemaRegistry
-from schemas.envelope import MessageKind, OpenCache, OpenedEvent, open_event, peek_header
+from schemas.envelope import MessageKind, OpenCache, OpenedEvent, open_event
 from schemas.errors import ContractError, Delivery, ReasonCode, SourceMismatch
 from schemas.keys import Keyring
 from schemas.rules import MAX_MESSAGE_BYTES
 from schemas.validate import validator_for
 from transport import LogRecord, topics
 from trust.stewardship.policy import Policy
+from trust.store.errors import KeyShredded
 from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
@@ -33,6 +32,10 @@ from trust.store.events import (
 from trust.store.vault import Vault
 
 log = logging.getLogger(__name__)
+
+# envelope failures found after the batch signature verified: the header (and its event id) is the
+# source's own. Before that point the header could have been written by anyone.
+_SIGNED_BEFORE_FAILING = frozenset({ReasonCode.UNKNOWN_TRUST_KEY, ReasonCode.DECRYPTION_FAILED})
 
 AcceptedEvent = RecordAccepted | RecordRetracted | ConsentWithdrawn | DisposalRequested
 
@@ -147,27 +150,24 @@ class IngestPipeline:
                 expected_source=source_id,
                 cache=self.cache,
             )
+        except ContractError as err:
+            # a signed receipt names the event id only if the batch signature verified: before
+            # that, the header could have been written by anyone (about anyone's event)
+            event_id = err.event_id if err.code in _SIGNED_BEFORE_FAILING else None
+            return _refused(delivery, source_id, event_id, err)
+        try:
             return self._decode(opened, delivery, received_ms)
         except ContractError as err:
-            event_id = err.event_id
-            if event_id is None:
-                try:
-                    event_id = str(peek_header(rec.value).event_id)
-                except ContractError:
-                    event_id = None
-            return Outcome(
-                delivery,
-                source_id,
-                event_id,
-                rejection=Rejection(err.code, err.field_path, err.message),
-            )
+            return _refused(delivery, source_id, err.event_id, err)
 
     def _decode(self, opened: OpenedEvent, delivery: Delivery, received_ms: int) -> _Checked:
         h = opened.header
         event_id = str(h.event_id)
         try:
-            # the agreement in force when the TRUST received the message: never the sender's clock
-            agreement = self.policy.agreement_for_message(h.source_id, received_ms)
+            # the agreement in force when the TRUST received the message, never the sender's
+            # clock; a message that only reduces use (retraction, consent withdrawn, disposal)
+            # needs none: it is honoured even after an agreement lapsed
+            agreement = self.policy.admit(h.source_id, MessageKind(h.kind), received_ms)
             datum = self.registry.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
             validator_for(self.registry.for_kind(h.kind), decoded=True).check(datum)
             if h.kind == MessageKind.RECORD_UPSERT:
@@ -175,6 +175,7 @@ class IngestPipeline:
                     raise SourceMismatch(
                         "$.reporting_entity.source_id differs from the envelope's source"
                     )
+                assert agreement is not None  # an upsert is admitted only under an agreement
                 datum = self.policy.fields_kept(agreement).prune(datum)
         except ContractError as err:
             err.event_id = event_id
@@ -184,11 +185,11 @@ class IngestPipeline:
         )
 
     def _finish_safely(self, c: _Checked) -> Outcome:
+        # only what this message's data can cause becomes its rejection; a failure of the vault
+        # (its database, a wrong key-encryption key) propagates and stops the worker
         try:
             return self._finish(c)
-        except (OperationalError, InterfaceError):
-            raise  # the vault's database failed, not this message
-        except Exception as exc:
+        except (KeyShredded, KeyError, TypeError, ValueError) as exc:
             log.warning(
                 "ingest.seal_failed error=%s topic=%s partition=%d offset=%d",
                 type(exc).__name__,
@@ -240,6 +241,14 @@ class IngestPipeline:
         return DisposalRequested(
             c.event_id, c.source_id, d["case_id"], d["victim_id"], d["basis"], now
         )
+
+
+def _refused(
+    delivery: Delivery, source_id: str, event_id: str | None, err: ContractError
+) -> Outcome:
+    return Outcome(
+        delivery, source_id, event_id, rejection=Rejection(err.code, err.field_path, err.message)
+    )
 
 
 _ACCEPT: dict[MessageKind, Callable[[IngestPipeline, _Checked, int], AcceptedEvent]] = {

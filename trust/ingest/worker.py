@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import DataError, IntegrityError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from schemas.errors import ReasonCode
 from transport import EventLog, LogConsumer, LogRecord, topics
@@ -56,11 +56,13 @@ class IngestStats:
 
 def _is_message_fault(exc: BaseException) -> bool:
     """Whether a store error was caused by the data of the message being written (so it is that
-    message's fault), rather than by the database itself (which must stop the worker)."""
+    message's fault), rather than by the database itself (which must stop the worker): a
+    constraint or data error, or a value the driver refused before it reached the database (e.g.
+    psycopg and a NUL byte). Anything else — a full disk, a lock, a lost connection — is the
+    store's."""
     if isinstance(exc, IntegrityError | DataError):
         return True
-    # a value the driver refused before it reached the database (e.g. psycopg and a NUL byte)
-    return isinstance(exc, StatementError) and not hasattr(exc.orig, "sqlstate")
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
 def _store_reason(exc: BaseException) -> Rejection:

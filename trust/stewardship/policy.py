@@ -1,7 +1,8 @@
 """The one policy decision point: every question of "may this happen, and under which rule".
 
 - Which agreement is in force for a message — judged by the time the TRUST received it, never by
-  the sender's clock (a backdated header cannot select an expired agreement).
+  the sender's clock (a backdated header cannot select an expired agreement). Messages that only
+  reduce use (retraction, withdrawal of consent, disposal) need none.
 - Which fields of a record are kept (the rest is dropped at ingest: minimisation).
 - Which sources' persons enter a subscription's release: only those whose agreement in force
   allows that consumer and purpose (deny by default); the others are left out, and the release
@@ -17,10 +18,16 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from schemas.envelope import MessageKind
 from schemas.fields import Pruner
 from transport import topics
 from trust.release.streams import StreamSpec
 from trust.stewardship.agreement import Agreement, Agreements
+
+USE_REDUCING: frozenset[MessageKind] = frozenset(
+    {MessageKind.RECORD_RETRACTION, MessageKind.CONSENT_WITHDRAWAL, MessageKind.DISPOSAL_REQUEST}
+)
+"""Message kinds that only take data out of use: admitted without an agreement in force."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,21 @@ class Policy:
 
     def __init__(self, agreements: Agreements) -> None:
         self.agreements = agreements
+
+    def admit(self, source_id: str, kind: MessageKind, received_at_ms: int) -> Agreement | None:
+        """Whether a message of ``kind`` from ``source_id`` (already authenticated) is admitted
+        when the trust received it, and under which agreement.
+
+        A case record needs the agreement in force then (returned). A message that only reduces
+        use — a retraction, a withdrawal of consent, a disposal request — is always admitted
+        (None): a victim's withdrawal must count even after the source's agreement lapsed.
+
+        Raises:
+            NoAgreement: a case record with no agreement in force.
+        """
+        if kind in USE_REDUCING:
+            return None
+        return self.agreement_for_message(source_id, received_at_ms)
 
     def agreement_for_message(self, source_id: str, received_at_ms: int) -> Agreement:
         """The agreement in force when the trust received a message from ``source_id``.

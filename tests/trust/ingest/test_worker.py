@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from schemas.codec import default_registry
 from schemas.envelope import EventHeader, seal_batch
@@ -69,18 +71,18 @@ def seal(
     *,
     event_ids: list[uuid.UUID] | None = None,
     produced_at: dt.datetime | None = None,
+    kind: str = "RecordUpsert",
 ) -> list[bytes]:
     """Envelopes for ``datums`` as ``source`` seals them (encoded without validation, as an
     agency with a broken or hostile publisher could)."""
     ms = int((produced_at or dt.datetime.now(dt.UTC)).timestamp() * 1000)
     ids = event_ids or [uuid.uuid4() for _ in datums]
     key = KEYS[source]
+    schema = REGISTRY.for_kind(kind)
     pairs = [
         (
-            EventHeader(
-                source, eid, "RecordUpsert", CASE.fingerprint, ms, TRUST.key_id, key.key_id
-            ),
-            CASE.encode(d),
+            EventHeader(source, eid, kind, schema.fingerprint, ms, TRUST.key_id, key.key_id),
+            schema.encode(d),
         )
         for eid, d in zip(ids, datums, strict=True)
     ]
@@ -96,10 +98,17 @@ def agreement(
 class Trust:
     """A worker over a real log and store, with every agency registered."""
 
-    def __init__(self, log: EventLog, store: EventStore, agreements: list[Agreement]) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        store: EventStore,
+        agreements: list[Agreement],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.log = log
         self.store = store
         pipeline = IngestPipeline(
+            clock=clock,
             keyring=Keyring([TRUST], [k.public for k in KEYS.values()]),
             policy=Policy(Agreements(agreements, CASE)),
             registry=REGISTRY,
@@ -257,3 +266,57 @@ def test_a_message_the_store_refuses_becomes_a_rejection(tmp_path: Path) -> None
     finally:
         store.close()
         log.close()
+
+
+def test_a_withdrawal_of_consent_counts_after_the_agreement_lapsed(
+    tmp_path: Path, store_url: str
+) -> None:
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(store_url)
+    now = [dt.datetime(2025, 6, 1, tzinfo=dt.UTC).timestamp()]
+    try:
+        lapsing = agreement("police", dt.date(2000, 1, 1), dt.date(2030, 1, 1))
+        trust = Trust(log, store, [lapsing], clock=lambda: now[0])
+        send(log, "police", seal("police", [record("police", "C-1", ["V1", "V2"])]))
+        assert trust.run() == {} and trust.counted("police") == 2
+        now[0] = dt.datetime(2031, 6, 1, tzinfo=dt.UTC).timestamp()
+        withdrawal = {"case_id": "C-1", "victim_id": "V1", "withdrawn_scopes": ["All"]}
+        send(log, "police", seal("police", [withdrawal], kind="ConsentWithdrawal"))
+        send(log, "police", seal("police", [record("police", "C-2", ["V1"])]))
+        assert trust.run() == {"no_agreement": 1}  # new data needs an agreement; a withdrawal not
+        assert trust.counted("police") == 1
+    finally:
+        store.close()
+        log.close()
+
+
+def test_a_failing_store_stops_the_worker_and_loses_nothing(tmp_path: Path) -> None:
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        trust = Trust(log, store, [agreement("police")])
+        send(log, "police", seal("police", [record("police", "C-1", ["V1"])]))
+        assert trust.run() == {}
+        before = store.last_seq(), store.positions("trust-ingest")
+        with (
+            store.engine.begin() as conn
+        ):  # the store breaks (a table is gone): not a message's fault
+            conn.exec_driver_sql("DROP TABLE proj_records")
+        send(log, "police", seal("police", [record("police", "C-2", ["V1"])]))
+        with pytest.raises(OperationalError):
+            trust.run()
+        assert (store.last_seq(), store.positions("trust-ingest")) == before
+    finally:
+        store.close()
+        log.close()
+
+
+def test_a_receipt_names_no_event_id_it_could_not_verify(trust: Trust) -> None:
+    [env] = seal("police", [record("police", "C-1", ["V1"])])
+    tampered = bytearray(env)
+    tampered[-1] ^= 1  # the ciphertext's last byte: the Merkle proof no longer reaches the root
+    send(trust.log, "police", [bytes(tampered)])
+    assert trust.run() == {"bad_signature": 1}
+    [raw] = trust.log.read_all(topics.rejected("police"))
+    receipt = verify_receipt(raw.value, {RELEASE_KEY.key_id: RELEASE_KEY.public})
+    assert receipt.event_id is None  # anyone could have written the header's id
