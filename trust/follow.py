@@ -36,13 +36,22 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class StoreFollower(Protocol):
-    """A stage whose effect is written to the store with its position, atomically."""
+    """A stage whose effect is written to the store with its position, atomically.
+
+    ``version`` names what builds its tables (e.g. a digest of the definitions it counts by):
+    when it changes, :func:`follow` empties them (:meth:`clear`) and starts again from 0.
+    """
 
     name: str
     event_types: frozenset[str]
+    version: str
 
     def apply(self, conn: Connection, events: Batch) -> None:
         """Apply ``events`` (seq order) inside the caller's transaction."""
+        ...
+
+    def clear(self, conn: Connection) -> None:
+        """Empty the follower's tables inside the caller's transaction."""
         ...
 
 
@@ -60,7 +69,14 @@ class LogPublisher(Protocol):
 
 def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: int = 1000) -> int:
     """Bring ``follower`` up to the store's current end; returns how many events it handled."""
-    after = store.follower_position(follower.name)
+    state = store.follower_state(follower.name)
+    after = state.last_seq
+    version = follower.version if isinstance(follower, StoreFollower) else ""
+    if isinstance(follower, StoreFollower) and state.last_seq and state.version != version:
+        # built by other definitions: start again from the whole store
+        log.info("follow.rebuilding follower=%s", follower.name)
+        store.reset_follower(follower.name, follower.clear)
+        after = 0
     upto = store.last_seq()
     if upto <= after:
         return 0
@@ -70,13 +86,20 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
         done = len(events) < page
         last = upto if done else events[-1][0]
         if isinstance(follower, StoreFollower):
-            store.advance_follower(
-                follower.name, last, functools.partial(follower.apply, events=events)
+            applied = store.advance_follower(
+                follower.name,
+                after,
+                last,
+                functools.partial(follower.apply, events=events),
+                version,
             )
+            if not applied:
+                return handled  # another process advanced this follower meanwhile
         else:
             if events:
                 follower.send(events)
-            store.advance_follower(follower.name, last)
+            if not store.advance_follower(follower.name, after, last):
+                return handled
         handled += len(events)
         after = last
         if events:

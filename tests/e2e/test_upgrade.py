@@ -74,9 +74,14 @@ def test_a_home_of_the_first_release_upgrades_and_goes_on(cli: RunCli, tmp_path:
         "statistics",
     )
     run = last_json(cli("trust", "run", "--json").stdout)
-    assert run["releases"] == [f"{STREAM}#1"]
-    got = cli("subscribe", "--consumer", "ministry", "--stream", STREAM, "--out", "out")
+    # the ministry already holds release 1 of the stream (from before subscriptions): the next
+    # release continues the numbering, so its files sit beside the old ones without a conflict
+    assert run["releases"] == [f"{STREAM}#2"]
+    old_out = home / "out"
+    assert (old_out / STREAM / "000001.json").exists()
+    got = cli("subscribe", "--consumer", "ministry", "--stream", STREAM, "--out", str(old_out))
     assert "ministry: 1 received" in got.stdout
+    assert (old_out / STREAM / "000002.json").exists()
 
     # the agency's old outbox migrates: what it sent is known, nothing goes twice
     agency = home / "agencies" / "police"

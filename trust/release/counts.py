@@ -15,6 +15,7 @@ projection (a test checks it on random histories).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,8 +24,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, select
 
 from trust.follow import Batch
-from trust.release.aggregate import PersonFacts, cell_key
-from trust.release.streams import StreamSpec
+from trust.release.aggregate import FORMS, SEXES, PersonFacts, cell_key
+from trust.release.streams import AGE_GROUPS, StreamSpec
 from trust.store.db import bulk_insert
 from trust.store.events import (
     ConsentWithdrawn,
@@ -91,6 +92,10 @@ class ReleaseCounts:
 
     def __init__(self, streams: Mapping[str, StreamSpec]) -> None:
         self.streams = dict(streams)
+        # the counts depend on the streams' definitions, the counting rule and the age groups:
+        # when any of them changes, the follower rebuilds its tables from the whole store
+        basis = repr((sorted(self.streams.items()), COUNTING_RULE, AGE_GROUPS, FORMS, SEXES))
+        self.version = hashlib.sha256(basis.encode()).hexdigest()[:32]
 
     def apply(self, conn: Connection, events: Batch) -> None:
         keys = {(ev.source_id, ev.case_id) for _, ev in events if isinstance(ev, _CASE_EVENTS)}
@@ -186,8 +191,7 @@ class ReleaseCounts:
                 )
         bulk_insert(conn, t, rows_out)
 
-    @staticmethod
-    def clear(conn: Connection) -> None:
+    def clear(self, conn: Connection) -> None:
         """Empty this projection (before a rebuild from position 0)."""
         conn.execute(delete(_cells))
         conn.execute(delete(_counts))

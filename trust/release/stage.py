@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from trust.follow import follow
 from trust.release import counts as release_counts
@@ -60,6 +60,18 @@ def last_release(store: EventStore, consumer: str, stream: str) -> LastRelease |
     with store.engine.connect() as conn:
         row = conn.execute(query).first()
     return LastRelease(row.sequence, row.cells_digest, row.issued_at_ms) if row else None
+
+
+def next_sequence(store: EventStore, consumer: str, stream: str) -> int:
+    """The sequence of a subscription's next release: after its own, and after the stream's
+    releases from before subscriptions (consumer ``''``), which consumers already hold under the
+    same stream's numbering."""
+    r = ProjRelease
+    query = select(func.coalesce(func.max(r.sequence), 0)).where(
+        r.consumer.in_([consumer, ""]), r.stream == stream
+    )
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one()) + 1
 
 
 @dataclass(frozen=True)
@@ -155,7 +167,7 @@ class ReleaseStage:
             last_digest=last.digest if last else None,
             last_issued_ms=last.issued_at_ms if last else None,
             now_ms=now_ms,
-            sequence=(last.sequence if last else 0) + 1,
+            sequence=next_sequence(self.store, sub.consumer, sub.stream),
         )
         if result is None:
             if (

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from schemas.errors import Delivery
@@ -76,6 +76,14 @@ class AppendResult:
     @property
     def last_seq(self) -> int | None:
         return self.seqs[-1] if self.seqs else None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerState:
+    """A follower's tracked position and the version of it that built its tables."""
+
+    last_seq: int
+    version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,36 +309,63 @@ class EventStore:
 
     def follower_position(self, follower: str) -> int:
         """The last stored seq ``follower`` has handled (0 if it never ran)."""
-        stmt = select(_followers.c.last_seq).where(_followers.c.follower == follower)
+        return self.follower_state(follower).last_seq
+
+    def follower_state(self, follower: str) -> FollowerState:
+        """Where ``follower`` is and what version of it built its tables (0 and "" if it never
+        ran)."""
+        stmt = select(_followers.c.last_seq, _followers.c.version).where(
+            _followers.c.follower == follower
+        )
         with self._engine.connect() as conn, conn.begin():
-            found = conn.execute(stmt).scalar_one_or_none()
-        return int(found) if found is not None else 0
+            row = conn.execute(stmt).first()
+        return FollowerState(int(row[0]), str(row[1])) if row else FollowerState(0, "")
 
     def advance_follower(
         self,
         follower: str,
+        after: int,
         last_seq: int,
         effect: Callable[[Connection], None] | None = None,
-    ) -> None:
-        """Record that ``follower`` has handled everything up to ``last_seq`` (never moving back),
-        together with ``effect`` (writes to the follower's own tables) in ONE transaction."""
+        version: str = "",
+    ) -> bool:
+        """Record that ``follower`` has handled everything from ``after`` up to ``last_seq``,
+        together with ``effect`` (writes to the follower's own tables) in ONE transaction.
+
+        The follower's row is locked first and must still say ``after``: if another process
+        advanced it meanwhile, nothing is applied and False is returned (so two processes never
+        apply the same events twice).
+        """
         with self._writer.begin() as conn:
-            if effect is not None:
-                effect(conn)
             ins = dialect_insert(conn, _followers)
             conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=[_followers.c.follower],
-                    set_={"last_seq": ins.excluded.last_seq},
-                    where=_followers.c.last_seq < ins.excluded.last_seq,
-                ),
-                {"follower": follower, "last_seq": last_seq},
+                ins.on_conflict_do_nothing(index_elements=[_followers.c.follower]),
+                {"follower": follower, "last_seq": 0, "version": version},
             )
+            lock = select(_followers.c.last_seq).where(_followers.c.follower == follower)
+            if conn.dialect.name == "postgresql":
+                lock = lock.with_for_update()
+            if int(conn.execute(lock).scalar_one()) != after:
+                return False
+            if effect is not None:
+                effect(conn)
+            conn.execute(
+                update(_followers)
+                .where(_followers.c.follower == follower)
+                .values(last_seq=last_seq, version=version)
+            )
+        return True
 
     def reset_follower(self, follower: str, clear: Callable[[Connection], None]) -> None:
         """Empty ``follower``'s tables (``clear``) and move it back to position 0, in one
         transaction: its next run rebuilds them from the whole store."""
         with self._writer.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    select(_followers.c.follower)
+                    .where(_followers.c.follower == follower)
+                    .with_for_update()
+                )
             clear(conn)
             conn.execute(delete(_followers).where(_followers.c.follower == follower))
 

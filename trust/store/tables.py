@@ -86,6 +86,9 @@ class FollowerPosition(Base):
 
     follower: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
+    # what the follower's tables were built by (e.g. a digest of the stream definitions): when
+    # the code's version differs, the follower starts again from 0 with its tables emptied
+    version: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class ProjRecord(Base):

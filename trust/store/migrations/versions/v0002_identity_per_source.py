@@ -149,6 +149,7 @@ def upgrade() -> None:
         "follower_positions",
         sa.Column("follower", sa.String(length=64), nullable=False),
         sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.Column("version", sa.String(length=64), server_default="", nullable=False),
         sa.PrimaryKeyConstraint("follower", name=op.f("pk_follower_positions")),
     )
     op.execute(
