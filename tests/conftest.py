@@ -32,7 +32,7 @@ def real_kafka_url() -> str:
     The variable holds ``host:port[,host:port…]`` or a whole ``kafka://`` URL (with options such
     as ``security.protocol`` in its query); clients use the production defaults. When it is not
     set, the tests marked ``real_kafka`` are deselected (below; no Apache Kafka can run on our
-    machines, see STACK.md), and a test that asks for this fixture without the marker is skipped.
+    machines), and a test that asks for this fixture without the marker is skipped.
     """
     given = os.environ.get(REAL_KAFKA_ENV, "").strip()
     if not given:

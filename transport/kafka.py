@@ -1,6 +1,6 @@
 """Kafka backend of the event-log port, on confluent-kafka (librdkafka).
 
-Production runs on Apache Kafka; tests run on Tansu (see ``STACK.md``). The client defaults are
+Production runs on Apache Kafka; tests run on Tansu (``infra/broker.py``). The client defaults are
 production-safe (librdkafka's own timings, which Apache Kafka accepts; see
 :mod:`transport.kafka_config`). Other settings come as the URL's query,
 ``kafka://host:port?session.timeout.ms=45000&security.protocol=ssl``: each option goes to the

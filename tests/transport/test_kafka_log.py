@@ -2,7 +2,7 @@
 an Apache Kafka cluster named by ``TIPTRUST_REAL_KAFKA`` (``real_kafka``; skipped when unset).
 
 Both run the same backend, so what differs is the broker: each subclass names its broker and
-declares its capabilities. Tansu's known gaps (STACK.md) and how the suite treats them:
+declares its capabilities. Tansu's known gaps and how the suite treats them:
 
 * ListOffsets returns wrong high watermarks: the port never asks for watermarks (``at_end``
   comes from partition-EOF events), and ``test_at_end_never_claims_caught_up_early`` runs on

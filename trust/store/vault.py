@@ -121,7 +121,7 @@ class Vault:
                     "shredded_at_ms": now,
                 },
             )
-            # .returning(): psycopg reports no reliable rowcount here (see STACK.md).
+            # .returning(): psycopg reports no reliable rowcount here (SQLAlchemy 2.1 gives -1 for INSERTs).
             done = conn.execute(
                 update(_keys)
                 .where(_keys.c.person_key_id == person_key_id)
