@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rich.console import Console
 from rich.progress import Progress
 
+from benchmarks.provenance import code_state
 from benchmarks.publish import records
 from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
@@ -182,7 +183,13 @@ def main() -> None:
         tmp = Path(d)
         task = progress.add_task("pipeline benchmark", total=3 if args.kafka else 2)
         recs = records(args.events, tmp)
-        result: dict[str, Any] = {"benchmark": "pipeline", "cpus": os.cpu_count(), **floors(recs)}
+        result: dict[str, Any] = {
+            "benchmark": "pipeline",
+            "code": code_state(),
+            "cpus": os.cpu_count(),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+            **floors(recs),
+        }
         progress.advance(task)
         result["sqlite"] = run_backend(
             f"sqlite:///{tmp / 'log.db'}", recs, tmp / "sqlite", args.rounds

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from benchmarks.provenance import code_state
 from producers.mapping import Mapping
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
@@ -133,9 +134,14 @@ def main() -> None:
         )
         result: dict[str, Any] = {
             "benchmark": "publish",
+            "code": code_state(),
             "events": len(recs),
             "mean_payload_bytes": round(payload_bytes, 1),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+            },
             "floor_per_event_asymmetric_events_per_s": floor_asymmetric(recs[:5000], trust, source),
             "floor_symmetric_events_per_s": floor_symmetric(recs),
         }
