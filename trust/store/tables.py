@@ -165,10 +165,11 @@ class ReleasePersonCell(Base):
 
     __tablename__ = "release_person_cells"
 
-    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # keyed case first: the follower reads and replaces a case's cells by (source, case)
     source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
     cell: Mapped[str] = mapped_column(Text)  # the cell key as a JSON array
 
 

@@ -128,13 +128,13 @@ def upgrade() -> None:
 
     op.create_table(
         "release_person_cells",
-        sa.Column("stream", sa.String(length=64), nullable=False),
         sa.Column("source_id", sa.String(length=128), nullable=False),
         sa.Column("case_id", sa.String(length=255), nullable=False),
         sa.Column("victim_id", sa.String(length=255), nullable=False),
+        sa.Column("stream", sa.String(length=64), nullable=False),
         sa.Column("cell", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "stream", "source_id", "case_id", "victim_id", name=op.f("pk_release_person_cells")
+            "source_id", "case_id", "victim_id", "stream", name=op.f("pk_release_person_cells")
         ),
     )
     op.create_table(
