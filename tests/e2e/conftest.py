@@ -126,3 +126,22 @@ def published(published_template: Path, tmp_path: Path) -> Path:
     shutil.copytree(published_template / "home", tmp_path / "home")
     shutil.copytree(published_template / "sim", tmp_path / "sim")
     return tmp_path / "sim"
+
+
+def subscribe_args(
+    consumer: str = "ministry",
+    stream: str = "victims_by_sex_age_form",
+    purpose: str = "statistics",
+) -> list[str]:
+    """The `tiptrust trust subscription add` arguments for one subscription."""
+    return [
+        "trust",
+        "subscription",
+        "add",
+        "--consumer",
+        consumer,
+        "--stream",
+        stream,
+        "--purpose",
+        purpose,
+    ]

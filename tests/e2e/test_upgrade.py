@@ -8,7 +8,7 @@ import sqlite3
 import tarfile
 from pathlib import Path
 
-from .conftest import RunCli, last_json
+from .conftest import RunCli, last_json, subscribe_args
 
 DATA = Path(__file__).parent / "data" / "home-0.1.0.tar.gz"
 STREAM = "victims_by_sex_age_form"
@@ -51,28 +51,8 @@ def test_a_home_of_the_first_release_upgrades_and_goes_on(cli: RunCli, tmp_path:
     assert "identical" in cli("trust", "rebuild").stdout
 
     # the first-format agreements (consumers_allowed: [ministry]) allow the ministry's statistics
-    cli(
-        "trust",
-        "subscription",
-        "add",
-        "--consumer",
-        "ministry",
-        "--stream",
-        STREAM,
-        "--purpose",
-        "statistics",
-    )
-    cli(
-        "trust",
-        "subscription",
-        "add",
-        "--consumer",
-        "journalist",
-        "--stream",
-        STREAM,
-        "--purpose",
-        "statistics",
-    )
+    cli(*subscribe_args())
+    cli(*subscribe_args("journalist"))
     run = last_json(cli("trust", "run", "--json").stdout)
     # the ministry already holds release 1 of the stream (from before subscriptions): the next
     # release continues the numbering, so its files sit beside the old ones without a conflict
