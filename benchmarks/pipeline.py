@@ -44,6 +44,7 @@ from producers.workflow import destination_of
 from schemas.codec import default_registry
 from tiptrust import wiring
 from tiptrust.home import Home
+from tiptrust.runtime import tune_gc
 from transport import open_log
 from trust.runner import TrustRunner
 from trust.stewardship.agreement import Agreement, ReleaseGrant
@@ -177,7 +178,14 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--kafka", action="store_true")
+    ap.add_argument(
+        "--gc-default",
+        action="store_true",
+        help="keep CPython's collector thresholds (the CLI tunes them: tiptrust.runtime)",
+    )
     args = ap.parse_args()
+    if not args.gc_default:
+        tune_gc()  # as the CLI's entry point does
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory() as d, Progress(console=console, transient=True) as progress:
         tmp = Path(d)
@@ -188,6 +196,7 @@ def main() -> None:
             "code": code_state(),
             "cpus": os.cpu_count(),
             "loadavg_1m": round(os.getloadavg()[0], 2),
+            "gc": "default" if args.gc_default else "tuned as the CLI does",
             **floors(recs),
         }
         progress.advance(task)

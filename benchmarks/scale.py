@@ -67,6 +67,7 @@ from producers.publisher import Outgoing, Publisher
 from producers.workflow import destination_of
 from tiptrust import wiring
 from tiptrust.home import Home
+from tiptrust.runtime import tune_gc
 from transport import EventLog, open_log
 from trust.ingest.worker import IngestStats
 from trust.runner import TrustRunner
@@ -263,6 +264,7 @@ def the_log(kind: str, tmp: Path) -> Iterator[str]:
 
 
 def child(argv: list[str]) -> None:
+    tune_gc()  # a child is a process entry point: tuned as the CLI's is
     kind, home, log_url, store, *rest = argv
     if kind == "ingest":
         out = child_ingest(Path(home), log_url, Path(store), rest[0], int(rest[1]))

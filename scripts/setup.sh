@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install tiptrust into it: `scripts/setup.sh` for the product,
-# `scripts/setup.sh test` for the product and its test tools.
+# `scripts/setup.sh test` for the product and its test tools, `scripts/setup.sh bench` for those and
+# the peers the benchmarks measure beside tiptrust.
 #
 # The install is editable, so source changes need no reinstall: pip runs only when the venv is
 # new, or pyproject.toml or this script changed since the last install of this mode, or the mode
@@ -14,14 +15,20 @@ mode="${1:-product}"
 case "$mode" in
   product) target="." tool=.venv/bin/tiptrust ;;
   test) target=".[test]" tool=.venv/bin/pytest ;;
-  *) echo "usage: scripts/setup.sh [test]" >&2; exit 2 ;;
+  bench) target=".[test,bench]" tool=.venv/bin/pytest ;;  # the peers benchmarks/ measure beside us
+  *) echo "usage: scripts/setup.sh [test|bench]" >&2; exit 2 ;;
 esac
 stamp=.venv/.tiptrust-installed
 requirements="$(cat pyproject.toml scripts/setup.sh | cksum)"  # POSIX: a checksum and a size
 
 if [ -x .venv/bin/python ] && [ -x "$tool" ] && [ -f "$stamp" ]; then
   installed="$(cat "$stamp")"
-  if [ "$installed" = "test $requirements" ] || [ "$installed" = "$mode $requirements" ]; then
+  # Each mode includes the ones before it: product < test < bench.
+  case "$mode:${installed%% *}" in
+    product:product | product:test | product:bench | test:test | test:bench | bench:bench) covered=1 ;;
+    *) covered=0 ;;
+  esac
+  if [ "$covered" = 1 ] && [ "${installed#* }" = "$requirements" ]; then
     exit 0
   fi
 fi

@@ -40,11 +40,15 @@ class StoreFollower(Protocol):
 
     ``version`` names what builds its tables (e.g. a digest of the definitions it counts by):
     when it changes, :func:`follow` empties them (:meth:`clear`) and starts again from 0.
+    ``reads_records``: False for a follower that needs only which case an event is about — it
+    then receives each ``RecordAccepted`` with an empty ``record`` (the body is not decoded,
+    which is most of the cost of reading an accepted record).
     """
 
     name: str
     event_types: frozenset[str]
     version: str
+    reads_records: bool
 
     def apply(self, conn: Connection, events: Batch) -> None:
         """Apply ``events`` (seq order) inside the caller's transaction."""
@@ -82,7 +86,13 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
         return 0
     handled = 0
     while True:
-        events = store.read_types(follower.event_types, after, upto, page)
+        events = store.read_types(
+            follower.event_types,
+            after,
+            upto,
+            page,
+            records=follower.reads_records if isinstance(follower, StoreFollower) else True,
+        )
         done = len(events) < page
         last = upto if done else events[-1][0]
         if isinstance(follower, StoreFollower):

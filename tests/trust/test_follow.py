@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, select
 from trust.follow import Batch, follow
 from trust.release.counts import ReleaseCounts
 from trust.release.streams import STREAMS
+from trust.store.events import RecordAccepted
 from trust.store.eventstore import EventStore, Position, open_store
 from trust.store.tables import release_cell_counts
 
@@ -24,13 +25,16 @@ class Counter:
     name = "test-counter"
     event_types = frozenset({"RecordAccepted", "RecordRetracted"})
 
-    def __init__(self, version: str = "v1") -> None:
+    def __init__(self, version: str = "v1", *, reads_records: bool = True) -> None:
         self.version = version
+        self.reads_records = reads_records
         self.seen: list[int] = []
+        self.records: list[dict[str, object]] = []
         self.cleared = 0
 
     def apply(self, conn: Connection, events: Batch) -> None:
         self.seen.extend(seq for seq, _ in events)
+        self.records.extend(ev.record for _, ev in events if isinstance(ev, RecordAccepted))
 
     def clear(self, conn: Connection) -> None:
         self.cleared += 1
@@ -64,6 +68,19 @@ def test_each_event_is_handled_once_in_pages(store: EventStore) -> None:
     assert follow(store, c, page=10) == 3
     assert c.seen == sorted(set(c.seen)) and len(c.seen) == 28
     assert store.follower_state(c.name).last_seq == store.last_seq()
+
+
+def test_a_follower_that_reads_no_records_gets_the_case_without_the_body(
+    store: EventStore,
+) -> None:
+    _append(store, 3)
+    full, keys_only = Counter(), Counter(reads_records=False)
+    keys_only.name = "test-keys-only"
+    follow(store, full)
+    follow(store, keys_only)
+    assert full.seen == keys_only.seen
+    assert all(r["case_id"].startswith("c") for r in full.records)
+    assert keys_only.records == [{}, {}, {}]
 
 
 def test_a_position_another_process_moved_is_not_applied_again(store: EventStore) -> None:

@@ -128,6 +128,12 @@ def cell_key(person: PersonFacts, spec: StreamSpec) -> tuple[str, ...]:
     return tuple(d.cell(person) for d in _dimensions(spec))
 
 
+def cell_of(spec: StreamSpec) -> Callable[[PersonFacts], tuple[str, ...]]:
+    """:func:`cell_key` for one stream, with its dimensions looked up once (for many persons)."""
+    cells = tuple(d.cell for d in _dimensions(spec))
+    return lambda person: tuple([cell(person) for cell in cells])
+
+
 @dataclass(frozen=True)
 class CountTable:
     """Counts of persons for every cell of the cross-product of ``categories`` (zeros included).

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, select
 
 from trust.follow import Batch
-from trust.release.aggregate import FORMS, SEXES, PersonFacts, cell_key
+from trust.release.aggregate import FORMS, SEXES, PersonFacts, cell_of
 from trust.release.streams import AGE_GROUPS, StreamSpec
 from trust.store.db import bulk_insert
 from trust.store.events import (
@@ -89,6 +89,7 @@ class ReleaseCounts:
 
     name = RELEASE_COUNTS
     event_types = frozenset(cls.event_type for cls in _CASE_EVENTS)
+    reads_records = False  # the persons projection holds what is counted; events name the case
 
     def __init__(self, streams: Mapping[str, StreamSpec]) -> None:
         self.streams = dict(streams)
@@ -96,6 +97,7 @@ class ReleaseCounts:
         # when any of them changes, the follower rebuilds its tables from the whole store
         basis = repr((sorted(self.streams.items()), COUNTING_RULE, AGE_GROUPS, FORMS, SEXES))
         self.version = hashlib.sha256(basis.encode()).hexdigest()[:32]
+        self._cell_of = {stream: cell_of(spec) for stream, spec in self.streams.items()}
 
     def apply(self, conn: Connection, events: Batch) -> None:
         keys = {(ev.source_id, ev.case_id) for _, ev in events if isinstance(ev, _CASE_EVENTS)}
@@ -104,31 +106,49 @@ class ReleaseCounts:
 
     def recount(self, conn: Connection, keys: set[CaseKey]) -> None:
         """Set these cases' persons' cells from the persons projection, moving the counts."""
+        p = _persons.c
+        counted = ~(p.retracted | p.disposed | p.consent_withdrawn)  # see COUNTING_RULE
+        facts = (
+            p.source_id,
+            p.case_id,
+            p.victim_id,
+            p.sex,
+            p.age_at_identification,
+            p.forms_of_exploitation,
+            p.year_of_exploitation,
+        )
+        held_cols = (_cells.c.stream, _cells.c.source_id, _cells.c.case_id, _cells.c.victim_id)
         now: dict[PersonKey, PersonFacts] = {}
         before: dict[tuple[str, PersonKey], str] = {}
         for source_id, case_ids in by_source(keys):
             rows = conn.execute(
-                select(_persons).where(
-                    _persons.c.source_id == source_id, _persons.c.case_id.in_(case_ids)
+                select(*facts).where(p.source_id == source_id, p.case_id.in_(case_ids), counted)
+            ).all()
+            for src, case, victim, sex, age, forms, year in rows:
+                pkey = (src, case, victim)
+                now[pkey] = PersonFacts(
+                    pkey, sex, age, tuple(f for f in forms.split(";") if f), year
                 )
-            ).mappings()
-            for row in rows:
-                if _counted(row):
-                    p = person_facts(row)
-                    now[(row["source_id"], row["case_id"], row["victim_id"])] = p
             held = conn.execute(
-                select(_cells).where(
+                select(*held_cols, _cells.c.cell).where(
                     _cells.c.source_id == source_id, _cells.c.case_id.in_(case_ids)
                 )
-            ).mappings()
-            for row in held:
-                pkey = (row["source_id"], row["case_id"], row["victim_id"])
-                before[(row["stream"], pkey)] = row["cell"]
+            ).all()
+            for stream, src, case, victim, cell in held:
+                before[(stream, (src, case, victim))] = cell
+
+        cells: dict[tuple[str, ...], str] = {}  # cell -> its JSON, made once per cell
+
+        def as_json(cell: tuple[str, ...]) -> str:
+            text = cells.get(cell)
+            if text is None:
+                text = cells[cell] = _cell_json(cell)
+            return text
 
         after: dict[tuple[str, PersonKey], str] = {
-            (stream, pkey): _cell_json(cell_key(p, spec))
-            for stream, spec in self.streams.items()
-            for pkey, p in now.items()
+            (stream, pkey): as_json(cell(person))
+            for stream, cell in self._cell_of.items()
+            for pkey, person in now.items()
         }
         delta: Counter[tuple[str, str, str]] = Counter()
         for (stream, pkey), cell in before.items():

@@ -300,12 +300,21 @@ class EventStore:
                 remaining -= len(page)
 
     def read_types(
-        self, types: Collection[str], after_seq: int, upto_seq: int, limit: int = 1000
+        self,
+        types: Collection[str],
+        after_seq: int,
+        upto_seq: int,
+        limit: int = 1000,
+        *,
+        records: bool = True,
     ) -> list[tuple[int, Event]]:
         """Up to ``limit`` stored events of the named types with ``after_seq < seq <= upto_seq``,
-        in seq order (one short transaction)."""
+        in seq order (one short transaction); ``records=False`` leaves accepted records' bodies
+        unread (their ``record`` is empty)."""
         with self._engine.connect() as conn, conn.begin():
-            return read_page(conn, after_seq, limit, types=types, upto_seq=upto_seq)
+            return read_page(
+                conn, after_seq, limit, types=types, upto_seq=upto_seq, records=records
+            )
 
     def follower_position(self, follower: str) -> int:
         """The last stored seq ``follower`` has handled (0 if it never ran)."""

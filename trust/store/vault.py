@@ -18,7 +18,6 @@ made by another process is seen once the key leaves this process's cache (or aft
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -28,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -35,7 +35,7 @@ from sqlalchemy import Engine, select, update
 
 from trust.store.db import checkpoint, dialect_insert, writer
 from trust.store.errors import KeyShredded
-from trust.store.events import JsonDict, SealedBlob, json_safe
+from trust.store.events import JsonDict, SealedBlob
 from trust.store.tables import person_keys as _keys
 
 _NONCE = 12
@@ -65,6 +65,7 @@ class Vault:
         self._id_key = _derive(kek, b"tiptrust/vault/person-key-id/v1")
         self._wrap = AESGCM(_derive(kek, b"tiptrust/vault/wrap/v1"))
         self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+        self._key_ids: dict[tuple[str, str, str], str] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -73,12 +74,17 @@ class Vault:
 
     def person_key_id(self, source_id: str, case_id: str, victim_id: str) -> str:
         """The deterministic, opaque key id of one victim record (64 hex chars)."""
+        triple = (source_id, case_id, victim_id)
+        known = self._key_ids.get(triple)  # ingest asks twice per victim: to prepare, to seal
+        if known is not None:
+            return known
         # length-prefixed, so no two triples share an encoding
-        message = b"".join(
-            len(b).to_bytes(4, "big") + b
-            for b in (x.encode() for x in (source_id, case_id, victim_id))
-        )
-        return hmac.new(self._id_key, message, hashlib.sha256).hexdigest()
+        message = b"".join(len(b).to_bytes(4, "big") + b for b in (x.encode() for x in triple))
+        kid = hmac.digest(self._id_key, message, "sha256").hex()  # one-shot, in C
+        if len(self._key_ids) >= self._cache_size:
+            self._key_ids.clear()
+        self._key_ids[triple] = kid
+        return kid
 
     def seal(self, person_key_id: str, plaintext: bytes, aad: bytes) -> SealedBlob:
         """Encrypt ``plaintext`` under the person's data key, creating the key on first use.
@@ -161,7 +167,7 @@ class Vault:
             identifiers = victim.get("identifiers")
             if identifiers is not None:
                 victim_id = victim["victim_id"]
-                plaintext = json.dumps(json_safe(identifiers), separators=(",", ":")).encode()
+                plaintext = orjson.dumps(identifiers)  # dates as ISO strings
                 sealed[victim_id] = self.seal(
                     self.person_key_id(source_id, case_id, victim_id),
                     plaintext,
@@ -190,6 +196,7 @@ class Vault:
             return
         now = time.time_ns() // 1_000_000
         found: dict[str, bytes | None] = {}
+        made: dict[str, bytes] = {}  # keys created here: used as they are, not unwrapped again
         with self._writer.begin() as conn:
             for i in range(0, len(wanted), 500):
                 chunk = wanted[i : i + 500]
@@ -205,7 +212,7 @@ class Vault:
                     key = AESGCM.generate_key(bit_length=256)
                     nonce = os.urandom(_NONCE)
                     wrapped = nonce + self._wrap.encrypt(nonce, key, kid.encode())
-                    found[kid] = wrapped
+                    made[kid] = key
                     fresh.append(
                         {
                             "person_key_id": kid,
@@ -227,6 +234,8 @@ class Vault:
                     continue
                 w = bytes(wrapped_key)
                 self._cache[kid] = AESGCM(self._wrap.decrypt(w[:_NONCE], w[_NONCE:], kid.encode()))
+            for kid, key in made.items():
+                self._cache[kid] = AESGCM(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
