@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import date
 
@@ -151,6 +152,18 @@ def test_a_version_1_record_is_upcast() -> None:
     back = decode("RecordAccepted", json.loads(json.dumps(v1)))
     assert back == ev
     assert back.record["event"]["start_date"] == date(2023, 6, 1)
+
+
+def test_a_record_read_without_its_body_keeps_everything_else() -> None:
+    ev = accepted(sealed={"v1": SealedBlob("ab" * 32, "bm9uY2U=", "Y3Q=")})
+    row = event_row(ev, 1, "t", 0, 0)
+    payload = json.loads(row["payload"])
+    light = decode("RecordAccepted", payload, None, row["body_schema"], records=False)
+    assert isinstance(light, RecordAccepted)
+    assert light.record == {}
+    assert dataclasses.replace(light, record=ev.record) == ev
+    with pytest.raises(UnreadableEvent, match="no body"):
+        decode("RecordAccepted", payload, None, row["body_schema"])
 
 
 def test_unknown_types_and_future_versions_are_errors() -> None:
