@@ -339,27 +339,91 @@ class KeyStore:
 
 
 class KeyProvider(Protocol):
-    """Where the vault's key-encryption key comes from: a file here, a KMS in production."""
+    """Where the vault's key-encryption key comes from: a file here, a KMS in production.
+
+    Rotation is two-phase, so a crash can never lose the key the store is wrapped under: a new
+    key is *staged* beside the current one, the vault re-wraps everything under it, and only then
+    is it *promoted* over the current one, which is destroyed.
+    """
 
     def key_encryption_key(self) -> bytes:
         """The 32-byte key-encryption key. Raises :class:`KeyFileError` if it is unusable."""
         ...
 
+    def stage_key_encryption_key(self, key: bytes) -> None:
+        """Hold ``key`` (32 bytes) durably beside the current one, not yet in use."""
+        ...
+
+    def staged_key_encryption_key(self) -> bytes | None:
+        """The staged key, if a rotation was interrupted before its promotion."""
+        ...
+
+    def promote_staged(self) -> None:
+        """Make the staged key the current one; the previous one is destroyed."""
+        ...
+
+    def discard_staged(self) -> None:
+        """Destroy the staged key (its rotation never committed)."""
+        ...
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 class FileKeyProvider:
-    """A key-encryption key in a file of exactly 32 bytes (mode 0600)."""
+    """A key-encryption key in a file of exactly 32 bytes (mode 0600); a staged key in the file
+    beside it named ``<name>.next``. Promotion renames the staged file over the current one.
+
+    What a file system keeps of a replaced file (a journal, an SSD's remapped blocks) is outside
+    this process's reach: keep the file on storage you can erase, or use a KMS.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.staged_path = path.with_name(path.name + ".next")
 
     def __repr__(self) -> str:
         return f"FileKeyProvider({str(self.path)!r})"
 
     def key_encryption_key(self) -> bytes:
+        return self._read(self.path)
+
+    def stage_key_encryption_key(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("a key-encryption key is 32 bytes")
+        self.staged_path.unlink(missing_ok=True)
+        fd = os.open(self.staged_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            data = self.path.read_bytes()
+            os.write(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.path.parent)
+
+    def staged_key_encryption_key(self) -> bytes | None:
+        if not self.staged_path.exists():
+            return None
+        return self._read(self.staged_path)
+
+    def promote_staged(self) -> None:
+        os.replace(self.staged_path, self.path)
+        _fsync_dir(self.path.parent)
+
+    def discard_staged(self) -> None:
+        self.staged_path.unlink(missing_ok=True)
+        _fsync_dir(self.path.parent)
+
+    @staticmethod
+    def _read(path: Path) -> bytes:
+        try:
+            data = path.read_bytes()
         except OSError:
-            raise KeyFileError(f"{self.path} cannot be read") from None
+            raise KeyFileError(f"{path} cannot be read") from None
         if len(data) != 32:
-            raise KeyFileError(f"{self.path} is not a 32-byte key")
+            raise KeyFileError(f"{path} is not a 32-byte key")
         return data

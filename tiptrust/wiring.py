@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -42,10 +43,12 @@ from trust.stewardship.agreement import (
     load_agreement,
     save_agreement,
 )
+from trust.stewardship.erasure import Erasure
 from trust.stewardship.policy import Policy, Subscription
+from trust.store.errors import VaultKeyMismatch
 from trust.store.events import SubscriptionAdded, SubscriptionRemoved, new_event_id
 from trust.store.eventstore import EventStore
-from trust.store.vault import Vault
+from trust.store.vault import Vault, open_vault, rotate_if_due, rotate_kek
 
 
 class SetupError(Exception):
@@ -149,12 +152,14 @@ def key_provider(home: Home) -> KeyProvider:
     return FileKeyProvider(home.kek)
 
 
-def kek(home: Home) -> bytes:
+def vault(home: Home, store: EventStore) -> Vault:
+    """The store's vault under this home's key-encryption key (finishing an interrupted KEK
+    rotation first)."""
     if not home.kek.exists():
         raise SetupError("no vault key: run `tiptrust keys trust-init`")
     try:
-        return key_provider(home).key_encryption_key()
-    except KeyFileError as exc:
+        return open_vault(store.engine, key_provider(home))
+    except (KeyFileError, VaultKeyMismatch) as exc:
         raise SetupError(str(exc)) from None
 
 
@@ -320,6 +325,11 @@ OPERATOR = "trust-operator"
 """The store consumer name of what the operator records (subscriptions)."""
 
 
+def rotate_vault_key(home: Home, store: EventStore) -> int:
+    """Replace the vault's key-encryption key (see :func:`trust.store.vault.rotate_kek`)."""
+    return rotate_kek(vault(home, store), key_provider(home))
+
+
 # --- the trust service -------------------------------------------------------------------------
 
 
@@ -334,11 +344,12 @@ def build_trust_runner(
     """Wire ingest and the release streams for this home's keys, registrations and agreements."""
 
     policy = Policy(trust_agreements(home))
+    the_vault = vault(home, store)
     pipeline = IngestPipeline(
         keyring=trust_keyring(home),
         policy=policy,
         registry=default_registry(),
-        vault=Vault(store.engine, kek(home)),
+        vault=the_vault,
     )
     worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_max=batch)
     key = release_key(home)
@@ -346,6 +357,8 @@ def build_trust_runner(
     return TrustRunner(
         worker=worker,
         releases=stages,
-        followers=[ReceiptPublisher(log, key), ReleasePublisher(log)],
+        followers=[Erasure(the_vault), ReceiptPublisher(log, key), ReleasePublisher(log)],
+        # a shred is final once the KEK that wrapped older copies of the key is gone
+        after_follow=[functools.partial(rotate_if_due, the_vault, key_provider(home))],
         release_every_s=release_every_s,
     )

@@ -47,17 +47,22 @@ class TrustRunner:
         worker: IngestWorker,
         releases: Sequence[ReleaseStage],
         followers: Sequence[StoreFollower | LogPublisher] = (),
+        after_follow: Sequence[Callable[[], object]] = (),
         release_every_s: float = 5.0,
     ) -> None:
         self.worker = worker
         self.releases = list(releases)
         self.followers = list(followers)
+        self.after_follow = list(after_follow)
         self.release_every_s = release_every_s
 
     def follow(self) -> None:
-        """Bring every follower up to the store's end (receipts, release publishing)."""
+        """Bring every follower up to the store's end (erasure, receipts, release publishing),
+        then run what must follow them (e.g. the KEK rotation that makes a shred final)."""
         for f in self.followers:
             follow(self.worker.store, f)
+        for then in self.after_follow:
+            then()
 
     def run(
         self,

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from tiptrust import wiring
-from tiptrust.cli.common import Exit, HomeOpt, fail, home_of, out, valid_name
+from tiptrust.cli.common import Exit, HomeOpt, StoreOpt, fail, home_of, out, valid_name
+from trust.store.eventstore import open_store
 
 app = typer.Typer(help="Create, rotate and export keys.", no_args_is_help=True)
 
@@ -60,6 +61,24 @@ def retire_trust(
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.USAGE) from None
     out.print(f"trust key {key_id} retired")
+
+
+@app.command("rotate-kek")
+def rotate_kek(store: StoreOpt = None, home: HomeOpt = None) -> None:
+    """Replace the vault's key-encryption key: every person key is re-wrapped under a new one and
+    the old one destroyed, so no older copy of a shredded person key (a backup, a dead row) opens
+    any more. The trust does this by itself after each erasure."""
+    h = home_of(home)
+    if not h.kek.exists():
+        raise fail("no vault key: run `tiptrust keys trust-init`", Exit.NOT_SET_UP)
+    event_store = open_store(h.store_url(store))
+    try:
+        count = wiring.rotate_vault_key(h, event_store)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    finally:
+        event_store.close()
+    out.print(f"key-encryption key replaced; {count} person keys re-wrapped")
 
 
 @app.command("export-release")

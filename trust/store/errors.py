@@ -18,3 +18,9 @@ class KeyShredded(Exception):
         # The id is an HMAC under the vault's key: it reveals nothing about the person.
         super().__init__(f"person key {person_key_id} was shredded")
         self.person_key_id = person_key_id
+
+
+class VaultKeyMismatch(Exception):
+    """The key-encryption key given is not the one this store's vault is wrapped under."""
+
+    code = "vault_key_mismatch"

@@ -195,6 +195,18 @@ class PersonKey(Base):
     shredded_at_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class VaultSecret(Base):
+    """A secret of the vault other than a person's key (the key that makes person key ids), wrapped
+    under the KEK so that it survives a KEK rotation unchanged."""
+
+    __tablename__ = "vault_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    # when the KEK was last rotated (the secrets were last re-wrapped), ms since the epoch
+    rotated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 def _table(cls: type[Base]) -> Table:
     table = cls.__table__
     assert isinstance(table, Table)
@@ -212,6 +224,7 @@ proj_releases = _table(ProjRelease)
 proj_rejections = _table(ProjRejection)
 proj_subscriptions = _table(ProjSubscription)
 person_keys = _table(PersonKey)
+vault_secrets = _table(VaultSecret)
 release_person_cells = _table(ReleasePersonCell)
 release_cell_counts = _table(ReleaseCellCount)
 

@@ -13,6 +13,16 @@ which every sealed copy (in the append-only event store, in backups) is unreadab
 Unwrapped data keys are cached in a small LRU. A shred in THIS vault evicts at once; a shred
 made by another process is seen once the key leaves this process's cache (or after
 :meth:`Vault.forget_cached_keys`).
+
+**Erasure is final only once the KEK has rotated.** Clearing a wrapped key leaves older copies of
+it wherever the database kept them (a backup, a PostgreSQL dead row, a SQLite free page or WAL
+frame); while the KEK that wrapped them exists, they can be unwrapped. :func:`rotate_kek` re-wraps
+every remaining person key (and the vault's own secrets) under a new KEK in one transaction and
+then has the key provider replace the old KEK, so no copy of a shredded key opens any more. A
+shred makes a rotation due (:meth:`Vault.rotation_due`); the trust runs it after the shred.
+
+The person-key-id secret is derived from the store's first KEK and, from the first rotation on,
+kept in ``vault_secrets`` wrapped under the current KEK: person key ids never change with the KEK.
 """
 
 from __future__ import annotations
@@ -28,17 +38,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
+from schemas.keys import KeyProvider
 from trust.store.db import checkpoint, dialect_insert, writer
-from trust.store.errors import KeyShredded
+from trust.store.errors import KeyShredded, VaultKeyMismatch
 from trust.store.events import JsonDict, SealedBlob
 from trust.store.tables import person_keys as _keys
+from trust.store.tables import vault_secrets as _secrets
 
 _NONCE = 12
+_ID_SECRET = "person-key-id"
+_REWRAP_CHUNK = 5000
 
 
 def _derive(kek: bytes, purpose: bytes) -> bytes:
@@ -47,6 +62,51 @@ def _derive(kek: bytes, purpose: bytes) -> bytes:
 
 def _b64(b: bytes) -> str:
     return base64.b64encode(b).decode("ascii")
+
+
+def _secret_aad(name: str) -> bytes:
+    return b"tiptrust/vault/secret/v1\x00" + name.encode()
+
+
+def _wrapper(kek: bytes) -> AESGCM:
+    if len(kek) != 32:
+        raise ValueError("the key-encryption key must be 32 bytes")
+    return AESGCM(_derive(kek, b"tiptrust/vault/wrap/v1"))
+
+
+def _seal_with(aead: AESGCM, key: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(_NONCE)
+    return nonce + aead.encrypt(nonce, key, aad)
+
+
+def _open_with(aead: AESGCM, wrapped: bytes, aad: bytes) -> bytes:
+    w = bytes(wrapped)
+    return aead.decrypt(w[:_NONCE], w[_NONCE:], aad)
+
+
+def kek_opens(engine: Engine, kek: bytes) -> bool:
+    """Whether ``kek`` is the one this store's keys are wrapped under (checked on its stored
+    secret, else on one person key; True for a vault that holds nothing yet)."""
+    wrap = _wrapper(kek)
+    with engine.connect() as conn:
+        secret = conn.execute(select(_secrets.c.wrapped).where(_secrets.c.name == _ID_SECRET))
+        row = secret.first()
+        if row is not None:
+            target, aad = row[0], _secret_aad(_ID_SECRET)
+        else:
+            key_row = conn.execute(
+                select(_keys.c.person_key_id, _keys.c.wrapped_key)
+                .where(_keys.c.wrapped_key.is_not(None))
+                .limit(1)
+            ).first()
+            if key_row is None:
+                return True
+            target, aad = key_row[1], key_row[0].encode()
+    try:
+        _open_with(wrap, target, aad)
+    except InvalidTag:
+        return False
+    return True
 
 
 def identifiers_aad(source_id: str, case_id: str, victim_id: str) -> bytes:
@@ -58,12 +118,25 @@ class Vault:
     """Per-person data keys, wrapped under a key-encryption key, in ``person_keys``."""
 
     def __init__(self, engine: Engine, kek: bytes, *, cache_size: int = 4096) -> None:
-        if len(kek) != 32:
-            raise ValueError("the key-encryption key must be 32 bytes")
+        """Raises:
+        VaultKeyMismatch: ``kek`` is not the key this store's secrets are wrapped under.
+        """
         self._engine = engine
         self._writer = writer(engine)
-        self._id_key = _derive(kek, b"tiptrust/vault/person-key-id/v1")
-        self._wrap = AESGCM(_derive(kek, b"tiptrust/vault/wrap/v1"))
+        self._wrap = _wrapper(kek)
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(_secrets.c.wrapped).where(_secrets.c.name == _ID_SECRET)
+            ).first()
+        if row is None:  # no rotation yet: the secret is derived from the first KEK
+            self._id_key = _derive(kek, b"tiptrust/vault/person-key-id/v1")
+        else:
+            try:
+                self._id_key = _open_with(self._wrap, row[0], _secret_aad(_ID_SECRET))
+            except InvalidTag:
+                raise VaultKeyMismatch(
+                    "the key-encryption key does not open this store's vault"
+                ) from None
         self._cache: OrderedDict[str, AESGCM] = OrderedDict()
         self._key_ids: dict[tuple[str, str, str], str] = {}
         self._cache_size = cache_size
@@ -107,37 +180,106 @@ class Vault:
         return aead.decrypt(base64.b64decode(blob.nonce), base64.b64decode(blob.ciphertext), aad)
 
     def shred(self, person_key_id: str) -> bool:
-        """Destroy the person's data key for good; ``False`` if it was already shredded.
+        """Destroy the person's data key; ``False`` if it was already shredded.
 
-        A tombstone row stays (``shredded_at_ms``) so the key is never silently re-created.
+        A tombstone row stays (``shredded_at_ms``) so the key is never silently re-created. Final
+        once the KEK has rotated (see the module docstring; :func:`rotate_kek`).
         """
-        now = time.time_ns() // 1_000_000
-        with self._lock:
-            self._cache.pop(person_key_id, None)
         with self._writer.begin() as conn:
-            ins = dialect_insert(conn, _keys).on_conflict_do_nothing(
-                index_elements=[_keys.c.person_key_id]
-            )
-            conn.execute(
-                ins,
-                {
-                    "person_key_id": person_key_id,
-                    "wrapped_key": None,
-                    "created_at_ms": now,
-                    "shredded_at_ms": now,
-                },
-            )
-            # .returning(): psycopg reports no reliable rowcount here (SQLAlchemy 2.1 gives -1 for INSERTs).
-            done = conn.execute(
-                update(_keys)
-                .where(_keys.c.person_key_id == person_key_id)
-                .where(_keys.c.wrapped_key.is_not(None))
-                .values(wrapped_key=None, shredded_at_ms=now)
-                .returning(_keys.c.person_key_id)
-            ).all()
+            done = self.shred_in(conn, [person_key_id])
         # Move the zeroed pages out of SQLite's WAL so the key's bytes leave the files now.
         checkpoint(self._engine)
         return bool(done)
+
+    def shred_in(self, conn: Connection, person_key_ids: Iterable[str]) -> list[str]:
+        """Shred these persons' keys inside the caller's transaction (a tombstone for a key that
+        never existed, so it is never created later); returns the ids shredded now. Evicts them
+        from this vault's cache at once."""
+        ids = sorted(set(person_key_ids))
+        if not ids:
+            return []
+        now = time.time_ns() // 1_000_000
+        with self._lock:
+            for kid in ids:
+                self._cache.pop(kid, None)
+        conn.execute(
+            dialect_insert(conn, _keys).on_conflict_do_nothing(
+                index_elements=[_keys.c.person_key_id]
+            ),
+            [
+                {
+                    "person_key_id": k,
+                    "wrapped_key": None,
+                    "created_at_ms": now,
+                    "shredded_at_ms": now,
+                }
+                for k in ids
+            ],
+        )
+        done: list[str] = []
+        for i in range(0, len(ids), 500):
+            # .returning(): psycopg reports no reliable rowcount here (SQLAlchemy 2.1 gives -1).
+            done.extend(
+                conn.execute(
+                    update(_keys)
+                    .where(_keys.c.person_key_id.in_(ids[i : i + 500]))
+                    .where(_keys.c.wrapped_key.is_not(None))
+                    .values(wrapped_key=None, shredded_at_ms=now)
+                    .returning(_keys.c.person_key_id)
+                ).scalars()
+            )
+        return sorted(done)
+
+    def rotation_due(self) -> bool:
+        """Whether a key was shredded since the KEK last rotated (its old copies still open)."""
+        with self._engine.connect() as conn:
+            last = conn.execute(select(func.max(_secrets.c.rotated_at_ms))).scalar()
+            shredded = conn.execute(select(func.max(_keys.c.shredded_at_ms))).scalar()
+        return shredded is not None and (last is None or shredded >= last)
+
+    def rewrap(self, new_kek: bytes) -> int:
+        """Re-wrap every live person key and the vault's secrets under ``new_kek`` in ONE
+        transaction, then use it; returns the person keys re-wrapped. The caller replaces the
+        old KEK only after this returns (:func:`rotate_kek`)."""
+        new = _wrapper(new_kek)
+        now = time.time_ns() // 1_000_000
+        count = 0
+        stmt = (
+            update(_keys)
+            .where(_keys.c.person_key_id == bindparam("kid"))
+            .values(wrapped_key=bindparam("wrapped"))
+        )
+        with self._writer.begin() as conn:
+            after = ""
+            while True:
+                rows = conn.execute(
+                    select(_keys.c.person_key_id, _keys.c.wrapped_key)
+                    .where(_keys.c.person_key_id > after, _keys.c.wrapped_key.is_not(None))
+                    .order_by(_keys.c.person_key_id)
+                    .limit(_REWRAP_CHUNK)
+                ).all()
+                if not rows:
+                    break
+                params = []
+                for kid, wrapped in rows:
+                    aad = kid.encode()
+                    key = _open_with(self._wrap, wrapped, aad)
+                    params.append({"kid": kid, "wrapped": _seal_with(new, key, aad)})
+                conn.execute(stmt, params)
+                count += len(rows)
+                after = rows[-1][0]
+            conn.execute(_secrets.delete().where(_secrets.c.name == _ID_SECRET))
+            conn.execute(
+                _secrets.insert(),
+                {
+                    "name": _ID_SECRET,
+                    "wrapped": _seal_with(new, self._id_key, _secret_aad(_ID_SECRET)),
+                    "rotated_at_ms": now,
+                },
+            )
+        self._wrap = new
+        checkpoint(self._engine)
+        return count
 
     def is_shredded(self, person_key_id: str) -> bool:
         with self._engine.connect() as conn, conn.begin():
@@ -277,3 +419,35 @@ class Vault:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return aead
+
+
+def open_vault(engine: Engine, provider: KeyProvider, *, cache_size: int = 4096) -> Vault:
+    """The vault under the provider's KEK, finishing a KEK rotation a crash interrupted: if the
+    provider holds a staged new KEK and the store's keys are already wrapped under it, it is
+    promoted; otherwise it is discarded (the rotation never committed)."""
+    staged = provider.staged_key_encryption_key()
+    if staged is not None:
+        if kek_opens(engine, staged) and not kek_opens(engine, provider.key_encryption_key()):
+            provider.promote_staged()
+        else:
+            provider.discard_staged()
+    return Vault(engine, provider.key_encryption_key(), cache_size=cache_size)
+
+
+def rotate_kek(vault: Vault, provider: KeyProvider) -> int:
+    """Replace the KEK: stage a new one with the provider, re-wrap everything under it (one
+    transaction), then have the provider promote it over the old one, which is destroyed.
+
+    A crash before the re-wrap commits leaves the old KEK in use; after, :func:`open_vault`
+    promotes the staged one. Returns the person keys re-wrapped.
+    """
+    new = os.urandom(32)
+    provider.stage_key_encryption_key(new)
+    count = vault.rewrap(new)
+    provider.promote_staged()
+    return count
+
+
+def rotate_if_due(vault: Vault, provider: KeyProvider) -> int | None:
+    """:func:`rotate_kek` if a key was shredded since the last rotation; None if none was."""
+    return rotate_kek(vault, provider) if vault.rotation_due() else None
