@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from tiptrust.cli import consume, demo, keys, produce, schemas_cmd, trust_cmd
+from tiptrust.cli import (
+    consume,
+    demo,
+    keys,
+    link_cmd,
+    mse_cmd,
+    produce,
+    schemas_cmd,
+    trust_cmd,
+)
 from tiptrust.cli.common import start_up
+from tiptrust.runtime import tune_gc
 
 app = typer.Typer(
     name="tiptrust",
@@ -17,6 +27,8 @@ app = typer.Typer(
 app.add_typer(keys.app, name="keys")
 app.add_typer(schemas_cmd.app, name="schemas")
 app.add_typer(trust_cmd.app, name="trust")
+app.add_typer(link_cmd.app, name="link")
+app.add_typer(mse_cmd.app, name="mse")
 produce.register(app)
 consume.register(app)
 demo.register(app)
@@ -24,4 +36,5 @@ demo.register(app)
 
 def main() -> None:
     start_up()  # every setting checked (all problems at once), logging configured with redaction
+    tune_gc()  # after start-up: what it made is frozen out of every collection
     app()

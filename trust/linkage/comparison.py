@@ -1,0 +1,437 @@
+"""Comparisons: for each pair of records, one level per compared field, from a named library.
+
+Each comparison is a small frozen object named for *what* it compares and *how*
+(``NameComparison("given_name")``, ``DateComparison("date_of_birth")``,
+``EditDistanceComparison("document_number", (1, 2))``). Its levels run from the strongest
+agreement to ``other``; level 0 is reserved for "no data" (either side empty), which carries no
+weight. String similarity comes from ``rapidfuzz`` (Jaro-Winkler, optimal string alignment,
+token sets) evaluated over arrays of pairs — there is no hand-written string metric here.
+
+:func:`compare_pairs` evaluates all comparisons for arrays of pairs and returns a
+:class:`ComparisonVectors` (a level per pair and comparison); scoring one record against its
+candidates uses the same function with one left record, so batch and incremental agree exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA, JaroWinkler
+from rapidfuzz.process import cpdist
+
+from trust.linkage.errors import LinkageError, LinkageReason
+from trust.linkage.record import RecordTable, Strings
+
+Levels = npt.NDArray[np.int8]
+Mask = npt.NDArray[np.bool_]
+Index = npt.NDArray[np.intp]
+Floats = npt.NDArray[np.float64]
+
+NameField = Literal["given_name", "surname"]
+_NAME_ATTRS: dict[str, tuple[str, str, str, str, str]] = {
+    "given_name": ("given", "given_key", "given_ordered", "given_multi", "given_key_long"),
+    "surname": ("surname", "surname_key", "surname_ordered", "surname_multi", "surname_key_long"),
+}
+_SWAPPABLE = {
+    "given": "surname",
+    "surname": "given",
+    "given_key": "surname_key",
+    "surname_key": "given_key",
+    "given_ordered": "surname_ordered",
+    "surname_ordered": "given_ordered",
+    "given_multi": "surname_multi",
+    "surname_multi": "given_multi",
+    "given_key_long": "surname_key_long",
+    "surname_key_long": "given_key_long",
+}
+_COLUMNS = {
+    "date_of_birth": "birth_digits",
+    "sex": "sex",
+    "nationality": "nationality",
+    "document_number": "document",
+    "address": "address",
+    "postcode": "postcode",
+}
+# Both cross comparisons must be this close before a pair is read as given name and surname
+# swapped, and the swapped reading must beat the recorded one by this margin.
+SWAP_SIMILARITY = 0.9
+SWAP_MARGIN = 0.2
+
+
+def _jaro_winkler(left: Strings, right: Strings) -> Floats:
+    return np.asarray(cpdist(left, right, scorer=JaroWinkler.normalized_similarity))
+
+
+def _osa(left: Strings, right: Strings) -> npt.NDArray[np.int32]:
+    return np.asarray(cpdist(left, right, scorer=OSA.distance, dtype=np.int32))
+
+
+class PairView:
+    """Two sides of many pairs over one :class:`RecordTable`: ``left(c)[k]`` is column ``c`` of
+    the left record of pair ``k``. Name columns of the right side are read swapped where the
+    pair's given name and surname are swapped (``swapped[k]``)."""
+
+    def __init__(self, table: RecordTable, left: Index, right: Index) -> None:
+        self.table = table
+        self.left_index = left
+        self.right_index = right
+        self._left: dict[str, Strings] = {}
+        self._right: dict[str, Strings] = {}
+        self.swapped = self._swaps()
+
+    def __len__(self) -> int:
+        return len(self.left_index)
+
+    def left(self, column: str) -> Strings:
+        if column not in self._left:
+            self._left[column] = getattr(self.table, column)[self.left_index]
+        return self._left[column]
+
+    def right(self, column: str) -> Strings:
+        if column not in self._right:
+            values = getattr(self.table, column)[self.right_index]
+            other = _SWAPPABLE.get(column)
+            if other is not None and self.swapped.any():
+                values = np.where(
+                    self.swapped, getattr(self.table, other)[self.right_index], values
+                )
+            self._right[column] = values
+        return self._right[column]
+
+    def left_mask(self, column: str) -> Mask:
+        return np.asarray(getattr(self.table, column)[self.left_index], dtype=np.bool_)
+
+    def right_mask(self, column: str) -> Mask:
+        values = getattr(self.table, column)[self.right_index]
+        other = _SWAPPABLE.get(column)
+        if other is not None and self.swapped.any():
+            values = np.where(self.swapped, getattr(self.table, other)[self.right_index], values)
+        return np.asarray(values, dtype=np.bool_)
+
+    def left_ints(self, column: str) -> npt.NDArray[np.int32]:
+        return np.asarray(getattr(self.table, column)[self.left_index])
+
+    def right_ints(self, column: str) -> npt.NDArray[np.int32]:
+        return np.asarray(getattr(self.table, column)[self.right_index])
+
+    def _swaps(self) -> Mask:
+        t, li, ri = self.table, self.left_index, self.right_index
+        gl, sl, gr, sr = t.given[li], t.surname[li], t.given[ri], t.surname[ri]
+        known = (gl != "") & (sl != "") & (gr != "") & (sr != "")
+        swapped = np.zeros(len(li), dtype=np.bool_)
+        candidates = np.flatnonzero(known & (gl != gr))
+        if len(candidates) == 0:
+            return swapped
+        c = candidates
+        cross_a = _jaro_winkler(gl[c], sr[c])
+        cross_b = _jaro_winkler(sl[c], gr[c])
+        straight = _jaro_winkler(gl[c], gr[c]) + _jaro_winkler(sl[c], sr[c])
+        swapped[c] = (
+            (cross_a >= SWAP_SIMILARITY)
+            & (cross_b >= SWAP_SIMILARITY)
+            & (cross_a + cross_b >= straight + SWAP_MARGIN)
+        )
+        return swapped
+
+
+class Comparison(Protocol):
+    """One field compared: ``levels`` labels levels 1.. (strongest first, ``other`` last)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def levels(self) -> tuple[str, ...]: ...
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        """The table column whose value frequency adjusts the ``exact`` level (level 1)."""
+        ...
+
+    @property
+    def penalty_only(self) -> bool:
+        """Its levels are read given the other comparisons (``u`` is 1 at every level), so it
+        can only lower a weight by ``log2 m``: name order matters only once names agree."""
+        ...
+
+    def compare(self, pairs: PairView) -> Levels: ...
+
+
+def _assign(n: int, null: Mask, conditions: Sequence[Mask]) -> Levels:
+    """Level 0 where ``null``, else the first condition that holds (1-based), else the last
+    level (``other``)."""
+    out = np.full(n, len(conditions) + 1, dtype=np.int8)
+    decided = null.copy()
+    out[null] = 0
+    for level, cond in enumerate(conditions, start=1):
+        take = cond & ~decided
+        out[take] = level
+        decided |= take
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class NameComparison:
+    """A name field: exact, romanisation variant (same key, or same parts in another order),
+    one a part of the other (compound names), then Jaro-Winkler thresholds."""
+
+    field_name: NameField
+    jaro_winkler: tuple[float, ...] = (0.92, 0.80)
+    term_frequency: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.field_name
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        jw = tuple(f"jaro_winkler>={t:.2f}" for t in self.jaro_winkler)
+        return ("exact", "romanisation_variant", "compound_part", *jw, "other")
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return _NAME_ATTRS[self.field_name][0] if self.term_frequency else None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+    def compare(self, pairs: PairView) -> Levels:
+        text, key, ordered, multi_part, long_key = _NAME_ATTRS[self.field_name]
+        lt, rt = pairs.left(text), pairs.right(text)
+        null = (lt == "") | (rt == "")
+        jw = _jaro_winkler(lt, rt)
+        lk, rk = pairs.left(key), pairs.right(key)
+        long_enough = pairs.left_mask(long_key)
+        same_key = (lk == rk) | (pairs.left(ordered) == pairs.right(ordered))
+        variant = same_key & (long_enough | (jw >= 0.75))
+        compound = np.asarray(cpdist(lt, rt, scorer=fuzz.token_set_ratio)) >= 100.0
+        multi = pairs.left_mask(multi_part) | pairs.right_mask(multi_part)
+        conditions = [lt == rt, variant, compound & multi]
+        conditions += [jw >= t for t in self.jaro_winkler]
+        return _assign(len(pairs), null, conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class NameOrderComparison:
+    """Whether given name and surname were read as recorded or swapped (see :class:`PairView`)."""
+
+    @property
+    def name(self) -> str:
+        return "name_order"
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("as_recorded", "swapped")
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return True
+
+    def compare(self, pairs: PairView) -> Levels:
+        t, li, ri = pairs.table, pairs.left_index, pairs.right_index
+        null = (t.given[li] == "") | (t.surname[li] == "") | (t.given[ri] == "")
+        null |= t.surname[ri] == ""
+        return _assign(len(pairs), null, [~pairs.swapped])
+
+
+@dataclass(frozen=True, slots=True)
+class DateComparison:
+    """A date of birth: exact; agreeing wherever both are known (missing parts); day and month
+    swapped; one or two digits keyed wrongly (optimal string alignment on ``YYYYMMDD``); other."""
+
+    field_name: str = "date_of_birth"
+
+    @property
+    def name(self) -> str:
+        return self.field_name
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return (
+            "exact",
+            "agrees_where_known",
+            "day_month_swapped",
+            "one_edit",
+            "two_edits",
+            "other",
+        )
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+    def compare(self, pairs: PairView) -> Levels:
+        yl, yr = pairs.left_ints("birth_year"), pairs.right_ints("birth_year")
+        ml, mr = pairs.left_ints("birth_month"), pairs.right_ints("birth_month")
+        dl, dr = pairs.left_ints("birth_day"), pairs.right_ints("birth_day")
+        null = (yl < 0) | (yr < 0)
+        complete = (ml > 0) & (mr > 0) & (dl > 0) & (dr > 0)
+        same_year = yl == yr
+        exact = complete & same_year & (ml == mr) & (dl == dr)
+        where_known = (
+            ~complete
+            & same_year
+            & ((ml < 0) | (mr < 0) | (ml == mr))
+            & ((dl < 0) | (dr < 0) | (dl == dr))
+        )
+        swapped = complete & same_year & (ml == dr) & (dl == mr) & (ml != dl)
+        edits = _osa(pairs.left("birth_digits"), pairs.right("birth_digits"))
+        conditions = [exact, where_known, swapped, complete & (edits <= 1), complete & (edits <= 2)]
+        return _assign(len(pairs), null, conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class ExactComparison:
+    """A code compared exactly: sex, nationality."""
+
+    field_name: str
+
+    @property
+    def name(self) -> str:
+        return self.field_name
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("exact", "other")
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+    def compare(self, pairs: PairView) -> Levels:
+        column = _COLUMNS[self.field_name]
+        lv, rv = pairs.left(column), pairs.right(column)
+        return _assign(len(pairs), (lv == "") | (rv == ""), [lv == rv])
+
+
+@dataclass(frozen=True, slots=True)
+class EditDistanceComparison:
+    """An identifier keyed by hand (document number, postcode): exact, then within each number
+    of edits (optimal string alignment: a transposition counts once)."""
+
+    field_name: str
+    edits: tuple[int, ...] = (1,)
+
+    @property
+    def name(self) -> str:
+        return self.field_name
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("exact", *(f"edits<={e}" for e in self.edits), "other")
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+    def compare(self, pairs: PairView) -> Levels:
+        column = _COLUMNS[self.field_name]
+        lv, rv = pairs.left(column), pairs.right(column)
+        null = (lv == "") | (rv == "")
+        distance = _osa(lv, rv)
+        return _assign(len(pairs), null, [lv == rv, *(distance <= e for e in self.edits)])
+
+
+@dataclass(frozen=True, slots=True)
+class TextSimilarityComparison:
+    """Free text such as an address: exact, then Jaro-Winkler thresholds."""
+
+    field_name: str
+    jaro_winkler: tuple[float, ...] = (0.90, 0.75)
+
+    @property
+    def name(self) -> str:
+        return self.field_name
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("exact", *(f"jaro_winkler>={t:.2f}" for t in self.jaro_winkler), "other")
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+    def compare(self, pairs: PairView) -> Levels:
+        column = _COLUMNS[self.field_name]
+        lv, rv = pairs.left(column), pairs.right(column)
+        null = (lv == "") | (rv == "")
+        jw = _jaro_winkler(lv, rv)
+        return _assign(len(pairs), null, [lv == rv, *(jw >= t for t in self.jaro_winkler)])
+
+
+def default_comparisons() -> tuple[Comparison, ...]:
+    """The comparisons of the batch format's columns (address and postcode only weigh when
+    both records have them)."""
+    return (
+        NameComparison("given_name"),
+        NameComparison("surname"),
+        NameOrderComparison(),
+        DateComparison(),
+        ExactComparison("sex"),
+        ExactComparison("nationality"),
+        EditDistanceComparison("document_number", (1, 2)),
+        TextSimilarityComparison("address"),
+        EditDistanceComparison("postcode", (1,)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonVectors:
+    """The outcome of comparing pairs: ``levels[k, c]`` is pair ``k``'s level on comparison
+    ``c`` (0 = no data). ``left``/``right`` index the :class:`RecordTable` compared."""
+
+    names: tuple[str, ...]
+    left: Index
+    right: Index
+    levels: npt.NDArray[np.int8]
+    swapped: Mask = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+
+def compare_pairs(
+    comparisons: Sequence[Comparison], table: RecordTable, left: Index, right: Index
+) -> ComparisonVectors:
+    """Every comparison over the pairs ``(left[k], right[k])`` of ``table``."""
+    if len(left) != len(right):
+        raise LinkageError(LinkageReason.BAD_SETTINGS, "left and right pair indexes differ")
+    view = PairView(table, np.asarray(left, dtype=np.intp), np.asarray(right, dtype=np.intp))
+    n = len(view)
+    levels = np.zeros((n, len(comparisons)), dtype=np.int8)
+    if n:
+        for c, comparison in enumerate(comparisons):
+            levels[:, c] = comparison.compare(view)
+    return ComparisonVectors(
+        names=tuple(c.name for c in comparisons),
+        left=view.left_index,
+        right=view.right_index,
+        levels=levels,
+        swapped=view.swapped,
+    )

@@ -1,0 +1,332 @@
+"""The linker: one record's blocking keys, the score of a pair with its explanation, the decision
+— and the training of its model on a set of records.
+
+An incremental linker (a follower of the trust's store) calls, per new record::
+
+    keys = linker.candidates_keys(record)            # look these digests up in its index table
+    scores = linker.score_candidates(record, found)  # PairScore per candidate, best first
+    decision = scores[0].decision if scores else Decision.DISTINCT
+
+and re-estimates the model on demand with :func:`train`. Batch linkage
+(:mod:`trust.linkage.batch`) uses the same comparisons, model and thresholds over a blocking join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from trust.linkage.blocking import (
+    BlockingKey,
+    KeyedHasher,
+    blocking_keys,
+    candidate_pairs,
+)
+from trust.linkage.comparison import ComparisonVectors, compare_pairs
+from trust.linkage.model import (
+    Estimation,
+    MatchModel,
+    PairExplanation,
+    SessionFit,
+    TermFrequencies,
+    combine,
+    em_session,
+    explain,
+    measure_u,
+    probability,
+)
+from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
+from trust.linkage.settings import LinkageSettings
+
+Floats = npt.NDArray[np.float64]
+Index = npt.NDArray[np.intp]
+
+
+class Decision(StrEnum):
+    """What a pair's probability means under the settings' thresholds."""
+
+    JOIN = "join"  # >= upper: the same person
+    REVIEW = "review"  # between the thresholds: an operator decides
+    DISTINCT = "distinct"  # < lower: not the same person (a new person if nothing else joins)
+
+
+@dataclass(frozen=True, slots=True)
+class PairScore:
+    """The score of one pair of records: weight in bits, probability, decision, explanation."""
+
+    id_l: str
+    id_r: str
+    match_weight: float
+    probability: float
+    decision: Decision
+    explanation: PairExplanation
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPairs:
+    """Many pairs scored at once (the batch form): comparison vectors, weights, probabilities."""
+
+    vectors: ComparisonVectors
+    match_weight: Floats
+    probability: Floats
+
+
+def _as_prepared(record: LinkRecord | PreparedRecord) -> PreparedRecord:
+    return record if isinstance(record, PreparedRecord) else prepare(record)
+
+
+class Linker:
+    """Scores pairs of records under one model; pure (no store), so it can run anywhere."""
+
+    def __init__(
+        self,
+        settings: LinkageSettings,
+        model: MatchModel,
+        hasher: KeyedHasher,
+        frequencies: TermFrequencies | None = None,
+    ) -> None:
+        model.check_fits(settings.comparisons)
+        self.settings = settings
+        self.model = model
+        self.hasher = hasher
+        self.frequencies = frequencies
+
+    @property
+    def model_version(self) -> str:
+        return self.model.version
+
+    def prepare(self, record: LinkRecord | PreparedRecord) -> PreparedRecord:
+        return _as_prepared(record)
+
+    def candidates_keys(self, record: LinkRecord | PreparedRecord) -> tuple[BlockingKey, ...]:
+        """The keyed blocking digests under which to store ``record`` and look up candidates."""
+        return blocking_keys(_as_prepared(record), self.settings.blocking_rules, self.hasher)
+
+    def decide(self, p: float) -> Decision:
+        if p >= self.settings.upper:
+            return Decision.JOIN
+        if p >= self.settings.lower:
+            return Decision.REVIEW
+        return Decision.DISTINCT
+
+    def score(self, a: LinkRecord | PreparedRecord, b: LinkRecord | PreparedRecord) -> PairScore:
+        """The score of the pair ``(a, b)``, with its explanation."""
+        return self.score_candidates(a, [b])[0]
+
+    def score_candidates(
+        self,
+        record: LinkRecord | PreparedRecord,
+        candidates: Sequence[LinkRecord | PreparedRecord],
+    ) -> tuple[PairScore, ...]:
+        """``record`` against each candidate, in one vectorised pass; highest probability
+        first (ties in candidate order)."""
+        rows = [_as_prepared(record), *(_as_prepared(c) for c in candidates)]
+        table = RecordTable.of(rows)
+        n = len(candidates)
+        scored = self.score_table(
+            table, np.zeros(n, dtype=np.intp), np.arange(1, n + 1, dtype=np.intp)
+        )
+        adjustments = self._adjustment_terms(table, scored.vectors)
+        out = []
+        for k in range(n):
+            explanation = explain(self.model, scored.vectors.levels[k], adjustments[k])
+            p = float(scored.probability[k])
+            out.append(
+                PairScore(
+                    table.ids[0],
+                    table.ids[k + 1],
+                    float(scored.match_weight[k]),
+                    p,
+                    self.decide(p),
+                    explanation,
+                )
+            )
+        order = sorted(range(n), key=lambda k: -out[k].probability)
+        return tuple(out[k] for k in order)
+
+    def score_table(self, table: RecordTable, left: Index, right: Index) -> ScoredPairs:
+        """Score the pairs ``(left[k], right[k])`` of ``table``."""
+        vectors = compare_pairs(self.settings.comparisons, table, left, right)
+        return self.score_vectors(table, vectors)
+
+    def score_vectors(self, table: RecordTable, vectors: ComparisonVectors) -> ScoredPairs:
+        adjustment = self._adjustment_terms(table, vectors).sum(axis=1)
+        weight = self.model.match_weights(vectors.levels, adjustment)
+        return ScoredPairs(vectors, weight, probability(weight))
+
+    def _adjustment_terms(self, table: RecordTable, vectors: ComparisonVectors) -> Floats:
+        """Per pair and comparison, the term-frequency bits of an exact agreement."""
+        out = np.zeros(vectors.levels.shape, dtype=np.float64)
+        if self.frequencies is None or len(vectors) == 0:
+            return out
+        for c, comparison in enumerate(self.settings.comparisons):
+            column = comparison.term_frequency_column
+            if column is None:
+                continue
+            exact = vectors.levels[:, c] == 1
+            if exact.any():
+                per_row = self.frequencies.adjustments(table, column, self.hasher)
+                out[exact, c] = per_row[vectors.left[exact]]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Training:
+    """A model fitted to a set of records, with what it was fitted on (kept for batch scoring)."""
+
+    linker: Linker
+    estimation: Estimation
+    table: RecordTable
+    vectors: ComparisonVectors
+    oversized_blocks: int
+
+
+def _random_pairs(
+    n: int, count: int, rng: np.random.Generator, groups: Index | None, within: bool
+) -> tuple[Index, Index]:
+    if n < 2 or count == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    left = rng.integers(0, n, size=count, dtype=np.intp)
+    right = rng.integers(0, n, size=count, dtype=np.intp)
+    keep = left != right
+    if groups is not None and not within:
+        keep &= groups[left] != groups[right]
+    return left[keep], right[keep]
+
+
+def _all_pairs(n: int, groups: Index | None, within: bool) -> float:
+    """How many pairs the run could compare: all of them, or only those across inputs."""
+    if groups is None or within:
+        return n * (n - 1) / 2
+    sizes = np.bincount(groups).astype(np.float64)
+    return float((sizes.sum() ** 2 - (sizes**2).sum()) / 2)
+
+
+def _shares_key(keys: Sequence[frozenset[str]], left: Index, right: Index) -> Floats:
+    return np.fromiter(
+        (bool(keys[a] & keys[b]) for a, b in zip(left.tolist(), right.tolist(), strict=True)),
+        np.float64,
+        len(left),
+    )
+
+
+def train(
+    settings: LinkageSettings,
+    records: Sequence[PreparedRecord],
+    hasher: KeyedHasher,
+    *,
+    groups: Sequence[int] | None = None,
+    within_groups: bool = True,
+    seed_model: MatchModel | None = None,
+) -> Training:
+    """Estimate a model on ``records`` and compare their candidate pairs with it.
+
+    1. ``u`` from random pairs (almost all of different persons), unless ``seed_model`` gives it;
+    2. ``m`` by EM, ``u`` fixed, once per training rule over the pairs sharing its key, each
+       session learning only the comparisons its rule does not fix; ``m`` is their mean;
+    3. the prior (chance that two records match) from how many matches each session found,
+       divided by the share of all matches that session's rule can see (estimated from the
+       other sessions' matches), over the number of pairs the run could compare.
+
+    Scores then do not depend on which blocking rule found a pair: an incremental linker gets the
+    same probability for a pair as batch linkage does.
+    """
+    table = RecordTable.of(records)
+    n = len(table)
+    g = None if groups is None else np.asarray(groups, dtype=np.intp)
+    comparisons = settings.comparisons
+    total = _all_pairs(n, g, within_groups)
+    if seed_model is None:
+        rng = np.random.default_rng(settings.seed)
+        sample = int(min(settings.u_sample_pairs, total))
+        rl, rr = _random_pairs(n, sample, rng, g, within_groups)
+        random_levels = compare_pairs(comparisons, table, rl, rr).levels
+        u = measure_u(comparisons, random_levels) if len(rl) else {}
+        seed_model = MatchModel.seed(
+            comparisons,
+            prior=min(0.5, DEFAULT_MATCHES_PER_RECORD / max(n - 1, 1)),
+            u={k: v.tolist() for k, v in u.items()},
+        )
+    else:
+        seed_model.check_fits(comparisons)
+
+    fits: list[SessionFit] = []
+    sessions: list[tuple[str, int, int, bool]] = []
+    session_pairs: list[tuple[Index, Index, frozenset[str], list[frozenset[str]]]] = []
+    for training_rule in settings.training_rules:
+        rule = training_rule.rule
+        keys = [frozenset(k.digest for k in blocking_keys(r, (rule,), hasher)) for r in records]
+        pairs = candidate_pairs(
+            [[BlockingKey(rule.name, d) for d in ks] for ks in keys],
+            groups=groups,
+            within_groups=within_groups,
+            max_block_size=settings.max_block_size,
+        )
+        levels = compare_pairs(comparisons, table, pairs.left, pairs.right).levels
+        learn = [c.name not in training_rule.fixes for c in comparisons]
+        fit = em_session(
+            levels,
+            seed_model,
+            learn,
+            max_iterations=settings.em_max_iterations,
+            tolerance=settings.em_tolerance,
+        )
+        fits.append(fit)
+        sessions.append((rule.name, len(pairs.left), fit.iterations, fit.converged))
+        session_pairs.append((pairs.left, pairs.right, frozenset(training_rule.fixes), keys))
+
+    prior = _prior(fits, session_pairs, total, seed_model.prior)
+    model = combine(seed_model, fits, prior)
+    keys_all = [blocking_keys(r, settings.blocking_rules, hasher) for r in records]
+    pairs = candidate_pairs(
+        keys_all,
+        groups=groups,
+        within_groups=within_groups,
+        max_block_size=settings.max_block_size,
+    )
+    vectors = compare_pairs(comparisons, table, pairs.left, pairs.right)
+    columns = sorted({c.term_frequency_column for c in comparisons if c.term_frequency_column})
+    frequencies = TermFrequencies.of(table, columns, hasher)
+    linker = Linker(settings, model, hasher, frequencies)
+    return Training(
+        linker, Estimation(model, tuple(sessions)), table, vectors, pairs.oversized_blocks
+    )
+
+
+# Without enough matches to count, a record is assumed to match this many others: about what
+# agencies' overlapping coverage gives (the same victim met by two of them).
+DEFAULT_MATCHES_PER_RECORD = 0.5
+MIN_MATCHES_TO_COUNT = 10.0
+
+
+def _prior(
+    fits: Sequence[SessionFit],
+    pairs: Sequence[tuple[Index, Index, frozenset[str], list[frozenset[str]]]],
+    total_pairs: float,
+    fallback: float,
+) -> float:
+    """Matches among all pairs: each session's expected matches over its rule's recall (the
+    share of the other sessions' expected matches that share its key); the mean estimate."""
+    estimates = []
+    for s, fit in enumerate(fits):
+        found = float(fit.posterior.sum())
+        if found < MIN_MATCHES_TO_COUNT:
+            continue
+        seen, total = 0.0, 0.0
+        for o, other in enumerate(fits):
+            if o == s or len(other.posterior) == 0:
+                continue
+            left, right, _, _ = pairs[o]
+            shares = _shares_key(pairs[s][3], left, right)
+            seen += float((other.posterior * shares).sum())
+            total += float(other.posterior.sum())
+        recall = seen / total if total >= 1.0 else 1.0
+        estimates.append(found / max(recall, 0.05))
+    if not estimates or total_pairs <= 0:
+        return fallback
+    return float(np.mean(estimates)) / total_pairs

@@ -1,0 +1,167 @@
+"""The record linkage sees: a person's identifying fields as given, then as prepared to compare.
+
+:class:`LinkRecord` is the boundary type (the batch CSV's columns; the store follower builds one
+from a stored victim). :func:`prepare` normalises it once; :class:`RecordTable` holds many prepared
+records column-wise, so comparisons run over arrays of pairs rather than pair by pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import numpy.typing as npt
+
+from trust.linkage.errors import LinkageError
+from trust.linkage.normalise import (
+    NormalisedName,
+    PartialDate,
+    fold,
+    normalise_code,
+    normalise_document,
+    normalise_name,
+    normalise_sex,
+    parse_date,
+)
+
+Strings = npt.NDArray[np.object_]
+Ints = npt.NDArray[np.int32]
+Mask = npt.NDArray[np.bool_]
+# A romanisation key this short (``al`` for Yulia) agrees by chance too often to count alone.
+SHORT_KEY = 3
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """One record of a person as a source gave it; any field may be empty.
+
+    ``date_of_birth`` is text (ISO, possibly with missing parts); ``sex`` a code such as ``F``,
+    ``M``, ``X`` or a word; ``nationality`` a country code. The ``id`` is unique within a linkage
+    run and says nothing about the person.
+    """
+
+    id: str
+    given_name: str = ""
+    surname: str = ""
+    date_of_birth: str = ""
+    sex: str = ""
+    nationality: str = ""
+    document_number: str = ""
+    address: str = ""
+    postcode: str = ""
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LinkRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRecord:
+    """A :class:`LinkRecord` normalised for comparison and blocking (empty string = unknown)."""
+
+    id: str
+    given: NormalisedName | None
+    surname: NormalisedName | None
+    birth: PartialDate | None
+    sex: str
+    nationality: str
+    document: str
+    address: str
+    postcode: str
+
+
+def prepare(record: LinkRecord) -> PreparedRecord:
+    """Normalise one record; a date no lenient reading understands raises :class:`LinkageError`
+    located at its column (the value is not in the message)."""
+    try:
+        birth = parse_date(record.date_of_birth)
+    except LinkageError as exc:
+        raise exc.at("column date_of_birth") from None
+    return PreparedRecord(
+        id=record.id,
+        given=normalise_name(record.given_name),
+        surname=normalise_name(record.surname),
+        birth=birth,
+        sex=normalise_sex(record.sex),
+        nationality=normalise_code(record.nationality),
+        document=normalise_document(record.document_number),
+        address=fold(record.address),
+        postcode=normalise_code(record.postcode),
+    )
+
+
+def _strings(values: Sequence[str]) -> Strings:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _mask(values: Sequence[bool]) -> Mask:
+    return np.array(values, dtype=np.bool_)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTable:
+    """Prepared records column by column; row ``i`` is ``records[i]``. Unknown text is ``""``,
+    an unknown date part ``-1``."""
+
+    ids: tuple[str, ...]
+    given: Strings
+    surname: Strings
+    given_key: Strings
+    surname_key: Strings
+    given_ordered: Strings
+    surname_ordered: Strings
+    given_multi: Mask  # the name has more than one part
+    surname_multi: Mask
+    given_key_long: Mask  # the romanisation key has at least SHORT_KEY letters
+    surname_key_long: Mask
+    birth_year: Ints
+    birth_month: Ints
+    birth_day: Ints
+    birth_digits: Strings
+    sex: Strings
+    nationality: Strings
+    document: Strings
+    address: Strings
+    postcode: Strings
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def of(cls, records: Sequence[PreparedRecord]) -> RecordTable:
+        def name(r: PreparedRecord, attr: str, part: str) -> str:
+            n: NormalisedName | None = getattr(r, attr)
+            return "" if n is None else str(getattr(n, part))
+
+        def date_part(r: PreparedRecord, part: str) -> int:
+            if r.birth is None:
+                return -1
+            v: int | None = getattr(r.birth, part)
+            return -1 if v is None else v
+
+        return cls(
+            ids=tuple(r.id for r in records),
+            given=_strings([name(r, "given", "text") for r in records]),
+            surname=_strings([name(r, "surname", "text") for r in records]),
+            given_key=_strings([name(r, "given", "key") for r in records]),
+            surname_key=_strings([name(r, "surname", "key") for r in records]),
+            given_ordered=_strings([name(r, "given", "ordered_key") for r in records]),
+            surname_ordered=_strings([name(r, "surname", "ordered_key") for r in records]),
+            given_multi=_mask([r.given is not None and len(r.given.parts) > 1 for r in records]),
+            surname_multi=_mask(
+                [r.surname is not None and len(r.surname.parts) > 1 for r in records]
+            ),
+            given_key_long=_mask([len(name(r, "given", "key")) >= SHORT_KEY for r in records]),
+            surname_key_long=_mask([len(name(r, "surname", "key")) >= SHORT_KEY for r in records]),
+            birth_year=np.array([date_part(r, "year") for r in records], dtype=np.int32),
+            birth_month=np.array([date_part(r, "month") for r in records], dtype=np.int32),
+            birth_day=np.array([date_part(r, "day") for r in records], dtype=np.int32),
+            birth_digits=_strings(["" if r.birth is None else r.birth.digits() for r in records]),
+            sex=_strings([r.sex for r in records]),
+            nationality=_strings([r.nationality for r in records]),
+            document=_strings([r.document for r in records]),
+            address=_strings([r.address for r in records]),
+            postcode=_strings([r.postcode for r in records]),
+        )

@@ -1,0 +1,75 @@
+"""What a linkage run is configured by, fixed and checked once at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trust.linkage.blocking import BirthDate, BlockingRule, FullNameKey, default_rules
+from trust.linkage.comparison import Comparison, default_comparisons
+from trust.linkage.errors import LinkageError, LinkageReason
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRule:
+    """A blocking rule whose pairs train ``m`` by EM, and the comparisons it fixes (those the
+    rule makes agree by construction, so the session cannot learn their ``m``)."""
+
+    rule: BlockingRule
+    fixes: tuple[str, ...]
+
+
+def default_training_rules() -> tuple[TrainingRule, ...]:
+    return (
+        TrainingRule(BirthDate(), ("date_of_birth",)),
+        # names go with sex and nationality (name pools differ by country and sex): a session
+        # of same-name pairs cannot learn how often matches agree on those either
+        TrainingRule(FullNameKey(), ("given_name", "surname", "name_order", "sex", "nationality")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkageSettings:
+    """Comparisons, blocking rules, decision thresholds and estimation limits.
+
+    A pair whose match probability is at least ``upper`` is joined (the records are the same
+    person); at least ``lower`` but below ``upper``, it goes to review; below ``lower``, the
+    records stay apart. The batch linker and the incremental linker share one settings object.
+    """
+
+    comparisons: tuple[Comparison, ...] = field(default_factory=default_comparisons)
+    blocking_rules: tuple[BlockingRule, ...] = field(default_factory=default_rules)
+    training_rules: tuple[TrainingRule, ...] = field(default_factory=default_training_rules)
+    upper: float = 0.9
+    lower: float = 0.5
+    conflict: float = 0.3
+    max_block_size: int = 1000
+    em_max_iterations: int = 200
+    em_tolerance: float = 1e-6
+    u_sample_pairs: int = 100_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 < self.lower <= self.upper < 1.0:
+            problems.append("thresholds need 0 < lower <= upper < 1")
+        if not 0.0 <= self.conflict < self.lower:
+            problems.append("the conflict threshold needs 0 <= conflict < lower")
+        if not self.comparisons:
+            problems.append("at least one comparison is needed")
+        if not self.blocking_rules:
+            problems.append("at least one blocking rule is needed")
+        names = [c.name for c in self.comparisons]
+        if len(set(names)) != len(names):
+            problems.append("comparison names must be distinct")
+        rules = [r.name for r in self.blocking_rules]
+        if len(set(rules)) != len(rules):
+            problems.append("blocking rule names must be distinct")
+        known = set(names)
+        if any(f not in known for t in self.training_rules for f in t.fixes):
+            problems.append("a training rule fixes a comparison the settings do not have")
+        if self.max_block_size < 2:
+            problems.append("max_block_size must be at least 2")
+        if self.em_max_iterations < 1 or self.u_sample_pairs < 0:
+            problems.append("em_max_iterations must be >= 1 and u_sample_pairs >= 0")
+        if problems:
+            raise LinkageError(LinkageReason.BAD_SETTINGS, "; ".join(problems))
