@@ -12,6 +12,7 @@ from tiptrust.cli import (
     mse_cmd,
     produce,
     schemas_cmd,
+    synthesize_cmd,
     trust_cmd,
 )
 from tiptrust.cli.common import start_up
@@ -32,6 +33,7 @@ app.add_typer(mse_cmd.app, name="mse")
 produce.register(app)
 consume.register(app)
 demo.register(app)
+synthesize_cmd.register(app)
 
 
 def main() -> None:
