@@ -1,10 +1,14 @@
-"""Write verified releases to files: one CSV and one JSON per release, plus ``latest.json``.
+"""Write verified releases to files: one CSV and one JSON per release, ``latest.json``, a README.
 
-Layout: ``<out>/<stream>/<sequence:06d>.csv`` (dimensions as columns, then ``count`` and
-``suppressed``; a suppressed count is empty), ``<out>/<stream>/<sequence:06d>.json`` (the whole
-release, signature as hex, enough to verify it again with :func:`release_from_json`) and
-``<out>/<stream>/latest.json`` naming the newest sequence written. Every file is written to a
-temporary name and renamed into place, so a reader never sees half a file.
+Layout: ``<out>/<stream>/<sequence:06d>.csv`` (one row per aggregate — cells, margins, total —
+with the stream's dimensions as columns (``Total`` where an aggregate is not broken down by that
+dimension), then ``value`` (empty when suppressed), ``exact`` and ``suppressed``),
+``<out>/<stream>/<sequence:06d>.json`` (the whole release with its labels and hierarchies,
+signature as hex, enough to verify it again with :func:`release_from_json`),
+``<out>/<stream>/latest.json`` naming the newest sequence written, and
+``<out>/<stream>/README.txt``, which says to a person who opens only the folder what the numbers
+are. Every file is written to a temporary name and renamed into place, so a reader never sees
+half a file.
 
 **One sequence, one release.** The ``.json`` is the record of what this consumer holds for a
 sequence; it is written first and never replaced. A release arriving for a held sequence is
@@ -35,7 +39,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from consumers.errors import ConsumerReason, ReleaseConflict
-from schemas.release import RELEASE_SCHEMA, Release
+from schemas.release import LEGACY_RELEASE_SCHEMA, RELEASE_SCHEMA, Release
+
+#: The CSV's word for "all categories" of a dimension an aggregate is not broken down by.
+TOTAL = "Total"
 
 
 @dataclass
@@ -62,12 +69,14 @@ def signed_digest(release: Release) -> str:
     For every release the trust publishes (:func:`schemas.release.sign_release`) this is the
     SHA-256 of the published message itself.
     """
-    return hashlib.sha256(RELEASE_SCHEMA.encode(release.to_avro())).hexdigest()
+    return hashlib.sha256(release.encoded()).hexdigest()
 
 
 def release_to_json(release: Release) -> dict[str, Any]:
-    """The release as JSON-ready data, mirroring the wire fields (signature as hex)."""
+    """The release as JSON-ready data, mirroring the wire fields (signature as hex), with its
+    ``format``."""
     d = release.to_avro()
+    d["format"] = release.format
     d["issued_at_ms"] = d.pop("issued_at")
     d["issued_at"] = dt.datetime.fromtimestamp(release.issued_at_ms / 1000, tz=dt.UTC).isoformat(
         timespec="milliseconds"
@@ -77,22 +86,83 @@ def release_to_json(release: Release) -> dict[str, Any]:
 
 
 def release_from_json(d: dict[str, Any]) -> Release:
-    """A release read back from :func:`release_to_json` output (verify it before use)."""
+    """A release read back from :func:`release_to_json` output (verify it before use); JSON
+    without ``format`` is of format 1 (written by tiptrust 0.1)."""
     wire = dict(d)
+    form = int(wire.pop("format", 1))
+    schema = RELEASE_SCHEMA if form == 2 else LEGACY_RELEASE_SCHEMA
     wire["issued_at"] = wire.pop("issued_at_ms")
     wire["signature"] = bytes.fromhex(wire["signature"])
-    return Release.from_avro(RELEASE_SCHEMA.decode(RELEASE_SCHEMA.encode(wire)))
+    return Release.from_avro(schema.decode(schema.encode(wire)), form)
 
 
 def release_csv(release: Release) -> str:
-    """The release's cells as CSV text: dimensions, count (empty when suppressed), suppressed."""
+    """The release's aggregates as CSV text: one column per dimension (``Total`` where the
+    aggregate is not broken down by it), ``value`` (empty when suppressed), ``exact``,
+    ``suppressed``; the cells first, then the margins, then the total."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*release.dimensions, "count", "suppressed"])
-    for cell in release.cells:
-        count = "" if cell.suppressed or cell.count is None else str(cell.count)
-        w.writerow([*cell.key, count, "true" if cell.suppressed else "false"])
+    w.writerow([*release.dimensions, "value", "exact", "suppressed"])
+    order = sorted(release.aggregates, key=lambda a: -len(a.dimensions))
+    for a in order:
+        by = dict(zip(a.dimensions, a.key, strict=True))
+        w.writerow(
+            [
+                *(by.get(d, TOTAL) for d in release.dimensions),
+                "" if a.value is None else str(a.value),
+                "true" if a.exact else "false",
+                "true" if a.suppressed else "false",
+            ]
+        )
     return buf.getvalue()
+
+
+def readme_text(release: Release) -> str:
+    """What a person who opens only the stream's folder needs to read its files."""
+    labels = release.labels
+    lines = [
+        release.title,
+        "=" * len(release.title),
+        "",
+        f"Unit: {release.unit}. Stream {release.stream}, release {release.sequence}, issued "
+        f"{_iso(release.issued_at_ms)} by the trust, signed (key {release.signing_key_id}).",
+        "",
+        "How to read these numbers",
+        "-------------------------",
+        release.caveat,
+        "",
+        f"Each NNNNNN.csv holds one row per published number: every cell of the table (broken "
+        f"down by {', '.join(release.dimensions)}), every margin (a sub-total: the columns it is "
+        f"not broken down by say '{TOTAL}') and the grand total. 'value' is the number; it is "
+        f"empty when the number is suppressed, i.e. withheld because it, or a number it could be "
+        f"worked out from, is below {release.k} persons. 'exact' is false when a number is "
+        "suppressed, rounded or perturbed. Disclosure control: " + release.method + ".",
+        "",
+        "What one count is: " + release.metadata.get("counting_rule", "see the .json file"),
+    ]
+    if release.hierarchies:
+        lines += ["", "Categories that add up others"]
+        for dim, parents in release.hierarchies.items():
+            for parent, children in parents.items():
+                lines.append(f"  {dim}: {parent} = " + " + ".join(children))
+    if labels:
+        lines += ["", "Codes and their labels"]
+        for dim in release.dimensions:
+            for code, label in labels.get(dim, {}).items():
+                if label and label != code:
+                    lines.append(f"  {dim}: {code} = {label}")
+    lines += [
+        "",
+        f"Sources: {', '.join(release.sources) or 'not named'} ({release.source_count} in all). "
+        "NNNNNN.json holds the same release with all its metadata and the signature; "
+        "latest.json names the newest.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 def _write_tmp(path: Path, data: bytes) -> Path:
@@ -184,6 +254,9 @@ class ReleaseWriter:
         if latest_sequence < release.sequence or (
             latest_sequence == release.sequence and not result.duplicate
         ):
+            readme = folder / "README.txt"
+            _atomic_write(readme, readme_text(release).encode("utf-8"))
+            result.paths.append(readme)
             pointer = {
                 "stream": release.stream,
                 "sequence": release.sequence,

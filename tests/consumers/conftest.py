@@ -12,7 +12,7 @@ import transport
 from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
 from schemas.keys import SigningKey
-from schemas.release import Cell, Release, sign_release, verify_release
+from schemas.release import Aggregate, Release, sign_release, verify_release
 from transport import EventLog, topics
 
 STREAM = "victims_by_sex_age_form"
@@ -33,9 +33,12 @@ def make_release(
 ) -> Release:
     """An unsigned release with one cell per count (``None``: suppressed), year 2020 onwards."""
     cells = tuple(
-        Cell((str(2020 + i), "Feminine", "25-34", "ForcedLabour"), c, c is None)
+        Aggregate(
+            DIMENSIONS, (str(2020 + i), "Feminine", "25-34", "ForcedLabour"), c, c is not None
+        )
         for i, c in enumerate(counts)
     )
+    total = Aggregate((), (), sum(c for c in counts if c is not None), True)
     return Release(
         stream=stream,
         release_id=f"r-{sequence}-{issued_at_ms}",
@@ -46,12 +49,12 @@ def make_release(
         period_start=2020,
         period_end=2020 + len(counts) - 1,
         dimensions=DIMENSIONS,
-        cells=cells,
+        aggregates=(*cells, total),
         k=10,
         method="primary suppression",
         source_count=2,
         sources=("src-a", "src-b"),
-        total_persons=sum(c for c in counts if c is not None),
+        labels={"sex": {"Feminine": "Feminine"}, "form": {"ForcedLabour": "Forced labour"}},
         metadata=metadata if metadata is not None else {"form_rule": "first listed form"},
     )
 

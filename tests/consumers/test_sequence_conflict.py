@@ -72,7 +72,7 @@ def test_identical_resend_is_accepted_silently(log: EventLog, tmp_path: Path) ->
         first = sub.run_once(timeout=5)
     assert [r.sequence for r in first.releases] == [1] and first.duplicates == []
     before = snapshot(out / STREAM)
-    assert sorted(before) == ["000001.csv", "000001.json", "latest.json"]
+    assert sorted(before) == ["000001.csv", "000001.json", "README.txt", "latest.json"]
 
     publish(log, raw)  # the trust re-sends the bytes it recorded (e.g. after a crash)
     with subscriber(log, out) as sub:
@@ -126,7 +126,7 @@ def test_different_release_same_sequence_is_refused_and_stops(
     with subscriber(log, out) as sub:
         resumed = sub.run_once(timeout=5)
     assert resumed.conflict is None and [r.sequence for r in resumed.releases] == [1, 2]
-    assert json.loads((folder / "000001.json").read_text())["cells"][0]["count"] == 20
+    assert json.loads((folder / "000001.json").read_text())["aggregates"][0]["value"] == 20
     assert json.loads((folder / "latest.json").read_text())["sequence"] == 2
 
 
@@ -143,6 +143,7 @@ def test_conflict_after_good_messages_commits_those(log: EventLog, tmp_path: Pat
         "000001.json",
         "000002.csv",
         "000002.json",
+        "README.txt",
         "latest.json",
     ]
     with subscriber(log, out) as sub:  # resumes at the conflicting message, not before it
@@ -164,7 +165,7 @@ def test_a_resend_completes_a_write_cut_short(tmp_path: Path) -> None:
     (folder / "latest.json").unlink()
     again = writer.write(release)
     assert again.duplicate
-    assert [p.name for p in again.paths] == ["000001.csv", "latest.json"]
+    assert [p.name for p in again.paths] == ["000001.csv", "README.txt", "latest.json"]
     assert (folder / "000001.csv").read_bytes() == csv_bytes
     assert snapshot(folder)["000001.json"] == json_before
 

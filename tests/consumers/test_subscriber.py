@@ -12,7 +12,7 @@ from pathlib import Path
 
 from consumers.writers import ReleaseWriter, release_from_json
 from schemas.keys import SigningKey
-from schemas.release import RELEASE_SCHEMA, Release, sign_release, verify_release
+from schemas.release import Release, sign_release, verify_release
 from transport import EventLog
 
 from .conftest import (
@@ -30,13 +30,13 @@ from .conftest import (
 
 
 def count_byte(release: Release, index: int) -> int:
-    """Offset of cell ``index``'s count in the encoded release (found by changing only it)."""
-    a = RELEASE_SCHEMA.encode(release.to_avro())
-    cells = list(release.cells)
-    count = cells[index].count
-    assert count is not None and count < 63  # one-byte zigzag varint either way
-    cells[index] = dataclasses.replace(cells[index], count=count ^ 1)
-    b = RELEASE_SCHEMA.encode(dataclasses.replace(release, cells=tuple(cells)).to_avro())
+    """Offset of aggregate ``index``'s value in the published bytes (found by changing only it)."""
+    a = release.encoded()
+    aggregates = list(release.aggregates)
+    value = aggregates[index].value
+    assert value is not None and value < 63  # one-byte zigzag varint either way
+    aggregates[index] = dataclasses.replace(aggregates[index], value=value ^ 1)
+    b = dataclasses.replace(release, aggregates=tuple(aggregates)).encoded()
     diffs = [i for i in range(len(a)) if a[i] != b[i]]
     assert len(a) == len(b) and len(diffs) == 1
     return diffs[0]
@@ -51,29 +51,41 @@ def test_release_is_verified_and_written_as_csv_and_json(log: EventLog, tmp_path
         report = sub.run_once(timeout=5)
     assert report.received == 1 and not report.refused and report.conflict is None
     folder = out / STREAM
-    assert report.written == [folder / "000001.csv", folder / "000001.json", folder / "latest.json"]
+    assert report.written == [
+        folder / "000001.csv",
+        folder / "000001.json",
+        folder / "README.txt",
+        folder / "latest.json",
+    ]
 
     with open(folder / "000001.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == [*DIMENSIONS, "count", "suppressed"]
-    assert len(rows) == len(release.cells)
+    assert list(rows[0]) == [*DIMENSIONS, "value", "exact", "suppressed"]
+    assert len(rows) == len(release.aggregates)
     published = {
-        (r["year"], r["sex"], r["age_group"], r["form"]): r["count"]
+        (r["year"], r["sex"], r["age_group"], r["form"]): r["value"]
         for r in rows
         if r["suppressed"] == "false"
     }
     assert published == {
         ("2020", "Feminine", "25-34", "ForcedLabour"): "12",
         ("2022", "Feminine", "25-34", "ForcedLabour"): "15",
+        ("Total", "Total", "Total", "Total"): "27",
     }
-    assert [r["count"] for r in rows if r["suppressed"] == "true"] == [""]
+    assert [r["value"] for r in rows if r["suppressed"] == "true"] == [""]
+    assert {r["exact"] for r in rows if r["suppressed"] == "false"} == {"true"}
 
     doc = json.loads((folder / "000001.json").read_text())
     assert doc["signing_key_id"] == KEY.key_id and doc["signature"] == release.signature.hex()
-    assert doc["total_persons"] == 27 and doc["k"] == 10 and doc["metadata"]["form_rule"]
-    assert doc["cells"] == [
-        {"key": list(c.key), "count": c.count, "suppressed": c.suppressed} for c in release.cells
+    assert doc["format"] == 2 and doc["k"] == 10 and doc["metadata"]["form_rule"]
+    assert doc["labels"]["form"] == {"ForcedLabour": "Forced labour"}
+    assert doc["aggregates"] == [
+        {"dimensions": list(a.dimensions), "key": list(a.key), "value": a.value, "exact": a.exact}
+        for a in release.aggregates
     ]
+    readme = (folder / "README.txt").read_text()
+    assert "below 10 persons" in readme and release.caveat in readme
+    assert "form: ForcedLabour = Forced labour" in readme
     # the JSON file holds everything needed to verify the release again
     again = release_from_json(doc)
     assert verify_release(sign_release(again, KEY), KEYS) == release
@@ -85,12 +97,10 @@ def test_release_is_verified_and_written_as_csv_and_json(log: EventLog, tmp_path
 def test_altered_unsigned_and_foreign_releases_are_refused(log: EventLog, tmp_path: Path) -> None:
     raw = signed(make_release(1))
     good = verified(raw)
-    index = next(i for i, c in enumerate(good.cells) if c.count == 12)
+    index = next(i for i, a in enumerate(good.aggregates) if a.value == 12)
     altered = bytearray(raw)
     altered[count_byte(good, index)] ^= 0x02  # 12 -> 13: still valid Avro, not signed
-    unsigned = RELEASE_SCHEMA.encode(
-        dataclasses.replace(good, signing_key_id="", signature=b"").to_avro()
-    )
+    unsigned = dataclasses.replace(good, signing_key_id="", signature=b"").encoded()
     foreign = sign_release(dataclasses.replace(good, sequence=5), SigningKey.generate("mallory"))
     elsewhere = sign_release(dataclasses.replace(good, stream="other_stream"), KEY)
     publish(log, raw, bytes(altered), unsigned, foreign, elsewhere, b"not a release")
@@ -110,6 +120,7 @@ def test_altered_unsigned_and_foreign_releases_are_refused(log: EventLog, tmp_pa
     assert sorted(p.name for p in (out / STREAM).iterdir()) == [
         "000001.csv",
         "000001.json",
+        "README.txt",
         "latest.json",
     ]
     # the tampered count is what breaks it: the same bytes with the count restored verify
@@ -147,7 +158,12 @@ def test_latest_only_moves_forward_on_redelivery(tmp_path: Path) -> None:
     one = verified(signed(make_release(1)))
     two = verified(signed(make_release(2)))
     writer = ReleaseWriter(tmp_path)
-    assert [p.name for p in writer.write(one).paths] == ["000001.csv", "000001.json", "latest.json"]
+    assert [p.name for p in writer.write(one).paths] == [
+        "000001.csv",
+        "000001.json",
+        "README.txt",
+        "latest.json",
+    ]
     writer.write(two)
     again = writer.write(one)  # redelivered: a duplicate, nothing rewritten, latest stays at 2
     assert again.duplicate and again.paths == []

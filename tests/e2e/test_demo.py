@@ -30,10 +30,14 @@ def _check_summary(summary: dict, tmp_path: Path) -> None:
     out = Path(summary["out_dir"]) / "victims_by_sex_age_form"
     rows = list(csv.DictReader((out / "000001.csv").open()))
     published = [r for r in rows if r["suppressed"] == "false"]
-    assert published and all(int(r["count"]) >= 10 for r in published)
-    assert all(r["count"] == "" for r in rows if r["suppressed"] == "true")
+    assert published and all(int(r["value"]) >= 10 for r in published)
+    assert all(r["value"] == "" for r in rows if r["suppressed"] == "true")
+    total = [r for r in rows if set(r.values()) >= {"Total"} and r["year"] == "Total"]
+    assert len(total) == 1 and total[0]["sex"] == total[0]["form"] == "Total"
     release = json.loads((out / "000001.json").read_text())
     assert release["k"] == 10 and "not estimates of prevalence" in release["caveat"]
+    assert release["format"] == 2 and release["labels"]["sex"]
+    assert "below 10 persons" in (out / "README.txt").read_text()
 
 
 def test_demo_on_the_embedded_log(cli: RunCli, tmp_path: Path) -> None:

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.keys import SigningKey
-from schemas.release import Cell, Release, ReleaseRejected, sign_release, verify_release
+from schemas.release import (
+    LEGACY_RELEASE_SCHEMA,
+    Aggregate,
+    Release,
+    ReleaseRejected,
+    sign_release,
+    verify_release,
+)
 
 
 def _release() -> Release:
@@ -23,20 +30,96 @@ def _release() -> Release:
         period_start=2020,
         period_end=2024,
         dimensions=("sex",),
-        cells=(Cell(("Feminine",), 12, False), Cell(("Masculine",), None, True)),
+        aggregates=(
+            Aggregate(("sex",), ("Feminine",), 12, True),
+            Aggregate(("sex",), ("Masculine",), None, False),
+            Aggregate((), (), None, False),
+        ),
         k=10,
         method="primary suppression",
         source_count=3,
         sources=(),
-        total_persons=None,
+        hierarchies={"sex": {"Any": ("Feminine", "Masculine")}},
+        labels={"sex": {"Feminine": "Feminine", "Masculine": "Masculine"}},
     )
 
 
 def test_sign_and_verify() -> None:
     key = SigningKey.generate("trust")
     raw = sign_release(_release(), key)
+    assert raw[:2] == b"\x00\x02"  # release format 2
     got = verify_release(raw, {key.key_id: key.public})
-    assert got.cells[0].count == 12 and got.signing_key_id == key.key_id
+    assert got.cells()[0].value == 12 and got.signing_key_id == key.key_id
+    assert got == dataclasses.replace(
+        _release(), signing_key_id=key.key_id, signature=got.signature
+    )
+    assert got.encoded() == raw
+
+
+def _legacy_signed(key: SigningKey) -> bytes:
+    # how tiptrust 0.1 published a release: release.avsc, no prefix, the v1 context
+    datum = {
+        "stream": "victims_by_sex_age_form",
+        "release_id": "r0",
+        "sequence": 3,
+        "issued_at": 1_700_000_000_000,
+        "title": "t",
+        "unit": "persons",
+        "period_start": 2020,
+        "period_end": 2021,
+        "dimensions": ["sex"],
+        "cells": [
+            {"key": ["Feminine"], "count": 14, "suppressed": False},
+            {"key": ["Masculine"], "count": None, "suppressed": True},
+        ],
+        "k": 10,
+        "method": "primary suppression",
+        "source_count": 1,
+        "sources": [],
+        "total_persons": 17,
+        "caveat": "c",
+        "metadata": {},
+        "signing_key_id": key.key_id,
+        "signature": b"",
+    }
+    datum["signature"] = key.sign(b"tiptrust/release/v1\x00" + LEGACY_RELEASE_SCHEMA.encode(datum))
+    return LEGACY_RELEASE_SCHEMA.encode(datum)
+
+
+def test_a_format_1_release_is_read_as_aggregates() -> None:
+    key = SigningKey.generate("trust")
+    raw = _legacy_signed(key)
+    got = verify_release(raw, {key.key_id: key.public})
+    assert got.format == 1 and got.total == 17
+    assert [(a.key, a.value, a.exact) for a in got.cells()] == [
+        (("Feminine",), 14, True),
+        (("Masculine",), None, False),
+    ]
+    assert got.encoded() == raw  # what a consumer holds re-encodes to the published bytes
+    altered = bytearray(raw)
+    altered[altered.find(b"Feminine")] ^= 0x20
+    with pytest.raises(ReleaseRejected, match="altered"):
+        verify_release(bytes(altered), {key.key_id: key.public})
+
+
+def test_an_unknown_release_format_is_refused_with_its_reason() -> None:
+    key = SigningKey.generate("trust")
+    raw = b"\x00\x09" + sign_release(_release(), key)[2:]
+    with pytest.raises(ReleaseRejected, match="format"):
+        verify_release(raw, {key.key_id: key.public})
+
+
+def test_a_format_1_signature_cannot_pass_for_format_2() -> None:
+    # the same fields signed under the old context do not verify as a current release
+    key = SigningKey.generate("trust")
+    body = sign_release(_release(), key)[2:]
+    from schemas.release import RELEASE_SCHEMA
+
+    datum = RELEASE_SCHEMA.decode(body)
+    datum["signature"] = b""
+    datum["signature"] = key.sign(b"tiptrust/release/v1\x00" + RELEASE_SCHEMA.encode(datum))
+    with pytest.raises(ReleaseRejected, match="altered"):
+        verify_release(b"\x00\x02" + RELEASE_SCHEMA.encode(datum), {key.key_id: key.public})
 
 
 def test_altered_release_is_refused() -> None:
@@ -52,7 +135,7 @@ def test_unsigned_and_foreign_releases_are_refused() -> None:
     key = SigningKey.generate("trust")
     from schemas.release import RELEASE_SCHEMA
 
-    unsigned = RELEASE_SCHEMA.encode(_release().to_avro())
+    unsigned = b"\x00\x02" + RELEASE_SCHEMA.encode(_release().to_avro())
     with pytest.raises(ReleaseRejected, match="unsigned"):
         verify_release(unsigned, {key.key_id: key.public})
     other = SigningKey.generate("trust")
@@ -70,6 +153,23 @@ def test_any_issue_time_survives_the_signature(issued_at_ms: int) -> None:
     release = dataclasses.replace(_release(), issued_at_ms=issued_at_ms)
     got = verify_release(sign_release(release, key), {key.key_id: key.public})
     assert got.issued_at_ms == issued_at_ms
+
+
+values = st.one_of(st.none(), st.integers(min_value=0, max_value=2**40))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["F", "M", "U"]), values), max_size=6), values)
+def test_any_aggregates_round_trip_through_the_signature(
+    cells: list[tuple[str, int | None]], total: int | None
+) -> None:
+    key = SigningKey.generate("trust")
+    aggregates = (
+        *(Aggregate(("sex",), (k,), v, v is not None) for k, v in cells),
+        Aggregate((), (), total, total is not None),
+    )
+    release = dataclasses.replace(_release(), aggregates=aggregates)
+    got = verify_release(sign_release(release, key), {key.key_id: key.public})
+    assert got.aggregates == aggregates and got.total == total
 
 
 def test_epoch_millis_is_exact() -> None:

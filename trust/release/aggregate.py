@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from schemas.codec import default_registry
+from schemas.codelists import htcds_labels
 from trust.release.errors import ReleaseError
 from trust.release.streams import AGE_GROUPS, StreamSpec, age_group
 
@@ -38,6 +39,45 @@ SEXES: tuple[str, ...] = tuple(
 #: Forms of exploitation: the FormOfExploitation codes, then ``Multiple``, then ``Unknown``.
 FORM_CODES: tuple[str, ...] = _CASE_MODEL.enum_at("$.event.forms_of_exploitation").symbols
 FORMS: tuple[str, ...] = tuple([c for c in FORM_CODES if c != UNKNOWN] + [MULTIPLE, UNKNOWN])
+
+
+_AGE_LABELS = {
+    "0-11": "0-11 years",
+    "12-17": "12-17 years",
+    "18-24": "18-24 years",
+    "25-34": "25-34 years",
+    "35-44": "35-44 years",
+    "45+": "45 years and over",
+    "0-17": "Children (0-17 years)",
+    "18+": "Adults (18 years and over)",
+    UNKNOWN: "Age not recorded",
+}
+
+#: Labels of the categories of each dimension a release can break persons down by.
+DIMENSION_LABELS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "sex": {**htcds_labels("prs_Gender"), UNKNOWN: "Sex not recorded"},
+        "form": {
+            **htcds_labels("vic_TypeOfExploitation"),
+            MULTIPLE: "Several forms recorded",
+            UNKNOWN: "Form not recorded",
+        },
+        "age_group": _AGE_LABELS,
+        "year": {UNKNOWN: "Year not recorded"},
+    }
+)
+
+
+def labels_for(
+    dimensions: Iterable[str], categories: Iterable[Iterable[str]]
+) -> dict[str, dict[str, str]]:
+    """The labels of the categories a table uses, per dimension (a code without a label is
+    its own label)."""
+    out: dict[str, dict[str, str]] = {}
+    for dim, cats in zip(dimensions, categories, strict=True):
+        known = DIMENSION_LABELS.get(dim, {})
+        out[dim] = {c: known.get(c, c) for c in cats}
+    return out
 
 
 class ConflictingPerson(ReleaseError):

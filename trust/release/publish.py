@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.keys import SigningKey
-from schemas.release import CAVEAT, RELEASE_SCHEMA, Cell, Release, sign_release
+from schemas.release import CAVEAT, Aggregate, Release, decode_release, sign_release
 from transport import EventLog
-from trust.release.aggregate import FORM_RULE
+from trust.release.aggregate import FORM_RULE, labels_for
 from trust.release.disclosure import SuppressedTable
 from trust.release.errors import UnprotectedTable
 from trust.release.streams import AGE_GROUPS, StreamSpec
@@ -129,12 +129,15 @@ def build_release(
         period_start=t.period_start,
         period_end=t.period_end,
         dimensions=t.dimensions,
-        cells=tuple(Cell(c.key, c.count, c.suppressed) for c in t.cells),
+        aggregates=(
+            *(Aggregate(t.dimensions, c.key, c.count, not c.suppressed) for c in t.cells),
+            Aggregate((), (), t.total, not t.total_suppressed and t.total is not None),
+        ),
         k=t.k,
         method=t.method,
         source_count=len(named),
         sources=named,
-        total_persons=t.total,
+        labels=labels_for(t.dimensions, t.categories),
         caveat=CAVEAT,
         metadata=metadata,
     )
@@ -213,7 +216,7 @@ class ReleaseSigner:
             sources_left_out=plan.sources_left_out,
         )
         raw = sign_release(unsigned, self._key)
-        signed = Release.from_avro(RELEASE_SCHEMA.decode(raw))
+        signed = decode_release(raw)
         return EmitResult(signed, raw, digest)
 
 

@@ -48,7 +48,11 @@ def test_build_release_carries_annex5_metadata() -> None:
     assert (r.period_start, r.period_end) == (2022, 2023)
     assert r.k == 10 and r.method == PRIMARY_METHOD and r.caveat == CAVEAT
     assert r.sources == ("src-a", "src-b") and r.source_count == 2
-    assert r.total_persons == 15
+    assert r.total == 15 and r.format == 2
+    assert r.labels["form"]["ForcedLabour"] == "Forced labour"
+    assert r.labels["form"]["Multiple"] == "Several forms recorded"
+    assert r.labels["age_group"]["45+"] == "45 years and over"
+    assert set(r.labels) == set(SPEC.dimensions)
     m = r.metadata
     assert m["originating_organisation"] == "tiptrust trust"
     assert m["counting_rule"] == RULE
@@ -56,7 +60,7 @@ def test_build_release_carries_annex5_metadata() -> None:
     assert m["period"] == "2022-2023" and m["number_of_sources"] == "2"
     assert m["date_submitted"].startswith("2025-10-09T")
     assert m["content_digest"] == table_digest(table)
-    published = {c.key: c.count for c in r.cells if not c.suppressed}
+    published = {c.key: c.value for c in r.cells() if not c.suppressed}
     assert published == {("2022", "Feminine", "25-34", "ForcedLabour"): 12}
 
 

@@ -158,7 +158,7 @@ def test_only_allowed_consumers_and_purposes_get_releases(
     s = stage(store)
     [made] = s.release_once()
     assert made.release.metadata["consumer"] == "ministry"
-    assert made.release.sources == ("src-a",) and made.release.total_persons == 12
+    assert made.release.sources == ("src-a",) and made.release.total == 12
     assert made.release.metadata["sources_left_out"] == "1"  # src-b has no agreement
     assert {(k.subscription.consumer, "allows" in k.reason) for k in s.skipped} == {
         ("journalist", True),
