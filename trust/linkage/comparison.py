@@ -176,17 +176,33 @@ def _assign(n: int, null: Mask, conditions: Sequence[Mask]) -> Levels:
 
 
 @dataclass(frozen=True, slots=True)
-class NameComparison:
+class _OneField:
+    """A comparison of one field, named after it; no term-frequency adjustment and full weight
+    unless a subclass says otherwise."""
+
+    field_name: str
+
+    @property
+    def name(self) -> str:
+        return self.field_name
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class NameComparison(_OneField):
     """A name field: exact, romanisation variant (same key, or same parts in another order),
     one a part of the other (compound names), then Jaro-Winkler thresholds."""
 
     field_name: NameField
     jaro_winkler: tuple[float, ...] = (0.92, 0.80)
     term_frequency: bool = True
-
-    @property
-    def name(self) -> str:
-        return self.field_name
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -196,10 +212,6 @@ class NameComparison:
     @property
     def term_frequency_column(self) -> str | None:
         return _NAME_ATTRS[self.field_name][0] if self.term_frequency else None
-
-    @property
-    def penalty_only(self) -> bool:
-        return False
 
     def compare(self, pairs: PairView) -> Levels:
         text, key, ordered, multi_part, long_key = _NAME_ATTRS[self.field_name]
@@ -245,15 +257,11 @@ class NameOrderComparison:
 
 
 @dataclass(frozen=True, slots=True)
-class DateComparison:
+class DateComparison(_OneField):
     """A date of birth: exact; agreeing wherever both are known (missing parts); day and month
     swapped; one or two digits keyed wrongly (optimal string alignment on ``YYYYMMDD``); other."""
 
     field_name: str = "date_of_birth"
-
-    @property
-    def name(self) -> str:
-        return self.field_name
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -265,14 +273,6 @@ class DateComparison:
             "two_edits",
             "other",
         )
-
-    @property
-    def term_frequency_column(self) -> str | None:
-        return None
-
-    @property
-    def penalty_only(self) -> bool:
-        return False
 
     def compare(self, pairs: PairView) -> Levels:
         yl, yr = pairs.left_ints("birth_year"), pairs.right_ints("birth_year")
@@ -295,26 +295,12 @@ class DateComparison:
 
 
 @dataclass(frozen=True, slots=True)
-class ExactComparison:
+class ExactComparison(_OneField):
     """A code compared exactly: sex, nationality."""
-
-    field_name: str
-
-    @property
-    def name(self) -> str:
-        return self.field_name
 
     @property
     def levels(self) -> tuple[str, ...]:
         return ("exact", "other")
-
-    @property
-    def term_frequency_column(self) -> str | None:
-        return None
-
-    @property
-    def penalty_only(self) -> bool:
-        return False
 
     def compare(self, pairs: PairView) -> Levels:
         column = _COLUMNS[self.field_name]
@@ -323,7 +309,7 @@ class ExactComparison:
 
 
 @dataclass(frozen=True, slots=True)
-class EditDistanceComparison:
+class EditDistanceComparison(_OneField):
     """An identifier keyed by hand (document number, postcode): exact, then within each number
     of edits (optimal string alignment: a transposition counts once)."""
 
@@ -331,20 +317,8 @@ class EditDistanceComparison:
     edits: tuple[int, ...] = (1,)
 
     @property
-    def name(self) -> str:
-        return self.field_name
-
-    @property
     def levels(self) -> tuple[str, ...]:
         return ("exact", *(f"edits<={e}" for e in self.edits), "other")
-
-    @property
-    def term_frequency_column(self) -> str | None:
-        return None
-
-    @property
-    def penalty_only(self) -> bool:
-        return False
 
     def compare(self, pairs: PairView) -> Levels:
         column = _COLUMNS[self.field_name]
@@ -355,27 +329,15 @@ class EditDistanceComparison:
 
 
 @dataclass(frozen=True, slots=True)
-class TextSimilarityComparison:
+class TextSimilarityComparison(_OneField):
     """Free text such as an address: exact, then Jaro-Winkler thresholds."""
 
     field_name: str
     jaro_winkler: tuple[float, ...] = (0.90, 0.75)
 
     @property
-    def name(self) -> str:
-        return self.field_name
-
-    @property
     def levels(self) -> tuple[str, ...]:
         return ("exact", *(f"jaro_winkler>={t:.2f}" for t in self.jaro_winkler), "other")
-
-    @property
-    def term_frequency_column(self) -> str | None:
-        return None
-
-    @property
-    def penalty_only(self) -> bool:
-        return False
 
     def compare(self, pairs: PairView) -> Levels:
         column = _COLUMNS[self.field_name]

@@ -192,7 +192,8 @@ class PersonKey(Base):
     person_key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
-    shredded_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # indexed: "was anything shredded since the last KEK rotation?" is asked after every step
+    shredded_at_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class VaultSecret(Base):

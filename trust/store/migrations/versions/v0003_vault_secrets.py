@@ -8,6 +8,8 @@ Create Date: 2026-11-30
   store's first KEK rotation the table is empty and the person-key-id secret is derived from the
   KEK as before; the first rotation stores it here, wrapped under the new KEK, so person key ids
   never change when the KEK does.
+- ``person_keys.shredded_at_ms`` is indexed: whether a key was shredded since the last rotation
+  is asked after every ingest step, and must not read the whole table.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ def upgrade() -> None:
         sa.Column("rotated_at_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_vault_secrets")),
     )
+    op.create_index(
+        op.f("ix_person_keys_shredded_at_ms"), "person_keys", ["shredded_at_ms"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_person_keys_shredded_at_ms"), table_name="person_keys")
     op.drop_table("vault_secrets")
