@@ -10,6 +10,10 @@
 - **Nothing lost.** Sealed envelopes are written here (one transaction per batch) *before* they go
   to the log, and marked sent only after the log acknowledged them. A broker outage or a crash
   leaves them pending; :meth:`Outbox.pending` gives them back for the next run to resend.
+- **Nothing kept longer than needed.** Once the log acknowledged an envelope its bytes and message
+  key are dropped (``secure_delete`` zeroes them in the file): the row stays, so the record still
+  counts as sent there, but the outbox no longer grows with everything ever published, and no
+  sealed copy of a record outlives its delivery on the agency's disk.
 
 **Outboxes written before destinations were recorded** are migrated in place when opened: their
 envelopes get the destination :data:`UNRECORDED` (``"*"``, "the log it was written for", which
@@ -34,7 +38,7 @@ __all__ = ["UNRECORDED", "Outbox", "OutboxEntry"]
 UNRECORDED = "*"
 """The destination of envelopes written before destinations were recorded: any destination."""
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _ENVELOPES = """
 CREATE TABLE IF NOT EXISTS envelopes (
     destination TEXT NOT NULL DEFAULT '*',
@@ -72,6 +76,13 @@ _MIGRATE_1_TO_2 = (
 )
 
 
+# what an acknowledged envelope keeps: its row (sent where, when), not its bytes or message key
+_DROP_ACKNOWLEDGED = (
+    "UPDATE envelopes SET envelope = x'', key = NULL "
+    "WHERE sent_at_ms IS NOT NULL AND length(envelope) > 0"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     """One sealed envelope, as it goes to the log: its event id, topic, message key and bytes.
@@ -102,14 +113,18 @@ class Outbox:
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(envelopes)")}
             if columns and "destination" not in columns:
                 for statement in _MIGRATE_1_TO_2:
                     self._db.execute(statement)
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            if columns and version < 3:  # version 2 kept acknowledged envelopes: drop them now
+                self._db.execute(_DROP_ACKNOWLEDGED)
             self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
@@ -211,13 +226,13 @@ class Outbox:
             raise
 
     def mark_sent(self, destination: str, event_ids: Sequence[uuid.UUID]) -> None:
-        """Record that ``destination`` acknowledged these envelopes."""
+        """Record that ``destination`` acknowledged these envelopes, and drop their bytes."""
         _check(destination)
         now = int(time.time() * 1000)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
-                "UPDATE envelopes SET sent_at_ms = ? "
+                "UPDATE envelopes SET sent_at_ms = ?, envelope = x'', key = NULL "
                 "WHERE destination IN (?, '*') AND event_id = ? AND sent_at_ms IS NULL",
                 [(now, destination, e.bytes) for e in event_ids],
             )

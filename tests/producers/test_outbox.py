@@ -256,7 +256,12 @@ def test_an_old_outbox_is_migrated_in_place(world: World, tmp_path: Path) -> Non
         assert outbox.counts() == {"sent": 20, "pending": 0}
     db = sqlite3.connect(path)
     assert "destination" in {r[1] for r in db.execute("PRAGMA table_info(envelopes)")}
-    assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    assert db.execute("PRAGMA user_version").fetchone() == (3,)
+    # acknowledged envelopes keep their row, not their bytes or message key
+    assert db.execute("SELECT COUNT(*) FROM envelopes WHERE length(envelope) > 0").fetchone() == (
+        0,
+    )
+    assert db.execute("SELECT COUNT(*) FROM envelopes WHERE key IS NOT NULL").fetchone() == (0,)
     assert {r[0] for r in db.execute("SELECT name FROM sqlite_master")} >= {
         "event_ids",
         "envelopes",
@@ -264,6 +269,20 @@ def test_an_old_outbox_is_migrated_in_place(world: World, tmp_path: Path) -> Non
     }
     assert "envelopes_v1" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     db.close()
+
+
+def test_acknowledged_envelopes_leave_no_bytes_in_the_file(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    log = f"sqlite:///{tmp_path / 'log.db'}"
+    with Outbox(path) as outbox:
+        report = _publisher(world, log, outbox, MessageKeyer.generate()).publish(world.messages)
+        assert report.published == 20 and outbox.counts() == {"sent": 20, "pending": 0}
+        # still known as sent: publishing the same records again sends nothing
+        again = _publisher(world, log, outbox, MessageKeyer.generate()).publish(world.messages)
+        assert again.unchanged == 20 and again.published == 0
+    envelopes = [value for _, _, value in _on_log(world, log)]
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("outbox.db*"))
+    assert envelopes and not any(e[16:80] in data for e in envelopes)
 
 
 def test_old_rows_can_be_sent_anywhere_with_resend(world: World, tmp_path: Path) -> None:
