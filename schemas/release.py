@@ -19,7 +19,7 @@ read and verified, as aggregates.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schemas import signed
@@ -141,8 +141,12 @@ class Release:
         return {
             **common,
             "aggregates": [
-                {"dimensions": list(a.dimensions), "key": list(a.key), "value": a.value,
-                 "exact": a.exact}
+                {
+                    "dimensions": list(a.dimensions),
+                    "key": list(a.key),
+                    "value": a.value,
+                    "exact": a.exact,
+                }
                 for a in self.aggregates
             ],
             "hierarchies": {
@@ -208,9 +212,15 @@ class Release:
 
 def sign_release(release: Release, key: SigningKey) -> bytes:
     """The release, signed, as the bytes to publish (always the current format)."""
+    return signed_release(release, key)[1]
+
+
+def signed_release(release: Release, key: SigningKey) -> tuple[Release, bytes]:
+    """The release with its key id and signature filled in, and the bytes to publish."""
     if release.format != FORMAT:
         raise ValueError(f"the trust signs releases of format {FORMAT} only")
-    return _FRAME + signed.sign(RELEASE_SCHEMA, _CONTEXTS[FORMAT], release.to_avro(), key)
+    signature, body = signed.signed_bytes(RELEASE_SCHEMA, _CONTEXTS[FORMAT], release.to_avro(), key)
+    return replace(release, signing_key_id=key.key_id, signature=signature), _FRAME + body
 
 
 def decode_release(raw: bytes) -> Release:

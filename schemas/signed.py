@@ -26,8 +26,15 @@ def _unsigned(schema: WireSchema, context: bytes, datum: dict[str, Any], key_id:
 
 def sign(schema: WireSchema, context: bytes, datum: dict[str, Any], key: SigningKey) -> bytes:
     """``datum`` (its Avro dict form) signed by ``key``, as the bytes to publish."""
+    return signed_bytes(schema, context, datum, key)[1]
+
+
+def signed_bytes(
+    schema: WireSchema, context: bytes, datum: dict[str, Any], key: SigningKey
+) -> tuple[bytes, bytes]:
+    """The signature over ``datum`` and the bytes to publish (the datum with it filled in)."""
     signature = key.sign(_unsigned(schema, context, datum, key.key_id))
-    return schema.encode({**datum, "signing_key_id": key.key_id, "signature": signature})
+    return signature, schema.encode({**datum, "signing_key_id": key.key_id, "signature": signature})
 
 
 def verify(

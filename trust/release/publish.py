@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.keys import SigningKey
-from schemas.release import CAVEAT, Aggregate, Release, decode_release, sign_release
+from schemas.release import CAVEAT, Aggregate, Release, signed_release
 from transport import EventLog
 from trust.release.aggregate import FORM_RULE, labels_for
 from trust.release.disclosure import SuppressedTable
@@ -83,13 +83,15 @@ def build_release(
     consumer: str = "",
     purpose: str = "",
     sources_left_out: int = 0,
+    digest: str | None = None,
 ) -> Release:
     """The unsigned release of ``suppressed_table`` with its descriptive metadata (annex 5).
 
     ``sources`` are the contributing sources as their agreements allow them to be named;
     ``counting_rule`` says what one count is, in the words of the code that counted;
     ``sources_left_out`` how many contributing sources' agreements did not allow this consumer
-    and purpose (their persons are not in the table).
+    and purpose (their persons are not in the table); ``digest``: the table's
+    :func:`table_digest`, if the caller has it already.
 
     Raises:
         UnprotectedTable: the table was not built for ``spec`` or is weaker than its k.
@@ -117,7 +119,7 @@ def build_release(
         "form_rule": FORM_RULE,
         "age_groups": ", ".join(AGE_GROUPS),
         "year_rule": YEAR_RULE,
-        "content_digest": table_digest(t),
+        "content_digest": digest or table_digest(t),
     }
     return Release(
         stream=spec.name,
@@ -214,9 +216,9 @@ class ReleaseSigner:
             consumer=plan.subscription.consumer,
             purpose=plan.subscription.purpose,
             sources_left_out=plan.sources_left_out,
+            digest=digest,
         )
-        raw = sign_release(unsigned, self._key)
-        signed = decode_release(raw)
+        signed, raw = signed_release(unsigned, self._key)
         return EmitResult(signed, raw, digest)
 
 
