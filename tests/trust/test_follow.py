@@ -3,17 +3,13 @@ change — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import Connection, func, select
 
 from trust.follow import Batch, follow
 from trust.release.counts import ReleaseCounts
 from trust.release.streams import STREAMS
 from trust.store.events import RecordAccepted
-from trust.store.eventstore import EventStore, Position, open_store
+from trust.store.eventstore import EventStore, Position
 from trust.store.tables import release_cell_counts
 
 from .store.builders import accepted, retracted
@@ -39,17 +35,6 @@ class Counter:
     def clear(self, conn: Connection) -> None:
         self.cleared += 1
         self.seen.clear()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
-    s = open_store(url)
-    yield s
-    s.close()
 
 
 def _append(store: EventStore, n: int, start: int = 0) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,17 +34,6 @@ from ..store.builders import case_record, consent, disposal, eid
 
 SOURCE, CASE = "police", "CR-2024-7"
 NAMES = {"v1": "Ana Popescu", "v2": "Maria Ionescu", "v3": "Elena Dumitru"}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
-    s = open_store(url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

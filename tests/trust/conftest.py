@@ -1,0 +1,22 @@
+"""Fixtures the trust's tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trust.store.eventstore import EventStore, open_store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    """A fresh, migrated event store on each backend (a module may define its own instead)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_schema_url")
+    s = open_store(url)
+    yield s
+    s.close()
