@@ -1,0 +1,395 @@
+"""Secondary suppression over cells and all margins (method note: ``secondary.md``).
+
+Primary suppression hides every aggregate below k (zeros included, structural zeros excepted);
+that alone lets a reader recover a hidden value from a published total. Secondary suppression
+hides more aggregates until every suppressed one passes the audit's
+:class:`~trust.release.disclosure.audit.ProtectionRule`, at the least information loss a
+heuristic finds (cost of an aggregate: its value + 1, so small cells go before margins):
+
+1. **local pass** — for every additive constraint (a parent and its children) and every suppressed
+   member, the other suppressed members must be able to absorb a move of the required size
+   (up by ``upper``, down by ``min(lower, value)``), and no suppressed member may be alone; the
+   cheapest published member that supplies the missing capacity is suppressed, to a fixpoint;
+2. **audit loop** — the LP audit finds what the local pass could not see (interactions across
+   constraints); for each failing side a *widening LP* finds the cheapest deviation of the whole
+   table (cost per unit: the aggregate's cost if published, almost nothing if suppressed) that
+   moves the aggregate by the required amount, and every published aggregate it moves is
+   suppressed. A suppressed non-sensitive aggregate the audit finds pinned is published instead
+   (its value follows from the rest anyway). Repeat until the audit passes.
+
+Deterministic: no randomness; ties go to the lower aggregate index.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from trust.release.disclosure.audit import (
+    AuditReport,
+    ProtectionRule,
+    assert_protected,
+    audit,
+    screen,
+)
+from trust.release.disclosure.table import TOTAL, BoolArray, HierarchicalTable, incidence
+from trust.release.errors import ReleaseError
+
+SECONDARY_METHOD = (
+    "secondary suppression across cells and margins (protection level p; every suppressed "
+    "value's feasible interval audited by linear programming)"
+)
+
+Cost = Literal["value", "count"]
+
+
+class SuppressionFailed(ReleaseError):
+    """Secondary suppression did not reach a protected pattern (a bug, or a solver failure)."""
+
+    code = "secondary_suppression_failed"
+
+
+@dataclass(frozen=True)
+class PublishedAggregate:
+    """One aggregate as a release shows it: the dimensions it is broken down by (the table's
+    order), its categories in them, its value or None when suppressed."""
+
+    dimensions: tuple[str, ...]
+    key: tuple[str, ...]
+    value: int | None
+    suppressed: bool
+    primary: bool
+
+
+@dataclass(frozen=True)
+class InformationLoss:
+    """What suppression hides: counts of aggregates (cells among them) and the sum of values."""
+
+    primary: int
+    secondary: int
+    secondary_cells: int
+    secondary_value: int
+    published: int
+    published_cells: int
+    aggregates: int
+
+
+@dataclass(frozen=True, eq=False)
+class SuppressionPattern:
+    """A table's suppression pattern: ``suppressed[i]`` hides aggregate *i*; ``primary`` marks
+    the sensitive ones (below k, not structural). ``rounds`` and ``seconds`` describe the run."""
+
+    table: HierarchicalTable
+    k: int
+    rule: ProtectionRule
+    primary: BoolArray
+    suppressed: BoolArray
+    rounds: int
+    widening_lps: int
+    seconds: float
+
+    @property
+    def secondary(self) -> BoolArray:
+        """The aggregates hidden only to protect others."""
+        return np.asarray(self.suppressed & ~self.primary, dtype=bool)
+
+    def information_loss(self) -> InformationLoss:
+        """Counts of hidden and published aggregates, and the value hidden by secondaries."""
+        sec = self.secondary
+        cell = self.table.is_cell
+        return InformationLoss(
+            primary=int(self.primary.sum()),
+            secondary=int(sec.sum()),
+            secondary_cells=int((sec & cell).sum()),
+            secondary_value=int(self.table.values[sec].sum()),
+            published=int((~self.suppressed).sum()),
+            published_cells=int((~self.suppressed & cell).sum()),
+            aggregates=self.table.size,
+        )
+
+    def aggregates(self) -> tuple[PublishedAggregate, ...]:
+        """Every aggregate as released (cells, margins, total), in the table's index order."""
+        out = []
+        for i in range(self.table.size):
+            dims, key = self.table.breakdown(i)
+            hidden = bool(self.suppressed[i])
+            out.append(
+                PublishedAggregate(
+                    dimensions=dims,
+                    key=key,
+                    value=None if hidden else int(self.table.values[i]),
+                    suppressed=hidden,
+                    primary=bool(self.primary[i]),
+                )
+            )
+        return tuple(out)
+
+    def audit(self, *, exact: bool = False) -> AuditReport:
+        """The LP audit of this pattern (independent of how it was chosen)."""
+        return audit(
+            self.table, self.suppressed, self.k, self.rule, sensitive=self.primary, exact=exact
+        )
+
+
+def primary_mask(table: HierarchicalTable, k: int) -> BoolArray:
+    """Every aggregate (cell, margin or total) below ``k``, zeros included, except structural
+    zeros (declared impossible: their 0 is public knowledge and is published)."""
+    _check_k(k)
+    return np.asarray((table.values < k) & ~table.structural, dtype=bool)
+
+
+def protect(
+    table: HierarchicalTable,
+    k: int = 10,
+    rule: ProtectionRule | None = None,
+    *,
+    cost: Cost = "value",
+) -> SuppressionPattern:
+    """Primary suppression below ``k``, secondary suppression, then the independent LP audit.
+
+    ``rule`` defaults to :meth:`ProtectionRule.symmetric` at ``k``.
+
+    Raises:
+        AuditFailed: the audit finds a suppressed value unprotected (the table must not go out).
+    """
+    pattern = secondary_suppression(table, primary_mask(table, k), k, rule, cost=cost)
+    assert_protected(table, pattern.suppressed, k, pattern.rule, sensitive=pattern.primary)
+    return pattern
+
+
+def secondary_suppression(
+    table: HierarchicalTable,
+    primary: BoolArray,
+    k: int,
+    rule: ProtectionRule | None = None,
+    *,
+    cost: Cost = "value",
+    max_rounds: int = 1000,
+    batch: int = 50,
+) -> SuppressionPattern:
+    """Suppress more aggregates until every suppressed one passes ``rule`` (default: symmetric
+    at ``k``). ``primary`` are the sensitive aggregates (structural zeros in it are ignored).
+    ``cost``: ``"value"`` minimises the sum of hidden values (+1 each), ``"count"`` their number.
+
+    Raises:
+        SuppressionFailed: no protected pattern after ``max_rounds`` audit rounds.
+    """
+    t0 = time.perf_counter()
+    _check_k(k)
+    rule = rule or ProtectionRule.symmetric(k)
+    prim = np.asarray(primary, dtype=bool)
+    if prim.shape != (table.size,):
+        raise SuppressionFailed("the primary pattern does not have one flag per aggregate")
+    prim = prim & ~table.structural
+    weights = _weights(table, cost)
+    sup = prim.copy()
+    _local_pass(table, sup, prim, rule, weights)
+    widen = _Widening(table, weights)
+    republished = np.zeros(table.size, dtype=bool)
+    # sides a widening LP proved protected: suppression only grows (a value published again
+    # was pinned, so publishing it changes no feasible interval), so they stay protected
+    proven = {True: np.zeros(table.size, dtype=bool), False: np.zeros(table.size, dtype=bool)}
+    lps = 0
+    for rounds in range(1, max_rounds + 1):
+        scr = screen(table, sup, k, rule, sensitive=prim)
+        free = dict(zip(scr.up, scr.unpublished, strict=True))
+        todo = [(i, True) for i in scr.up if not proven[True][i]]
+        todo += [(i, False) for i in scr.down if not proven[False][i]]
+        again = [i for i in scr.pinned if not republished[i]]
+        if not todo and not again:
+            report = audit(table, sup, k, rule, sensitive=prim)
+            if report.passed:
+                return SuppressionPattern(
+                    table, k, rule, prim, sup, rounds, lps, round(time.perf_counter() - t0, 6)
+                )
+            todo = _sides(report, rule)
+        for i in again:
+            sup[i] = False  # pinned: its value follows from the published ones
+            republished[i] = True
+        group_of = {i: g for g in scr.up_groups for i in g}
+        added = 0
+        for i, up in sorted(todo, key=lambda t: (not t[1], -free.get(t[0], 0.0), t[0])):
+            if proven[up][i]:
+                continue
+            amount = _amount(table, prim, rule, i, up)
+            added += widen.apply(sup, i, amount, up=up)
+            lps += 1
+            proven[up][i] = True
+            if up and i in group_of:
+                # the same class total lifts every aggregate of the group: those needing no
+                # more than i (unpublished part + amount) are proven too (suppression only
+                # grows, which merges classes and never lowers a maximum)
+                reach = free[i] + amount
+                for j in group_of[i]:
+                    if free[j] + _amount(table, prim, rule, j, True) <= reach + 1e-9:
+                        proven[True][j] = True
+            if added >= batch:
+                break  # look again: what was added may protect the rest
+        _local_pass(table, sup, prim, rule, weights)
+    raise SuppressionFailed(f"no protected pattern after {max_rounds} rounds")
+
+
+def _amount(
+    table: HierarchicalTable, prim: BoolArray, rule: ProtectionRule, i: int, up: bool
+) -> float:
+    """How far aggregate ``i`` must be able to move up or down from its true value."""
+    if not prim[i]:
+        return rule.width if up else 0.0
+    if up:
+        return max(rule.upper, rule.width)
+    return min(rule.lower, float(table.values[i]))
+
+
+def _sides(report: AuditReport, rule: ProtectionRule) -> list[tuple[int, bool]]:
+    """The failing sides of an audit's findings: (aggregate, up?)."""
+    out: list[tuple[int, bool]] = []
+    for f in report.findings:
+        b = f.bounds
+        if not b.sensitive:
+            out.append((b.index, True))
+            continue
+        if b.upper < b.value + rule.upper or b.upper - b.lower < rule.width:
+            out.append((b.index, True))
+        if b.lower > max(0.0, b.value - rule.lower):
+            out.append((b.index, False))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise SuppressionFailed("k must be an integer >= 1")
+
+
+def _weights(table: HierarchicalTable, cost: Cost) -> np.ndarray:
+    if cost == "value":
+        return table.values.astype(np.float64) + 1.0
+    if cost == "count":
+        return np.ones(table.size)
+    raise SuppressionFailed(f"unknown cost {cost!r}")
+
+
+def _local_pass(
+    table: HierarchicalTable,
+    sup: BoolArray,
+    prim: BoolArray,
+    rule: ProtectionRule,
+    weights: np.ndarray,
+) -> None:
+    """Make every constraint locally safe (see the module docstring), in place."""
+    a = table.constraints
+    csc = sp.csc_matrix(a)
+    values = table.values
+    fixed = table.structural
+    queue = deque(int(r) for r in np.flatnonzero(np.diff(a.indptr) > 0))
+    queued = np.ones(a.shape[0], dtype=bool)
+    while queue:
+        r = queue.popleft()
+        queued[r] = False
+        lo, hi = a.indptr[r], a.indptr[r + 1]
+        members = a.indices[lo:hi]
+        coef = a.data[lo:hi]
+        added = True
+        while added:
+            added = False
+            hidden = sup[members] & ~fixed[members]
+            if not hidden.any():
+                break
+            for pos in np.flatnonzero(hidden):
+                i = members[pos]
+                others = hidden.copy()
+                others[pos] = False
+                same = coef * coef[pos] > 0  # siblings of i (or i itself)
+                needs = []
+                if not others.any():
+                    needs.append((rule.width if not prim[i] else max(rule.upper, rule.width), 1))
+                if prim[i]:
+                    needs.append((rule.upper, 1))
+                    needs.append((min(rule.lower, float(values[i])), -1))
+                for need, direction in needs:
+                    if need <= 0:
+                        continue
+                    # a move of i up is absorbed by parents/children going up (unbounded) or
+                    # by siblings going down (at most their value); down the other way round
+                    unbounded = ~same if direction > 0 else same
+                    cap = np.where(unbounded, np.inf, values[members].astype(np.float64))
+                    have = float(cap[others].sum())
+                    if have >= need:
+                        continue
+                    cand = np.flatnonzero(~hidden & ~fixed[members] & (cap > 0))
+                    if cand.size == 0:
+                        continue
+                    short = need - have
+                    enough = cand[cap[cand] >= short]
+                    pool = enough if enough.size else cand[cap[cand] == cap[cand].max()]
+                    pick = int(pool[np.argmin(weights[members[pool]])])
+                    j = int(members[pick])
+                    sup[j] = True
+                    added = True
+                    for r2 in csc.indices[csc.indptr[j] : csc.indptr[j + 1]]:
+                        if not queued[r2] and r2 != r:
+                            queued[r2] = True
+                            queue.append(int(r2))
+                    break
+                if added:
+                    break
+
+
+class _Widening:
+    """The widening LP: the cheapest change of the cells that moves one aggregate by a given
+    amount, keeping cells non-negative; every published aggregate it changes gets suppressed.
+
+    Variables: the change of every cell (structural cells fixed) and, for every aggregate, the
+    size of its change ``t >= |M δ|``; cost: ``t`` times the aggregate's weight if published,
+    almost nothing if already suppressed.
+    """
+
+    def __init__(self, table: HierarchicalTable, weights: np.ndarray) -> None:
+        self.table = table
+        self.weights = weights
+        self.m = incidence(table)
+        cells = np.flatnonzero(table.is_cell)
+        self.y0 = table.values[cells].astype(np.float64)
+        self.fixed = table.structural[cells]
+
+    def apply(self, sup: BoolArray, i: int, amount: float, *, up: bool) -> int:
+        """Suppress what moving aggregate ``i`` by ``amount`` (up or down) needs; how many
+        aggregates were added."""
+        if not up:
+            amount = min(amount, float(self.table.values[i]))
+        if amount <= 0:
+            return 0
+        pub = np.flatnonzero(~sup & ~self.table.structural)
+        m = sp.csr_matrix(self.m[pub])
+        n, g = m.shape[1], pub.size
+        eye = sp.identity(g, format="csr")
+        row = self.m[i]
+        target = sp.csr_matrix(
+            (row.data * (-1.0 if up else 1.0), row.indices, [0, row.nnz]), shape=(1, n + g)
+        )
+        # m δ - t <= 0, -m δ - t <= 0, and the target's move
+        a_ub = sp.csr_matrix(sp.vstack([sp.hstack([m, -eye]), sp.hstack([-m, -eye]), target]))
+        b_ub = np.concatenate([np.zeros(2 * g), [-amount]])
+        c = np.concatenate([np.zeros(n), self.weights[pub]])
+        lo = np.concatenate([np.where(self.fixed, 0.0, -self.y0), np.zeros(g)])
+        hi = np.concatenate([np.where(self.fixed, 0.0, np.inf), np.full(g, np.inf)])
+        res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=np.column_stack([lo, hi]), method="highs")
+        if res.status != 0:
+            raise SuppressionFailed(f"the widening LP failed: {res.message}")
+        moved = pub[np.asarray(res.x[n:]) > 1e-6 * max(1.0, amount)]
+        sup[moved] = True
+        return int(moved.size)
+
+
+def describe(table: HierarchicalTable, i: int) -> str:
+    """A readable name of aggregate ``i`` (``dimension=category`` pairs, or ``Total``)."""
+    dims, key = table.breakdown(i)
+    return ", ".join(f"{d}={k}" for d, k in zip(dims, key, strict=True)) or TOTAL
