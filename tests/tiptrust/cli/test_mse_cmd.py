@@ -6,31 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from tiptrust.cli import mse_cmd
+from tiptrust.cli import app
 from tiptrust.cli.common import Exit
 
-# the group as `tiptrust` mounts it (not the umbrella, so other groups' imports stay out)
-app = typer.Typer()
-app.add_typer(mse_cmd.app, name="mse")
-
-WESTERN = """A,B,C,D,E,count
-1,0,0,0,0,52
-0,1,0,0,0,90
-0,0,1,0,0,114
-1,0,1,0,0,4
-0,1,1,0,0,6
-0,0,0,1,0,45
-1,0,0,1,0,2
-0,1,0,1,0,1
-0,1,1,1,0,1
-0,0,0,0,1,21
-1,0,0,0,1,5
-1,0,1,0,1,1
-0,0,0,1,1,3
-"""
+# the Western histories the estimator's own tests reproduce published figures on
+WESTERN = (Path(__file__).parents[2] / "trust" / "estimate" / "data" / "western.csv").read_text()
 FIELDS = {
     "observed",
     "estimate",
