@@ -13,14 +13,14 @@ scheduler, a test) hands over the keys, the message keyer and the outbox path.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from producers.mapping import MappedBatch, Mapping, MappingError
+from producers.mapping import MappedBatch, Mapping
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
 from producers.publisher import Outgoing, Progress, Publisher, PublishReport
-from producers.readers import read_rows
+from producers.readers import InputOptions, open_table
 from schemas.errors import Problem
 from schemas.keys import SigningKey, TrustPublicKey
 from transport import open_log
@@ -80,12 +80,17 @@ class SourceSetup:
 
 @dataclass(frozen=True, slots=True)
 class Export:
-    """An agency export, mapped: the messages of its valid cases and the problems of the rest."""
+    """An agency export, mapped: the messages of its valid cases and the problems of the rest.
+
+    ``defaulted`` counts, per target path, values that no code matched and that took the field's
+    ``default:`` code (published, but worth a look).
+    """
 
     source_id: str
     rows_read: int
     messages: list[Outgoing]
     problems: list[Problem]
+    defaulted: dict[str, int] = field(default_factory=dict)
 
 
 def case_messages(batch: MappedBatch) -> list[Outgoing]:
@@ -96,19 +101,29 @@ def case_messages(batch: MappedBatch) -> list[Outgoing]:
     ]
 
 
-def read_export(source_id: str, input_path: Path, mapping_path: Path) -> Export:
-    """Read and map one export with its mapping file (which must be ``source_id``'s).
+def read_export(
+    source_id: str,
+    input_path: Path,
+    mapping_path: Path,
+    options: InputOptions | None = None,
+) -> Export:
+    """Read and map one export with its mapping file (which must be ``source_id``'s, or name no
+    source). ``options`` override the mapping's ``encoding``, ``delimiter``, ``sheet`` and
+    ``format``. The mapping is checked against the export's header before any row is mapped.
 
     Raises:
-        MappingError: the mapping file is wrong or belongs to another source.
-        ReaderError: the export cannot be read.
+        MappingError: the mapping file is wrong, belongs to another source
+            (``SourceMismatchError``) or reads columns the export lacks (``MissingColumnError``).
+        ReaderError: the export cannot be read (``DecodeError``: not text in its encoding).
     """
-    mapping = Mapping.load(mapping_path)
-    if mapping.source_id != source_id:
-        raise MappingError(f"{mapping_path} is for source {mapping.source_id}, not {source_id}")
-    rows = list(read_rows(input_path))
-    batch = mapping.map_rows(rows)
-    return Export(source_id, len(rows), case_messages(batch), list(batch.problems))
+    mapping = Mapping.load(mapping_path).for_source(source_id)
+    table = open_table(input_path, (options or InputOptions()).over(mapping.input_options))
+    bound = mapping.bind(
+        table.header, list_separator=table.list_separator, short_names=table.format == "odk"
+    )
+    rows = list(table.rows)
+    batch = bound.map_rows(rows)
+    return Export(source_id, len(rows), case_messages(batch), list(batch.problems), batch.defaulted)
 
 
 def publish_messages(

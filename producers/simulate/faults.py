@@ -66,15 +66,16 @@ def bad_rows(
     if ints:
         f = ints[0]
         kinds.append(("out_of_range", f.column, f.target.path, ReasonCode.OUT_OF_RANGE, BAD_AGE))
-    kinds.append(
-        (
-            "missing_victim_id",
-            m.victim_column,
-            "$.victims[].victim_id",
-            ReasonCode.MISSING_VALUE,
-            "",
+    if m.victim_column is not None:  # None: ids hash each row, no id cell to empty
+        kinds.append(
+            (
+                "missing_victim_id",
+                m.victim_column,
+                "$.victims[].victim_id",
+                ReasonCode.MISSING_VALUE,
+                "",
+            )
         )
-    )
 
     rng = random.Random(f"{seed}:faults")
     chosen = sorted(rng.sample(range(1, len(body) + 1), n))

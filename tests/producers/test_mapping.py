@@ -63,6 +63,7 @@ def test_every_simulated_export_maps_cleanly_and_validates(sim: Path, source: st
     data = list(read_rows(sim / source / "records.csv"))
     batch = mapping.map_rows(data, today=TODAY)
     assert batch.problems == []
+    assert mapping.case_column is not None
     case_ids = {r.values[mapping.case_column] for r in data}
     assert {r.case_id for r in batch.records} == case_ids
     assert sorted(n for r in batch.records for n in r.rows) == [r.number for r in data]
@@ -109,12 +110,14 @@ def test_faulty_rows_are_reported_by_row_path_and_code_and_their_cases_withheld(
         by_row.setdefault(p.row, []).append((unindexed(p.path), p.code))
     for f in faults:
         assert (f.path, f.code) in by_row[f.row], (f, by_row[f.row])
-    bad_cases = {data[f.row - 1].values[mapping.case_column] for f in faults}
+    case_column = mapping.case_column
+    assert case_column is not None
+    bad_cases = {data[f.row - 1].values[case_column] for f in faults}
     bad_cases.discard(None)
     assert not bad_cases & {r.case_id for r in batch.records}
     fault_rows = {f.row for f in faults}
     for r in data:
-        if r.number not in fault_rows and r.values[mapping.case_column] in bad_cases:
+        if r.number not in fault_rows and r.values[case_column] in bad_cases:
             assert by_row[r.number] == [("$", ReasonCode.INVALID_RECORD)]
     emitted_rows = {n for rec in batch.records for n in rec.rows}
     assert emitted_rows | set(by_row) == {r.number for r in data}

@@ -9,6 +9,7 @@ from tiptrust.cli import (
     demo,
     keys,
     link_cmd,
+    mapping_cmd,
     mse_cmd,
     produce,
     schemas_cmd,
@@ -30,6 +31,7 @@ app.add_typer(schemas_cmd.app, name="schemas")
 app.add_typer(trust_cmd.app, name="trust")
 app.add_typer(link_cmd.app, name="link")
 app.add_typer(mse_cmd.app, name="mse")
+app.add_typer(mapping_cmd.app, name="mapping")
 produce.register(app)
 consume.register(app)
 demo.register(app)

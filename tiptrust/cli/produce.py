@@ -14,7 +14,7 @@ from rich.table import Table
 
 from producers.mapping import MappingError
 from producers.publisher import PublishReport
-from producers.readers import ReaderError
+from producers.readers import InputOptions, ReaderError
 from producers.simulate import simulate as run_simulation
 from producers.workflow import (
     consent_withdrawal,
@@ -63,13 +63,15 @@ def publish_rows(
     log_url: str | None,
     show_progress: bool,
     resend: bool = False,
-) -> tuple[PublishReport, int]:
-    """Map, validate and publish one export; returns the report and the number of rows read.
+    options: InputOptions | None = None,
+) -> tuple[PublishReport, int, dict[str, int]]:
+    """Map, validate and publish one export; returns the report, the number of rows read and the
+    values that took a field's ``default:`` code, by target path.
 
     A thin wrapper over :func:`producers.workflow.publish_export` that finds the keys in a home.
     """
     h = home_of(home_dir)
-    export = read_export(source, input_path, mapping_path)
+    export = read_export(source, input_path, mapping_path, options)
     setup = wiring.source_setup(h, source)
     with Progress(
         TextColumn(f"[bold]{source}[/bold] publishing"),
@@ -88,14 +90,46 @@ def publish_rows(
             resend=resend,
             on_progress=lambda n: progress.advance(task, n),
         )
-    return report, export.rows_read
+    return report, export.rows_read, export.defaulted
+
+
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="The export's text encoding (utf-8, utf-16, cp1252, latin-1 …) "
+        "[default: the mapping's, else detected: UTF-8 with or without BOM, UTF-16]",
+    ),
+]
+DelimiterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--delimiter",
+        help="CSV delimiter: one character, or tab [default: the mapping's, else detected "
+        "among , ; tab |]",
+    ),
+]
+SheetOpt = Annotated[
+    str | None,
+    typer.Option("--sheet", help=".xlsx: the sheet to read, by name [default: the first]"),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="csv, odk, xlsx or jsonl [default: the mapping's, else by extension; odk when the "
+        "header is an ODK/XLSForm export's]",
+    ),
+]
 
 
 def publish(
     source: Annotated[
         str, typer.Option("--source", callback=valid_name, help="Your registered source id")
     ],
-    input_path: Annotated[Path, typer.Option("--input", help="The agency export (.csv or .jsonl)")],
+    input_path: Annotated[
+        Path, typer.Option("--input", help="The agency export (.csv, .xlsx or .jsonl)")
+    ],
     mapping_path: Annotated[Path, typer.Option("--mapping", help="The mapping file (MAP.yaml)")],
     log: LogOpt = None,
     home: HomeOpt = None,
@@ -109,6 +143,10 @@ def publish(
             help="Send every valid row again, even if already sent to this log (same event ids)",
         ),
     ] = False,
+    encoding: EncodingOpt = None,
+    delimiter: DelimiterOpt = None,
+    sheet: SheetOpt = None,
+    input_format: FormatOpt = None,
 ) -> None:
     """Validate every row, then publish the good ones encrypted and signed; report the bad ones.
 
@@ -119,11 +157,20 @@ def publish(
     answers what it had already accepted with a duplicate-event receipt (it keeps one copy).
 
     Exit codes: 0 all published; 3 some rows rejected (the rest published); 4 the log did not
-    acknowledge (kept in the outbox, resent on the next run); 5 not set up; 2 bad mapping or input.
+    acknowledge (kept in the outbox, resent on the next run); 5 not set up; 2 bad mapping or input
+    (a mapped column missing from the export included: nothing is sent).
     """
+    options = InputOptions(encoding, delimiter, sheet, input_format)
     try:
-        report, rows = publish_rows(
-            home, source, input_path, mapping_path, log, show_progress=not as_json, resend=resend
+        report, rows, defaulted = publish_rows(
+            home,
+            source,
+            input_path,
+            mapping_path,
+            log,
+            show_progress=not as_json,
+            resend=resend,
+            options=options,
         )
     except (MappingError, ReaderError) as exc:
         raise fail(str(exc), Exit.USAGE) from None
@@ -147,6 +194,7 @@ def publish(
                     "events_unchanged": report.unchanged,
                     "events_resent": report.resent,
                     "events_republished": report.republished,
+                    "defaulted": defaulted,
                     "problems": [
                         {
                             "row": p.row,
@@ -173,6 +221,8 @@ def publish(
             console.print(table)
             if len(problems) > 200:
                 console.print(f"… and {len(problems) - 200} more problems")
+        for path, n in sorted(defaulted.items()):
+            console.print(f"{path}: {n} values not in the mapping's codes took its default code")
         out.print(
             f"{source}: {rows} rows read, {report.rows_published} published as {report.published} events, "
             f"{report.unchanged} unchanged since last run, {report.resent} resent from the outbox, "
