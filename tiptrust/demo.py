@@ -9,6 +9,7 @@ trust until caught up, one signed release, and a ministry that verifies and writ
 
 from __future__ import annotations
 
+import csv
 import shutil
 import time
 from collections import Counter
@@ -25,7 +26,8 @@ from producers.workflow import publish_export, read_export
 from tiptrust import wiring
 from tiptrust.home import Home
 from transport import display_url, open_log, topics
-from trust.release.counts import counted_persons
+from trust.linkage.review import open_reviews
+from trust.release.counts import counted_persons, counted_records
 from trust.stewardship.agreement import load_agreement
 from trust.store.eventstore import open_store
 
@@ -42,7 +44,10 @@ class DemoSummary:
     rows_rejected_at_source: int = 0
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    persons: int = 0
+    persons: int = 0  # after linkage
+    victim_records: int = 0  # counted victim records (what was counted before linkage)
+    true_persons: int = 0  # the simulator's truth: distinct persons in the exports
+    reviews_open: int = 0  # records linkage left to an operator
     releases: int = 0
     release_files: list[str] = field(default_factory=list)
     out_dir: str = ""
@@ -58,6 +63,9 @@ class DemoSummary:
             "accepted": self.accepted,
             "rejected": dict(sorted(self.rejected.items())),
             "persons": self.persons,
+            "victim_records": self.victim_records,
+            "true_persons": self.true_persons,
+            "reviews_open": self.reviews_open,
             "releases": self.releases,
             "release_files": self.release_files,
             "out_dir": self.out_dir,
@@ -92,6 +100,8 @@ def run_demo(
     wiring.trust_init(home)
     sim_dir = root / "agencies"
     sim = simulate(seed, persons, sim_dir)
+    with (sim_dir / "truth.csv").open(encoding="utf-8", newline="") as f:
+        summary.true_persons = len({row["true_person_id"] for row in csv.DictReader(f)})
     for source in sorted(sim.rows):
         key = wiring.source_init(home, source)
         wiring.register_source(
@@ -147,6 +157,8 @@ def run_demo(
         summary.rejected = Counter(run.ingest.rejected)
         summary.releases = len(run.releases)
         summary.persons = len(counted_persons(store))
+        summary.victim_records = counted_records(store)
+        summary.reviews_open = len(open_reviews(store))
         store.close()
 
     step("the ministry receives the signed release")

@@ -6,6 +6,7 @@ import functools
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from producers.message_key import MessageKeyError, load_or_create_keyer
 from producers.workflow import SourceSetup
@@ -49,6 +50,9 @@ from trust.store.errors import VaultKeyMismatch
 from trust.store.events import SubscriptionAdded, SubscriptionRemoved, new_event_id
 from trust.store.eventstore import EventStore
 from trust.store.vault import Vault, open_vault, rotate_if_due, rotate_kek
+
+if TYPE_CHECKING:
+    from trust.linkage.resolver import Resolver
 
 
 class SetupError(Exception):
@@ -161,6 +165,20 @@ def vault(home: Home, store: EventStore) -> Vault:
         return open_vault(store.engine, key_provider(home))
     except (KeyFileError, VaultKeyMismatch) as exc:
         raise SetupError(str(exc)) from None
+
+
+def resolver(the_vault: Vault) -> Resolver:
+    """Linkage in the trust: the shipped starting model, blocking digests keyed by the vault.
+
+    The linkage libraries (numpy, pandas, the string metrics) load here, in the commands that
+    run the trust, not at the CLI's start-up.
+    """
+    from trust.linkage import KeyedHasher, LinkageSettings, Linker
+    from trust.linkage.model import default_model
+    from trust.linkage.resolver import Resolver
+
+    linker = Linker(LinkageSettings(), default_model(), KeyedHasher(the_vault.linkage_key()))
+    return Resolver(the_vault, linker)
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -353,11 +371,22 @@ def build_trust_runner(
     )
     worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_max=batch)
     key = release_key(home)
-    stages = [ReleaseStage(store=store, signer=ReleaseSigner(key), policy=policy, streams=STREAMS)]
+    linkage = resolver(the_vault)
+    stages = [
+        ReleaseStage(
+            store=store,
+            signer=ReleaseSigner(key),
+            policy=policy,
+            streams=STREAMS,
+            upstream=[linkage],
+            linkage_model=linkage.model_version,
+        )
+    ]
     return TrustRunner(
         worker=worker,
         releases=stages,
-        followers=[Erasure(the_vault), ReceiptPublisher(log, key), ReleasePublisher(log)],
+        # linkage first: a withdrawal unlinks the record before its key is shredded
+        followers=[linkage, Erasure(the_vault), ReceiptPublisher(log, key), ReleasePublisher(log)],
         # a shred is final once the KEK that wrapped older copies of the key is gone
         after_follow=[functools.partial(rotate_if_due, the_vault, key_provider(home))],
         release_every_s=release_every_s,

@@ -40,7 +40,13 @@ def test_a_home_of_the_first_release_upgrades_and_goes_on(cli: RunCli, tmp_path:
     # the trust resumes where it was: nothing new to ingest, no receipt sent again
     run = last_json(cli("trust", "run", "--json").stdout)
     assert run["caught_up"] and run["messages"] == 0 and run["releases"] == []
-    assert _count(store_db, "SELECT COUNT(*) FROM stored_events") == events_before
+    linkage = "event_type IN ('RecordLinked', 'LinkReviewOpened')"
+    assert _count(store_db, f"SELECT COUNT(*) FROM stored_events WHERE NOT {linkage}") == (
+        events_before
+    )
+    # linkage catches up with the old records: each victim record is placed in a person once
+    linked = "SELECT COUNT(*) FROM stored_events WHERE event_type = 'RecordLinked'"
+    assert _count(store_db, linked) == _count(store_db, "SELECT COUNT(*) FROM proj_persons") > 0
     assert (
         _count(log_db, "SELECT COUNT(*) FROM messages WHERE topic LIKE 'tip.rejected.%'")
         == receipts_before
@@ -49,6 +55,8 @@ def test_a_home_of_the_first_release_upgrades_and_goes_on(cli: RunCli, tmp_path:
     assert _count(store_db, "SELECT COUNT(*) FROM accepted_event_ids WHERE source_id = ''") == 0
     assert _count(store_db, "SELECT COUNT(*) FROM accepted_event_ids") == 42
     assert "identical" in cli("trust", "rebuild").stdout
+    cli("trust", "run", "--json")
+    assert _count(store_db, linked) == _count(store_db, "SELECT COUNT(*) FROM proj_persons")
 
     # the first-format agreements (consumers_allowed: [ministry]) allow the ministry's statistics
     cli(*subscribe_args())

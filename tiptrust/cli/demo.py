@@ -59,7 +59,10 @@ def demo(
     out.print(
         Panel.fit(
             f"published {summary.published} events · accepted {summary.accepted} · "
-            f"rejected {sum(summary.rejected.values())} · counted {summary.persons} (one per victim of each case record, not linked) · releases {summary.releases}\n"
+            f"rejected {sum(summary.rejected.values())} · releases {summary.releases}\n"
+            f"persons after linkage {summary.persons} (victim records "
+            f"{summary.victim_records}; the simulator's truth: {summary.true_persons} distinct "
+            f"persons; {summary.reviews_open} records await review)\n"
             f"log {display_url(summary.log_url)}\nministry files in {summary.out_dir}\n"
             + "\n".join(summary.release_files)
             + f"\n{summary.seconds:.1f} s",

@@ -73,14 +73,15 @@ def profile_interval(table: Table, counts: FloatArray, f: Fit, level: float = 0.
     design = reduced_design(table, counts, f.model)
     x, y = design.x, counts[design.kept]
     observed = float(y.sum())
-    start = [f.params]
 
     def ll(n0: float) -> float:
+        # every fit starts from the model's own parameters: a warm start from the previous
+        # call would make the profile depend on the order of calls, and the root search could
+        # then find no change of sign where there is one
         try:
-            value, params = _profile_loglik(x, y, max(n0, 0.0), start[0])
+            value, _ = _profile_loglik(x, y, max(n0, 0.0), f.params)
         except FitFailed:
             return -math.inf  # no finite fit with this many hidden: outside any interval
-        start[0] = params
         return value
 
     top = max(4 * f.hidden, f.hidden + 10 * math.sqrt(f.hidden + 1) + 10)

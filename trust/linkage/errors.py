@@ -22,6 +22,10 @@ class LinkageReason(StrEnum):
     BAD_KEY = "bad_key"  # a blocking-key secret that is too short
     BAD_MODEL = "bad_model"  # parameters that do not fit the comparisons
     BAD_MODE = "bad_mode"  # e.g. one input without --dedupe
+    UNKNOWN_REVIEW = "unknown_review"  # no review has this id
+    REVIEW_CLOSED = "review_closed"  # the review was already resolved or withdrawn
+    UNKNOWN_PERSON = "unknown_person"  # no person has this id (or it is not a candidate)
+    UNKNOWN_RECORD = "unknown_record"  # no linked victim record has this key
 
 
 class LinkageError(Exception):

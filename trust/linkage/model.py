@@ -23,6 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -190,6 +191,17 @@ class MatchModel:
         if "version" in data and data["version"] != model.version:
             raise LinkageError(LinkageReason.BAD_MODEL, "the version does not fit the parameters")
         return model
+
+
+DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
+"""Linkage's starting model, estimated by EM on a synthetic population of the simulator (no real
+data; ``scripts/train_linkage_model.py`` makes it). The trust links with it until a model
+estimated on its own data is adopted."""
+
+
+def default_model() -> MatchModel:
+    """The shipped starting model (:data:`DEFAULT_MODEL_PATH`)."""
+    return MatchModel.from_dict(json.loads(DEFAULT_MODEL_PATH.read_text(encoding="utf-8")))
 
 
 def probability(weight: Floats) -> Floats:

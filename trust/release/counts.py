@@ -1,16 +1,23 @@
-"""The release stage's own projection: counted persons per stream, source and cell.
+"""The release stage's own projection: counted persons per stream, set of sources and cell.
 
-A follower of the store (:class:`ReleaseCounts`). For each event that can change who is counted —
-a record accepted or retracted, consent withdrawn, disposal — it takes the case's persons as the
-persons projection holds them now, puts each counted person in its cell of every stream, and
-moves the per-cell counts by the difference. So a release check reads cell counts, never every
-person: its cost follows the number of cells, and keeping the counts follows the events that
-changed, not the size of the store.
+A follower of the store (:class:`ReleaseCounts`). The unit it counts is a **person**: the person
+linkage placed a victim record in (``proj_person_links``), or — for a record linkage has not
+placed (no linkage runs, or it has not reached the record yet) — the record on its own. For each
+event that can change who is counted or who is whom — a record accepted or retracted, consent
+withdrawn, disposal, and linkage's events — it takes the affected persons as the projections hold
+them now, combines each person's counted records into one set of facts (:func:`combine`), puts
+the person in its cell of every stream and moves the per-cell counts by the difference. So a
+release check reads cell counts, never every person.
 
-The persons projection is written in the ingest transaction, so when this follower reads a case
-it may already be newer than the event being handled; setting a case's cells from its current
-state is idempotent, and once the follower has caught up its counts equal a count of the persons
-projection (a test checks it on random histories).
+Counts are kept per set of sources that make each person, so a release may count only the
+sources whose agreements allow it: persons made only of allowed sources are read from the counts;
+a person seen by an allowed and a refused source is counted from its allowed records alone
+(:func:`cell_counts` recombines those few).
+
+The projections are written in the ingest and linkage transactions, so when this follower reads a
+person it may already be newer than the event being handled; setting a person's cells from its
+current state is idempotent, and once the follower has caught up its counts equal a count of the
+projections (a test checks it on random histories).
 """
 
 from __future__ import annotations
@@ -19,22 +26,28 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, select
 
 from trust.follow import Batch
-from trust.release.aggregate import FORMS, SEXES, PersonFacts, cell_of
+from trust.release.aggregate import FORMS, SEXES, UNKNOWN, PersonFacts, cell_of
 from trust.release.streams import AGE_GROUPS, StreamSpec
 from trust.store.db import bulk_insert
 from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
+    PersonsMerged,
+    PersonSplit,
     RecordAccepted,
+    RecordLinked,
     RecordRetracted,
+    RecordUnlinked,
 )
 from trust.store.eventstore import EventStore
 from trust.store.projections import by_source
+from trust.store.tables import proj_person_links as _links
 from trust.store.tables import proj_persons as _persons
 from trust.store.tables import release_cell_counts as _counts
 from trust.store.tables import release_person_cells as _cells
@@ -42,100 +55,285 @@ from trust.store.tables import release_person_cells as _cells
 RELEASE_COUNTS = "trust-release-counts"
 
 _CASE_EVENTS = (RecordAccepted, RecordRetracted, ConsentWithdrawn, DisposalRequested)
+_LINK_EVENTS = (RecordLinked, RecordUnlinked, PersonsMerged, PersonSplit)
 _CHUNK = 400  # keys per IN (...) list
+_RECORD_UNIT = "record:"
 
 CaseKey = tuple[str, str]
-PersonKey = tuple[str, str, str]
+RecordKey = tuple[str, str, str]
 
+#: How the facts of one person's records combine (every release's metadata quotes it).
+COMBINING_RULE = (
+    "A person's facts combine over their counted records: sex is the code the records agree "
+    "on (the most frequent known code; 'Unknown' when known codes tie); age is the youngest "
+    "recorded age at identification (the first identification); the year of exploitation is "
+    "the earliest recorded; forms of exploitation are the union of the records' forms."
+)
 
-#: What one count is, as this module counts it (every release's metadata quotes this text).
-COUNTING_RULE = (
+_UNLINKED_RULE = (
     "One count per victim of each case record, not linked: a person in several cases or seen by "
     "several agencies is counted once per case record. Retracted records, disposed persons and "
     "persons who withdrew consent are not counted."
 )
 
 
+def counting_rule(model_version: str | None) -> str:
+    """What one count is: distinct persons after linkage under ``model_version``, or (None)
+    one per victim record when the trust does not link."""
+    if model_version is None:
+        return _UNLINKED_RULE
+    return (
+        f"Distinct persons after record linkage, model version {model_version}: the victim "
+        "records linkage places in one person, from any source and case, count once. A record "
+        "awaiting an operator's review counts as a person of its own. Retracted records, "
+        "disposed persons and persons who withdrew consent are not counted. " + COMBINING_RULE
+    )
+
+
+#: The rule when records are not linked (kept for callers that count without linkage).
+COUNTING_RULE = counting_rule(None)
+
+
+def record_unit(key: RecordKey) -> str:
+    """The unit id of a record linkage has not placed."""
+    return _RECORD_UNIT + json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+
+
+def _unit_record(unit: str) -> RecordKey | None:
+    if not unit.startswith(_RECORD_UNIT):
+        return None
+    s, c, v = json.loads(unit[len(_RECORD_UNIT) :])
+    return (s, c, v)
+
+
 def _cell_json(cell: tuple[str, ...]) -> str:
     return json.dumps(list(cell), separators=(",", ":"), ensure_ascii=False)
 
 
-def person_facts(row: Mapping[Any, Any]) -> PersonFacts:
-    """The facts a release counts by, from a ``proj_persons`` row."""
+@dataclass(frozen=True, slots=True)
+class RecordFacts:
+    """One counted victim record's facts, as ``proj_persons`` holds them."""
+
+    key: RecordKey
+    sex: str
+    age: int | None
+    forms: tuple[str, ...]
+    year: int | None
+
+
+def combine(unit: tuple[str, ...], records: Sequence[RecordFacts]) -> PersonFacts:
+    """One person's facts from their counted records (see :data:`COMBINING_RULE`)."""
+    sexes = Counter(r.sex for r in records if r.sex != UNKNOWN)
+    ranked = sexes.most_common(2)
+    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
+        sex = UNKNOWN
+    else:
+        sex = ranked[0][0]
+    ages = [r.age for r in records if r.age is not None]
+    years = [r.year for r in records if r.year is not None]
+    forms = sorted({f for r in records for f in r.forms})
     return PersonFacts(
-        person_id=(row["source_id"], row["case_id"], row["victim_id"]),
-        sex=row["sex"],
-        age=row["age_at_identification"],
-        forms=tuple(f for f in row["forms_of_exploitation"].split(";") if f),
-        year=row["year_of_exploitation"],
+        person_id=unit,
+        sex=sex,
+        age=min(ages) if ages else None,
+        forms=tuple(forms),
+        year=min(years) if years else None,
     )
 
 
-def _counted(row: Mapping[Any, Any]) -> bool:
-    """Whether a ``proj_persons`` row is counted (see :data:`COUNTING_RULE`)."""
-    return not (row["retracted"] or row["disposed"] or row["consent_withdrawn"])
+def _sources_text(sources: Iterable[str]) -> str:
+    return ";".join(sorted(set(sources)))
+
+
+_FACT_COLUMNS = (
+    _persons.c.source_id,
+    _persons.c.case_id,
+    _persons.c.victim_id,
+    _persons.c.sex,
+    _persons.c.age_at_identification,
+    _persons.c.forms_of_exploitation,
+    _persons.c.year_of_exploitation,
+)
+
+
+def _counted_clause() -> Any:
+    p = _persons.c
+    return ~(p.retracted | p.disposed | p.consent_withdrawn)
+
+
+def _facts_row(row: Sequence[Any]) -> RecordFacts:
+    src, case, victim, sex, age, forms, year = row
+    return RecordFacts((src, case, victim), sex, age, tuple(f for f in forms.split(";") if f), year)
+
+
+def _person_records(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[RecordFacts]]:
+    """The counted records of each person (persons with none are absent)."""
+    out: dict[str, list[RecordFacts]] = {}
+    p, ln = _persons.c, _links.c
+    for i in range(0, len(person_ids), _CHUNK):
+        chunk = list(person_ids[i : i + _CHUNK])
+        rows = conn.execute(
+            select(ln.person_id, *_FACT_COLUMNS)
+            .join(
+                _persons,
+                and_(
+                    p.source_id == ln.source_id,
+                    p.case_id == ln.case_id,
+                    p.victim_id == ln.victim_id,
+                ),
+            )
+            .where(ln.person_id.in_(chunk), _counted_clause())
+        ).all()
+        for row in rows:
+            out.setdefault(row[0], []).append(_facts_row(row[1:]))
+    return out
+
+
+def _unlinked_records(conn: Connection, keys: Sequence[RecordKey]) -> dict[RecordKey, RecordFacts]:
+    """Of these records, the counted ones linkage has not placed."""
+    out: dict[RecordKey, RecordFacts] = {}
+    by_case: set[CaseKey] = {(k[0], k[1]) for k in keys}
+    wanted = set(keys)
+    p, ln = _persons.c, _links.c
+    for source_id, case_ids in by_source(by_case):
+        rows = conn.execute(
+            select(*_FACT_COLUMNS)
+            .outerjoin(
+                _links,
+                and_(
+                    p.source_id == ln.source_id,
+                    p.case_id == ln.case_id,
+                    p.victim_id == ln.victim_id,
+                ),
+            )
+            .where(
+                p.source_id == source_id,
+                p.case_id.in_(case_ids),
+                _counted_clause(),
+                ln.person_id.is_(None),
+            )
+        ).all()
+        for row in rows:
+            facts = _facts_row(row)
+            if facts.key in wanted:
+                out[facts.key] = facts
+    return out
+
+
+def unit_facts(conn: Connection, units: Iterable[str]) -> dict[str, tuple[PersonFacts, str]]:
+    """Each counted unit's combined facts and its sources (``;``-joined); uncounted units are
+    absent."""
+    persons: list[str] = []
+    records: list[RecordKey] = []
+    for unit in units:
+        key = _unit_record(unit)
+        if key is None:
+            persons.append(unit)
+        else:
+            records.append(key)
+    out: dict[str, tuple[PersonFacts, str]] = {}
+    for person, recs in _person_records(conn, sorted(set(persons))).items():
+        out[person] = (combine((person,), recs), _sources_text(r.key[0] for r in recs))
+    for key, facts in _unlinked_records(conn, sorted(set(records))).items():
+        out[record_unit(key)] = (combine(key, [facts]), key[0])
+    return out
+
+
+def _case_units(conn: Connection, keys: set[CaseKey]) -> set[str]:
+    """The units a case's victims are (or were, unplaced) counted as."""
+    units: set[str] = set()
+    p, ln = _persons.c, _links.c
+    for source_id, case_ids in by_source(keys):
+        for victim in conn.execute(
+            select(p.source_id, p.case_id, p.victim_id).where(
+                p.source_id == source_id, p.case_id.in_(case_ids)
+            )
+        ).all():
+            units.add(record_unit((victim[0], victim[1], victim[2])))
+        units.update(
+            conn.execute(
+                select(ln.person_id).where(ln.source_id == source_id, ln.case_id.in_(case_ids))
+            ).scalars()
+        )
+        # a victim a new version of its case dropped is gone from the projections: its unit
+        # is found by the case it was counted under
+        units.update(
+            conn.execute(
+                select(_cells.c.unit_id).where(
+                    _cells.c.source_id == source_id, _cells.c.case_id.in_(case_ids)
+                )
+            ).scalars()
+        )
+    return units
 
 
 def counted_persons(store: EventStore) -> list[PersonFacts]:
-    """Every counted person (reads the whole persons projection: for summaries and tests; the
-    release stage reads cell counts instead)."""
+    """Every counted person (reads the whole projection: for summaries and tests; the release
+    stage reads cell counts instead)."""
     with store.engine.connect() as conn:
-        rows = conn.execute(select(_persons)).mappings().all()
-    return [person_facts(r) for r in rows if _counted(r)]
+        keys = [
+            (r[0], r[1], r[2])
+            for r in conn.execute(
+                select(_persons.c.source_id, _persons.c.case_id, _persons.c.victim_id)
+            )
+        ]
+        persons = sorted(set(conn.execute(select(_links.c.person_id)).scalars()))
+        units = [*persons, *(record_unit(k) for k in keys)]
+        return [facts for facts, _ in unit_facts(conn, units).values()]
+
+
+def counted_records(store: EventStore) -> int:
+    """How many victim records are counted (what a count without linkage would say)."""
+    with store.engine.connect() as conn:
+        return len(conn.execute(select(_persons.c.victim_id).where(_counted_clause())).all())
 
 
 class ReleaseCounts:
     """Keeps ``release_cell_counts`` equal to a count of the counted persons (a StoreFollower)."""
 
     name = RELEASE_COUNTS
-    event_types = frozenset(cls.event_type for cls in _CASE_EVENTS)
-    reads_records = False  # the persons projection holds what is counted; events name the case
+    event_types = frozenset(cls.event_type for cls in (*_CASE_EVENTS, *_LINK_EVENTS))
+    reads_records = False  # the projections hold what is counted; events name who changed
 
     def __init__(self, streams: Mapping[str, StreamSpec]) -> None:
         self.streams = dict(streams)
-        # the counts depend on the streams' definitions, the counting rule and the age groups:
-        # when any of them changes, the follower rebuilds its tables from the whole store
-        basis = repr((sorted(self.streams.items()), COUNTING_RULE, AGE_GROUPS, FORMS, SEXES))
+        # the counts depend on the streams' definitions, the unit and combining rule and the
+        # age groups: when any of them changes, the follower rebuilds its tables from the store
+        basis = repr(
+            (sorted(self.streams.items()), "persons-v1", COMBINING_RULE, AGE_GROUPS, FORMS, SEXES)
+        )
         self.version = hashlib.sha256(basis.encode()).hexdigest()[:32]
         self._cell_of = {stream: cell_of(spec) for stream, spec in self.streams.items()}
 
     def apply(self, conn: Connection, events: Batch) -> None:
-        keys = {(ev.source_id, ev.case_id) for _, ev in events if isinstance(ev, _CASE_EVENTS)}
-        if keys:
-            self.recount(conn, keys)
+        cases: set[CaseKey] = set()
+        units: set[str] = set()
+        for _, ev in events:
+            if isinstance(ev, _CASE_EVENTS):
+                cases.add((ev.source_id, ev.case_id))
+            elif isinstance(ev, RecordLinked | RecordUnlinked):
+                units.update((ev.person_id, record_unit(ev.victim.key())))
+            elif isinstance(ev, PersonsMerged):
+                units.update((ev.person_id, *ev.absorbed))
+            elif isinstance(ev, PersonSplit):
+                units.update((ev.person_id, ev.new_person_id))
+        units |= _case_units(conn, cases)
+        if units:
+            self.recount(conn, units)
 
-    def recount(self, conn: Connection, keys: set[CaseKey]) -> None:
-        """Set these cases' persons' cells from the persons projection, moving the counts."""
-        p = _persons.c
-        counted = ~(p.retracted | p.disposed | p.consent_withdrawn)  # see COUNTING_RULE
-        facts = (
-            p.source_id,
-            p.case_id,
-            p.victim_id,
-            p.sex,
-            p.age_at_identification,
-            p.forms_of_exploitation,
-            p.year_of_exploitation,
-        )
-        held_cols = (_cells.c.stream, _cells.c.source_id, _cells.c.case_id, _cells.c.victim_id)
-        now: dict[PersonKey, PersonFacts] = {}
-        before: dict[tuple[str, PersonKey], str] = {}
-        for source_id, case_ids in by_source(keys):
-            rows = conn.execute(
-                select(*facts).where(p.source_id == source_id, p.case_id.in_(case_ids), counted)
-            ).all()
-            for src, case, victim, sex, age, forms, year in rows:
-                pkey = (src, case, victim)
-                now[pkey] = PersonFacts(
-                    pkey, sex, age, tuple(f for f in forms.split(";") if f), year
+    def recount(self, conn: Connection, units: set[str]) -> None:
+        """Set these units' cells from the projections, moving the counts."""
+        now = unit_facts(conn, units)
+        wanted = sorted(units)
+        before: dict[tuple[str, str], tuple[str, str]] = {}  # (stream, unit) -> (cell, sources)
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            for stream, unit, cell, sources in conn.execute(
+                select(_cells.c.stream, _cells.c.unit_id, _cells.c.cell, _cells.c.sources).where(
+                    _cells.c.unit_id.in_(chunk)
                 )
-            held = conn.execute(
-                select(*held_cols, _cells.c.cell).where(
-                    _cells.c.source_id == source_id, _cells.c.case_id.in_(case_ids)
-                )
-            ).all()
-            for stream, src, case, victim, cell in held:
-                before[(stream, (src, case, victim))] = cell
+            ):
+                before[(stream, unit)] = (cell, sources)
 
         cells: dict[tuple[str, ...], str] = {}  # cell -> its JSON, made once per cell
 
@@ -145,30 +343,32 @@ class ReleaseCounts:
                 text = cells[cell] = _cell_json(cell)
             return text
 
-        after: dict[tuple[str, PersonKey], str] = {
-            (stream, pkey): as_json(cell(person))
+        after: dict[tuple[str, str], tuple[str, str]] = {
+            (stream, unit): (as_json(cell(facts)), sources)
             for stream, cell in self._cell_of.items()
-            for pkey, person in now.items()
+            for unit, (facts, sources) in now.items()
         }
         delta: Counter[tuple[str, str, str]] = Counter()
-        for (stream, pkey), cell in before.items():
-            delta[(stream, pkey[0], cell)] -= 1
-        for (stream, pkey), cell in after.items():
-            delta[(stream, pkey[0], cell)] += 1
-        for source_id, case_ids in by_source(keys):
-            conn.execute(
-                delete(_cells).where(
-                    _cells.c.source_id == source_id, _cells.c.case_id.in_(case_ids)
-                )
+        for (stream, _), (cell, sources) in before.items():
+            delta[(stream, sources, cell)] -= 1
+        for (stream, _), (cell, sources) in after.items():
+            delta[(stream, sources, cell)] += 1
+        for i in range(0, len(wanted), _CHUNK):
+            conn.execute(delete(_cells).where(_cells.c.unit_id.in_(wanted[i : i + _CHUNK])))
+        rows = []
+        for (s, u), (c, src) in sorted(after.items()):
+            key = _unit_record(u)
+            rows.append(
+                {
+                    "stream": s,
+                    "unit_id": u,
+                    "cell": c,
+                    "sources": src,
+                    "source_id": None if key is None else key[0],
+                    "case_id": None if key is None else key[1],
+                }
             )
-        bulk_insert(
-            conn,
-            _cells,
-            [
-                {"stream": s, "source_id": k[0], "case_id": k[1], "victim_id": k[2], "cell": c}
-                for (s, k), c in sorted(after.items())
-            ],
-        )
+        bulk_insert(conn, _cells, rows)
         self._move(conn, {key: n for key, n in delta.items() if n != 0})
 
     @staticmethod
@@ -180,23 +380,23 @@ class ReleaseCounts:
         wanted = sorted(delta)
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i : i + _CHUNK]
-            by_stream_source: dict[tuple[str, str], list[str]] = {}
-            for stream, source_id, cell in chunk:
-                by_stream_source.setdefault((stream, source_id), []).append(cell)
-            for (stream, source_id), cells in by_stream_source.items():
+            by_stream_sources: dict[tuple[str, str], list[str]] = {}
+            for stream, sources, cell in chunk:
+                by_stream_sources.setdefault((stream, sources), []).append(cell)
+            for (stream, sources), cells in by_stream_sources.items():
                 rows = conn.execute(
                     select(t.c.cell, t.c.persons).where(
-                        and_(t.c.stream == stream, t.c.source_id == source_id, t.c.cell.in_(cells))
+                        and_(t.c.stream == stream, t.c.sources == sources, t.c.cell.in_(cells))
                     )
                 )
                 for cell, persons in rows:
-                    current[(stream, source_id, cell)] = int(persons)
-        for (stream, source_id), cells in _group(current).items():
+                    current[(stream, sources, cell)] = int(persons)
+        for (stream, sources), cells in _group(current).items():
             for i in range(0, len(cells), _CHUNK):
                 conn.execute(
                     delete(t).where(
                         t.c.stream == stream,
-                        t.c.source_id == source_id,
+                        t.c.sources == sources,
                         t.c.cell.in_(cells[i : i + _CHUNK]),
                     )
                 )
@@ -206,9 +406,7 @@ class ReleaseCounts:
             if n < 0:
                 raise AssertionError("a cell count went below zero: the projection is corrupt")
             if n > 0:
-                rows_out.append(
-                    {"stream": key[0], "source_id": key[1], "cell": key[2], "persons": n}
-                )
+                rows_out.append({"stream": key[0], "sources": key[1], "cell": key[2], "persons": n})
         bulk_insert(conn, t, rows_out)
 
     def clear(self, conn: Connection) -> None:
@@ -219,31 +417,50 @@ class ReleaseCounts:
 
 def _group(keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:
     out: dict[tuple[str, str], list[str]] = {}
-    for stream, source_id, cell in sorted(keys):
-        out.setdefault((stream, source_id), []).append(cell)
+    for stream, sources, cell in sorted(keys):
+        out.setdefault((stream, sources), []).append(cell)
     return out
 
 
 def cell_counts(
-    conn: Connection, stream: str, sources: Sequence[str]
+    conn: Connection, spec: StreamSpec, sources: Sequence[str]
 ) -> dict[tuple[str, ...], int]:
-    """Counted persons per cell of ``stream`` over the given sources."""
+    """Counted persons per cell of ``spec``'s stream, counting only the records of ``sources``.
+
+    A person made only of these sources is read from the counts; a person made partly of other
+    sources is counted from their records of these sources alone (recombined here)."""
+    allowed = set(sources)
     out: Counter[tuple[str, ...]] = Counter()
+    partial: list[str] = []
     t = _counts
-    for i in range(0, len(sources), _CHUNK):
-        rows = conn.execute(
-            select(t.c.cell, t.c.persons).where(
-                t.c.stream == stream, t.c.source_id.in_(list(sources[i : i + _CHUNK]))
-            )
-        )
-        for cell, persons in rows:
+    for text, cell, persons in conn.execute(
+        select(t.c.sources, t.c.cell, t.c.persons).where(t.c.stream == spec.name)
+    ):
+        made_of = set(text.split(";"))
+        if made_of <= allowed:
             out[tuple(json.loads(cell))] += int(persons)
+        elif made_of & allowed:
+            partial.append(text)
+    if partial:
+        cell = cell_of(spec)
+        units: list[str] = []
+        for i in range(0, len(partial), _CHUNK):
+            units.extend(
+                conn.execute(
+                    select(_cells.c.unit_id).where(
+                        _cells.c.stream == spec.name, _cells.c.sources.in_(partial[i : i + _CHUNK])
+                    )
+                ).scalars()
+            )
+        for person, recs in _person_records(conn, sorted(set(units))).items():
+            kept = [r for r in recs if r.key[0] in allowed]
+            if kept:
+                out[cell(combine((person,), kept))] += 1
     return dict(out)
 
 
 def contributing_sources(conn: Connection, stream: str) -> list[str]:
     """The sources with at least one counted person in ``stream``."""
     t = _counts
-    return sorted(
-        conn.execute(select(t.c.source_id).where(t.c.stream == stream).distinct()).scalars()
-    )
+    texts = conn.execute(select(t.c.sources).where(t.c.stream == stream).distinct()).scalars()
+    return sorted({s for text in texts for s in text.split(";") if s})

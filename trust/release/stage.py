@@ -12,15 +12,15 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from trust.follow import follow
+from trust.follow import StoreFollower, follow
 from trust.release import counts as release_counts
 from trust.release.aggregate import table_from_counts
-from trust.release.counts import COUNTING_RULE
+from trust.release.counts import counting_rule
 from trust.release.disclosure.suppression import DisclosurePolicy
 from trust.release.publish import UNCHANGED, EmitResult, ReleaseSigner, table_digest
 from trust.release.streams import StreamSpec
@@ -87,6 +87,10 @@ class ReleaseStage:
 
     For every subscription the policy point first fixes a :class:`ReleasePlan` (which sources'
     persons may be counted, which k) from the agreements alone; only then are persons counted.
+
+    ``upstream``: followers whose decisions the counts depend on (linkage), brought up to the
+    store's end before the counts are; ``linkage_model``: the model version linkage decides
+    with (None: the trust does not link), quoted in each release's counting rule.
     """
 
     def __init__(
@@ -97,8 +101,12 @@ class ReleaseStage:
         policy: Policy,
         streams: Mapping[str, StreamSpec],
         clock: Callable[[], float] = time.time,
+        upstream: Sequence[StoreFollower] = (),
+        linkage_model: str | None = None,
     ) -> None:
         self.store = store
+        self.upstream = list(upstream)
+        self.counting_rule = counting_rule(linkage_model)
         self.signer = signer
         self.policy = policy
         self.streams = dict(streams)
@@ -120,6 +128,8 @@ class ReleaseStage:
         go out of force by day, so a new day is always checked.
         """
         self.skipped = []
+        for before in self.upstream:  # their decisions (linkage's) are counted too
+            follow(self.store, before)
         upto = self.store.last_seq()
         now_ms = int(self.clock() * 1000)
         day = now_ms // 86_400_000
@@ -156,14 +166,14 @@ class ReleaseStage:
 
     def _release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
         with self.store.engine.connect() as conn:
-            counts = release_counts.cell_counts(conn, plan.spec.name, plan.sources)
+            counts = release_counts.cell_counts(conn, plan.spec, plan.sources)
         table = DisclosurePolicy(plan.k).apply(table_from_counts(plan.spec, counts))
         sub = plan.subscription
         last = last_release(self.store, sub.consumer, sub.stream)
         result = self.signer.maybe_sign(
             table,
             plan,
-            counting_rule=COUNTING_RULE,
+            counting_rule=self.counting_rule,
             last_digest=last.digest if last else None,
             last_issued_ms=last.issued_at_ms if last else None,
             now_ms=now_ms,

@@ -235,6 +235,191 @@ class SubscriptionRemoved:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class VictimRef:
+    """One victim record of one source's case: the unit linkage places in a person."""
+
+    source_id: str
+    case_id: str
+    victim_id: str
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.source_id, self.case_id, self.victim_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PairEvidence:
+    """Why linkage put a record with another one (or kept it apart): the other record, the
+    pair's match probability and weight (bits), and each comparison's level (its index in the
+    model's levels; ``0`` = no value on one side). Levels and weights only: never a value."""
+
+    other: VictimRef
+    probability: float
+    match_weight: float
+    levels: dict[str, int]
+
+
+class LinkDecision:
+    """How a record came to its person (the ``decision`` of :class:`RecordLinked`)."""
+
+    NEW_PERSON = "new_person"  # nothing scored above the lower threshold
+    JOINED = "joined"  # one person scored above the upper threshold
+    PENDING_REVIEW = "pending_review"  # a person of its own until an operator decides
+    OPERATOR = "operator"  # an operator's review decision placed it
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLinked:
+    """Linkage placed a victim record in a person (new or existing) under model ``model_version``.
+
+    A person id, once issued, is never reused or changed: merges and splits are their own events.
+    """
+
+    event_type: ClassVar[str] = "RecordLinked"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    victim: VictimRef
+    person_id: str
+    decision: str
+    model_version: str
+    evidence: list[PairEvidence]
+    linked_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None  # decided by the trust, not received from a source
+
+
+@dataclass(frozen=True, slots=True)
+class RecordUnlinked:
+    """A victim record left its person: retracted, consent withdrawn, disposed, or superseded by a
+    new version of its case (``reason``). The person's other records are re-resolved after it."""
+
+    event_type: ClassVar[str] = "RecordUnlinked"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    victim: VictimRef
+    person_id: str
+    reason: str
+    unlinked_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonsMerged:
+    """The ``absorbed`` persons are the same person as ``person_id``, which survives: their
+    records move to it and each absorbed id is kept, marked ``merged_into`` the survivor."""
+
+    event_type: ClassVar[str] = "PersonsMerged"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    person_id: str
+    absorbed: list[str]
+    reason: str
+    evidence: list[PairEvidence]
+    merged_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSplit:
+    """Records of ``person_id`` no longer belong with the rest: ``moved`` go to the new person
+    ``new_person_id`` (``person_id`` keeps the others and its history)."""
+
+    event_type: ClassVar[str] = "PersonSplit"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    person_id: str
+    new_person_id: str
+    moved: list[VictimRef]
+    reason: str
+    split_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkReviewOpened:
+    """A record's placement needs an operator: it scored between the thresholds against a person,
+    or above the upper one against several (a bridging record never merges persons by itself).
+    Until the review is resolved the record is a person of its own."""
+
+    event_type: ClassVar[str] = "LinkReviewOpened"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    review_id: str
+    victim: VictimRef
+    person_id: str  # the record's own (pending) person
+    candidates: dict[str, list[PairEvidence]]  # candidate person id -> the pairs that scored
+    model_version: str
+    opened_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkOverridden:
+    """An operator decided whether ``victim`` is the same person as each of ``others`` (their
+    records when they decided), overriding the model for these pairs from then on. ``review_id``
+    names the review it resolves, if any. Linkage follows it with the merge or split it implies."""
+
+    event_type: ClassVar[str] = "LinkOverridden"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    victim: VictimRef
+    others: list[VictimRef]
+    same: bool
+    review_id: str | None
+    operator: str
+    decided_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifiersViewed:
+    """An operator saw the identifying values of these records (a review shows them side by
+    side): the audit trail of every such view."""
+
+    event_type: ClassVar[str] = "IdentifiersViewed"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    operator: str
+    victims: list[VictimRef]
+    purpose: str
+    viewed_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
 Event: TypeAlias = (
     RecordAccepted
     | RecordRetracted
@@ -244,6 +429,13 @@ Event: TypeAlias = (
     | ReleaseIssued
     | SubscriptionAdded
     | SubscriptionRemoved
+    | RecordLinked
+    | RecordUnlinked
+    | PersonsMerged
+    | PersonSplit
+    | LinkReviewOpened
+    | LinkOverridden
+    | IdentifiersViewed
 )
 """Any event the store holds."""
 
@@ -258,5 +450,21 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ReleaseIssued,
         SubscriptionAdded,
         SubscriptionRemoved,
+        RecordLinked,
+        RecordUnlinked,
+        PersonsMerged,
+        PersonSplit,
+        LinkReviewOpened,
+        LinkOverridden,
+        IdentifiersViewed,
     )
 }
+
+LINKAGE_EVENTS: tuple[type[Event], ...] = (
+    RecordLinked,
+    RecordUnlinked,
+    PersonsMerged,
+    PersonSplit,
+    LinkReviewOpened,
+)
+"""The events linkage decides (it is their only writer)."""

@@ -206,6 +206,24 @@ class EventStore:
             projections.apply_many(conn, list(zip(seqs, flat, strict=True)))
         return AppendResult(tuple(seqs))
 
+    @classmethod
+    def append_in(cls, conn: Connection, events: Sequence[Event]) -> list[int]:
+        """Append events the trust decided itself (no inbound id, no source position) inside
+        the caller's writer transaction, projections included; returns their seqs.
+
+        For a follower that decides (linkage): its decisions commit together with its new
+        position (:meth:`advance_follower`), so each is made exactly once.
+        """
+        if not events:
+            return []
+        if any(_accepted_key(ev) is not None for ev in events):
+            raise ValueError("inbound events are appended by append(), with their position")
+        serialise_appends(conn)
+        now = _now_ms()
+        seqs = cls._insert_events(conn, [event_row(ev, now, None, None, None) for ev in events])
+        projections.apply_many(conn, list(zip(seqs, events, strict=True)))
+        return seqs
+
     @staticmethod
     def _insert_events(conn: Connection, rows: list[dict[str, object]]) -> list[int]:
         """Insert event rows; their seqs, in order. Appends are serialised by the caller."""

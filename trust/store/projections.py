@@ -16,10 +16,16 @@ Semantics:
 - ``MessageRejected`` adds a row to ``proj_rejections``; ``ReleaseIssued`` to ``proj_releases``.
 - ``SubscriptionAdded`` / ``SubscriptionRemoved`` set or delete the (consumer, stream) row of
   ``proj_subscriptions``.
+- Linkage's events (:data:`trust.store.events.LINKAGE_EVENTS`) keep ``proj_person_links`` (which
+  person each linked victim record is in), ``proj_linked_persons`` (every person id ever issued,
+  its record count and the survivor it was merged into) and ``proj_link_reviews``. Linkage links
+  only unlinked records (a move is an unlink, then a link): linking a linked record is refused.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -41,12 +47,20 @@ from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
     Event,
+    LinkDecision,
+    LinkOverridden,
+    LinkReviewOpened,
     MessageRejected,
+    PersonsMerged,
+    PersonSplit,
     RecordAccepted,
+    RecordLinked,
     RecordRetracted,
+    RecordUnlinked,
     ReleaseIssued,
     SubscriptionAdded,
     SubscriptionRemoved,
+    VictimRef,
 )
 from trust.store.stored import read_page
 from trust.store.tables import (
@@ -56,6 +70,10 @@ from trust.store.tables import (
     proj_releases,
     proj_subscriptions,
 )
+from trust.store.tables import proj_link_overrides as _overrides
+from trust.store.tables import proj_link_reviews as _reviews
+from trust.store.tables import proj_linked_persons as _linked
+from trust.store.tables import proj_person_links as _links
 from trust.store.tables import proj_persons as _persons
 from trust.store.tables import proj_records as _records
 
@@ -85,6 +103,7 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
     dirty_persons: set[CaseKey] = set()
     releases: list[Row] = []
     rejections: list[Row] = []
+    links = _LinkWriter(conn)
 
     for seq, ev in items:
         if isinstance(ev, RecordAccepted):
@@ -146,11 +165,179 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
 
         elif isinstance(ev, SubscriptionAdded | SubscriptionRemoved):
             _write_subscription(conn, ev)
+        elif isinstance(ev, RecordLinked):
+            links.linked(seq, ev)
+        elif isinstance(
+            ev, RecordUnlinked | PersonsMerged | PersonSplit | LinkReviewOpened | LinkOverridden
+        ):
+            links.flush()
+            links.other(seq, ev)
+    links.flush()
 
     _write_records(conn, records, dirty_records, records_before)
     _write_persons(conn, persons, dirty_persons, persons_before)
     bulk_insert(conn, proj_rejections, rejections)
     bulk_insert(conn, proj_releases, releases)
+
+
+def victim_text(v: VictimRef) -> str:
+    """A victim record's key as compact JSON (how ``proj_link_overrides`` names records)."""
+    return json.dumps(
+        [v.source_id, v.case_id, v.victim_id], separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def _victim_where(table: Table, v: VictimRef) -> ColumnElement[bool]:
+    return and_(
+        table.c.source_id == v.source_id,
+        table.c.case_id == v.case_id,
+        table.c.victim_id == v.victim_id,
+    )
+
+
+class _LinkWriter:
+    """Applies linkage's events; runs of ``RecordLinked`` (one per new record: the bulk of them)
+    are written in a few batched statements, anything else one event at a time, in order."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.links: list[Row] = []
+        self.new_persons: dict[str, Row] = {}
+        self.joined: Counter[str] = Counter()
+
+    def linked(self, seq: int, ev: RecordLinked) -> None:
+        v = ev.victim
+        self.links.append(
+            {
+                "source_id": v.source_id,
+                "case_id": v.case_id,
+                "victim_id": v.victim_id,
+                "person_id": ev.person_id,
+                "linked_seq": seq,
+            }
+        )
+        if ev.decision in (LinkDecision.NEW_PERSON, LinkDecision.PENDING_REVIEW):
+            self.new_persons[ev.person_id] = {
+                "person_id": ev.person_id,
+                "records": 1,
+                "merged_into": None,
+                "created_seq": seq,
+            }
+        elif ev.person_id in self.new_persons:
+            self.new_persons[ev.person_id]["records"] += 1
+        else:
+            self.joined[ev.person_id] += 1
+
+    def flush(self) -> None:
+        # a duplicate key here means linkage linked a record twice: the append fails whole
+        bulk_insert(self.conn, _links, self.links)
+        bulk_insert(self.conn, _linked, list(self.new_persons.values()))
+        self._add_records(dict(self.joined))
+        self.links, self.new_persons, self.joined = [], {}, Counter()
+
+    def _add_records(self, delta: dict[str, int]) -> None:
+        if not delta:
+            return
+        self.conn.execute(
+            update(_linked)
+            .where(_linked.c.person_id == bindparam("p"))
+            .values(records=_linked.c.records + bindparam("n")),
+            [{"p": p, "n": n} for p, n in sorted(delta.items())],
+        )
+
+    def other(self, seq: int, ev: Event) -> None:
+        conn = self.conn
+        if isinstance(ev, RecordUnlinked):
+            conn.execute(delete(_links).where(_victim_where(_links, ev.victim)))
+            self._add_records({ev.person_id: -1})
+            conn.execute(
+                update(_reviews)
+                .where(_victim_where(_reviews, ev.victim), _reviews.c.status == "open")
+                .values(status="withdrawn")
+            )
+        elif isinstance(ev, PersonsMerged):
+            absorbed = [p for p in ev.absorbed if p != ev.person_id]
+            moved = conn.execute(
+                select(_linked.c.records).where(_linked.c.person_id.in_(absorbed))
+            ).scalars()
+            n = sum(int(r) for r in moved)
+            conn.execute(
+                update(_links)
+                .where(_links.c.person_id.in_(absorbed))
+                .values(person_id=ev.person_id)
+            )
+            # earlier merges into an absorbed person now point at the survivor: no chains
+            conn.execute(
+                update(_linked)
+                .where(_linked.c.merged_into.in_(absorbed))
+                .values(merged_into=ev.person_id)
+            )
+            conn.execute(
+                update(_linked)
+                .where(_linked.c.person_id.in_(absorbed))
+                .values(records=0, merged_into=ev.person_id)
+            )
+            self._add_records({ev.person_id: n})
+        elif isinstance(ev, PersonSplit):
+            for v in ev.moved:
+                conn.execute(
+                    update(_links)
+                    .where(_victim_where(_links, v), _links.c.person_id == ev.person_id)
+                    .values(person_id=ev.new_person_id)
+                )
+            bulk_insert(
+                conn,
+                _linked,
+                [
+                    {
+                        "person_id": ev.new_person_id,
+                        "records": len(ev.moved),
+                        "merged_into": None,
+                        "created_seq": seq,
+                    }
+                ],
+            )
+            self._add_records({ev.person_id: -len(ev.moved)})
+        elif isinstance(ev, LinkOverridden):
+            mine = victim_text(ev.victim)
+            others = sorted({victim_text(o) for o in ev.others} - {mine})
+            pairs = [(mine, o) for o in others] + [(o, mine) for o in others]
+            for a, b in pairs:
+                conn.execute(
+                    delete(_overrides).where(_overrides.c.record == a, _overrides.c.other == b)
+                )
+            bulk_insert(
+                conn,
+                _overrides,
+                [{"record": a, "other": b, "same": ev.same, "decided_seq": seq} for a, b in pairs],
+            )
+            if ev.review_id is not None:
+                conn.execute(
+                    update(_reviews)
+                    .where(_reviews.c.review_id == ev.review_id, _reviews.c.status == "open")
+                    .values(status="accepted" if ev.same else "rejected")
+                )
+        elif isinstance(ev, LinkReviewOpened):
+            best = {
+                person: max((e.probability for e in pairs), default=0.0)
+                for person, pairs in sorted(ev.candidates.items())
+            }
+            bulk_insert(
+                conn,
+                _reviews,
+                [
+                    {
+                        "review_id": ev.review_id,
+                        "source_id": ev.victim.source_id,
+                        "case_id": ev.victim.case_id,
+                        "victim_id": ev.victim.victim_id,
+                        "person_id": ev.person_id,
+                        "candidates": json.dumps(best, sort_keys=True),
+                        "status": "open",
+                        "opened_seq": seq,
+                    }
+                ],
+            )
 
 
 def _write_subscription(conn: Connection, ev: SubscriptionAdded | SubscriptionRemoved) -> None:

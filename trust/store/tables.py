@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -161,27 +162,117 @@ class ProjRejection(Base):
 
 
 class ReleasePersonCell(Base):
-    """Owned by the release stage: the cell each counted person is in, per stream."""
+    """Owned by the release stage: the cell each counted person is in, per stream, and the
+    sources whose records make that person (``;``-joined, sorted)."""
 
     __tablename__ = "release_person_cells"
 
-    # keyed case first: the follower reads and replaces a case's cells by (source, case)
-    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # a linked person's id, or for a record linkage has not placed, the record's own unit id
+    unit_id: Mapped[str] = mapped_column(String(700), primary_key=True)
     cell: Mapped[str] = mapped_column(Text)  # the cell key as a JSON array
+    sources: Mapped[str] = mapped_column(Text)
+    # for a record's own unit: its case, so a new version of the case that drops the victim
+    # finds the unit to take out of the counts
+    source_id: Mapped[str | None] = mapped_column(String(128))
+    case_id: Mapped[str | None] = mapped_column(String(255))
+
+
+Index("ix_release_person_cells_case", ReleasePersonCell.source_id, ReleasePersonCell.case_id)
 
 
 class ReleaseCellCount(Base):
-    """Owned by the release stage: counted persons per stream, source and cell (only > 0)."""
+    """Owned by the release stage: counted persons per stream, set of sources and cell (> 0)."""
 
     __tablename__ = "release_cell_counts"
 
     stream: Mapped[str] = mapped_column(String(64), primary_key=True)
-    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sources: Mapped[str] = mapped_column(String(1024), primary_key=True)  # ";"-joined, sorted
     cell: Mapped[str] = mapped_column(String(512), primary_key=True)  # JSON array
     persons: Mapped[int] = mapped_column(Integer)
+
+
+class ProjPersonLink(Base):
+    """Which person each linked victim record is in (from linkage's events)."""
+
+    __tablename__ = "proj_person_links"
+
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    linked_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProjLinkedPerson(Base):
+    """Every person id linkage ever issued: how many records it holds now, and the survivor it
+    was merged into (ids are never reused: an absorbed person stays, with no records)."""
+
+    __tablename__ = "proj_linked_persons"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    records: Mapped[int] = mapped_column(Integer)
+    merged_into: Mapped[str | None] = mapped_column(String(64))
+    created_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProjLinkReview(Base):
+    """Linkage's review queue: a record an operator must place (see ``LinkReviewOpened``)."""
+
+    __tablename__ = "proj_link_reviews"
+
+    review_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(128))
+    case_id: Mapped[str] = mapped_column(String(255))
+    victim_id: Mapped[str] = mapped_column(String(255))
+    person_id: Mapped[str] = mapped_column(String(64))
+    candidates: Mapped[str] = mapped_column(Text)  # JSON: candidate person id -> best probability
+    status: Mapped[str] = mapped_column(String(16))  # open | accepted | rejected | withdrawn
+    opened_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProjLinkOverride(Base):
+    """An operator's verdict on a pair of victim records (both directions are rows), from
+    ``LinkOverridden``: linkage never joins a pair judged different, and keeps a pair judged the
+    same together when it re-resolves a person."""
+
+    __tablename__ = "proj_link_overrides"
+
+    record: Mapped[str] = mapped_column(
+        String(700), primary_key=True
+    )  # JSON [source, case, victim]
+    other: Mapped[str] = mapped_column(String(700), primary_key=True)
+    same: Mapped[bool] = mapped_column(Boolean)
+    decided_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class LinkBlock(Base):
+    """Owned by linkage: the keyed blocking digests each linked record is filed under (never an
+    identifier or its phonetic code in clear). A record's erasure deletes its rows."""
+
+    __tablename__ = "link_blocks"
+
+    block_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+Index("ix_link_blocks_record", LinkBlock.source_id, LinkBlock.case_id, LinkBlock.victim_id)
+
+
+class LinkFeature(Base):
+    """Owned by linkage: the fields a linked record is compared on, sealed under the person's data
+    key (so the person's erasure makes them unreadable too)."""
+
+    __tablename__ = "link_features"
+
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    person_key_id: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(32))
+    ciphertext: Mapped[str] = mapped_column(Text)
 
 
 class PersonKey(Base):
@@ -228,6 +319,12 @@ person_keys = _table(PersonKey)
 vault_secrets = _table(VaultSecret)
 release_person_cells = _table(ReleasePersonCell)
 release_cell_counts = _table(ReleaseCellCount)
+proj_person_links = _table(ProjPersonLink)
+proj_linked_persons = _table(ProjLinkedPerson)
+proj_link_reviews = _table(ProjLinkReview)
+proj_link_overrides = _table(ProjLinkOverride)
+link_blocks = _table(LinkBlock)
+link_features = _table(LinkFeature)
 
 PROJECTION_TABLES: tuple[Table, ...] = (
     proj_records,
@@ -235,8 +332,17 @@ PROJECTION_TABLES: tuple[Table, ...] = (
     proj_releases,
     proj_rejections,
     proj_subscriptions,
+    proj_person_links,
+    proj_linked_persons,
+    proj_link_reviews,
+    proj_link_overrides,
 )
 """The tables ``projections.rebuild`` empties and refills, in a stable order."""
 
-FOLLOWER_TABLES: tuple[Table, ...] = (release_person_cells, release_cell_counts)
+FOLLOWER_TABLES: tuple[Table, ...] = (
+    release_person_cells,
+    release_cell_counts,
+    link_blocks,
+    link_features,
+)
 """Tables owned by followers of the store (rebuilt by resetting the follower to position 0)."""

@@ -159,6 +159,11 @@ class Vault:
         self._key_ids[triple] = kid
         return kid
 
+    def linkage_key(self) -> bytes:
+        """The key of linkage's blocking digests (HMAC-SHA256): derived from the person-key-id
+        secret, so it stays the same across KEK rotations and the index stays valid."""
+        return hmac.digest(self._id_key, b"tiptrust/linkage/blocking/v1", "sha256")
+
     def seal(self, person_key_id: str, plaintext: bytes, aad: bytes) -> SealedBlob:
         """Encrypt ``plaintext`` under the person's data key, creating the key on first use.
 
@@ -168,6 +173,47 @@ class Vault:
         aead = self._data_key(person_key_id, create=True)
         nonce = os.urandom(_NONCE)
         return SealedBlob(person_key_id, _b64(nonce), _b64(aead.encrypt(nonce, plaintext, aad)))
+
+    def seal_in(
+        self, conn: Connection, person_key_id: str, plaintext: bytes, aad: bytes
+    ) -> SealedBlob:
+        """:meth:`seal` inside the caller's writer transaction (a follower's). A key that must be
+        read or created in that transaction serves this seal only and is never cached: the
+        transaction may still roll back, and a cached key it made would then exist nowhere.
+
+        Raises:
+            KeyShredded: the person's key was shredded.
+        """
+        with self._lock:
+            aead = self._cache.get(person_key_id)
+        if aead is None:
+            aead = self._key_in(conn, person_key_id)
+        nonce = os.urandom(_NONCE)
+        return SealedBlob(person_key_id, _b64(nonce), _b64(aead.encrypt(nonce, plaintext, aad)))
+
+    def _key_in(self, conn: Connection, person_key_id: str) -> AESGCM:
+        aad = person_key_id.encode()
+        stmt = select(_keys.c.wrapped_key).where(_keys.c.person_key_id == person_key_id)
+        row = conn.execute(stmt).first()
+        if row is None:
+            key = AESGCM.generate_key(bit_length=256)
+            nonce = os.urandom(_NONCE)
+            conn.execute(
+                dialect_insert(conn, _keys).on_conflict_do_nothing(
+                    index_elements=[_keys.c.person_key_id]
+                ),
+                {
+                    "person_key_id": person_key_id,
+                    "wrapped_key": nonce + self._wrap.encrypt(nonce, key, aad),
+                    "created_at_ms": time.time_ns() // 1_000_000,
+                    "shredded_at_ms": None,
+                },
+            )
+            row = conn.execute(stmt).first()  # ours, or a concurrent creator's
+        if row is None or row.wrapped_key is None:
+            raise KeyShredded(person_key_id)
+        wrapped = bytes(row.wrapped_key)
+        return AESGCM(self._wrap.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], aad))
 
     def open(self, blob: SealedBlob, aad: bytes) -> bytes:
         """Decrypt a sealed blob.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from trust.estimate import (
@@ -45,6 +45,10 @@ def _ordered(e: object) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(tables, rules)
+@example(  # once found no change of sign for the profile interval's root search
+    CaptureHistories(tuple("ABC"), (2, 2, 1, 3, 1, 1, 11)),
+    SelectionRule(criterion=Criterion.BIC, max_order=2, screen=4),
+)
 def test_observed_low_estimate_high_are_always_in_order(
     h: CaptureHistories, rule: SelectionRule
 ) -> None:

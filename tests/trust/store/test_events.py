@@ -17,13 +17,23 @@ from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
     Event,
+    IdentifiersViewed,
+    LinkDecision,
+    LinkOverridden,
+    LinkReviewOpened,
     MessageRejected,
+    PairEvidence,
+    PersonsMerged,
+    PersonSplit,
     RecordAccepted,
+    RecordLinked,
     RecordRetracted,
+    RecordUnlinked,
     ReleaseIssued,
     SealedBlob,
     SubscriptionAdded,
     SubscriptionRemoved,
+    VictimRef,
     json_safe,
 )
 from trust.store.stored import UnreadableEvent, decode, event_row
@@ -44,6 +54,23 @@ def every_event() -> list[Event]:
         release(),
         SubscriptionAdded("e1", "ministry", "victims_by_sex_age_form", "statistics", 1),
         SubscriptionRemoved("e2", "ministry", "victims_by_sex_age_form", 2),
+        *linkage_events(),
+    ]
+
+
+def linkage_events() -> list[Event]:
+    a, b = VictimRef("police", "c1", "v1"), VictimRef("ngo", "c9", "v2")
+    pair = PairEvidence(b, 0.97, 5.25, {"given_name": 1, "surname": 0, "date_of_birth": 3})
+    return [
+        RecordLinked("e3", a, "P-1", LinkDecision.JOINED, "fs1-x", [pair], 3),
+        RecordLinked("e4", b, "P-2", LinkDecision.NEW_PERSON, "fs1-x", [], 4),
+        RecordUnlinked("e5", a, "P-1", "retracted", 5),
+        PersonsMerged("e6", "P-1", ["P-2"], "operator review", [pair], 6),
+        PersonSplit("e7", "P-1", "P-3", [a], "re-resolved", 7),
+        LinkReviewOpened("e8", "r1", a, "P-4", {"P-1": [pair]}, "fs1-x", 8),
+        LinkOverridden("e9", a, [b], True, "r1", "operator-1", 9),
+        LinkOverridden("e10", a, [b], False, None, "operator-1", 10),
+        IdentifiersViewed("e11", "operator-1", [a, b], "linkage review r1", 11),
     ]
 
 
@@ -189,6 +216,13 @@ def test_registry_names_every_type() -> None:
         "ReleaseIssued",
         "SubscriptionAdded",
         "SubscriptionRemoved",
+        "RecordLinked",
+        "RecordUnlinked",
+        "PersonsMerged",
+        "PersonSplit",
+        "LinkReviewOpened",
+        "LinkOverridden",
+        "IdentifiersViewed",
     }
 
 

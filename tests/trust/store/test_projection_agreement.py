@@ -151,7 +151,7 @@ def run_history(store: EventStore, history: list[tuple[tuple[str, Any], bool]]) 
     with store.engine.connect() as conn:
         for spec in STREAMS.values():
             sources = release_counts.contributing_sources(conn, spec.name)
-            assert release_counts.cell_counts(conn, spec.name, sources) == model.cells(spec)
+            assert release_counts.cell_counts(conn, spec, sources) == model.cells(spec)
 
     live = projections.snapshot(store.engine)
     assert rebuild(store, STREAMS) == sum(store.count_by_type().values())

@@ -1,0 +1,327 @@
+"""Linkage in the trust: records become persons through events, person ids stay stable, a record
+that leaves re-resolves its person, a bridging record waits for review, erasure removes the
+index, and the release counts count persons."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from trust.follow import follow
+from trust.linkage import KeyedHasher, LinkageSettings, Linker
+from trust.linkage.model import default_model
+from trust.linkage.resolver import RESOLVER, Resolver
+from trust.release import counts as release_counts
+from trust.release.counts import ReleaseCounts, counted_persons
+from trust.release.streams import STREAMS
+from trust.store import projections
+from trust.store.events import (
+    LinkDecision,
+    LinkReviewOpened,
+    PersonSplit,
+    RecordAccepted,
+    RecordLinked,
+    RecordUnlinked,
+)
+from trust.store.eventstore import EventStore, Position
+from trust.store.tables import (
+    link_blocks,
+    link_features,
+    proj_link_reviews,
+    proj_linked_persons,
+    proj_person_links,
+    stored_events,
+)
+from trust.store.vault import Vault
+
+from ..store.builders import case_record, consent, eid, retracted
+
+ANA = {"given_names": "Ana", "surnames": "Popescu", "date_of_birth": date(1990, 5, 17)}
+
+
+def ids(
+    given: str = "Ana", surname: str = "Popescu", dob: date | None = None, doc: str = ""
+) -> dict[str, Any]:
+    return {
+        "given_names": given,
+        "surnames": surname,
+        "date_of_birth": dob,
+        "documents": [{"number": doc, "issuing_country": "RO"}] if doc else [],
+        "phone": None,
+    }
+
+
+class Trust:
+    """A store, its vault and linkage, with deterministic person ids."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.vault = Vault(store.engine, os.urandom(32))
+        counter = itertools.count(1)
+        linker = Linker(LinkageSettings(), default_model(), KeyedHasher(self.vault.linkage_key()))
+        self.resolver = Resolver(self.vault, linker, person_ids=lambda: f"P-{next(counter)}")
+        self.offset = 0
+
+    def accept(
+        self,
+        source: str,
+        case: str,
+        victims: list[tuple[str, str, dict[str, Any] | None]],
+    ) -> None:
+        record = case_record(source, case, [(v, sex, 30) for v, sex, _ in victims])
+        for victim, (_, _, identifiers) in zip(record["victims"], victims, strict=True):
+            victim["identifiers"] = identifiers
+        minimised, sealed = self.vault.seal_identifiers(source, case, record)
+        event = RecordAccepted(eid(), source, case, minimised, sealed, 1, 2)
+        self.append(event)
+
+    def append(self, event: Any) -> None:
+        self.store.append([event], Position("tip.inbound", 0, self.offset), "ingest")
+        self.offset += 1
+
+    def link(self) -> int:
+        return follow(self.store, self.resolver)
+
+    def person(self, source: str, case: str, victim: str = "v1") -> str | None:
+        c = proj_person_links.c
+        with self.store.engine.connect() as conn:
+            return conn.execute(
+                select(c.person_id).where(
+                    c.source_id == source, c.case_id == case, c.victim_id == victim
+                )
+            ).scalar()
+
+    def events(self, cls: type) -> list[Any]:
+        return [ev for _, ev in self.store.read() if isinstance(ev, cls)]
+
+    def persons(self) -> int:
+        follow(self.store, ReleaseCounts(STREAMS))
+        return len(counted_persons(self.store))
+
+
+@pytest.fixture
+def trust(store: EventStore) -> Iterator[Trust]:
+    yield Trust(store)
+
+
+def test_the_same_person_from_two_agencies_is_one_person_and_another_is_not(trust: Trust) -> None:
+    trust.accept("police", "C1", [("v1", "Feminine", ids(dob=date(1990, 5, 17), doc="D777"))])
+    trust.accept("ngo", "N1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("ngo", "N2", [("v1", "Feminine", ids("Elena", "Dumitru", date(1985, 1, 2)))])
+    assert trust.persons() == 3  # before linkage: one unit per record
+    trust.link()
+    assert trust.person("police", "C1") == trust.person("ngo", "N1") == "P-1"
+    assert trust.person("ngo", "N2") == "P-2"
+    assert trust.persons() == 2
+    joined = [e for e in trust.events(RecordLinked) if e.decision == LinkDecision.JOINED]
+    assert len(joined) == 1
+    assert joined[0].model_version == trust.resolver.model_version
+    assert joined[0].evidence[0].probability >= 0.9
+    assert joined[0].evidence[0].other.case_id == "C1"
+    assert set(joined[0].evidence[0].levels) >= {"given_name", "surname", "date_of_birth"}
+
+
+def test_no_identifying_value_reaches_events_or_the_index_in_clear(trust: Trust) -> None:
+    trust.accept(
+        "police",
+        "C1",
+        [("v1", "Feminine", ids("Zinaida", "Vasilescu", date(1990, 5, 17), "RX991"))],
+    )
+    trust.accept("ngo", "N1", [("v1", "Feminine", ids("Zinaida", "Vasilescu", date(1990, 5, 17)))])
+    trust.link()
+    with trust.store.engine.connect() as conn:
+        texts = [
+            str(v)
+            for t in (stored_events, link_blocks, link_features)
+            for row in conn.execute(select(t))
+            for v in row
+        ]
+    blob = " ".join(texts).lower()
+    for secret in ("zinaida", "vasilescu", "rx991", "1990-05-17", "z412"):  # z412: its soundex
+        assert secret not in blob
+
+
+def test_person_ids_are_stable_and_an_unchanged_case_decides_nothing(trust: Trust) -> None:
+    trust.accept("police", "C1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.link()
+    first = trust.person("police", "C1")
+    trust.accept("ngo", "N1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("nrm", "R1", [("v1", "Feminine", ids(dob=date(1990, 5, 17), doc="D1"))])
+    trust.link()
+    assert trust.person("ngo", "N1") == trust.person("nrm", "R1") == first
+    before = len(trust.events(RecordLinked))
+    trust.accept("police", "C1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])  # same again
+    trust.link()
+    assert len(trust.events(RecordLinked)) == before
+    assert trust.person("police", "C1") == first
+
+
+def test_co_victims_of_one_case_are_never_one_person(trust: Trust) -> None:
+    same = ids(dob=date(1990, 5, 17))
+    trust.accept("police", "C1", [("v1", "Feminine", same), ("v2", "Feminine", same)])
+    trust.link()
+    assert trust.person("police", "C1", "v1") != trust.person("police", "C1", "v2")
+    assert trust.persons() == 2
+
+
+def test_a_victim_without_identifiers_is_a_person_of_their_own(trust: Trust) -> None:
+    trust.accept("police", "C1", [("v1", "Feminine", None)])
+    trust.accept("ngo", "N1", [("v1", "Feminine", None)])
+    trust.link()
+    assert trust.persons() == 2
+    assert {e.decision for e in trust.events(RecordLinked)} == {LinkDecision.NEW_PERSON}
+
+
+def _bridge(trust: Trust) -> None:
+    trust.accept("police", "C1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("ngo", "N1", [("v1", "Feminine", ids(dob=date(1975, 11, 2), doc="D777"))])
+    trust.link()
+    # names and document agree with the NGO's person, names with the police's
+    trust.accept("nrm", "R1", [("v1", "Feminine", ids(doc="D777"))])
+    trust.link()
+
+
+def test_a_bridging_record_goes_to_review_and_merges_nobody(trust: Trust) -> None:
+    _bridge(trust)
+    police, ngo, nrm = (
+        trust.person(s, c) for s, c in (("police", "C1"), ("ngo", "N1"), ("nrm", "R1"))
+    )
+    assert len({police, ngo, nrm}) == 3
+    (review,) = trust.events(LinkReviewOpened)
+    assert review.person_id == nrm
+    assert set(review.candidates) == {police, ngo}
+    assert [e.decision for e in trust.events(RecordLinked)][-1] == LinkDecision.PENDING_REVIEW
+    with trust.store.engine.connect() as conn:
+        rows = conn.execute(select(proj_link_reviews.c.status, proj_link_reviews.c.victim_id)).all()
+    assert rows == [("open", "v1")]
+    assert trust.persons() == 3
+
+
+def test_a_retraction_re_resolves_the_person_and_splits_what_no_longer_hangs_together(
+    trust: Trust,
+) -> None:
+    a = ids(dob=date(1990, 5, 17))
+    b = ids(dob=date(1990, 5, 17), doc="D777")
+    c = ids(doc="D777")  # recorded as male: agrees with b (document), not with a
+    trust.accept("police", "A", [("v1", "Feminine", a)])
+    trust.accept("ngo", "B", [("v1", "Feminine", b)])
+    trust.accept("nrm", "C", [("v1", "Masculine", c)])
+    trust.link()
+    person = trust.person("police", "A")
+    assert trust.person("ngo", "B") == trust.person("nrm", "C") == person
+    assert trust.persons() == 1
+
+    trust.append(retracted("ngo", "B"))
+    trust.link()
+    assert trust.person("ngo", "B") is None
+    assert trust.person("police", "A") == person  # the first record keeps the id
+    split = trust.events(PersonSplit)
+    assert len(split) == 1 and split[0].person_id == person
+    assert trust.person("nrm", "C") == split[0].new_person_id != person
+    assert [e.reason for e in trust.events(RecordUnlinked)] == ["retracted"]
+    assert trust.persons() == 2
+    with trust.store.engine.connect() as conn:
+        records = dict(
+            conn.execute(
+                select(proj_linked_persons.c.person_id, proj_linked_persons.c.records)
+            ).all()
+        )
+    assert records[person] == 1 and records[split[0].new_person_id] == 1
+
+
+def test_a_changed_record_is_placed_afresh(trust: Trust) -> None:
+    trust.accept("police", "C1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("ngo", "N1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.link()
+    assert trust.persons() == 1
+    trust.accept("ngo", "N1", [("v1", "Feminine", ids("Elena", "Dumitru", date(1985, 1, 2)))])
+    trust.link()
+    assert trust.person("ngo", "N1") != trust.person("police", "C1")
+    assert [e.reason for e in trust.events(RecordUnlinked)] == ["superseded"]
+    assert trust.persons() == 2
+
+
+def test_a_withdrawal_removes_the_record_from_its_person_and_the_index(trust: Trust) -> None:
+    trust.accept("police", "C1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("ngo", "N1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.link()
+    trust.append(consent("ngo", "N1", "v1"))
+    trust.link()
+    assert trust.person("ngo", "N1") is None
+    with trust.store.engine.connect() as conn:
+        for table in (link_blocks, link_features):
+            left = conn.execute(select(table.c.source_id).where(table.c.source_id == "ngo")).all()
+            assert left == []
+    assert trust.persons() == 1
+
+
+def test_an_emptied_index_is_refiled_without_new_decisions(trust: Trust) -> None:
+    trust.accept("police", "C1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("ngo", "N1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.link()
+    decided = len(trust.events(RecordLinked))
+    trust.store.reset_follower(RESOLVER, trust.resolver.clear)
+    trust.link()
+    assert len(trust.events(RecordLinked)) == decided
+    with trust.store.engine.connect() as conn:
+        assert conn.execute(select(link_features.c.source_id)).all()
+    trust.accept("nrm", "R1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.link()
+    assert trust.person("nrm", "R1") == trust.person("police", "C1")
+
+
+def test_rebuilt_projections_equal_the_live_ones(trust: Trust) -> None:
+    _bridge(trust)
+    trust.append(retracted("police", "C1"))
+    trust.link()
+    live = projections.snapshot(trust.store.engine)
+    trust.store.rebuild_projections()
+    assert projections.snapshot(trust.store.engine) == live
+
+
+def test_a_release_counts_a_person_from_its_allowed_sources_only(trust: Trust) -> None:
+    # one person: a child by the police's record (16), an adult by the NGO's (30)
+    record_ids = ids(dob=date(1990, 5, 17))
+    trust.accept("police", "C1", [("v1", "Feminine", record_ids)])
+    trust.accept("ngo", "N1", [("v1", "Feminine", record_ids)])
+    c = proj_person_links.c
+    trust.link()
+    with trust.store.engine.begin() as conn:
+        conn.execute(
+            projections._persons.update()
+            .where(projections._persons.c.source_id == "police")
+            .values(age_at_identification=16, age_group="12-17")
+        )
+    counts = ReleaseCounts(STREAMS)
+    follow(trust.store, counts)
+    counts_all: dict[str, Any] = {}
+    spec = next(s for s in STREAMS.values() if "age_group" in s.dimensions)
+    at = spec.dimensions.index("age_group")
+    with trust.store.engine.begin() as conn:
+        counts.recount(conn, {trust.person("police", "C1") or ""})
+        counts_all = release_counts.cell_counts(conn, spec, ["police", "ngo"])
+        only_ngo = release_counts.cell_counts(conn, spec, ["ngo"])
+        only_police = release_counts.cell_counts(conn, spec, ["police"])
+        assert release_counts.contributing_sources(conn, spec.name) == ["ngo", "police"]
+        assert conn.execute(select(c.person_id).distinct()).all()
+    assert sum(counts_all.values()) == sum(only_ngo.values()) == sum(only_police.values()) == 1
+    assert [k[at] for k in counts_all] == ["12-17"]  # the youngest recorded age
+    assert [k[at] for k in only_ngo] == ["25-34"]
+    assert [k[at] for k in only_police] == ["12-17"]
+
+
+def test_stored_decisions_name_records_by_ids_only(trust: Trust) -> None:
+    trust.accept("police", "C1", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.link()
+    with trust.store.engine.connect() as conn:
+        payload = conn.execute(
+            select(stored_events.c.payload).where(stored_events.c.event_type == "RecordLinked")
+        ).scalar_one()
+    assert set(json.loads(payload)["victim"]) == {"source_id", "case_id", "victim_id"}

@@ -1,0 +1,700 @@
+"""Linkage in the trust: every victim record placed in a person, and every placement an event.
+
+:class:`Resolver` follows the store (accepted records, retractions, consent withdrawals,
+disposals) and is the only writer of linkage's events (:data:`trust.store.events.LINKAGE_EVENTS`).
+It appends them in the same transaction that records its position, so each decision is made
+exactly once; the person projections (``proj_person_links`` …) follow from the events.
+
+Per new victim record:
+
+1. its identifiers are opened from the vault (the sex and citizenship come from the record);
+2. its keyed blocking digests are looked up in ``link_blocks`` — an index, so the cost per record
+   does not grow with the store; a digest shared by more than ``max_block_size`` records
+   identifies nobody and is skipped;
+3. the candidates' fields (``link_features``, sealed under each person's own data key) are
+   opened and every pair is scored in one vectorised pass (:class:`trust.linkage.Linker`);
+4. the decision, per candidate *person* (its best-scoring record):
+
+   - exactly one person at or above the upper threshold: the record joins it (``joined``);
+   - several persons at or above it: the record would bridge persons established apart — it never
+     merges them by itself: it becomes a person of its own and a review is opened;
+   - a person between the thresholds (and none above): a person of its own, and a review;
+   - otherwise a new person.
+
+   Victims of the same case record are different persons by construction and never compared.
+
+A record leaves its person when its case is retracted, when its victim withdraws consent or is
+disposed of, or when a new version of its case drops or changes it (a changed record is then
+placed afresh). Its blocking digests and sealed fields are deleted with it. The person's
+remaining records are then re-resolved: their pairs are scored again and, if they no longer hang
+together (the record that left was the bridge), the part holding the person's first record keeps
+the id and each other part becomes a new person (``PersonSplit``). A person id, once issued, is
+never reused or silently changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import Connection, delete, func, select, tuple_
+
+from trust.follow import Batch
+from trust.linkage.linker import Linker
+from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
+from trust.store.db import bulk_insert
+from trust.store.errors import KeyShredded
+from trust.store.events import (
+    ConsentWithdrawn,
+    DisposalRequested,
+    Event,
+    LinkDecision,
+    LinkOverridden,
+    LinkReviewOpened,
+    PairEvidence,
+    PersonsMerged,
+    PersonSplit,
+    RecordAccepted,
+    RecordLinked,
+    RecordRetracted,
+    RecordUnlinked,
+    SealedBlob,
+    VictimRef,
+    new_event_id,
+)
+from trust.store.eventstore import EventStore
+from trust.store.projections import victim_text
+from trust.store.tables import link_blocks as _blocks
+from trust.store.tables import link_features as _features
+from trust.store.tables import proj_link_overrides as _overrides
+from trust.store.tables import proj_linked_persons as _persons
+from trust.store.tables import proj_person_links as _links
+from trust.store.vault import Vault
+
+RESOLVER = "trust-linkage"
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # (source_id, case_id, victim_id)
+
+_CHUNK = 300  # keys per IN (...) list
+_EVIDENCE = 5  # pairs kept as a decision's evidence, best first
+_FEATURES_AAD = b"tiptrust/link-features/v1\x00"
+_LINK_FIELDS = tuple(f.name for f in fields(LinkRecord) if f.name != "id")
+
+
+class UnlinkReason:
+    RETRACTED = "retracted"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    DISPOSED = "disposed"
+    SUPERSEDED = "superseded"  # a new version of the case dropped or changed the record
+
+
+def new_person_id() -> str:
+    """A fresh person id (never reused; says nothing about the person)."""
+    return "P-" + uuid.uuid4().hex
+
+
+def _ref(key: Key) -> VictimRef:
+    return VictimRef(*key)
+
+
+def _features_aad(key: Key) -> bytes:
+    return _FEATURES_AAD + json.dumps(list(key)).encode()
+
+
+def link_record(key: Key, victim: Mapping[str, Any], identifiers: Mapping[str, Any]) -> LinkRecord:
+    """What linkage compares of one victim: the sealed identifiers (names, date of birth, first
+    document) with the record's sex and first known citizenship."""
+    documents = identifiers.get("documents") or []
+    citizenships = [c for c in victim.get("citizenships") or () if c and c != "Unknown"]
+    sex = victim.get("sex") or ""
+    return LinkRecord(
+        id=json.dumps(list(key)),
+        given_name=identifiers.get("given_names") or "",
+        surname=identifiers.get("surnames") or "",
+        date_of_birth=str(identifiers.get("date_of_birth") or ""),
+        sex="" if sex in ("Unknown", "NonSpecifiedUnknown") else str(sex),
+        nationality=citizenships[0] if citizenships else "",
+        document_number=(documents[0].get("number") or "") if documents else "",
+    )
+
+
+def _fields_of(record: LinkRecord) -> dict[str, str]:
+    return {name: getattr(record, name) for name in _LINK_FIELDS}
+
+
+@dataclass
+class _Upsert:
+    key: Key
+    record: LinkRecord
+    prepared: PreparedRecord
+    digests: tuple[str, ...]
+
+
+@dataclass
+class _Remove:
+    key: Key
+    reason: str
+
+
+@dataclass
+class _CaseVictims:
+    """After a case's new version: its victims not in ``present`` leave their persons."""
+
+    source_id: str
+    case_id: str
+    present: frozenset[str]
+
+
+_Op = _Upsert | _Remove | _CaseVictims | LinkOverridden
+
+
+class Resolver:
+    """Places victim records in persons (a StoreFollower that decides: see the module text)."""
+
+    name = RESOLVER
+    event_types = frozenset(
+        cls.event_type
+        for cls in (
+            RecordAccepted,
+            RecordRetracted,
+            ConsentWithdrawn,
+            DisposalRequested,
+            LinkOverridden,
+        )
+    )
+    # Linkage's decisions are events, not a rebuildable table: its version never changes with
+    # its code. (Re-linking under a new model is its own step, with merge and split events.)
+    version = "1"
+    reads_records = True
+
+    def __init__(
+        self,
+        vault: Vault,
+        linker: Linker,
+        *,
+        clock: Callable[[], float] = time.time,
+        person_ids: Callable[[], str] = new_person_id,
+    ) -> None:
+        self.vault = vault
+        self.linker = linker
+        self.clock = clock
+        self.person_ids = person_ids
+
+    @property
+    def model_version(self) -> str:
+        return self.linker.model_version
+
+    def apply(self, conn: Connection, events: Batch) -> None:
+        ops: list[_Op] = []
+        for _, ev in events:
+            ops.extend(self._ops(conn, ev))
+        if ops:
+            _Run(self, conn, ops).run()
+
+    def clear(self, conn: Connection) -> None:
+        """Empty linkage's index. Its decisions stay (they are events): following again from 0
+        re-files the linked records without deciding anything anew."""
+        conn.execute(delete(_blocks))
+        conn.execute(delete(_features))
+
+    # -- events to operations -----------------------------------------------------------------
+
+    def _ops(self, conn: Connection, ev: Event) -> list[_Op]:
+        if isinstance(ev, RecordAccepted):
+            out: list[_Op] = []
+            present = []
+            for victim in ev.victims:
+                key = (ev.source_id, ev.case_id, str(victim["victim_id"]))
+                present.append(key[2])
+                record = self._link_record(key, victim, ev.sealed_identifiers.get(key[2]))
+                if record is None:
+                    continue  # being erased: the withdrawal or disposal removes it
+                prepared = prepare(record)
+                digests = tuple(k.digest for k in self.linker.candidates_keys(prepared))
+                out.append(_Upsert(key, record, prepared, digests))
+            return [_CaseVictims(ev.source_id, ev.case_id, frozenset(present)), *out]
+        if isinstance(ev, RecordRetracted):
+            return [_CaseVictims(ev.source_id, ev.case_id, frozenset())]
+        if isinstance(ev, ConsentWithdrawn):
+            key = (ev.source_id, ev.case_id, ev.victim_id)
+            return [_Remove(key, UnlinkReason.CONSENT_WITHDRAWN)]
+        if isinstance(ev, DisposalRequested):
+            if ev.victim_id is None:
+                return [
+                    _Remove(k, UnlinkReason.DISPOSED)
+                    for k in _case_links(conn, ev.source_id, ev.case_id)
+                ]
+            return [_Remove((ev.source_id, ev.case_id, ev.victim_id), UnlinkReason.DISPOSED)]
+        if isinstance(ev, LinkOverridden):
+            return [ev]
+        return []
+
+    def _link_record(
+        self, key: Key, victim: Mapping[str, Any], blob: SealedBlob | None
+    ) -> LinkRecord | None:
+        identifiers: Mapping[str, Any] = {}
+        if blob is not None:
+            try:
+                identifiers = self.vault.open_identifiers(*key, blob)
+            except KeyShredded:
+                return None
+        return link_record(key, victim, identifiers)
+
+    # -- sealed fields ------------------------------------------------------------------------
+
+    def seal_features(self, conn: Connection, key: Key, record: LinkRecord) -> dict[str, str]:
+        blob = self.vault.seal_in(
+            conn,
+            self.vault.person_key_id(*key),
+            orjson.dumps(_fields_of(record)),
+            _features_aad(key),
+        )
+        return {
+            "source_id": key[0],
+            "case_id": key[1],
+            "victim_id": key[2],
+            "person_key_id": blob.person_key_id,
+            "nonce": blob.nonce,
+            "ciphertext": blob.ciphertext,
+        }
+
+    def open_features(self, row: Mapping[str, Any]) -> LinkRecord | None:
+        """The fields of a ``link_features`` row; None once the person's key is shredded."""
+        key = (row["source_id"], row["case_id"], row["victim_id"])
+        blob = SealedBlob(row["person_key_id"], row["nonce"], row["ciphertext"])
+        try:
+            values = json.loads(self.vault.open(blob, _features_aad(key)))
+        except KeyShredded:
+            return None
+        return LinkRecord(id=json.dumps(list(key)), **values)
+
+
+def _case_links(conn: Connection, source_id: str, case_id: str) -> list[Key]:
+    rows = conn.execute(
+        select(_links.c.source_id, _links.c.case_id, _links.c.victim_id).where(
+            _links.c.source_id == source_id, _links.c.case_id == case_id
+        )
+    ).all()
+    return sorted((str(a), str(b), str(c)) for a, b, c in rows)
+
+
+def _where_keys(table: Any, keys: Sequence[Key]) -> Any:
+    return tuple_(table.c.source_id, table.c.case_id, table.c.victim_id).in_(keys)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    key: Key
+    prepared: PreparedRecord
+
+
+class _Run:
+    """One batch of operations, in order, inside the follower's transaction."""
+
+    def __init__(self, resolver: Resolver, conn: Connection, ops: list[_Op]) -> None:
+        self.r = resolver
+        self.conn = conn
+        self.ops = ops
+        self.settings = resolver.linker.settings
+        self.pending: list[Event] = []
+        self.person: dict[Key, str | None] = {}  # known placement (None: not linked)
+        self.index: dict[str, set[Key]] = {}  # digest -> records (stored and this batch's)
+        self.prepared: dict[Key, PreparedRecord] = {}
+        self.features: dict[Key, dict[str, str]] = {}  # record -> its fields (to spot changes)
+        self.removed: set[Key] = set()
+        self.now_ms = int(resolver.clock() * 1000)
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        upserts = [op for op in self.ops if isinstance(op, _Upsert)]
+        self._prefetch(upserts)
+        for op in self.ops:
+            if isinstance(op, _Upsert):
+                self._upsert(op)
+            elif isinstance(op, _Remove):
+                self._remove(op.key, op.reason)
+            elif isinstance(op, LinkOverridden):
+                self._override(op)
+            else:
+                for key in self._linked_in_case(op.source_id, op.case_id):
+                    if key[2] not in op.present:
+                        self._remove(
+                            key,
+                            UnlinkReason.RETRACTED if not op.present else UnlinkReason.SUPERSEDED,
+                        )
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            EventStore.append_in(self.conn, self.pending)
+            self.pending = []
+
+    def _emit(self, event: Event) -> None:
+        self.pending.append(event)
+
+    # -- reading what is stored -----------------------------------------------------------
+
+    def _prefetch(self, upserts: Sequence[_Upsert]) -> None:
+        """Load, once for the batch: the stored records sharing a digest with a new one, their
+        fields and persons, and the new records' own placement and fields."""
+        digests = sorted({d for op in upserts for d in op.digests})
+        hits: dict[str, list[Key]] = {}
+        for i in range(0, len(digests), _CHUNK):
+            chunk = digests[i : i + _CHUNK]
+            sizes: dict[str, int] = dict(
+                self.conn.execute(
+                    select(_blocks.c.block_key, func.count())
+                    .where(_blocks.c.block_key.in_(chunk))
+                    .group_by(_blocks.c.block_key)
+                ).all()
+            )
+            usable = [d for d in chunk if 0 < sizes.get(d, 0) <= self.settings.max_block_size]
+            if not usable:
+                continue
+            rows = self.conn.execute(
+                select(
+                    _blocks.c.block_key, _blocks.c.source_id, _blocks.c.case_id, _blocks.c.victim_id
+                ).where(_blocks.c.block_key.in_(usable))
+            ).all()
+            for d, s, c, v in rows:
+                hits.setdefault(d, []).append((s, c, v))
+        for d, keys in hits.items():
+            self.index.setdefault(d, set()).update(keys)
+        wanted = sorted({k for keys in hits.values() for k in keys} | {op.key for op in upserts})
+        self._load(wanted)
+
+    def _load(self, keys: Sequence[Key]) -> None:
+        keys = [k for k in keys if k not in self.person]
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            for row in self.conn.execute(
+                select(_features).where(_where_keys(_features, chunk))
+            ).mappings():
+                key = (row["source_id"], row["case_id"], row["victim_id"])
+                record = self.r.open_features(dict(row))
+                if record is not None:
+                    self.features[key] = _fields_of(record)
+                    self.prepared[key] = prepare(record)
+            for s, c, v, p in self.conn.execute(
+                select(
+                    _links.c.source_id, _links.c.case_id, _links.c.victim_id, _links.c.person_id
+                ).where(_where_keys(_links, chunk))
+            ):
+                self.person[(s, c, v)] = p
+            for key in chunk:
+                self.person.setdefault(key, None)
+
+    def _linked_in_case(self, source_id: str, case_id: str) -> list[Key]:
+        stored = _case_links(self.conn, source_id, case_id)
+        self._load(stored)
+        ours = [k for k, p in self.person.items() if k[:2] == (source_id, case_id)]
+        return sorted(k for k in set(stored) | set(ours) if self.person.get(k) is not None)
+
+    # -- placing a record -----------------------------------------------------------------
+
+    def _upsert(self, op: _Upsert) -> None:
+        key = op.key
+        self._load([key])
+        current = self.person.get(key)
+        if current is not None:
+            known = self.features.get(key)
+            if known == _fields_of(op.record):
+                return  # the same record again (a new case version that left it unchanged)
+            if known is None:
+                # linked, but not in the index (it was emptied): file it again, decide nothing
+                self._file(op)
+                return
+            self._remove(key, UnlinkReason.SUPERSEDED)
+        self._place(op)
+
+    def _file(self, op: _Upsert) -> None:
+        key = op.key
+        self.conn.execute(delete(_blocks).where(_where_keys(_blocks, [key])))
+        self.conn.execute(delete(_features).where(_where_keys(_features, [key])))
+        bulk_insert(
+            self.conn,
+            _blocks,
+            [
+                {"block_key": d, "source_id": key[0], "case_id": key[1], "victim_id": key[2]}
+                for d in sorted(set(op.digests))
+            ],
+        )
+        bulk_insert(self.conn, _features, [self.r.seal_features(self.conn, key, op.record)])
+        for d in op.digests:
+            self.index.setdefault(d, set()).add(key)
+        self.prepared[key] = op.prepared
+        self.features[key] = _fields_of(op.record)
+        self.removed.discard(key)
+
+    def _place(self, op: _Upsert) -> None:
+        key = op.key
+        candidates = sorted(
+            {
+                other
+                for d in op.digests
+                for other in self.index.get(d, ())
+                if other[:2] != key[:2]  # co-victims of one case are different persons
+                and other not in self.removed
+                and self.person.get(other) is not None
+                and other in self.prepared
+            }
+        )
+        apart = {k for k, same in self._verdicts(key).items() if not same}
+        scored = self._score(op.prepared, [c for c in candidates if c not in apart])
+        by_person: dict[str, list[PairEvidence]] = {}
+        for pair in scored:
+            owner = self.person[pair.other.key()]
+            assert owner is not None
+            by_person.setdefault(owner, []).append(pair)
+        best = {p: max(e.probability for e in ev) for p, ev in by_person.items()}
+        joins = sorted(p for p, b in best.items() if b >= self.settings.upper)
+        reviews = sorted(
+            p for p, b in best.items() if self.settings.lower <= b < self.settings.upper
+        )
+        model = self.r.model_version
+        if len(joins) == 1:
+            person = joins[0]
+            decision = LinkDecision.JOINED
+            evidence: list[PairEvidence] = by_person[person]
+        else:
+            person = self.r.person_ids()
+            decision = LinkDecision.PENDING_REVIEW if joins or reviews else LinkDecision.NEW_PERSON
+            evidence = scored
+        self._file(op)
+        self.person[key] = person
+        self._emit(
+            RecordLinked(
+                event_id=new_event_id(),
+                victim=_ref(key),
+                person_id=person,
+                decision=decision,
+                model_version=model,
+                evidence=list(evidence[:_EVIDENCE]),
+                linked_at_ms=self.now_ms,
+            )
+        )
+        if decision == LinkDecision.PENDING_REVIEW:
+            self._emit(
+                LinkReviewOpened(
+                    event_id=new_event_id(),
+                    review_id=new_event_id(),
+                    victim=_ref(key),
+                    person_id=person,
+                    candidates={p: by_person[p][:_EVIDENCE] for p in [*joins, *reviews]},
+                    model_version=model,
+                    opened_at_ms=self.now_ms,
+                )
+            )
+
+    def _score(self, record: PreparedRecord, candidates: Sequence[Key]) -> list[PairEvidence]:
+        """``record`` against each candidate (one vectorised pass), best first; pairs below
+        the conflict threshold are left out of the evidence."""
+        if not candidates:
+            return []
+        table = RecordTable.of([record, *(self.prepared[c] for c in candidates)])
+        n = len(candidates)
+        left = np.zeros(n, dtype=np.intp)
+        right = np.arange(1, n + 1, dtype=np.intp)
+        scored = self.r.linker.score_table(table, left, right)
+        names = scored.vectors.names
+        out = []
+        for k, other in enumerate(candidates):
+            p = float(scored.probability[k])
+            if p < self.settings.conflict:
+                continue
+            out.append(
+                PairEvidence(
+                    other=_ref(other),
+                    probability=round(p, 9),
+                    match_weight=round(float(scored.match_weight[k]), 6),
+                    levels={
+                        name: int(level)
+                        for name, level in zip(
+                            names, scored.vectors.levels[k].tolist(), strict=True
+                        )
+                    },
+                )
+            )
+        out.sort(key=lambda e: (-e.probability, e.other.key()))
+        return out
+
+    # -- operators' decisions -------------------------------------------------------------
+
+    def _verdicts(self, key: Key) -> dict[Key, bool]:
+        """The operators' verdicts on pairs with ``key``: other record -> same person."""
+        rows = self.conn.execute(
+            select(_overrides.c.other, _overrides.c.same).where(
+                _overrides.c.record == victim_text(_ref(key))
+            )
+        ).all()
+        out: dict[Key, bool] = {}
+        for other, same in rows:
+            s, c, v = json.loads(other)
+            out[(s, c, v)] = bool(same)
+        return out
+
+    def _override(self, ev: LinkOverridden) -> None:
+        """Merge the persons an operator judged the same (the oldest id survives), or split a
+        person whose records an operator judged different."""
+        self._flush()
+        key = ev.victim.key()
+        others = [o.key() for o in ev.others if o.key() != key]
+        self._load([key, *others])
+        mine = self.person.get(key)
+        if mine is None:
+            return  # the record left meanwhile: nothing to move
+        if not ev.same:
+            if any(self.person.get(o) == mine for o in others):
+                self._reresolve(mine, reason=f"operator: {ev.review_id or ev.event_id}")
+            return
+        persons = sorted({mine} | {p for o in others if (p := self.person.get(o)) is not None})
+        if len(persons) < 2:
+            return
+        created = dict(
+            self.conn.execute(
+                select(_persons.c.person_id, _persons.c.created_seq).where(
+                    _persons.c.person_id.in_(persons)
+                )
+            ).all()
+        )
+        survivor = min(persons, key=lambda p: (created.get(p, 0), p))
+        absorbed = [p for p in persons if p != survivor]
+        self._emit(
+            PersonsMerged(
+                event_id=new_event_id(),
+                person_id=survivor,
+                absorbed=absorbed,
+                reason=f"operator: {ev.review_id or ev.event_id}",
+                evidence=[],
+                merged_at_ms=self.now_ms,
+            )
+        )
+        for k, p in list(self.person.items()):
+            if p in absorbed:
+                self.person[k] = survivor
+        self._flush()
+        self.person.clear()  # records of the absorbed persons not loaded here moved too
+
+    # -- a record leaves its person -------------------------------------------------------
+
+    def _remove(self, key: Key, reason: str) -> None:
+        self._load([key])
+        person = self.person.get(key)
+        self.conn.execute(delete(_blocks).where(_where_keys(_blocks, [key])))
+        self.conn.execute(delete(_features).where(_where_keys(_features, [key])))
+        self.removed.add(key)
+        self.features.pop(key, None)
+        self.prepared.pop(key, None)
+        if person is None:
+            return
+        self.person[key] = None
+        self._emit(
+            RecordUnlinked(
+                event_id=new_event_id(),
+                victim=_ref(key),
+                person_id=person,
+                reason=reason,
+                unlinked_at_ms=self.now_ms,
+            )
+        )
+        self._flush()
+        self._reresolve(person)
+
+    def _reresolve(self, person: str, reason: str = "re-resolved after a record left") -> None:
+        """Split ``person`` if its remaining records no longer hang together."""
+        rows = self.conn.execute(
+            select(_links.c.source_id, _links.c.case_id, _links.c.victim_id, _links.c.linked_seq)
+            .where(_links.c.person_id == person)
+            .order_by(_links.c.linked_seq, _links.c.source_id, _links.c.case_id, _links.c.victim_id)
+        ).all()
+        members: list[Key] = [(s, c, v) for s, c, v, _ in rows]
+        if len(members) < 2:
+            return
+        self._load(members)
+        parts = self._parts([k for k in members if k in self.prepared])
+        if len(parts) < 2:
+            return
+        # the part holding the person's first record keeps the id; records being erased (their
+        # fields no longer open) are not moved: their own removal follows
+        keep = next((i for i, part in enumerate(parts) if members[0] in part), 0)
+        for i, part in enumerate(parts):
+            if i == keep:
+                continue
+            new = self.r.person_ids()
+            moved = sorted(part)
+            for k in moved:
+                self.person[k] = new
+            self._emit(
+                PersonSplit(
+                    event_id=new_event_id(),
+                    person_id=person,
+                    new_person_id=new,
+                    moved=[_ref(k) for k in moved],
+                    reason=reason,
+                    split_at_ms=self.now_ms,
+                )
+            )
+        self._flush()
+
+    def _parts(self, members: Sequence[Key]) -> list[set[Key]]:
+        """The records joined by pairs at or above the upper threshold (connected parts), in the
+        order of their first member."""
+        n = len(members)
+        parent = list(range(n))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        at = {k: i for i, k in enumerate(members)}
+        verdicts = {(k, o): same for k in members for o, same in self._verdicts(k).items()}
+        if n >= 2:
+            table = RecordTable.of([self.prepared[k] for k in members])
+            left, right = np.triu_indices(n, k=1)
+            scored = self.r.linker.score_table(table, left.astype(np.intp), right.astype(np.intp))
+            for a, b, p in zip(
+                left.tolist(), right.tolist(), scored.probability.tolist(), strict=True
+            ):
+                verdict = verdicts.get((members[a], members[b]))
+                joined = p >= self.settings.upper if verdict is None else verdict
+                if joined and members[a][:2] != members[b][:2]:
+                    parent[find(a)] = find(b)
+        # a pair an operator judged different that other records still hold together: the
+        # later of the two leaves on its own
+        for (k, o), same in sorted(verdicts.items()):
+            if not same and o in at and find(at[k]) == find(at[o]):
+                later = max(at[k], at[o])
+                for i in range(n):  # re-root the others so that ``later`` stands alone
+                    parent[i] = find(i)
+                root = parent[later]
+                others = [i for i in range(n) if parent[i] == root and i != later]
+                if others:
+                    for i in others:
+                        parent[i] = others[0]
+                    parent[later] = later
+        groups: dict[int, set[Key]] = {}
+        for i, k in enumerate(members):  # dicts keep insertion order: by first member
+            groups.setdefault(find(i), set()).add(k)
+        return list(groups.values())
+
+
+def linked_records(conn: Connection, person_id: str) -> list[Key]:
+    """The victim records of a person now."""
+    rows = conn.execute(
+        select(_links.c.source_id, _links.c.case_id, _links.c.victim_id).where(
+            _links.c.person_id == person_id
+        )
+    ).all()
+    return sorted((str(a), str(b), str(c)) for a, b, c in rows)

@@ -1,0 +1,165 @@
+"""linkage: persons from linked records; release counts by person
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-30
+
+- ``proj_person_links``, ``proj_linked_persons``, ``proj_link_reviews``,
+  ``proj_link_overrides``: projections of linkage's events (which person each victim record is
+  in; every person id issued; the review queue; operators' verdicts on pairs). They fill as
+  linkage follows the store.
+- ``link_blocks``, ``link_features``: linkage's own index (keyed blocking digests) and the sealed
+  fields it compares.
+- ``release_person_cells`` / ``release_cell_counts`` are re-keyed by person (and the set of
+  sources that make each person) instead of by victim record. They are a follower's tables: they
+  are dropped and made again empty, and the follower's position is cleared, so the release
+  stage rebuilds its counts from the whole store on its next check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_RELEASE_COUNTS = "trust-release-counts"
+
+
+def _victim_columns() -> list[sa.Column[str]]:
+    return [
+        sa.Column("source_id", sa.String(length=128), nullable=False),
+        sa.Column("case_id", sa.String(length=255), nullable=False),
+        sa.Column("victim_id", sa.String(length=255), nullable=False),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "proj_person_links",
+        *_victim_columns(),
+        sa.Column("person_id", sa.String(length=64), nullable=False),
+        sa.Column("linked_seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "source_id", "case_id", "victim_id", name=op.f("pk_proj_person_links")
+        ),
+    )
+    op.create_index(
+        op.f("ix_proj_person_links_person_id"), "proj_person_links", ["person_id"], unique=False
+    )
+    op.create_table(
+        "proj_linked_persons",
+        sa.Column("person_id", sa.String(length=64), nullable=False),
+        sa.Column("records", sa.Integer(), nullable=False),
+        sa.Column("merged_into", sa.String(length=64), nullable=True),
+        sa.Column("created_seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("person_id", name=op.f("pk_proj_linked_persons")),
+    )
+    op.create_table(
+        "proj_link_reviews",
+        sa.Column("review_id", sa.String(length=64), nullable=False),
+        *_victim_columns(),
+        sa.Column("person_id", sa.String(length=64), nullable=False),
+        sa.Column("candidates", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("opened_seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("review_id", name=op.f("pk_proj_link_reviews")),
+    )
+    op.create_table(
+        "proj_link_overrides",
+        sa.Column("record", sa.String(length=700), nullable=False),
+        sa.Column("other", sa.String(length=700), nullable=False),
+        sa.Column("same", sa.Boolean(), nullable=False),
+        sa.Column("decided_seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("record", "other", name=op.f("pk_proj_link_overrides")),
+    )
+    op.create_table(
+        "link_blocks",
+        sa.Column("block_key", sa.String(length=64), nullable=False),
+        *_victim_columns(),
+        sa.PrimaryKeyConstraint(
+            "block_key", "source_id", "case_id", "victim_id", name=op.f("pk_link_blocks")
+        ),
+    )
+    op.create_index(
+        "ix_link_blocks_record",
+        "link_blocks",
+        ["source_id", "case_id", "victim_id"],
+        unique=False,
+    )
+    op.create_table(
+        "link_features",
+        *_victim_columns(),
+        sa.Column("person_key_id", sa.String(length=64), nullable=False),
+        sa.Column("nonce", sa.String(length=32), nullable=False),
+        sa.Column("ciphertext", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("source_id", "case_id", "victim_id", name=op.f("pk_link_features")),
+    )
+
+    op.drop_table("release_person_cells")
+    op.drop_table("release_cell_counts")
+    op.create_table(
+        "release_person_cells",
+        sa.Column("stream", sa.String(length=64), nullable=False),
+        sa.Column("unit_id", sa.String(length=700), nullable=False),
+        sa.Column("cell", sa.Text(), nullable=False),
+        sa.Column("sources", sa.Text(), nullable=False),
+        sa.Column("source_id", sa.String(length=128), nullable=True),
+        sa.Column("case_id", sa.String(length=255), nullable=True),
+        sa.PrimaryKeyConstraint("stream", "unit_id", name=op.f("pk_release_person_cells")),
+    )
+    op.create_index(
+        "ix_release_person_cells_case",
+        "release_person_cells",
+        ["source_id", "case_id"],
+        unique=False,
+    )
+    op.create_table(
+        "release_cell_counts",
+        sa.Column("stream", sa.String(length=64), nullable=False),
+        sa.Column("sources", sa.String(length=1024), nullable=False),
+        sa.Column("cell", sa.String(length=512), nullable=False),
+        sa.Column("persons", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("stream", "sources", "cell", name=op.f("pk_release_cell_counts")),
+    )
+    follower_positions = sa.table("follower_positions", sa.column("follower", sa.String))
+    op.execute(follower_positions.delete().where(follower_positions.c.follower == _RELEASE_COUNTS))
+
+
+def downgrade() -> None:
+    # linkage's decisions stay in stored_events; only their projections and linkage's index go
+    op.drop_table("release_cell_counts")
+    op.drop_index("ix_release_person_cells_case", table_name="release_person_cells")
+    op.drop_table("release_person_cells")
+    op.create_table(
+        "release_person_cells",
+        *_victim_columns(),
+        sa.Column("stream", sa.String(length=64), nullable=False),
+        sa.Column("cell", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "source_id", "case_id", "victim_id", "stream", name=op.f("pk_release_person_cells")
+        ),
+    )
+    op.create_table(
+        "release_cell_counts",
+        sa.Column("stream", sa.String(length=64), nullable=False),
+        sa.Column("source_id", sa.String(length=128), nullable=False),
+        sa.Column("cell", sa.String(length=512), nullable=False),
+        sa.Column("persons", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("stream", "source_id", "cell", name=op.f("pk_release_cell_counts")),
+    )
+    follower_positions = sa.table("follower_positions", sa.column("follower", sa.String))
+    op.execute(follower_positions.delete().where(follower_positions.c.follower == _RELEASE_COUNTS))
+    op.drop_table("link_features")
+    op.drop_index("ix_link_blocks_record", table_name="link_blocks")
+    op.drop_table("link_blocks")
+    op.drop_table("proj_link_overrides")
+    op.drop_table("proj_link_reviews")
+    op.drop_table("proj_linked_persons")
+    op.drop_index(op.f("ix_proj_person_links_person_id"), table_name="proj_person_links")
+    op.drop_table("proj_person_links")
