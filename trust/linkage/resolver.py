@@ -11,16 +11,22 @@ Per new victim record:
 2. its keyed blocking digests are looked up in ``link_blocks`` — an index, so the cost per record
    does not grow with the store; a digest shared by more than ``max_block_size`` records
    identifies nobody and is skipped;
-3. the candidates' fields (``link_features``, sealed under each person's own data key) are
-   opened and every pair is scored in one vectorised pass (:class:`trust.linkage.Linker`);
-4. the decision, per candidate *person* (its best-scoring record):
+3. every record of each person found that way is compared with it, in one vectorised pass
+   (:class:`trust.linkage.Linker`): the fields come from ``link_features``, sealed under each
+   person's own data key; an exact agreement on a name weighs by that name's frequency among
+   the linked records (``link_terms``, keyed digests: a common name says less than a rare one);
+4. the decision, per candidate *person*: the person is **joinable** when at least one of its
+   records scores at or above the upper threshold and its records below the conflict threshold
+   (clearly someone else) are fewer than those above — the batch clustering's conflict rule;
 
-   - exactly one person at or above the upper threshold: the record joins it (``joined``);
-   - several persons at or above it: the record would bridge persons established apart — it never
-     merges them by itself: it becomes a person of its own and a review is opened;
-   - a person between the thresholds (and none above): a person of its own, and a review;
+   - exactly one joinable person: the record joins it (``joined``);
+   - several: the record would bridge persons established apart — it never merges them by
+     itself: it becomes a person of its own and a review is opened;
+   - none, but a person scoring at or above the lower threshold (or a conflicted one): a person
+     of its own, and a review;
    - otherwise a new person.
 
+   An operator's verdict on a pair (``LinkOverridden``) overrides the model from then on.
    Victims of the same case record are different persons by construction and never compared.
 
 A record leaves its person when its case is retracted, when its victim withdraws consent or is
@@ -38,7 +44,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -47,7 +53,9 @@ import orjson
 from sqlalchemy import Connection, delete, func, select, tuple_
 
 from trust.follow import Batch
+from trust.linkage.blocking import KeyedHasher
 from trust.linkage.linker import Linker
+from trust.linkage.model import TermFrequencies
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.store.db import bulk_insert
 from trust.store.errors import KeyShredded
@@ -73,6 +81,7 @@ from trust.store.eventstore import EventStore
 from trust.store.projections import victim_text
 from trust.store.tables import link_blocks as _blocks
 from trust.store.tables import link_features as _features
+from trust.store.tables import link_terms as _terms
 from trust.store.tables import proj_link_overrides as _overrides
 from trust.store.tables import proj_linked_persons as _persons
 from trust.store.tables import proj_person_links as _links
@@ -205,6 +214,7 @@ class Resolver:
         re-files the linked records without deciding anything anew."""
         conn.execute(delete(_blocks))
         conn.execute(delete(_features))
+        conn.execute(delete(_terms))
 
     # -- events to operations -----------------------------------------------------------------
 
@@ -291,10 +301,132 @@ def _where_keys(table: Any, keys: Sequence[Key]) -> Any:
     return tuple_(table.c.source_id, table.c.case_id, table.c.victim_id).in_(keys)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    key: Key
-    prepared: PreparedRecord
+_TOTAL, _SQUARES = "", "*"  # link_terms rows holding a column's total and sum of squares
+
+
+class _Terms:
+    """The name-value frequencies of the linked records (``link_terms``), read and moved within
+    one run; :meth:`frequencies` is a live view the linker's term-frequency adjustment reads."""
+
+    def __init__(self, conn: Connection, hasher: KeyedHasher, columns: Sequence[str]) -> None:
+        self.conn = conn
+        self.hasher = hasher
+        self.columns = tuple(columns)
+        self.counts: dict[tuple[str, str], int] = {}
+        self.dirty: set[tuple[str, str]] = set()
+        self._fetch([(c, d) for c in self.columns for d in (_TOTAL, _SQUARES)])
+
+    def digest(self, column: str, value: str) -> str:
+        return self.hasher.digest(f"tf:{column}", (value,))
+
+    def values(self, record: PreparedRecord) -> list[tuple[str, str]]:
+        """(column, digest) of the record's name values that carry a frequency."""
+        out = []
+        for column in self.columns:
+            name = getattr(record, _RECORD_ATTR[column], None)
+            if name is not None and name.text:
+                out.append((column, self.digest(column, name.text)))
+        return out
+
+    def load(self, records: Iterable[PreparedRecord]) -> None:
+        self._fetch([v for r in records for v in self.values(r)])
+
+    def _fetch(self, keys: Sequence[tuple[str, str]]) -> None:
+        wanted = sorted({k for k in keys if k not in self.counts})
+        for column in self.columns:
+            digests = [d for c, d in wanted if c == column]
+            for i in range(0, len(digests), _CHUNK):
+                rows = self.conn.execute(
+                    select(_terms.c.digest, _terms.c.count).where(
+                        _terms.c.column == column, _terms.c.digest.in_(digests[i : i + _CHUNK])
+                    )
+                ).all()
+                for digest, count in rows:
+                    self.counts[(column, digest)] = int(count)
+        for k in wanted:
+            self.counts.setdefault(k, 0)
+
+    def move(self, record: PreparedRecord, by: int) -> None:
+        """Count ``record``'s name values in (+1) or out (-1)."""
+        for column, digest in self.values(record):
+            self._fetch([(column, digest)])
+            before = self.counts[(column, digest)]
+            after = max(before + by, 0)
+            self.counts[(column, digest)] = after
+            self.counts[(column, _TOTAL)] += after - before
+            self.counts[(column, _SQUARES)] += after * after - before * before
+            self.dirty.update({(column, digest), (column, _TOTAL), (column, _SQUARES)})
+
+    def write(self) -> None:
+        for column in self.columns:
+            digests = sorted(d for c, d in self.dirty if c == column)
+            for i in range(0, len(digests), _CHUNK):
+                self.conn.execute(
+                    delete(_terms).where(
+                        _terms.c.column == column, _terms.c.digest.in_(digests[i : i + _CHUNK])
+                    )
+                )
+        bulk_insert(
+            self.conn,
+            _terms,
+            [
+                {"column": c, "digest": d, "count": self.counts[(c, d)]}
+                for c, d in sorted(self.dirty)
+                if self.counts[(c, d)] > 0
+            ],
+        )
+        self.dirty.clear()
+
+    def frequencies(self) -> TermFrequencies:
+        return TermFrequencies(
+            counts={c: _ColumnCounts(self, c) for c in self.columns},
+            totals=_Totals(self),
+            average=_Averages(self),
+        )
+
+
+# the PreparedRecord attribute each term-frequency column of the record table comes from
+_RECORD_ATTR = {"given": "given", "surname": "surname"}
+
+
+class _ColumnCounts(Mapping[str, int]):
+    def __init__(self, terms: _Terms, column: str) -> None:
+        self.terms, self.column = terms, column
+
+    def __getitem__(self, digest: str) -> int:
+        count = self.terms.counts.get((self.column, digest))
+        if count is None:
+            raise KeyError(digest)
+        return count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(d for c, d in self.terms.counts if c == self.column)
+
+    def __len__(self) -> int:
+        return sum(1 for c, _ in self.terms.counts if c == self.column)
+
+
+class _Totals(Mapping[str, int]):
+    def __init__(self, terms: _Terms) -> None:
+        self.terms = terms
+
+    def __getitem__(self, column: str) -> int:
+        total = self.terms.counts.get((column, _TOTAL), 0)
+        if total <= 0:
+            raise KeyError(column)  # nothing counted yet: no adjustment
+        return total
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.terms.columns)
+
+    def __len__(self) -> int:
+        return len(self.terms.columns)
+
+
+class _Averages(_Totals, Mapping[str, float]):
+    def __getitem__(self, column: str) -> float:  # type: ignore[override]
+        total = super().__getitem__(column)
+        return self.terms.counts.get((column, _SQUARES), 0) / (total * total)
 
 
 class _Run:
@@ -305,8 +437,16 @@ class _Run:
         self.conn = conn
         self.ops = ops
         self.settings = resolver.linker.settings
+        base = resolver.linker
+        columns = sorted(
+            {c.term_frequency_column for c in self.settings.comparisons if c.term_frequency_column}
+        )
+        self.terms = _Terms(conn, base.hasher, columns)
+        self.linker = Linker(self.settings, base.model, base.hasher, self.terms.frequencies())
         self.pending: list[Event] = []
         self.person: dict[Key, str | None] = {}  # known placement (None: not linked)
+        self.members: dict[str, set[Key]] = {}  # person -> its records known here
+        self.complete: set[str] = set()  # persons whose every record is in ``members``
         self.index: dict[str, set[Key]] = {}  # digest -> records (stored and this batch's)
         self.prepared: dict[Key, PreparedRecord] = {}
         self.features: dict[Key, dict[str, str]] = {}  # record -> its fields (to spot changes)
@@ -333,6 +473,7 @@ class _Run:
                             UnlinkReason.RETRACTED if not op.present else UnlinkReason.SUPERSEDED,
                         )
         self._flush()
+        self.terms.write()
 
     def _flush(self) -> None:
         if self.pending:
@@ -372,6 +513,9 @@ class _Run:
             self.index.setdefault(d, set()).update(keys)
         wanted = sorted({k for keys in hits.values() for k in keys} | {op.key for op in upserts})
         self._load(wanted)
+        self.terms.load(op.prepared for op in upserts)
+        # every record of the persons found, in one go (each record is compared with them all)
+        self._complete([p for k in wanted if (p := self.person.get(k)) is not None])
 
     def _load(self, keys: Sequence[Key]) -> None:
         keys = [k for k in keys if k not in self.person]
@@ -390,9 +534,37 @@ class _Run:
                     _links.c.source_id, _links.c.case_id, _links.c.victim_id, _links.c.person_id
                 ).where(_where_keys(_links, chunk))
             ):
-                self.person[(s, c, v)] = p
+                self._set((s, c, v), p)
             for key in chunk:
                 self.person.setdefault(key, None)
+
+    def _set(self, key: Key, person: str | None) -> None:
+        before = self.person.get(key)
+        if before is not None:
+            self.members.get(before, set()).discard(key)
+        self.person[key] = person
+        if person is not None:
+            self.members.setdefault(person, set()).add(key)
+
+    def _forget_persons(self) -> None:
+        """After a merge: placements of records not loaded here changed in the store."""
+        self.person.clear()
+        self.members.clear()
+        self.complete.clear()
+
+    def _complete(self, persons: Sequence[str]) -> None:
+        """Load every record of these persons (and their fields)."""
+        wanted = sorted(p for p in set(persons) if p not in self.complete)
+        keys: list[Key] = []
+        for i in range(0, len(wanted), _CHUNK):
+            rows = self.conn.execute(
+                select(_links.c.source_id, _links.c.case_id, _links.c.victim_id).where(
+                    _links.c.person_id.in_(wanted[i : i + _CHUNK])
+                )
+            ).all()
+            keys.extend((str(a), str(b), str(c)) for a, b, c in rows)
+        self._load(keys)
+        self.complete.update(wanted)
 
     def _linked_in_case(self, source_id: str, case_id: str) -> list[Key]:
         stored = _case_links(self.conn, source_id, case_id)
@@ -432,6 +604,8 @@ class _Run:
         bulk_insert(self.conn, _features, [self.r.seal_features(self.conn, key, op.record)])
         for d in op.digests:
             self.index.setdefault(d, set()).add(key)
+        if key not in self.prepared:
+            self.terms.move(op.prepared, +1)
         self.prepared[key] = op.prepared
         self.features[key] = _fields_of(op.record)
         self.removed.discard(key)
@@ -449,18 +623,39 @@ class _Run:
                 and other in self.prepared
             }
         )
+        # every record of each candidate person is compared, not only those sharing a key:
+        # a person is joined only if its records do not say "someone else" as often as
+        # "the same" (the batch clustering's conflict rule)
+        blocked_persons = sorted({p for c in candidates if (p := self.person.get(c)) is not None})
+        self._complete(blocked_persons)
         apart = {k for k, same in self._verdicts(key).items() if not same}
-        scored = self._score(op.prepared, [c for c in candidates if c not in apart])
+        pool = sorted(
+            {
+                other
+                for p in blocked_persons
+                for other in self.members.get(p, ())
+                if other[:2] != key[:2]
+                and other not in self.removed
+                and other not in apart
+                and other in self.prepared
+            }
+        )
+        scored = self._score(op.prepared, pool)
         by_person: dict[str, list[PairEvidence]] = {}
         for pair in scored:
             owner = self.person[pair.other.key()]
             assert owner is not None
             by_person.setdefault(owner, []).append(pair)
-        best = {p: max(e.probability for e in ev) for p, ev in by_person.items()}
-        joins = sorted(p for p, b in best.items() if b >= self.settings.upper)
-        reviews = sorted(
-            p for p, b in best.items() if self.settings.lower <= b < self.settings.upper
-        )
+        upper, lower, conflict = self.settings.upper, self.settings.lower, self.settings.conflict
+        joins: list[str] = []
+        reviews: list[str] = []
+        for person_id, pairs in sorted(by_person.items()):
+            support = sum(1 for e in pairs if e.probability >= upper)
+            against = sum(1 for e in pairs if e.probability < conflict)
+            if support and not (against and against >= support):
+                joins.append(person_id)
+            elif support or max(e.probability for e in pairs) >= lower:
+                reviews.append(person_id)
         model = self.r.model_version
         if len(joins) == 1:
             person = joins[0]
@@ -470,8 +665,9 @@ class _Run:
             person = self.r.person_ids()
             decision = LinkDecision.PENDING_REVIEW if joins or reviews else LinkDecision.NEW_PERSON
             evidence = scored
+            self.complete.add(person)
         self._file(op)
-        self.person[key] = person
+        self._set(key, person)
         self._emit(
             RecordLinked(
                 event_id=new_event_id(),
@@ -479,7 +675,7 @@ class _Run:
                 person_id=person,
                 decision=decision,
                 model_version=model,
-                evidence=list(evidence[:_EVIDENCE]),
+                evidence=_kept(evidence),
                 linked_at_ms=self.now_ms,
             )
         )
@@ -490,28 +686,25 @@ class _Run:
                     review_id=new_event_id(),
                     victim=_ref(key),
                     person_id=person,
-                    candidates={p: by_person[p][:_EVIDENCE] for p in [*joins, *reviews]},
+                    candidates={p: _kept(by_person[p]) for p in [*joins, *reviews]},
                     model_version=model,
                     opened_at_ms=self.now_ms,
                 )
             )
 
     def _score(self, record: PreparedRecord, candidates: Sequence[Key]) -> list[PairEvidence]:
-        """``record`` against each candidate (one vectorised pass), best first; pairs below
-        the conflict threshold are left out of the evidence."""
+        """``record`` against each candidate (one vectorised pass), best first."""
         if not candidates:
             return []
         table = RecordTable.of([record, *(self.prepared[c] for c in candidates)])
         n = len(candidates)
         left = np.zeros(n, dtype=np.intp)
         right = np.arange(1, n + 1, dtype=np.intp)
-        scored = self.r.linker.score_table(table, left, right)
+        scored = self.linker.score_table(table, left, right)
         names = scored.vectors.names
         out = []
         for k, other in enumerate(candidates):
             p = float(scored.probability[k])
-            if p < self.settings.conflict:
-                continue
             out.append(
                 PairEvidence(
                     other=_ref(other),
@@ -579,11 +772,8 @@ class _Run:
                 merged_at_ms=self.now_ms,
             )
         )
-        for k, p in list(self.person.items()):
-            if p in absorbed:
-                self.person[k] = survivor
         self._flush()
-        self.person.clear()  # records of the absorbed persons not loaded here moved too
+        self._forget_persons()
 
     # -- a record leaves its person -------------------------------------------------------
 
@@ -594,10 +784,12 @@ class _Run:
         self.conn.execute(delete(_features).where(_where_keys(_features, [key])))
         self.removed.add(key)
         self.features.pop(key, None)
-        self.prepared.pop(key, None)
+        gone = self.prepared.pop(key, None)
+        if gone is not None:
+            self.terms.move(gone, -1)
         if person is None:
             return
-        self.person[key] = None
+        self._set(key, None)
         self._emit(
             RecordUnlinked(
                 event_id=new_event_id(),
@@ -633,7 +825,8 @@ class _Run:
             new = self.r.person_ids()
             moved = sorted(part)
             for k in moved:
-                self.person[k] = new
+                self._set(k, new)
+            self.complete.add(new)
             self._emit(
                 PersonSplit(
                     event_id=new_event_id(),
@@ -663,7 +856,8 @@ class _Run:
         if n >= 2:
             table = RecordTable.of([self.prepared[k] for k in members])
             left, right = np.triu_indices(n, k=1)
-            scored = self.r.linker.score_table(table, left.astype(np.intp), right.astype(np.intp))
+            self.terms.load(self.prepared[k] for k in members)
+            scored = self.linker.score_table(table, left.astype(np.intp), right.astype(np.intp))
             for a, b, p in zip(
                 left.tolist(), right.tolist(), scored.probability.tolist(), strict=True
             ):
@@ -688,6 +882,11 @@ class _Run:
         for i, k in enumerate(members):  # dicts keep insertion order: by first member
             groups.setdefault(find(i), set()).add(k)
         return list(groups.values())
+
+
+def _kept(pairs: Sequence[PairEvidence]) -> list[PairEvidence]:
+    """A decision's evidence: its best pairs (at most a few)."""
+    return list(pairs[:_EVIDENCE])
 
 
 def linked_records(conn: Connection, person_id: str) -> list[Key]:

@@ -261,6 +261,18 @@ class LinkBlock(Base):
 Index("ix_link_blocks_record", LinkBlock.source_id, LinkBlock.case_id, LinkBlock.victim_id)
 
 
+class LinkTerm(Base):
+    """Owned by linkage: how many linked records have each name value (keyed digest, never the
+    name), per name column — an exact agreement on a rare name weighs more than on a common one.
+    The row with digest ``""`` holds the column's total, ``"*"`` the sum of squared counts."""
+
+    __tablename__ = "link_terms"
+
+    column: Mapped[str] = mapped_column(String(32), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 class LinkFeature(Base):
     """Owned by linkage: the fields a linked record is compared on, sealed under the person's data
     key (so the person's erasure makes them unreadable too)."""
@@ -325,6 +337,7 @@ proj_link_reviews = _table(ProjLinkReview)
 proj_link_overrides = _table(ProjLinkOverride)
 link_blocks = _table(LinkBlock)
 link_features = _table(LinkFeature)
+link_terms = _table(LinkTerm)
 
 PROJECTION_TABLES: tuple[Table, ...] = (
     proj_records,
@@ -344,5 +357,6 @@ FOLLOWER_TABLES: tuple[Table, ...] = (
     release_cell_counts,
     link_blocks,
     link_features,
+    link_terms,
 )
 """Tables owned by followers of the store (rebuilt by resetting the follower to position 0)."""

@@ -34,6 +34,7 @@ from trust.store.eventstore import EventStore, Position
 from trust.store.tables import (
     link_blocks,
     link_features,
+    link_terms,
     proj_link_reviews,
     proj_linked_persons,
     proj_person_links,
@@ -139,7 +140,7 @@ def test_no_identifying_value_reaches_events_or_the_index_in_clear(trust: Trust)
     with trust.store.engine.connect() as conn:
         texts = [
             str(v)
-            for t in (stored_events, link_blocks, link_features)
+            for t in (stored_events, link_blocks, link_features, link_terms)
             for row in conn.execute(select(t))
             for v in row
         ]
@@ -209,10 +210,10 @@ def test_a_retraction_re_resolves_the_person_and_splits_what_no_longer_hangs_tog
 ) -> None:
     a = ids(dob=date(1990, 5, 17))
     b = ids(dob=date(1990, 5, 17), doc="D777")
-    c = ids(doc="D777")  # recorded as male: agrees with b (document), not with a
+    c = ids(surname="", doc="D777")  # agrees with b (document), not enough with a
     trust.accept("police", "A", [("v1", "Feminine", a)])
     trust.accept("ngo", "B", [("v1", "Feminine", b)])
-    trust.accept("nrm", "C", [("v1", "Masculine", c)])
+    trust.accept("nrm", "C", [("v1", "Feminine", c)])
     trust.link()
     person = trust.person("police", "A")
     assert trust.person("ngo", "B") == trust.person("nrm", "C") == person
@@ -325,3 +326,35 @@ def test_stored_decisions_name_records_by_ids_only(trust: Trust) -> None:
             select(stored_events.c.payload).where(stored_events.c.event_type == "RecordLinked")
         ).scalar_one()
     assert set(json.loads(payload)["victim"]) == {"source_id", "case_id", "victim_id"}
+
+
+def test_a_record_that_one_record_of_a_person_contradicts_is_not_joined(trust: Trust) -> None:
+    # b has a's name, date of birth and a document; c has b's document but is recorded as male
+    trust.accept("police", "A", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("ngo", "B", [("v1", "Feminine", ids(dob=date(1990, 5, 17), doc="D777"))])
+    trust.link()
+    trust.accept("nrm", "C", [("v1", "Masculine", ids(doc="D777"))])
+    trust.link()
+    person = trust.person("police", "A")
+    assert trust.person("ngo", "B") == person
+    assert trust.person("nrm", "C") != person  # as many records say "someone else" as "same"
+    (review,) = trust.events(LinkReviewOpened)
+    assert set(review.candidates) == {person}
+
+
+def test_name_frequencies_follow_the_linked_records(trust: Trust) -> None:
+    trust.accept("police", "A", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("ngo", "B", [("v1", "Feminine", ids("Elena", "Popescu", date(1985, 1, 2)))])
+    trust.link()
+
+    def totals() -> dict[str, int]:
+        with trust.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(link_terms.c.column, link_terms.c.count).where(link_terms.c.digest == "")
+            ).all()
+        return {c: int(n) for c, n in rows}
+
+    assert totals() == {"given": 2, "surname": 2}
+    trust.append(retracted("ngo", "B"))
+    trust.link()
+    assert totals() == {"given": 1, "surname": 1}

@@ -8,8 +8,8 @@ Create Date: 2026-11-30
   ``proj_link_overrides``: projections of linkage's events (which person each victim record is
   in; every person id issued; the review queue; operators' verdicts on pairs). They fill as
   linkage follows the store.
-- ``link_blocks``, ``link_features``: linkage's own index (keyed blocking digests) and the sealed
-  fields it compares.
+- ``link_blocks``, ``link_features``, ``link_terms``: linkage's own index (keyed blocking
+  digests), the sealed fields it compares, and name-value frequencies (keyed digests).
 - ``release_person_cells`` / ``release_cell_counts`` are re-keyed by person (and the set of
   sources that make each person) instead of by victim record. They are a follower's tables: they
   are dropped and made again empty, and the follower's position is cleared, so the release
@@ -93,6 +93,13 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "link_terms",
+        sa.Column("column", sa.String(length=32), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("column", "digest", name=op.f("pk_link_terms")),
+    )
+    op.create_table(
         "link_features",
         *_victim_columns(),
         sa.Column("person_key_id", sa.String(length=64), nullable=False),
@@ -156,6 +163,7 @@ def downgrade() -> None:
     follower_positions = sa.table("follower_positions", sa.column("follower", sa.String))
     op.execute(follower_positions.delete().where(follower_positions.c.follower == _RELEASE_COUNTS))
     op.drop_table("link_features")
+    op.drop_table("link_terms")
     op.drop_index("ix_link_blocks_record", table_name="link_blocks")
     op.drop_table("link_blocks")
     op.drop_table("proj_link_overrides")
