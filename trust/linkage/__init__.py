@@ -1,9 +1,12 @@
 """Record linkage: which records are the same person.
 
-Pure and independent of the store: normalisation (:mod:`.normalise`), comparisons
+The engine is pure and independent of the store: normalisation (:mod:`.normalise`), comparisons
 (:mod:`.comparison`), Fellegi-Sunter model and EM (:mod:`.model`), keyed blocking
-(:mod:`.blocking`), clustering (:mod:`.cluster`), the linker an incremental follower calls
-(:mod:`.linker`) and batch linkage of CSV files (:mod:`.batch`). See ``METHOD.md``.
+(:mod:`.blocking`), clustering (:mod:`.cluster`), the linker (:mod:`.linker`) and batch linkage of
+CSV files (:mod:`.batch`). Two modules put it to work in the trust (they import the store, so they
+are not imported here): :mod:`.resolver`, the follower that places every victim record in a
+person as events, and :mod:`.review`, the operator's queue, decisions and explanations. See
+``METHOD.md``.
 """
 
 from trust.linkage.blocking import BlockingKey, KeyedHasher
