@@ -130,7 +130,7 @@ class MappedBatch:
 # --- the targets, read from the case record schema's model ---------------------------------------
 
 # containers a target lives in; a row's setters write into ``targets[container]``
-RE, EV, VI, ID, DOC, PE = range(6)
+RE, EV, VI, ID, DOC, PE, SID = range(7)
 _CONTAINERS: tuple[tuple[int, str], ...] = (
     # container, the path of its record in the case record schema
     (RE, "$.reporting_entity"),
@@ -139,6 +139,7 @@ _CONTAINERS: tuple[tuple[int, str], ...] = (
     (ID, "$.victims[].identifiers"),
     (DOC, "$.victims[].identifiers.documents[]"),
     (PE, "$.perpetrators[]"),
+    (SID, "$.victims[].identifiers.shared_ids[]"),
 )
 #: Fields the mapper fills itself, from ``case_column`` / ``victim_column`` /
 #: ``perpetrator_column`` and the top level of the mapping file: never targets.
@@ -151,7 +152,13 @@ SET_BY_MAPPER = frozenset(
         "$.perpetrators[].perpetrator_id",
     }
 )
-_NOT_TARGETS = SET_BY_MAPPER | {"$.victims[].identifiers", "$.victims[].identifiers.documents"}
+_NOT_TARGETS = SET_BY_MAPPER | {
+    "$.victims[].identifiers",
+    "$.victims[].identifiers.documents",
+    "$.victims[].identifiers.shared_ids",
+}
+SHARED_VALUE = "$.victims[].identifiers.shared_ids[].value"
+SHARED_SCHEME = "$.victims[].identifiers.shared_ids[].scheme"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +216,9 @@ def _load_schema() -> _Schema:
     # every value of a case record is either a target or filled by the mapper itself: a field
     # added to the schema outside the containers above must not be silently unmappable
     unplaced = [
-        f.path for f in model.leaves() if f.path not in targets and f.path not in SET_BY_MAPPER
+        f.path
+        for f in model.leaves()
+        if f.path not in targets and f.path not in SET_BY_MAPPER
     ]
     if unplaced:
         raise ValueError("case record fields the mapper cannot place: " + ", ".join(unplaced))
@@ -369,6 +378,7 @@ class Mapping:
         self._templates = {c: _Template(c, v) for c, v in per_container.items()}
         self._compiled: dict[date, tuple[tuple[str, Setter], ...]] = {}
         self._has_docs = any(f.target.container == DOC for f in fields)
+        self._has_shared = any(f.target.container == SID for f in fields)
         self._has_perp_fields = any(f.target.container == PE for f in fields)
         mapped = {f.target.path for f in fields}
         # rules.DATE_ORDER pairs this mapping fills from columns: (container, first, second,
@@ -496,6 +506,8 @@ class Mapping:
                 raise fail(where, "also mapped under fields; a target takes one or the other")
             if target.container == DOC:
                 raise fail(where, "documents come from columns only")
+            if path == SHARED_VALUE:
+                raise fail(where, "a shared identifier's value comes from a column only")
             constants[path] = _constant(target, value, fail, where)
 
         return cls(
@@ -642,6 +654,8 @@ class Mapping:
             self._date_order,
         )
         new_document = self._templates[DOC].fill
+        new_shared = self._templates[SID].fill
+        has_shared = self._has_shared
         cases: dict[str, _Case] = {}
         problems: list[Problem] = []
         bad_rows: set[int] = set()
@@ -690,7 +704,8 @@ class Mapping:
                     known = case.perps[pid] = perp
                 perp = known
             doc: dict[str, Any] = {} if has_docs else _NO_DICT
-            targets = (case.re, case.ev, victim.fields, victim.idf, doc, perp)
+            shared: dict[str, Any] = {} if has_shared else _NO_DICT
+            targets = (case.re, case.ev, victim.fields, victim.idf, doc, perp, shared)
             for path, setter in setters:
                 try:
                     setter(values, targets, notes)
@@ -719,6 +734,22 @@ class Mapping:
                     docs = victim.idf.setdefault("documents", [])
                     if all(d["number"] != number for d in docs):
                         docs.append(new_document(doc))  # unmapped fields: schema defaults
+            if shared and shared.get("value") is not None:
+                one = new_shared(shared)  # the scheme may be the mapping's constant
+                if not isinstance(one.get("scheme"), str) or not one["scheme"]:
+                    problems.append(
+                        Problem(
+                            SHARED_SCHEME,
+                            _MISSING,
+                            "a scheme (a column or a constant, e.g. nrm_referral) for the value",
+                            row=n,
+                        )
+                    )
+                    row_bad = True
+                else:
+                    ids = victim.idf.setdefault("shared_ids", [])
+                    if one not in ids:
+                        ids.append(one)
             if date_order and not case.dates_bad:
                 for slot, first, second, path, expected in date_order:
                     start, end = targets[slot].get(first), targets[slot].get(second)

@@ -105,8 +105,10 @@ class SchemaRegistry:
     def __init__(self, current: Iterable[WireSchema], historic: Iterable[WireSchema] = ()) -> None:
         self._current = {s.name: s for s in current}
         self._by_fp: dict[bytes, WireSchema] = {}
+        self._released: dict[str, list[WireSchema]] = {}  # by name, oldest first
         for s in historic:
             self._by_fp[s.fingerprint] = s
+            self._released.setdefault(s.name, []).append(s)
         for s in self._current.values():
             self._by_fp[s.fingerprint] = s
 
@@ -124,6 +126,27 @@ class SchemaRegistry:
                 "payload schema fingerprint is not one this trust ships",
                 problems=(Problem("$", ReasonCode.UNKNOWN_SCHEMA, "a shipped schema"),),
             ) from None
+
+    def content_bytes(self, name: str, payload: bytes) -> bytes:
+        """The bytes a record is known by across schema versions (a producer's outbox digests
+        them to tell a changed record from one sent before): ``payload`` (the record under the
+        current schema) re-encoded under the earliest released schema that holds it without
+        loss, else ``payload`` itself. A field added later, left at its default, then does not
+        make every unchanged record look new."""
+        current = self._current[name]
+        datum: dict[str, Any] | None = None
+        for old in self._released.get(name, ()):
+            if old.fingerprint == current.fingerprint:
+                break
+            if datum is None:
+                datum = current.decode(payload)
+            try:
+                encoded = old.encode(datum)  # fields the old schema lacks are left out
+            except InvalidRecord:
+                continue
+            if old.decode(encoded, current) == datum:
+                return encoded
+        return payload
 
     def decode_payload(self, kind: str, fingerprint: bytes, payload: bytes) -> dict[str, Any]:
         """Decode a payload by its writer fingerprint into the current schema for its kind."""

@@ -167,8 +167,9 @@ def vault(home: Home, store: EventStore) -> Vault:
         raise SetupError(str(exc)) from None
 
 
-def resolver(the_vault: Vault) -> Resolver:
-    """Linkage in the trust: the shipped starting model, blocking digests keyed by the vault.
+def resolver(the_vault: Vault, policy: Policy | None = None) -> Resolver:
+    """Linkage in the trust: the shipped starting model, blocking digests keyed by the vault,
+    links limited by the agreements (``policy``; None: every source may be linked).
 
     The linkage libraries (numpy, pandas, the string metrics) load here, in the commands that
     run the trust, not at the CLI's start-up.
@@ -178,7 +179,7 @@ def resolver(the_vault: Vault) -> Resolver:
     from trust.linkage.resolver import Resolver
 
     linker = Linker(LinkageSettings(), default_model(), KeyedHasher(the_vault.linkage_key()))
-    return Resolver(the_vault, linker)
+    return Resolver(the_vault, linker, policy=policy)
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -371,7 +372,7 @@ def build_trust_runner(
     )
     worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_max=batch)
     key = release_key(home)
-    linkage = resolver(the_vault)
+    linkage = resolver(the_vault, policy)
     stages = [
         ReleaseStage(
             store=store,

@@ -432,3 +432,38 @@ def test_ranges_come_from_the_rules_module() -> None:
     for value, ok in ((lo, True), (hi, True), (lo - 1, False), (hi + 1, False)):
         batch = m.map_rows(rows({"case": "c", "who": "v", "x": str(value)}), today=TODAY)
         assert (batch.problems == []) is ok, value
+
+
+def test_shared_identifiers_come_from_a_column_with_a_constant_or_column_scheme() -> None:
+    value = "$.victims[].identifiers.shared_ids[].value"
+    scheme = "$.victims[].identifiers.shared_ids[].scheme"
+    doc = {**minimal(**{value: {"column": "referral"}}), "constants": {scheme: "nrm_referral"}}
+    m = Mapping.from_dict(doc)
+    batch = m.map_rows(
+        rows(
+            {"case": "c1", "who": "v1", "referral": "NRM-0042"},
+            {"case": "c1", "who": "v1", "referral": "NRM-0042"},  # the same again: kept once
+            {"case": "c2", "who": "v1", "referral": ""},  # none: no shared identifier
+        ),
+        today=TODAY,
+    )
+    assert batch.problems == []
+    first, second = (r.record["victims"][0]["identifiers"] for r in batch.records)
+    assert first["shared_ids"] == [{"scheme": "nrm_referral", "value": "NRM-0042"}]
+    assert second is None or second["shared_ids"] == []
+    for record in batch.records:
+        validate(record.record, SCHEMA)
+
+
+def test_a_shared_identifier_without_a_scheme_is_a_row_problem_without_the_value() -> None:
+    value = "$.victims[].identifiers.shared_ids[].value"
+    m = Mapping.from_dict(minimal(**{value: {"column": "referral"}}))
+    batch = m.map_rows(rows({"case": "c1", "who": "v1", "referral": "NRM-0042"}), today=TODAY)
+    (p,) = batch.problems
+    assert (p.row, unindexed(p.path), p.code) == (
+        1,
+        "$.victims[].identifiers.shared_ids[].scheme",
+        ReasonCode.MISSING_VALUE,
+    )
+    assert "NRM-0042" not in str(p)
+    assert batch.records == []

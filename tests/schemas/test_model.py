@@ -113,7 +113,7 @@ def test_leaves_and_primitives() -> None:
     assert year.nullable and year.has_default and year.default is None
     forms = MODEL.field("$.event.forms_of_exploitation")
     assert forms.is_leaf and forms.is_array and isinstance(forms.element, Enum)
-    assert len(LEAVES) == 44 and len(MODEL.paths()) == 50
+    assert len(LEAVES) == 46 and len(MODEL.paths()) == 53
     assert [p for p in LEAVES if p.startswith("$.victims[].identifiers")] == [
         "$.victims[].identifiers.given_names",
         "$.victims[].identifiers.surnames",
@@ -121,10 +121,13 @@ def test_leaves_and_primitives() -> None:
         "$.victims[].identifiers.documents[].number",
         "$.victims[].identifiers.documents[].issuing_country",
         "$.victims[].identifiers.phone",
+        "$.victims[].identifiers.shared_ids[].scheme",
+        "$.victims[].identifiers.shared_ids[].value",
     ]
     assert set(MODEL.paths()) - set(LEAVES) == {
         "$.reporting_entity", "$.event", "$.victims", "$.victims[].identifiers",
-        "$.victims[].identifiers.documents", "$.perpetrators",
+        "$.victims[].identifiers.documents", "$.victims[].identifiers.shared_ids",
+        "$.perpetrators",
     }  # fmt: skip
     assert field_paths(CASE) == MODEL.paths()
 
@@ -375,6 +378,14 @@ def test_every_leaf_is_known_to_the_validator_the_pruner_and_the_mapper(path: st
         if path.startswith("$.victims[].identifiers.documents[].") and path != number:
             fields[number] = "n"  # a document is made only with its number
             row["n"] = "N-1"
+        shared_value = "$.victims[].identifiers.shared_ids[].value"
+        shared_scheme = "$.victims[].identifiers.shared_ids[].scheme"
+        if path == shared_scheme:
+            fields[shared_value] = "n"  # a shared identifier is made only with its value
+            row["n"] = "N-1"
+        if path == shared_value:
+            fields[shared_scheme] = "s"  # ... and needs its scheme
+            row["s"] = "nrm_referral"
     (mapped,) = Mapping.from_dict(_mapping(fields)).map_rows([Row(1, row)], today=TODAY).records
     got = _get(mapped.record, steps)
     if path in TARGETS:

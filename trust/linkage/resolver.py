@@ -57,6 +57,7 @@ from trust.linkage.blocking import KeyedHasher
 from trust.linkage.linker import Linker
 from trust.linkage.model import TermFrequencies
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
+from trust.stewardship.policy import Policy
 from trust.store.db import bulk_insert
 from trust.store.errors import KeyShredded
 from trust.store.events import (
@@ -140,12 +141,30 @@ def _fields_of(record: LinkRecord) -> dict[str, str]:
     return {name: getattr(record, name) for name in _LINK_FIELDS}
 
 
+def _features_of(record: LinkRecord, shared: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {**_fields_of(record), "shared_ids": [list(x) for x in shared]}
+
+
+Shared = tuple[tuple[str, str], ...]  # (scheme, value) of a record's shared identifiers
+
+
+def shared_ids(identifiers: Mapping[str, Any]) -> Shared:
+    """A victim's shared identifiers (scheme, value), trimmed, distinct, sorted."""
+    out = set()
+    for item in identifiers.get("shared_ids") or ():
+        scheme, value = str(item.get("scheme") or "").strip(), str(item.get("value") or "").strip()
+        if scheme and value:
+            out.add((scheme, value))
+    return tuple(sorted(out))
+
+
 @dataclass
 class _Upsert:
     key: Key
     record: LinkRecord
     prepared: PreparedRecord
     digests: tuple[str, ...]
+    shared: Shared = ()
 
 
 @dataclass
@@ -192,9 +211,11 @@ class Resolver:
         *,
         clock: Callable[[], float] = time.time,
         person_ids: Callable[[], str] = new_person_id,
+        policy: Policy | None = None,
     ) -> None:
         self.vault = vault
         self.linker = linker
+        self.policy = policy
         self.clock = clock
         self.person_ids = person_ids
 
@@ -225,12 +246,14 @@ class Resolver:
             for victim in ev.victims:
                 key = (ev.source_id, ev.case_id, str(victim["victim_id"]))
                 present.append(key[2])
-                record = self._link_record(key, victim, ev.sealed_identifiers.get(key[2]))
-                if record is None:
+                opened = self._link_record(key, victim, ev.sealed_identifiers.get(key[2]))
+                if opened is None:
                     continue  # being erased: the withdrawal or disposal removes it
+                record, shared = opened
                 prepared = prepare(record)
                 digests = tuple(k.digest for k in self.linker.candidates_keys(prepared))
-                out.append(_Upsert(key, record, prepared, digests))
+                digests += tuple(self.shared_digest(s, v) for s, v in shared)
+                out.append(_Upsert(key, record, prepared, digests, shared))
             return [_CaseVictims(ev.source_id, ev.case_id, frozenset(present)), *out]
         if isinstance(ev, RecordRetracted):
             return [_CaseVictims(ev.source_id, ev.case_id, frozenset())]
@@ -250,23 +273,27 @@ class Resolver:
 
     def _link_record(
         self, key: Key, victim: Mapping[str, Any], blob: SealedBlob | None
-    ) -> LinkRecord | None:
+    ) -> tuple[LinkRecord, Shared] | None:
         identifiers: Mapping[str, Any] = {}
         if blob is not None:
             try:
                 identifiers = self.vault.open_identifiers(*key, blob)
             except KeyShredded:
                 return None
-        return link_record(key, victim, identifiers)
+        return link_record(key, victim, identifiers), shared_ids(identifiers)
+
+    def shared_digest(self, scheme: str, value: str) -> str:
+        """The keyed blocking digest of a shared identifier (never the value in clear)."""
+        return self.linker.hasher.digest(f"shared:{scheme}", (value,))
 
     # -- sealed fields ------------------------------------------------------------------------
 
-    def seal_features(self, conn: Connection, key: Key, record: LinkRecord) -> dict[str, str]:
+    def seal_features(
+        self, conn: Connection, key: Key, record: LinkRecord, shared: Shared = ()
+    ) -> dict[str, str]:
+        values: dict[str, Any] = {**_fields_of(record), "shared_ids": [list(x) for x in shared]}
         blob = self.vault.seal_in(
-            conn,
-            self.vault.person_key_id(*key),
-            orjson.dumps(_fields_of(record)),
-            _features_aad(key),
+            conn, self.vault.person_key_id(*key), orjson.dumps(values), _features_aad(key)
         )
         return {
             "source_id": key[0],
@@ -279,13 +306,19 @@ class Resolver:
 
     def open_features(self, row: Mapping[str, Any]) -> LinkRecord | None:
         """The fields of a ``link_features`` row; None once the person's key is shredded."""
+        opened = self.open_linkable(row)
+        return None if opened is None else opened[0]
+
+    def open_linkable(self, row: Mapping[str, Any]) -> tuple[LinkRecord, Shared] | None:
+        """The fields and shared identifiers of a ``link_features`` row (None once shredded)."""
         key = (row["source_id"], row["case_id"], row["victim_id"])
         blob = SealedBlob(row["person_key_id"], row["nonce"], row["ciphertext"])
         try:
             values = json.loads(self.vault.open(blob, _features_aad(key)))
         except KeyShredded:
             return None
-        return LinkRecord(id=json.dumps(list(key)), **values)
+        shared = tuple(sorted((str(s), str(v)) for s, v in values.pop("shared_ids", [])))
+        return LinkRecord(id=json.dumps(list(key)), **values), shared
 
 
 def _case_links(conn: Connection, source_id: str, case_id: str) -> list[Key]:
@@ -449,7 +482,10 @@ class _Run:
         self.complete: set[str] = set()  # persons whose every record is in ``members``
         self.index: dict[str, set[Key]] = {}  # digest -> records (stored and this batch's)
         self.prepared: dict[Key, PreparedRecord] = {}
-        self.features: dict[Key, dict[str, str]] = {}  # record -> its fields (to spot changes)
+        self.features: dict[Key, dict[str, Any]] = {}  # record -> its fields (to spot changes)
+        self.shared: dict[Key, Shared] = {}  # record -> its shared identifiers
+        self._may: dict[str, bool] = {}  # other source -> may be linked (per record's source)
+        self._may_source = ""
         self.removed: set[Key] = set()
         self.now_ms = int(resolver.clock() * 1000)
 
@@ -525,9 +561,11 @@ class _Run:
                 select(_features).where(_where_keys(_features, chunk))
             ).mappings():
                 key = (row["source_id"], row["case_id"], row["victim_id"])
-                record = self.r.open_features(dict(row))
-                if record is not None:
-                    self.features[key] = _fields_of(record)
+                opened = self.r.open_linkable(dict(row))
+                if opened is not None:
+                    record, shared = opened
+                    self.features[key] = _features_of(record, shared)
+                    self.shared[key] = shared
                     self.prepared[key] = prepare(record)
             for s, c, v, p in self.conn.execute(
                 select(
@@ -580,7 +618,7 @@ class _Run:
         current = self.person.get(key)
         if current is not None:
             known = self.features.get(key)
-            if known == _fields_of(op.record):
+            if known == _features_of(op.record, op.shared):
                 return  # the same record again (a new case version that left it unchanged)
             if known is None:
                 # linked, but not in the index (it was emptied): file it again, decide nothing
@@ -601,13 +639,16 @@ class _Run:
                 for d in sorted(set(op.digests))
             ],
         )
-        bulk_insert(self.conn, _features, [self.r.seal_features(self.conn, key, op.record)])
+        bulk_insert(
+            self.conn, _features, [self.r.seal_features(self.conn, key, op.record, op.shared)]
+        )
+        self.shared[key] = op.shared
         for d in op.digests:
             self.index.setdefault(d, set()).add(key)
         if key not in self.prepared:
             self.terms.move(op.prepared, +1)
         self.prepared[key] = op.prepared
-        self.features[key] = _fields_of(op.record)
+        self.features[key] = _features_of(op.record, op.shared)
         self.removed.discard(key)
 
     def _place(self, op: _Upsert) -> None:
@@ -628,11 +669,22 @@ class _Run:
         # "the same" (the batch clustering's conflict rule)
         blocked_persons = sorted({p for c in candidates if (p := self.person.get(c)) is not None})
         self._complete(blocked_persons)
+        # a person holding a record of a source this one may not be linked with is out of reach
+        # (both agreements must allow it): it is counted apart, whatever the scores say
+        reachable = [
+            p
+            for p in blocked_persons
+            if all(self._may_link(key[0], m[0]) for m in self.members.get(p, ()))
+        ]
         apart = {k for k, same in self._verdicts(key).items() if not same}
+        seeded = self._seeded(op, reachable, apart)
+        if seeded:
+            self._decide(op, seeded, sorted(seeded), [], LinkDecision.SHARED_IDENTIFIER)
+            return
         pool = sorted(
             {
                 other
-                for p in blocked_persons
+                for p in reachable
                 for other in self.members.get(p, ())
                 if other[:2] != key[:2]
                 and other not in self.removed
@@ -656,15 +708,29 @@ class _Run:
                 joins.append(person_id)
             elif support or max(e.probability for e in pairs) >= lower:
                 reviews.append(person_id)
+        self._decide(op, by_person, joins, reviews, LinkDecision.JOINED, scored)
+
+    def _decide(
+        self,
+        op: _Upsert,
+        by_person: Mapping[str, list[PairEvidence]],
+        joins: Sequence[str],
+        reviews: Sequence[str],
+        join_decision: str,
+        scored: Sequence[PairEvidence] = (),
+    ) -> None:
+        """Place the record: in the one joinable person, else in a person of its own (with a
+        review when any person was joinable or close)."""
+        key = op.key
         model = self.r.model_version
         if len(joins) == 1:
             person = joins[0]
-            decision = LinkDecision.JOINED
-            evidence: list[PairEvidence] = by_person[person]
+            decision = join_decision
+            evidence: Sequence[PairEvidence] = by_person[person]
         else:
             person = self.r.person_ids()
             decision = LinkDecision.PENDING_REVIEW if joins or reviews else LinkDecision.NEW_PERSON
-            evidence = scored
+            evidence = scored or [e for p in joins for e in by_person[p]]
             self.complete.add(person)
         self._file(op)
         self._set(key, person)
@@ -691,6 +757,46 @@ class _Run:
                     opened_at_ms=self.now_ms,
                 )
             )
+
+    def _may_link(self, source: str, other: str) -> bool:
+        policy = self.r.policy
+        if policy is None or source == other:
+            return True
+        if self._may_source != source:
+            self._may, self._may_source = {}, source
+        known = self._may.get(other)
+        if known is None:
+            known = self._may[other] = policy.may_link(source, other, self.now_ms)
+        return known
+
+    def _share(self, a: Key, b: Key) -> bool:
+        """Whether two records hold the same shared identifier under a scheme both declare."""
+        policy = self.r.policy
+        if policy is None:
+            return False
+        common = {s for s, _ in set(self.shared.get(a, ())) & set(self.shared.get(b, ()))}
+        return bool(common & policy.shared_schemes(a[0], b[0], self.now_ms))
+
+    def _seeded(
+        self, op: _Upsert, persons: Sequence[str], apart: set[Key]
+    ) -> dict[str, list[PairEvidence]]:
+        """The persons holding a record with one of ``op``'s shared identifiers, under a scheme
+        both sources' agreements declare: linked before any scoring."""
+        policy = self.r.policy
+        if not op.shared or policy is None:
+            return {}
+        mine = set(op.shared)
+        out: dict[str, list[PairEvidence]] = {}
+        for person in persons:
+            for other in sorted(self.members.get(person, ())):
+                if other[:2] == op.key[:2] or other in apart or other in self.removed:
+                    continue
+                common = {s for s, v in mine & set(self.shared.get(other, ()))}
+                schemes = common & policy.shared_schemes(op.key[0], other[0], self.now_ms)
+                if schemes:
+                    levels = {f"shared:{s}": 1 for s in sorted(schemes)}
+                    out.setdefault(person, []).append(PairEvidence(_ref(other), 1.0, 0.0, levels))
+        return out
 
     def _score(self, record: PreparedRecord, candidates: Sequence[Key]) -> list[PairEvidence]:
         """``record`` against each candidate (one vectorised pass), best first."""
@@ -784,6 +890,7 @@ class _Run:
         self.conn.execute(delete(_features).where(_where_keys(_features, [key])))
         self.removed.add(key)
         self.features.pop(key, None)
+        self.shared.pop(key, None)
         gone = self.prepared.pop(key, None)
         if gone is not None:
             self.terms.move(gone, -1)
@@ -861,8 +968,14 @@ class _Run:
             for a, b, p in zip(
                 left.tolist(), right.tolist(), scored.probability.tolist(), strict=True
             ):
-                verdict = verdicts.get((members[a], members[b]))
-                joined = p >= self.settings.upper if verdict is None else verdict
+                ka, kb = members[a], members[b]
+                verdict = verdicts.get((ka, kb))
+                if verdict is None:
+                    joined = self._may_link(ka[0], kb[0]) and (
+                        p >= self.settings.upper or self._share(ka, kb)
+                    )
+                else:
+                    joined = verdict
                 if joined and members[a][:2] != members[b][:2]:
                     parent[find(a)] = find(b)
         # a pair an operator judged different that other records still hold together: the

@@ -10,6 +10,7 @@ and sends exactly what was recorded.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -107,6 +108,7 @@ class ReleaseStage:
         self.store = store
         self.upstream = list(upstream)
         self.counting_rule = counting_rule(linkage_model)
+        self.linked = linkage_model is not None
         self.signer = signer
         self.policy = policy
         self.streams = dict(streams)
@@ -164,6 +166,23 @@ class ReleaseStage:
         self._checked_day = day
         return made
 
+    def _rule(self, plan: ReleasePlan, now_ms: int) -> str:
+        """The counting rule, naming the sources whose records are not linked with each other
+        because their agreements (in force now) do not allow it."""
+        if not self.linked:
+            return self.counting_rule
+        apart = [
+            f"{a} and {b}"
+            for a, b in itertools.combinations(sorted(plan.sources), 2)
+            if not self.policy.may_link(a, b, now_ms)
+        ]
+        if not apart:
+            return self.counting_rule
+        return (
+            f"{self.counting_rule} Not linked with each other, as their agreements require (a "
+            f"person both hold is counted once by each): {'; '.join(apart)}."
+        )
+
     def _release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
         with self.store.engine.connect() as conn:
             counts = release_counts.cell_counts(conn, plan.spec, plan.sources)
@@ -173,7 +192,7 @@ class ReleaseStage:
         result = self.signer.maybe_sign(
             table,
             plan,
-            counting_rule=self.counting_rule,
+            counting_rule=self._rule(plan, now_ms),
             last_digest=last.digest if last else None,
             last_issued_ms=last.issued_at_ms if last else None,
             now_ms=now_ms,

@@ -1,12 +1,12 @@
 """Data-sharing agreements: which source may send, when, which fields, to whom and for what.
 
-An agreement is a YAML document per source and version. The format is versioned: ``format: 1``
+An agreement is a YAML document per source and version. The format is versioned: ``format: 2``
 is the current one, and the loader keeps reading every older format (upcasting it), so an
 agreement signed years ago still loads. Later formats add the fields that later stages enforce.
 
-Format 1 (what the policy point enforces now)::
+Format 2 (what the policy point enforces now)::
 
-    format: 1
+    format: 2
     source_id: police
     version: 2                     # this source's agreement version; the highest in force wins
     in_force_from: 2024-01-01      # inclusive, judged by the trust's clock when a message arrives
@@ -16,6 +16,18 @@ Format 1 (what the policy point enforces now)::
       - consumer: ministry         #   and for which purposes (deny by default: none listed,
         purposes: [statistics]     #   no release includes this source)
     min_cell_size: 10              # the least k of any release that counts this source
+    linkage:                       # optional; these are the defaults
+      link_with: ['*']             # sources whose records this source's may be linked with
+                                   #   ('*': any source whose own agreement allows it too;
+                                   #   []: none — its records are only linked among themselves)
+      shared_identifiers: []       # identifier schemes it shares (e.g. nrm_referral): records
+                                   #   of two sources that both declare a scheme and carry the
+                                   #   same value link deterministically, before any scoring
+      encoding: plain              # how identifiers arrive: plain (the only one supported now)
+
+Two sources' records are linked only when BOTH agreements in force allow it. Format 1 is format 2
+without ``linkage`` (linking as the defaults say: it was written when every shared identifier was
+shared for linkage).
 
 Format 0 (the first slice's files, no ``format`` key) had ``consumers_allowed: [names]`` and no
 purposes; it is read as ``releases_allowed`` with purpose ``statistics`` for each consumer — the
@@ -41,8 +53,10 @@ from schemas.fields import Pruner
 from transport.topics import validate_name
 from trust.convert import make_converter
 
-FORMAT = 1
+FORMAT = 2
 LEGACY_PURPOSE = "statistics"
+ANY_SOURCE = "*"
+ENCODINGS = ("plain",)
 
 
 class AgreementError(Exception):
@@ -71,6 +85,15 @@ class ReleaseGrant:
 
 
 @dataclass(frozen=True)
+class LinkageTerms:
+    """What an agreement says about linking its source's records (see the module docstring)."""
+
+    link_with: tuple[str, ...] = (ANY_SOURCE,)
+    shared_identifiers: tuple[str, ...] = ()
+    encoding: str = "plain"
+
+
+@dataclass(frozen=True)
 class Agreement:
     source_id: str
     version: int
@@ -79,11 +102,18 @@ class Agreement:
     fields_shared: tuple[str, ...]
     releases_allowed: tuple[ReleaseGrant, ...] = ()
     min_cell_size: int = 10
+    linkage: LinkageTerms = LinkageTerms()
 
     def in_force(self, at: dt.date) -> bool:
         return self.in_force_from <= at and (
             self.in_force_until is None or at < self.in_force_until
         )
+
+    def links_with(self, other_source: str) -> bool:
+        """Whether this agreement lets the source's records be linked with ``other_source``'s
+        (its own records always may be)."""
+        terms = self.linkage.link_with
+        return other_source == self.source_id or ANY_SOURCE in terms or other_source in terms
 
     def allows(self, consumer: str, purpose: str) -> bool:
         """Whether releases counting this source may go to ``consumer`` for ``purpose``."""
@@ -146,10 +176,14 @@ _converter = _make_converter()
 
 
 def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Any format's document as a format-1 mapping."""
+    """Any format's document as a current-format mapping."""
     doc = dict(data)
     fmt = doc.pop("format", 0)
     if fmt == FORMAT:
+        return doc
+    if fmt == 1:
+        if "linkage" in doc:
+            raise AgreementError("agreement", ["$.linkage: needs format 2"])
         return doc
     if fmt == 0:
         doc.setdefault("fields_shared", ["$"])  # the first format's default
@@ -187,6 +221,19 @@ def parse_agreement(data: Mapping[str, Any], where: str = "agreement") -> Agreem
         problems.append("$.min_cell_size: a whole number from 1")
     if agreement.in_force_until is not None and agreement.in_force_until <= agreement.in_force_from:
         problems.append("$.in_force_until: a date after in_force_from")
+    for i, other in enumerate(agreement.linkage.link_with):
+        if other != ANY_SOURCE:
+            try:
+                validate_name(other)
+            except ValueError:
+                problems.append(f"$.linkage.link_with[{i}]: a source id or '*'")
+    for i, scheme in enumerate(agreement.linkage.shared_identifiers):
+        try:
+            validate_name(scheme)
+        except ValueError:
+            problems.append(f"$.linkage.shared_identifiers[{i}]: a scheme name (like a source id)")
+    if agreement.linkage.encoding not in ENCODINGS:
+        problems.append(f"$.linkage.encoding: one of {', '.join(ENCODINGS)}")
     if problems:
         raise AgreementError(where, problems)
     return agreement

@@ -116,6 +116,27 @@ class Policy:
         """
         return self.agreements.in_force(source_id, _utc_date(received_at_ms))
 
+    def may_link(self, source_a: str, source_b: str, at_ms: int) -> bool:
+        """Whether records of ``source_a`` and ``source_b`` may be linked at ``at_ms``: a source's
+        own records always may; two sources only when both agreements in force then allow it."""
+        if source_a == source_b:
+            return True
+        day = _utc_date(at_ms)
+        a = self.agreements.in_force_or_none(source_a, day)
+        b = self.agreements.in_force_or_none(source_b, day)
+        return a is not None and b is not None and a.links_with(source_b) and b.links_with(source_a)
+
+    def shared_schemes(self, source_a: str, source_b: str, at_ms: int) -> frozenset[str]:
+        """The identifier schemes both sources' agreements in force declare (empty when they may
+        not be linked)."""
+        if not self.may_link(source_a, source_b, at_ms):
+            return frozenset()
+        day = _utc_date(at_ms)
+        a = self.agreements.in_force_or_none(source_a, day)
+        b = self.agreements.in_force_or_none(source_b, day)
+        assert a is not None and b is not None
+        return frozenset(a.linkage.shared_identifiers) & frozenset(b.linkage.shared_identifiers)
+
     def fields_kept(self, agreement: Agreement) -> Pruner:
         """What the agreement lets the trust keep of a case record."""
         return self.agreements.pruner(agreement)

@@ -264,6 +264,7 @@ class LinkDecision:
 
     NEW_PERSON = "new_person"  # nothing scored above the lower threshold
     JOINED = "joined"  # one person scored above the upper threshold
+    SHARED_IDENTIFIER = "shared_identifier"  # a shared identifier both agreements declare
     PENDING_REVIEW = "pending_review"  # a person of its own until an operator decides
     OPERATOR = "operator"  # an operator's review decision placed it
 

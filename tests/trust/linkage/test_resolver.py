@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from schemas.codec import default_registry
 from trust.follow import follow
 from trust.linkage import KeyedHasher, LinkageSettings, Linker
 from trust.linkage.model import default_model
@@ -21,6 +22,8 @@ from trust.linkage.resolver import RESOLVER, Resolver
 from trust.release import counts as release_counts
 from trust.release.counts import ReleaseCounts, counted_persons
 from trust.release.streams import STREAMS
+from trust.stewardship.agreement import Agreement, Agreements, LinkageTerms, ReleaseGrant
+from trust.stewardship.policy import Policy
 from trust.store import projections
 from trust.store.events import (
     LinkDecision,
@@ -48,7 +51,11 @@ ANA = {"given_names": "Ana", "surnames": "Popescu", "date_of_birth": date(1990, 
 
 
 def ids(
-    given: str = "Ana", surname: str = "Popescu", dob: date | None = None, doc: str = ""
+    given: str = "Ana",
+    surname: str = "Popescu",
+    dob: date | None = None,
+    doc: str = "",
+    shared: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "given_names": given,
@@ -56,18 +63,21 @@ def ids(
         "date_of_birth": dob,
         "documents": [{"number": doc, "issuing_country": "RO"}] if doc else [],
         "phone": None,
+        "shared_ids": [{"scheme": k, "value": v} for k, v in (shared or {}).items()],
     }
 
 
 class Trust:
     """A store, its vault and linkage, with deterministic person ids."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, policy: Policy | None = None) -> None:
         self.store = store
         self.vault = Vault(store.engine, os.urandom(32))
         counter = itertools.count(1)
         linker = Linker(LinkageSettings(), default_model(), KeyedHasher(self.vault.linkage_key()))
-        self.resolver = Resolver(self.vault, linker, person_ids=lambda: f"P-{next(counter)}")
+        self.resolver = Resolver(
+            self.vault, linker, person_ids=lambda: f"P-{next(counter)}", policy=policy
+        )
         self.offset = 0
 
     def accept(
@@ -358,3 +368,103 @@ def test_name_frequencies_follow_the_linked_records(trust: Trust) -> None:
     trust.append(retracted("ngo", "B"))
     trust.link()
     assert totals() == {"given": 1, "surname": 1}
+
+
+def _policy(**terms: LinkageTerms) -> Policy:
+    agreements = [
+        Agreement(
+            source,
+            1,
+            date(2020, 1, 1),
+            None,
+            ("$",),
+            (ReleaseGrant("ministry", ("statistics",)),),
+            10,
+            linkage,
+        )
+        for source, linkage in terms.items()
+    ]
+    return Policy(Agreements(agreements, default_registry().current("case_record")))
+
+
+def test_sources_whose_agreements_forbid_it_are_never_linked(store: EventStore) -> None:
+    trust = Trust(
+        store,
+        _policy(
+            police=LinkageTerms(("*",)),
+            ngo=LinkageTerms(()),  # its records are linked only among themselves
+            nrm=LinkageTerms(("*",)),
+        ),
+    )
+    same = ids(dob=date(1990, 5, 17), doc="D777")
+    trust.accept("police", "C1", [("v1", "Feminine", same)])
+    trust.accept("ngo", "N1", [("v1", "Feminine", same)])
+    trust.accept("ngo", "N2", [("v1", "Feminine", same)])
+    trust.accept("nrm", "R1", [("v1", "Feminine", same)])
+    trust.link()
+    police, ngo1, ngo2, nrm = (
+        trust.person(s, c)
+        for s, c in (("police", "C1"), ("ngo", "N1"), ("ngo", "N2"), ("nrm", "R1"))
+    )
+    assert police == nrm != ngo1
+    assert ngo1 == ngo2  # the NGO's own records link
+    assert trust.persons() == 2
+    for ev in trust.events(RecordLinked):  # no decision even names the other side as evidence
+        sides = {ev.victim.source_id == "ngo"} | {e.other.source_id == "ngo" for e in ev.evidence}
+        assert len(sides) == 1
+
+
+def test_a_shared_identifier_links_before_scoring_but_only_between_declaring_sources(
+    store: EventStore,
+) -> None:
+    trust = Trust(
+        store,
+        _policy(
+            nrm=LinkageTerms(("*",), ("nrm_referral",)),
+            police=LinkageTerms(("*",), ("nrm_referral",)),
+            court=LinkageTerms(("*",), ()),  # holds the number but does not declare it
+        ),
+    )
+    ref = {"nrm_referral": "NRM-2024-0042"}
+    trust.accept("nrm", "R1", [("v1", "Feminine", ids("Oksana", "Melnyk", shared=ref))])
+    # the police spelled the name another way and have no date of birth: scores alone would fail
+    trust.accept("police", "C1", [("v1", "Feminine", ids("Xenia", "Melnik", shared=ref))])
+    trust.accept("court", "K1", [("v1", "Feminine", ids("Xenia", "Melnik", shared=ref))])
+    trust.link()
+    assert trust.person("police", "C1") == trust.person("nrm", "R1")
+    seeded = [e for e in trust.events(RecordLinked) if e.victim.source_id == "police"]
+    assert seeded[0].decision == LinkDecision.SHARED_IDENTIFIER
+    assert seeded[0].evidence[0].levels == {"shared:nrm_referral": 1}
+    court = next(e for e in trust.events(RecordLinked) if e.victim.source_id == "court")
+    assert court.decision != LinkDecision.SHARED_IDENTIFIER
+    with trust.store.engine.connect() as conn:
+        text = " ".join(str(v) for row in conn.execute(select(link_blocks)) for v in row)
+    assert "NRM-2024-0042" not in text
+
+
+def test_a_shared_identifier_pointing_at_two_persons_goes_to_review(store: EventStore) -> None:
+    trust = Trust(
+        store,
+        _policy(
+            nrm=LinkageTerms(("*",), ("nrm_referral",)),
+            police=LinkageTerms(("*",), ("nrm_referral",)),
+        ),
+    )
+    trust.accept(
+        "nrm", "R1", [("v1", "Feminine", ids("Oksana", "Melnyk", shared={"nrm_referral": "A-1"}))]
+    )
+    trust.accept(
+        "nrm", "R2", [("v1", "Feminine", ids("Elena", "Dumitru", shared={"nrm_referral": "B-2"}))]
+    )
+    trust.link()
+    both = {"nrm_referral": "A-1"}
+    record = ids("Zoe", "Nobody", shared=both)
+    record["shared_ids"].append({"scheme": "nrm_referral", "value": "B-2"})
+    trust.accept("police", "C1", [("v1", "Feminine", record)])
+    trust.link()
+    assert (
+        len({trust.person("nrm", "R1"), trust.person("nrm", "R2"), trust.person("police", "C1")})
+        == 3
+    )
+    (review,) = trust.events(LinkReviewOpened)
+    assert set(review.candidates) == {trust.person("nrm", "R1"), trust.person("nrm", "R2")}

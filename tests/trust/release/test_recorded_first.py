@@ -22,7 +22,7 @@ from trust.release.counts import COUNTING_RULE
 from trust.release.publish import RELEASE_PUBLISHER, ReleasePublisher, ReleaseSigner
 from trust.release.stage import ReleaseStage
 from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
-from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
+from trust.stewardship.agreement import Agreement, Agreements, LinkageTerms, ReleaseGrant
 from trust.stewardship.policy import Policy
 from trust.store.events import ReleaseIssued, SubscriptionAdded, new_event_id
 from trust.store.eventstore import EventStore, Position, open_store
@@ -197,3 +197,35 @@ def test_an_agreement_ending_is_noticed_without_new_events(
     now[0] += 86_400  # the agreement is no longer in force: the subscription gets nothing more
     assert s.release_once() == []
     assert [k.reason for k in s.skipped] and "allows" in s.skipped[0].reason
+
+
+def test_a_linked_release_names_its_model_and_the_sources_left_unlinked(
+    parts: tuple[EventLog, EventStore],
+) -> None:
+    _, store = parts
+    grant = (ReleaseGrant("ministry", ("statistics",)),)
+    agreements = [
+        Agreement(s, 1, dt.date(2000, 1, 1), None, ("$",), grant, 10, LinkageTerms(terms))
+        for s, terms in (("src-a", ("*",)), ("src-b", ()), ("src-c", ("*",)))
+    ]
+    policy = Policy(Agreements(agreements, default_registry().current("case_record")))
+    linked = ReleaseStage(
+        store=store,
+        signer=ReleaseSigner(KEY),
+        policy=policy,
+        streams={SPEC.name: SPEC},
+        linkage_model="fs1-test",
+    )
+    for source in ("src-a", "src-b", "src-c"):
+        store.append_batch(
+            [
+                ([accepted(source_id=source, case_id=f"c{i}", year=2023)], Position(source, 0, i))
+                for i in range(12)
+            ],
+            "ingest",
+        )
+    subscribe(store)
+    [made] = linked.release_once()
+    rule = verify_release(made.raw_bytes, {KEY.key_id: KEY.public}).metadata["counting_rule"]
+    assert "after record linkage, model version fs1-test" in rule
+    assert rule.endswith("src-a and src-b; src-b and src-c.")

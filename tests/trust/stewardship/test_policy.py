@@ -16,6 +16,7 @@ from trust.stewardship.agreement import (
     Agreement,
     AgreementError,
     Agreements,
+    LinkageTerms,
     NoAgreement,
     ReleaseGrant,
     load_agreement,
@@ -76,14 +77,17 @@ min_cell_size: 10
 """
 
 
-def test_format_1_is_read_and_written_back_the_same(tmp_path: Path) -> None:
+def test_format_1_is_read_and_written_back_in_the_current_format(tmp_path: Path) -> None:
     a = parse_agreement(yaml.safe_load(FORMAT_1))
     assert a.allows("ministry", "policy") and a.allows("ministry", "statistics")
     assert not a.allows("ministry", "immigration_enforcement") and not a.allows("press", "policy")
     assert a.min_cell_size == 11 and a.in_force_from == dt.date(2024, 1, 1)
     save_agreement(tmp_path / "a.yaml", a)
     assert load_agreement(tmp_path / "a.yaml") == a
-    assert yaml.safe_load((tmp_path / "a.yaml").read_text())["format"] == 1
+    written = yaml.safe_load((tmp_path / "a.yaml").read_text())
+    assert written["format"] == 2
+    assert written["linkage"] == {"link_with": ["*"], "shared_identifiers": [], "encoding": "plain"}
+    assert a.linkage == LinkageTerms()  # format 1 links as the defaults say
 
 
 def test_the_first_format_is_upcast() -> None:
@@ -181,3 +185,53 @@ def test_subscription_names_are_validated() -> None:
         Subscription("../../x", SPEC.name, "statistics")
     with pytest.raises(ValueError):
         Subscription("ministry", SPEC.name, "Statistics")
+
+
+def _linking(source: str, link_with: tuple[str, ...], shared: tuple[str, ...] = ()) -> Agreement:
+    import dataclasses
+
+    return dataclasses.replace(
+        agreement(source, ("ministry", "statistics")),
+        linkage=LinkageTerms(link_with=link_with, shared_identifiers=shared),
+    )
+
+
+def test_two_sources_link_only_when_both_agreements_allow_it() -> None:
+    policy = Policy(
+        Agreements(
+            [
+                _linking("police", ("*",), ("nrm_referral",)),
+                _linking("nrm", ("police",), ("nrm_referral", "court_reference")),
+                _linking("ngo", ()),  # links with nobody
+                _linking("court", ("*",), ("court_reference",)),
+            ],
+            CASE,
+        )
+    )
+    at = ms(dt.date(2025, 1, 1))
+    assert policy.may_link("police", "nrm", at) and policy.may_link("nrm", "police", at)
+    assert not policy.may_link("ngo", "police", at) and not policy.may_link("police", "ngo", at)
+    assert policy.may_link("ngo", "ngo", at)  # its own records always may
+    assert not policy.may_link("nrm", "court", at)  # the nrm names only the police
+    assert not policy.may_link("police", "unregistered", at)
+    assert policy.shared_schemes("police", "nrm", at) == {"nrm_referral"}
+    assert policy.shared_schemes("nrm", "court", at) == frozenset()  # not linkable at all
+
+
+def test_format_2_linkage_terms_are_checked_by_path() -> None:
+    doc = yaml.safe_load(FORMAT_1)
+    doc["format"] = 2
+    doc["linkage"] = {
+        "link_with": ["Bad Name"],
+        "shared_identifiers": ["ok_scheme"],
+        "encoding": "clk",
+    }
+    with pytest.raises(AgreementError) as info:
+        parse_agreement(doc)
+    assert info.value.problems == [
+        "$.linkage.link_with[0]: a source id or '*'",
+        "$.linkage.encoding: one of plain",
+    ]
+    doc["format"] = 1
+    with pytest.raises(AgreementError, match=r"\$\.linkage: needs format 2"):
+        parse_agreement(doc)
