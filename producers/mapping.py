@@ -216,9 +216,7 @@ def _load_schema() -> _Schema:
     # every value of a case record is either a target or filled by the mapper itself: a field
     # added to the schema outside the containers above must not be silently unmappable
     unplaced = [
-        f.path
-        for f in model.leaves()
-        if f.path not in targets and f.path not in SET_BY_MAPPER
+        f.path for f in model.leaves() if f.path not in targets and f.path not in SET_BY_MAPPER
     ]
     if unplaced:
         raise ValueError("case record fields the mapper cannot place: " + ", ".join(unplaced))
