@@ -54,7 +54,7 @@ from sqlalchemy import Connection, delete, func, select, tuple_
 
 from trust.follow import Batch
 from trust.linkage.blocking import KeyedHasher
-from trust.linkage.linker import Linker
+from trust.linkage.linker import Linker, PairScore
 from trust.linkage.model import TermFrequencies
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.stewardship.policy import Policy
@@ -237,6 +237,17 @@ class Resolver:
         conn.execute(delete(_features))
         conn.execute(delete(_terms))
 
+    def score_pair(self, conn: Connection, a: LinkRecord, b: LinkRecord) -> PairScore:
+        """How the model scores ``(a, b)`` now, name frequencies included (as a decision would):
+        for explanations."""
+        terms = _Terms(conn, self.linker.hasher, _frequency_columns(self.linker))
+        prepared_a = prepare(a)
+        terms.load([prepared_a])
+        linker = Linker(
+            self.linker.settings, self.linker.model, self.linker.hasher, terms.frequencies()
+        )
+        return linker.score(prepared_a, b)
+
     # -- events to operations -----------------------------------------------------------------
 
     def _ops(self, conn: Connection, ev: Event) -> list[_Op]:
@@ -335,6 +346,11 @@ def _where_keys(table: Any, keys: Sequence[Key]) -> Any:
 
 
 _TOTAL, _SQUARES = "", "*"  # link_terms rows holding a column's total and sum of squares
+
+
+def _frequency_columns(linker: Linker) -> list[str]:
+    comparisons = linker.settings.comparisons
+    return sorted({c.term_frequency_column for c in comparisons if c.term_frequency_column})
 
 
 class _Terms:
@@ -471,10 +487,7 @@ class _Run:
         self.ops = ops
         self.settings = resolver.linker.settings
         base = resolver.linker
-        columns = sorted(
-            {c.term_frequency_column for c in self.settings.comparisons if c.term_frequency_column}
-        )
-        self.terms = _Terms(conn, base.hasher, columns)
+        self.terms = _Terms(conn, base.hasher, _frequency_columns(base))
         self.linker = Linker(self.settings, base.model, base.hasher, self.terms.frequencies())
         self.pending: list[Event] = []
         self.person: dict[Key, str | None] = {}  # known placement (None: not linked)
@@ -856,6 +869,8 @@ class _Run:
             if any(self.person.get(o) == mine for o in others):
                 self._reresolve(mine, reason=f"operator: {ev.review_id or ev.event_id}")
             return
+        # never against the agreements or within one case, whoever asks
+        others = [o for o in others if o[:2] != key[:2] and self._may_link(key[0], o[0])]
         persons = sorted({mine} | {p for o in others if (p := self.person.get(o)) is not None})
         if len(persons) < 2:
             return

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import typer
+import typer.core
 
 from tiptrust.cli import link_cmd, mse_cmd
 from trust.estimate import Criterion
@@ -30,7 +31,9 @@ def test_the_cli_imports_no_analysis_library() -> None:
 
 def test_the_cli_options_match_the_libraries() -> None:
     assert {c.value for c in mse_cmd.CriterionOpt} == {c.value for c in Criterion}
-    batch = typer.main.get_command(link_cmd.app)
+    link = typer.main.get_command(link_cmd.app)
+    assert isinstance(link, typer.core.TyperGroup)  # batch, why, review, separate, join
+    batch = link.commands["batch"]
     helps = {p.name: getattr(p, "help", "") or "" for p in batch.params}
     defaults = LinkageSettings()
     assert f"[default: {defaults.upper}]" in helps["upper"]
