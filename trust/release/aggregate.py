@@ -64,6 +64,11 @@ DIMENSION_LABELS: Mapping[str, Mapping[str, str]] = MappingProxyType(
         },
         "age_group": _AGE_LABELS,
         "year": {UNKNOWN: "Year not recorded"},
+        "victimisation": {
+            "Repeated": "Exploited in two or more different years",
+            "Once": "Exploited in one year",
+            UNKNOWN: "Year of exploitation not recorded",
+        },
     }
 )
 
@@ -106,7 +111,8 @@ class PersonFacts:
     sex: str
     age: int | None
     forms: tuple[str, ...]
-    year: int | None
+    year: int | None  # the first known year of exploitation
+    years: tuple[int, ...] = ()  # every distinct known year of exploitation, ascending
 
 
 def form_of(forms: Iterable[str]) -> str:
@@ -134,6 +140,17 @@ def _year(p: PersonFacts) -> str:
     return UNKNOWN if p.year is None else str(p.year)
 
 
+REPEATED, ONCE = "Repeated", "Once"
+VICTIMISATIONS: tuple[str, ...] = (REPEATED, ONCE, UNKNOWN)
+
+
+def _victimisation(p: PersonFacts) -> str:
+    years = set(p.years) or ({p.year} if p.year is not None else set())
+    if len(years) >= 2:
+        return REPEATED
+    return ONCE if years else UNKNOWN
+
+
 def _years(observed: set[str]) -> tuple[str, ...]:
     """The year categories: every year a counted person has, in order, then Unknown if any."""
     known = sorted(int(y) for y in observed if y != UNKNOWN)
@@ -153,6 +170,7 @@ _DIMENSIONS: Mapping[str, _Dimension] = {
     "sex": _Dimension(_sex, lambda _: SEXES),
     "age_group": _Dimension(lambda p: age_group(p.age), lambda _: AGE_GROUPS),
     "form": _Dimension(lambda p: form_of(p.forms), lambda _: FORMS),
+    "victimisation": _Dimension(_victimisation, lambda _: VICTIMISATIONS),
 }
 
 
@@ -206,7 +224,7 @@ def _distinct(persons: Iterable[PersonFacts]) -> list[PersonFacts]:
 
 def _facts(p: PersonFacts) -> tuple[object, ...]:
     # the order and repetition of forms carry no meaning
-    return (p.sex, p.age, frozenset(p.forms), p.year)
+    return (p.sex, p.age, frozenset(p.forms), p.year, frozenset(p.years))
 
 
 def aggregate(persons: Iterable[PersonFacts], spec: StreamSpec) -> CountTable:

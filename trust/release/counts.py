@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, select
 
 from trust.follow import Batch
-from trust.release.aggregate import FORMS, SEXES, UNKNOWN, PersonFacts, cell_of
+from trust.release.aggregate import FORMS, SEXES, UNKNOWN, VICTIMISATIONS, PersonFacts, cell_of
 from trust.release.streams import AGE_GROUPS, StreamSpec
 from trust.store.db import bulk_insert
 from trust.store.events import (
@@ -67,7 +67,8 @@ COMBINING_RULE = (
     "A person's facts combine over their counted records: sex is the code the records agree "
     "on (the most frequent known code; 'Unknown' when known codes tie); age is the youngest "
     "recorded age at identification (the first identification); the year of exploitation is "
-    "the earliest recorded; forms of exploitation are the union of the records' forms."
+    "the earliest recorded (a person whose records name two or more different years is a repeat "
+    "victim); forms of exploitation are the union of the records' forms."
 )
 
 _UNLINKED_RULE = (
@@ -138,6 +139,7 @@ def combine(unit: tuple[str, ...], records: Sequence[RecordFacts]) -> PersonFact
         age=min(ages) if ages else None,
         forms=tuple(forms),
         year=min(years) if years else None,
+        years=tuple(sorted(set(years))),
     )
 
 
@@ -300,7 +302,15 @@ class ReleaseCounts:
         # the counts depend on the streams' definitions, the unit and combining rule and the
         # age groups: when any of them changes, the follower rebuilds its tables from the store
         basis = repr(
-            (sorted(self.streams.items()), "persons-v1", COMBINING_RULE, AGE_GROUPS, FORMS, SEXES)
+            (
+                sorted(self.streams.items()),
+                "persons-v1",
+                COMBINING_RULE,
+                AGE_GROUPS,
+                FORMS,
+                SEXES,
+                VICTIMISATIONS,
+            )
         )
         self.version = hashlib.sha256(basis.encode()).hexdigest()[:32]
         self._cell_of = {stream: cell_of(spec) for stream, spec in self.streams.items()}

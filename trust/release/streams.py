@@ -8,7 +8,15 @@ from schemas.rules import AGE_GROUPS, age_group
 from transport.topics import validate_name
 from trust.release.errors import InvalidThreshold, UnknownStream
 
-__all__ = ["AGE_GROUPS", "STREAMS", "VICTIMS_BY_SEX_AGE_FORM", "StreamSpec", "age_group", "stream"]
+__all__ = [
+    "AGE_GROUPS",
+    "REPEAT_VICTIMISATION",
+    "STREAMS",
+    "VICTIMS_BY_SEX_AGE_FORM",
+    "StreamSpec",
+    "age_group",
+    "stream",
+]
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,20 @@ VICTIMS_BY_SEX_AGE_FORM = StreamSpec(
     ("year", "sex", "age_group", "form"),
 )
 
-STREAMS: dict[str, StreamSpec] = {s.name: s for s in (VICTIMS_BY_SEX_AGE_FORM,)}
+REPEAT_VICTIMISATION = StreamSpec(
+    "repeat_victimisation",
+    "Detected victims exploited in more than one year, by sex and first year of exploitation",
+    "persons (detected victims, after linkage)",
+    ("year", "sex", "victimisation"),
+)
+"""A person is a repeat victim when their linked records name at least two different years of
+exploitation (the manual's repeat victimisation: one person in separate events at different
+times). Records of one event reported by several agencies share its year, so they never make a
+person a repeat victim by themselves; a person whose records name no year is ``Unknown``."""
+
+STREAMS: dict[str, StreamSpec] = {
+    s.name: s for s in (VICTIMS_BY_SEX_AGE_FORM, REPEAT_VICTIMISATION)
+}
 
 
 def stream(name: str) -> StreamSpec:

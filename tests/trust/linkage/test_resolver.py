@@ -85,8 +85,9 @@ class Trust:
         source: str,
         case: str,
         victims: list[tuple[str, str, dict[str, Any] | None]],
+        year: int = 2024,
     ) -> None:
-        record = case_record(source, case, [(v, sex, 30) for v, sex, _ in victims])
+        record = case_record(source, case, [(v, sex, 30) for v, sex, _ in victims], year=year)
         for victim, (_, _, identifiers) in zip(record["victims"], victims, strict=True):
             victim["identifiers"] = identifiers
         minimised, sealed = self.vault.seal_identifiers(source, case, record)
@@ -468,3 +469,24 @@ def test_a_shared_identifier_pointing_at_two_persons_goes_to_review(store: Event
     )
     (review,) = trust.events(LinkReviewOpened)
     assert set(review.candidates) == {trust.person("nrm", "R1"), trust.person("nrm", "R2")}
+
+
+def test_a_person_exploited_in_two_different_years_is_a_repeat_victim(trust: Trust) -> None:
+    from trust.release.streams import REPEAT_VICTIMISATION
+
+    ana = ids(dob=date(1990, 5, 17))
+    trust.accept("police", "C1", [("v1", "Feminine", ana)], year=2021)
+    trust.accept("ngo", "N1", [("v1", "Feminine", ana)], year=2021)  # the same event, twice
+    trust.accept("ngo", "N7", [("v1", "Feminine", ana)], year=2024)  # exploited again
+    trust.accept(
+        "nrm", "R1", [("v1", "Feminine", ids("Elena", "Dumitru", date(1985, 1, 2)))], year=2024
+    )
+    trust.link()
+    follow(trust.store, ReleaseCounts(STREAMS))
+    spec = REPEAT_VICTIMISATION
+    with trust.store.engine.connect() as conn:
+        cells = release_counts.cell_counts(conn, spec, ["police", "ngo", "nrm"])
+    assert cells == {("2021", "Feminine", "Repeated"): 1, ("2024", "Feminine", "Once"): 1}
+    with trust.store.engine.connect() as conn:  # without the NGO's later case: once
+        cells = release_counts.cell_counts(conn, spec, ["police", "nrm"])
+    assert cells == {("2021", "Feminine", "Once"): 1, ("2024", "Feminine", "Once"): 1}
