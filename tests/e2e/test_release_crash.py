@@ -34,7 +34,8 @@ def test_random_kills_never_make_two_releases_with_one_sequence(
         proc = subprocess.Popen(
             args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        time.sleep(rng.uniform(0.8, 2.5))
+        # start-up takes about a second (the linkage libraries load): kill after it, mostly
+        time.sleep(rng.uniform(1.5, 3.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     final = last_json(cli("trust", "run", "--release-every", "0", "--json").stdout)
