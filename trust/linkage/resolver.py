@@ -224,6 +224,13 @@ class Resolver:
         return self.linker.model_version
 
     def apply(self, conn: Connection, events: Batch) -> None:
+        # the victims' data keys, unwrapped in one read instead of one per person
+        self.vault.warm(
+            blob.person_key_id
+            for _, ev in events
+            if isinstance(ev, RecordAccepted)
+            for blob in ev.sealed_identifiers.values()
+        )
         ops: list[_Op] = []
         for _, ev in events:
             ops.extend(self._ops(conn, ev))
@@ -500,6 +507,10 @@ class _Run:
         self._may: dict[str, bool] = {}  # other source -> may be linked (per record's source)
         self._may_source = ""
         self.removed: set[Key] = set()
+        self.block_rows: list[dict[str, str]] = []  # index rows to write at the end of the run
+        self.feature_rows: list[dict[str, str]] = []
+        self.case_links: dict[tuple[str, str], set[Key]] = {}  # linked records of touched cases
+        self.no_verdicts: bool | None = None  # whether no operator verdict exists (asked once)
         self.now_ms = int(resolver.clock() * 1000)
 
     # -- the run --------------------------------------------------------------------------
@@ -507,6 +518,9 @@ class _Run:
     def run(self) -> None:
         upserts = [op for op in self.ops if isinstance(op, _Upsert)]
         self._prefetch(upserts)
+        self._prefetch_cases(
+            {(op.source_id, op.case_id) for op in self.ops if isinstance(op, _CaseVictims)}
+        )
         for op in self.ops:
             if isinstance(op, _Upsert):
                 self._upsert(op)
@@ -522,6 +536,8 @@ class _Run:
                             UnlinkReason.RETRACTED if not op.present else UnlinkReason.SUPERSEDED,
                         )
         self._flush()
+        bulk_insert(self.conn, _blocks, self.block_rows)
+        bulk_insert(self.conn, _features, self.feature_rows)
         self.terms.write()
 
     def _flush(self) -> None:
@@ -570,9 +586,13 @@ class _Run:
         keys = [k for k in keys if k not in self.person]
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
-            for row in self.conn.execute(
-                select(_features).where(_where_keys(_features, chunk))
-            ).mappings():
+            rows = (
+                self.conn.execute(select(_features).where(_where_keys(_features, chunk)))
+                .mappings()
+                .all()
+            )
+            self.r.vault.warm(row["person_key_id"] for row in rows)
+            for row in rows:
                 key = (row["source_id"], row["case_id"], row["victim_id"])
                 opened = self.r.open_linkable(dict(row))
                 if opened is not None:
@@ -596,6 +616,9 @@ class _Run:
         self.person[key] = person
         if person is not None:
             self.members.setdefault(person, set()).add(key)
+            known = self.case_links.get((key[0], key[1]))
+            if known is not None:
+                known.add(key)
 
     def _forget_persons(self) -> None:
         """After a merge: placements of records not loaded here changed in the store."""
@@ -617,13 +640,36 @@ class _Run:
         self._load(keys)
         self.complete.update(wanted)
 
-    def _linked_in_case(self, source_id: str, case_id: str) -> list[Key]:
-        stored = _case_links(self.conn, source_id, case_id)
-        self._load(stored)
-        ours = [k for k, p in self.person.items() if k[:2] == (source_id, case_id)]
-        return sorted(k for k in set(stored) | set(ours) if self.person.get(k) is not None)
+    def _prefetch_cases(self, cases: set[tuple[str, str]]) -> None:
+        """The stored links of every case the run touches, in one query per source."""
+        by_source: dict[str, list[str]] = {}
+        for source_id, case_id in sorted(cases):
+            by_source.setdefault(source_id, []).append(case_id)
+            self.case_links.setdefault((source_id, case_id), set())
+        keys: list[Key] = []
+        for source_id, case_ids in by_source.items():
+            for i in range(0, len(case_ids), _CHUNK):
+                rows = self.conn.execute(
+                    select(_links.c.case_id, _links.c.victim_id).where(
+                        _links.c.source_id == source_id,
+                        _links.c.case_id.in_(case_ids[i : i + _CHUNK]),
+                    )
+                ).all()
+                for case_id, victim_id in rows:
+                    key = (source_id, str(case_id), str(victim_id))
+                    self.case_links[(source_id, key[1])].add(key)
+                    keys.append(key)
+        self._load(keys)
 
-    # -- placing a record -----------------------------------------------------------------
+    def _linked_in_case(self, source_id: str, case_id: str) -> list[Key]:
+        stored = self.case_links.get((source_id, case_id))
+        if stored is None:  # not prefetched: read it, and keep it current from now on
+            stored = self.case_links[(source_id, case_id)] = set(
+                _case_links(self.conn, source_id, case_id)
+            )
+            stored.update(k for k, p in self.person.items() if k[:2] == (source_id, case_id) and p)
+        self._load(sorted(stored))
+        return sorted(k for k in stored if self.person.get(k) is not None)
 
     def _upsert(self, op: _Upsert) -> None:
         key = op.key
@@ -642,19 +688,13 @@ class _Run:
 
     def _file(self, op: _Upsert) -> None:
         key = op.key
-        self.conn.execute(delete(_blocks).where(_where_keys(_blocks, [key])))
-        self.conn.execute(delete(_features).where(_where_keys(_features, [key])))
-        bulk_insert(
-            self.conn,
-            _blocks,
-            [
-                {"block_key": d, "source_id": key[0], "case_id": key[1], "victim_id": key[2]}
-                for d in sorted(set(op.digests))
-            ],
+        # a record is filed only when it has no rows (new, or removed first): written in bulk
+        # at the end of the run
+        self.block_rows.extend(
+            {"block_key": d, "source_id": key[0], "case_id": key[1], "victim_id": key[2]}
+            for d in sorted(set(op.digests))
         )
-        bulk_insert(
-            self.conn, _features, [self.r.seal_features(self.conn, key, op.record, op.shared)]
-        )
+        self.feature_rows.append(self.r.seal_features(self.conn, key, op.record, op.shared))
         self.shared[key] = op.shared
         for d in op.digests:
             self.index.setdefault(d, set()).add(key)
@@ -844,6 +884,12 @@ class _Run:
 
     def _verdicts(self, key: Key) -> dict[Key, bool]:
         """The operators' verdicts on pairs with ``key``: other record -> same person."""
+        if self.no_verdicts is None:
+            self.no_verdicts = (
+                self.conn.execute(select(_overrides.c.record).limit(1)).first() is None
+            )
+        if self.no_verdicts:
+            return {}
         rows = self.conn.execute(
             select(_overrides.c.other, _overrides.c.same).where(
                 _overrides.c.record == victim_text(_ref(key))
@@ -859,6 +905,7 @@ class _Run:
         """Merge the persons an operator judged the same (the oldest id survives), or split a
         person whose records an operator judged different."""
         self._flush()
+        self.no_verdicts = False  # this one is in the projection now
         key = ev.victim.key()
         others = [o.key() for o in ev.others if o.key() != key]
         self._load([key, *others])
@@ -903,6 +950,8 @@ class _Run:
         person = self.person.get(key)
         self.conn.execute(delete(_blocks).where(_where_keys(_blocks, [key])))
         self.conn.execute(delete(_features).where(_where_keys(_features, [key])))
+        self.block_rows = [r for r in self.block_rows if _row_key(r) != key]
+        self.feature_rows = [r for r in self.feature_rows if _row_key(r) != key]
         self.removed.add(key)
         self.features.pop(key, None)
         self.shared.pop(key, None)
@@ -1010,6 +1059,10 @@ class _Run:
         for i, k in enumerate(members):  # dicts keep insertion order: by first member
             groups.setdefault(find(i), set()).add(k)
         return list(groups.values())
+
+
+def _row_key(row: Mapping[str, str]) -> Key:
+    return (row["source_id"], row["case_id"], row["victim_id"])
 
 
 def _kept(pairs: Sequence[PairEvidence]) -> list[PairEvidence]:

@@ -334,6 +334,29 @@ class Vault:
             ).first()
         return row is not None and row[0] is not None
 
+    def warm(self, person_key_ids: Iterable[str]) -> None:
+        """Read and cache the existing keys of many persons at once (never creating one): for a
+        reader that will open many persons' blobs. Shredded or unknown keys are left out."""
+        with self._lock:
+            wanted = sorted({k for k in person_key_ids if k not in self._cache})
+        if not wanted:
+            return
+        found: dict[str, bytes] = {}
+        with self._engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                for kid, wrapped in conn.execute(
+                    select(_keys.c.person_key_id, _keys.c.wrapped_key).where(
+                        _keys.c.person_key_id.in_(wanted[i : i + 500])
+                    )
+                ):
+                    if wrapped is not None:
+                        found[kid] = bytes(wrapped)
+        with self._lock:
+            for kid, w in found.items():
+                self._cache[kid] = AESGCM(self._wrap.decrypt(w[:_NONCE], w[_NONCE:], kid.encode()))
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
     def forget_cached_keys(self) -> None:
         """Drop every unwrapped key from memory (e.g. after another process shredded some)."""
         with self._lock:
