@@ -57,6 +57,7 @@ from trust.linkage.blocking import KeyedHasher
 from trust.linkage.linker import Linker, PairScore
 from trust.linkage.model import TermFrequencies
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
+from trust.stewardship.erasure import erased_victims
 from trust.stewardship.policy import Policy
 from trust.store.db import bulk_insert
 from trust.store.errors import KeyShredded
@@ -231,9 +232,14 @@ class Resolver:
             if isinstance(ev, RecordAccepted)
             for blob in ev.sealed_identifiers.values()
         )
+        # victims already erased (withdrawn or disposed of, maybe before their case came) are
+        # never linked: their identifiers are gone, and they are not counted
+        erased = erased_victims(
+            conn, {(ev.source_id, ev.case_id) for _, ev in events if isinstance(ev, RecordAccepted)}
+        )
         ops: list[_Op] = []
         for _, ev in events:
-            ops.extend(self._ops(conn, ev))
+            ops.extend(self._ops(conn, ev, erased))
         if ops:
             _Run(self, conn, ops).run()
 
@@ -257,12 +263,14 @@ class Resolver:
 
     # -- events to operations -----------------------------------------------------------------
 
-    def _ops(self, conn: Connection, ev: Event) -> list[_Op]:
+    def _ops(self, conn: Connection, ev: Event, erased: set[Key]) -> list[_Op]:
         if isinstance(ev, RecordAccepted):
             out: list[_Op] = []
             present = []
             for victim in ev.victims:
                 key = (ev.source_id, ev.case_id, str(victim["victim_id"]))
+                if key in erased:
+                    continue  # not present for linkage: if it was linked, it leaves its person
                 present.append(key[2])
                 opened = self._link_record(key, victim, ev.sealed_identifiers.get(key[2]))
                 if opened is None:

@@ -12,8 +12,13 @@ A shred makes a KEK rotation due (``trust.store.vault``: older copies of a wrapp
 while the KEK that wrapped them exists); the trust runs :func:`trust.store.vault.rotate_if_due`
 after following, and at start-up, so a crash between the shred and the rotation only delays it.
 
-Not yet erased here (each its own step): the inbound log's envelopes (sealed to the trust's
-HPKE key), linkage's blocking keys, and a withdrawal or disposal that arrives before its case.
+A withdrawal or disposal that arrives before its case is kept (``proj_erasures``): a victim's
+key is shredded at once (a tombstone, so the vault never seals their identifiers when the case
+comes), and a whole-case disposal shreds the keys of the case's victims as each version of the
+case arrives (this follower reads accepted records too). Linkage removes the person's blocking
+digests and compared fields itself (``trust.linkage.resolver``).
+
+Not yet erased here (its own step): the inbound log's envelopes (sealed to the trust's HPKE key).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import logging
 from sqlalchemy import Connection, select
 
 from trust.follow import Batch
-from trust.store.events import ConsentWithdrawn, DisposalRequested
+from trust.store.events import ConsentWithdrawn, DisposalRequested, RecordAccepted
+from trust.store.projections import by_source
 from trust.store.tables import proj_persons as _persons
 from trust.store.vault import Vault
 
@@ -32,12 +38,30 @@ ERASURE = "trust-erasure"
 log = logging.getLogger(__name__)
 
 
+def erased_victims(conn: Connection, cases: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
+    """The victims of these cases whose consent was withdrawn or who were disposed of."""
+    p = _persons.c
+    out: set[tuple[str, str, str]] = set()
+    for source_id, case_ids in by_source(cases):
+        rows = conn.execute(
+            select(p.case_id, p.victim_id).where(
+                p.source_id == source_id,
+                p.case_id.in_(case_ids),
+                p.consent_withdrawn | p.disposed,
+            )
+        ).all()
+        out.update((source_id, str(c), str(v)) for c, v in rows)
+    return out
+
+
 class Erasure:
     """Shreds the data keys of persons whose consent was withdrawn or whose data is disposed of
     (a StoreFollower)."""
 
     name = ERASURE
-    event_types = frozenset({ConsentWithdrawn.event_type, DisposalRequested.event_type})
+    event_types = frozenset(
+        {ConsentWithdrawn.event_type, DisposalRequested.event_type, RecordAccepted.event_type}
+    )
     version = "1"
     reads_records = False
 
@@ -46,6 +70,8 @@ class Erasure:
 
     def apply(self, conn: Connection, events: Batch) -> None:
         victims: set[tuple[str, str, str]] = set()
+        arrived = {(ev.source_id, ev.case_id) for _, ev in events if isinstance(ev, RecordAccepted)}
+        victims |= erased_victims(conn, arrived)  # erased before (part of) the case arrived
         for _, ev in events:
             if isinstance(ev, ConsentWithdrawn):
                 victims.add((ev.source_id, ev.case_id, ev.victim_id))

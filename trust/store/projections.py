@@ -12,7 +12,9 @@ Semantics:
 - ``RecordRetracted`` marks the case and its persons ``retracted`` (rows are kept so their flags
   survive a re-acceptance).
 - ``ConsentWithdrawn`` (any scope) and ``DisposalRequested`` (one victim, or all with
-  ``victim_id=None``) set the flag on persons already known; unknown persons are ignored.
+  ``victim_id=None``) set the flag on persons already known, and are kept in ``proj_erasures``:
+  a victim whose withdrawal or disposal arrived first is flagged when their record arrives, and a
+  whole-case disposal flags every victim of every later version of the case too.
 - ``MessageRejected`` adds a row to ``proj_rejections``; ``ReleaseIssued`` to ``proj_releases``.
 - ``SubscriptionAdded`` / ``SubscriptionRemoved`` set or delete the (consumer, stream) row of
   ``proj_subscriptions``.
@@ -70,6 +72,7 @@ from trust.store.tables import (
     proj_releases,
     proj_subscriptions,
 )
+from trust.store.tables import proj_erasures as _erasures
 from trust.store.tables import proj_link_overrides as _overrides
 from trust.store.tables import proj_link_reviews as _reviews
 from trust.store.tables import proj_linked_persons as _linked
@@ -97,6 +100,8 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
     }
     records = _load_records(conn, keys)
     persons = _load_persons(conn, keys)
+    erasures = _load_erasures(conn, keys)
+    new_erasures: list[Row] = []
     records_before = set(records)
     persons_before = {k for k, v in persons.items() if v}
     dirty_records: set[CaseKey] = set()
@@ -108,7 +113,7 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
     for seq, ev in items:
         if isinstance(ev, RecordAccepted):
             key = (ev.source_id, ev.case_id)
-            _accept(records, persons, key, ev)
+            _accept(records, persons, key, ev, erasures.get(key, set()))
             dirty_records.add(key)
             dirty_persons.add(key)
         elif isinstance(ev, RecordRetracted):
@@ -125,12 +130,14 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
             dirty_persons.add(key)
         elif isinstance(ev, ConsentWithdrawn):
             key = (ev.source_id, ev.case_id)
+            _erase(erasures, new_erasures, key, ev.victim_id, CONSENT_WITHDRAWN)
             person = persons.get(key, {}).get(ev.victim_id)
             if person is not None:
                 person["consent_withdrawn"] = True
                 dirty_persons.add(key)
         elif isinstance(ev, DisposalRequested):
             key = (ev.source_id, ev.case_id)
+            _erase(erasures, new_erasures, key, ev.victim_id or EVERY_VICTIM, DISPOSED)
             case_persons = persons.get(key, {})
             if ev.victim_id is None:
                 targets = list(case_persons.values())
@@ -176,6 +183,7 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
 
     _write_records(conn, records, dirty_records, records_before)
     _write_persons(conn, persons, dirty_persons, persons_before)
+    bulk_insert(conn, _erasures, new_erasures)
     bulk_insert(conn, proj_rejections, rejections)
     bulk_insert(conn, proj_releases, releases)
 
@@ -372,11 +380,40 @@ def _record_row(
     }
 
 
+CONSENT_WITHDRAWN, DISPOSED = "consent_withdrawn", "disposed"
+EVERY_VICTIM = ""  # a proj_erasures row for every victim of the case
+
+
+def _load_erasures(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, set[tuple[str, str]]]:
+    out: dict[CaseKey, set[tuple[str, str]]] = {}
+    for source_id, case_ids in by_source(keys):
+        stmt = select(_erasures).where(_where_cases(_erasures, source_id, case_ids))
+        for row in conn.execute(stmt).mappings():
+            out.setdefault((row["source_id"], row["case_id"]), set()).add(
+                (row["victim_id"], row["kind"])
+            )
+    return out
+
+
+def _erase(
+    erasures: dict[CaseKey, set[tuple[str, str]]],
+    new: list[Row],
+    key: CaseKey,
+    victim_id: str,
+    kind: str,
+) -> None:
+    known = erasures.setdefault(key, set())
+    if (victim_id, kind) not in known:
+        known.add((victim_id, kind))
+        new.append({"source_id": key[0], "case_id": key[1], "victim_id": victim_id, "kind": kind})
+
+
 def _accept(
     records: dict[CaseKey, Row],
     persons: dict[CaseKey, dict[str, Row]],
     key: CaseKey,
     ev: RecordAccepted,
+    erased: set[tuple[str, str]],
 ) -> None:
     tip_event = ev.record.get("event") or {}
     year = tip_event.get("year_of_exploitation")
@@ -401,8 +438,11 @@ def _accept(
             "age_group": age_group(age),
             "forms_of_exploitation": forms,
             "year_of_exploitation": year,
-            "consent_withdrawn": bool(before and before["consent_withdrawn"]),
-            "disposed": bool(before and before["disposed"]),
+            "consent_withdrawn": bool(before and before["consent_withdrawn"])
+            or (vid, CONSENT_WITHDRAWN) in erased,
+            "disposed": bool(before and before["disposed"])
+            or (vid, DISPOSED) in erased
+            or (EVERY_VICTIM, DISPOSED) in erased,
             "retracted": False,
         }
     persons[key] = new

@@ -127,6 +127,19 @@ class ProjPerson(Base):
     retracted: Mapped[bool] = mapped_column(Boolean)
 
 
+class ProjErasure(Base):
+    """Every consent withdrawal and disposal, by the victim it names (``""``: every victim of the
+    case), kept so it applies to the victim whenever their record arrives — before or after —
+    and to every later version of the case."""
+
+    __tablename__ = "proj_erasures"
+
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # consent_withdrawn|disposed
+
+
 class ProjRelease(Base):
     """One row per recorded release; one (consumer, stream, sequence) can be recorded once."""
 
@@ -325,6 +338,7 @@ follower_positions = _table(FollowerPosition)
 proj_records = _table(ProjRecord)
 proj_persons = _table(ProjPerson)
 proj_releases = _table(ProjRelease)
+proj_erasures = _table(ProjErasure)
 proj_rejections = _table(ProjRejection)
 proj_subscriptions = _table(ProjSubscription)
 person_keys = _table(PersonKey)
@@ -342,6 +356,7 @@ link_terms = _table(LinkTerm)
 PROJECTION_TABLES: tuple[Table, ...] = (
     proj_records,
     proj_persons,
+    proj_erasures,
     proj_releases,
     proj_rejections,
     proj_subscriptions,

@@ -28,6 +28,7 @@ kept in ``vault_secrets`` wrapped under the current KEK: person key ids never ch
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import os
@@ -370,7 +371,9 @@ class Vault:
         """Split a case record (fastavro dict form) into the minimised record and sealed blobs.
 
         Returns a copy of ``record`` with each victim's ``identifiers`` set to ``None``, and the
-        identifiers of each victim that had some, sealed under that victim's person key.
+        identifiers of each victim that had some, sealed under that victim's person key. A victim
+        whose key is shredded (their consent was withdrawn, or they were disposed of, before this
+        record arrived) keeps no identifiers: nothing new is sealed for them.
         """
         sealed: dict[str, SealedBlob] = {}
         victims = []
@@ -379,11 +382,13 @@ class Vault:
             if identifiers is not None:
                 victim_id = victim["victim_id"]
                 plaintext = orjson.dumps(identifiers)  # dates as ISO strings
-                sealed[victim_id] = self.seal(
-                    self.person_key_id(source_id, case_id, victim_id),
-                    plaintext,
-                    identifiers_aad(source_id, case_id, victim_id),
-                )
+                # erased before the record came (a shredded key): its identifiers are not kept
+                with contextlib.suppress(KeyShredded):
+                    sealed[victim_id] = self.seal(
+                        self.person_key_id(source_id, case_id, victim_id),
+                        plaintext,
+                        identifiers_aad(source_id, case_id, victim_id),
+                    )
             victims.append({**victim, "identifiers": None})
         return {**record, "victims": victims}, sealed
 

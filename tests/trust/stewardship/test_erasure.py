@@ -20,7 +20,7 @@ from trust.stewardship.erasure import Erasure
 from trust.store.errors import KeyShredded, VaultKeyMismatch
 from trust.store.events import RecordAccepted, SealedBlob
 from trust.store.eventstore import EventStore, Position, open_store
-from trust.store.tables import person_keys
+from trust.store.tables import person_keys, proj_persons
 from trust.store.vault import (
     Vault,
     _derive,
@@ -65,14 +65,17 @@ def _accept(store: EventStore, vault: Vault, victims: tuple[str, ...] = ("v1", "
 
 
 def _sealed(store: EventStore) -> dict[str, SealedBlob]:
-    for _, ev in store.read_types({"RecordAccepted"}, 0, store.last_seq()):
-        assert isinstance(ev, RecordAccepted)
-        return ev.sealed_identifiers
-    raise AssertionError("no record")
+    """The sealed identifiers of the last accepted record."""
+    accepted = store.read_types({"RecordAccepted"}, 0, store.last_seq())
+    if not accepted:
+        raise AssertionError("no record")
+    ev = accepted[-1][1]
+    assert isinstance(ev, RecordAccepted)
+    return ev.sealed_identifiers
 
 
-def _wrapped(store: EventStore, vault: Vault, victim_id: str) -> bytes | None:
-    kid = vault.person_key_id(SOURCE, CASE, victim_id)
+def _wrapped(store: EventStore, vault: Vault, victim_id: str, case: str = CASE) -> bytes | None:
+    kid = vault.person_key_id(SOURCE, case, victim_id)
     with store.engine.connect() as conn:
         row = conn.execute(
             select(person_keys.c.wrapped_key).where(person_keys.c.person_key_id == kid)
@@ -139,9 +142,44 @@ def test_a_whole_case_disposal_and_a_consent_withdrawal_shred(
     store.append([disposal(SOURCE, CASE, None)], None, "ingest")
     follow(store, Erasure(vault))
     assert all(_wrapped(store, vault, v) is None for v in NAMES)
-    # nothing new is ever sealed for an erased person
+    # nothing new is ever sealed for an erased person: a record that names them again is
+    # accepted for its other facts, without their identifiers
     with pytest.raises(KeyShredded):
-        _accept(store, vault, ("v1",))
+        vault.seal(vault.person_key_id(SOURCE, CASE, "v1"), b"x", b"")
+    _accept(store, vault, ("v1",))
+    assert _sealed(store) == {}
+
+
+def test_a_withdrawal_or_disposal_before_its_case_applies_when_the_case_arrives(
+    store: EventStore, provider: FileKeyProvider
+) -> None:
+    vault = open_vault(store.engine, provider)
+    store.append([consent(SOURCE, CASE, "v2")], None, "ingest")
+    store.append([disposal(SOURCE, "CR-LATER", None)], None, "ingest")
+    follow(store, Erasure(vault))
+    _accept(store, vault)  # v1, v2, v3 of CASE: v2 withdrew before the case came
+    assert set(_sealed(store)) == {"v1", "v3"}
+    persons = {r.victim_id: r.consent_withdrawn for r in counted_rows(store) if r.case_id == CASE}
+    assert persons == {"v1": False, "v2": True, "v3": False}
+    # a whole-case disposal that came first: every victim of the case, whenever it arrives
+    record = case_record(SOURCE, "CR-LATER", [("v9", "Feminine", 30)])
+    record["victims"][0]["identifiers"] = _identifiers("v1")
+    minimised, sealed = vault.seal_identifiers(SOURCE, "CR-LATER", record)
+    assert "v9" in sealed  # its key did not exist to be shredded in advance ...
+    store.append(
+        [RecordAccepted(eid(), SOURCE, "CR-LATER", minimised, sealed, 1, 2)],
+        Position("t", 0, 99),
+        "ingest",
+    )
+    follow(store, Erasure(vault))  # ... so it is shredded when the case arrives
+    assert _wrapped(store, vault, "v9", case="CR-LATER") is None
+    later = [r for r in counted_rows(store) if r.case_id == "CR-LATER"]
+    assert [(r.victim_id, r.disposed) for r in later] == [("v9", True)]
+
+
+def counted_rows(store: EventStore) -> list[Any]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(proj_persons)))
 
 
 def test_an_interrupted_rotation_is_finished_or_abandoned(

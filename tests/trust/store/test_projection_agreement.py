@@ -167,6 +167,9 @@ class Model:
         # (source, case) -> victim id -> person facts and flags; retracted cases
         self.cases: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.retracted: set[tuple[str, str]] = set()
+        # every withdrawal and disposal, by victim ("" = the whole case): applies whenever the
+        # victim's record arrives, before or after
+        self.erased: dict[tuple[str, str], set[tuple[str, str]]] = {}
 
     def apply(self, ev: Event) -> None:
         if isinstance(ev, RecordAccepted):
@@ -181,18 +184,25 @@ class Model:
                     "age": v.get("age_at_identification"),
                     "forms": tuple(sorted(set(tip.get("forms_of_exploitation") or ()))),
                     "year": tip.get("year_of_exploitation"),
-                    "consent_withdrawn": before.get("consent_withdrawn", False),
-                    "disposed": before.get("disposed", False),
+                    "consent_withdrawn": before.get("consent_withdrawn", False)
+                    or (v["victim_id"], "consent") in self.erased.get(key, set()),
+                    "disposed": before.get("disposed", False)
+                    or (v["victim_id"], "disposed") in self.erased.get(key, set())
+                    or ("", "disposed") in self.erased.get(key, set()),
                 }
             self.cases[key] = new
             self.retracted.discard(key)
         elif isinstance(ev, RecordRetracted):
             self.retracted.add((ev.source_id, ev.case_id))
         elif isinstance(ev, ConsentWithdrawn):
+            self.erased.setdefault((ev.source_id, ev.case_id), set()).add((ev.victim_id, "consent"))
             person = self.cases.get((ev.source_id, ev.case_id), {}).get(ev.victim_id)
             if person is not None:
                 person["consent_withdrawn"] = True
         elif isinstance(ev, DisposalRequested):
+            self.erased.setdefault((ev.source_id, ev.case_id), set()).add(
+                (ev.victim_id or "", "disposed")
+            )
             case = self.cases.get((ev.source_id, ev.case_id), {})
             for vid, person in case.items():
                 if ev.victim_id is None or ev.victim_id == vid:

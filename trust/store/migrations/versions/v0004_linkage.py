@@ -8,6 +8,9 @@ Create Date: 2026-11-30
   ``proj_link_overrides``: projections of linkage's events (which person each victim record is
   in; every person id issued; the review queue; operators' verdicts on pairs). They fill as
   linkage follows the store.
+- ``proj_erasures``: every consent withdrawal and disposal by the victim (or whole case) it
+  names, so one that arrives before its case applies when the case arrives; filled here from the
+  stored withdrawals and disposals.
 - ``link_blocks``, ``link_features``, ``link_terms``: linkage's own index (keyed blocking
   digests), the sealed fields it compares, and name-value frequencies (keyed digests).
 - ``release_person_cells`` / ``release_cell_counts`` are re-keyed by person (and the set of
@@ -18,6 +21,7 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -40,6 +44,15 @@ def _victim_columns() -> list[sa.Column[str]]:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "proj_erasures",
+        *_victim_columns(),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "source_id", "case_id", "victim_id", "kind", name=op.f("pk_proj_erasures")
+        ),
+    )
+    _fill_erasures()
     op.create_table(
         "proj_person_links",
         *_victim_columns(),
@@ -138,6 +151,36 @@ def upgrade() -> None:
     op.execute(follower_positions.delete().where(follower_positions.c.follower == _RELEASE_COUNTS))
 
 
+def _fill_erasures() -> None:
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.text(
+            "SELECT event_type, payload FROM stored_events "
+            "WHERE event_type IN ('ConsentWithdrawn', 'DisposalRequested')"
+        )
+    ).all()
+    seen: set[tuple[str, str, str, str]] = set()
+    for event_type, payload in rows:
+        ev = json.loads(payload)
+        kind = "consent_withdrawn" if event_type == "ConsentWithdrawn" else "disposed"
+        seen.add((ev["source_id"], ev["case_id"], ev.get("victim_id") or "", kind))
+    if seen:
+        table = sa.table(
+            "proj_erasures",
+            sa.column("source_id", sa.String),
+            sa.column("case_id", sa.String),
+            sa.column("victim_id", sa.String),
+            sa.column("kind", sa.String),
+        )
+        op.bulk_insert(
+            table,
+            [
+                {"source_id": s, "case_id": c, "victim_id": v, "kind": k}
+                for s, c, v, k in sorted(seen)
+            ],
+        )
+
+
 def downgrade() -> None:
     # linkage's decisions stay in stored_events; only their projections and linkage's index go
     op.drop_table("release_cell_counts")
@@ -171,3 +214,4 @@ def downgrade() -> None:
     op.drop_table("proj_linked_persons")
     op.drop_index(op.f("ix_proj_person_links_person_id"), table_name="proj_person_links")
     op.drop_table("proj_person_links")
+    op.drop_table("proj_erasures")
