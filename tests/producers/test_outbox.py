@@ -195,7 +195,10 @@ def _old_outbox(w: World, path: Path) -> tuple[list[uuid.UUID], list[uuid.UUID]]
     rows, ids = [], []
     for m in w.messages:
         payload = schema.encode(m.datum)
-        digest = hashlib.sha256(b"RecordUpsert\x00" + payload).digest()
+        # the old publisher digested the record as its schema (the 0.1.0 release) encoded it:
+        # what content_bytes gives for a record without the fields added since
+        content = reg.content_bytes(schema.name, payload)
+        digest = hashlib.sha256(b"RecordUpsert\x00" + content).digest()
         eid = new_event_id()
         ids.append(eid)
         header = EventHeader(
