@@ -2,21 +2,56 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
 from transport import open_log, topics
+from trust.release.streams import STREAMS
 
 
 def register(app: typer.Typer) -> None:
     app.command("subscribe")(subscribe)
+    app.command("streams")(streams)
+
+
+def streams(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """The release streams the trust declares: name, title, dimensions, k, and whether every
+    margin and the total are published (with secondary suppression) or the cells only."""
+    rows = [
+        {
+            "stream": s.name,
+            "title": s.title,
+            "unit": s.unit,
+            "dimensions": list(s.dimensions),
+            "k": s.k,
+            "margins": s.margins,
+        }
+        for s in STREAMS.values()
+    ]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    t = Table("stream", "title", "dimensions", "k", "published", title="release streams")
+    for r in rows:
+        t.add_row(
+            str(r["stream"]),
+            str(r["title"]),
+            " x ".join(s for s in STREAMS[str(r["stream"])].dimensions),
+            str(r["k"]),
+            "cells, margins, total" if r["margins"] else "cells, total",
+        )
+    out.print(t)
 
 
 def subscribe(
@@ -45,6 +80,12 @@ def subscribe(
     sequence already held with different signed content: then nothing after it is read or
     committed, and the held files stay as they were.
     """
+    if stream not in STREAMS:
+        raise fail(
+            f"no release stream {stream!r}: the trust declares {', '.join(sorted(STREAMS))} "
+            "(tiptrust streams lists them)",
+            Exit.USAGE,
+        )
     h = home_of(home)
     try:
         keys = wiring.release_public_keys(trust_key or h.release_keys)

@@ -52,6 +52,10 @@ def table_digest(table: SuppressedTable) -> str:
         "k": table.k,
         "method": table.method,
     }
+    if table.aggregates:  # tables with margins: every aggregate (older digests stay as they were)
+        canonical["aggregates"] = [
+            [list(a.dimensions), list(a.key), a.value] for a in table.aggregates
+        ]
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode("ascii")).hexdigest()
 
@@ -65,6 +69,10 @@ def _check_table(spec: StreamSpec, table: SuppressedTable) -> None:
         raise UnprotectedTable("a cell is marked suppressed but has a count, or the reverse")
     if any(c.count is not None and c.count < table.k for c in table.cells):
         raise UnprotectedTable("a published cell is below k")
+    if any(a.value is not None and a.value < table.k for a in table.aggregates):
+        raise UnprotectedTable("a published margin is below k")
+    if table.aggregates and not any(a.dimensions == () for a in table.aggregates):
+        raise UnprotectedTable("a table with margins has no total")
 
 
 def _iso_utc(ms: int) -> str:
@@ -131,17 +139,34 @@ def build_release(
         period_start=t.period_start,
         period_end=t.period_end,
         dimensions=t.dimensions,
-        aggregates=(
-            *(Aggregate(t.dimensions, c.key, c.count, not c.suppressed) for c in t.cells),
-            Aggregate((), (), t.total, not t.total_suppressed and t.total is not None),
-        ),
+        aggregates=_aggregates(t),
         k=t.k,
         method=t.method,
         source_count=len(named),
         sources=named,
-        labels=labels_for(t.dimensions, t.categories),
+        hierarchies={d: dict(parents) for d, parents in t.hierarchies.items()},
+        labels=labels_for(
+            t.dimensions,
+            (
+                (*cats, *t.hierarchies.get(d, {}))
+                for d, cats in zip(t.dimensions, t.categories, strict=True)
+            ),
+        ),
         caveat=CAVEAT,
         metadata=metadata,
+    )
+
+
+def _aggregates(t: SuppressedTable) -> tuple[Aggregate, ...]:
+    """What the release publishes: every aggregate of a table with margins, else the cells and
+    the total."""
+    if t.aggregates:
+        return tuple(
+            Aggregate(a.dimensions, a.key, a.value, a.value is not None) for a in t.aggregates
+        )
+    return (
+        *(Aggregate(t.dimensions, c.key, c.count, not c.suppressed) for c in t.cells),
+        Aggregate((), (), t.total, not t.total_suppressed and t.total is not None),
     )
 
 

@@ -20,9 +20,11 @@ from sqlalchemy import func, select
 
 from trust.follow import StoreFollower, follow
 from trust.release import counts as release_counts
-from trust.release.aggregate import table_from_counts
+from trust.release.aggregate import CountTable, table_from_counts
 from trust.release.counts import counting_rule
-from trust.release.disclosure.suppression import DisclosurePolicy
+from trust.release.disclosure.suppression import DisclosurePolicy, SuppressedTable
+from trust.release.errors import UnprotectedTable
+from trust.release.history import PublishedHistory
 from trust.release.publish import UNCHANGED, EmitResult, ReleaseSigner, table_digest
 from trust.release.streams import StreamSpec
 from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
@@ -115,6 +117,9 @@ class ReleaseStage:
         self.clock = clock
         self.skipped: list[Skipped] = []
         self.counts = release_counts.ReleaseCounts(streams)
+        self.history = PublishedHistory()  # what each consumer was given (differencing rule)
+        #: seconds the last check spent protecting each stream's table (secondary + audit)
+        self.protect_seconds: dict[str, float] = {}
         self._checked_upto = -1
         self._checked_day = -1
         self._pending = False
@@ -183,11 +188,55 @@ class ReleaseStage:
             f"person both hold is counted once by each): {'; '.join(apart)}."
         )
 
+    def _protect(self, plan: ReleasePlan, counts: CountTable) -> SuppressedTable | None:
+        """The table to publish under the plan's k and the differencing rule against what the
+        consumer was given; None (recorded as skipped, with the reason) when the table with
+        margins cannot be protected or fails the LP audit."""
+        # the disclosure-control steps (numpy, scipy's LP solver) load at the first release
+        # check, not when the CLI starts
+        from trust.release.disclosure.differencing import DifferencingStep
+        from trust.release.disclosure.margins import protect_margins
+        from trust.release.disclosure.secondary import SuppressionFailed
+
+        sub = plan.subscription
+        self.history.update(self.store)
+        earlier = self.history.of(sub.consumer)
+        if not plan.spec.margins:
+            # cells and total only: primary suppression, then the differencing rule
+            return DisclosurePolicy(plan.k, (DifferencingStep(earlier, plan.k),)).apply(counts)
+        try:
+            protected = protect_margins(counts, plan.k, earlier=earlier)
+        except (UnprotectedTable, SuppressionFailed) as exc:
+            reason = f"not released: the table failed disclosure control ({exc.code})"
+            self.skipped.append(Skipped(sub, reason))
+            log.warning(
+                "release.refused consumer=%s stream=%s reason=%s",
+                sub.consumer,
+                sub.stream,
+                exc.code,
+            )
+            return None
+        self.protect_seconds[sub.stream] = protected.seconds
+        log.info(
+            "release.protected consumer=%s stream=%s aggregates=%d primary=%d differencing=%d "
+            "secondary=%d seconds=%.3f",
+            sub.consumer,
+            sub.stream,
+            len(protected.table.aggregates),
+            protected.primary,
+            protected.forced,
+            protected.secondary,
+            protected.seconds,
+        )
+        return protected.table
+
     def _release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
         with self.store.engine.connect() as conn:
             counts = release_counts.cell_counts(conn, plan.spec, plan.sources)
-        table = DisclosurePolicy(plan.k).apply(table_from_counts(plan.spec, counts))
         sub = plan.subscription
+        table = self._protect(plan, table_from_counts(plan.spec, counts))
+        if table is None:
+            return None
         last = last_release(self.store, sub.consumer, sub.stream)
         result = self.signer.maybe_sign(
             table,

@@ -13,6 +13,9 @@ __all__ = [
     "REPEAT_VICTIMISATION",
     "STREAMS",
     "VICTIMS_BY_SEX_AGE_FORM",
+    "VICTIMS_BY_YEAR_AGE_GROUP",
+    "VICTIMS_BY_YEAR_FORM",
+    "VICTIMS_BY_YEAR_SEX",
     "StreamSpec",
     "age_group",
     "stream",
@@ -24,7 +27,11 @@ class StreamSpec:
     """A release stream: its name (``tip.release.<name>``), descriptive metadata and policy.
 
     ``k`` is the minimum published cell size; ``min_interval_s`` the least time between two
-    releases of the stream (0: whenever the published cells change).
+    releases of the stream (0: whenever the published cells change). ``margins``: the release
+    publishes every cell, every margin and the total under primary and secondary suppression
+    with the LP audit (``disclosure/secondary.md``); otherwise (tables too large for the
+    secondary suppression at every release) only the cells and the total under primary
+    suppression.
     """
 
     name: str
@@ -33,6 +40,7 @@ class StreamSpec:
     dimensions: tuple[str, ...]
     k: int = 10
     min_interval_s: float = 0.0
+    margins: bool = False
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -44,6 +52,32 @@ class StreamSpec:
             raise ValueError(f"stream {self.name}: dimensions must be non-empty and distinct")
 
 
+VICTIMS_BY_YEAR_SEX = StreamSpec(
+    "victims_by_year_sex",
+    "Detected victims by year of exploitation and sex",
+    "persons (detected victims)",
+    ("year", "sex"),
+    margins=True,
+)
+
+VICTIMS_BY_YEAR_AGE_GROUP = StreamSpec(
+    "victims_by_year_age_group",
+    "Detected victims by year of exploitation and age group (children 0-17, adults 18+)",
+    "persons (detected victims)",
+    ("year", "age_group"),
+    margins=True,
+)
+
+VICTIMS_BY_YEAR_FORM = StreamSpec(
+    "victims_by_year_form",
+    "Detected victims by year and form of exploitation",
+    "persons (detected victims)",
+    ("year", "form"),
+    margins=True,
+)
+
+# year x sex x age group x form: secondary suppression of this table takes minutes (see
+# benchmarks/disclosure.py), too slow for every release check, so it keeps cells and total
 VICTIMS_BY_SEX_AGE_FORM = StreamSpec(
     "victims_by_sex_age_form",
     "Detected victims by sex, age group, form of exploitation and year",
@@ -56,6 +90,7 @@ REPEAT_VICTIMISATION = StreamSpec(
     "Detected victims exploited in more than one year, by sex and first year of exploitation",
     "persons (detected victims, after linkage)",
     ("year", "sex", "victimisation"),
+    margins=True,
 )
 """A person is a repeat victim when their linked records name at least two different years of
 exploitation (the manual's repeat victimisation: one person in separate events at different
@@ -63,7 +98,14 @@ times). Records of one event reported by several agencies share its year, so the
 person a repeat victim by themselves; a person whose records name no year is ``Unknown``."""
 
 STREAMS: dict[str, StreamSpec] = {
-    s.name: s for s in (VICTIMS_BY_SEX_AGE_FORM, REPEAT_VICTIMISATION)
+    s.name: s
+    for s in (
+        VICTIMS_BY_YEAR_SEX,
+        VICTIMS_BY_YEAR_AGE_GROUP,
+        VICTIMS_BY_YEAR_FORM,
+        VICTIMS_BY_SEX_AGE_FORM,
+        REPEAT_VICTIMISATION,
+    )
 }
 
 

@@ -8,8 +8,8 @@ rounding, differential privacy) plug into :class:`DisclosurePolicy` after this o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from trust.release.aggregate import CountTable
@@ -29,10 +29,29 @@ class SuppressedCell:
 
 
 @dataclass(frozen=True)
+class TableAggregate:
+    """One published number of a table with margins: the dimensions it is broken down by (the
+    stream's order; a cell has all, a margin fewer, the total none), its categories in them, and
+    its value (None when suppressed)."""
+
+    dimensions: tuple[str, ...]
+    key: tuple[str, ...]
+    value: int | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True)
 class SuppressedTable:
     """A count table after disclosure control: safe to publish under ``k`` and ``method``.
 
     ``cells`` are in the source table's cross-product order; ``steps`` names each step applied.
+    ``aggregates``: when the table is published with its margins, every cell, margin and the
+    total (``cells`` and ``total`` then repeat the cells' and the total's values), and
+    ``hierarchies`` the parents of the hierarchical dimensions (``{dimension: {parent:
+    children}}``); empty when only the cells and the total are published.
     """
 
     stream: str
@@ -45,6 +64,8 @@ class SuppressedTable:
     period_end: int | None
     k: int
     steps: tuple[str, ...]
+    aggregates: tuple[TableAggregate, ...] = ()
+    hierarchies: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def method(self) -> str:

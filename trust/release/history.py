@@ -1,0 +1,55 @@
+"""What each consumer was given: every exact value of every aggregate in its recorded releases.
+
+Read from the store's ``ReleaseIssued`` events (their signed bytes are exactly what left the
+trust), incrementally: the release stage asks before each release, so the differencing rule
+(``disclosure/differencing.md``) sees every earlier release, those of the same check included.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+
+from schemas.release import decode_release
+from trust.store.events import ReleaseIssued
+from trust.store.eventstore import EventStore
+
+AggregateKey = tuple[tuple[str, ...], tuple[str, ...]]
+"""An aggregate of a release: (the dimensions it is broken down by, its categories)."""
+
+_PAGE = 500
+
+
+class PublishedHistory:
+    """Exact values published to each consumer, per aggregate (dimensions, categories), over
+    all its streams."""
+
+    def __init__(self) -> None:
+        self._after = 0
+        self._values: dict[str, dict[AggregateKey, set[int]]] = {}
+
+    def update(self, store: EventStore) -> None:
+        """Take in the releases recorded since the last update."""
+        upto = store.last_seq()
+        while self._after < upto:
+            page = store.read_types(
+                [ReleaseIssued.event_type], self._after, upto, _PAGE, records=False
+            )
+            for _, ev in page:
+                if isinstance(ev, ReleaseIssued) and ev.signed_b64:
+                    self._add(ev.consumer, base64.b64decode(ev.signed_b64))
+            if len(page) < _PAGE:
+                self._after = upto
+            else:
+                self._after = page[-1][0]
+
+    def _add(self, consumer: str, raw: bytes) -> None:
+        release = decode_release(raw)  # the trust's own recorded bytes
+        values = self._values.setdefault(consumer, {})
+        for a in release.aggregates:
+            if a.exact and a.value is not None:
+                values.setdefault((a.dimensions, a.key), set()).add(a.value)
+
+    def of(self, consumer: str) -> Mapping[AggregateKey, set[int]]:
+        """Every exact value published to ``consumer``, per aggregate."""
+        return self._values.get(consumer, {})
