@@ -26,7 +26,14 @@ def _check_summary(summary: dict, tmp_path: Path) -> None:
     assert summary["rejected"] == EXPECTED_REJECTIONS
     assert summary["rows_rejected_at_source"] >= 5
     assert summary["persons"] > 500
-    assert summary["releases"] == 1
+    assert summary["releases"] == 2
+    # victims per year and sex: every cell, margin and the total, protected and audited
+    by_year = list(
+        csv.DictReader((Path(summary["out_dir"]) / "victims_by_year_sex" / "000001.csv").open())
+    )
+    grand = [r for r in by_year if r["year"] == "Total" and r["sex"] == "Total"]
+    assert len(grand) == 1 and int(grand[0]["value"]) == summary["persons"]
+    assert any(r["year"] != "Total" and r["sex"] == "Total" and r["value"] for r in by_year)
     out = Path(summary["out_dir"]) / "victims_by_sex_age_form"
     rows = list(csv.DictReader((out / "000001.csv").open()))
     published = [r for r in rows if r["suppressed"] == "false"]
