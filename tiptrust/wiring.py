@@ -167,9 +167,12 @@ def vault(home: Home, store: EventStore) -> Vault:
         raise SetupError(str(exc)) from None
 
 
-def resolver(the_vault: Vault, policy: Policy | None = None) -> Resolver:
-    """Linkage in the trust: the shipped starting model, blocking digests keyed by the vault,
-    links limited by the agreements (``policy``; None: every source may be linked).
+def resolver(
+    the_vault: Vault, policy: Policy | None = None, store: EventStore | None = None
+) -> Resolver:
+    """Linkage in the trust: the model in force (the newest adopted in ``store``, else the
+    shipped one), blocking digests keyed by the vault, links limited by the agreements
+    (``policy``; None: every source may be linked).
 
     The linkage libraries (numpy, pandas, the string metrics) load here, in the commands that
     run the trust, not at the CLI's start-up.
@@ -177,8 +180,10 @@ def resolver(the_vault: Vault, policy: Policy | None = None) -> Resolver:
     from trust.linkage import KeyedHasher, LinkageSettings, Linker
     from trust.linkage.model import default_model
     from trust.linkage.resolver import Resolver
+    from trust.linkage.training import model_in_force
 
-    linker = Linker(LinkageSettings(), default_model(), KeyedHasher(the_vault.linkage_key()))
+    model = default_model() if store is None else model_in_force(store)
+    linker = Linker(LinkageSettings(), model, KeyedHasher(the_vault.linkage_key()))
     return Resolver(the_vault, linker, policy=policy)
 
 
@@ -372,7 +377,7 @@ def build_trust_runner(
     )
     worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_max=batch)
     key = release_key(home)
-    linkage = resolver(the_vault, policy)
+    linkage = resolver(the_vault, policy, store)
     stages = [
         ReleaseStage(
             store=store,

@@ -254,7 +254,10 @@ def _linkage(h: Home, event_store: EventStore) -> _Linkage:
     the_vault = wiring.vault(h, event_store)
     policy = Policy(wiring.trust_agreements(h))
     now_ms = int(time.time() * 1000)
-    return _Linkage(wiring.resolver(the_vault, policy), lambda a, b: policy.may_link(a, b, now_ms))
+    return _Linkage(
+        wiring.resolver(the_vault, policy, event_store),
+        lambda a, b: policy.may_link(a, b, now_ms),
+    )
 
 
 def _resolver(h: Home, event_store: EventStore) -> Resolver:
@@ -769,3 +772,51 @@ def join(
     5 the trust is not set up in this home.
     """
     _verdict(a, b, same=True, operator=operator, as_json=as_json, store=store, home=home)
+
+
+@app.command("train")
+def train_model(
+    adopt: Annotated[
+        bool,
+        typer.Option("--adopt", help="Make the estimated model the one linkage decides with"),
+    ] = False,
+    operator: OperatorOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Re-estimate linkage's model by EM on the trust's own linked records (seeded from the model
+    in force); with --adopt, decisions from now on use it and name its version.
+
+    Prints the versions, the EM sessions and the prior — never a value of any record.
+    Exit codes: 0 done; 5 the trust is not set up in this home.
+    """
+    from trust.linkage.training import adopt as adopt_model
+    from trust.linkage.training import estimate_on_store
+
+    with _opened(home, store) as (h, event_store):
+        resolver = _resolver(h, event_store)
+        with console.status("estimating the model on the linked records"):
+            estimate = estimate_on_store(event_store, resolver)
+        result: dict[str, Any] = {
+            "model_in_force": resolver.model_version,
+            "estimated": estimate.model.version,
+            "records": estimate.records,
+            "prior": estimate.model.prior,
+            "em_sessions": [
+                {"rule": rule, "pairs": pairs, "iterations": iterations, "converged": converged}
+                for rule, pairs, iterations, converged in estimate.estimation.sessions
+            ],
+            "adopted": False,
+        }
+        if adopt:
+            adopt_model(event_store, estimate, _operator(operator))
+            result["adopted"] = True
+    if as_json:
+        print(json.dumps(result))
+        return
+    _print(
+        f"estimated {result['estimated']} on {result['records']} linked records "
+        f"(in force: {result['model_in_force']}); "
+        + ("adopted: decisions from now on use it" if adopt else "not adopted (--adopt)")
+    )

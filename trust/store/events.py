@@ -421,6 +421,26 @@ class IdentifiersViewed:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class LinkModelAdopted:
+    """An operator adopted a linkage model estimated by EM on the trust's own linked records:
+    decisions from now on name its version (earlier decisions keep theirs)."""
+
+    event_type: ClassVar[str] = "LinkModelAdopted"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    model: JsonDict  # MatchModel.to_dict(): prior, per comparison levels, m and u, version
+    trained_on_records: int
+    operator: str
+    adopted_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
 Event: TypeAlias = (
     RecordAccepted
     | RecordRetracted
@@ -437,6 +457,7 @@ Event: TypeAlias = (
     | LinkReviewOpened
     | LinkOverridden
     | IdentifiersViewed
+    | LinkModelAdopted
 )
 """Any event the store holds."""
 
@@ -458,6 +479,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LinkReviewOpened,
         LinkOverridden,
         IdentifiersViewed,
+        LinkModelAdopted,
     )
 }
 

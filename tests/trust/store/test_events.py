@@ -19,6 +19,7 @@ from trust.store.events import (
     Event,
     IdentifiersViewed,
     LinkDecision,
+    LinkModelAdopted,
     LinkOverridden,
     LinkReviewOpened,
     MessageRejected,
@@ -71,6 +72,7 @@ def linkage_events() -> list[Event]:
         LinkOverridden("e9", a, [b], True, "r1", "operator-1", 9),
         LinkOverridden("e10", a, [b], False, None, "operator-1", 10),
         IdentifiersViewed("e11", "operator-1", [a, b], "linkage review r1", 11),
+        LinkModelAdopted("e12", {"prior": 0.01, "comparisons": []}, 120, "operator-1", 12),
     ]
 
 
@@ -223,6 +225,7 @@ def test_registry_names_every_type() -> None:
         "LinkReviewOpened",
         "LinkOverridden",
         "IdentifiersViewed",
+        "LinkModelAdopted",
     }
 
 
