@@ -31,8 +31,7 @@ import numpy.typing as npt
 
 from schemas.clk import CLK_FIELDS, ClkEncoder
 from trust.linkage.batch import BatchResult
-from trust.linkage.blocking import BlockingKey, BlockingRule, KeyedHasher, candidate_pairs
-from trust.linkage.blocking import blocking_keys as _blocking_keys
+from trust.linkage.blocking import BlockingRule, KeyedHasher
 from trust.linkage.cluster import ScoredPair, cluster
 from trust.linkage.comparison import (
     Comparison,
@@ -41,29 +40,10 @@ from trust.linkage.comparison import (
     PairView,
     _assign,
     _OneField,
-    compare_pairs,
 )
 from trust.linkage.errors import LinkageError, LinkageReason
-from trust.linkage.linker import (
-    DEFAULT_MATCHES_PER_RECORD,
-    Linker,
-    PairScore,
-    Training,
-    _all_pairs,
-    _as_prepared,
-    _prior,
-    _random_pairs,
-)
-from trust.linkage.model import (
-    Estimation,
-    MatchModel,
-    SessionFit,
-    TermFrequencies,
-    combine,
-    em_session,
-    explain,
-    measure_u,
-)
+from trust.linkage.linker import Linker, Training, train
+from trust.linkage.model import MatchModel
 from trust.linkage.normalise import normalise_code, normalise_sex
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, Strings
 from trust.linkage.settings import LinkageSettings, TrainingRule
@@ -421,34 +401,7 @@ class ClkLinker(Linker):
     """A :class:`Linker` whose tables carry encodings: scores a :class:`ClkPreparedRecord`
     against candidates (plain records compare as "no data" on the encoded fields)."""
 
-    def score_candidates(
-        self,
-        record: LinkRecord | PreparedRecord,
-        candidates: Sequence[LinkRecord | PreparedRecord],
-    ) -> tuple[PairScore, ...]:
-        rows = [_as_prepared(record), *(_as_prepared(c) for c in candidates)]
-        table = ClkTable.of(rows)
-        n = len(candidates)
-        scored = self.score_table(
-            table, np.zeros(n, dtype=np.intp), np.arange(1, n + 1, dtype=np.intp)
-        )
-        adjustments = self._adjustment_terms(table, scored.vectors)
-        out = []
-        for k in range(n):
-            explanation = explain(self.model, scored.vectors.levels[k], adjustments[k])
-            p = float(scored.probability[k])
-            out.append(
-                PairScore(
-                    table.ids[0],
-                    table.ids[k + 1],
-                    float(scored.match_weight[k]),
-                    p,
-                    self.decide(p),
-                    explanation,
-                )
-            )
-        order = sorted(range(n), key=lambda k: -out[k].probability)
-        return tuple(out[k] for k in order)
+    table = ClkTable
 
 
 def train_clk(
@@ -460,59 +413,16 @@ def train_clk(
     within_groups: bool = True,
     seed_model: MatchModel | None = None,
 ) -> Training:
-    """:func:`trust.linkage.linker.train` over a :class:`ClkTable` (same steps: ``u`` from random
-    pairs, ``m`` by EM per training rule with ``u`` fixed, the prior from the sessions)."""
-    table = ClkTable.of(records)
-    n = len(table)
-    g = None if groups is None else np.asarray(groups, dtype=np.intp)
-    comparisons = settings.comparisons
-    total = _all_pairs(n, g, within_groups)
-    if seed_model is None:
-        rng = np.random.default_rng(settings.seed)
-        rl, rr = _random_pairs(n, int(min(settings.u_sample_pairs, total)), rng, g, within_groups)
-        random_levels = compare_pairs(comparisons, table, rl, rr).levels
-        u = measure_u(comparisons, random_levels) if len(rl) else {}
-        seed_model = MatchModel.seed(
-            comparisons,
-            prior=min(0.5, DEFAULT_MATCHES_PER_RECORD / max(n - 1, 1)),
-            u={k: v.tolist() for k, v in u.items()},
-        )
-    else:
-        seed_model.check_fits(comparisons)
-    fits: list[SessionFit] = []
-    sessions: list[tuple[str, int, int, bool]] = []
-    session_pairs: list[tuple[Index, Index, frozenset[str], list[frozenset[str]]]] = []
-    for training_rule in settings.training_rules:
-        rule = training_rule.rule
-        keys = [frozenset(k.digest for k in _blocking_keys(r, (rule,), hasher)) for r in records]
-        pairs = candidate_pairs(
-            [[BlockingKey(rule.name, d) for d in ks] for ks in keys],
-            groups=groups,
-            within_groups=within_groups,
-            max_block_size=settings.max_block_size,
-        )
-        levels = compare_pairs(comparisons, table, pairs.left, pairs.right).levels
-        learn = [c.name not in training_rule.fixes for c in comparisons]
-        fit = em_session(
-            levels,
-            seed_model,
-            learn,
-            max_iterations=settings.em_max_iterations,
-            tolerance=settings.em_tolerance,
-        )
-        fits.append(fit)
-        sessions.append((rule.name, len(pairs.left), fit.iterations, fit.converged))
-        session_pairs.append((pairs.left, pairs.right, frozenset(training_rule.fixes), keys))
-    model = combine(seed_model, fits, _prior(fits, session_pairs, total, seed_model.prior))
-    keys_all = [_blocking_keys(r, settings.blocking_rules, hasher) for r in records]
-    pairs = candidate_pairs(
-        keys_all, groups=groups, within_groups=within_groups, max_block_size=settings.max_block_size
-    )
-    vectors = compare_pairs(comparisons, table, pairs.left, pairs.right)
-    columns = sorted({c.term_frequency_column for c in comparisons if c.term_frequency_column})
-    linker = ClkLinker(settings, model, hasher, TermFrequencies.of(table, columns, hasher))
-    return Training(
-        linker, Estimation(model, tuple(sessions)), table, vectors, pairs.oversized_blocks
+    """:func:`trust.linkage.linker.train` over a :class:`ClkTable` (the same steps: ``u`` from
+    random pairs, ``m`` by EM per training rule with ``u`` fixed, the prior from the sessions)."""
+    return train(
+        settings,
+        records,
+        hasher,
+        groups=groups,
+        within_groups=within_groups,
+        seed_model=seed_model,
+        linker_class=ClkLinker,
     )
 
 

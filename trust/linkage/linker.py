@@ -80,7 +80,13 @@ def _as_prepared(record: LinkRecord | PreparedRecord) -> PreparedRecord:
 
 
 class Linker:
-    """Scores pairs of records under one model; pure (no store), so it can run anywhere."""
+    """Scores pairs of records under one model; pure (no store), so it can run anywhere.
+
+    ``table`` is the record table its records are laid out in: a subclass whose records carry
+    more (encodings) names a richer table, and scoring and training use it unchanged.
+    """
+
+    table: type[RecordTable] = RecordTable
 
     def __init__(
         self,
@@ -125,7 +131,7 @@ class Linker:
         """``record`` against each candidate, in one vectorised pass; highest probability
         first (ties in candidate order)."""
         rows = [_as_prepared(record), *(_as_prepared(c) for c in candidates)]
-        table = RecordTable.of(rows)
+        table = self.table.of(rows)
         n = len(candidates)
         scored = self.score_table(
             table, np.zeros(n, dtype=np.intp), np.arange(1, n + 1, dtype=np.intp)
@@ -223,6 +229,7 @@ def train(
     groups: Sequence[int] | None = None,
     within_groups: bool = True,
     seed_model: MatchModel | None = None,
+    linker_class: type[Linker] = Linker,
 ) -> Training:
     """Estimate a model on ``records`` and compare their candidate pairs with it.
 
@@ -234,9 +241,10 @@ def train(
        other sessions' matches), over the number of pairs the run could compare.
 
     Scores then do not depend on which blocking rule found a pair: an incremental linker gets the
-    same probability for a pair as batch linkage does.
+    same probability for a pair as batch linkage does. ``linker_class`` is the linker made (its
+    ``table`` lays the records out).
     """
-    table = RecordTable.of(records)
+    table = linker_class.table.of(records)
     n = len(table)
     g = None if groups is None else np.asarray(groups, dtype=np.intp)
     comparisons = settings.comparisons
@@ -292,7 +300,7 @@ def train(
     vectors = compare_pairs(comparisons, table, pairs.left, pairs.right)
     columns = sorted({c.term_frequency_column for c in comparisons if c.term_frequency_column})
     frequencies = TermFrequencies.of(table, columns, hasher)
-    linker = Linker(settings, model, hasher, frequencies)
+    linker = linker_class(settings, model, hasher, frequencies)
     return Training(
         linker, Estimation(model, tuple(sessions)), table, vectors, pairs.oversized_blocks
     )
