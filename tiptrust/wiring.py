@@ -156,13 +156,18 @@ def key_provider(home: Home) -> KeyProvider:
     return FileKeyProvider(home.kek)
 
 
+TRUST_KEY_CACHE = 65_536
+"""Unwrapped person keys the trust keeps in memory (an AES-GCM key object each, a few MiB)."""
+
+
 def vault(home: Home, store: EventStore) -> Vault:
     """The store's vault under this home's key-encryption key (finishing an interrupted KEK
     rotation first)."""
     if not home.kek.exists():
         raise SetupError("no vault key: run `tiptrust keys trust-init`")
     try:
-        return open_vault(store.engine, key_provider(home))
+        # linkage opens the fields of many candidates per record: keep their keys in memory
+        return open_vault(store.engine, key_provider(home), cache_size=TRUST_KEY_CACHE)
     except (KeyFileError, VaultKeyMismatch) as exc:
         raise SetupError(str(exc)) from None
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, delete, func, select, tuple_
+from sqlalchemy import Connection, and_, delete, func, select
 
 from trust.follow import Batch
 from trust.linkage.blocking import KeyedHasher
@@ -357,7 +357,19 @@ def _case_links(conn: Connection, source_id: str, case_id: str) -> list[Key]:
 
 
 def _where_keys(table: Any, keys: Sequence[Key]) -> Any:
-    return tuple_(table.c.source_id, table.c.case_id, table.c.victim_id).in_(keys)
+    """Rows of these (source, case, victim) keys. Written as IN lists per column, which the
+    primary key's index serves on SQLite too (a row-value IN list makes it scan the table); the
+    few rows of other victims of the same cases are dropped by the caller (:func:`_of_keys`)."""
+    return and_(
+        table.c.source_id.in_(sorted({k[0] for k in keys})),
+        table.c.case_id.in_(sorted({k[1] for k in keys})),
+        table.c.victim_id.in_(sorted({k[2] for k in keys})),
+    )
+
+
+def _of_keys(rows: Sequence[Any], keys: Sequence[Key]) -> list[Any]:
+    wanted = set(keys)
+    return [r for r in rows if (r.source_id, r.case_id, r.victim_id) in wanted]
 
 
 _TOTAL, _SQUARES = "", "*"  # link_terms rows holding a column's total and sum of squares
@@ -594,26 +606,26 @@ class _Run:
         keys = [k for k in keys if k not in self.person]
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
-            rows = (
-                self.conn.execute(select(_features).where(_where_keys(_features, chunk)))
-                .mappings()
-                .all()
+            rows = _of_keys(
+                self.conn.execute(select(_features).where(_where_keys(_features, chunk))).all(),
+                chunk,
             )
-            self.r.vault.warm(row["person_key_id"] for row in rows)
+            self.r.vault.warm(row.person_key_id for row in rows)
             for row in rows:
-                key = (row["source_id"], row["case_id"], row["victim_id"])
-                opened = self.r.open_linkable(dict(row))
+                key = (row.source_id, row.case_id, row.victim_id)
+                opened = self.r.open_linkable(dict(row._mapping))
                 if opened is not None:
                     record, shared = opened
                     self.features[key] = _features_of(record, shared)
                     self.shared[key] = shared
                     self.prepared[key] = prepare(record)
-            for s, c, v, p in self.conn.execute(
+            links = self.conn.execute(
                 select(
                     _links.c.source_id, _links.c.case_id, _links.c.victim_id, _links.c.person_id
                 ).where(_where_keys(_links, chunk))
-            ):
-                self._set((s, c, v), p)
+            ).all()
+            for row in _of_keys(links, chunk):
+                self._set((row.source_id, row.case_id, row.victim_id), row.person_id)
             for key in chunk:
                 self.person.setdefault(key, None)
 
