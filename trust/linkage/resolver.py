@@ -21,7 +21,9 @@ Per new victim record:
 
    - exactly one joinable person: the record joins it (``joined``);
    - several: the record would bridge persons established apart — it never merges them by
-     itself: it becomes a person of its own and a review is opened;
+     itself: it joins the best of them provisionally (``provisional``: counted there, as it most
+     likely is one of them) and a review is opened; accepting another candidate moves it there,
+     rejecting them all makes it a person of its own;
    - none, but a person scoring at or above the lower threshold (or a conflicted one): a person
      of its own, and a review;
    - otherwise a new person.
@@ -85,6 +87,7 @@ from trust.store.tables import link_blocks as _blocks
 from trust.store.tables import link_features as _features
 from trust.store.tables import link_terms as _terms
 from trust.store.tables import proj_link_overrides as _overrides
+from trust.store.tables import proj_link_reviews as _reviews
 from trust.store.tables import proj_linked_persons as _persons
 from trust.store.tables import proj_person_links as _links
 from trust.store.vault import Vault
@@ -800,6 +803,14 @@ class _Run:
             person = joins[0]
             decision = join_decision
             evidence: Sequence[PairEvidence] = by_person[person]
+        elif len(joins) > 1:
+            # a bridge between persons established apart: it merges none of them, but each
+            # scored at or above the upper threshold, so it is most likely one of them (on the
+            # demo 87 % truly were): it joins the best provisionally — counted there, not as a
+            # new person — and an operator's review decides
+            person = max(joins, key=lambda p: (max(e.probability for e in by_person[p]), p))
+            decision = LinkDecision.PROVISIONAL
+            evidence = by_person[person]
         else:
             person = self.r.person_ids()
             decision = LinkDecision.PENDING_REVIEW if joins or reviews else LinkDecision.NEW_PERSON
@@ -818,7 +829,7 @@ class _Run:
                 linked_at_ms=self.now_ms,
             )
         )
-        if decision == LinkDecision.PENDING_REVIEW:
+        if decision in (LinkDecision.PENDING_REVIEW, LinkDecision.PROVISIONAL):
             self._emit(
                 LinkReviewOpened(
                     event_id=new_event_id(),
@@ -938,7 +949,13 @@ class _Run:
             return
         # never against the agreements or within one case, whoever asks
         others = [o for o in others if o[:2] != key[:2] and self._may_link(key[0], o[0])]
-        persons = sorted({mine} | {p for o in others if (p := self.person.get(o)) is not None})
+        chosen = sorted({p for o in others if (p := self.person.get(o)) is not None})
+        if chosen and mine not in chosen and self._provisional(ev.review_id, mine):
+            # the record was placed provisionally in a candidate the operator did not choose:
+            # it moves to the chosen person (the provisional one keeps its other records)
+            self._move(key, mine, chosen[0], f"operator: {ev.review_id}")
+            mine = chosen[0]
+        persons = sorted({mine, *chosen})
         if len(persons) < 2:
             return
         created = dict(
@@ -962,6 +979,44 @@ class _Run:
         )
         self._flush()
         self._forget_persons()
+
+    def _provisional(self, review_id: str | None, person: str) -> bool:
+        """Whether the review placed its record provisionally in ``person`` (a candidate)."""
+        if review_id is None:
+            return False
+        row = self.conn.execute(
+            select(_reviews.c.person_id, _reviews.c.candidates).where(
+                _reviews.c.review_id == review_id
+            )
+        ).first()
+        return row is not None and row[0] == person and person in json.loads(row[1])
+
+    def _move(self, key: Key, source: str, target: str, reason: str) -> None:
+        """Take ``key`` out of ``source`` and put it in ``target`` (an operator's decision)."""
+        self._set(key, None)
+        self._emit(
+            RecordUnlinked(
+                event_id=new_event_id(),
+                victim=_ref(key),
+                person_id=source,
+                reason="operator",
+                unlinked_at_ms=self.now_ms,
+            )
+        )
+        self._set(key, target)
+        self._emit(
+            RecordLinked(
+                event_id=new_event_id(),
+                victim=_ref(key),
+                person_id=target,
+                decision=LinkDecision.OPERATOR,
+                model_version=self.r.model_version,
+                evidence=[],
+                linked_at_ms=self.now_ms,
+            )
+        )
+        self._flush()
+        self._reresolve(source, reason=reason)
 
     # -- a record leaves its person -------------------------------------------------------
 

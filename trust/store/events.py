@@ -266,6 +266,7 @@ class LinkDecision:
     JOINED = "joined"  # one person scored above the upper threshold
     SHARED_IDENTIFIER = "shared_identifier"  # a shared identifier both agreements declare
     PENDING_REVIEW = "pending_review"  # a person of its own until an operator decides
+    PROVISIONAL = "provisional"  # joined the best of several persons until an operator decides
     OPERATOR = "operator"  # an operator's review decision placed it
 
 
