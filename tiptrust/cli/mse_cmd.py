@@ -6,15 +6,16 @@ import json
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tiptrust.cli.common import Exit, fail, out
+from tiptrust.cli.common import Exit, HomeOpt, StoreOpt, fail, home_of, out
 
 if TYPE_CHECKING:  # statsmodels and scipy take a second to import: only when estimating
-    from trust.estimate import PopulationEstimate
+    from trust.estimate import PopulationEstimate, SelectionRule
+    from trust.estimate.from_trust import TrustHistories
 
 app = typer.Typer(
     help="Estimate how many victims no agency detected, from how the agencies' lists overlap.",
@@ -39,12 +40,37 @@ class SearchOpt(StrEnum):
 @app.command("estimate")
 def estimate(
     histories: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--histories",
             help="CSV with one 0/1 column per list and a column `count` (persons per history)",
         ),
-    ],
+    ] = None,
+    from_trust: Annotated[
+        bool,
+        typer.Option(
+            "--from-trust",
+            help="Capture histories from the trust's linked persons (counted as releases count "
+            "them) instead of a CSV",
+        ),
+    ] = False,
+    lists: Annotated[
+        str | None,
+        typer.Option(
+            "--lists",
+            help="With --from-trust: the lists, comma-separated; a list is a source, or "
+            "NAME=SOURCE+SOURCE pools sources (e.g. ngo=ngo_a+ngo_b) [default: every source "
+            "with counted persons]",
+        ),
+    ] = None,
+    stratum: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stratum",
+            help="With --from-trust: also estimate per stratum of a combined fact (sex, "
+            "age_group, form, year, victimisation); repeat or comma-separate for several",
+        ),
+    ] = None,
     criterion: Annotated[
         CriterionOpt,
         typer.Option("--criterion", help="How the list dependencies are chosen"),
@@ -80,11 +106,17 @@ def estimate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the estimate as one JSON object")
     ] = False,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
 ) -> None:
     """Estimate the total number of victims, observed and hidden, with its interval.
 
+    From a CSV of capture histories (--histories) or from the trust's linked persons
+    (--from-trust: one list per source, or per pool of sources given by --lists).
+
     Exit 0 with "no estimate" and the reason when the lists cannot support one; exit 2 on bad
-    input (no `count` column, a flag other than 0/1, fewer than two lists).
+    input (no `count` column, a flag other than 0/1, fewer than two lists, or fewer than two
+    lists with counted persons in the trust); exit 5 when this home has no trust store.
     """
     from trust.estimate import (
         Criterion,
@@ -96,14 +128,36 @@ def estimate(
     from trust.estimate.histories import read_csv
 
     started = time.perf_counter()
-    if not histories.is_file():
-        raise fail(f"{histories}: no such file", Exit.USAGE)
+    if from_trust == (histories is not None):
+        raise fail("give exactly one of --histories FILE.csv and --from-trust", Exit.USAGE)
+    if not from_trust and (lists is not None or stratum):
+        raise fail("--lists and --stratum go with --from-trust", Exit.USAGE)
     try:
         rule = SelectionRule(
             criterion=Criterion(criterion.value),
             search=None if search is SearchOpt.AUTO else Search(search.value),
             threshold=threshold,
         )
+    except EstimateError as exc:
+        raise fail(f"{exc} [{exc.code}]", Exit.USAGE) from None
+    if histories is None:
+        _from_trust(
+            rule,
+            lists=lists,
+            strata=[s.strip() for given in stratum or () for s in given.split(",") if s.strip()],
+            bootstrap=bootstrap,
+            seed=seed,
+            level=level,
+            merge_nested=not keep_nested,
+            as_json=as_json,
+            store=store,
+            home=home,
+            started=started,
+        )
+        return
+    if not histories.is_file():
+        raise fail(f"{histories}: no such file", Exit.USAGE)
+    try:
         tables = read_csv(histories)
         result = estimate_population(
             tables[()],
@@ -121,7 +175,141 @@ def estimate(
     _show(result)
 
 
-def _show(result: PopulationEstimate) -> None:
+def _parse_lists(text: str) -> tuple[list[str], dict[str, str]]:
+    """``police,ngo=ngo_a+ngo_b`` -> the lists in order and each pooled source's list."""
+    names: list[str] = []
+    list_of: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, pooled = item.partition("=")
+        name = name.strip()
+        sources = [s.strip() for s in pooled.split("+") if s.strip()] if sep else []
+        if not name or (sep and not sources):
+            raise fail(
+                "--lists: expected SOURCE or NAME=SOURCE+SOURCE, comma-separated", Exit.USAGE
+            )
+        for source in sources:
+            if source in list_of:
+                raise fail(f"--lists: source {source!r} is in two lists", Exit.USAGE)
+            list_of[source] = name
+        names.append(name)
+    if not names:
+        raise fail("--lists: no list given", Exit.USAGE)
+    return names, list_of
+
+
+def _from_trust(
+    rule: SelectionRule,
+    *,
+    lists: str | None,
+    strata: list[str],
+    bootstrap: int,
+    seed: int,
+    level: float,
+    merge_nested: bool,
+    as_json: bool,
+    store: str | None,
+    home: str | None,
+    started: float,
+) -> None:
+    """``mse estimate --from-trust``: histories from the store's projections, then estimates."""
+    from sqlalchemy.exc import DBAPIError
+
+    from trust.estimate import EstimateError, estimate_population
+    from trust.estimate.from_trust import histories_from_trust
+    from trust.store.eventstore import open_store
+
+    names, list_of = _parse_lists(lists) if lists is not None else (None, {})
+    h = home_of(home)
+    url = h.store_url(store)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise fail(f"no trust store in {h.root}: run the trust first", Exit.NOT_SET_UP)
+    try:
+        event_store = open_store(url)
+        try:
+            got = histories_from_trust(event_store, names, list_of, strata)
+        finally:
+            event_store.close()
+        pooled = estimate_population(
+            got.pooled,
+            rule,
+            bootstrap=bootstrap,
+            seed=seed,
+            level=level,
+            merge_nested=merge_nested,
+        )
+        per_stratum = [
+            (
+                key,
+                estimate_population(
+                    table,
+                    rule,
+                    bootstrap=bootstrap,
+                    seed=seed,
+                    level=level,
+                    merge_nested=merge_nested,
+                ),
+            )
+            for key, table in got.tables.items()
+            if got.strata
+        ]
+    except EstimateError as exc:
+        raise fail(f"trust store: {exc} [{exc.code}]", Exit.USAGE) from None
+    except DBAPIError as exc:
+        raise fail(
+            f"the event store failed ({type(exc.orig).__name__}): run again when it is back",
+            Exit.DELIVERY_FAILED,
+        ) from None
+    if as_json:
+        doc = {**_result_json(pooled), **_trust_json(got)}
+        if got.strata:
+            doc["strata"] = [
+                {"stratum": dict(zip(got.strata, key, strict=True)), **_result_json(r)}
+                for key, r in per_stratum
+            ]
+            estimates = [r.estimate for _, r in per_stratum]
+            doc["stratified_estimate"] = (
+                None
+                if any(e is None for e in estimates)
+                else round(sum(e for e in estimates if e is not None), 3)
+            )
+        doc["seconds"] = round(time.perf_counter() - started, 4)
+        print(json.dumps(doc))
+        return
+    sources = Table("", "", show_header=False, box=None)
+    for name in got.lists:
+        pooled_from = got.list_sources.get(name, ())
+        label = name if pooled_from == (name,) else f"{name} ({', '.join(pooled_from)})"
+        sources.add_row(label, f"{got.persons_per_list[name]:,} persons")
+    sources.add_row("persons", f"{got.persons:,} counted ({got.unlinked:,} records not linked)")
+    out.print(sources)
+    _show(pooled)
+    for key, r in per_stratum:
+        out.print()
+        out.print(", ".join(f"{d} = {v}" for d, v in zip(got.strata, key, strict=True)))
+        _show(r, assumptions=False)
+
+
+def _result_json(result: PopulationEstimate) -> dict[str, Any]:
+    doc = result.to_json()
+    doc.pop("seconds", None)
+    return doc
+
+
+def _trust_json(got: TrustHistories) -> dict[str, Any]:
+    return {
+        "persons": got.persons,
+        "sources": list(got.sources),
+        "list_sources": {name: list(s) for name, s in got.list_sources.items()},
+        "persons_per_list": dict(got.persons_per_list),
+        "records": got.records,
+        "unlinked_records": got.unlinked,
+        "strata_by": list(got.strata),
+    }
+
+
+def _show(result: PopulationEstimate, assumptions: bool = True) -> None:
     table = Table("", "", show_header=False, box=None)
     table.add_row("lists", ", ".join(result.lists))
     for nested, into in result.merged:
@@ -142,6 +330,8 @@ def _show(result: PopulationEstimate) -> None:
     table.add_row("model", " + ".join(result.model) if result.model else "main effects only")
     table.add_row("chosen by", f"{result.criterion} ({result.search})")
     out.print(table)
+    if not assumptions:
+        return
     out.print(
         "Assumes a closed population, list dependence the model can express, and no "
         "unmodelled heterogeneity in who gets listed."

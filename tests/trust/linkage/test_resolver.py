@@ -41,6 +41,7 @@ from trust.store.tables import (
     proj_link_reviews,
     proj_linked_persons,
     proj_person_links,
+    proj_persons,
     stored_events,
 )
 from trust.store.vault import Vault
@@ -331,13 +332,12 @@ def test_a_release_counts_a_person_from_its_allowed_sources_only(trust: Trust) -
     trust.link()
     with trust.store.engine.begin() as conn:
         conn.execute(
-            projections._persons.update()
-            .where(projections._persons.c.source_id == "police")
+            proj_persons.update()
+            .where(proj_persons.c.source_id == "police")
             .values(age_at_identification=16, age_group="12-17")
         )
     counts = ReleaseCounts(STREAMS)
     follow(trust.store, counts)
-    counts_all: dict[str, Any] = {}
     spec = next(s for s in STREAMS.values() if "age_group" in s.dimensions)
     at = spec.dimensions.index("age_group")
     with trust.store.engine.begin() as conn:
