@@ -808,7 +808,14 @@ class _Run:
             # scored at or above the upper threshold, so it is most likely one of them (on the
             # demo 87 % truly were): it joins the best provisionally — counted there, not as a
             # new person — and an operator's review decides
-            person = max(joins, key=lambda p: (max(e.probability for e in by_person[p]), p))
+            # ties go to the person whose best record has the smallest key (data, not ids)
+            person = min(
+                joins,
+                key=lambda p: (
+                    -max(e.probability for e in by_person[p]),
+                    min(e.other.key() for e in by_person[p]),
+                ),
+            )
             decision = LinkDecision.PROVISIONAL
             evidence = by_person[person]
         else:
