@@ -23,8 +23,6 @@ text formats). This module is part of the wire contract and imports nothing of o
 normalisation is a copy of ``trust/linkage/normalise.py``'s (a test keeps the two equal).
 """
 
-# ruff: noqa: RUF001 - the transliteration tables map look-alike letters of other scripts on purpose
-
 from __future__ import annotations
 
 import base64
@@ -34,6 +32,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from schemas.names import fold_name
 
 CLK_FIELDS: tuple[str, ...] = (
     "given_name",
@@ -45,44 +45,7 @@ CLK_FIELDS: tuple[str, ...] = (
 MIN_KEY_BYTES = 16
 _LABEL = b"tiptrust/clk/v1/field/"
 
-# --- normalisation (a copy of trust/linkage/normalise.py: fold and the lenient date reading) ---
-
-_NOT_DECOMPOSED = {
-    "ł": "l", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ø": "o", "œ": "oe", "æ": "ae",
-    "ß": "ss", "þ": "th", "ŀ": "l", "ŧ": "t",
-}  # fmt: skip
-_CYRILLIC = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "ґ": "g", "д": "d", "е": "e", "ё": "e", "є": "ye",
-    "ж": "zh", "з": "z", "и": "i", "і": "i", "ї": "yi", "й": "y", "к": "k", "л": "l", "м": "m",
-    "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh",
-    "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e",
-    "ю": "yu", "я": "ya", "ђ": "dj", "ј": "j", "љ": "lj", "њ": "nj", "ћ": "c", "џ": "dz",
-    "ў": "u",
-}  # fmt: skip
-_ARABIC = {
-    "ا": "a", "أ": "a", "إ": "i", "آ": "a", "ب": "b", "ت": "t", "ث": "th", "ج": "j", "ح": "h",
-    "خ": "kh", "د": "d", "ذ": "dh", "ر": "r", "ز": "z", "س": "s", "ش": "sh", "ص": "s", "ض": "d",
-    "ط": "t", "ظ": "z", "ع": "", "غ": "gh", "ف": "f", "ق": "q", "ك": "k", "ل": "l", "م": "m",
-    "ن": "n", "ه": "h", "و": "u", "ي": "i", "ى": "a", "ة": "a", "ء": "", "ؤ": "", "ئ": "",
-    "پ": "p", "چ": "ch", "ژ": "zh", "گ": "g", "ک": "k", "ی": "y",
-}  # fmt: skip
-_GREEK = {
-    "α": "a", "β": "v", "γ": "g", "δ": "d", "ε": "e", "ζ": "z", "η": "i", "θ": "th", "ι": "i",
-    "κ": "k", "λ": "l", "μ": "m", "ν": "n", "ξ": "x", "ο": "o", "π": "p", "ρ": "r", "σ": "s",
-    "ς": "s", "τ": "t", "υ": "y", "φ": "f", "χ": "ch", "ψ": "ps", "ω": "o",
-}  # fmt: skip
-_SCRIPT = str.maketrans({**_NOT_DECOMPOSED, **_CYRILLIC, **_ARABIC, **_GREEK})
-_NON_LETTER = re.compile(r"[^a-z]+")
-
-
-def fold_name(text: str | None) -> str:
-    """Lower-case Latin letters and single spaces: scripts transliterated, diacritics dropped,
-    punctuation read as a space (the plain linker's ``fold``)."""
-    lowered = unicodedata.normalize("NFKC", text or "").lower().translate(_SCRIPT)
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _NON_LETTER.sub(" ", plain).strip()
-
+# --- normalisation: names as the linker folds them; the lenient date reading ---
 
 _UNKNOWN = r"(?:\d{1,2}|\?\?|[xX]{2}|-{1,2}|_{1,2}|[uU]{2})"
 _ISO = re.compile(rf"(\d{{4}})(?:[-/.]({_UNKNOWN})(?:[-/.]({_UNKNOWN}))?)?(?:[T ].*)?")

@@ -16,52 +16,14 @@ Dates: :func:`parse_date` reads ISO dates with missing parts (``1990``, ``1990-0
 missing stays ``None`` rather than being guessed.
 """
 
-# ruff: noqa: RUF001 - the transliteration tables map look-alike letters of other scripts on purpose
-
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass
 
+from schemas.names import fold_name
 from trust.linkage.errors import LinkageError, LinkageReason
-
-# Letters that Unicode decomposition does not reduce to a base letter.
-_NOT_DECOMPOSED = {
-    "ł": "l", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ø": "o", "œ": "oe", "æ": "ae",
-    "ß": "ss", "þ": "th", "ŀ": "l", "ŧ": "t",
-}  # fmt: skip
-
-# Cyrillic (Russian, Ukrainian, Bulgarian, Serbian letters) to Latin, a plain passport-style table.
-_CYRILLIC = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "ґ": "g", "д": "d", "е": "e", "ё": "e", "є": "ye",
-    "ж": "zh", "з": "z", "и": "i", "і": "i", "ї": "yi", "й": "y", "к": "k", "л": "l", "м": "m",
-    "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh",
-    "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e",
-    "ю": "yu", "я": "ya", "ђ": "dj", "ј": "j", "љ": "lj", "њ": "nj", "ћ": "c", "џ": "dz",
-    "ў": "u",
-}  # fmt: skip
-
-# Arabic script to Latin consonants. Short vowels are not written in Arabic, so the result is
-# close to the consonant skeleton of the romanised spellings (محمد -> mhmd, like Muhammad); waw
-# and ya are read as the long vowels they mostly are in names (يوسف -> iusf, like Yusuf).
-_ARABIC = {
-    "ا": "a", "أ": "a", "إ": "i", "آ": "a", "ب": "b", "ت": "t", "ث": "th", "ج": "j", "ح": "h",
-    "خ": "kh", "د": "d", "ذ": "dh", "ر": "r", "ز": "z", "س": "s", "ش": "sh", "ص": "s", "ض": "d",
-    "ط": "t", "ظ": "z", "ع": "", "غ": "gh", "ف": "f", "ق": "q", "ك": "k", "ل": "l", "م": "m",
-    "ن": "n", "ه": "h", "و": "u", "ي": "i", "ى": "a", "ة": "a", "ء": "", "ؤ": "", "ئ": "",
-    "پ": "p", "چ": "ch", "ژ": "zh", "گ": "g", "ک": "k", "ی": "y",
-}  # fmt: skip
-
-# Greek to Latin (ELOT-like), for the few Greek-script records.
-_GREEK = {
-    "α": "a", "β": "v", "γ": "g", "δ": "d", "ε": "e", "ζ": "z", "η": "i", "θ": "th", "ι": "i",
-    "κ": "k", "λ": "l", "μ": "m", "ν": "n", "ξ": "x", "ο": "o", "π": "p", "ρ": "r", "σ": "s",
-    "ς": "s", "τ": "t", "υ": "y", "φ": "f", "χ": "ch", "ψ": "ps", "ω": "o",
-}  # fmt: skip
-
-_SCRIPT = str.maketrans({**_NOT_DECOMPOSED, **_CYRILLIC, **_ARABIC, **_GREEK})
-_NON_LETTER = re.compile(r"[^a-z]+")
 
 # Names whose romanisations differ in more than vowels and digraphs: the Ukrainian and Russian
 # forms of one given name, Turkish and Arabic forms, and so on. Each group maps to its first
@@ -103,11 +65,9 @@ _VOWELS = frozenset("aeiou")
 
 def fold(text: str) -> str:
     """Lower-case Latin letters and single spaces: scripts transliterated, diacritics dropped,
-    punctuation (hyphens, apostrophes, dots) read as a space."""
-    lowered = unicodedata.normalize("NFKC", text).lower().translate(_SCRIPT)
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _NON_LETTER.sub(" ", plain).strip()
+    punctuation (hyphens, apostrophes, dots) read as a space (:func:`schemas.names.fold_name`,
+    the rule a CLK producer folds by too)."""
+    return fold_name(text)
 
 
 def romanisation_key(text: str) -> str:
