@@ -46,6 +46,7 @@ import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -93,6 +94,7 @@ from trust.store.tables import proj_person_links as _links
 from trust.store.vault import Vault
 
 RESOLVER = "trust-linkage"
+KNOWN_RECORDS = 100_000  # prepared records kept in memory between batches (about 1 KiB each)
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +222,11 @@ class Resolver:
         self.vault = vault
         self.linker = linker
         self.policy = policy
+        # linked records' opened and prepared fields, most recently used last: a record meets
+        # the same candidates again and again, and opening and normalising them was most of
+        # the cost per record. Kept current by this resolver (filed, removed); bounded.
+        self.known: OrderedDict[Key, tuple[dict[str, Any], Shared, PreparedRecord]] = OrderedDict()
+        self.known_size = KNOWN_RECORDS
         self.clock = clock
         self.person_ids = person_ids
 
@@ -252,6 +259,21 @@ class Resolver:
         conn.execute(delete(_blocks))
         conn.execute(delete(_features))
         conn.execute(delete(_terms))
+        self.clear_memory()
+
+    def remember(
+        self, key: Key, features: dict[str, Any], shared: Shared, prepared: PreparedRecord
+    ) -> None:
+        self.known[key] = (features, shared, prepared)
+        self.known.move_to_end(key)
+        while len(self.known) > self.known_size:
+            self.known.popitem(last=False)
+
+    def forget(self, key: Key) -> None:
+        self.known.pop(key, None)
+
+    def clear_memory(self) -> None:
+        self.known.clear()
 
     def score_pair(self, conn: Connection, a: LinkRecord, b: LinkRecord) -> PairScore:
         """How the model scores ``(a, b)`` now, name frequencies included (as a decision would):
@@ -607,11 +629,25 @@ class _Run:
 
     def _load(self, keys: Sequence[Key]) -> None:
         keys = [k for k in keys if k not in self.person]
+        known = self.r.known
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
-            rows = _of_keys(
-                self.conn.execute(select(_features).where(_where_keys(_features, chunk))).all(),
-                chunk,
+            unknown = []
+            for key in chunk:
+                held = known.get(key)
+                if held is None:
+                    unknown.append(key)
+                else:
+                    self.features[key], self.shared[key], self.prepared[key] = held
+            rows = (
+                _of_keys(
+                    self.conn.execute(
+                        select(_features).where(_where_keys(_features, unknown))
+                    ).all(),
+                    unknown,
+                )
+                if unknown
+                else []
             )
             self.r.vault.warm(row.person_key_id for row in rows)
             for row in rows:
@@ -622,6 +658,7 @@ class _Run:
                     self.features[key] = _features_of(record, shared)
                     self.shared[key] = shared
                     self.prepared[key] = prepare(record)
+                    self.r.remember(key, self.features[key], shared, self.prepared[key])
             links = self.conn.execute(
                 select(
                     _links.c.source_id, _links.c.case_id, _links.c.victim_id, _links.c.person_id
@@ -726,6 +763,7 @@ class _Run:
         self.prepared[key] = op.prepared
         self.features[key] = _features_of(op.record, op.shared)
         self.removed.discard(key)
+        self.r.remember(key, self.features[key], op.shared, op.prepared)
 
     def _place(self, op: _Upsert) -> None:
         key = op.key
@@ -1035,6 +1073,7 @@ class _Run:
         self.block_rows = [r for r in self.block_rows if _row_key(r) != key]
         self.feature_rows = [r for r in self.feature_rows if _row_key(r) != key]
         self.removed.add(key)
+        self.r.forget(key)
         self.features.pop(key, None)
         self.shared.pop(key, None)
         gone = self.prepared.pop(key, None)
