@@ -26,7 +26,7 @@ from trust.linkage.blocking import (
     blocking_keys,
     candidate_pairs,
 )
-from trust.linkage.comparison import ComparisonVectors, compare_pairs
+from trust.linkage.comparison import Comparison, ComparisonVectors, compare_pairs
 from trust.linkage.model import (
     Estimation,
     MatchModel,
@@ -221,6 +221,11 @@ def _shares_key(keys: Sequence[frozenset[str]], left: Index, right: Index) -> Fl
     )
 
 
+def frequency_columns(comparisons: Sequence[Comparison]) -> list[str]:
+    """The record-table columns whose value frequencies adjust exact agreements."""
+    return sorted({c.term_frequency_column for c in comparisons if c.term_frequency_column})
+
+
 def train(
     settings: LinkageSettings,
     records: Sequence[PreparedRecord],
@@ -298,7 +303,7 @@ def train(
         max_block_size=settings.max_block_size,
     )
     vectors = compare_pairs(comparisons, table, pairs.left, pairs.right)
-    columns = sorted({c.term_frequency_column for c in comparisons if c.term_frequency_column})
+    columns = frequency_columns(comparisons)
     frequencies = TermFrequencies.of(table, columns, hasher)
     linker = linker_class(settings, model, hasher, frequencies)
     return Training(

@@ -57,7 +57,7 @@ from sqlalchemy import Connection, and_, delete, func, select
 
 from trust.follow import Batch
 from trust.linkage.blocking import KeyedHasher
-from trust.linkage.linker import Linker, PairScore
+from trust.linkage.linker import Linker, PairScore, frequency_columns
 from trust.linkage.model import TermFrequencies
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.stewardship.erasure import erased_victims
@@ -401,8 +401,7 @@ _TOTAL, _SQUARES = "", "*"  # link_terms rows holding a column's total and sum o
 
 
 def _frequency_columns(linker: Linker) -> list[str]:
-    comparisons = linker.settings.comparisons
-    return sorted({c.term_frequency_column for c in comparisons if c.term_frequency_column})
+    return frequency_columns(linker.settings.comparisons)
 
 
 class _Terms:
@@ -1189,13 +1188,3 @@ def _row_key(row: Mapping[str, str]) -> Key:
 def _kept(pairs: Sequence[PairEvidence]) -> list[PairEvidence]:
     """A decision's evidence: its best pairs (at most a few)."""
     return list(pairs[:_EVIDENCE])
-
-
-def linked_records(conn: Connection, person_id: str) -> list[Key]:
-    """The victim records of a person now."""
-    rows = conn.execute(
-        select(_links.c.source_id, _links.c.case_id, _links.c.victim_id).where(
-            _links.c.person_id == person_id
-        )
-    ).all()
-    return sorted((str(a), str(b), str(c)) for a, b, c in rows)

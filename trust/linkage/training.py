@@ -19,12 +19,11 @@ from trust.linkage.linker import train
 from trust.linkage.model import Estimation, MatchModel, default_model
 from trust.linkage.record import prepare
 from trust.linkage.resolver import Resolver
+from trust.linkage.review import OPERATOR
 from trust.store.events import LinkModelAdopted, new_event_id
 from trust.store.eventstore import EventStore
 from trust.store.tables import link_features as _features
 from trust.store.tables import stored_events as _events
-
-OPERATOR = "trust-operator"
 
 
 @dataclass(frozen=True)
