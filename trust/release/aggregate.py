@@ -198,6 +198,8 @@ class CountTable:
 
     ``counts`` is read-only and ordered as :meth:`cell_keys`; ``total`` is the number of distinct
     persons (= the sum of the cells); the period is the min/max known year (None if none).
+    ``structural_zeros``: the cell keys the stream declares impossible (their 0 is public
+    knowledge, so disclosure control need not protect them).
     """
 
     stream: str
@@ -207,6 +209,7 @@ class CountTable:
     total: int
     period_start: int | None
     period_end: int | None
+    structural_zeros: frozenset[tuple[str, ...]] = frozenset()
 
     def cell_keys(self) -> Iterator[tuple[str, ...]]:
         """Every cell key, in cross-product order (first dimension slowest)."""

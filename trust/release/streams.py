@@ -31,7 +31,9 @@ class StreamSpec:
     publishes every cell, every margin and the total under primary and secondary suppression
     with the LP audit (``disclosure/secondary.md``); otherwise (tables too large for the
     secondary suppression at every release) only the cells and the total under primary
-    suppression.
+    suppression. ``method``: the disclosure method applied after suppression, by the name it is
+    declared under in :mod:`trust.release.disclosure.methods` (``"suppression"``: suppression
+    only, values exact).
     """
 
     name: str
@@ -41,6 +43,7 @@ class StreamSpec:
     k: int = 10
     min_interval_s: float = 0.0
     margins: bool = False
+    method: str = "suppression"
 
     def __post_init__(self) -> None:
         validate_name(self.name)
