@@ -191,7 +191,7 @@ def plain_records(datum: dict[str, Any]) -> list[LinkRecord]:
         key = (source, str(datum["case_id"]), str(victim["victim_id"]))
         raw = victim.get("identifiers")
         identifiers = orjson.loads(orjson.dumps(raw)) if raw is not None else {}
-        out.append(link_record(key, victim, identifiers))
+        out.append(link_record(key, victim, identifiers, datum))
     return out
 
 

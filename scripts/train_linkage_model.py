@@ -3,7 +3,9 @@
 The trust links its first records with this model, before it has data of its own to estimate
 one on (``tiptrust link train`` does that later). It is estimated by EM, exactly as batch
 linkage estimates one, on a synthetic population of the simulator — never on real data — so it
-holds no information about any real person. Deterministic: the same code makes the same file.
+holds no information about any real person. The records are what the resolver compares of each
+victim: every agency export read through its own mapping into case records (identifiers and
+context), as the trust receives them. Deterministic: the same code makes the same file.
 
     .venv/bin/python scripts/train_linkage_model.py [--persons 5000] [--seed 11]
 """
@@ -19,8 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.linkage import _records, simulator_frames  # noqa: E402
-from producers.simulate import simulate  # noqa: E402
+from benchmarks.linkage_incremental import (  # noqa: E402
+    _schema,
+    plain_records,
+    simulated_arrivals,
+)
 from trust.linkage import KeyedHasher, LinkageSettings, prepare, train  # noqa: E402
 from trust.linkage.model import DEFAULT_MODEL_PATH  # noqa: E402
 
@@ -31,9 +36,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        simulate(args.seed, args.persons, Path(d))
-        frames, _ = simulator_frames(Path(d))
-    records = [prepare(r) for frame in frames for r in _records(frame)]
+        sim = simulated_arrivals(args.seed, args.persons, Path(d))
+    schema = _schema()
+    records = [prepare(r) for a in sim.arrivals for r in plain_records(schema.decode(a.avro))]
     # the key only names blocks; the estimated parameters do not depend on it
     training = train(LinkageSettings(), records, KeyedHasher(b"\0" * 32))
     model = training.linker.model.to_dict()

@@ -51,7 +51,8 @@ def batch(
         typer.Option(
             "--input",
             help="A CSV file with columns id, given_name, surname, date_of_birth, sex, "
-            "nationality, document_number [, address, postcode]; repeat for several files",
+            "nationality, document_number [, address, postcode, age, age_year, event_year, "
+            "forms]; repeat for several files",
         ),
     ],
     out_path: Annotated[

@@ -33,7 +33,14 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "nationality",
     "document_number",
 )
-OPTIONAL_COLUMNS: tuple[str, ...] = ("address", "postcode")
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "address",
+    "postcode",
+    "age",
+    "age_year",
+    "event_year",
+    "forms",
+)
 
 
 @dataclass(frozen=True, slots=True)

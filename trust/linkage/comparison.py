@@ -347,9 +347,94 @@ class TextSimilarityComparison(_OneField):
         return _assign(len(pairs), null, [lv == rv, *(jw >= t for t in self.jaro_winkler)])
 
 
+@dataclass(frozen=True, slots=True)
+class BirthYearEstimateComparison:
+    """The year of birth where at least one record knows it only from an age: within a year
+    (an age is a year of birth give or take one), within three, other. No data where both
+    records have a date of birth (the date comparison weighs those) or either has neither."""
+
+    @property
+    def name(self) -> str:
+        return "age"
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("within_1_year", "within_3_years", "other")
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+    def compare(self, pairs: PairView) -> Levels:
+        yl, yr = pairs.left_ints("birth_estimate"), pairs.right_ints("birth_estimate")
+        from_age = pairs.left_mask("birth_from_age") | pairs.right_mask("birth_from_age")
+        null = (yl < 0) | (yr < 0) | ~from_age
+        gap = np.abs(yl - yr)
+        return _assign(len(pairs), null, [gap <= 1, gap <= 3])
+
+
+@dataclass(frozen=True, slots=True)
+class EventYearComparison:
+    """The year of exploitation: the same, a year apart, other (the same person in separate
+    events is a repeat victim: the model learns how often matches differ)."""
+
+    @property
+    def name(self) -> str:
+        return "event_year"
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("exact", "one_year_apart", "other")
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+    def compare(self, pairs: PairView) -> Levels:
+        yl, yr = pairs.left_ints("event_year"), pairs.right_ints("event_year")
+        null = (yl < 0) | (yr < 0)
+        gap = np.abs(yl - yr)
+        return _assign(len(pairs), null, [gap == 0, gap == 1])
+
+
+@dataclass(frozen=True, slots=True)
+class FormsComparison:
+    """The forms of exploitation: the same set, overlapping sets, disjoint sets."""
+
+    @property
+    def name(self) -> str:
+        return "forms"
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("same", "overlap", "other")
+
+    @property
+    def term_frequency_column(self) -> str | None:
+        return None
+
+    @property
+    def penalty_only(self) -> bool:
+        return False
+
+    def compare(self, pairs: PairView) -> Levels:
+        fl = np.asarray(pairs.table.forms[pairs.left_index])
+        fr = np.asarray(pairs.table.forms[pairs.right_index])
+        null = (fl == 0) | (fr == 0)
+        return _assign(len(pairs), null, [fl == fr, (fl & fr) != 0])
+
+
 def default_comparisons() -> tuple[Comparison, ...]:
-    """The comparisons of the batch format's columns (address and postcode only weigh when
-    both records have them)."""
+    """The comparisons of the batch format's columns (address, postcode and the context columns
+    only weigh when both records have them)."""
     return (
         NameComparison("given_name"),
         NameComparison("surname"),
@@ -360,6 +445,9 @@ def default_comparisons() -> tuple[Comparison, ...]:
         EditDistanceComparison("document_number", (1, 2)),
         TextSimilarityComparison("address"),
         EditDistanceComparison("postcode", (1,)),
+        BirthYearEstimateComparison(),
+        EventYearComparison(),
+        FormsComparison(),
     )
 
 

@@ -17,6 +17,7 @@ class LinkageReason(StrEnum):
     MISSING_ID = "missing_id"  # a row without an id
     DUPLICATE_ID = "duplicate_id"  # an id used twice, in one input or across inputs
     BAD_DATE = "bad_date"  # a date that no lenient reading understands
+    BAD_VALUE = "bad_value"  # a year or an age that is not a whole number in range
     UNREADABLE = "unreadable"  # not a readable UTF-8 CSV file
     BAD_SETTINGS = "bad_settings"  # thresholds, rules or comparisons that cannot work
     BAD_KEY = "bad_key"  # a blocking-key secret that is too short

@@ -281,7 +281,10 @@ def train(
             max_block_size=settings.max_block_size,
         )
         levels = compare_pairs(comparisons, table, pairs.left, pairs.right).levels
-        learn = [c.name not in training_rule.fixes for c in comparisons]
+        learn = [
+            c.name not in training_rule.fixes and c.name not in training_rule.leaves_out
+            for c in comparisons
+        ]
         fit = em_session(
             levels,
             seed_model,

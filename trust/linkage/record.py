@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import numpy.typing as npt
 
-from trust.linkage.errors import LinkageError
+from trust.linkage.errors import LinkageError, LinkageReason
 from trust.linkage.normalise import (
     NormalisedName,
     PartialDate,
@@ -39,6 +39,14 @@ class LinkRecord:
     ``date_of_birth`` is text (ISO, possibly with missing parts); ``sex`` a code such as ``F``,
     ``M``, ``X`` or a word; ``nationality`` a country code. The ``id`` is unique within a linkage
     run and says nothing about the person.
+
+    The last four fields are the record's context, not identifiers: ``age`` (whole years, as
+    recorded) and ``age_year``, the year that age was recorded in (together an estimate of the
+    year of birth where the date of birth is missing); ``event_year``, the year of exploitation;
+    ``forms``, the forms of exploitation recorded, ``;``-separated. Records of one person from
+    several agencies mostly describe the same event, so these tell apart two persons with the
+    same given name when nothing else is known of them (agencies that meet a victim briefly often
+    record a given name only).
     """
 
     id: str
@@ -50,6 +58,10 @@ class LinkRecord:
     document_number: str = ""
     address: str = ""
     postcode: str = ""
+    age: str = ""
+    age_year: str = ""
+    event_year: str = ""
+    forms: str = ""
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LinkRecord))
@@ -68,6 +80,29 @@ class PreparedRecord:
     document: str
     address: str
     postcode: str
+    #: the year of birth from the date of birth, else estimated as ``age_year - age`` (-1: unknown)
+    birth_year_estimate: int = -1
+    #: whether :attr:`birth_year_estimate` comes from an age (an estimate within a year)
+    birth_year_from_age: bool = False
+    event_year: int = -1
+    forms: frozenset[str] = frozenset()
+
+
+def _year(text: str, column: str) -> int:
+    """A year (or a whole number of years) from text; -1 if empty. Raises
+    :class:`LinkageError` located at the column (without the value) when it is not one."""
+    value = text.strip()
+    if not value:
+        return -1
+    try:
+        number = int(value)
+    except ValueError:
+        raise LinkageError(LinkageReason.BAD_VALUE, "not a whole number").at(
+            f"column {column}"
+        ) from None
+    if not 0 <= number <= 9999:
+        raise LinkageError(LinkageReason.BAD_VALUE, "out of range").at(f"column {column}")
+    return number
 
 
 def prepare(record: LinkRecord) -> PreparedRecord:
@@ -77,6 +112,16 @@ def prepare(record: LinkRecord) -> PreparedRecord:
         birth = parse_date(record.date_of_birth)
     except LinkageError as exc:
         raise exc.at("column date_of_birth") from None
+    age, age_year = _year(record.age, "age"), _year(record.age_year, "age_year")
+    if birth is not None:
+        estimate, from_age = birth.year, False
+    elif age >= 0 and age_year > 0 and age <= 130:
+        estimate, from_age = age_year - age, True
+    else:
+        estimate, from_age = -1, False
+    forms = frozenset(
+        f for f in (part.strip() for part in record.forms.split(";")) if f and f != "Unknown"
+    )
     return PreparedRecord(
         id=record.id,
         given=normalise_name(record.given_name),
@@ -87,6 +132,10 @@ def prepare(record: LinkRecord) -> PreparedRecord:
         document=normalise_document(record.document_number),
         address=fold(record.address),
         postcode=normalise_code(record.postcode),
+        birth_year_estimate=estimate,
+        birth_year_from_age=from_age,
+        event_year=_year(record.event_year, "event_year"),
+        forms=forms,
     )
 
 
@@ -98,6 +147,18 @@ def _strings(values: Sequence[str]) -> Strings:
 
 def _mask(values: Sequence[bool]) -> Mask:
     return np.array(values, dtype=np.bool_)
+
+
+def _form_bits(records: Sequence[PreparedRecord]) -> npt.NDArray[np.int64]:
+    """Each record's forms as bits over this table's codes (codes past the 63rd share the last
+    bit: a table of records with so many distinct form codes compares them coarsely)."""
+    codes: dict[str, int] = {}
+    for r in records:
+        for f in sorted(r.forms):
+            codes.setdefault(f, min(len(codes), 62))
+    return np.array(
+        [sum(1 << codes[f] for f in set(r.forms)) for r in records], dtype=np.int64
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +186,10 @@ class RecordTable:
     document: Strings
     address: Strings
     postcode: Strings
+    birth_estimate: Ints
+    birth_from_age: Mask
+    event_year: Ints
+    forms: npt.NDArray[np.int64]  # a bit per form code of this table; 0: none recorded
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -164,4 +229,8 @@ class RecordTable:
             document=_strings([r.document for r in records]),
             address=_strings([r.address for r in records]),
             postcode=_strings([r.postcode for r in records]),
+            birth_estimate=np.array([r.birth_year_estimate for r in records], dtype=np.int32),
+            birth_from_age=_mask([r.birth_year_from_age for r in records]),
+            event_year=np.array([r.event_year for r in records], dtype=np.int32),
+            forms=_form_bits(records),
         )

@@ -42,6 +42,7 @@ never reused or silently changed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -126,12 +127,23 @@ def _features_aad(key: Key) -> bytes:
     return _FEATURES_AAD + json.dumps(list(key)).encode()
 
 
-def link_record(key: Key, victim: Mapping[str, Any], identifiers: Mapping[str, Any]) -> LinkRecord:
+def link_record(
+    key: Key,
+    victim: Mapping[str, Any],
+    identifiers: Mapping[str, Any],
+    case: Mapping[str, Any] | None = None,
+) -> LinkRecord:
     """What linkage compares of one victim: the sealed identifiers (names, date of birth, first
-    document) with the record's sex and first known citizenship."""
+    document) with the record's sex and first known citizenship, and from its ``case`` (the
+    minimised record) the context: age and the year it was recorded in, year and forms of
+    exploitation."""
     documents = identifiers.get("documents") or []
     citizenships = [c for c in victim.get("citizenships") or () if c and c != "Unknown"]
     sex = victim.get("sex") or ""
+    event = (case or {}).get("event") or {}
+    event_year = event.get("year_of_exploitation")
+    age = victim.get("age_at_identification")
+    recorded = _year_of(((case or {}).get("reporting_entity") or {}).get("date_recorded"))
     return LinkRecord(
         id=json.dumps(list(key)),
         given_name=identifiers.get("given_names") or "",
@@ -140,7 +152,25 @@ def link_record(key: Key, victim: Mapping[str, Any], identifiers: Mapping[str, A
         sex="" if sex in ("Unknown", "NonSpecifiedUnknown") else str(sex),
         nationality=citizenships[0] if citizenships else "",
         document_number=(documents[0].get("number") or "") if documents else "",
+        age="" if age is None else str(age),
+        # the age was taken when the victim was identified: the record's date, else the year
+        # of exploitation
+        age_year=str(recorded or event_year or "") if age is not None else "",
+        event_year="" if event_year is None else str(event_year),
+        forms=";".join(sorted({str(f) for f in event.get("forms_of_exploitation") or ()})),
     )
+
+
+def _year_of(value: Any) -> int | None:
+    """The year of a record date as stored (a date, ISO text or days since 1970)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return value.year
+    if isinstance(value, int):
+        return (dt.date(1970, 1, 1) + dt.timedelta(days=value)).year
+    text = str(value)
+    return int(text[:4]) if len(text) >= 4 and text[:4].isdigit() else None
 
 
 def _fields_of(record: LinkRecord) -> dict[str, str]:
@@ -297,7 +327,9 @@ class Resolver:
                 if key in erased:
                     continue  # not present for linkage: if it was linked, it leaves its person
                 present.append(key[2])
-                opened = self._link_record(key, victim, ev.sealed_identifiers.get(key[2]))
+                opened = self._link_record(
+                    key, victim, ev.sealed_identifiers.get(key[2]), ev.record
+                )
                 if opened is None:
                     continue  # being erased: the withdrawal or disposal removes it
                 record, shared = opened
@@ -323,7 +355,11 @@ class Resolver:
         return []
 
     def _link_record(
-        self, key: Key, victim: Mapping[str, Any], blob: SealedBlob | None
+        self,
+        key: Key,
+        victim: Mapping[str, Any],
+        blob: SealedBlob | None,
+        case: Mapping[str, Any] | None = None,
     ) -> tuple[LinkRecord, Shared] | None:
         identifiers: Mapping[str, Any] = {}
         if blob is not None:
@@ -331,7 +367,7 @@ class Resolver:
                 identifiers = self.vault.open_identifiers(*key, blob)
             except KeyShredded:
                 return None
-        return link_record(key, victim, identifiers), shared_ids(identifiers)
+        return link_record(key, victim, identifiers, case), shared_ids(identifiers)
 
     def shared_digest(self, scheme: str, value: str) -> str:
         """The keyed blocking digest of a shared identifier (never the value in clear)."""

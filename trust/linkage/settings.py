@@ -12,10 +12,18 @@ from trust.linkage.errors import LinkageError, LinkageReason
 @dataclass(frozen=True, slots=True)
 class TrainingRule:
     """A blocking rule whose pairs train ``m`` by EM, and the comparisons it fixes (those the
-    rule makes agree by construction, so the session cannot learn their ``m``)."""
+    rule makes agree by construction, so the session cannot learn their ``m``).
+
+    ``leaves_out``: comparisons the session neither learns nor weighs, because its pairs would
+    teach them wrongly — pairs that share a name are mostly different persons with a common
+    name, and weighing the context (year and forms of exploitation, shared by many victims of
+    one operation) would count such pairs as matches and teach that matches disagree on dates
+    of birth. Each comparison left out is learnt by the other sessions.
+    """
 
     rule: BlockingRule
     fixes: tuple[str, ...]
+    leaves_out: tuple[str, ...] = ()
 
 
 def default_training_rules() -> tuple[TrainingRule, ...]:
@@ -23,7 +31,11 @@ def default_training_rules() -> tuple[TrainingRule, ...]:
         TrainingRule(BirthDate(), ("date_of_birth",)),
         # names go with sex and nationality (name pools differ by country and sex): a session
         # of same-name pairs cannot learn how often matches agree on those either
-        TrainingRule(FullNameKey(), ("given_name", "surname", "name_order", "sex", "nationality")),
+        TrainingRule(
+            FullNameKey(),
+            ("given_name", "surname", "name_order", "sex", "nationality"),
+            leaves_out=("event_year", "forms"),
+        ),
     )
 
 
@@ -65,7 +77,7 @@ class LinkageSettings:
         if len(set(rules)) != len(rules):
             problems.append("blocking rule names must be distinct")
         known = set(names)
-        if any(f not in known for t in self.training_rules for f in t.fixes):
+        if any(f not in known for t in self.training_rules for f in (*t.fixes, *t.leaves_out)):
             problems.append("a training rule fixes a comparison the settings do not have")
         if self.max_block_size < 2:
             problems.append("max_block_size must be at least 2")

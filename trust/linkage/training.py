@@ -10,20 +10,27 @@ they name — re-linking them under the new model is a separate step.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from trust.linkage.comparison import Comparison
+from trust.linkage.errors import LinkageError
 from trust.linkage.linker import train
 from trust.linkage.model import Estimation, MatchModel, default_model
 from trust.linkage.record import prepare
 from trust.linkage.resolver import Resolver
 from trust.linkage.review import OPERATOR
+from trust.linkage.settings import LinkageSettings
 from trust.store.events import LinkModelAdopted, new_event_id
 from trust.store.eventstore import EventStore
 from trust.store.tables import link_features as _features
 from trust.store.tables import stored_events as _events
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,13 @@ class Estimate:
     records: int
 
 
-def model_in_force(store: EventStore) -> MatchModel:
-    """The newest adopted model, or the shipped one if none was adopted."""
+def model_in_force(
+    store: EventStore, comparisons: Sequence[Comparison] | None = None
+) -> MatchModel:
+    """The newest adopted model, or the shipped one if none was adopted — or if the adopted one
+    was estimated for other comparisons than ``comparisons`` (default: the default settings'),
+    as after an upgrade that added a comparison: the trust then decides with the shipped model
+    (logged) until an operator adopts a new estimate (``tiptrust link train --adopt``)."""
     with store.engine.connect() as conn:
         seq = conn.execute(
             select(_events.c.seq)
@@ -48,7 +60,17 @@ def model_in_force(store: EventStore) -> MatchModel:
         return default_model()
     ((_, event),) = store.read_types({LinkModelAdopted.event_type}, int(seq) - 1, int(seq), 1)
     assert isinstance(event, LinkModelAdopted)
-    return MatchModel.from_dict(event.model)
+    adopted = MatchModel.from_dict(event.model)
+    try:
+        adopted.check_fits(LinkageSettings().comparisons if comparisons is None else comparisons)
+    except LinkageError:
+        log.warning(
+            "linkage.model_outdated adopted=%s: estimated for other comparisons; deciding with "
+            "the shipped model until a new estimate is adopted",
+            adopted.version,
+        )
+        return default_model()
+    return adopted
 
 
 def estimate_on_store(store: EventStore, resolver: Resolver) -> Estimate:

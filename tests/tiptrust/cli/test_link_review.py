@@ -36,7 +36,7 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Once per module: the demo (300 simulated persons) — agencies published, the trust ran
     (ingest, linkage, a release), reviews left open."""
     root = tmp_path_factory.mktemp("demo")
-    summary = run_demo(root, persons=300, seed=7)
+    summary = run_demo(root, persons=300, seed=5)
     assert summary.reviews_open >= 2 and summary.releases == 2  # the demo subscribes to two streams
     return root / "demo"
 

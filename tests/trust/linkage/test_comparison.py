@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trust.linkage.comparison import (
+    BirthYearEstimateComparison,
     DateComparison,
     EditDistanceComparison,
+    EventYearComparison,
     ExactComparison,
+    FormsComparison,
     NameComparison,
     NameOrderComparison,
     compare_pairs,
     default_comparisons,
 )
+from trust.linkage.errors import LinkageError, LinkageReason
 from trust.linkage.record import LinkRecord, RecordTable, prepare
 
 
@@ -106,3 +111,51 @@ def test_arrays_of_pairs_give_the_levels_of_each_pair_alone(
             comparisons, RecordTable.of([prepare(a), prepare(b)]), np.array([0]), np.array([1])
         ).levels
         assert (together[k] == alone[0]).all()
+
+
+def test_age_is_a_year_of_birth_within_a_year_where_a_date_is_missing() -> None:
+    age = BirthYearEstimateComparison()
+    at_24 = rec(age="24", age_year="2020")  # born 1996 or 1995
+    assert level(age, at_24, rec(date_of_birth="1996-07-01")) == "within_1_year"
+    assert level(age, at_24, rec(age="29", age_year="2022")) == "within_3_years"  # 1993 or so
+    assert level(age, at_24, rec(date_of_birth="1980-01-01")) == "other"
+    # both dates known: the date comparison weighs them, not this one
+    dated = rec(date_of_birth="1996-07-01", age="24", age_year="2020")
+    assert level(age, dated, rec(date_of_birth="1980-01-01")) == "no_data"
+    assert level(age, at_24, rec()) == "no_data"
+    assert level(age, rec(age="24"), at_24) == "no_data"  # an age without its year says nothing
+
+
+def test_event_year_and_forms_levels() -> None:
+    year, forms = EventYearComparison(), FormsComparison()
+    assert level(year, rec(event_year="2021"), rec(event_year="2021")) == "exact"
+    assert level(year, rec(event_year="2021"), rec(event_year="2022")) == "one_year_apart"
+    assert level(year, rec(event_year="2021"), rec(event_year="2018")) == "other"
+    assert level(year, rec(event_year="2021"), rec()) == "no_data"
+    labour = rec(forms="ForcedLabour")
+    assert level(forms, labour, rec(forms="ForcedLabour")) == "same"
+    assert level(forms, labour, rec(forms="SexualExploitation;ForcedLabour")) == "overlap"
+    assert level(forms, labour, rec(forms="SexualExploitation")) == "other"
+    assert level(forms, labour, rec(forms="Unknown")) == "no_data"  # Unknown is no form
+
+
+@given(st.lists(st.sets(st.sampled_from("ABCDEFGH"), max_size=4), min_size=2, max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_forms_levels_agree_with_set_logic(sets: list[set[str]]) -> None:
+    records = [prepare(rec(id=str(i), forms=";".join(sorted(s)))) for i, s in enumerate(sets)]
+    table = RecordTable.of(records)
+    n = len(sets)
+    left = np.array([i for i in range(n) for j in range(n) if i < j], dtype=np.intp)
+    right = np.array([j for i in range(n) for j in range(n) if i < j], dtype=np.intp)
+    got = compare_pairs([FormsComparison()], table, left, right).levels[:, 0]
+    for k, (i, j) in enumerate(zip(left, right, strict=True)):
+        a, b = sets[i], sets[j]
+        want = 0 if not a or not b else 1 if a == b else 2 if a & b else 3
+        assert got[k] == want
+
+
+def test_a_year_or_age_that_is_not_a_number_is_refused_by_column_without_its_value() -> None:
+    with pytest.raises(LinkageError) as caught:
+        prepare(rec(age="twenty-four"))
+    assert caught.value.reason == LinkageReason.BAD_VALUE
+    assert "column age" in str(caught.value) and "twenty" not in str(caught.value)

@@ -82,8 +82,8 @@ def test_rare_names_weigh_more_than_common_ones() -> None:
 
 def test_an_explanation_adds_up_and_names_no_value() -> None:
     m = model()
-    levels = np.array([1, 6, 1, 2, 0, 0, 0, 0, 0], dtype=np.int8)
-    e = explain(m, levels, [0.5, 0, 0, 0, 0, 0, 0, 0, 0])
+    levels = np.array([1, 6, 1, 2, 0, 0, 0, 0, 0, 1, 3, 0], dtype=np.int8)
+    e = explain(m, levels, [0.5] + [0.0] * 11)
     total = e.prior_weight + sum(t.weight + t.term_frequency_adjustment for t in e.terms)
     assert e.match_weight == pytest.approx(total)
     assert e.model_version == m.version

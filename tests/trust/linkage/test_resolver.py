@@ -47,6 +47,7 @@ from trust.store.tables import (
 from trust.store.vault import Vault
 
 from ..store.builders import case_record, consent, eid, retracted
+from .people import age_on_record
 
 ANA = {"given_names": "Ana", "surnames": "Popescu", "date_of_birth": date(1990, 5, 17)}
 
@@ -86,9 +87,13 @@ class Trust:
         source: str,
         case: str,
         victims: list[tuple[str, str, dict[str, Any] | None]],
-        year: int = 2024,
+        year: int | None = 2024,
+        forms: tuple[str, ...] = ("SexualExploitation",),
     ) -> None:
-        record = case_record(source, case, [(v, sex, 30) for v, sex, _ in victims], year=year)
+        """``year=None, forms=()``: a record without context (linkage then weighs identifiers
+        only)."""
+        ages = [(v, sex, age_on_record(i)) for v, sex, i in victims]
+        record = case_record(source, case, ages, year=year, forms=forms)
         for victim, (_, _, identifiers) in zip(record["victims"], victims, strict=True):
             victim["identifiers"] = identifiers
         minimised, sealed = self.vault.seal_identifiers(source, case, record)
@@ -249,7 +254,7 @@ def test_a_retraction_re_resolves_the_person_and_splits_what_no_longer_hangs_tog
     c = ids(surname="", doc="D777")  # agrees with b (document), not enough with a
     trust.accept("police", "A", [("v1", "Feminine", a)])
     trust.accept("ngo", "B", [("v1", "Feminine", b)])
-    trust.accept("nrm", "C", [("v1", "Feminine", c)])
+    trust.accept("nrm", "C", [("v1", "Feminine", c)], year=None, forms=())
     trust.link()
     person = trust.person("police", "A")
     assert trust.person("ngo", "B") == trust.person("nrm", "C") == person
@@ -368,7 +373,7 @@ def test_a_record_that_one_record_of_a_person_contradicts_is_not_joined(trust: T
     trust.accept("police", "A", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
     trust.accept("ngo", "B", [("v1", "Feminine", ids(dob=date(1990, 5, 17), doc="D777"))])
     trust.link()
-    trust.accept("nrm", "C", [("v1", "Masculine", ids(doc="D777"))])
+    trust.accept("nrm", "C", [("v1", "Masculine", ids(doc="D777"))], year=None, forms=())
     trust.link()
     person = trust.person("police", "A")
     assert trust.person("ngo", "B") == person
@@ -512,3 +517,16 @@ def test_a_person_exploited_in_two_different_years_is_a_repeat_victim(trust: Tru
     with trust.store.engine.connect() as conn:  # without the NGO's later case: once
         cells = release_counts.cell_counts(conn, spec, ["police", "nrm"])
     assert cells == {("2021", "Feminine", "Once"): 1, ("2024", "Feminine", "Once"): 1}
+
+
+def test_a_given_name_alone_joins_the_person_whose_event_it_shares(trust: Trust) -> None:
+    """Agencies that meet a victim briefly often record a given name only: the record's context
+    (year and forms of exploitation) decides whether it is the person the police identified."""
+    trust.accept("police", "A", [("v1", "Feminine", ids(dob=date(1990, 5, 17)))])
+    trust.accept("ngo", "B", [("v1", "Feminine", ids(surname=""))])
+    trust.accept(
+        "ngo", "C", [("v1", "Feminine", ids(surname=""))], year=2019, forms=("ForcedLabour",)
+    )
+    trust.link()
+    assert trust.person("ngo", "B") == trust.person("police", "A")
+    assert trust.person("ngo", "C") not in (trust.person("police", "A"), None)

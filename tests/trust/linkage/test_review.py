@@ -38,6 +38,7 @@ from trust.store.tables import release_cell_counts
 from trust.store.vault import Vault
 
 from ..store.builders import case_record, eid
+from .people import age_on_record
 
 POLICE = VictimRef("police", "C1", "v1")
 NGO = VictimRef("ngo", "N1", "v1")
@@ -73,7 +74,7 @@ class Trust:
 
     def accept(self, victim: VictimRef, identifiers: dict[str, Any], sex: str = "Feminine") -> None:
         source, case, v = victim.key()
-        record = case_record(source, case, [(v, sex, 30)])
+        record = case_record(source, case, [(v, sex, age_on_record(identifiers))])
         record["victims"][0]["identifiers"] = identifiers
         minimised, sealed = self.vault.seal_identifiers(source, case, record)
         event = RecordAccepted(eid(), source, case, minimised, sealed, 1, 2)

@@ -73,3 +73,28 @@ def test_records_of_erased_persons_are_not_trained_on(store: EventStore) -> None
     vault: Vault = trust.vault
     vault.shred(vault.person_key_id("police", "C0", "v1"))
     assert estimate_on_store(store, trust.resolver).records == 44
+
+
+def test_a_model_adopted_for_other_comparisons_gives_way_to_the_shipped_one(
+    store: EventStore,
+) -> None:
+    """After an upgrade that adds a comparison, the model adopted before cannot score the new
+    vectors: the trust decides with the shipped model until a new estimate is adopted."""
+    trust = Trust(store)
+    _populate(trust)
+    estimate = estimate_on_store(store, trust.resolver)
+    adopt(store, estimate, "operator-1")
+    fewer = LinkageSettings().comparisons[:-1]
+    assert model_in_force(store, fewer).version == default_model().version
+    assert model_in_force(store).version == estimate.model.version
+
+
+def test_the_name_session_leaves_the_context_out_so_dates_keep_their_weight() -> None:
+    """Pairs that share a name are mostly different persons: weighing the context there would
+    teach that matches disagree on dates of birth. The shipped model keeps that disagreement
+    rare among matches."""
+    settings = LinkageSettings()
+    names = next(t for t in settings.training_rules if t.rule.name == "full_name_key")
+    assert {"event_year", "forms"} <= set(names.leaves_out)
+    dob = next(c for c in default_model().comparisons if c.name == "date_of_birth")
+    assert dob.m[dob.levels.index("other")] < 0.01
