@@ -8,6 +8,8 @@ from datetime import date
 
 import pytest
 
+from schemas.rules import age_group
+from tests.trust.linkage.people import age_on_record
 from tests.trust.linkage.test_resolver import Trust, ids
 from tests.trust.store.builders import consent, retracted
 from trust.estimate import EstimateError, ReasonCode, estimate_population
@@ -169,7 +171,9 @@ def test_strata_use_the_combined_facts(linked: Trust) -> None:
     )
     assert sum(t.observed for t in got.tables.values()) == got.persons
     both = histories_from_trust(linked.store, strata=["year", "age_group"])
-    assert set(both.tables) == {("2024", "25-34")}  # every record: 2024, aged 30
+    # every record: 2024, aged as its date of birth says on the record's date
+    ages = {age_group(age_on_record({"date_of_birth": dob})) for _, _, dob in NAMES.values()}
+    assert set(both.tables) == {("2024", group) for group in ages}
 
 
 def test_bad_requests_are_refused(linked: Trust) -> None:
