@@ -79,6 +79,22 @@ def floors(recs: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def _distinct_person(identifiers: dict[str, Any] | None, n: int) -> dict[str, Any] | None:
+    """``identifiers`` made those of the ``n``-th of many distinct persons (name and birth date)."""
+    if identifiers is None:
+        return None
+    letters = "".join(chr(ord("a") + (n // 26**i) % 26) for i in range(4))
+    return {
+        **identifiers,
+        "given_names": f"Ann{letters}",
+        "surnames": f"Latency{letters[::-1]}",
+        "date_of_birth": dt.date(1950, 1, 1) + dt.timedelta(days=37 * n),
+        "documents": [],
+        "shared_ids": [],
+        "phone": None,
+    }
+
+
 def _agreement(source: str) -> Agreement:
     grant = ReleaseGrant("ministry", ("statistics",))
     return Agreement(source, 1, dt.date(2000, 1, 1), None, ("$",), (grant,), 10)
@@ -146,8 +162,16 @@ def run_backend(url: str, recs: list[dict[str, Any]], root: Path, rounds: int) -
                         "year_of_exploitation": 1960 + r,
                         "forms_of_exploitation": ["OrganRemoval"],
                     }
+                    # a different person each time (else linkage makes them one person and
+                    # the round's cell never reaches the threshold)
                     rec["victims"] = [
-                        {**v, "sex": "Feminine", "age_at_identification": 30}
+                        {
+                            **v,
+                            "victim_id": f"LV-{r}-{j}",
+                            "sex": "Feminine",
+                            "age_at_identification": 30,
+                            "identifiers": _distinct_person(v["identifiers"], r * 12 + j),
+                        }
                         for v in base["victims"][:1]
                     ]
                     batch.append(Outgoing("RecordUpsert", f"lat:{r}:{j}", rec))

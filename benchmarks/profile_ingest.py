@@ -1,7 +1,10 @@
-"""Where ingest time goes: publish N events to an embedded log, then run the trust until caught
-up under cProfile, and print the functions that cost most (cumulative and own time) as JSON.
+"""Where ingest time goes: publish N events to an embedded log, then run the trust's ingest worker
+(``--stage ingest``, the default) or the whole runner with linkage, the followers and one release
+(``--stage runner``) until caught up under cProfile, and print the functions that cost most
+(cumulative and own time) as JSON, in µs per event.
 
     .venv/bin/python benchmarks/profile_ingest.py [--events 10000] [--top 30] [--sort tottime]
+        [--stage ingest|runner]
 
 Not a benchmark (the profiler slows Python code unevenly): it says *where* to look; the
 throughput itself is measured by ``pipeline.py`` and ``scale.py``.
@@ -33,7 +36,15 @@ from transport import open_log
 from trust.store.eventstore import open_store
 
 
-def profile(events: int, top: int, sort: str) -> dict[str, Any]:
+def _ingest_only(worker: Any) -> None:
+    worker.start()
+    while True:
+        s = worker.step()
+        if s.messages == 0 and s.caught_up:
+            return
+
+
+def profile(events: int, top: int, sort: str, stage: str = "ingest") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         url = f"sqlite:///{root / 'log.db'}"
@@ -67,7 +78,10 @@ def profile(events: int, top: int, sort: str) -> dict[str, Any]:
             prof = cProfile.Profile()
             t = time.perf_counter()
             prof.enable()
-            runner.run(until_caught_up=True)
+            if stage == "ingest":
+                _ingest_only(runner.worker)
+            else:
+                runner.run(until_caught_up=True)
             prof.disable()
             wall = time.perf_counter() - t
             runner.worker.close()
@@ -85,7 +99,13 @@ def profile(events: int, top: int, sort: str) -> dict[str, Any]:
                 "cumulative_us_per_event": round(ct / events * 1e6, 2),
             }
         )
-    return {"events": events, "wall_s_profiled": round(wall, 3), "sort": sort, "top": rows}
+    return {
+        "events": events,
+        "stage": stage,
+        "wall_s_profiled": round(wall, 3),
+        "sort": sort,
+        "top": rows,
+    }
 
 
 def main() -> None:
@@ -93,9 +113,10 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000)
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--sort", choices=["tottime", "cumulative"], default="tottime")
+    ap.add_argument("--stage", choices=["ingest", "runner"], default="ingest")
     a = ap.parse_args()
     tune_gc()  # as the CLI does: collections would otherwise be charged to whatever allocates
-    print(json.dumps(profile(a.events, a.top, a.sort), indent=2))
+    print(json.dumps(profile(a.events, a.top, a.sort, a.stage), indent=2))
 
 
 if __name__ == "__main__":

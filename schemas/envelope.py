@@ -59,6 +59,30 @@ _ENV = ENVELOPE_SCHEMA.parsed
 _HEADER = fastavro.parse_schema(
     {**ENVELOPE_SCHEMA.source["fields"][1]["type"], "namespace": "org.tiptrust.wire"}
 )
+# For reading: the envelope in two parts, so the header's own bytes (the AAD and the Merkle leaf's
+# input) are sliced from the message instead of re-encoded, and ``produced_at`` read as the long
+# it is on the wire (no datetime made and taken apart again). Same binary layout as ``_ENV``.
+_NAMED: dict[str, Any] = {}
+_HEADER_READ = fastavro.parse_schema(
+    {
+        **ENVELOPE_SCHEMA.source["fields"][1]["type"],
+        "namespace": "org.tiptrust.wire",
+        "fields": [
+            {**f, "type": "long"} if f["name"] == "produced_at" else f
+            for f in ENVELOPE_SCHEMA.source["fields"][1]["type"]["fields"]
+        ],
+    },
+    named_schemas=_NAMED,
+)
+_AFTER_HEADER = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "EnvelopeAfterHeader",
+        "namespace": "org.tiptrust.wire",
+        "fields": ENVELOPE_SCHEMA.source["fields"][2:],
+    },
+    named_schemas=_NAMED,
+)
 _BATCH_HEADER = fastavro.parse_schema(
     {
         "type": "record",
@@ -161,12 +185,22 @@ def _nonce(index: int) -> bytes:
     return b"\x00\x00\x00\x00" + index.to_bytes(8, "big")
 
 
-def _leaf(header_bytes: bytes, ciphertext: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + header_bytes + ciphertext).digest()
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 6962 leaf hash: SHA-256 of 0x00 and the leaf's bytes (an envelope's leaf is its
+    header's bytes and its ciphertext; the audit log's, an entry)."""
+    return hashlib.sha256(b"\x00" + data).digest()
 
 
-def _node(left: bytes, right: bytes) -> bytes:
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """RFC 6962 inner-node hash: SHA-256 of 0x01 and the two children's hashes."""
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _leaf(header_bytes: bytes, ciphertext: bytes) -> bytes:
+    return leaf_hash(header_bytes + ciphertext)
+
+
+_node = node_hash
 
 
 def merkle_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
@@ -331,20 +365,40 @@ class OpenCache:
 
 def peek_header(raw: bytes, *, ctx: Delivery | None = None) -> EventHeader:
     """Decode only the envelope's header (no check of anything): for routing and receipts."""
-    env = _decode_envelope(raw, ctx)
-    return EventHeader.from_avro(env["header"])
+    _, header, _, _ = _read_envelope(raw, ctx)
+    return EventHeader.from_avro(header)
 
 
-def _decode_envelope(raw: bytes, ctx: Delivery | None) -> dict[str, Any]:
-    buf = io.BytesIO(raw)
+def _read_int(raw: bytes) -> tuple[int, int]:
+    """The Avro ``int`` (zig-zag varint, at most 5 bytes) at the start of ``raw``, and its end."""
+    value = shift = 0
+    for i in range(min(5, len(raw))):
+        b = raw[i]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (value >> 1) ^ -(value & 1), i + 1
+        shift += 7
+    raise ValueError("not an Avro int")
+
+
+def _read_envelope(
+    raw: bytes, ctx: Delivery | None
+) -> tuple[int, dict[str, Any], bytes, dict[str, Any]]:
+    """The envelope's version, header (as decoded), the header's bytes exactly as sent, and the
+    rest (batch seal, index, proof, ciphertext)."""
     try:
-        env = fastavro.schemaless_reader(buf, _ENV, None)
+        version, start = _read_int(raw)
+        buf = io.BytesIO(raw)
+        buf.seek(start)
+        header = fastavro.schemaless_reader(buf, _HEADER_READ, None)
+        end = buf.tell()
+        rest = fastavro.schemaless_reader(buf, _AFTER_HEADER, None)
     except Exception:
         raise MalformedEnvelope("message is not an envelope", delivery=ctx) from None
     if buf.tell() != len(raw):
         raise MalformedEnvelope("envelope has trailing bytes", delivery=ctx)
-    assert isinstance(env, dict)
-    return env
+    assert isinstance(header, dict) and isinstance(rest, dict)
+    return version, header, raw[start:end], rest
 
 
 def open_event(
@@ -362,15 +416,15 @@ def open_event(
     UnknownSource, UnknownSourceKey, BadSignature, UnknownTrustKey, DecryptionFailed. No decrypted
     byte is ever part of an error.
     """
-    env = _decode_envelope(raw, ctx)
+    version, decoded_header, header_bytes, env = _read_envelope(raw, ctx)
     event_id: str | None = None
     try:
         try:
-            header = EventHeader.from_avro(env["header"])
+            header = EventHeader.from_avro(decoded_header)
         except (ValueError, KeyError, TypeError):
             raise MalformedEnvelope("envelope header is unreadable") from None
         event_id = str(header.event_id)
-        if env["version"] != ENVELOPE_VERSION:
+        if version != ENVELOPE_VERSION:
             raise UnsupportedVersion(f"envelope version must be {ENVELOPE_VERSION}")
         if header.kind not in MESSAGE_KINDS:
             raise MalformedEnvelope("unknown message kind")
@@ -378,7 +432,8 @@ def open_event(
             raise SourceMismatch("envelope names a different source than its topic")
         verify_key = keyring.source_key(header.source_id, header.source_key_id)
         seal = env["batch"]
-        header_bytes = encode_header(header)
+        # the header's bytes as sent: a header re-encoded differently would not be the one
+        # the source hashed into its Merkle tree, so it fails here
         root = merkle_root_from_proof(
             _leaf(header_bytes, env["ciphertext"]), env["index"], seal["size"], env["proof"]
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
+import fastavro
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from schemas.codec import default_registry
 from schemas.envelope import (
     EventHeader,
     OpenCache,
+    _read_int,
     merkle_root_from_proof,
     merkle_tree,
     new_event_id,
@@ -227,3 +230,29 @@ def test_known_answer_header_encoding_and_merkle_root() -> None:
 
 
 KAT_ROOT = "6b47390ca4d50a07ca331591cb2663ca62ece03b8e58c88926185877238b09b6"
+
+
+def test_the_header_is_authenticated_as_sent_not_as_re_encoded(batch, keyring) -> None:
+    events, envelopes = batch
+    raw = envelopes[0]
+    # the version (1: one byte) then the source id's length, 6, as its canonical varint 0x0c;
+    # the same value written in two bytes decodes to the same header but is not what was signed
+    assert raw[1] == 0x0C
+    padded = raw[:1] + b"\x8c\x00" + raw[2:]
+    assert peek_header(padded) == events[0][0]
+    with pytest.raises(BadSignature):
+        open_event(padded, keyring=keyring)
+
+
+@given(st.integers(-(2**31), 2**31 - 1), st.binary(max_size=8))
+def test_envelope_version_reads_as_avro_writes_it(value: int, tail: bytes) -> None:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, "int", value)
+    encoded = buf.getvalue()
+    assert _read_int(encoded + tail) == (value, len(encoded))
+
+
+def test_an_unterminated_version_is_malformed(keyring) -> None:
+    for raw in (b"", b"\x80", b"\xff" * 6):
+        with pytest.raises(MalformedEnvelope):
+            open_event(raw, keyring=keyring)

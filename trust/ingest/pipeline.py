@@ -81,13 +81,18 @@ class IngestPipeline:
         """One message (see :meth:`process_batch`)."""
         return self.process_batch([rec])[0]
 
-    def process_batch(self, records: Sequence[LogRecord]) -> list[Outcome]:
+    def process_batch(
+        self, records: Sequence[LogRecord], *, defer_keys: bool = False
+    ) -> list[Outcome]:
         """Check every message, then seal the identifiers of all accepted records at once (the
-        persons' keys are loaded or created in one vault transaction)."""
+        persons' keys are loaded or created in one vault transaction). With ``defer_keys`` the
+        new persons' keys are only made, for the caller to write in its append transaction
+        (:meth:`Vault.write_pending_in`, then :meth:`Vault.keep_pending`)."""
         received_ms = int(self.clock() * 1000)
         checked: list[Outcome | _Checked] = [self._check(r, received_ms) for r in records]
         # a failure here is the vault's (the store's), not one message's: it stops the worker
-        self.vault.prepare(
+        prepare = self.vault.prepare_deferred if defer_keys else self.vault.prepare
+        prepare(
             self.vault.person_key_id(c.source_id, c.datum["case_id"], v["victim_id"])
             for c in checked
             if isinstance(c, _Checked) and c.kind is MessageKind.RECORD_UPSERT

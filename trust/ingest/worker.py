@@ -1,5 +1,5 @@
-"""The ingest worker loop: poll → process → append (events + source positions, one transaction)
-→ commit offsets.
+"""The ingest worker loop: poll → process → append (events + source positions + the vault's new
+person keys, one transaction) → commit offsets.
 
 Exactly-once effects on an at-least-once log: the store writes each message's effect together
 with its (topic, partition, offset); on start the worker seeks to the store's positions, not the
@@ -33,8 +33,10 @@ from trust.ingest.pipeline import IngestPipeline, Outcome, Rejection
 from trust.store.errors import DuplicateEvent
 from trust.store.events import Event, MessageRejected
 from trust.store.eventstore import EventStore, Position
+from trust.store.vault import KeysTaken
 
 INGEST_CONSUMER = "trust-ingest"
+_SEAL_ATTEMPTS = 3  # a batch whose new keys another writer took meanwhile is sealed again
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,21 @@ class IngestWorker:
         if not records:
             stats.caught_up = self._consumer.at_end()
             return stats
-        outcomes = self._dedupe(self.pipeline.process_batch(records))
-        for o in self._store(outcomes):
+        for attempt in range(_SEAL_ATTEMPTS):
+            # the new persons' keys are written in the append transaction, not one of their own
+            outcomes = self.pipeline.process_batch(records, defer_keys=True)
+            try:
+                stored = self._store(outcomes)
+                break
+            except KeysTaken:
+                # another writer made (or shredded) one of these keys meanwhile: seal again
+                self.pipeline.vault.discard_pending()
+                if attempt == _SEAL_ATTEMPTS - 1:
+                    raise
+            except BaseException:
+                self.pipeline.vault.discard_pending()
+                raise
+        for o in stored:
             if o.accepted is not None:
                 stats.accepted += 1
             else:
@@ -150,32 +165,55 @@ class IngestWorker:
         return stats
 
     def _store(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
-        """Append every outcome with its position in one transaction; if the store refuses the
-        batch because of one message's data, append them one by one and turn each refused one
-        into a rejection at its position. Returns the outcomes as finally stored."""
+        """Append every outcome with its position in one transaction — an event id its source
+        already had accepted (in the store or earlier in this batch) stored as that message's
+        rejection instead, found by the append's own query; if the store refuses the batch
+        because of one message's data, append them one by one and turn each refused one into a
+        rejection at its position. Returns the outcomes as finally stored."""
         now = int(self.clock() * 1000)
+        duplicates: list[int] = []
+
+        def refuse(i: int) -> list[Event]:
+            duplicates.append(i)
+            return self._item(_duplicate(outcomes[i]), now)[0]
+
         try:
-            self.store.append_batch([self._item(o, now) for o in outcomes], INGEST_CONSUMER)
-            return list(outcomes)
+            self._append([self._item(o, now) for o in outcomes], on_duplicate=refuse)
+            stored = list(outcomes)
+            for i in duplicates:
+                stored[i] = _duplicate(outcomes[i])
+            return stored
         except DuplicateEvent:
             pass  # another writer accepted one of these ids meanwhile: settle them one by one
         except StatementError as exc:
             if not _is_message_fault(exc):
                 raise
-        stored: list[Outcome] = []
+        stored = []
         for o in outcomes:
             try:
-                self.store.append_batch([self._item(o, now)], INGEST_CONSUMER)
+                self._append([self._item(o, now)])
             except DuplicateEvent:
-                o = _rejected(o, Rejection(ReasonCode.DUPLICATE_EVENT, None, "already accepted"))
-                self.store.append_batch([self._item(o, now)], INGEST_CONSUMER)
+                o = _duplicate(o)
+                self._append([self._item(o, now)])
             except StatementError as exc:
                 if not _is_message_fault(exc):
                     raise
                 o = _rejected(o, _store_reason(exc))
-                self.store.append_batch([self._item(o, now)], INGEST_CONSUMER)
+                self._append([self._item(o, now)])
             stored.append(o)
         return stored
+
+    def _append(
+        self,
+        items: Sequence[tuple[list[Event], Position]],
+        on_duplicate: Callable[[int], Sequence[Event]] | None = None,
+    ) -> None:
+        """One append, with the vault's new keys written in its transaction."""
+        vault = self.pipeline.vault
+        self.store.append_batch(
+            items, INGEST_CONSUMER, on_duplicate=on_duplicate, effect=vault.write_pending_in
+        )
+        vault.keep_pending()
 
     @staticmethod
     def _item(o: Outcome, now_ms: int) -> tuple[list[Event], Position]:
@@ -196,32 +234,15 @@ class IngestWorker:
         )
         return [ev], pos
 
-    def _dedupe(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
-        """Refuse an event id its own source already had accepted (in the store or earlier in
-        this batch). Another source's ids are another namespace: they never collide."""
-        keys = [
-            (o.source_id, o.event_id)
-            for o in outcomes
-            if o.accepted is not None and o.event_id is not None and o.source_id is not None
-        ]
-        known = self.store.accepted_among(keys) if keys else set()
-        seen: set[tuple[str, str]] = set()
-        out: list[Outcome] = []
-        for o in outcomes:
-            if o.accepted is not None and o.event_id is not None and o.source_id is not None:
-                key = (o.source_id, o.event_id)
-                if key in known or key in seen:
-                    o = _rejected(
-                        o, Rejection(ReasonCode.DUPLICATE_EVENT, None, "event id already accepted")
-                    )
-                else:
-                    seen.add(key)
-            out.append(o)
-        return out
-
 
 def _rejected(o: Outcome, rejection: Rejection) -> Outcome:
     return Outcome(o.delivery, o.source_id, o.event_id, rejection=rejection)
+
+
+def _duplicate(o: Outcome) -> Outcome:
+    """``o`` refused: its source already had an event with this id accepted. Another source's
+    ids are another namespace: they never collide."""
+    return _rejected(o, Rejection(ReasonCode.DUPLICATE_EVENT, None, "event id already accepted"))
 
 
 def _next_offsets(records: Sequence[LogRecord]) -> dict[tuple[str, int], int]:

@@ -9,6 +9,8 @@ upgrade its read lock, ``DEFERRED`` elsewhere. Every engine hides bound paramete
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Insert
 from sqlalchemy.sql.schema import Table
 
@@ -110,21 +113,103 @@ def serialise_appends(conn: Connection) -> None:
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT many rows (all with the same keys) through the driver's ``executemany``.
 
-    The statement is compiled by SQLAlchemy for this dialect; only the per-row parameter
-    processing is skipped, which is most of an append's cost. For column types with no bind
-    processing on SQLite/psycopg (strings, integers, booleans, bytes) and ``None``.
+    The statement is compiled by SQLAlchemy for this dialect once per table and set of keys;
+    only the per-row parameter processing is skipped, which is most of an append's cost. For
+    column types with no bind processing on SQLite/psycopg (strings, integers, booleans, bytes)
+    and ``None``.
     """
     if not rows:
         return
-    keys = list(rows[0])
-    compiled = insert(table).compile(dialect=conn.dialect, column_keys=keys)
+    sql, order = _compiled_insert(conn.dialect, table, tuple(rows[0]))
+    _execute_many(conn, sql, order, rows)
+
+
+@lru_cache(maxsize=256)
+def _compiled_insert(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[str, tuple[str, ...] | None]:
+    """The INSERT's SQL for ``dialect`` and, for a positional driver, its parameters' order."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return compiled.string, order
+
+
+def bulk_insert_ignoring(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], conflict: Sequence[str]
+) -> None:
+    """:func:`bulk_insert`, leaving out each row whose ``conflict`` columns (a unique key) match
+    a row already there (``ON CONFLICT DO NOTHING``)."""
+    if not rows:
+        return
+    sql, order = _compiled_insert_ignoring(conn.dialect, table, tuple(rows[0]), tuple(conflict))
+    _execute_many(conn, sql, order, rows)
+
+
+@lru_cache(maxsize=64)
+def _compiled_insert_ignoring(
+    dialect: Dialect, table: Table, keys: tuple[str, ...], conflict: tuple[str, ...]
+) -> tuple[str, tuple[str, ...] | None]:
+    if dialect.name == "sqlite":
+        ins: Any = sqlite.insert(table)
+    elif dialect.name == "postgresql":
+        ins = postgresql.insert(table)
+    else:  # pragma: no cover - only the two supported databases
+        raise NotImplementedError(f"unsupported database {dialect.name!r}")
+    stmt = ins.on_conflict_do_nothing(index_elements=[table.c[c] for c in conflict])
+    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return compiled.string, order
+
+
+def _execute_many(
+    conn: Connection, sql: str, order: tuple[str, ...] | None, rows: Sequence[Mapping[str, Any]]
+) -> None:
     params: Any
-    if compiled.positional:
-        order = compiled.positiontup or []
-        params = [tuple(r[k] for k in order) for r in rows]
+    if order is not None:
+        pick = itemgetter(*order)
+        params = [pick(r) for r in rows] if len(order) > 1 else [(pick(r),) for r in rows]
     else:
-        params = [dict(r) for r in rows] if not isinstance(rows, list) else rows
-    conn.exec_driver_sql(compiled.string, params)
+        params = rows if isinstance(rows, list) else [dict(r) for r in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+_IN_CHUNK = 500
+
+
+def select_in(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    key: str,
+    values: Sequence[Any],
+    *,
+    where: Mapping[str, Any] | None = None,
+) -> list[tuple[Any, ...]]:
+    """The ``columns`` of every row of ``table`` whose ``key`` is one of ``values`` (and whose
+    ``where`` columns equal theirs), as plain tuples: one statement per 500 values, sent through
+    the driver. SQLAlchemy re-expands an ``IN`` list's parameters on every execution, which costs
+    more than the query; these statements are simple enough to write directly."""
+    if not values:
+        return []
+    q = conn.dialect.identifier_preparer.quote
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        mark = "?"
+    elif style in ("format", "pyformat"):
+        mark = "%s"
+    else:  # pragma: no cover - sqlite3 and psycopg
+        raise NotImplementedError(f"unsupported parameter style {style!r}")
+    for name in (*columns, key, *(where or {})):
+        table.c[name]  # an unknown column is a KeyError here, never SQL
+    fixed = [f"{q(c)} = {mark}" for c in where or {}]
+    head = f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table.name)} WHERE "
+    out: list[tuple[Any, ...]] = []
+    for i in range(0, len(values), _IN_CHUNK):
+        chunk = list(values[i : i + _IN_CHUNK])
+        cond = [*fixed, f"{q(key)} IN ({', '.join([mark] * len(chunk))})"]
+        params = (*(where or {}).values(), *chunk)
+        out.extend(tuple(r) for r in conn.exec_driver_sql(head + " AND ".join(cond), params))
+    return out
 
 
 def checkpoint(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,7 @@ from trust.store.db import (
     dialect_insert,
     make_engine,
     migrate,
+    select_in,
     serialise_appends,
     writer,
 )
@@ -35,8 +36,6 @@ from trust.store.tables import positions as _positions
 from trust.store.tables import proj_rejections as _rejections
 from trust.store.tables import stored_events as _events
 
-_ID_CHUNK = 500
-
 AcceptedKey = tuple[str, str]
 """An accepted inbound event's identity: (the source that signed it, its event id)."""
 
@@ -45,6 +44,29 @@ def _accepted_key(event: Event) -> AcceptedKey | None:
     if event.accepted and event.event_id is not None and event.source_id is not None:
         return (event.source_id, event.event_id)
     return None
+
+
+def _where(pos: PositionLike | None) -> tuple[str | None, int | None, int | None]:
+    return (None, None, None) if pos is None else (pos.topic, pos.partition, pos.offset)
+
+
+def _delivery(item: tuple[Sequence[Event], PositionLike | None]) -> Delivery | None:
+    pos = item[1]
+    return None if pos is None else Delivery(pos.topic, pos.partition, pos.offset)
+
+
+def _refuse_repeats(
+    items: Sequence[tuple[Sequence[Event], PositionLike | None]], keys: Sequence[list[AcceptedKey]]
+) -> None:
+    """Raise :class:`DuplicateEvent` for an inbound id that repeats within one append."""
+    seen: set[AcceptedKey] = set()
+    for item, ks in zip(items, keys, strict=True):
+        for key in ks:
+            if key in seen:
+                raise DuplicateEvent(
+                    "event id repeats within the append", event_id=key[1], delivery=_delivery(item)
+                )
+            seen.add(key)
 
 
 class PositionLike(Protocol):
@@ -142,54 +164,64 @@ class EventStore:
         self,
         items: Sequence[tuple[Sequence[Event], PositionLike | None]],
         consumer: str,
+        *,
+        on_duplicate: Callable[[int], Sequence[Event]] | None = None,
+        effect: Callable[[Connection], None] | None = None,
     ) -> AppendResult:
         """Append many messages' events and positions in ONE transaction (for throughput).
 
-        Same guarantees as :meth:`append`, for the batch as a whole: one duplicate rolls back
-        every message of the batch, so pre-filter with :meth:`accepted_among` first.
+        Same guarantees as :meth:`append`, for the batch as a whole. Without ``on_duplicate``,
+        one duplicate rolls back every message of the batch. With it, the item at index ``i``
+        whose inbound event id its source already had accepted (in the store, or earlier in
+        ``items``) is stored as ``on_duplicate(i)`` instead (events that are not inbound, e.g.
+        its rejection), found by the one query the append makes anyway. ``effect`` runs inside
+        the transaction, before the events are written (another writer's rows that must commit
+        with them, e.g. the vault's new keys).
 
         Raises:
-            DuplicateEvent: as for :meth:`append`; ``event_id`` names the first duplicate.
+            DuplicateEvent: as for :meth:`append` (``event_id`` names the first duplicate), or a
+                concurrent writer accepted one of the ids meanwhile; nothing was written.
         """
         now = _now_ms()
-        rows = []
-        flat: list[Event] = []
+        rows: list[list[dict[str, Any]]] = []
+        evs: list[Sequence[Event]] = []
+        keys: list[list[AcceptedKey]] = []
         next_offsets: dict[tuple[str, int], int] = {}
-        delivery_of: dict[AcceptedKey, Delivery] = {}  # accepted id -> where it was read
         for events, pos in items:
-            topic = pos.topic if pos is not None else None
-            partition = pos.partition if pos is not None else None
-            offset = pos.offset if pos is not None else None
-            for ev in events:
-                rows.append(event_row(ev, now, topic, partition, offset))
-                flat.append(ev)
-                key = _accepted_key(ev)
-                if pos is not None and key is not None:
-                    delivery_of.setdefault(key, Delivery(pos.topic, pos.partition, pos.offset))
+            rows.append([event_row(ev, now, *_where(pos)) for ev in events])
+            evs.append(events)
+            keys.append([k for k in map(_accepted_key, events) if k is not None])
             if pos is not None:
                 k = (pos.topic, pos.partition)
                 next_offsets[k] = max(next_offsets.get(k, 0), pos.offset + 1)
-
-        accepted_keys = [k for k in map(_accepted_key, flat) if k is not None]
-        seen: set[AcceptedKey] = set()
-        for key in accepted_keys:
-            if key in seen:
-                raise DuplicateEvent(
-                    "event id repeats within the append",
-                    event_id=key[1],
-                    delivery=delivery_of.get(key),
-                )
-            seen.add(key)
+        all_keys = [k for ks in keys for k in ks]
+        if on_duplicate is None:
+            _refuse_repeats(items, keys)
 
         with self._writer.begin() as conn:
             serialise_appends(conn)
-            already = self._accepted_among(conn, accepted_keys)
-            if already:
-                first = next(k for k in accepted_keys if k in already)
+            already = self._accepted_among(conn, all_keys) if all_keys else set()
+            if already and on_duplicate is None:
+                i, first = next((i, k) for i, ks in enumerate(keys) for k in ks if k in already)
                 raise DuplicateEvent(
-                    "event id already accepted", event_id=first[1], delivery=delivery_of.get(first)
+                    "event id already accepted", event_id=first[1], delivery=_delivery(items[i])
                 )
-            seqs = self._insert_events(conn, rows)
+            if on_duplicate is not None and (already or len(set(all_keys)) < len(all_keys)):
+                seen = set(already)
+                for i, ks in enumerate(keys):
+                    if seen.isdisjoint(ks) and len(set(ks)) == len(ks):
+                        seen.update(ks)
+                        continue
+                    instead = list(on_duplicate(i))
+                    if any(_accepted_key(ev) is not None for ev in instead):
+                        raise ValueError("a duplicate's replacement must not be an inbound event")
+                    pos = items[i][1]
+                    rows[i] = [event_row(ev, now, *_where(pos)) for ev in instead]
+                    evs[i], keys[i] = instead, []
+            if effect is not None:
+                effect(conn)
+            flat = [ev for events in evs for ev in events]
+            seqs = self._insert_events(conn, [r for item_rows in rows for r in item_rows])
             id_rows = [
                 {"source_id": key[0], "event_id": key[1], "seq": seq}
                 for key, seq in zip(map(_accepted_key, flat), seqs, strict=True)
@@ -283,12 +315,10 @@ class EventStore:
             by_source.setdefault(source_id, []).append(event_id)
         found: set[AcceptedKey] = set()
         for source_id, ids in sorted(by_source.items()):
-            for i in range(0, len(ids), _ID_CHUNK):
-                chunk = ids[i : i + _ID_CHUNK]
-                stmt = select(_accepted.c.event_id).where(
-                    _accepted.c.source_id == source_id, _accepted.c.event_id.in_(chunk)
-                )
-                found.update((source_id, e) for e in conn.execute(stmt).scalars())
+            rows = select_in(
+                conn, _accepted, ["event_id"], "event_id", ids, where={"source_id": source_id}
+            )
+            found.update((source_id, e) for (e,) in rows)
         return found
 
     def positions(self, consumer: str) -> dict[tuple[str, int], int]:

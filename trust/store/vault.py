@@ -32,6 +32,7 @@ import contextlib
 import hmac
 import json
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -46,7 +47,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from schemas.keys import KeyProvider
-from trust.store.db import checkpoint, dialect_insert, writer
+from trust.store.db import bulk_insert_ignoring, checkpoint, dialect_insert, select_in, writer
 from trust.store.errors import KeyShredded, VaultKeyMismatch
 from trust.store.events import JsonDict, SealedBlob
 from trust.store.tables import person_keys as _keys
@@ -55,6 +56,7 @@ from trust.store.tables import vault_secrets as _secrets
 _NONCE = 12
 _ID_SECRET = "person-key-id"
 _REWRAP_CHUNK = 5000
+_KEY_COLUMNS = ("person_key_id", "wrapped_key")
 
 
 def _derive(kek: bytes, purpose: bytes) -> bytes:
@@ -110,9 +112,29 @@ def kek_opens(engine: Engine, kek: bytes) -> bool:
     return True
 
 
+class KeysTaken(Exception):
+    """Keys this vault made for a batch were written meanwhile by someone else (a key created
+    in another transaction, or a shred's tombstone): nothing sealed under them may be stored.
+    Raised inside the append transaction, which rolls back; the batch is sealed again."""
+
+    code = "vault_keys_taken"
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} new person key(s) already exist in the vault")
+        self.count = count
+
+
+_AAD_PREFIX = b"tiptrust/identifiers/v1\x00"
+_PLAIN_JSON = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII that json.dumps writes as it is
+
+
 def identifiers_aad(source_id: str, case_id: str, victim_id: str) -> bytes:
-    """Associated data binding a sealed identifiers blob to its victim record."""
-    return b"tiptrust/identifiers/v1\x00" + json.dumps([source_id, case_id, victim_id]).encode()
+    """Associated data binding a sealed identifiers blob to its victim record: the prefix, then
+    ``json.dumps`` of the three ids (its default separators and escapes — the bytes every blob
+    was sealed with), written directly when no id needs an escape."""
+    if all(_PLAIN_JSON.fullmatch(x) for x in (source_id, case_id, victim_id)):
+        return _AAD_PREFIX + f'["{source_id}", "{case_id}", "{victim_id}"]'.encode()
+    return _AAD_PREFIX + json.dumps([source_id, case_id, victim_id]).encode()
 
 
 class Vault:
@@ -139,6 +161,8 @@ class Vault:
                     "the key-encryption key does not open this store's vault"
                 ) from None
         self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+        # keys made by :meth:`prepare_deferred`, not yet in the database: (key, wrapped key)
+        self._pending: dict[str, tuple[AESGCM, bytes]] = {}
         self._key_ids: dict[tuple[str, str, str], str] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -249,6 +273,7 @@ class Vault:
         with self._lock:
             for kid in ids:
                 self._cache.pop(kid, None)
+                self._pending.pop(kid, None)
         conn.execute(
             dialect_insert(conn, _keys).on_conflict_do_nothing(
                 index_elements=[_keys.c.person_key_id]
@@ -455,12 +480,90 @@ class Vault:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
+    def prepare_deferred(self, person_key_ids: Iterable[str]) -> None:
+        """:meth:`prepare` without a transaction of its own: existing keys are read (and
+        cached), missing ones made in memory only, to be written by :meth:`write_pending_in`
+        inside the caller's append transaction — so a batch of new persons costs no commit of
+        its own. Until :meth:`keep_pending` (after that transaction committed) or
+        :meth:`discard_pending`, :meth:`seal` uses the keys made here."""
+        with self._lock:
+            wanted = sorted(
+                {k for k in person_key_ids if k not in self._cache and k not in self._pending}
+            )
+        if not wanted:
+            return
+        found: dict[str, bytes | None] = {}
+        with self._engine.connect() as conn, conn.begin():
+            for kid, wrapped in select_in(conn, _keys, _KEY_COLUMNS, "person_key_id", wanted):
+                found[kid] = None if wrapped is None else bytes(wrapped)
+        made: dict[str, tuple[AESGCM, bytes]] = {}
+        for kid in wanted:
+            if kid not in found:  # a shredded key (a tombstone) is found, and stays shredded
+                key = AESGCM.generate_key(bit_length=256)
+                made[kid] = (AESGCM(key), _seal_with(self._wrap, key, kid.encode()))
+        with self._lock:
+            for kid, w in found.items():
+                if w is not None:
+                    self._cache[kid] = AESGCM(_open_with(self._wrap, w, kid.encode()))
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            self._pending.update(made)
+
+    def write_pending_in(self, conn: Connection) -> None:
+        """Write the keys :meth:`prepare_deferred` made, inside the caller's writer transaction.
+
+        Raises:
+            KeysTaken: one of them exists already (made or shredded meanwhile): the caller's
+                transaction must roll back, and what was sealed under them be sealed again
+                (after :meth:`discard_pending`).
+        """
+        with self._lock:
+            pending = dict(self._pending)
+        if not pending:
+            return
+        now = time.time_ns() // 1_000_000
+        bulk_insert_ignoring(
+            conn,
+            _keys,
+            [
+                {
+                    "person_key_id": kid,
+                    "wrapped_key": wrapped,
+                    "created_at_ms": now,
+                    "shredded_at_ms": None,
+                }
+                for kid, (_, wrapped) in pending.items()
+            ],
+            ["person_key_id"],
+        )
+        # what is there now is ours, unless another writer's row was there first
+        rows = select_in(conn, _keys, _KEY_COLUMNS, "person_key_id", sorted(pending))
+        taken = sum(1 for kid, w in rows if w is None or bytes(w) != pending[kid][1])
+        if taken:
+            raise KeysTaken(taken)
+
+    def keep_pending(self) -> None:
+        """The transaction that wrote the pending keys committed: they are ordinary keys now."""
+        with self._lock:
+            for kid, (aead, _) in self._pending.items():
+                self._cache[kid] = aead
+            self._pending.clear()
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def discard_pending(self) -> None:
+        """Forget the keys made but never written (what they sealed must not be stored)."""
+        with self._lock:
+            self._pending.clear()
+
     def _data_key(self, person_key_id: str, *, create: bool) -> AESGCM:
         with self._lock:
             cached = self._cache.get(person_key_id)
             if cached is not None:
                 self._cache.move_to_end(person_key_id)
                 return cached
+            if create and person_key_id in self._pending:
+                return self._pending[person_key_id][0]
         aad = person_key_id.encode()
         stmt = select(_keys.c.wrapped_key, _keys.c.shredded_at_ms).where(
             _keys.c.person_key_id == person_key_id

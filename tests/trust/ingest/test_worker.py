@@ -33,6 +33,7 @@ from trust.ingest.worker import IngestWorker
 from trust.release.counts import counted_persons
 from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
 from trust.stewardship.policy import Policy
+from trust.store.events import RecordAccepted
 from trust.store.eventstore import EventStore, open_store
 from trust.store.tables import proj_rejections
 from trust.store.vault import Vault
@@ -320,3 +321,59 @@ def test_a_receipt_names_no_event_id_it_could_not_verify(trust: Trust) -> None:
     [raw] = trust.log.read_all(topics.rejected("police"))
     receipt = verify_receipt(raw.value, {RELEASE_KEY.key_id: RELEASE_KEY.public})
     assert receipt.event_id is None  # anyone could have written the header's id
+
+
+class _RacedPipeline(IngestPipeline):
+    """Once, between sealing a batch and storing it, another writer makes the keys of its new
+    persons (the vault's ``KeysTaken`` race)."""
+
+    raced = False
+
+    def process_batch(self, records: Any, *, defer_keys: bool = False) -> Any:
+        out = super().process_batch(records, defer_keys=defer_keys)
+        if not self.raced:
+            self.raced = True
+            other = Vault(self.vault._engine, KEK)
+            for o in out:
+                if isinstance(o.accepted, RecordAccepted):
+                    for blob in o.accepted.sealed_identifiers.values():
+                        other.seal(blob.person_key_id, b"another writer's", b"aad")
+        return out
+
+
+KEK = bytes(range(32))
+
+
+def test_a_batch_whose_new_keys_were_taken_meanwhile_is_sealed_again(
+    tmp_path: Path, store_url: str
+) -> None:
+    ids = {
+        "given_names": "Ana",
+        "surnames": "Pop",
+        "date_of_birth": dt.date(1990, 1, 2),
+        "documents": [],
+        "shared_ids": [],
+        "phone": None,
+    }
+    datum = record("police", "C-1", ["V1"])
+    datum["victims"][0]["identifiers"] = ids
+    with open_log(f"sqlite:///{tmp_path / 'log.db'}") as log:
+        store = open_store(store_url)
+        pipeline = _RacedPipeline(
+            keyring=Keyring([TRUST], [k.public for k in KEYS.values()]),
+            policy=Policy(Agreements([agreement("police")], CASE)),
+            registry=REGISTRY,
+            vault=Vault(store.engine, KEK),
+        )
+        worker = IngestWorker(log=log, store=store, pipeline=pipeline, poll_timeout=0.05)
+        send(log, "police", seal("police", [datum]))
+        stats = worker.step()
+        worker.close()
+        assert pipeline.raced and stats.accepted == 1 and not stats.rejected
+        [(_, event)] = list(store.read())
+        assert isinstance(event, RecordAccepted)
+        opened = Vault(store.engine, KEK).open_identifiers(
+            "police", "C-1", "V1", event.sealed_identifiers["V1"]
+        )
+        assert opened["surnames"] == "Pop" and opened["date_of_birth"] == "1990-01-02"
+        store.close()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection, text
 
 from trust.store import projections
+from trust.store.events import Event, MessageRejected
 from trust.store.eventstore import EventStore, Position, open_store
 
 from .builders import accepted
@@ -45,3 +47,77 @@ def test_a_reopened_sqlite_store_resumes_where_it_stopped(tmp_path: Path) -> Non
         assert len(list(again.read())) == 1
     finally:
         again.close()
+
+
+def _rejection_at(offset: int) -> MessageRejected:
+    return MessageRejected(
+        None, "src-a", "duplicate_event", None, "event id already accepted", "t", 0, offset, 1
+    )
+
+
+def test_on_duplicate_stores_a_replacement_for_each_id_already_accepted(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        first = accepted(case_id="c1")
+        store.append([first], Position("t", 0, 0), "ingest")
+        again = accepted(case_id="c1", event_id=first.event_id)  # stored before
+        new = accepted(case_id="c2")
+        twice = accepted(case_id="c2", event_id=new.event_id)  # repeats within the batch
+        other_source = accepted(source_id="src-b", case_id="c9", event_id=first.event_id)
+        refused: list[int] = []
+
+        def refuse(i: int) -> list[Event]:
+            refused.append(i)
+            return [_rejection_at(i + 1)]
+
+        items = [([again], 1), ([new], 2), ([twice], 3), ([other_source], 4)]
+        result = store.append_batch(
+            [(evs, Position("t", 0, off)) for evs, off in items], "ingest", on_duplicate=refuse
+        )
+        assert refused == [0, 2]
+        stored = [ev for _, ev in store.read()]
+        assert [type(ev).__name__ for ev in stored] == [
+            "RecordAccepted",
+            "MessageRejected",
+            "RecordAccepted",
+            "MessageRejected",
+            "RecordAccepted",
+        ]
+        assert len(result.seqs) == 4
+        assert store.accepted_among(
+            [("src-a", first.event_id), ("src-a", new.event_id), ("src-b", first.event_id)]
+        ) == {("src-a", first.event_id), ("src-a", new.event_id), ("src-b", first.event_id)}
+        assert store.positions("ingest") == {("t", 0): 5}
+        with pytest.raises(ValueError, match="replacement"):
+            store.append_batch(
+                [([accepted(case_id="c1", event_id=first.event_id)], Position("t", 0, 5))],
+                "ingest",
+                on_duplicate=lambda i: [accepted(case_id="c7")],
+            )
+    finally:
+        store.close()
+
+
+def test_effect_commits_with_the_append_and_rolls_back_with_it(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    marker = text("INSERT INTO positions VALUES ('effect', 'x', 0, 1)")
+    try:
+        store.append_batch([([accepted()], Position("t", 0, 0))], "ingest", effect=lambda c: None)
+        store.append_batch(
+            [([], Position("t", 0, 1))], "ingest", effect=lambda c: c.execute(marker)
+        )
+        assert store.positions("effect") == {("x", 0): 1}
+
+        def failing(conn: Connection) -> None:
+            conn.execute(text("DELETE FROM positions WHERE consumer = 'effect'"))
+            raise RuntimeError("the effect's own failure")
+
+        with pytest.raises(RuntimeError):
+            store.append_batch(
+                [([accepted(case_id="c2")], Position("t", 0, 2))], "ingest", effect=failing
+            )
+        assert store.positions("effect") == {("x", 0): 1}  # its write rolled back with the events
+        assert store.positions("ingest") == {("t", 0): 2}
+        assert len(list(store.read())) == 1
+    finally:
+        store.close()

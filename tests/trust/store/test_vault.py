@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from trust.store.errors import KeyShredded
 from trust.store.events import RecordAccepted
 from trust.store.eventstore import EventStore, Position, open_store
 from trust.store.tables import person_keys
-from trust.store.vault import Vault
+from trust.store.vault import KeysTaken, Vault, identifiers_aad
 
-from .builders import case_record, eid
+from .builders import accepted, case_record, eid
 
 KEK = bytes(range(32))
 SECRET = b"Zyxwvutsrq-Distinctive-Plaintext-7741"
@@ -178,3 +181,80 @@ def test_seal_open_shred_on_postgres(postgres_schema_url: str) -> None:
             Vault(store.engine, KEK).open(blob, b"aad")
     finally:
         store.close()
+
+
+def _key_rows(store: EventStore) -> dict[str, bytes | None]:
+    with store.engine.connect() as conn:
+        return {
+            k: w
+            for k, w in conn.execute(select(person_keys.c.person_key_id, person_keys.c.wrapped_key))
+        }
+
+
+def test_deferred_keys_are_written_only_by_the_append_that_stores_their_seals(
+    store: EventStore, vault: Vault
+) -> None:
+    old = vault.person_key_id("s", "c", "old")
+    vault.prepare([old])  # an existing person: read, never made again
+    vault.forget_cached_keys()
+    new = vault.person_key_id("s", "c", "new")
+    vault.prepare_deferred([old, new])
+    blob = vault.seal(new, SECRET, b"aad")  # under the key made in memory
+    assert set(_key_rows(store)) == {old}  # nothing written yet, no transaction of its own
+    with pytest.raises(RuntimeError), store.engine.begin() as conn:
+        vault.write_pending_in(conn)
+        raise RuntimeError("the append failed")
+    assert set(_key_rows(store)) == {old}  # rolled back with the append
+    store.append_batch(
+        [([accepted(sealed={"v1": blob})], Position("t", 0, 0))],
+        "ingest",
+        effect=vault.write_pending_in,
+    )
+    vault.keep_pending()
+    assert set(_key_rows(store)) == {old, new}
+    assert Vault(store.engine, KEK).open(blob, b"aad") == SECRET  # the key that was written
+
+
+def test_a_deferred_key_taken_meanwhile_is_refused_and_its_seals_never_stored(
+    store: EventStore, vault: Vault
+) -> None:
+    kid = vault.person_key_id("s", "c", "v")
+    vault.prepare_deferred([kid])
+    blob = vault.seal(kid, SECRET, b"aad")
+    other = Vault(store.engine, KEK)
+    theirs = other.seal(kid, b"another process's seal", b"aad")  # makes the key first
+    with pytest.raises(KeysTaken):
+        store.append_batch(
+            [([accepted(sealed={"v1": blob})], Position("t", 0, 0))],
+            "ingest",
+            effect=vault.write_pending_in,
+        )
+    assert list(store.read()) == []
+    vault.discard_pending()
+    vault.prepare_deferred([kid])  # sealing again uses the key that exists
+    again = vault.seal(kid, SECRET, b"aad")
+    store.append_batch(
+        [([accepted(sealed={"v1": again})], Position("t", 0, 0))],
+        "ingest",
+        effect=vault.write_pending_in,
+    )
+    assert other.open(again, b"aad") == SECRET and vault.open(theirs, b"aad").startswith(b"another")
+
+
+def test_a_shred_tombstone_is_not_overwritten_by_a_deferred_key(
+    store: EventStore, vault: Vault
+) -> None:
+    kid = vault.person_key_id("s", "c", "gone")
+    Vault(store.engine, KEK).shred(kid)  # consent withdrawn before the record came
+    vault.prepare_deferred([kid])
+    with pytest.raises(KeyShredded):
+        vault.seal(kid, SECRET, b"aad")
+    store.append_batch([([], Position("t", 0, 0))], "ingest", effect=vault.write_pending_in)
+    assert _key_rows(store) == {kid: None}
+
+
+@given(st.text(max_size=20), st.text(max_size=20), st.text(max_size=20))
+def test_identifiers_aad_is_json_dumps_of_the_ids(source: str, case: str, victim: str) -> None:
+    # every blob ever sealed was bound to exactly these bytes
+    expected = b"tiptrust/identifiers/v1\x00" + json.dumps([source, case, victim]).encode()
+    assert identifiers_aad(source, case, victim) == expected

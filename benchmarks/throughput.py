@@ -1,0 +1,588 @@
+"""Throughput of both paths against their floors, end to end, and as the store grows. One JSON.
+
+    .venv/bin/python benchmarks/throughput.py [--events 20000] [--rounds 30]
+        [--sizes 10000,100000] [--million] [--kafka] [--skip part,...]
+
+Parts (``--skip`` takes their names):
+
+- ``floors``: what each path cannot avoid, measured here on primitives, per event —
+  ``publish``: Avro encode of the record and its header, AES-256-GCM seal, Merkle leaf and tree,
+  envelope encode, plus one HPKE seal and one Ed25519 signature per batch; ``ingest``: envelope
+  decode (the header's bytes sliced, not re-encoded), Merkle inclusion proof, AES-256-GCM open,
+  payload Avro decode, and per victim with identifiers one person key id (HMAC-SHA256) and one
+  identifiers seal (JSON + AES-256-GCM), plus one signature check and one HPKE open per batch.
+  Beside them the two floors ``pipeline.py`` has always reported (same names).
+- ``publish``: the producer on a SQLite log (validate, minimise, encode, seal, outbox, append,
+  flush), events/s and per CPU-second, and its ratio to the publish floor.
+- ``ingest``: the trust's ingest worker alone (poll, verify, open, decode, validate, minimise,
+  dedupe, seal identifiers, store with positions and projections) on the events just published,
+  in a fresh process: events/s, per CPU-second (``per core``: ingest is one thread) and its ratio to
+  the ingest floor — the issue's target is >= 0.5, its goal 0.65.
+- ``pipeline_sqlite`` (``pipeline_kafka`` with ``--kafka``, on a Tansu broker): ``pipeline.py``'s
+  end to end (publish, then ingest with linkage and one release) and the release latency over
+  ``--rounds``.
+- ``scale``: a store filled through the real path (publish, then the trust with linkage, no
+  release until caught up) to each of ``--sizes`` (``--million`` adds 10^6); at each size, in
+  fresh processes: ingest of its last 5,000 events by the worker alone (events/s, per CPU-second,
+  peak RSS), the release check (the first ``release_once`` of a process, then one with nothing
+  new), the rebuild through the CLI (``tiptrust trust rebuild``: seconds and peak RSS), and the
+  bytes per stored event (the ``stored_events`` row of an accepted record, and the whole store
+  file per event) beside the mean Avro payload.
+
+Every figure is read beside its floor from the same run; compare two versions back to back on
+the same machine (each from its own ``git worktree`` with ``PYTHONPATH`` set to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import os
+import pickle
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import fastavro
+import orjson
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from benchmarks.pipeline import floors as pipeline_floors
+from benchmarks.pipeline import run_backend
+from benchmarks.pipeline import setup as setup_home
+from benchmarks.provenance import code_state, machine, peak_rss_mib
+from benchmarks.publish import records
+from producers.message_key import MessageKeyer
+from producers.outbox import Outbox
+from producers.publisher import Outgoing, Publisher
+from producers.workflow import destination_of
+from schemas.codec import default_registry
+from schemas.envelope import (
+    ENVELOPE_SCHEMA,
+    EventHeader,
+    encode_header,
+    merkle_root_from_proof,
+    merkle_tree,
+    new_event_id,
+)
+from schemas.keys import SigningKey, TrustKeyPair
+from tiptrust import wiring
+from tiptrust.home import Home
+from tiptrust.runtime import tune_gc
+from transport import open_log
+
+SOURCE = "police"
+BATCH = 1000  # the producer's batch and the trust's poll, as wired
+SCALE_MEASURE = 5_000  # the last events ingested to reach each size: ingest measured there
+CHUNK = 10_000  # publish in chunks: the producer never holds more than this many records
+TARGET_INGEST_RATIO = 0.5
+GOAL_INGEST_RATIO = 0.65
+PARTS = ("floors", "publish", "ingest", "pipeline", "scale")
+
+
+# --- floors -------------------------------------------------------------------------------------
+
+_ENV_REST = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "EnvelopeAfterHeader",
+        "namespace": "bench",
+        "fields": [
+            {
+                "name": "batch",
+                "type": {
+                    "type": "record",
+                    "name": "Seal",
+                    "fields": [
+                        {"name": "batch_id", "type": {"type": "fixed", "name": "U", "size": 16}},
+                        {"name": "size", "type": "int"},
+                        {"name": "encapsulated_key", "type": "bytes"},
+                        {"name": "root", "type": {"type": "fixed", "name": "S", "size": 32}},
+                        {"name": "signature", "type": "bytes"},
+                    ],
+                },
+            },
+            {"name": "index", "type": "int"},
+            {"name": "proof", "type": {"type": "array", "items": "S"}},
+            {"name": "ciphertext", "type": "bytes"},
+        ],
+    }
+)
+_HEADER_SCHEMA = fastavro.parse_schema(
+    {**ENVELOPE_SCHEMA.source["fields"][1]["type"], "namespace": "org.tiptrust.wire"}
+)
+
+
+def _varint_end(raw: bytes) -> int:
+    i = 0
+    while raw[i] & 0x80:
+        i += 1
+    return i + 1
+
+
+def _time_per_event(n: int, fn: Callable[[], None]) -> float:
+    """CPU seconds per event of ``fn`` (the process's, so other load on the machine is left out,
+    as in the per-CPU-second figures it is compared with)."""
+    t = time.process_time()
+    fn()
+    return (time.process_time() - t) / n
+
+
+def floor_per_batch_s() -> dict[str, float]:
+    """One HPKE seal + Ed25519 signature (producer) and one verify + HPKE open (trust)."""
+    suite = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    tk, sk = TrustKeyPair.generate(), SigningKey.generate(SOURCE)
+    n = 300
+    seal = open_ = 0.0
+    for _ in range(n):
+        dek = os.urandom(32)
+        t = time.process_time()
+        ct = suite.encrypt(dek, tk.private.public_key(), info=b"info")
+        sig = sk.sign(ct)
+        t2 = time.process_time()
+        sk.public.public.verify(sig, ct)
+        suite.decrypt(ct, tk.private, info=b"info")
+        t3 = time.process_time()
+        seal += t2 - t
+        open_ += t3 - t2
+    return {"publish": seal / n, "ingest": open_ / n}
+
+
+def floors(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-event floors of the producer's and the trust's paths (see the module docstring)."""
+    schema = default_registry().current("case_record")
+    fingerprint = schema.fingerprint
+    per_batch = floor_per_batch_s()
+    dek = AESGCM(os.urandom(32))
+    headers = [
+        EventHeader(SOURCE, new_event_id(), "RecordUpsert", fingerprint, 0, "t" * 16, "s" * 16)
+        for _ in recs
+    ]
+    payloads: list[bytes] = []
+    envelopes: list[bytes] = []
+    seal = {
+        "batch_id": uuid.uuid4().bytes,
+        "size": 0,
+        "encapsulated_key": os.urandom(48),
+        "root": b"",
+        "signature": os.urandom(64),
+    }
+
+    def publish() -> None:
+        for start in range(0, len(recs), BATCH):
+            part = range(start, min(start + BATCH, len(recs)))
+            hb = [encode_header(headers[i]) for i in part]
+            pl = [schema.encode(recs[i]) for i in part]
+            cts = [
+                dek.encrypt(_nonce(j), p, h) for j, (p, h) in enumerate(zip(pl, hb, strict=True))
+            ]
+            leaves = [
+                hashlib.sha256(b"\x00" + h + c).digest() for h, c in zip(hb, cts, strict=True)
+            ]
+            root, proofs = merkle_tree(leaves)
+            s = {**seal, "size": len(leaves), "root": root}
+            for j, i in enumerate(part):
+                buf = io.BytesIO()
+                fastavro.schemaless_writer(
+                    buf,
+                    ENVELOPE_SCHEMA.parsed,
+                    {
+                        "version": 1,
+                        "header": headers[i].to_avro(),
+                        "batch": s,
+                        "index": j,
+                        "proof": proofs[j],
+                        "ciphertext": cts[j],
+                    },
+                )
+                envelopes.append(buf.getvalue())
+                payloads.append(pl[j])
+
+    publish_s = _time_per_event(len(recs), publish) + per_batch["publish"] / BATCH
+    id_key = os.urandom(32)
+    person = AESGCM(os.urandom(32))
+
+    def ingest() -> None:
+        for raw in envelopes:
+            cut = _varint_end(raw)
+            buf = io.BytesIO(raw)
+            buf.seek(cut)
+            fastavro.schemaless_reader(buf, _HEADER_SCHEMA, None)
+            header_bytes = raw[cut : buf.tell()]
+            env: dict[str, Any] = fastavro.schemaless_reader(buf, _ENV_REST, None)  # type: ignore[assignment]
+            leaf = hashlib.sha256(b"\x00" + header_bytes + env["ciphertext"]).digest()
+            if (
+                merkle_root_from_proof(leaf, env["index"], env["batch"]["size"], env["proof"])
+                != (env["batch"]["root"])
+            ):
+                raise AssertionError("floor: proof does not verify")
+            payload = dek.decrypt(_nonce(env["index"]), env["ciphertext"], header_bytes)
+            datum = schema.decode(payload)
+            for v in datum["victims"]:
+                if v.get("identifiers") is not None:
+                    message = b"".join(
+                        len(b).to_bytes(4, "big") + b
+                        for b in (
+                            SOURCE.encode(),
+                            datum["case_id"].encode(),
+                            v["victim_id"].encode(),
+                        )
+                    )
+                    hmac.digest(id_key, message, "sha256")
+                    nonce = os.urandom(12)
+                    person.encrypt(nonce, orjson.dumps(v["identifiers"]), message)
+
+    ingest_s = _time_per_event(len(envelopes), ingest) + per_batch["ingest"] / BATCH
+    victims = sum(len(r["victims"]) for r in recs) / len(recs)
+    return {
+        "publish_events_per_s": round(1 / publish_s, 1),
+        "publish_us_per_event": round(publish_s * 1e6, 2),
+        "ingest_events_per_s": round(1 / ingest_s, 1),
+        "ingest_us_per_event": round(ingest_s * 1e6, 2),
+        "victims_per_record": round(victims, 2),
+        "mean_payload_bytes": round(statistics.fmean(map(len, payloads)), 1),
+        **pipeline_floors(recs),
+    }
+
+
+def _nonce(index: int) -> bytes:
+    return b"\x00\x00\x00\x00" + index.to_bytes(8, "big")
+
+
+# --- publishing and ingesting (children) --------------------------------------------------------
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _messages(base: list[dict[str, Any]], start: int, n: int) -> Iterator[Outgoing]:
+    for i in range(start, start + n):
+        yield Outgoing("RecordUpsert", f"case:{i}", {**base[i % len(base)], "case_id": f"T-{i}"})
+
+
+def child_publish(home: Path, log_url: str, base_path: Path, start: int, n: int) -> dict[str, Any]:
+    base = pickle.loads(base_path.read_bytes())
+    h = Home(home)
+    published = 0
+    with open_log(log_url) as log, Outbox(home / "outbox.db") as outbox:
+        pub = Publisher(
+            log=log,
+            source_key=wiring.source_signing_key(h, SOURCE),
+            trust_key=wiring.active_trust_public(h),
+            outbox=outbox,
+            keyer=MessageKeyer.generate(),
+            destination=destination_of(log_url),
+            batch_size=BATCH,
+        )
+        rss = peak_rss_mib()
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        for at in range(start, start + n, CHUNK):
+            report = pub.publish(list(_messages(base, at, min(CHUNK, start + n - at))))
+            published += report.published
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+    assert published == n, (published, n)
+    return {
+        "events": n,
+        "events_per_s": round(n / wall, 1),
+        "events_per_cpu_s": round(n / cpu, 1),
+        "rss_at_start_mib": rss,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def child_ingest(home: Path, log_url: str, store_url: str, follow: bool) -> dict[str, Any]:
+    """The ingest worker alone until caught up (then, with ``follow``, the runner's followers —
+    linkage, erasure, receipts — once, untimed in the ingest figures)."""
+    from trust.store.eventstore import open_store
+
+    with open_log(log_url) as log:
+        store = open_store(store_url)
+        runner = wiring.build_trust_runner(Home(home), log, store, release_every_s=3600)
+        worker = runner.worker
+        worker.start()
+        rss = peak_rss_mib()
+        accepted = messages = 0
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        while True:
+            s = worker.step()
+            accepted += s.accepted
+            messages += s.messages
+            if s.messages == 0 and s.caught_up:
+                break
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        out: dict[str, Any] = {
+            "events": accepted,
+            "messages": messages,
+            "events_per_s": round(accepted / wall, 1),
+            "events_per_cpu_s": round(accepted / cpu, 1),
+            "rss_at_start_mib": rss,
+            "peak_rss_mib": peak_rss_mib(),
+        }
+        if follow:
+            t = time.perf_counter()
+            runner.follow()
+            out["followers_s"] = round(time.perf_counter() - t, 2)
+        worker.close()
+        store.close()
+    return out
+
+
+def child_release_check(home: Path, log_url: str, store_url: str) -> dict[str, Any]:
+    from trust.store.eventstore import open_store
+
+    with open_log(log_url) as log:
+        store = open_store(store_url)
+        runner = wiring.build_trust_runner(Home(home), log, store, release_every_s=3600)
+        stage = runner.releases[0]
+        t = time.perf_counter()
+        stage.release_once()
+        cold = time.perf_counter() - t
+        t = time.perf_counter()
+        stage.release_once()
+        idle = time.perf_counter() - t
+        runner.worker.close()
+        store.close()
+    return {"cold_s": round(cold, 3), "idle_s": round(idle, 4), "peak_rss_mib": peak_rss_mib()}
+
+
+def run_child(args: list[str]) -> dict[str, Any]:
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {args[0]} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    print(f"  {args[0]}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    out: dict[str, Any] = json.loads(proc.stdout)
+    return out
+
+
+def cli_rebuild(home: Path, store_url: str) -> dict[str, Any]:
+    """``tiptrust trust rebuild`` in a subprocess: wall seconds and the child's peak RSS."""
+    cmd = [sys.executable, "-m", "tiptrust", "trust", "rebuild", "--home", str(home)]
+    cmd += ["--store", store_url]
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out, err = (
+        proc.stdout.read() if proc.stdout else b"",
+        proc.stderr.read() if proc.stderr else b"",
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"rebuild failed ({proc.returncode}):\n{err.decode()[-4000:]}")
+    return {
+        "seconds": round(wall, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "identical": b"identical" in out,
+    }
+
+
+def stored_bytes(store_path: Path) -> dict[str, Any]:
+    with contextlib.closing(sqlite3.connect(store_path)) as db:
+        n, row = db.execute(
+            "SELECT count(*), avg(length(CAST(payload AS BLOB)) + coalesce(length(body), 0)) "
+            "FROM stored_events WHERE event_type = 'RecordAccepted'"
+        ).fetchone()
+        total = db.execute("SELECT count(*) FROM stored_events").fetchone()[0]
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return {
+        "accepted_records": n,
+        "stored_events": total,
+        "record_row_bytes": round(row or 0.0, 1),
+        "store_file_bytes_per_event": round(store_path.stat().st_size / max(total, 1), 1),
+    }
+
+
+# --- the parent ---------------------------------------------------------------------------------
+
+
+class Trust:
+    """One trust home, one SQLite log and store, filled through the real path by children."""
+
+    def __init__(self, root: Path, base: list[dict[str, Any]]) -> None:
+        self.root = root
+        self.home = setup_home(root / "home", [SOURCE])
+        self.log_url = f"sqlite:///{root / 'log.db'}"
+        self.store_path = root / "store.db"
+        self.store_url = f"sqlite:///{self.store_path}"
+        self.base_path = root / "base.pickle"
+        self.base_path.write_bytes(pickle.dumps(base))
+        self.published = 0
+
+    def publish(self, n: int) -> dict[str, Any]:
+        out = run_child(
+            [
+                "publish",
+                str(self.home.root),
+                self.log_url,
+                str(self.base_path),
+                str(self.published),
+                str(n),
+            ]
+        )
+        self.published += n
+        return out
+
+    def ingest(self, follow: bool) -> dict[str, Any]:
+        return run_child(
+            ["ingest", str(self.home.root), self.log_url, self.store_url, "1" if follow else "0"]
+        )
+
+
+def subscribe(store_url: str) -> None:
+    from trust.store.eventstore import open_store
+
+    store = open_store(store_url)
+    wiring.add_subscription(store, "ministry", "victims_by_sex_age_form", "statistics")
+    store.close()
+
+
+def part_publish_ingest(tmp: Path, base: list[dict[str, Any]], events: int) -> dict[str, Any]:
+    trust = Trust(tmp / "pi", base)
+    subscribe(trust.store_url)
+    publish = trust.publish(events)
+    ingest = trust.ingest(follow=False)
+    assert ingest["events"] == events, ingest
+    return {"publish": publish, "ingest": ingest}
+
+
+def part_scale(tmp: Path, base: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
+    """At each size N: fill to N - SCALE_MEASURE, then measure ingest of the last SCALE_MEASURE
+    (so every size measures the same batch), the release check, the rebuild and the bytes."""
+    trust = Trust(tmp / "scale", base)
+    subscribe(trust.store_url)
+    out: dict[str, Any] = {}
+    stored = 0
+    for n in sizes:
+        t = time.perf_counter()
+        if n - SCALE_MEASURE > stored:
+            trust.publish(n - SCALE_MEASURE - stored)
+            stored += trust.ingest(follow=True)["events"]
+        fill_s = round(time.perf_counter() - t, 1)
+        trust.publish(SCALE_MEASURE)
+        ingest = trust.ingest(follow=True)
+        stored += ingest["events"]
+        assert stored == n, (stored, n)
+        check = run_child(["check", str(trust.home.root), trust.log_url, trust.store_url])
+        out[str(n)] = {
+            "fill_s": fill_s,
+            "ingest": ingest,
+            "release_check": check,
+            "rebuild_cli": cli_rebuild(trust.home.root, trust.store_url),
+            "bytes": stored_bytes(trust.store_path),
+        }
+        print(f"scale: {n:,} done", file=sys.stderr)
+    return out
+
+
+def child(argv: list[str]) -> None:
+    tune_gc()  # a child is a process entry point: tuned as the CLI's is
+    kind, *rest = argv
+    if kind == "publish":
+        out = child_publish(Path(rest[0]), rest[1], Path(rest[2]), int(rest[3]), int(rest[4]))
+    elif kind == "ingest":
+        out = child_ingest(Path(rest[0]), rest[1], rest[2], rest[3] == "1")
+    else:
+        out = child_release_check(Path(rest[0]), rest[1], rest[2])
+    print(json.dumps(out))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--million", action="store_true", help="add 10^6 stored events to the scale")
+    ap.add_argument("--kafka", action="store_true", help="the pipeline on a Tansu broker too")
+    ap.add_argument("--skip", default="", help=f"parts to leave out, of {','.join(PARTS)}")
+    args = ap.parse_args()
+    skip = {s for s in args.skip.split(",") if s}
+    if skip - set(PARTS):
+        ap.error(f"unknown parts: {sorted(skip - set(PARTS))}")
+    sizes = sorted(
+        {int(s) for s in args.sizes.split(",") if s} | ({10**6} if args.million else set())
+    )
+    if sizes and sizes[0] < SCALE_MEASURE:
+        ap.error(f"sizes start at {SCALE_MEASURE} (each measures its last {SCALE_MEASURE} events)")
+    tune_gc()  # as the CLI's entry point does
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "benchmark": "throughput",
+        "code": code_state(),
+        "machine": machine(),
+        "events": args.events,
+    }
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        recs = records(args.events, tmp / "sim")
+        recs = [
+            {**r, "reporting_entity": {**r["reporting_entity"], "source_id": SOURCE}} for r in recs
+        ]
+        if "floors" not in skip:
+            result["floors"] = floors(recs)
+            print("floors done", file=sys.stderr)
+        if not {"publish", "ingest"} <= skip:
+            pi = part_publish_ingest(tmp, recs, args.events)
+            result["publish"] = pi["publish"]
+            result["ingest"] = pi["ingest"]
+            if "floors" in result:
+                f = result["floors"]
+                result["publish"]["per_cpu_vs_floor"] = round(
+                    pi["publish"]["events_per_cpu_s"] / f["publish_events_per_s"], 3
+                )
+                result["ingest"]["per_cpu_vs_floor"] = round(
+                    pi["ingest"]["events_per_cpu_s"] / f["ingest_events_per_s"], 3
+                )
+                result["ingest"]["target_vs_floor"] = TARGET_INGEST_RATIO
+                result["ingest"]["goal_vs_floor"] = GOAL_INGEST_RATIO
+            print("publish and ingest done", file=sys.stderr)
+        if "pipeline" not in skip:
+            result["pipeline_sqlite"] = run_backend(
+                f"sqlite:///{tmp / 'p-log.db'}", recs, tmp / "p-sqlite", args.rounds
+            )
+            print("pipeline (sqlite) done", file=sys.stderr)
+            if args.kafka:
+                from infra.broker import TansuBroker
+
+                with TansuBroker() as broker:
+                    result["pipeline_kafka"] = run_backend(
+                        broker.url, recs, tmp / "p-kafka", args.rounds
+                    )
+                print("pipeline (kafka) done", file=sys.stderr)
+        if "scale" not in skip:
+            result["scale"] = part_scale(tmp, recs, sizes)
+            if "floors" in result:
+                mean = result["floors"]["mean_payload_bytes"]
+                for entry in result["scale"].values():
+                    entry["bytes"]["record_row_vs_payload"] = round(
+                        entry["bytes"]["record_row_bytes"] / mean, 2
+                    )
+    result["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
