@@ -1,20 +1,30 @@
-"""Secondary suppression and the LP audit on the largest standard table, beside the naive LP. JSON.
+"""Secondary suppression and the LP audit on every standard stream's table, beside the naive LP. JSON.
 
     .venv/bin/python benchmarks/disclosure.py [--years 10] [--persons-per-year 1500] [--k 10]
-        [--naive-sample 20] [--seed 11]
+        [--naive-sample 20] [--naive-full-below 400] [--seed 11] [--streams NAME ...]
 
-The table: year (``--years``) x sex x age group (with ``0-17`` and ``18+``) x form, every code of
-the release code lists (``trust.release.aggregate``), with every margin and the total
-(``trust.release.disclosure.table``). Counts: ``--persons-per-year`` persons a year drawn
-(multinomial, seeded) from the joint distribution of sex, age group and form among the victims
-of the project's simulator (``producers.simulate.population``).
+Counts: ``--persons-per-year`` persons a year drawn (multinomial, seeded) from the joint
+distribution of sex, age group and form among the victims of the project's simulator
+(``producers.simulate.population``), over ``--years`` years. Every standard stream broken down by
+these dimensions (``trust.release.streams``; one per shape) is measured on its own table of the
+same persons, made as the release stage makes it: the stream's categories and structural zeros
+(``trust.release.aggregate.table_from_counts``), every margin and the total, age groups with
+``0-17`` and ``18+`` (``trust.release.disclosure.table.from_count_table``). The largest is
+``victims_by_sex_age_form`` (year x sex x age group x form).
+
+Per stream:
 
 - ``secondary``: primary suppression below k (zeros included), then secondary suppression
-  (``secondary_suppression``) — seconds, rounds, widening LPs and the information loss;
-- ``audit``: the fast audit of the resulting pattern (``audit``) — seconds, LPs, verdict;
-- ``naive_audit``: the plain audit (two LPs over the whole table per suppressed aggregate) timed
-  on ``--naive-sample`` suppressed aggregates drawn at random (seeded) and **extrapolated** to all
-  of them; its verdict on the sample is compared with the fast audit's.
+  (``secondary_suppression``) — wall and CPU seconds, rounds, widening LPs, information loss;
+- ``audit``: the audit of the resulting pattern (``audit``, what the release stage runs) — wall
+  and CPU seconds, LPs, verdict;
+- ``naive_audit``: the plain audit (two LPs over the whole table per suppressed aggregate,
+  ``naive_audit``), in full when the table has at most ``--naive-full-below`` suppressed
+  aggregates, else on ``--naive-sample`` of them drawn at random (seeded) and **extrapolated**
+  (``extrapolated: true``); its verdict is compared with the audit's on what it covers.
+
+CPU seconds are this process's (``time.process_time``): on a shared machine they move less with
+the load than wall seconds.
 """
 
 from __future__ import annotations
@@ -26,26 +36,27 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from benchmarks.provenance import code_state
+from benchmarks.provenance import code_state, machine, peak_rss_mib
 from producers.simulate.population import generate
 from schemas.rules import age_group
-from trust.release.aggregate import FORMS, MULTIPLE, SEXES
+from trust.release.aggregate import MULTIPLE, table_from_counts
 from trust.release.disclosure.audit import audit, naive_audit
 from trust.release.disclosure.secondary import primary_mask, secondary_suppression
-from trust.release.disclosure.table import (
-    AGE_GROUP_HIERARCHY,
-    Dimension,
-    HierarchicalTable,
-    build_table,
-)
-from trust.release.streams import AGE_GROUPS
+from trust.release.disclosure.table import HierarchicalTable, from_count_table
+from trust.release.streams import STREAMS, StreamSpec
+
+T = TypeVar("T")
+
+#: The simulated persons' dimensions, in this order.
+DIMENSIONS = ("year", "sex", "age_group", "form")
 
 
 def simulated_profile(seed: int) -> Counter[tuple[str, str, str]]:
@@ -59,43 +70,49 @@ def simulated_profile(seed: int) -> Counter[tuple[str, str, str]]:
     return out
 
 
-def largest_table(years: int, per_year: int, seed: int) -> HierarchicalTable:
+def simulated_counts(years: int, per_year: int, seed: int) -> Counter[tuple[str, ...]]:
+    """Persons by (year, sex, age group, form): ``per_year`` a year from the simulator's mix."""
     profile = simulated_profile(seed)
     keys = sorted(profile)
     p = np.array([profile[k] for k in keys], dtype=np.float64)
     p /= p.sum()
     rng = np.random.default_rng(seed)
-    year_codes = tuple(str(2015 + i) for i in range(years))
-    counts: dict[tuple[str, ...], int] = {}
-    for y in year_codes:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for y in year_codes(years):
         for (sex, age, form), n in zip(keys, rng.multinomial(per_year, p), strict=True):
             if n:
                 counts[(y, sex, age, form)] = int(n)
-    dims = (
-        Dimension("year", year_codes),
-        Dimension("sex", SEXES),
-        Dimension("age_group", AGE_GROUPS, AGE_GROUP_HIERARCHY),
-        Dimension("form", FORMS),
-    )
-    return build_table(dims, counts, stream="victims_by_sex_age_form")
+    return counts
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--years", type=int, default=10)
-    ap.add_argument("--persons-per-year", type=int, default=1500)
-    ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--naive-sample", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=11)
-    args = ap.parse_args()
-    k = args.k
-    table = largest_table(args.years, args.persons_per_year, args.seed)
+def year_codes(years: int) -> tuple[str, ...]:
+    return tuple(str(2015 + i) for i in range(years))
+
+
+def stream_table(spec: StreamSpec, counts: Counter[tuple[str, ...]]) -> HierarchicalTable:
+    """The table with margins of stream ``spec`` over the simulated persons, as the release
+    stage makes it: the stream's categories and structural zeros (``table_from_counts``), its
+    hierarchy (``from_count_table``)."""
+    at = [DIMENSIONS.index(d) for d in spec.dimensions]
+    classes = spec.classifications()
+    cells: Counter[tuple[str, ...]] = Counter()
+    for key, n in counts.items():
+        cells[tuple(c.category_of(key[i]) for c, i in zip(classes, at, strict=True))] += n
+    return from_count_table(table_from_counts(spec, cells))
+
+
+def timed(f: Callable[[], T]) -> tuple[T, float, float]:
+    """``f()``, its wall and CPU seconds."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = f()
+    return out, round(time.perf_counter() - w0, 3), round(time.process_time() - c0, 3)
+
+
+def measure(
+    table: HierarchicalTable, k: int, naive_sample: int, naive_full_below: int, seed: int
+) -> dict[str, Any]:
     primary = primary_mask(table, k)
     out: dict[str, Any] = {
-        "benchmark": "disclosure",
-        "code": code_state(),
-        "cpus": os.cpu_count(),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
         "table": {
             "shape": dict(zip([d.name for d in table.dimensions], table.shape, strict=True)),
             "aggregates": table.size,
@@ -104,44 +121,87 @@ def main() -> None:
             "persons": int(table.values[table.grand_total]),
             "primary": int(primary.sum()),
             "primary_cells": int((primary & table.is_cell).sum()),
-        },
-        "k": k,
-        "protection": f"symmetric p = k = {k}",
+        }
     }
-    print("secondary suppression …", file=sys.stderr)
-    t0 = time.perf_counter()
-    pattern = secondary_suppression(table, primary, k)
+    print(f"{table.stream}: secondary suppression …", file=sys.stderr)
+    pattern, wall, cpu = timed(lambda: secondary_suppression(table, primary, k))
     out["secondary"] = {
-        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds": wall,
+        "cpu_seconds": cpu,
         "rounds": pattern.rounds,
         "widening_lps": pattern.widening_lps,
         "information_loss": vars(pattern.information_loss()),
     }
-    print("fast audit …", file=sys.stderr)
-    report = audit(table, pattern.suppressed, k, sensitive=primary)
+    print(f"{table.stream}: audit …", file=sys.stderr)
+    report, wall, cpu = timed(lambda: audit(table, pattern.suppressed, k, sensitive=primary))
     out["audit"] = {
-        "seconds": report.seconds,
+        "seconds": wall,
+        "cpu_seconds": cpu,
         "lp_solves": report.lp_solves,
         "suppressed_audited": len(report.bounds),
         "passed": report.passed,
     }
     hidden = [b.index for b in report.bounds]
-    sample = sorted(random.Random(args.seed).sample(hidden, min(args.naive_sample, len(hidden))))
-    print(f"naive audit on {len(sample)} aggregates …", file=sys.stderr)
-    naive = naive_audit(table, pattern.suppressed, k, sensitive=primary, only=sample)
-    fast_failing = {f.bounds.index for f in report.findings} & set(sample)
-    out["naive_audit"] = {
-        "sampled_aggregates": len(sample),
-        "lp_solves": naive.lp_solves,
-        "seconds_sample": naive.seconds,
-        "seconds_per_lp": round(naive.seconds / max(1, naive.lp_solves), 4),
-        "seconds_extrapolated_to_all": round(naive.seconds / max(1, len(sample)) * len(hidden), 1),
-        "extrapolated": True,
-        "same_verdict_on_sample": {f.bounds.index for f in naive.findings} == fast_failing,
-    }
-    out["speedup_vs_naive_extrapolated"] = round(
-        out["naive_audit"]["seconds_extrapolated_to_all"] / max(report.seconds, 1e-9), 1
+    full = len(hidden) <= naive_full_below
+    sample = hidden if full else sorted(random.Random(seed).sample(hidden, naive_sample))
+    print(f"{table.stream}: naive audit on {len(sample)} aggregates …", file=sys.stderr)
+    naive, wall, cpu = timed(
+        lambda: naive_audit(table, pattern.suppressed, k, sensitive=primary, only=sample)
     )
+    fast_failing = {f.bounds.index for f in report.findings} & set(sample)
+    scale = len(hidden) / max(1, len(sample))
+    out["naive_audit"] = {
+        "aggregates": len(sample),
+        "lp_solves": naive.lp_solves,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "seconds_per_lp": round(wall / max(1, naive.lp_solves), 4),
+        "seconds_all": round(wall * scale, 1),
+        "cpu_seconds_all": round(cpu * scale, 1),
+        "extrapolated": not full,
+        "same_verdict": {f.bounds.index for f in naive.findings} == fast_failing,
+    }
+    out["audit_speedup_vs_naive_cpu"] = round(
+        out["naive_audit"]["cpu_seconds_all"] / max(out["audit"]["cpu_seconds"], 1e-3), 1
+    )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--years", type=int, default=10)
+    ap.add_argument("--persons-per-year", type=int, default=1500)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--naive-sample", type=int, default=20)
+    ap.add_argument("--naive-full-below", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--streams", nargs="*", default=None)
+    args = ap.parse_args()
+    counts = simulated_counts(args.years, args.persons_per_year, args.seed)
+    # one table per shape (a stream of the same dimensions as one measured is the same table)
+    names: list[str] = []
+    for spec in STREAMS.values():
+        shapes = {STREAMS[n].dimensions for n in names}
+        if set(spec.dimensions) <= set(DIMENSIONS) and spec.dimensions not in shapes:
+            names.append(spec.name)
+    names = args.streams or names
+    out: dict[str, Any] = {
+        "benchmark": "disclosure",
+        "code": code_state(),
+        **machine(),
+        "k": args.k,
+        "protection": f"symmetric p = k = {args.k}",
+        "years": args.years,
+        "persons_per_year": args.persons_per_year,
+        "streams": {},
+    }
+    for name in names:
+        table = stream_table(STREAMS[name], counts)
+        out["streams"][name] = measure(
+            table, args.k, args.naive_sample, args.naive_full_below, args.seed
+        )
+    out["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
+    out["peak_rss_mib"] = peak_rss_mib()
     json.dump(out, sys.stdout, indent=2)
     print()
 

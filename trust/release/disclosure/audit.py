@@ -20,13 +20,14 @@ the reference). :func:`audit` gives the same verdicts far faster, from the table
    aggregate's maximum is the maximum total of the classes it touches, its minimum the minimum
    total of the classes it contains (many aggregates share one LP target);
 3. **witnesses** — the true table and every table the solver returns show values each
-   suppressed aggregate can take; a side is settled once a witness reaches the required bound.
-   Grouped LPs push every unsettled target towards its bound at once (maximise their sum, each
-   capped at its bound), so one solve settles many;
+   suppressed aggregate can take; a side is settled once a witness reaches the required bound;
 4. **independent sub-problems** — the classes fall into connected components over the published
-   rows; the rest is solved exactly, one target per component *per LP* (a block-diagonal
-   objective gives every component's optimum in one solve);
-5. ``exact=True`` computes every interval: only sides where propagation (outer) and witnesses
+   rows; what is unsettled is solved exactly, one target per component *per LP* (a
+   block-diagonal objective gives every component's optimum in one solve);
+5. **one model, warm starts** — every exact LP is the same class model with another cost vector:
+   it is kept in HiGHS (:class:`~trust.release.disclosure.lp.WarmLP`) and each solve starts
+   from the previous optimal basis by the primal simplex (a few iterations, not a new model);
+6. ``exact=True`` computes every interval: only sides where propagation (outer) and witnesses
    (inner) disagree need an LP.
 """
 
@@ -42,6 +43,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
+from trust.release.disclosure.lp import SolverFailed, WarmLP
 from trust.release.disclosure.table import BoolArray, HierarchicalTable, InvalidTable, incidence
 from trust.release.errors import ReleaseError, UnprotectedTable
 
@@ -245,9 +247,9 @@ def assert_protected(
 
 @dataclass(frozen=True)
 class Screen:
-    """A quick look at a pattern without exact LPs (for a suppression heuristic): the aggregates
-    whose upper side or width (``up``) or lower side (``down``) no witness proves safe — failing
-    or undecided — and the non-sensitive ones proven ``pinned``."""
+    """The audit's verdicts by side (for a suppression heuristic): the aggregates whose upper
+    side or width (``up``) or lower side (``down``) fails, and the non-sensitive ones that
+    propagation alone pins (``pinned``)."""
 
     up: tuple[int, ...]
     down: tuple[int, ...]
@@ -273,15 +275,15 @@ def screen(
     *,
     sensitive: BoolArray | None = None,
 ) -> Screen:
-    """Propagation, exchangeable classes and grouped witness LPs, but no exact LPs: what a
-    heuristic must still look at (a clear screen means :func:`audit` passes too)."""
+    """The audit's steps with the failing sides kept apart: what a heuristic must still fix
+    (a clear screen means :func:`audit` passes too)."""
     rule = rule or ProtectionRule.symmetric(k)
     unknown, sens = _masks(table, suppressed, k, sensitive)
     system = _System.of(table, unknown)
     state = _State.of(system, sens[system.var], rule, _tolerance(table))
     state.propagate()
     classes = _Classes.of(table, unknown, system.var)
-    state.check(classes, settle=False)
+    state.check(classes)
     t = state.tol
     width_ok = state.wmax - state.wmin >= state.width - t
     up = ~((state.wmax >= state.need_hi - t) & width_ok)
@@ -489,6 +491,7 @@ class _State:
         self.exact_hi = np.zeros(n, dtype=bool)
         self.solves = 0
         self.components = 0
+        self._lp: WarmLP | None = None
 
     @classmethod
     def of(cls, system: _System, sensitive: BoolArray, rule: ProtectionRule, tol: float) -> _State:
@@ -532,41 +535,9 @@ class _State:
         self.wmin = np.minimum(self.wmin, cl.fixed + cl.inside @ z)
 
     def check(self, cl: _Classes, *, settle: bool = True) -> None:
+        """Witnesses first (the true table), then the unsettled sides exactly, one target per
+        component per LP; ``settle=False`` stops after the witnesses."""
         self._witness(cl, cl.z0)
-        n = cl.z0.size
-        # grouped rounds: push every unsettled side towards its required bound at once, while a
-        # grouped LP settles clearly more distinct targets than an exact LP (one; and a grouped
-        # LP costs about twice as much)
-        while True:
-            settled = solved = 0
-            for up in (True, False):
-                todo = self._todo(up)
-                if todo.size == 0:
-                    continue
-                if up:
-                    cap = np.maximum(self.need_hi, self.wmin + self.width)[todo]
-                    rows, bound = cl.touch[todo], cap - cl.fixed[todo]
-                    sign = -1.0
-                else:
-                    floor = np.minimum(self.need_lo, self.wmax - self.width)[todo]
-                    rows, bound = cl.inside[todo], np.maximum(floor, 0.0) - cl.fixed[todo]
-                    sign = 1.0
-                rows, bound = _dedupe(sp.csr_matrix(rows), bound, up)
-                c = sign * np.asarray(rows.sum(axis=0)).ravel()
-                # each target capped at its bound: one row each (``-rows`` for a floor)
-                a_ub, b_ub = (rows, bound) if up else (-rows, -bound)
-                _, z = _solve(
-                    c, cl.a, cl.b, np.zeros(n), np.full(n, np.inf), a_ub, b_ub, presolve=False
-                )
-                self.solves += 1
-                solved += 1
-                assert z is not None
-                self._witness(cl, z)
-                left = self._todo(up)
-                settled += rows.shape[0] - _distinct(cl.touch if up else cl.inside, left)
-            if solved == 0 or settled < 3 * solved:
-                break
-        # the rest exactly, one target per component per LP
         for up in (True, False) if settle else ():
             while (todo := self._todo(up)).size:
                 self._exact(cl, todo, up)
@@ -596,15 +567,9 @@ class _State:
         members = todo[np.isin(ids, chosen)]
         member_ids = (cl.touch_id if up else cl.inside_id)[members]
         targets = {int(k): members[member_ids == k] for k in chosen}
-        n = cl.z0.size
         c = np.asarray(rows[picked].sum(axis=0)).ravel()
         cap = self._cap(cl)
-        status, z = _solve(
-            -c if up else c, cl.a, cl.b, np.zeros(n), np.full(n, cap), presolve=False
-        )
-        self.solves += 1
-        if z is None:
-            raise AuditError(f"the audit LP failed (status {status})")
+        z = self._optimum(cl, -c if up else c)
         self._witness(cl, z)
         for g in targets.values():
             if up:
@@ -614,6 +579,24 @@ class _State:
             else:
                 self.wmin[g] = cl.fixed[g] + rows[g] @ z
                 self.exact_lo[g] = True
+
+    def _optimum(self, cl: _Classes, c: FloatArray) -> FloatArray:
+        """An optimal ``z`` of ``min c·z, a z = b, 0 <= z <= cap`` from the class model kept
+        between solves (each starts from the previous basis: the costs alone change)."""
+        self.solves += 1
+        n, cap = cl.z0.size, self._cap(cl)
+        if cl.a.shape[0] == 0:  # no published margin holds an unknown: each at its bound
+            return np.where(c < 0, cap, 0.0)
+        if self._lp is None:
+            self._lp = WarmLP(cl.a, cl.b, cl.b, np.zeros(n), np.full(n, cap), primal=True)
+        self._lp.set_costs(c)
+        try:
+            sol = self._lp.solve()
+        except SolverFailed as exc:
+            raise AuditError(f"the audit LP failed ({exc})") from exc
+        if sol.x is None:
+            raise AuditError(f"the audit LP failed ({sol.status})")
+        return np.clip(sol.x, 0.0, cap)
 
     def _cap(self, cl: _Classes) -> float:
         # A class total this large is reported as unbounded: a bounded class total is at most
@@ -700,24 +683,6 @@ def _set_ids(rows: sp.csr_matrix, comp: IndexArray) -> tuple[IndexArray, IndexAr
     empty = np.flatnonzero(out == -2)
     out[empty] = (comp.max() + 1 if comp.size else 0) + np.arange(empty.size)
     return ids, out
-
-
-def _distinct(rows: sp.csr_matrix, which: IndexArray) -> int:
-    """How many distinct class sets the rows ``which`` hold."""
-    return len({rows.indices[rows.indptr[r] : rows.indptr[r + 1]].tobytes() for r in which})
-
-
-def _dedupe(rows: sp.csr_matrix, bound: FloatArray, up: bool) -> tuple[sp.csr_matrix, FloatArray]:
-    """One row per distinct class set, with the tightest of its bounds (the least cap for a
-    maximum, the greatest floor for a minimum)."""
-    best: dict[bytes, int] = {}
-    for r in range(rows.shape[0]):
-        sig = rows.indices[rows.indptr[r] : rows.indptr[r + 1]].tobytes()
-        j = best.setdefault(sig, r)
-        if (bound[r] < bound[j]) if up else (bound[r] > bound[j]):
-            best[sig] = r
-    keep = np.asarray(sorted(best.values()), dtype=np.int64)
-    return sp.csr_matrix(rows[keep]), np.asarray(bound[keep])
 
 
 def _propagate(

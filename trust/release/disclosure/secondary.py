@@ -14,8 +14,11 @@ heuristic finds (cost of an aggregate: its value + 1, so small cells go before m
    constraints); for each failing side a *widening LP* finds the cheapest deviation of the whole
    table (cost per unit: the aggregate's cost if published, almost nothing if suppressed) that
    moves the aggregate by the required amount, and every published aggregate it moves is
-   suppressed. A suppressed non-sensitive aggregate the audit finds pinned is published instead
-   (its value follows from the rest anyway). Repeat until the audit passes.
+   suppressed. That deviation is then a feasible move of the table: every other suppressed
+   aggregate it moves far enough is proven on that side without an LP of its own. One HiGHS
+   model serves every widening LP (warm starts). A suppressed non-sensitive aggregate the audit
+   finds pinned is published instead (its value follows from the rest anyway). Repeat until the
+   audit passes.
 
 Deterministic: no randomness; ties go to the lower aggregate index.
 """
@@ -28,8 +31,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 from trust.release.disclosure.audit import (
     AuditReport,
@@ -38,6 +41,7 @@ from trust.release.disclosure.audit import (
     audit,
     screen,
 )
+from trust.release.disclosure.lp import SolverFailed, WarmLP
 from trust.release.disclosure.table import TOTAL, BoolArray, HierarchicalTable, incidence
 from trust.release.errors import ReleaseError
 
@@ -190,7 +194,10 @@ def secondary_suppression(
     weights = _weights(table, cost)
     sup = prim.copy()
     _local_pass(table, sup, prim, rule, weights)
-    widen = _Widening(table, weights)
+    widen: _Widening | None = None
+    need_up = np.where(prim, max(rule.upper, rule.width), rule.width)
+    need_down = np.where(prim, np.minimum(rule.lower, table.values), np.inf)
+    tol = 1e-6 * max(1.0, float(table.values.max()))
     republished = np.zeros(table.size, dtype=bool)
     # sides a widening LP proved protected: suppression only grows (a value published again
     # was pinned, so publishing it changes no feasible interval), so they stay protected
@@ -212,15 +219,23 @@ def secondary_suppression(
         for i in again:
             sup[i] = False  # pinned: its value follows from the published ones
             republished[i] = True
+            widen = None  # its row must be in the widening LP again
         group_of = {i: g for g in scr.up_groups for i in g}
         added = 0
         for i, up in sorted(todo, key=lambda t: (not t[1], -free.get(t[0], 0.0), t[0])):
             if proven[up][i]:
                 continue
             amount = _amount(table, prim, rule, i, up)
-            added += widen.apply(sup, i, amount, up=up)
+            if widen is None:
+                widen = _Widening(table, weights, sup)
+            more, move = widen.apply(sup, i, amount, up=up)
+            added += more
             lps += 1
             proven[up][i] = True
+            # the move is a feasible change of the table now: every suppressed aggregate it
+            # moves far enough is protected on that side (and stays so: suppression grows)
+            proven[True] |= sup & ((move >= need_up - tol) | (~prim & (-move >= rule.width - tol)))
+            proven[False] |= sup & (move <= -need_down + tol)
             if up and i in group_of:
                 # the same class total lifts every aggregate of the group: those needing no
                 # more than i (unpublished part + amount) are proven too (suppression only
@@ -347,46 +362,71 @@ class _Widening:
     """The widening LP: the cheapest change of the cells that moves one aggregate by a given
     amount, keeping cells non-negative; every published aggregate it changes gets suppressed.
 
-    Variables: the change of every cell (structural cells fixed) and, for every aggregate, the
-    size of its change ``t >= |M δ|``; cost: ``t`` times the aggregate's weight if published,
-    almost nothing if already suppressed.
+    Variables: the change ``δ`` of every cell (structural cells fixed) and, for every aggregate
+    published when the model is made, the size of its change ``t >= |M δ|``; cost: ``t`` times
+    the aggregate's weight while it is published, nothing once suppressed. One HiGHS model
+    serves every call (:class:`~.lp.WarmLP`): a call adds the target's row, changes the costs of
+    what was suppressed since, and HiGHS starts from the previous basis.
     """
 
-    def __init__(self, table: HierarchicalTable, weights: np.ndarray) -> None:
+    def __init__(self, table: HierarchicalTable, weights: np.ndarray, sup: BoolArray) -> None:
         self.table = table
         self.weights = weights
         self.m = incidence(table)
         cells = np.flatnonzero(table.is_cell)
-        self.y0 = table.values[cells].astype(np.float64)
-        self.fixed = table.structural[cells]
+        y0 = table.values[cells].astype(np.float64)
+        fixed = table.structural[cells]
+        # a row for every aggregate published now (suppression only grows; the caller makes a
+        # new model when a value is published again)
+        self.pub = np.flatnonzero(~sup & ~table.structural)
+        m = sp.csr_matrix(self.m[self.pub])
+        n, g = m.shape[1], self.pub.size
+        self.n = n
+        eye = sp.identity(g, format="csr")
+        # m δ - t <= 0 and -m δ - t <= 0
+        a = sp.vstack([sp.hstack([m, -eye]), sp.hstack([-m, -eye])])
+        self.lp = WarmLP(
+            a,
+            np.full(2 * g, -np.inf),
+            np.zeros(2 * g),
+            np.concatenate([np.where(fixed, 0.0, -y0), np.zeros(g)]),
+            np.concatenate([np.where(fixed, 0.0, np.inf), np.full(g, np.inf)]),
+            np.concatenate([np.zeros(n), weights[self.pub]]),
+        )
 
-    def apply(self, sup: BoolArray, i: int, amount: float, *, up: bool) -> int:
-        """Suppress what moving aggregate ``i`` by ``amount`` (up or down) needs; how many
-        aggregates were added."""
+    @property
+    def solves(self) -> int:
+        return self.lp.solves
+
+    def apply(
+        self, sup: BoolArray, i: int, amount: float, *, up: bool
+    ) -> tuple[int, npt.NDArray[np.float64]]:
+        """Suppress what moving aggregate ``i`` by ``amount`` (up or down) needs: how many
+        aggregates were added, and the move (the change of every aggregate; non-negative cells,
+        published aggregates unchanged once the additions are suppressed)."""
         if not up:
             amount = min(amount, float(self.table.values[i]))
         if amount <= 0:
-            return 0
-        pub = np.flatnonzero(~sup & ~self.table.structural)
-        m = sp.csr_matrix(self.m[pub])
-        n, g = m.shape[1], pub.size
-        eye = sp.identity(g, format="csr")
-        row = self.m[i]
-        target = sp.csr_matrix(
-            (row.data * (-1.0 if up else 1.0), row.indices, [0, row.nnz]), shape=(1, n + g)
+            return 0, np.zeros(self.table.size)
+        still = ~sup[self.pub]
+        self.lp.set_costs(
+            np.concatenate([np.zeros(self.n), np.where(still, self.weights[self.pub], 0.0)])
         )
-        # m δ - t <= 0, -m δ - t <= 0, and the target's move
-        a_ub = sp.csr_matrix(sp.vstack([sp.hstack([m, -eye]), sp.hstack([-m, -eye]), target]))
-        b_ub = np.concatenate([np.zeros(2 * g), [-amount]])
-        c = np.concatenate([np.zeros(n), self.weights[pub]])
-        lo = np.concatenate([np.where(self.fixed, 0.0, -self.y0), np.zeros(g)])
-        hi = np.concatenate([np.where(self.fixed, 0.0, np.inf), np.full(g, np.inf)])
-        res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=np.column_stack([lo, hi]), method="highs")
-        if res.status != 0:
-            raise SuppressionFailed(f"the widening LP failed: {res.message}")
-        moved = pub[np.asarray(res.x[n:]) > 1e-6 * max(1.0, amount)]
+        row = self.m[i]
+        lo, hi = (amount, np.inf) if up else (-np.inf, -amount)
+        r = self.lp.add_row(row.indices, row.data.astype(np.float64), lo, hi)
+        try:
+            sol = self.lp.solve()
+        except SolverFailed as exc:
+            raise SuppressionFailed(f"the widening LP failed ({exc})") from exc
+        finally:
+            self.lp.delete_row(r)
+        if sol.x is None:
+            raise SuppressionFailed(f"the widening LP found no move ({sol.status})")
+        t = sol.x[self.n :]
+        moved = self.pub[still & (t > 1e-6 * max(1.0, amount))]
         sup[moved] = True
-        return int(moved.size)
+        return int(moved.size), np.asarray(self.m @ sol.x[: self.n], dtype=np.float64)
 
 
 def describe(table: HierarchicalTable, i: int) -> str:

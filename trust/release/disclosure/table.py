@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from schemas.rules import ADULT_BAND_UNKNOWN, MINOR_BAND_UNKNOWN
 from trust.release.aggregate import CountTable
 from trust.release.errors import ReleaseError
 
@@ -32,8 +33,8 @@ TOTAL = "Total"
 #: The age groups' hierarchy of the release streams: children and adults; ``Unknown`` stays a
 #: top-level category beside them.
 AGE_GROUP_HIERARCHY: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("0-17", ("0-11", "12-17")),
-    ("18+", ("18-24", "25-34", "35-44", "45+")),
+    ("0-17", ("0-11", "12-17", MINOR_BAND_UNKNOWN)),
+    ("18+", ("18-24", "25-34", "35-44", "45+", ADULT_BAND_UNKNOWN)),
 )
 
 #: The hierarchies the standard streams declare, by dimension name (the others are flat).
@@ -285,16 +286,17 @@ def standard_dimensions(
     hierarchies: Mapping[str, Sequence[tuple[str, Sequence[str]]]] = STANDARD_HIERARCHIES,
 ) -> tuple[Dimension, ...]:
     """The dimensions of a release :class:`~trust.release.aggregate.CountTable`, each with its
-    hierarchy from ``hierarchies`` (default: the standard streams'; parents whose children are
-    not all categories of the table are left out)."""
+    hierarchy from ``hierarchies`` (default: the standard streams'). A parent adds up those of
+    its declared children that the table has (a category the table lacks counts nobody); a
+    parent none of whose children it has is left out."""
     out = []
     for name, cats in zip(table.dimensions, table.categories, strict=True):
         declared = hierarchies.get(name, ())
         known = set(cats)
         hier: list[tuple[str, tuple[str, ...]]] = []
         for parent, children in declared:
-            kids = tuple(children)
-            if all(c in known for c in kids):
+            kids = tuple(c for c in children if c in known)
+            if kids and parent not in known:
                 hier.append((parent, kids))
                 known.add(parent)
         out.append(Dimension(name, tuple(cats), tuple(hier)))
@@ -306,11 +308,16 @@ def from_count_table(
     hierarchies: Mapping[str, Sequence[tuple[str, Sequence[str]]]] = STANDARD_HIERARCHIES,
     structural_zeros: Iterable[Sequence[str]] = (),
 ) -> HierarchicalTable:
-    """The hierarchical table of a release count table (cells from ``table.counts``)."""
+    """The hierarchical table of a release count table (cells from ``table.counts``).
+
+    The cells the stream declares impossible (``table.structural_zeros``), and ``structural_zeros``
+    besides, are structural: so is every margin made only of them (their 0 is public knowledge:
+    published, never suppressed or audited).
+    """
     return build_table(
         standard_dimensions(table, hierarchies),
         table.counts,
-        structural_zeros,
+        (*sorted(table.structural_zeros), *structural_zeros),
         stream=table.stream,
     )
 
