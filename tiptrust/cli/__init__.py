@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tiptrust.cli import (
+    audit_cmd,
     consume,
     demo,
     keys,
@@ -32,6 +33,7 @@ app.add_typer(trust_cmd.app, name="trust")
 app.add_typer(link_cmd.app, name="link")
 app.add_typer(mse_cmd.app, name="mse")
 app.add_typer(mapping_cmd.app, name="mapping")
+app.add_typer(audit_cmd.app, name="audit")
 produce.register(app)
 consume.register(app)
 demo.register(app)

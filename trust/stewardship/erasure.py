@@ -8,9 +8,12 @@ on the person's sealed identifiers — in the append-only store, in every copy o
 opened, and the vault refuses to seal anything new for them. The other victims of the case keep
 their own keys and stay readable.
 
-A shred makes a KEK rotation due (``trust.store.vault``: older copies of a wrapped key open
-while the KEK that wrapped them exists); the trust runs :func:`trust.store.vault.rotate_if_due`
-after following, and at start-up, so a crash between the shred and the rotation only delays it.
+Each shred is recorded as a ``PersonKeysShredded`` event (the vault's key ids and the events
+that caused it; no personal data), appended in the same transaction, so the audit log holds
+every key destruction. A shred makes a KEK rotation due (``trust.store.vault``: older copies of a
+wrapped key open while the KEK that wrapped them exists); the trust rotates after following
+(``tiptrust.wiring.rotate_kek_if_due``, recorded as ``KekRotated``), so a crash between the
+shred and the rotation only delays it.
 
 A withdrawal or disposal that arrives before its case is kept (``proj_erasures``): a victim's
 key is shredded at once (a tombstone, so the vault never seals their identifiers when the case
@@ -24,11 +27,19 @@ Not yet erased here (its own step): the inbound log's envelopes (sealed to the t
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy import Connection, select
 
 from trust.follow import Batch
-from trust.store.events import ConsentWithdrawn, DisposalRequested, RecordAccepted
+from trust.store.events import (
+    ConsentWithdrawn,
+    DisposalRequested,
+    PersonKeysShredded,
+    RecordAccepted,
+    new_event_id,
+)
+from trust.store.eventstore import EventStore
 from trust.store.projections import by_source
 from trust.store.tables import proj_persons as _persons
 from trust.store.vault import Vault
@@ -70,25 +81,50 @@ class Erasure:
 
     def apply(self, conn: Connection, events: Batch) -> None:
         victims: set[tuple[str, str, str]] = set()
-        arrived = {(ev.source_id, ev.case_id) for _, ev in events if isinstance(ev, RecordAccepted)}
-        victims |= erased_victims(conn, arrived)  # erased before (part of) the case arrived
+        causes: dict[str, set[tuple[str, str, str]]] = {}  # event id -> the victims it erases
         for _, ev in events:
-            if isinstance(ev, ConsentWithdrawn):
-                victims.add((ev.source_id, ev.case_id, ev.victim_id))
+            if isinstance(ev, ConsentWithdrawn) or (
+                isinstance(ev, DisposalRequested) and ev.victim_id is not None
+            ):
+                assert ev.victim_id is not None
+                causes[ev.event_id] = {(ev.source_id, ev.case_id, ev.victim_id)}
             elif isinstance(ev, DisposalRequested):
-                if ev.victim_id is not None:
-                    victims.add((ev.source_id, ev.case_id, ev.victim_id))
-                else:
-                    p = _persons.c
-                    rows = conn.execute(
-                        select(p.victim_id).where(
-                            p.source_id == ev.source_id, p.case_id == ev.case_id
-                        )
-                    ).scalars()
-                    victims.update((ev.source_id, ev.case_id, v) for v in rows)
-        shredded = self.vault.shred_in(conn, (self.vault.person_key_id(*v) for v in victims))
+                p = _persons.c
+                rows = conn.execute(
+                    select(p.victim_id).where(p.source_id == ev.source_id, p.case_id == ev.case_id)
+                ).scalars()
+                causes[ev.event_id] = {(ev.source_id, ev.case_id, v) for v in rows}
+        explicit = set().union(*causes.values()) if causes else set()
+        arrived = {(ev.source_id, ev.case_id) for _, ev in events if isinstance(ev, RecordAccepted)}
+        # erased before (part of) the case arrived: the arrival makes the shred
+        before = erased_victims(conn, arrived) - explicit
+        for _, ev in events:
+            if isinstance(ev, RecordAccepted):
+                mine = {v for v in before if v[:2] == (ev.source_id, ev.case_id)}
+                if mine:
+                    causes[ev.event_id] = mine
+        for vs in causes.values():
+            victims |= vs
+        key_ids = {v: self.vault.person_key_id(*v) for v in victims}
+        shredded = set(self.vault.shred_in(conn, key_ids.values()))
         if victims:
             log.info("erasure.shredded persons=%d keys=%d", len(victims), len(shredded))
+        if shredded:
+            # the destruction is itself recorded (the audit log's key entries): the key ids and
+            # what caused it, nothing else
+            EventStore.append_in(
+                conn,
+                [
+                    PersonKeysShredded(
+                        event_id=new_event_id(),
+                        key_ids=sorted(shredded),
+                        causes=sorted(
+                            e for e, vs in causes.items() if {key_ids[v] for v in vs} & shredded
+                        ),
+                        shredded_at_ms=time.time_ns() // 1_000_000,
+                    )
+                ],
+            )
 
     def clear(self, conn: Connection) -> None:
         """Nothing to empty: a shredded key stays shredded (a rebuild never revives a person)."""

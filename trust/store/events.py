@@ -442,6 +442,48 @@ class LinkModelAdopted:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class PersonKeysShredded:
+    """The erasure follower destroyed these persons' data keys (crypto-shredding), in the
+    transaction that applied ``causes`` (the withdrawals, disposals or arrivals of a case
+    already disposed of). ``key_ids`` are the vault's keyed key ids: they name no one, and tie
+    the shred to the audit log's other entries about the same victim records."""
+
+    event_type: ClassVar[str] = "PersonKeysShredded"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    key_ids: list[str]
+    causes: list[str]  # event ids
+    shredded_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class KekRotated:
+    """The vault's key-encryption key was replaced: every remaining person key re-wrapped under
+    a new one, the old one destroyed — from then on no older copy of a shredded key (a backup, a
+    dead database row) can be unwrapped. ``reason``: ``erasure`` (a shred made it due) or
+    ``operator`` (``tiptrust keys rotate-kek``)."""
+
+    event_type: ClassVar[str] = "KekRotated"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    rewrapped: int
+    reason: str
+    rotated_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
 Event: TypeAlias = (
     RecordAccepted
     | RecordRetracted
@@ -459,6 +501,8 @@ Event: TypeAlias = (
     | LinkOverridden
     | IdentifiersViewed
     | LinkModelAdopted
+    | PersonKeysShredded
+    | KekRotated
 )
 """Any event the store holds."""
 
@@ -481,6 +525,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LinkOverridden,
         IdentifiersViewed,
         LinkModelAdopted,
+        PersonKeysShredded,
+        KekRotated,
     )
 }
 

@@ -18,7 +18,7 @@ from schemas.keys import FileKeyProvider
 from trust.follow import follow
 from trust.stewardship.erasure import Erasure
 from trust.store.errors import KeyShredded, VaultKeyMismatch
-from trust.store.events import RecordAccepted, SealedBlob
+from trust.store.events import PersonKeysShredded, RecordAccepted, SealedBlob
 from trust.store.eventstore import EventStore, Position, open_store
 from trust.store.tables import person_keys, proj_persons
 from trust.store.vault import (
@@ -241,3 +241,21 @@ def test_no_byte_of_the_erased_key_survives_in_the_sqlite_files(
         assert not _unwraps(provider.key_encryption_key(), wrapped, kid)
     finally:
         store.close()
+
+
+def test_each_key_destruction_is_recorded_with_key_ids_and_causes_only(
+    store: EventStore, provider: FileKeyProvider
+) -> None:
+    vault = open_vault(store.engine, provider)
+    _accept(store, vault)
+    withdrawal = disposal(SOURCE, CASE, "v2")
+    store.append([withdrawal], None, "ingest")
+    follow(store, Erasure(vault))
+    follow(store, Erasure(vault))  # followed again: nothing is shredded or recorded twice
+    shreds = [ev for _, ev in store.read() if isinstance(ev, PersonKeysShredded)]
+    assert len(shreds) == 1
+    (shred,) = shreds
+    assert shred.key_ids == [vault.person_key_id(SOURCE, CASE, "v2")]
+    assert shred.causes == [withdrawal.event_id]
+    text = repr(shred) + str(shred.key_ids)
+    assert not any(part in text for name in NAMES.values() for part in name.split())

@@ -226,6 +226,8 @@ def test_registry_names_every_type() -> None:
         "LinkOverridden",
         "IdentifiersViewed",
         "LinkModelAdopted",
+        "PersonKeysShredded",
+        "KekRotated",
     }
 
 
