@@ -1,4 +1,5 @@
-"""Why a consumer refuses a verified release: reason codes and the error that carries them.
+"""Why a consumer refuses a verified release or a release file: reason codes and the errors that
+carry them.
 
 A release can verify (the trust signed it) and still be refused: when the consumer already holds
 a *different* release with the same stream and sequence. A sequence number names one release for
@@ -20,6 +21,10 @@ class ConsumerReason(StrEnum):
     """The consumer holds a release with this stream and sequence and different signed content."""
     HELD_UNREADABLE = "held_release_unreadable"
     """A file for this sequence is held but cannot be read back to compare; nothing overwritten."""
+    RELEASE_FILE_MISSING = "release_file_missing"
+    """A release file named to be read (e.g. by ``tiptrust chart``) does not exist."""
+    NOT_A_RELEASE = "not_a_release"
+    """A file named as a release is not a release ``.json`` written by the subscriber."""
 
 
 class ReleaseConflict(Exception):
@@ -63,6 +68,32 @@ class ReleaseConflict(Exception):
         self.message = (
             f"{code.value}: {what}; the held files are kept and the message is not committed. "
             f"Ask the trust why; to accept the arriving release instead, move {held.name} "
-            f"and its .csv aside and subscribe again."
+            f"and the files beside it with the same number (.csv, .metadata.json, .parquet) aside "
+            "and subscribe again."
         )
+        super().__init__(self.message)
+
+
+class ReleaseFileError(Exception):
+    """A release ``.json`` that cannot be used: missing, or not a release.
+
+    Attributes:
+        code: why (:attr:`ConsumerReason.RELEASE_FILE_MISSING` or
+            :attr:`ConsumerReason.NOT_A_RELEASE`).
+        path: the file.
+
+    The message names the file and what is wrong with it, never any of its content.
+    """
+
+    def __init__(self, code: ConsumerReason, path: Path) -> None:
+        self.code = code
+        self.path = path
+        if code is ConsumerReason.RELEASE_FILE_MISSING:
+            what = f"there is no file {path}"
+        else:
+            what = (
+                f"{path} is not a release: expected a NNNNNN.json written by `tiptrust "
+                "subscribe` (not its .csv, .metadata.json or latest.json)"
+            )
+        self.message = f"{code.value}: {what}"
         super().__init__(self.message)

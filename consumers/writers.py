@@ -1,14 +1,25 @@
-"""Write verified releases to files: one CSV and one JSON per release, ``latest.json``, a README.
+"""Write verified releases to files a person can open cold, and a program can read.
 
-Layout: ``<out>/<stream>/<sequence:06d>.csv`` (one row per aggregate — cells, margins, total —
-with the stream's dimensions as columns (``Total`` where an aggregate is not broken down by that
-dimension), then ``value`` (empty when suppressed), ``exact`` and ``suppressed``),
-``<out>/<stream>/<sequence:06d>.json`` (the whole release with its labels and hierarchies,
-signature as hex, enough to verify it again with :func:`release_from_json`),
-``<out>/<stream>/latest.json`` naming the newest sequence written, and
-``<out>/<stream>/README.txt``, which says to a person who opens only the folder what the numbers
-are. Every file is written to a temporary name and renamed into place, so a reader never sees
-half a file.
+Layout, per stream folder ``<out>/<stream>/`` and release ``NNNNNN`` (its sequence, 6 digits):
+
+* ``NNNNNN.csv``: one row per aggregate — cells, margins, total — with the stream's dimensions
+  as columns (``Total`` where an aggregate is not broken down by that dimension), then ``value``
+  (empty when suppressed), ``exact`` and ``suppressed``;
+* ``NNNNNN.metadata.json``: what the CSV's columns and numbers mean — title, unit, period,
+  dimensions, labels, hierarchies, k, the disclosure method and the parameters the release
+  states, the caveat, the counting rule, sources, and what ``suppressed``, an empty ``value`` and
+  ``exact=false`` mean (:func:`release_metadata`);
+* ``NNNNNN.parquet``: the CSV's rows plus a ``<dimension>_label`` column per dimension, with the
+  same description in its Arrow schema metadata (key ``tiptrust.release``) and each column's
+  meaning in the field metadata (``description``);
+* ``NNNNNN.json``: the whole release as signed (signature as hex), enough to verify it again
+  with :func:`release_from_json`;
+* with ``charts=True``, ``charts/NNNNNN.<view>.png`` and ``.svg`` (:mod:`consumers.charts`);
+* ``latest.json`` naming the newest sequence written, and ``README.txt``, which says to a person
+  who opens only the folder what every file, column and number is.
+
+Every file is written to a temporary name and renamed into place, so a reader never sees half a
+file.
 
 **One sequence, one release.** The ``.json`` is the record of what this consumer holds for a
 sequence; it is written first and never replaced. A release arriving for a held sequence is
@@ -16,8 +27,9 @@ compared with it by :func:`signed_digest` (SHA-256 of the release's signed Avro 
 included):
 
 * the same digest is a re-send (the trust re-sends exactly the bytes it recorded, e.g. after a
-  crash; a log redelivers after one of ours): nothing is rewritten, a missing ``.csv`` or a
-  ``latest.json`` left behind by a crash between our writes is completed, and the result is
+  crash; a log redelivers after one of ours): nothing is rewritten; any of the sequence's other
+  files that is missing (an earlier write stopped between files, or the files came from an older
+  tiptrust that wrote fewer) and a ``latest.json`` left behind are completed, and the result is
   reported as a duplicate;
 * a different digest raises :class:`consumers.errors.ReleaseConflict` and touches nothing.
 
@@ -34,15 +46,46 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from consumers.errors import ConsumerReason, ReleaseConflict
+from consumers.errors import ConsumerReason, ReleaseConflict, ReleaseFileError
+from schemas.errors import ContractError
 from schemas.release import LEGACY_RELEASE_SCHEMA, RELEASE_SCHEMA, Release
 
 #: The CSV's word for "all categories" of a dimension an aggregate is not broken down by.
 TOTAL = "Total"
+
+#: The folder, beside a stream's files, that holds its charts.
+CHARTS = "charts"
+
+#: Metadata keys that name a parameter of the disclosure method (k is always one), as the
+#: release states them; every other metadata entry is descriptive.
+METHOD_PARAMETER_PREFIXES = (
+    "k",
+    "protection",
+    "rounding",
+    "perturbation",
+    "epsilon",
+    "delta",
+    "privacy",
+    "budget",
+    "noise",
+    "dp_",
+)
+
+SUPPRESSED_MEANING = (
+    "withheld to protect the persons counted: it is below {k} persons, or it would let a "
+    "number below {k} be worked out from the others. It is not zero and not small-but-known; "
+    "never read an empty value as 0."
+)
+
+EXACT_MEANING = (
+    "'true' when the value is the count as made; 'false' when it is suppressed, rounded or "
+    "perturbed by the disclosure control (an inexact value is close to the count, not equal)."
+)
 
 
 @dataclass
@@ -96,6 +139,33 @@ def release_from_json(d: dict[str, Any]) -> Release:
     return Release.from_avro(schema.decode(schema.encode(wire)), form)
 
 
+def read_release_file(path: Path) -> Release:
+    """The release in a ``NNNNNN.json`` written by the subscriber (:func:`release_to_json`).
+
+    It is decoded, not verified: verify the signature with
+    :func:`schemas.release.verify_release` on ``release.encoded()`` when the file may have been
+    changed since the subscriber verified it.
+
+    Raises:
+        ReleaseFileError: ``RELEASE_FILE_MISSING`` (no such file) or ``NOT_A_RELEASE`` (not JSON,
+            or JSON that is not a release).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        raise ReleaseFileError(ConsumerReason.RELEASE_FILE_MISSING, path) from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise ReleaseFileError(ConsumerReason.NOT_A_RELEASE, path) from None
+    try:
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise TypeError("not an object")
+        return release_from_json(doc)
+    except (ValueError, KeyError, TypeError, AttributeError, ContractError):
+        raise ReleaseFileError(ConsumerReason.NOT_A_RELEASE, path) from None
+
+
 def release_csv(release: Release) -> str:
     """The release's aggregates as CSV text: one column per dimension (``Total`` where the
     aggregate is not broken down by it), ``value`` (empty when suppressed), ``exact``,
@@ -103,59 +173,232 @@ def release_csv(release: Release) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([*release.dimensions, "value", "exact", "suppressed"])
-    order = sorted(release.aggregates, key=lambda a: -len(a.dimensions))
-    for a in order:
-        by = dict(zip(a.dimensions, a.key, strict=True))
+    n = len(release.dimensions)
+    for row in _rows(release):
         w.writerow(
             [
-                *(by.get(d, TOTAL) for d in release.dimensions),
-                "" if a.value is None else str(a.value),
-                "true" if a.exact else "false",
-                "true" if a.suppressed else "false",
+                *(TOTAL if c is None else c for c in row[:n]),
+                "" if row[n] is None else str(row[n]),
+                "true" if row[n + 1] else "false",
+                "true" if row[n] is None else "false",
             ]
         )
     return buf.getvalue()
 
 
+def _stem(release: Release) -> str:
+    return f"{release.sequence:06d}"
+
+
+def _value_meaning(release: Release) -> str:
+    return (
+        f"the number, in {release.unit}; empty when suppressed. "
+        + ("" if _whole_numbers(release) else "A rate, as the unit says, not a count.")
+    ).strip()
+
+
+def _whole_numbers(release: Release) -> bool:
+    """Whether the values are counts (Avro ``long``), not rates (``double``)."""
+    return all(a.value is None or isinstance(a.value, int) for a in release.aggregates)
+
+
+def column_descriptions(release: Release) -> dict[str, str]:
+    """What each column of the release's CSV (and Parquet) holds, by column name."""
+    cols = {
+        d: (
+            f"the {d.replace('_', ' ')} category (a code; its label is in the labels); "
+            f"'{TOTAL}' when the number is not broken down by {d} (a margin, or the grand total "
+            f"when every dimension says '{TOTAL}')"
+        )
+        for d in release.dimensions
+    }
+    cols["value"] = _value_meaning(release)
+    cols["exact"] = EXACT_MEANING
+    cols["suppressed"] = "'true' when the number is " + SUPPRESSED_MEANING.format(k=release.k)
+    return cols
+
+
+def method_parameters(release: Release) -> dict[str, str]:
+    """The disclosure method's parameters as the release states them: k, and every metadata
+    entry named like a parameter (:data:`METHOD_PARAMETER_PREFIXES`)."""
+    params = {"k": str(release.k)}
+    for key, value in sorted(release.metadata.items()):
+        if key != "k" and key.lower().startswith(METHOD_PARAMETER_PREFIXES):
+            params[key] = value
+    return params
+
+
+def release_metadata(release: Release) -> dict[str, Any]:
+    """The description of one release's numbers that goes beside them (``NNNNNN.metadata.json``
+    and the Parquet schema): everything a reader needs, no number of the table."""
+    stem = _stem(release)
+    return {
+        "describes": [f"{stem}.csv", f"{stem}.parquet"],
+        "title": release.title,
+        "unit": release.unit,
+        "stream": release.stream,
+        "sequence": release.sequence,
+        "release_id": release.release_id,
+        "issued_at": _iso(release.issued_at_ms),
+        "period": {"start": release.period_start, "end": release.period_end},
+        "dimensions": list(release.dimensions),
+        "columns": column_descriptions(release),
+        "total_word": TOTAL,
+        "k": release.k,
+        "method": {"name": release.method, "parameters": method_parameters(release)},
+        "caveat": release.caveat,
+        "counting_rule": release.metadata.get("counting_rule", ""),
+        "suppressed": "A suppressed number (empty value, suppressed=true) is "
+        + SUPPRESSED_MEANING.format(k=release.k),
+        "exact_false": EXACT_MEANING,
+        "sources": {"named": list(release.sources), "count": release.source_count},
+        "labels": {d: dict(codes) for d, codes in release.labels.items()},
+        "hierarchies": {
+            d: {p: list(children) for p, children in parents.items()}
+            for d, parents in release.hierarchies.items()
+        },
+        "release_metadata": dict(sorted(release.metadata.items())),
+        "signed": {
+            "key_id": release.signing_key_id,
+            "release_file": f"{stem}.json",
+            "how": "the .json holds the release as the trust signed it; `tiptrust subscribe` "
+            "verified the signature before writing any of these files",
+        },
+    }
+
+
+def release_parquet(release: Release) -> bytes:
+    """The CSV's rows as Parquet, plus a ``<dimension>_label`` column per dimension; the
+    :func:`release_metadata` in the schema metadata (key ``tiptrust.release``, JSON) and each
+    column's meaning in its field metadata (``description``)."""
+    import pyarrow as pa  # heavy: only when a release is written
+    import pyarrow.parquet as pq
+
+    described = column_descriptions(release)
+    rows = _rows(release)
+    n = len(release.dimensions)
+    columns: dict[str, list[Any]] = {}
+    fields = []
+    for i, d in enumerate(release.dimensions):
+        labels = release.labels.get(d, {})
+        columns[d] = [TOTAL if r[i] is None else r[i] for r in rows]
+        columns[f"{d}_label"] = [TOTAL if r[i] is None else labels.get(r[i], r[i]) for r in rows]
+        fields.append(pa.field(d, pa.string(), False, {"description": described[d]}))
+        fields.append(
+            pa.field(f"{d}_label", pa.string(), False, {"description": f"the label of {d}"})
+        )
+    whole = _whole_numbers(release)
+    columns["value"] = [r[n] for r in rows]
+    columns["exact"] = [r[n + 1] for r in rows]
+    columns["suppressed"] = [r[n] is None for r in rows]
+    fields += [
+        pa.field(
+            "value",
+            pa.int64() if whole else pa.float64(),
+            True,
+            {"description": described["value"]},
+        ),
+        pa.field("exact", pa.bool_(), False, {"description": described["exact"]}),
+        pa.field("suppressed", pa.bool_(), False, {"description": described["suppressed"]}),
+    ]
+    meta = {"tiptrust.release": json.dumps(release_metadata(release), ensure_ascii=False)}
+    schema = pa.schema(fields, metadata=meta)
+    table = pa.Table.from_pydict(columns, schema=schema)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _rows(release: Release) -> list[tuple[Any, ...]]:
+    """One row per aggregate, cells first, then the margins, then the total: each dimension's
+    category (None where not broken down by it), the value, whether exact."""
+    rows = []
+    for a in sorted(release.aggregates, key=lambda a: -len(a.dimensions)):
+        by = dict(zip(a.dimensions, a.key, strict=True))
+        rows.append((*(by.get(d) for d in release.dimensions), a.value, a.exact))
+    return rows
+
+
 def readme_text(release: Release) -> str:
     """What a person who opens only the stream's folder needs to read its files."""
-    labels = release.labels
+    stem = _stem(release)
+    k = release.k
+    period = (
+        "not stated"
+        if release.period_start is None
+        else f"{release.period_start} to {release.period_end}"
+    )
     lines = [
         release.title,
         "=" * len(release.title),
         "",
-        f"Unit: {release.unit}. Stream {release.stream}, release {release.sequence}, issued "
-        f"{_iso(release.issued_at_ms)} by the trust, signed (key {release.signing_key_id}).",
+        f"Unit: {release.unit}. Period: {period}. Stream {release.stream}; the newest release "
+        f"here is number {release.sequence} ({stem}), issued {_iso(release.issued_at_ms)} by "
+        f"the trust, signed (key {release.signing_key_id}).",
         "",
         "How to read these numbers",
         "-------------------------",
         release.caveat,
         "",
-        f"Each NNNNNN.csv holds one row per published number: every cell of the table (broken "
-        f"down by {', '.join(release.dimensions)}), every margin (a sub-total: the columns it is "
-        f"not broken down by say '{TOTAL}') and the grand total. 'value' is the number; it is "
-        f"empty when the number is suppressed, i.e. withheld because it, or a number it could be "
-        f"worked out from, is below {release.k} persons. 'exact' is false when a number is "
-        "suppressed, rounded or perturbed. Disclosure control: " + release.method + ".",
+        "What one count is: " + release.metadata.get("counting_rule", f"see {stem}.json"),
         "",
-        "What one count is: " + release.metadata.get("counting_rule", "see the .json file"),
+        "Suppressed numbers",
+        "------------------",
+        f"An empty value (suppressed = true) is a number {SUPPRESSED_MEANING.format(k=k)} "
+        f"In short: no number published here is below {k} persons.",
+        "",
+        "Files (NNNNNN is the release number; each release has all of them)",
+        "-------------------------------------------------------------------",
+        "NNNNNN.csv            one row per published number (the columns are below)",
+        "NNNNNN.metadata.json  what that release's numbers and columns mean, for programs: title, "
+        "unit, period, k, method and its parameters, caveat, counting rule, sources, labels, "
+        "hierarchies",
+        "NNNNNN.parquet        the same rows with each code's label beside it, for R, Python or "
+        "spreadsheets; the same description is in its schema metadata",
+        "NNNNNN.json           the release exactly as the trust signed it, with the signature",
+        f"{CHARTS + '/':<22}charts of a release, if drawn (`tiptrust chart NNNNNN.json`, or "
+        f"`tiptrust subscribe --charts`): NNNNNN.<view>.png and .svg, shares by default",
+        "latest.json           names the newest release",
+        "",
+        "Columns of NNNNNN.csv",
+        "---------------------",
+        f"Each row is one published number: every cell of the table (broken down by "
+        f"{', '.join(release.dimensions)}), every margin (a sub-total: the columns it is not "
+        f"broken down by say '{TOTAL}') and the grand total (every column says '{TOTAL}'), "
+        "cells first.",
+    ]
+    lines += [f"  {name}: {meaning}" for name, meaning in column_descriptions(release).items()]
+    lines.append(
+        "NNNNNN.parquet has the same columns and, after each dimension's, its label ("
+        + ", ".join(f"{d}_label" for d in release.dimensions)
+        + f"; '{TOTAL}' where not broken down)."
+    )
+    params = ", ".join(f"{key} = {value}" for key, value in method_parameters(release).items())
+    lines += [
+        "",
+        "Disclosure control",
+        "------------------",
+        f"{release.method} ({params}). Numbers below {k} persons are withheld (suppressed), "
+        f"and others too where they would let one be worked out.",
     ]
     if release.hierarchies:
-        lines += ["", "Categories that add up others"]
+        lines += ["", "Categories that add up others", "-----------------------------"]
         for dim, parents in release.hierarchies.items():
             for parent, children in parents.items():
                 lines.append(f"  {dim}: {parent} = " + " + ".join(children))
-    if labels:
-        lines += ["", "Codes and their labels"]
+    if release.labels:
+        lines += ["", "Codes and their labels", "----------------------"]
         for dim in release.dimensions:
-            for code, label in labels.get(dim, {}).items():
+            for code, label in release.labels.get(dim, {}).items():
                 if label and label != code:
                     lines.append(f"  {dim}: {code} = {label}")
+        lines.append("  (a code not listed is its own label)")
     lines += [
         "",
-        f"Sources: {', '.join(release.sources) or 'not named'} ({release.source_count} in all). "
-        "NNNNNN.json holds the same release with all its metadata and the signature; "
-        "latest.json names the newest.",
+        "Sources",
+        "-------",
+        f"{', '.join(release.sources) or 'not named under their agreements'} "
+        f"({release.source_count} in all).",
         "",
     ]
     return "\n".join(lines)
@@ -174,7 +417,9 @@ def _write_tmp(path: Path, data: bytes) -> Path:
     return tmp
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` whole, replacing what is there: written to a temporary name in the
+    same folder, flushed, renamed into place."""
     tmp = _write_tmp(path, data)
     try:
         os.replace(tmp, path)
@@ -214,16 +459,18 @@ def _json_bytes(d: Any) -> bytes:
 
 
 class ReleaseWriter:
-    """Writes each release as CSV + JSON under ``out_dir/<stream>/`` and updates ``latest.json``.
+    """Writes each release's files under ``out_dir/<stream>/`` and updates ``latest.json``.
 
     A sequence's files are written once: a re-send of the same signed release is a duplicate
-    (nothing rewritten), a different release for a held sequence raises
-    :class:`~consumers.errors.ReleaseConflict` (see the module docstring). ``latest.json`` only
-    moves forward, to the highest sequence written.
+    (nothing rewritten, missing files completed), a different release for a held sequence raises
+    :class:`~consumers.errors.ReleaseConflict` (see the module docstring). ``latest.json`` and
+    ``README.txt`` only move forward, to the highest sequence written. ``charts``: also draw the
+    release's charts (:func:`consumers.charts.write_charts`) into ``<stream>/charts/``.
     """
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, charts: bool = False) -> None:
         self.out_dir = Path(out_dir)
+        self.charts = charts
 
     def write(self, release: Release) -> Written:
         """Write ``release``, or recognise it as held; return what was written.
@@ -235,27 +482,37 @@ class ReleaseWriter:
         """
         folder = self.out_dir / release.stream
         folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{release.sequence:06d}"
+        stem = _stem(release)
         csv_path, json_path = folder / f"{stem}.csv", folder / f"{stem}.json"
+        others: dict[Path, Callable[[], bytes]] = {
+            csv_path: lambda: release_csv(release).encode("utf-8"),
+            folder / f"{stem}.metadata.json": lambda: _json_bytes(release_metadata(release)),
+            folder / f"{stem}.parquet": lambda: release_parquet(release),
+        }
         digest = signed_digest(release)
         result = Written()
         # the .json first: once it is in place, this sequence is held
         if _atomic_create(json_path, _json_bytes(release_to_json(release))):
-            _atomic_write(csv_path, release_csv(release).encode("utf-8"))
-            result.paths += [csv_path, json_path]
+            result.paths.append(json_path)
         else:
             self._check_held(release, json_path, digest)
             result.duplicate = True
-            if not csv_path.exists():  # an earlier write stopped between the two files
-                _atomic_write(csv_path, release_csv(release).encode("utf-8"))
-                result.paths.append(csv_path)
+        for path, content in others.items():
+            if not result.duplicate or not path.exists():  # a re-send completes what is missing
+                atomic_write(path, content())
+                result.paths.append(path)
+        if self.charts:
+            from consumers.charts import write_charts  # matplotlib: only when charts are asked
+
+            result.paths += write_charts(release, folder / CHARTS, missing_only=True)
+        result.paths.sort(key=lambda p: p != csv_path)  # the CSV first, as ever
         latest = folder / "latest.json"
         latest_sequence = self._latest_sequence(latest)
         if latest_sequence < release.sequence or (
             latest_sequence == release.sequence and not result.duplicate
         ):
             readme = folder / "README.txt"
-            _atomic_write(readme, readme_text(release).encode("utf-8"))
+            atomic_write(readme, readme_text(release).encode("utf-8"))
             result.paths.append(readme)
             pointer = {
                 "stream": release.stream,
@@ -264,8 +521,10 @@ class ReleaseWriter:
                 "issued_at_ms": release.issued_at_ms,
                 "csv": csv_path.name,
                 "json": json_path.name,
+                "metadata": f"{stem}.metadata.json",
+                "parquet": f"{stem}.parquet",
             }
-            _atomic_write(latest, _json_bytes(pointer))
+            atomic_write(latest, _json_bytes(pointer))
             result.paths.append(latest)
         return result
 

@@ -3,7 +3,8 @@ the trust signs, so these tests do not go through the trust's code), the embedde
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,68 @@ def log(tmp_path: Path) -> Iterator[EventLog]:
     """The real embedded SQLite log, in this test's folder."""
     with transport.open_log("sqlite:///" + str(tmp_path / "log.db")) as opened:
         yield opened
+
+
+def release_with_margins(
+    dimensions: tuple[str, ...],
+    counts: Mapping[tuple[str, ...], int],
+    *,
+    sequence: int = 1,
+    k: int = 10,
+    hierarchies: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    labels: dict[str, dict[str, str]] | None = None,
+    unit: str = "persons (detected victims)",
+    inexact: frozenset[tuple[str, ...]] = frozenset(),
+    stream: str = "victims_by_year_sex",
+    title: str = "Detected victims by year of exploitation and sex",
+) -> Release:
+    """An unsigned release of ``counts`` (cells by leaf category) with every margin and the
+    total, each parent of ``hierarchies`` as the sum of its children, and every value below k
+    suppressed (primary suppression only: enough for a consumer, which takes what is signed).
+    ``inexact``: keys (of cells) published as not exact."""
+    hierarchies = hierarchies or {}
+    leaves = [list(counts_order(counts, i)) for i in range(len(dimensions))]
+    nodes = [[*leaves[i], *hierarchies.get(d, {})] for i, d in enumerate(dimensions)]
+
+    def members(i: int, node: str) -> set[str]:
+        return set(hierarchies.get(dimensions[i], {}).get(node, (node,)))
+
+    aggregates = []
+    for size in range(len(dimensions), -1, -1):
+        for subset in itertools.combinations(range(len(dimensions)), size):
+            for key in itertools.product(*(nodes[i] for i in subset)):
+                value = sum(
+                    n
+                    for cell, n in counts.items()
+                    if all(cell[i] in members(i, c) for i, c in zip(subset, key, strict=True))
+                )
+                shown = None if value < k else value
+                exact = shown is not None and key not in inexact
+                aggregates.append(
+                    Aggregate(tuple(dimensions[i] for i in subset), key, shown, exact)
+                )
+    years = sorted(int(c) for c in leaves[0] if c.isdigit()) if dimensions[0] == "year" else []
+    return Release(
+        stream=stream,
+        release_id=f"m-{sequence}",
+        sequence=sequence,
+        issued_at_ms=T0,
+        title=title,
+        unit=unit,
+        period_start=years[0] if years else None,
+        period_end=years[-1] if years else None,
+        dimensions=dimensions,
+        aggregates=tuple(aggregates),
+        k=k,
+        method="primary suppression below k",
+        source_count=2,
+        sources=("src-a", "src-b"),
+        hierarchies=hierarchies,
+        labels=labels or {},
+        metadata={"counting_rule": "one count per person", "protection_level": str(k)},
+    )
+
+
+def counts_order(counts: Mapping[tuple[str, ...], int], i: int) -> dict[str, None]:
+    """The categories of dimension ``i`` in the order the counts name them."""
+    return {key[i]: None for key in counts}

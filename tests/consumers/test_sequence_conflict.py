@@ -72,7 +72,14 @@ def test_identical_resend_is_accepted_silently(log: EventLog, tmp_path: Path) ->
         first = sub.run_once(timeout=5)
     assert [r.sequence for r in first.releases] == [1] and first.duplicates == []
     before = snapshot(out / STREAM)
-    assert sorted(before) == ["000001.csv", "000001.json", "README.txt", "latest.json"]
+    assert sorted(before) == [
+        "000001.csv",
+        "000001.json",
+        "000001.metadata.json",
+        "000001.parquet",
+        "README.txt",
+        "latest.json",
+    ]
 
     publish(log, raw)  # the trust re-sends the bytes it recorded (e.g. after a crash)
     with subscriber(log, out) as sub:
@@ -121,7 +128,7 @@ def test_different_release_same_sequence_is_refused_and_stops(
     # the operator accepts the trust's new release by moving the held files aside
     aside = tmp_path / "aside"
     aside.mkdir()
-    for name in ("000001.json", "000001.csv"):
+    for name in ("000001.json", "000001.csv", "000001.metadata.json", "000001.parquet"):
         (folder / name).rename(aside / name)
     with subscriber(log, out) as sub:
         resumed = sub.run_once(timeout=5)
@@ -141,8 +148,12 @@ def test_conflict_after_good_messages_commits_those(log: EventLog, tmp_path: Pat
     assert sorted(p.name for p in (out / STREAM).iterdir()) == [
         "000001.csv",
         "000001.json",
+        "000001.metadata.json",
+        "000001.parquet",
         "000002.csv",
         "000002.json",
+        "000002.metadata.json",
+        "000002.parquet",
         "README.txt",
         "latest.json",
     ]

@@ -34,7 +34,7 @@ def count_byte(release: Release, index: int) -> int:
     a = release.encoded()
     aggregates = list(release.aggregates)
     value = aggregates[index].value
-    assert value is not None and value < 63  # one-byte zigzag varint either way
+    assert isinstance(value, int) and value < 63  # one-byte zigzag varint either way
     aggregates[index] = dataclasses.replace(aggregates[index], value=value ^ 1)
     b = dataclasses.replace(release, aggregates=tuple(aggregates)).encoded()
     diffs = [i for i in range(len(a)) if a[i] != b[i]]
@@ -54,6 +54,8 @@ def test_release_is_verified_and_written_as_csv_and_json(log: EventLog, tmp_path
     assert report.written == [
         folder / "000001.csv",
         folder / "000001.json",
+        folder / "000001.metadata.json",
+        folder / "000001.parquet",
         folder / "README.txt",
         folder / "latest.json",
     ]
@@ -120,6 +122,8 @@ def test_altered_unsigned_and_foreign_releases_are_refused(log: EventLog, tmp_pa
     assert sorted(p.name for p in (out / STREAM).iterdir()) == [
         "000001.csv",
         "000001.json",
+        "000001.metadata.json",
+        "000001.parquet",
         "README.txt",
         "latest.json",
     ]
@@ -161,6 +165,8 @@ def test_latest_only_moves_forward_on_redelivery(tmp_path: Path) -> None:
     assert [p.name for p in writer.write(one).paths] == [
         "000001.csv",
         "000001.json",
+        "000001.metadata.json",
+        "000001.parquet",
         "README.txt",
         "latest.json",
     ]

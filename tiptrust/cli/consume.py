@@ -1,4 +1,4 @@
-"""Government side: `tiptrust subscribe`."""
+"""Government side: `tiptrust streams`, `tiptrust subscribe`, `tiptrust chart`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from consumers.errors import ConsumerReason, ReleaseFileError
 from consumers.subscriber import Subscriber
-from consumers.writers import ReleaseWriter
+from consumers.writers import CHARTS, ReleaseWriter, read_release_file
+from schemas.release import ReleaseRejected, verify_release
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
 from transport import open_log, topics
@@ -21,6 +23,7 @@ from trust.release.streams import STREAMS
 def register(app: typer.Typer) -> None:
     app.command("subscribe")(subscribe)
     app.command("streams")(streams)
+    app.command("chart")(chart)
 
 
 def streams(
@@ -71,10 +74,19 @@ def subscribe(
             "--trust-key", help="Trust release public key (PEM) [default: from the home's trust]"
         ),
     ] = None,
+    charts: Annotated[
+        bool,
+        typer.Option(
+            "--charts", help="Also draw each release's charts (PNG and SVG) into <stream>/charts/"
+        ),
+    ] = False,
     log: LogOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Receive a stream's releases, verify the trust's signature, write them; refuse altered ones.
+
+    Each release is written as NNNNNN.csv, .metadata.json, .parquet and .json beside a
+    README.txt that explains the folder; with --charts also its charts (as `tiptrust chart`).
 
     Exits 6 (refused) when a message failed verification, or when a release arrived for a
     sequence already held with different signed content: then nothing after it is read or
@@ -100,7 +112,9 @@ def subscribe(
                 "allows this consumer and purpose, or no release yet",
                 Exit.NOT_SET_UP,
             )
-        report = Subscriber(event_log, stream, consumer, keys, ReleaseWriter(out_dir)).run_once()
+        report = Subscriber(
+            event_log, stream, consumer, keys, ReleaseWriter(out_dir, charts=charts)
+        ).run_once()
     for path in report.written:
         out.print(f"wrote {path}")
     for sequence in report.duplicates:
@@ -116,3 +130,53 @@ def subscribe(
     )
     if report.refused or report.conflict is not None:
         raise typer.Exit(int(Exit.REFUSED))
+
+
+def chart(
+    release_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RELEASE",
+            help="A release NNNNNN.json written by `tiptrust subscribe`",
+            show_default=False,
+        ),
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the charts [default: charts/ beside RELEASE]"),
+    ] = None,
+    counts: Annotated[
+        bool,
+        typer.Option("--counts", help="Counts instead of shares (rates stay rates)"),
+    ] = False,
+    trust_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-key",
+            help="Verify the release's signature with this trust release public key (PEM) first",
+        ),
+    ] = None,
+) -> None:
+    """Draw a release's charts as PNG and SVG: shares (or rates) by each dimension and, for a
+    release by year, each category's share of each year; suppressed numbers drawn as no data;
+    title, caveat, source, date and k on every chart.
+
+    Exits 2 when RELEASE does not exist, 6 when it is not a release or its signature fails.
+    """
+    try:
+        release = read_release_file(release_file)
+    except ReleaseFileError as exc:
+        missing = exc.code is ConsumerReason.RELEASE_FILE_MISSING
+        raise fail(exc.message, Exit.USAGE if missing else Exit.REFUSED) from None
+    if trust_key is not None:
+        try:
+            verify_release(release.encoded(), wiring.release_public_keys(trust_key))
+        except wiring.SetupError as exc:
+            raise fail(str(exc), Exit.NOT_SET_UP) from None
+        except ReleaseRejected as exc:
+            raise fail(f"{release_file}: {exc.message}", Exit.REFUSED) from None
+    from consumers.charts import write_charts  # matplotlib: only for this command
+
+    folder = out_dir if out_dir is not None else release_file.parent / CHARTS
+    for path in write_charts(release, folder, counts=counts):
+        out.print(f"wrote {path}")
