@@ -86,10 +86,9 @@ _CTDC_INDUSTRY = {
 }
 #: Columns of the CTDC layout not proposed, and why (shown as review notes).
 _CTDC_LEFT = {
-    "ageBroad": "age bands need the age-range fields (not yet in the case record)",
-    "majorityStatus": "adult/minor status needs the majority-status field (not yet in the record)",
-    "majorityStatusAtExploit": "adult/minor status needs the majority-status field",
-    "majorityEntry": "adult/minor status needs the majority-status field",
+    "majorityStatusAtExploit": "adult/minor status at exploitation: the record holds the status "
+    "at identification (majorityStatus)",
+    "majorityEntry": "adult/minor status at entry: the record holds the status at identification",
     "yearOfRegistration": "the year a case was registered has no ICS-TIP field",
     "Datasource": "the kind of data source has no ICS-TIP field",
     "isAbduction": "abduction has no ICS-TIP code",
@@ -346,6 +345,19 @@ def _propose_ctdc(
             fields[path] = {"columns": flags, "missing": ["-99"]}
             used.update(flags)
             p.notes[f"fields.{path}"] = "CTDC layout: wide 0/1 columns, -99 not recorded"
+    if "ageBroad" in present:
+        fields["$.victims[].age_range"] = {"column": "ageBroad", "missing": ["-99"]}
+        used.add("ageBroad")
+        p.notes["fields.$.victims[].age_range"] = "CTDC layout: age bands such as 18--20, -99"
+    if "majorityStatus" in present:
+        fields["$.victims[].majority_status"] = {
+            "column": "majorityStatus",
+            "codes": {"Adult": "Adult", "Minor": "Minor"},
+            "missing": ["-99"],
+            "default": "Unknown",
+        }
+        used.add("majorityStatus")
+        p.notes["fields.$.victims[].majority_status"] = "CTDC layout: Adult / Minor, -99"
     if "typeOfLabourConcatenated" in present:
         column = "typeOfLabourConcatenated"
         fields["$.event.industry"] = {

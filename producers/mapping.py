@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from producers.age_bands import MISSING_BANDS, AgeBand, AgeBandError, parse_age_band
 from producers.codes import CodeListError, loose, named_codes
 from producers.readers import FORMATS, CellDate, InputOptions, Row
 from schemas import model as avro
@@ -38,6 +39,7 @@ from schemas.rules import (
 )
 
 __all__ = [
+    "AGE_RANGE",
     "FALSY",
     "ORGANISATION_TYPE",
     "ROW_HASH",
@@ -168,11 +170,14 @@ class Target:
     path: str
     container: int
     name: str
-    kind: str  # "code" (an enum), "int", "date" or "str"
+    kind: str  # "code" (an enum), "int", "date", "str" or "range" (an age band)
     array: bool
     symbols: frozenset[str]  # the enum's codes; empty unless kind == "code"
     enum_name: str
     bounds: tuple[int, int] = (0, 0)  # inclusive, from schemas.rules; for kind == "int" only
+    #: a target that fills several fields of its record from one value (kind "range": the
+    #: lower and upper bound); empty for a target that is one field (``name``)
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +234,23 @@ def _load_schema() -> _Schema:
 
 
 _SCHEMA = _load_schema()
-TARGETS: dict[str, Target] = _SCHEMA.targets
-"""Every path a mapping file may fill, e.g. ``$.victims[].sex``."""
+#: An age band in one column (``18--20``, ``45+``, ``<18``; ``producers/age_bands.py``) into the
+#: victim's age range: both bounds from one cell. Mapping it excludes mapping the bounds.
+AGE_RANGE = Target(
+    "$.victims[].age_range",
+    VI,
+    "age_range",
+    "range",
+    False,
+    frozenset(),
+    "",
+    parts=("age_range_lower", "age_range_upper"),
+)
+_PART_PATHS = {AGE_RANGE.path: ("$.victims[].age_range_lower", "$.victims[].age_range_upper")}
+assert all(p in _SCHEMA.targets for paths in _PART_PATHS.values() for p in paths)
+TARGETS: dict[str, Target] = {**_SCHEMA.targets, AGE_RANGE.path: AGE_RANGE}
+"""Every path a mapping file may fill, e.g. ``$.victims[].sex``; besides the case record's own
+fields, the composite :data:`AGE_RANGE`."""
 
 #: The organisation type as a per-row field (``organisation_type: {column: ...}``); not in TARGETS.
 ORGANISATION_TYPE = Target(
@@ -493,6 +513,13 @@ class Mapping:
             where = f"fields.{path}"
             target = _target(path, fail, where)
             specs.append(_field_spec(target, entry, is_loose, fail, where))
+        for composite, part_paths in _PART_PATHS.items():
+            both = [p for p in part_paths if p in raw_fields or p in raw_constants]
+            if composite in raw_fields and both:
+                raise fail(
+                    f"fields.{composite}",
+                    f"fills {', '.join(part_paths)}: map it or them, not both",
+                )
         if perp_col is None and any(s.target.container == PE for s in specs):
             raise fail("perpetrator_column", "required when a $.perpetrators[] field is mapped")
 
@@ -506,6 +533,8 @@ class Mapping:
                 raise fail(where, "documents come from columns only")
             if path == SHARED_VALUE:
                 raise fail(where, "a shared identifier's value comes from a column only")
+            if target.parts:
+                raise fail(where, "set the fields it fills as constants instead")
             constants[path] = _constant(target, value, fail, where)
 
         return cls(
@@ -923,8 +952,8 @@ def _field_spec(target: Target, entry: Any, is_loose: bool, fail: Fail, where: s
     codes = entry.get("codes")
     table: dict[str, CodeValue] | None = None
     if codes is not None:
-        if target.kind not in ("code", "str"):
-            raise fail(where, "codes are for code and text targets")
+        if target.kind not in ("code", "str", "range"):
+            raise fail(where, "codes are for code, text and age band targets")
         if flags is not None:
             raise fail(where, "yes/no columns name their codes in columns: {column: code}")
         table = _codes_table(target, codes, is_loose, fail, where)
@@ -1061,6 +1090,13 @@ def _code_value(target: Target, value: Any, fail: Fail, where: str) -> CodeValue
 def _one_code(target: Target, value: Any, fail: Fail, where: str) -> str:
     if not isinstance(value, str):
         raise fail(where, "expected text")
+    if target.kind == "range":
+        try:
+            band = parse_age_band(value)
+        except AgeBandError as e:
+            raise fail(where, f"expected {e.expected}") from None
+        if band is None:
+            raise fail(where, "a missing age band is listed under missing:, not codes")
     if target.kind == "code" and value not in target.symbols:
         raise fail(where, f"{value!r} is not an ICS-TIP {target.enum_name} code")
     return value
@@ -1230,6 +1266,22 @@ def _setter(spec: FieldSpec, today: date) -> Setter:
 
         return set_list
 
+    if t.parts:
+        parts = t.parts
+
+        def set_parts(values: Any, targets: Targets, notes: _Notes) -> None:
+            v = read(values, notes)  # a tuple, one value per part (None: open)
+            if v is not None:
+                if notes.dry:
+                    notes.filled[path] += 1
+                d = targets[slot]
+                if all(d.get(part) is None for part in parts):  # the first band wins, whole
+                    for part, x in zip(parts, v, strict=True):
+                        if x is not None:
+                            d[part] = x
+
+        return set_parts
+
     skip = "Unknown" if t.kind == "code" else None  # an explicit Unknown is the default
     if t is ORGANISATION_TYPE:
         needs = _needs(spec.column)
@@ -1377,6 +1429,8 @@ def _converter(spec: FieldSpec, today: date) -> Convert:
     if where == "columns ":
         where += ", ".join(repr(c) for c in spec.read_columns) + ": "
     is_missing = _missing_test(spec)
+    if t.kind == "range":
+        return _band_converter(spec, where, is_missing)
     if spec.codes is not None or t.kind == "code":
         return _code_converter(spec, where)
     if t.kind == "int":
@@ -1434,6 +1488,34 @@ def _code_converter(spec: FieldSpec, where: str) -> Convert:
         return v
 
     return code
+
+
+def _band_converter(spec: FieldSpec, where: str, is_missing: Callable[[str], bool]) -> Convert:
+    """Cell text → (lower, upper) of an age band: the mapping's ``codes`` first (an agency's
+    own labels, e.g. ``Child: "<18"``), else the band as written (:func:`parse_age_band`);
+    empty, ``-99`` and the field's ``missing`` values are not recorded."""
+    table: dict[str, AgeBand] = {}
+    for key, value in (spec.codes or {}).items():
+        band = parse_age_band(value) if isinstance(value, str) else None
+        if band is not None:  # checked when the mapping was loaded
+            table[_key(key, spec.loose)] = band
+    is_loose = spec.loose
+
+    def read_band(raw: str, notes: _Notes) -> tuple[int | None, int | None] | None:
+        s = raw.strip()
+        if s.lower() in MISSING_BANDS or is_missing(s):
+            return None
+        found = table.get(_key(s, is_loose)) if table else None
+        if found is None:
+            try:
+                found = parse_age_band(s)
+            except AgeBandError as e:
+                raise _Bad(e.code, where + e.expected) from None
+            if found is None:
+                return None
+        return found.lower, found.upper
+
+    return read_band
 
 
 def _expected_codes(codes: dict[str, CodeValue] | None, t: Target) -> str:

@@ -2,8 +2,9 @@
 
 A release holds every **aggregate** of a table of persons — each cell, each margin and the total
 (``dimensions`` names what an aggregate is broken down by; the cells have all the stream's
-dimensions, a margin fewer, the total none) — with what each number is: ``value`` null when
-suppressed, ``exact`` false when suppressed, rounded or perturbed; the hierarchies of the
+dimensions, a margin fewer, the total none) — with what each number is: ``value`` a count (an
+Avro ``long``) or, for a stream published as a rate (``sdg_16_2_2``), a rate (a ``double``), null
+when suppressed, ``exact`` false when suppressed, rounded or perturbed; the hierarchies of the
 categories (``{"age_group": {"0-17": ["0-11", "12-17"]}}``: an aggregate whose key holds a parent
 is the sum over its children) and their labels.
 
@@ -14,10 +15,15 @@ re-encodes with the signature emptied and verifies with the trust's public relea
 to a number, the metadata or the key id fails. Releases of format 1 (tiptrust 0.1: cells and a
 total, ``release.avsc``, no prefix — its first byte, a stream name's length, is never 0) are still
 read and verified, as aggregates.
+
+The ``value`` union's ``double`` branch (rates) was added after ``null`` and ``long``: Avro
+writes a union's branch index, so a release of counts is the same bytes, and verifies the same,
+under either schema; only a release holding a rate needs a reader that knows the branch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -54,7 +60,7 @@ class Aggregate:
 
     dimensions: tuple[str, ...]
     key: tuple[str, ...]
-    value: int | None
+    value: int | float | None
     exact: bool
 
     def __post_init__(self) -> None:
@@ -62,6 +68,10 @@ class Aggregate:
             raise ValueError("an aggregate has one category per dimension it is broken down by")
         if self.value is None and self.exact:
             raise ValueError("a suppressed aggregate is not exact")
+        if isinstance(self.value, bool) or not isinstance(self.value, int | float | None):
+            raise ValueError("an aggregate's value is a count, a rate or null")
+        if isinstance(self.value, float) and not math.isfinite(self.value):
+            raise ValueError("a rate is a finite number")
 
     @property
     def suppressed(self) -> bool:
@@ -97,7 +107,7 @@ class Release:
     format: int = FORMAT
 
     @property
-    def total(self) -> int | None:
+    def total(self) -> int | float | None:
         """The published total (None when suppressed or not published)."""
         for a in self.aggregates:
             if not a.dimensions:

@@ -10,7 +10,9 @@ and another on the other. Avro decides types and codes; these add what Avro cann
 - **plausibility limits**: the longest id and text a field may hold (the store's columns are sized
   from them), no control characters (a NUL cannot be stored in PostgreSQL text and has no place in
   an id), the most victims or perpetrators one case record may list, and the largest message;
-- **age groups** of releases (ICS-TIP: 0-11, 12-17, 18-24, 25-34, 35-44, 45+ and Unknown).
+- **ages**: what a victim's exact age, age range and majority status may say together
+  (:func:`age_conflict`), and the **age groups** of releases (ICS-TIP: 0-11, 12-17, 18-24,
+  25-34, 35-44, 45+ and Unknown, with a leaf for a child or an adult of unknown band).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from datetime import date, timedelta
 #: Whole-number ranges, inclusive, by field path.
 RANGES: Mapping[str, tuple[int, int]] = {
     "$.victims[].age_at_identification": (0, 120),
+    "$.victims[].age_range_lower": (0, 120),
+    "$.victims[].age_range_upper": (0, 120),
     "$.victims[].age_first_trafficked": (0, 120),
     "$.event.year_of_exploitation": (1950, 2100),
 }
@@ -126,9 +130,82 @@ def control_character_search(path: str) -> Callable[[str], re.Match[str] | None]
     return (_CONTROL_IN_ID if path in ID_PATHS else _CONTROL_IN_TEXT).search
 
 
+# -- ages ---------------------------------------------------------------------------------------
+
+#: A victim's majority status (the case record's ``MajorityStatus``): an adult (18 or over) or a
+#: minor (under 18) at identification, when the exact age is not recorded.
+ADULT, MINOR = "Adult", "Minor"
+#: The first age of majority (ICS-TIP and the CRC: a child is a person under 18).
+AGE_OF_MAJORITY = 18
+AGE_PATH = "$.victims[].age_at_identification"
+AGE_LOWER_PATH = "$.victims[].age_range_lower"
+AGE_UPPER_PATH = "$.victims[].age_range_upper"
+MAJORITY_PATH = "$.victims[].majority_status"
+
+
+def age_bounds(
+    lower: int | None, upper: int | None, status: str | None
+) -> tuple[int | None, int | None]:
+    """The age range a victim's range and majority status say together (None: open on that
+    side): a minor is at most 17, an adult at least 18. Does not check that they agree
+    (:func:`age_conflict` does)."""
+    if status == MINOR:
+        upper = AGE_OF_MAJORITY - 1 if upper is None else min(upper, AGE_OF_MAJORITY - 1)
+    elif status == ADULT:
+        lower = AGE_OF_MAJORITY if lower is None else max(lower, AGE_OF_MAJORITY)
+    return lower, upper
+
+
+def age_conflict(
+    age: int | None, lower: int | None, upper: int | None, status: str | None
+) -> tuple[str, str] | None:
+    """Whether a victim's age facts contradict each other: ``(path, what was expected)`` for
+    the first contradiction, None when they agree (or too few are given to disagree).
+
+    The rules: the range's lower bound is not above its upper bound; an exact age lies within
+    the range; a minor is under 18 and an adult 18 or over, by exact age or by range (a range
+    that only overlaps the status, such as 15-20 for a minor, agrees: the status narrows it).
+    A record that breaks one is refused, not repaired: which fact is wrong cannot be known,
+    and a mapping that swapped two columns would otherwise publish quietly wrong ages.
+    """
+    if lower is not None and upper is not None and lower > upper:
+        return AGE_UPPER_PATH, "an upper bound of the age range not below its lower bound"
+    if age is not None:
+        if (lower is not None and age < lower) or (upper is not None and age > upper):
+            return AGE_PATH, "an age within the age range given"
+        if status == MINOR and age >= AGE_OF_MAJORITY:
+            return MAJORITY_PATH, f"Minor only with an age under {AGE_OF_MAJORITY}"
+        if status == ADULT and age < AGE_OF_MAJORITY:
+            return MAJORITY_PATH, f"Adult only with an age of {AGE_OF_MAJORITY} or over"
+    if status == MINOR and lower is not None and lower >= AGE_OF_MAJORITY:
+        return MAJORITY_PATH, f"Minor only with an age range reaching under {AGE_OF_MAJORITY}"
+    if status == ADULT and upper is not None and upper < AGE_OF_MAJORITY:
+        return MAJORITY_PATH, f"Adult only with an age range reaching {AGE_OF_MAJORITY} or over"
+    return None
+
+
 # -- age groups ---------------------------------------------------------------------------------
 
-AGE_GROUPS: tuple[str, ...] = ("0-11", "12-17", "18-24", "25-34", "35-44", "45+", "Unknown")
+#: The age group of a person known to be a minor whose band is not known (majority status
+#: ``Minor`` alone, a band such as ``9--17`` or ``<18``): a leaf of the children's group
+#: ``0-17`` beside ``0-11`` and ``12-17``, so that children are counted in ``0-17`` even when
+#: their band is not known.
+MINOR_BAND_UNKNOWN = "0-17 band unknown"
+#: Likewise for adults (``Adult`` alone, a band such as ``30--38``): a leaf of ``18+``.
+ADULT_BAND_UNKNOWN = "18+ band unknown"
+#: Every age group a person can be counted in, children's leaves first, then adults', then
+#: ``Unknown`` (the ICS-TIP bands and the two leaves of unknown band).
+AGE_GROUPS: tuple[str, ...] = (
+    "0-11",
+    "12-17",
+    MINOR_BAND_UNKNOWN,
+    "18-24",
+    "25-34",
+    "35-44",
+    "45+",
+    ADULT_BAND_UNKNOWN,
+    "Unknown",
+)
 _AGE_BOUNDS = ((11, "0-11"), (17, "12-17"), (24, "18-24"), (34, "25-34"), (44, "35-44"))
 _AGE_MIN, _AGE_MAX = RANGES["$.victims[].age_at_identification"]
 
@@ -142,3 +219,42 @@ def age_group(age: int | None) -> str:
         if age <= upper:
             return label
     return "45+"
+
+
+def age_group_of_range(youngest: int | None, oldest: int | None) -> str:
+    """The release age group of a person known only to be between ``youngest`` and ``oldest``
+    years old (inclusive; None: not known on that side): the band that holds the whole range,
+    :data:`MINOR_BAND_UNKNOWN` when the range is inside 0-17 but spans two bands,
+    :data:`ADULT_BAND_UNKNOWN` when it is inside 18+ but spans two bands, else ``Unknown`` (no
+    bound known, a range across 18, or one outside what a record may hold). :func:`age_group`
+    of an exact age is ``age_group_of_range(age, age)``.
+    """
+    if youngest is None and oldest is None:
+        return "Unknown"
+    low = _AGE_MIN if youngest is None else youngest
+    high = _AGE_MAX if oldest is None else oldest
+    if low > high or low < _AGE_MIN or high > _AGE_MAX:
+        return "Unknown"
+    first, last = age_group(low), age_group(high)
+    if first == last:
+        return first
+    if high < AGE_OF_MAJORITY:
+        return MINOR_BAND_UNKNOWN
+    if low >= AGE_OF_MAJORITY:
+        return ADULT_BAND_UNKNOWN
+    return "Unknown"
+
+
+def age_group_of(
+    age: int | None,
+    lower: int | None = None,
+    upper: int | None = None,
+    status: str | None = None,
+) -> str:
+    """The release age group of a victim from the best of what is known: the exact age if
+    recorded; else the age range narrowed by the majority status (:func:`age_bounds`), placed
+    by :func:`age_group_of_range` — a minor alone counts in ``0-17``, an adult alone in
+    ``18+``; else ``Unknown``."""
+    if age is not None:
+        return age_group(age)
+    return age_group_of_range(*age_bounds(lower, upper, status))

@@ -23,6 +23,7 @@ from schemas.rules import (
     RANGES,
     SOURCE_ID_PATHS,
     SOURCE_ID_PATTERN,
+    age_conflict,
     control_character_search,
     date_order_text,
     date_range_text,
@@ -289,6 +290,8 @@ def _record_rules(
                 out.append(Problem(path, ReasonCode.OUT_OF_RANGE, expected))
     seen: set[str] = set()
     for i, victim in enumerate(datum.get("victims") or ()):
+        if isinstance(victim, Mapping):
+            _victim_age_rules(victim, i, out)
         vid = victim.get("victim_id") if isinstance(victim, Mapping) else None
         if isinstance(vid, str):
             if vid in seen:
@@ -300,6 +303,25 @@ def _record_rules(
                     )
                 )
             seen.add(vid)
+
+
+def _victim_age_rules(victim: Mapping[str, Any], i: int, out: list[Problem]) -> None:
+    """A victim's exact age, age range and majority status agree (:func:`rules.age_conflict`):
+    a record where they contradict each other is refused (``invalid_record``), never repaired."""
+    found = age_conflict(
+        victim.get("age_at_identification"),
+        victim.get("age_range_lower"),
+        victim.get("age_range_upper"),
+        victim.get("majority_status"),
+    )
+    if found is not None:
+        path, expected = found
+        out.append(
+            Problem(path.replace("$.victims[]", f"$.victims[{i}]", 1), _AGE_CONFLICT, expected)
+        )
+
+
+_AGE_CONFLICT = ReasonCode.INVALID_RECORD
 
 
 class Validator:

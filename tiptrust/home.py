@@ -25,6 +25,7 @@ HOME/trust/kek.bin                          key-encryption key of the person-key
 HOME/trust/sources/<source>/keys/           registered source public keys
 HOME/trust/sources/<source>/agreements/vNNNN.yaml   each registered agreement version
 HOME/trust/store.db                         the event store (sqlite), unless --store
+HOME/trust/population/population.csv, population.source.txt   population denominators (rate streams)
 HOME/sources/<source>/keys/<kid>.ed25519.pem   the source's signing keys (0600), state.json
 HOME/sources/<source>/keys/message-key.bin  the secret of the source's message keys (0600)
 HOME/sources/<source>/trust.pub.pem         the trust public key the source seals to
@@ -309,6 +310,11 @@ class Home:
     @property
     def kek(self) -> Path:
         return self.trust / "kek.bin"
+
+    @property
+    def population_dir(self) -> Path:
+        """Where the operator's population denominators for rate streams are kept."""
+        return self.trust / "population"
 
     def registered(self, source_id: str) -> Path:
         return self.trust / "sources" / source_id

@@ -33,6 +33,8 @@ from transport.topics import validate_name
 from trust.ingest.pipeline import IngestPipeline
 from trust.ingest.receipts import ReceiptPublisher
 from trust.ingest.worker import IngestWorker
+from trust.release.cellkeys import record_key_secret
+from trust.release.population import Population, PopulationError, load_population
 from trust.release.publish import ReleasePublisher, ReleaseSigner
 from trust.release.stage import ReleaseStage, subscriptions
 from trust.release.streams import STREAMS
@@ -44,10 +46,16 @@ from trust.stewardship.agreement import (
     load_agreement,
     save_agreement,
 )
+from trust.stewardship.audit import AuditLog
 from trust.stewardship.erasure import Erasure
 from trust.stewardship.policy import Policy, Subscription
 from trust.store.errors import VaultKeyMismatch
-from trust.store.events import SubscriptionAdded, SubscriptionRemoved, new_event_id
+from trust.store.events import (
+    KekRotated,
+    SubscriptionAdded,
+    SubscriptionRemoved,
+    new_event_id,
+)
 from trust.store.eventstore import EventStore
 from trust.store.vault import Vault, open_vault, rotate_if_due, rotate_kek
 
@@ -354,9 +362,48 @@ OPERATOR = "trust-operator"
 """The store consumer name of what the operator records (subscriptions)."""
 
 
+def audit_log(home: Home, the_vault: Vault) -> AuditLog:
+    """The trust's audit log (a follower of the store): victim records appear in it only as
+    their vault key ids; its checkpoints are signed with the release key."""
+    return AuditLog(the_vault.person_key_id, release_key(home))
+
+
+def _population(home: Home) -> Population | None:
+    """The operator's population denominators (rate streams), None when none were given."""
+    try:
+        return load_population(home.population_dir)
+    except PopulationError as exc:
+        raise SetupError(
+            f"{exc} (give it again: tiptrust trust population FILE --source TEXT)"
+        ) from None
+
+
 def rotate_vault_key(home: Home, store: EventStore) -> int:
-    """Replace the vault's key-encryption key (see :func:`trust.store.vault.rotate_kek`)."""
-    return rotate_kek(vault(home, store), key_provider(home))
+    """Replace the vault's key-encryption key (see :func:`trust.store.vault.rotate_kek`),
+    recorded as ``KekRotated`` (reason ``operator``)."""
+    count = rotate_kek(vault(home, store), key_provider(home))
+    _record_rotation(store, count, "operator")
+    return count
+
+
+def rotate_kek_if_due(the_vault: Vault, provider: KeyProvider, store: EventStore) -> int | None:
+    """After a shred: the KEK rotation that makes it final, recorded as ``KekRotated`` (reason
+    ``erasure``). A crash between the rotation and its record loses the record, never the
+    rotation (the vault's rotation state is its own)."""
+    count = rotate_if_due(the_vault, provider)
+    if count is not None:
+        _record_rotation(store, count, "erasure")
+    return count
+
+
+def _record_rotation(store: EventStore, count: int, reason: str) -> None:
+    event = KekRotated(
+        event_id=new_event_id(),
+        rewrapped=count,
+        reason=reason,
+        rotated_at_ms=time.time_ns() // 1_000_000,
+    )
+    store.append([event], None, "trust-keys")
 
 
 # --- the trust service -------------------------------------------------------------------------
@@ -391,14 +438,23 @@ def build_trust_runner(
             streams=STREAMS,
             upstream=[linkage],
             linkage_model=linkage.model_version,
+            record_key_secret=record_key_secret(the_vault),
+            population=_population(home),
         )
     ]
     return TrustRunner(
         worker=worker,
         releases=stages,
         # linkage first: a withdrawal unlinks the record before its key is shredded
-        followers=[linkage, Erasure(the_vault), ReceiptPublisher(log, key), ReleasePublisher(log)],
+        # the audit log last: it then audits what the others decided in the same round
+        followers=[
+            linkage,
+            Erasure(the_vault),
+            ReceiptPublisher(log, key),
+            ReleasePublisher(log),
+            audit_log(home, the_vault),
+        ],
         # a shred is final once the KEK that wrapped older copies of the key is gone
-        after_follow=[functools.partial(rotate_if_due, the_vault, key_provider(home))],
+        after_follow=[functools.partial(rotate_kek_if_due, the_vault, key_provider(home), store)],
         release_every_s=release_every_s,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -271,17 +272,45 @@ NGO_RECRUITMENT = {
 NGO_REFERRED = {"NationalReferralMechanism": "NRM", "Police": "police"}
 
 
+#: The age bands of the CTDC global dataset's ``ageBroad`` (its export writes ``a--b``).
+CTDC_AGE_BANDS: tuple[tuple[int, int | None], ...] = (
+    (0, 8),
+    (9, 17),
+    (18, 20),
+    (21, 23),
+    (24, 26),
+    (27, 29),
+    (30, 38),
+    (39, 47),
+    (48, None),
+)
+
+
+def _ngo_age_when_unknown(v: Victim, case_id: str) -> tuple[str, str]:
+    """(age band, minor yes/no) of a victim whose exact age the NGO did not record: its
+    caseworkers note a CTDC-style band for some, only whether the person is a minor for the
+    others (chosen by the case id, so that no random draw of the simulation moves)."""
+    if zlib.crc32(case_id.encode()) % 2:
+        return "", "yes" if v.age < 18 else "no"
+    for lower, upper in CTDC_AGE_BANDS:
+        if upper is None or v.age <= upper:
+            return (f"{lower}+" if upper is None else f"{lower}--{upper}"), ""
+    raise AssertionError("the bands cover every age")
+
+
 def _ngo_row(c: _Ctx, d: Detection, i: int, v: Victim, case_id: str) -> dict[str, str]:
     e, p = d.event, v.person
     referred = [k for k, p_ in (("NRM", 0.5), ("police", 0.2)) if c.chance(p_)]
     surname = "" if c.chance(c.agency.noise.missing_surname) else c.name(p.surname)
-    return {
+    row = {
         "case_ref": case_id,
         "client_no": c.person_id(p.person_id),
         "first_name": c.name(p.given_name),
         "last_name": surname,
         "gender": NGO_SEX["Unknown" if c.chance(0.03) else p.sex],
         "age": str(c.age(v)) if c.chance(0.9) else "unknown",
+        "age_band": "",
+        "minor": "",
         "dob": _fmt(c.birth(v), "%d.%m.%Y"),
         "nationality": COUNTRY_NAMES[p.citizenship],
         "exploitation": ";".join(NGO_FORMS[f] for f in e.forms),
@@ -293,12 +322,15 @@ def _ngo_row(c: _Ctx, d: Detection, i: int, v: Victim, case_id: str) -> dict[str
         "control": "; ".join(NGO_CONTROL[m] for m in e.methods_of_control),
         "recruitment": NGO_RECRUITMENT[e.method_of_recruitment] if c.chance(0.6) else "",
     }
+    if row["age"] == "unknown":
+        row["age_band"], row["minor"] = _ngo_age_when_unknown(v, case_id)
+    return row
 
 
 NGO = Layout(
     columns=_columns(
-        "case_ref client_no first_name last_name gender age dob nationality exploitation "
-        "industry year recorded phone referred_to control recruitment"
+        "case_ref client_no first_name last_name gender age age_band minor dob nationality "
+        "exploitation industry year recorded phone referred_to control recruitment"
     ),
     mapping={
         "source_id": "ngo_haven",
@@ -321,6 +353,12 @@ NGO = Layout(
                 "column": "age",
                 "type": "int",
                 "missing": ["unknown"],
+            },
+            # where the age is unknown: a CTDC-style band, or only whether a minor
+            "$.victims[].age_range": "age_band",
+            "$.victims[].majority_status": {
+                "column": "minor",
+                "codes": {"yes": "Minor", "no": "Adult"},
             },
             "$.victims[].identifiers.date_of_birth": {
                 "column": "dob",

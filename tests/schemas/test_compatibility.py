@@ -6,6 +6,7 @@ import copy
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from schemas.codec import AVRO_DIR
 from schemas.compatibility import check_tree, compare, latest_release
@@ -107,3 +108,56 @@ def test_references_by_full_name_are_resolved() -> None:
         json.dumps(CASE).replace('"items": "Country"', '"items": "org.tiptrust.icstip.Country"')
     )
     assert new != CASE and compare(CASE, new) == []
+
+
+def _victim(schema: Any) -> Any:
+    victims = next(f for f in schema["fields"] if f["name"] == "victims")
+    return victims["type"]["items"]
+
+
+AGE_FIELDS = ("age_range_lower", "age_range_upper", "majority_status")
+
+
+def test_the_age_range_and_majority_status_are_a_compatible_evolution() -> None:
+    released = latest_release()
+    assert released is not None
+    old = json.loads((released / "case_record.avsc").read_text())
+    old_names = {f["name"] for f in _victim(old)["fields"]}
+    new_fields = {f["name"]: f for f in _victim(CASE)["fields"]}
+    assert not old_names & set(AGE_FIELDS) and set(AGE_FIELDS) <= set(new_fields)
+    assert compare(old, CASE) == []
+    # each is optional with a default: without one, `tiptrust schemas check` refuses it
+    for name in AGE_FIELDS:
+        assert "default" in new_fields[name]
+        broken = copy.deepcopy(CASE)
+        for f in _victim(broken)["fields"]:
+            if f["name"] == name:
+                del f["default"]
+        assert [p.path for p in compare(old, broken)] == [f"$.victims[].{name}"]
+
+
+def test_a_record_of_the_released_schema_reads_with_the_age_defaults() -> None:
+    import io
+
+    import fastavro
+
+    from tests.trust.store.builders import case_record
+
+    released = latest_release()
+    assert released is not None
+    writer = fastavro.parse_schema(json.loads((released / "case_record.avsc").read_text()))
+    reader = fastavro.parse_schema(copy.deepcopy(CASE))
+    record = case_record("police", "c1", [("v1", "Feminine", 23)])
+    for v in record["victims"]:
+        for name in AGE_FIELDS:
+            v.pop(name, None)
+        if isinstance(v.get("identifiers"), dict):
+            v["identifiers"].pop("shared_ids", None)
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, writer, record)
+    buf.seek(0)
+    read = fastavro.schemaless_reader(buf, writer, reader)
+    assert isinstance(read, dict)
+    victim = read["victims"][0]
+    assert (victim["age_range_lower"], victim["age_range_upper"]) == (None, None)
+    assert victim["majority_status"] == "Unknown" and victim["age_at_identification"] == 23

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.codec import WireSchema, fingerprint_of
 from schemas.keys import SigningKey
 from schemas.release import (
     LEGACY_RELEASE_SCHEMA,
@@ -180,3 +182,66 @@ def test_epoch_millis_is_exact() -> None:
     for ms in (0, 131_766_115, 1_760_000_000_123, 2**47):
         d = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
         assert epoch_millis(d) == ms
+
+
+# -- rates: the value union's double branch --------------------------------------------------
+
+
+def _schema_before_rates() -> WireSchema:
+    # aggregate_release.avsc as it was before rates: value ["null", "long"]
+    from schemas.codec import AVRO_DIR
+
+    source = json.loads((AVRO_DIR / "aggregate_release.avsc").read_text(encoding="utf-8"))
+    [aggregates] = [f for f in source["fields"] if f["name"] == "aggregates"]
+    [value] = [f for f in aggregates["type"]["items"]["fields"] if f["name"] == "value"]
+    assert value["type"] == ["null", "long", "double"]  # the double branch is last
+    value["type"] = ["null", "long"]
+    parsed, canonical, fingerprint = fingerprint_of(source)
+    return WireSchema("aggregate_release", source, parsed, canonical, fingerprint)
+
+
+def test_a_release_of_counts_is_the_same_bytes_under_the_schema_before_rates() -> None:
+    from schemas.release import RELEASE_SCHEMA
+
+    old = _schema_before_rates()
+    key = SigningKey.generate("trust")
+    raw = sign_release(_release(), key)
+    datum = _release().to_avro() | {"signing_key_id": key.key_id, "signature": raw[-64:]}
+    assert old.encode(datum) == RELEASE_SCHEMA.encode(datum) == raw[2:]
+    # what a consumer with the earlier schema signed/verified is what this one verifies
+    signature = key.sign(b"tiptrust/release/v2\x00" + old.encode(datum | {"signature": b""}))
+    earlier = b"\x00\x02" + old.encode(datum | {"signature": signature})
+    assert verify_release(earlier, {key.key_id: key.public}).aggregates == _release().aggregates
+
+
+rates = st.one_of(
+    st.none(), st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
+)
+
+
+@settings(max_examples=50)
+@given(st.lists(rates, min_size=1, max_size=5))
+def test_rates_round_trip_through_the_signature_as_doubles(values: list[float | None]) -> None:
+    key = SigningKey.generate("trust")
+    aggregates = tuple(
+        Aggregate(("sex",), (f"S{i}",), v, v is not None) for i, v in enumerate(values)
+    )
+    release = dataclasses.replace(_release(), aggregates=aggregates)
+    got = verify_release(sign_release(release, key), {key.key_id: key.public})
+    assert got.aggregates == aggregates
+    # a whole-number rate stays a rate (a double), never turns into a count
+    assert all(
+        type(a.value) is type(b.value) for a, b in zip(got.aggregates, aggregates, strict=True)
+    )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "12"])
+def test_a_value_is_a_count_a_finite_rate_or_null(value: object) -> None:
+    with pytest.raises(ValueError):
+        Aggregate(("sex",), ("F",), value, False)  # type: ignore[arg-type]
+
+
+def test_the_schema_tree_stays_compatible_with_the_last_release() -> None:
+    from schemas.compatibility import check_tree
+
+    assert all(not problems for problems in check_tree().values())

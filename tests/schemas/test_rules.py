@@ -9,14 +9,20 @@ from hypothesis import strategies as st
 from schemas.codec import default_registry
 from schemas.errors import ReasonCode
 from schemas.rules import (
+    ADULT_BAND_UNKNOWN,
     AGE_GROUPS,
     MAX_ID_CHARS,
     MAX_TEXT_CHARS,
+    MINOR_BAND_UNKNOWN,
+    age_bounds,
+    age_conflict,
     age_group,
+    age_group_of,
     max_chars,
     max_items,
 )
 from schemas.validate import validator_for
+from tests.trust.store.builders import case_record
 
 
 @pytest.mark.parametrize(
@@ -108,3 +114,82 @@ def test_int_and_date_ranges() -> None:
     assert date_in_range(EARLIEST_DATE, today) and date_in_range(today, today)
     assert not date_in_range(dt.date(1899, 12, 31), today)
     assert not date_in_range(dt.date(2026, 1, 2), today)
+
+
+# -- ages: what an exact age, an age range and a majority status may say together ---------------
+
+
+@pytest.mark.parametrize(
+    ("age", "lower", "upper", "status", "path"),
+    [
+        (None, None, None, "Unknown", None),
+        (16, 12, 17, "Minor", None),
+        (None, 15, 20, "Minor", None),  # overlaps: the status narrows the band to 15-17
+        (None, 15, 20, "Adult", None),
+        (30, None, None, "Adult", None),
+        (None, 20, 18, "Unknown", "$.victims[].age_range_upper"),
+        (19, 12, 17, "Unknown", "$.victims[].age_at_identification"),
+        (11, 12, None, "Unknown", "$.victims[].age_at_identification"),
+        (18, None, None, "Minor", "$.victims[].majority_status"),
+        (17, None, None, "Adult", "$.victims[].majority_status"),
+        (None, 18, 20, "Minor", "$.victims[].majority_status"),
+        (None, None, 17, "Adult", "$.victims[].majority_status"),
+    ],
+)
+def test_age_conflicts(
+    age: int | None, lower: int | None, upper: int | None, status: str, path: str | None
+) -> None:
+    found = age_conflict(age, lower, upper, status)
+    assert (found[0] if found else None) == path
+
+
+@pytest.mark.parametrize(
+    ("age", "lower", "upper", "status", "group"),
+    [
+        (30, 9, 17, "Minor", "25-34"),  # the exact age first (validation refuses the mix)
+        (None, 18, 20, "Unknown", "18-24"),  # CTDC 18--20: inside one band
+        (None, 9, 17, "Unknown", MINOR_BAND_UNKNOWN),  # CTDC 9--17: both children's bands
+        (None, 0, 8, "Unknown", "0-11"),
+        (None, None, None, "Minor", MINOR_BAND_UNKNOWN),  # a minor alone counts in 0-17
+        (None, None, None, "Adult", ADULT_BAND_UNKNOWN),  # an adult alone in 18+
+        (None, 30, 38, "Unknown", ADULT_BAND_UNKNOWN),
+        (None, 48, None, "Unknown", "45+"),
+        (None, 15, 20, "Minor", "12-17"),  # the status narrows the band
+        (None, 15, 20, "Adult", "18-24"),
+        (None, 15, 20, "Unknown", "Unknown"),  # a minor or an adult
+        (None, None, 17, "Unknown", MINOR_BAND_UNKNOWN),  # <18
+        (None, 0, None, "Unknown", "Unknown"),
+        (None, None, None, "Unknown", "Unknown"),
+    ],
+)
+def test_the_age_group_decision_table(
+    age: int | None, lower: int | None, upper: int | None, status: str, group: str
+) -> None:
+    assert age_group_of(age, lower, upper, status) == group
+    assert group in AGE_GROUPS
+
+
+def test_the_majority_status_narrows_the_range() -> None:
+    assert age_bounds(None, None, "Minor") == (None, 17)
+    assert age_bounds(None, None, "Adult") == (18, None)
+    assert age_bounds(12, 30, "Minor") == (12, 17)
+    assert age_bounds(12, 30, "Unknown") == (12, 30)
+
+
+def test_the_validator_refuses_contradicting_age_facts_with_a_reason() -> None:
+    check = validator_for(CASE)
+    record = case_record("police", "c1", [("v1", "Feminine", 19)])
+    victim = record["victims"][0]
+    victim["majority_status"] = "Minor"
+    found = check.problems(record)
+    assert [(p.path, p.code) for p in found] == [
+        ("$.victims[0].majority_status", ReasonCode.INVALID_RECORD)
+    ]
+    assert "19" not in str(found[0])
+    victim["majority_status"] = "Adult"
+    assert check.problems(record) == []
+    # the trust's validator (after decoding) applies the same rule
+    victim["age_range_lower"], victim["age_range_upper"] = 20, 18
+    assert [p.path for p in validator_for(CASE, decoded=True).problems(record)] == [
+        "$.victims[0].age_range_upper"
+    ]

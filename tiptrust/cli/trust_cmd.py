@@ -218,6 +218,32 @@ def run(
         out.print(result)
 
 
+@app.command("population")
+def population(
+    file: Annotated[Path, typer.Argument(help="CSV with columns year, sex, age_group, population")],
+    source: Annotated[
+        str, typer.Option("--source", help="Where the figures come from (quoted in releases)")
+    ],
+    home: HomeOpt = None,
+) -> None:
+    """Give the population denominators of rate streams (sdg_16_2_2): checked first, every
+    problem reported by row and column; nothing changes unless all is well."""
+    from trust.release.population import PopulationError, save_population
+
+    h = home_of(home)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}", Exit.USAGE) from None
+    try:
+        given = save_population(h.population_dir, data, source)
+    except PopulationError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]{problem}[/red]")
+        raise fail("population file refused; nothing changed", Exit.USAGE) from None
+    out.print(f"population in force: years {', '.join(given.years())} (source: {given.source})")
+
+
 @app.command("rebuild")
 def rebuild(store: StoreOpt = None, home: HomeOpt = None) -> None:
     """Rebuild every projection from the event store and check it equals the live one."""

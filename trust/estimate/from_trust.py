@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, select
 
+from schemas.rules import age_bounds
 from trust.estimate.errors import EstimateError, ReasonCode
 from trust.estimate.histories import MAX_LISTS, CaptureHistories, from_persons
 from trust.release.aggregate import PersonFacts, cell_of
@@ -186,6 +187,9 @@ def _read(conn: Connection) -> list[_Row]:
         p.age_at_identification,
         p.forms_of_exploitation,
         p.year_of_exploitation,
+        p.age_range_lower,
+        p.age_range_upper,
+        p.majority_status,
         p.retracted,
         p.disposed,
         p.consent_withdrawn,
@@ -209,13 +213,19 @@ def _read(conn: Connection) -> list[_Row]:
         age,
         forms,
         year,
+        lower,
+        upper,
+        status,
         retracted,
         disposed,
         withdrawn,
         person,
     ) in conn.execute(query):
         key = (src, case, victim)
-        facts = RecordFacts(key, sex, age, tuple(f for f in forms.split(";") if f), year)
+        # a band or an adult/minor status places a person without an age, as releases do
+        lower, upper = age_bounds(lower, upper, status)
+        forms_of = tuple(f for f in forms.split(";") if f)
+        facts = RecordFacts(key, sex, age, forms_of, year, age_lower=lower, age_upper=upper)
         unit = person if person is not None else record_unit(key)
         counted = not (retracted or disposed or withdrawn)
         out.append(_Row(unit, facts, person is not None, counted))

@@ -156,9 +156,7 @@ def _form_bits(records: Sequence[PreparedRecord]) -> npt.NDArray[np.int64]:
     for r in records:
         for f in sorted(r.forms):
             codes.setdefault(f, min(len(codes), 62))
-    return np.array(
-        [sum(1 << codes[f] for f in set(r.forms)) for r in records], dtype=np.int64
-    )
+    return np.array([sum(1 << codes[f] for f in set(r.forms)) for r in records], dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)

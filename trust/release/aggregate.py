@@ -2,8 +2,11 @@
 
 One person is in exactly one cell. Form of exploitation: the single known form if one,
 ``"Multiple"`` if several, ``"Unknown"`` if none is recorded (an ``Unknown`` beside known forms is
-ignored). Every cell of the cross-product of categories is present, zeros included, so disclosure
-control sees the empty cells too.
+ignored). A person's value in each dimension becomes the category the stream publishes by the
+stream's classification of that dimension (:mod:`trust.release.streams`: rare codes grouped, the
+most frequent countries and ``Rest``). Every cell of the cross-product of categories is present,
+zeros included, so disclosure control sees the empty cells too; the cells the stream declares
+impossible are listed as structural zeros.
 """
 
 from __future__ import annotations
@@ -14,62 +17,53 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from schemas.codec import default_registry
-from schemas.codelists import htcds_labels
+from schemas.rules import age_group_of
+from trust.release.categories import (
+    UNKNOWN,
+    Classification,
+    UnknownCode,
+    UnknownDimension,
+    counts_by_value,
+    structural_zeros,
+)
 from trust.release.errors import ReleaseError
-from trust.release.streams import AGE_GROUPS, StreamSpec, age_group
+from trust.release.streams import (
+    DIMENSION_LABELS,
+    FORM_CODES,
+    FORMS,
+    MULTIPLE,
+    ONCE,
+    REPEATED,
+    SEXES,
+    StreamSpec,
+)
 
-UNKNOWN = "Unknown"
-MULTIPLE = "Multiple"
+__all__ = [
+    "DIMENSION_LABELS",
+    "FORMS",
+    "FORM_CODES",
+    "FORM_RULE",
+    "MULTIPLE",
+    "SEXES",
+    "UNKNOWN",
+    "VICTIMISATIONS",
+    "ConflictingPerson",
+    "CountTable",
+    "ImpossibleCount",
+    "PersonFacts",
+    "UnknownCode",
+    "UnknownDimension",
+    "aggregate",
+    "cell_key",
+    "cell_of",
+    "form_of",
+    "labels_for",
+    "table_from_counts",
+]
 
 FORM_RULE = (
     "Each person is counted once: form is the single form of exploitation recorded for the "
     "person, 'Multiple' if several were recorded, 'Unknown' if none was recorded."
-)
-
-
-# The code lists come from the case record schema's model (schemas.model), by the path of the
-# field they count: the release stage never walks the schema's JSON itself.
-_CASE_MODEL = default_registry().current("case_record").model
-
-#: ICS-TIP sex/gender codes (HTCDS prs_Gender), ``Unknown`` last.
-SEXES: tuple[str, ...] = tuple(
-    [c for c in _CASE_MODEL.enum_at("$.victims[].sex").symbols if c != UNKNOWN] + [UNKNOWN]
-)
-#: Forms of exploitation: the FormOfExploitation codes, then ``Multiple``, then ``Unknown``.
-FORM_CODES: tuple[str, ...] = _CASE_MODEL.enum_at("$.event.forms_of_exploitation").symbols
-FORMS: tuple[str, ...] = tuple([c for c in FORM_CODES if c != UNKNOWN] + [MULTIPLE, UNKNOWN])
-
-
-_AGE_LABELS = {
-    "0-11": "0-11 years",
-    "12-17": "12-17 years",
-    "18-24": "18-24 years",
-    "25-34": "25-34 years",
-    "35-44": "35-44 years",
-    "45+": "45 years and over",
-    "0-17": "Children (0-17 years)",
-    "18+": "Adults (18 years and over)",
-    UNKNOWN: "Age not recorded",
-}
-
-#: Labels of the categories of each dimension a release can break persons down by.
-DIMENSION_LABELS: Mapping[str, Mapping[str, str]] = MappingProxyType(
-    {
-        "sex": {**htcds_labels("prs_Gender"), UNKNOWN: "Sex not recorded"},
-        "form": {
-            **htcds_labels("vic_TypeOfExploitation"),
-            MULTIPLE: "Several forms recorded",
-            UNKNOWN: "Form not recorded",
-        },
-        "age_group": _AGE_LABELS,
-        "year": {UNKNOWN: "Year not recorded"},
-        "victimisation": {
-            "Repeated": "Exploited in two or more different years",
-            "Once": "Exploited in one year",
-            UNKNOWN: "Year of exploitation not recorded",
-        },
-    }
 )
 
 
@@ -91,16 +85,11 @@ class ConflictingPerson(ReleaseError):
     code = "conflicting_person"
 
 
-class UnknownCode(ReleaseError):
-    """A person's fact is not a code of its list (names the dimension, never the value)."""
+class ImpossibleCount(ReleaseError):
+    """Persons were counted in a cell the stream declares impossible: the declaration (or the
+    counting) is wrong, and the table is not released (names the stream, never a count)."""
 
-    code = "unknown_code"
-
-
-class UnknownDimension(ReleaseError):
-    """A stream names a dimension the aggregator does not know how to derive."""
-
-    code = "unknown_dimension"
+    code = "impossible_count"
 
 
 @dataclass(frozen=True)
@@ -113,6 +102,17 @@ class PersonFacts:
     forms: tuple[str, ...]
     year: int | None  # the first known year of exploitation
     years: tuple[int, ...] = ()  # every distinct known year of exploitation, ascending
+    citizenships: tuple[str, ...] = ()  # every known citizenship (ISO 3166 alpha-2), sorted
+    countries: tuple[str, ...] = ()  # every known country of exploitation, sorted
+    # when no exact age is known (``age`` None): the age range the person's records give,
+    # majority status included (schemas.rules.age_bounds); None: open on that side
+    age_lower: int | None = None
+    age_upper: int | None = None
+
+    def age_group(self) -> str:
+        """The person's release age group: by the exact age if known, else by the age range
+        (:func:`schemas.rules.age_group_of`)."""
+        return age_group_of(self.age, self.age_lower, self.age_upper)
 
 
 def form_of(forms: Iterable[str]) -> str:
@@ -130,17 +130,10 @@ def form_of(forms: Iterable[str]) -> str:
     return MULTIPLE
 
 
-def _sex(p: PersonFacts) -> str:
-    if p.sex not in SEXES:
-        raise UnknownCode("person sex is not a Gender code")
-    return p.sex
-
-
 def _year(p: PersonFacts) -> str:
     return UNKNOWN if p.year is None else str(p.year)
 
 
-REPEATED, ONCE = "Repeated", "Once"
 VICTIMISATIONS: tuple[str, ...] = (REPEATED, ONCE, UNKNOWN)
 
 
@@ -151,44 +144,60 @@ def _victimisation(p: PersonFacts) -> str:
     return ONCE if years else UNKNOWN
 
 
-def _years(observed: set[str]) -> tuple[str, ...]:
-    """The year categories: every year a counted person has, in order, then Unknown if any."""
-    known = sorted(int(y) for y in observed if y != UNKNOWN)
-    unknown = [UNKNOWN] if UNKNOWN in observed else []
-    return tuple([str(y) for y in known] + unknown)
+#: A person's value in each dimension, before the stream's classification.
+_VALUES: Mapping[str, Callable[[PersonFacts], str]] = MappingProxyType(
+    {
+        "year": _year,
+        "sex": lambda p: p.sex,
+        "age_group": PersonFacts.age_group,
+        "form": lambda p: form_of(p.forms),
+        "victimisation": _victimisation,
+        "citizenship": lambda p: _one_of(p.citizenships),
+        "country_of_exploitation": lambda p: _one_of(p.countries),
+    }
+)
 
 
-@dataclass(frozen=True)
-class _Dimension:
-    cell: Callable[[PersonFacts], str]
-    # the categories of a table, from the values its counted persons have in this dimension
-    categories: Callable[[set[str]], tuple[str, ...]]
+def _one_of(codes: Iterable[str]) -> str:
+    """One cell per person, as for forms: the single known code, ``Multiple`` if several,
+    ``Unknown`` if none."""
+    known = {c for c in codes if c != UNKNOWN}
+    if not known:
+        return UNKNOWN
+    return next(iter(known)) if len(known) == 1 else MULTIPLE
 
 
-_DIMENSIONS: Mapping[str, _Dimension] = {
-    "year": _Dimension(_year, _years),
-    "sex": _Dimension(_sex, lambda _: SEXES),
-    "age_group": _Dimension(lambda p: age_group(p.age), lambda _: AGE_GROUPS),
-    "form": _Dimension(lambda p: form_of(p.forms), lambda _: FORMS),
-    "victimisation": _Dimension(_victimisation, lambda _: VICTIMISATIONS),
-}
-
-
-def _dimensions(spec: StreamSpec) -> list[_Dimension]:
+def _value_of(spec: StreamSpec, dimension: str) -> Callable[[PersonFacts], str]:
     try:
-        return [_DIMENSIONS[d] for d in spec.dimensions]
-    except KeyError as exc:
-        raise UnknownDimension(f"stream {spec.name}: no aggregator for dimension {exc}") from None
+        return _VALUES[dimension]
+    except KeyError:
+        raise UnknownDimension(
+            f"stream {spec.name}: no aggregator for dimension {dimension!r}"
+        ) from None
+
+
+def _compose(
+    value: Callable[[PersonFacts], str], category: Callable[[str], str]
+) -> Callable[[PersonFacts], str]:
+    return lambda p: category(value(p))
+
+
+def _cells(spec: StreamSpec) -> list[Callable[[PersonFacts], str]]:
+    return [
+        _compose(_value_of(spec, dim), spec.classification(dim).category_of)
+        for dim in spec.dimensions
+    ]
 
 
 def cell_key(person: PersonFacts, spec: StreamSpec) -> tuple[str, ...]:
-    """The one cell of ``person`` in ``spec``'s table."""
-    return tuple(d.cell(person) for d in _dimensions(spec))
+    """The one cell of ``person`` in ``spec``'s table (before a most-frequent dimension's rare
+    codes join ``Rest``, which depends on the whole table: :func:`table_from_counts`)."""
+    return tuple(cell(person) for cell in _cells(spec))
 
 
 def cell_of(spec: StreamSpec) -> Callable[[PersonFacts], tuple[str, ...]]:
     """:func:`cell_key` for one stream, with its dimensions looked up once (for many persons)."""
-    cells = tuple(d.cell for d in _dimensions(spec))
+    cells = tuple(_cells(spec))
     return lambda person: tuple([cell(person) for cell in cells])
 
 
@@ -227,7 +236,17 @@ def _distinct(persons: Iterable[PersonFacts]) -> list[PersonFacts]:
 
 def _facts(p: PersonFacts) -> tuple[object, ...]:
     # the order and repetition of forms carry no meaning
-    return (p.sex, p.age, frozenset(p.forms), p.year, frozenset(p.years))
+    return (
+        p.sex,
+        p.age,
+        p.age_lower,
+        p.age_upper,
+        frozenset(p.forms),
+        p.year,
+        frozenset(p.years),
+        frozenset(p.citizenships),
+        frozenset(p.countries),
+    )
 
 
 def aggregate(persons: Iterable[PersonFacts], spec: StreamSpec) -> CountTable:
@@ -236,22 +255,37 @@ def aggregate(persons: Iterable[PersonFacts], spec: StreamSpec) -> CountTable:
     A person id passed twice with identical facts counts once; with different facts it raises
     :class:`ConflictingPerson` (merging a person's records is the caller's job).
     """
-    dims = _dimensions(spec)
+    cell = cell_of(spec)
     people = _distinct(persons)
-    return table_from_counts(spec, Counter(tuple(d.cell(p) for d in dims) for p in people))
+    return table_from_counts(spec, Counter(cell(p) for p in people))
 
 
 def table_from_counts(spec: StreamSpec, observed: Mapping[tuple[str, ...], int]) -> CountTable:
     """The complete table of ``spec`` from persons counted per cell (absent cells count 0).
 
     The same table :func:`aggregate` makes from the persons themselves; the release stage keeps
-    these counts as its own projection, so a release check never reads every person. The period
-    is the first and last known year among the counted persons (streams count by year).
+    these counts as its own projection, so a release check never reads every person. Cell keys
+    are as :func:`cell_of` makes them. The categories come from the stream's classifications
+    (years and most frequent countries from the counted persons; a country outside the most
+    frequent joins ``Rest``); the structural zeros from its rules. The period is the first and
+    last known year among the counted persons (streams count by year).
+
+    Raises:
+        UnknownCode: a cell key holds a value that is not a category of its dimension.
+        ImpossibleCount: persons are counted in a cell the stream declares impossible.
     """
-    dims = _dimensions(spec)
-    present = [key for key, n in observed.items() if n > 0]
-    categories = tuple(d.categories({key[i] for key in present}) for i, d in enumerate(dims))
-    counts = {key: observed.get(key, 0) for key in itertools.product(*categories)}
+    classes = spec.classifications()
+    present = {key: n for key, n in observed.items() if n > 0}
+    categories = tuple(
+        c.table_categories(counts_by_value(present, i), spec.k) for i, c in enumerate(classes)
+    )
+    grouped: Counter[tuple[str, ...]] = Counter()
+    for key, n in present.items():
+        grouped[_grouped(classes, categories, key)] += n
+    zeros = structural_zeros(spec.structural_zeros, spec.dimensions, categories)
+    if any(grouped.get(key, 0) for key in zeros):
+        raise ImpossibleCount(f"stream {spec.name}: persons counted in a declared structural zero")
+    counts = {key: grouped.get(key, 0) for key in itertools.product(*categories)}
     if "year" in spec.dimensions:
         at = spec.dimensions.index("year")
         years = [int(key[at]) for key in present if key[at] != UNKNOWN]
@@ -262,7 +296,22 @@ def table_from_counts(spec: StreamSpec, observed: Mapping[tuple[str, ...], int])
         dimensions=spec.dimensions,
         categories=categories,
         counts=MappingProxyType(counts),
-        total=sum(n for n in observed.values() if n > 0),
+        total=sum(present.values()),
         period_start=min(years) if years else None,
         period_end=max(years) if years else None,
+        structural_zeros=zeros,
     )
+
+
+def _grouped(
+    classes: tuple[Classification, ...],
+    categories: tuple[tuple[str, ...], ...],
+    key: tuple[str, ...],
+) -> tuple[str, ...]:
+    if len(key) != len(classes):
+        raise UnknownCode("a cell key does not have one value per dimension")
+    out = tuple(c.group(v, cats) for c, v, cats in zip(classes, key, categories, strict=True))
+    for c, v, cats in zip(classes, out, categories, strict=True):
+        if v not in cats:
+            raise UnknownCode(f"{c.dimension}: a cell's value is not a category of the stream")
+    return out

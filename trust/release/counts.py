@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, select
 
+from schemas.rules import AGE_PATH, age_bounds, int_range
 from trust.follow import Batch
 from trust.release.aggregate import FORMS, SEXES, UNKNOWN, VICTIMISATIONS, PersonFacts, cell_of
 from trust.release.streams import AGE_GROUPS, StreamSpec
@@ -66,9 +67,12 @@ RecordKey = tuple[str, str, str]
 COMBINING_RULE = (
     "A person's facts combine over their counted records: sex is the code the records agree "
     "on (the most frequent known code; 'Unknown' when known codes tie); age is the youngest "
-    "recorded age at identification (the first identification); the year of exploitation is "
+    "recorded age at identification (the first identification), or, when no record has an "
+    "exact age, the youngest age range the records give (an age band narrowed by the "
+    "adult/minor status: the one with the lowest upper bound, the narrowest of those); the year of exploitation is "
     "the earliest recorded (a person whose records name two or more different years is a repeat "
-    "victim); forms of exploitation are the union of the records' forms."
+    "victim); forms of exploitation are the union of the records' forms, and so are "
+    "citizenships and countries of exploitation."
 )
 
 _UNLINKED_RULE = (
@@ -120,6 +124,25 @@ class RecordFacts:
     age: int | None
     forms: tuple[str, ...]
     year: int | None
+    citizenships: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    # the record's age range with its majority status (schemas.rules.age_bounds); None: open
+    age_lower: int | None = None
+    age_upper: int | None = None
+
+
+def youngest_range(records: Sequence[RecordFacts]) -> tuple[int | None, int | None]:
+    """The age range of the records that says the person is youngest: the lowest upper bound
+    (an open one counts as the oldest), then the highest lower bound (the narrowest); (None,
+    None) when no record gives a range. Used only when no record has an exact age."""
+    ranged = [(r.age_lower, r.age_upper) for r in records if (r.age_lower, r.age_upper) != _OPEN]
+    if not ranged:
+        return _OPEN
+    return min(ranged, key=lambda b: (_AGE_MAX if b[1] is None else b[1], -(b[0] or 0)))
+
+
+_OPEN: tuple[int | None, int | None] = (None, None)
+_AGE_MAX = int_range(AGE_PATH)[1]
 
 
 def combine(unit: tuple[str, ...], records: Sequence[RecordFacts]) -> PersonFacts:
@@ -131,6 +154,7 @@ def combine(unit: tuple[str, ...], records: Sequence[RecordFacts]) -> PersonFact
     else:
         sex = ranked[0][0]
     ages = [r.age for r in records if r.age is not None]
+    lower, upper = youngest_range(records) if not ages else _OPEN
     years = [r.year for r in records if r.year is not None]
     forms = sorted({f for r in records for f in r.forms})
     return PersonFacts(
@@ -140,6 +164,10 @@ def combine(unit: tuple[str, ...], records: Sequence[RecordFacts]) -> PersonFact
         forms=tuple(forms),
         year=min(years) if years else None,
         years=tuple(sorted(set(years))),
+        citizenships=tuple(sorted({c for r in records for c in r.citizenships})),
+        countries=tuple(sorted({c for r in records for c in r.countries})),
+        age_lower=lower,
+        age_upper=upper,
     )
 
 
@@ -155,6 +183,11 @@ _FACT_COLUMNS = (
     _persons.c.age_at_identification,
     _persons.c.forms_of_exploitation,
     _persons.c.year_of_exploitation,
+    _persons.c.citizenships,
+    _persons.c.countries_of_exploitation,
+    _persons.c.age_range_lower,
+    _persons.c.age_range_upper,
+    _persons.c.majority_status,
 )
 
 
@@ -164,11 +197,26 @@ def _counted_clause() -> Any:
 
 
 def _facts_row(row: Sequence[Any]) -> RecordFacts:
-    src, case, victim, sex, age, forms, year = row
-    return RecordFacts((src, case, victim), sex, age, tuple(f for f in forms.split(";") if f), year)
+    src, case, victim, sex, age, forms, year, citizenships, countries, lower, upper, status = row
+    lower, upper = age_bounds(lower, upper, status)
+    return RecordFacts(
+        (src, case, victim),
+        sex,
+        age,
+        _split(forms),
+        year,
+        _split(citizenships),
+        _split(countries),
+        lower,
+        upper,
+    )
 
 
-def _person_records(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[RecordFacts]]:
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(c for c in (text or "").split(";") if c)
+
+
+def person_records(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[RecordFacts]]:
     """The counted records of each person (persons with none are absent)."""
     out: dict[str, list[RecordFacts]] = {}
     p, ln = _persons.c, _links.c
@@ -234,7 +282,7 @@ def unit_facts(conn: Connection, units: Iterable[str]) -> dict[str, tuple[Person
         else:
             records.append(key)
     out: dict[str, tuple[PersonFacts, str]] = {}
-    for person, recs in _person_records(conn, sorted(set(persons))).items():
+    for person, recs in person_records(conn, sorted(set(persons))).items():
         out[person] = (combine((person,), recs), _sources_text(r.key[0] for r in recs))
     for key, facts in _unlinked_records(conn, sorted(set(records))).items():
         out[record_unit(key)] = (combine(key, [facts]), key[0])
@@ -304,7 +352,9 @@ class ReleaseCounts:
         basis = repr(
             (
                 sorted(self.streams.items()),
-                "persons-v1",
+                # the categories a cell is counted in (a stream's own or the standard ones)
+                [spec.classifications() for _, spec in sorted(self.streams.items())],
+                "persons-v2",  # v2: age ranges and majority status
                 COMBINING_RULE,
                 AGE_GROUPS,
                 FORMS,
@@ -462,7 +512,7 @@ def cell_counts(
                     )
                 ).scalars()
             )
-        for person, recs in _person_records(conn, sorted(set(units))).items():
+        for person, recs in person_records(conn, sorted(set(units))).items():
             kept = [r for r in recs if r.key[0] in allowed]
             if kept:
                 out[cell(combine((person,), kept))] += 1

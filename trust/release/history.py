@@ -11,6 +11,7 @@ import base64
 from collections.abc import Mapping
 
 from schemas.release import decode_release
+from trust.release.rates import implied_counts
 from trust.store.events import ReleaseIssued
 from trust.store.eventstore import EventStore
 
@@ -26,7 +27,7 @@ class PublishedHistory:
 
     def __init__(self) -> None:
         self._after = 0
-        self._values: dict[str, dict[AggregateKey, set[int]]] = {}
+        self._values: dict[str, dict[AggregateKey, set[float]]] = {}  # counts and rates
 
     def update(self, store: EventStore) -> None:
         """Take in the releases recorded since the last update."""
@@ -45,11 +46,14 @@ class PublishedHistory:
 
     def _add(self, consumer: str, raw: bytes) -> None:
         release = decode_release(raw)  # the trust's own recorded bytes
+        # a rate and its public denominator publish the count: remember the count
+        counts = implied_counts(release)
         values = self._values.setdefault(consumer, {})
         for a in release.aggregates:
+            # a rounded or perturbed value (exact False) is not an exact publication
             if a.exact and a.value is not None:
-                values.setdefault((a.dimensions, a.key), set()).add(a.value)
+                values.setdefault((a.dimensions, a.key), set()).add(counts[(a.dimensions, a.key)])
 
-    def of(self, consumer: str) -> Mapping[AggregateKey, set[int]]:
+    def of(self, consumer: str) -> Mapping[AggregateKey, set[float]]:
         """Every exact value published to ``consumer``, per aggregate."""
         return self._values.get(consumer, {})

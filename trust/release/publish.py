@@ -18,6 +18,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.keys import SigningKey
 from schemas.release import CAVEAT, Aggregate, Release, signed_release
@@ -25,6 +26,8 @@ from transport import EventLog
 from trust.release.aggregate import FORM_RULE, labels_for
 from trust.release.disclosure import SuppressedTable
 from trust.release.errors import UnprotectedTable
+from trust.release.population import Population
+from trust.release.rates import rate_release, rated_digest
 from trust.release.streams import AGE_GROUPS, StreamSpec
 from trust.stewardship.policy import ReleasePlan
 from trust.store.events import Event, ReleaseIssued
@@ -42,7 +45,7 @@ def table_digest(table: SuppressedTable) -> str:
 
     Two tables with the same digest publish the same figures, so re-releasing one is pointless.
     """
-    canonical = {
+    canonical: dict[str, Any] = {
         "stream": table.stream,
         "dimensions": list(table.dimensions),
         "cells": [[list(c.key), c.count, c.suppressed] for c in table.cells],
@@ -56,6 +59,9 @@ def table_digest(table: SuppressedTable) -> str:
         canonical["aggregates"] = [
             [list(a.dimensions), list(a.key), a.value] for a in table.aggregates
         ]
+    if not table.exact or table.parameters:  # rounded or perturbed: what and how (likewise)
+        canonical["exact"] = table.exact
+        canonical["parameters"] = dict(table.parameters)
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode("ascii")).hexdigest()
 
@@ -128,6 +134,11 @@ def build_release(
         "age_groups": ", ".join(AGE_GROUPS),
         "year_rule": YEAR_RULE,
         "content_digest": digest or table_digest(t),
+        # the method by its registry name, its parameters (never a secret: a perturbation
+        # table's id, not the record keys), and whether the values are exact counts
+        "method_name": spec.method,
+        **{name: value for name, value in t.parameters.items() if name != "method_name"},
+        "values_exact": "true" if t.exact else "false",
     }
     return Release(
         stream=spec.name,
@@ -160,13 +171,15 @@ def build_release(
 def _aggregates(t: SuppressedTable) -> tuple[Aggregate, ...]:
     """What the release publishes: every aggregate of a table with margins, else the cells and
     the total."""
+    exact = t.exact  # a rounded or perturbed value is never exact
     if t.aggregates:
         return tuple(
-            Aggregate(a.dimensions, a.key, a.value, a.value is not None) for a in t.aggregates
+            Aggregate(a.dimensions, a.key, a.value, exact and a.value is not None)
+            for a in t.aggregates
         )
     return (
-        *(Aggregate(t.dimensions, c.key, c.count, not c.suppressed) for c in t.cells),
-        Aggregate((), (), t.total, not t.total_suppressed and t.total is not None),
+        *(Aggregate(t.dimensions, c.key, c.count, exact and not c.suppressed) for c in t.cells),
+        Aggregate((), (), t.total, exact and not t.total_suppressed and t.total is not None),
     )
 
 
@@ -214,6 +227,7 @@ class ReleaseSigner:
         last_issued_ms: int | None,
         now_ms: int,
         sequence: int,
+        population: Population | None = None,
     ) -> EmitResult | None:
         """The signed release of ``table`` under ``plan`` unless nothing changed or it is too
         soon (None).
@@ -224,7 +238,7 @@ class ReleaseSigner:
         _check_table(plan.spec, table)
         if table.k < plan.k:
             raise UnprotectedTable("table was suppressed at a k below the plan's k")
-        digest = table_digest(table)
+        digest = release_digest(plan.spec, table, population)
         reason = self.skip_reason(
             plan.spec, digest, last_digest=last_digest, last_issued_ms=last_issued_ms, now_ms=now_ms
         )
@@ -243,8 +257,23 @@ class ReleaseSigner:
             sources_left_out=plan.sources_left_out,
             digest=digest,
         )
+        if plan.spec.rate is not None:
+            assert population is not None  # release_digest refused it
+            # rates from the protected counts: a suppressed count gives a suppressed rate
+            unsigned = rate_release(unsigned, plan.spec, population)
         signed, raw = signed_release(unsigned, self._key)
         return EmitResult(signed, raw, digest)
+
+
+def release_digest(spec: StreamSpec, table: SuppressedTable, population: Population | None) -> str:
+    """The digest a release is skipped on: the table's, and for a rate stream its population's
+    too (corrected denominators make a new release)."""
+    digest = table_digest(table)
+    if spec.rate is None:
+        return digest
+    if population is None:
+        raise UnprotectedTable(f"stream {spec.name} is a rate: it needs population denominators")
+    return rated_digest(digest, population)
 
 
 RELEASE_PUBLISHER = "trust-release-publisher"

@@ -5,11 +5,18 @@ persons may be counted, which k) from the agreements alone; only then are the st
 counts (:mod:`trust.release.counts`) read. A release is recorded (``ReleaseIssued`` with its signed
 bytes) and never sent from here: :class:`trust.release.publish.ReleasePublisher` follows the store
 and sends exactly what was recorded.
+
+Each stream's disclosure method (``StreamSpec.method``, :mod:`trust.release.disclosure.methods`)
+is resolved when the stage is built: suppression (with margins: secondary suppression and the
+LP audit), then rounding or cell-key perturbation of the published values; or, for a
+differentially private method, OpenDP noise on every value instead, charged to the privacy-budget
+ledger (:mod:`trust.release.ledger`) in the same transaction as the ``ReleaseIssued`` event.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import logging
 import time
@@ -21,18 +28,26 @@ from sqlalchemy import func, select
 from trust.follow import StoreFollower, follow
 from trust.release import counts as release_counts
 from trust.release.aggregate import CountTable, table_from_counts
+from trust.release.cellkeys import RecordKeys, cell_keys
 from trust.release.counts import counting_rule
-from trust.release.disclosure.suppression import DisclosurePolicy, SuppressedTable
-from trust.release.errors import UnprotectedTable
+from trust.release.disclosure.methods import (
+    DifferentialPrivacy,
+    DisclosureMethod,
+    PostSuppression,
+    method,
+)
+from trust.release.disclosure.suppression import DisclosurePolicy, SuppressedTable, apply_step
+from trust.release.errors import ReleaseError, UnprotectedTable
 from trust.release.history import PublishedHistory
-from trust.release.publish import UNCHANGED, EmitResult, ReleaseSigner, table_digest
+from trust.release.ledger import BudgetRefused, Ledger
+from trust.release.population import Population
+from trust.release.publish import UNCHANGED, EmitResult, ReleaseSigner, release_digest
 from trust.release.streams import StreamSpec
 from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
+from trust.store.db import writer
 from trust.store.events import ReleaseIssued
 from trust.store.eventstore import EventStore
 from trust.store.tables import ProjRelease, ProjSubscription
-
-RELEASE_CONSUMER = "trust-release"
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +94,45 @@ def next_sequence(store: EventStore, consumer: str, stream: str) -> int:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A subscription that got no release in a check, and why (no data values)."""
+    """A subscription that got no release in a check, and why (no data values); ``code``: the
+    refusal's stable reason code, when it was refused."""
 
     subscription: Subscription
     reason: str
+    code: str = ""
+
+
+class StageMisconfigured(ReleaseError):
+    """A stream's disclosure method cannot run as the stage was built (e.g. cell keys without a
+    record-key secret, a differentially private stream without a minimum interval)."""
+
+    code = "stage_misconfigured"
+
+
+def resolve_methods(
+    streams: Mapping[str, StreamSpec], *, record_keys: bool
+) -> dict[str, DisclosureMethod]:
+    """Every stream's disclosure method, checked to be able to run.
+
+    Raises:
+        UnknownMethod: a stream names a method the registry does not declare.
+        StageMisconfigured: a method needs what the stage was not given.
+    """
+    out: dict[str, DisclosureMethod] = {}
+    for name, spec in streams.items():
+        m = method(spec.method)
+        if m.uses_record_keys and not record_keys:
+            raise StageMisconfigured(
+                f"stream {name}: method {m.name} needs the trust's record-key secret"
+            )
+        if isinstance(m, DifferentialPrivacy) and spec.min_interval_s <= 0:
+            # every release spends budget and fresh noise always differs: without an interval
+            # the stream would release (and spend) at every check
+            raise StageMisconfigured(
+                f"stream {name}: a differentially private stream needs min_interval_s > 0"
+            )
+        out[name] = m
+    return out
 
 
 class ReleaseStage:
@@ -93,7 +143,12 @@ class ReleaseStage:
 
     ``upstream``: followers whose decisions the counts depend on (linkage), brought up to the
     store's end before the counts are; ``linkage_model``: the model version linkage decides
-    with (None: the trust does not link), quoted in each release's counting rule.
+    with (None: the trust does not link), quoted in each release's counting rule;
+    ``record_key_secret``: the secret of the persons' record keys (cell-key perturbation and
+    random rounding need it: :func:`trust.release.cellkeys.record_key_secret`).
+
+    Raises (at construction): :class:`~trust.release.disclosure.methods.UnknownMethod`,
+    :class:`StageMisconfigured`.
     """
 
     def __init__(
@@ -106,7 +161,13 @@ class ReleaseStage:
         clock: Callable[[], float] = time.time,
         upstream: Sequence[StoreFollower] = (),
         linkage_model: str | None = None,
+        record_key_secret: bytes | None = None,
+        population: Population | None = None,
     ) -> None:
+        self.methods = resolve_methods(streams, record_keys=record_key_secret is not None)
+        self.record_keys = RecordKeys(record_key_secret) if record_key_secret else None
+        #: the operator's population denominators (rate streams; None: not provided)
+        self.population = population
         self.store = store
         self.upstream = list(upstream)
         self.counting_rule = counting_rule(linkage_model)
@@ -149,14 +210,25 @@ class ReleaseStage:
         for sub in subs:
             spec = self.streams.get(sub.stream)
             if spec is None:
-                self.skipped.append(Skipped(sub, "the trust declares no such stream"))
+                self.skipped.append(
+                    Skipped(sub, "the trust declares no such stream", "unknown_stream")
+                )
+                continue
+            if spec.rate is not None and self.population is None:
+                self.skipped.append(
+                    Skipped(
+                        sub,
+                        "no population denominators: tiptrust trust population FILE --source TEXT",
+                        "no_population",
+                    )
+                )
                 continue
             with self.store.engine.connect() as conn:
                 contributing = release_counts.contributing_sources(conn, spec.name)
             try:
                 plan = self.policy.plan(sub, spec, contributing, now_ms)
             except NothingToRelease as exc:
-                self.skipped.append(Skipped(sub, str(exc)))
+                self.skipped.append(Skipped(sub, str(exc), exc.code))
                 log.info(
                     "release.not_allowed consumer=%s stream=%s purpose=%s",
                     sub.consumer,
@@ -208,7 +280,7 @@ class ReleaseStage:
             protected = protect_margins(counts, plan.k, earlier=earlier)
         except (UnprotectedTable, SuppressionFailed) as exc:
             reason = f"not released: the table failed disclosure control ({exc.code})"
-            self.skipped.append(Skipped(sub, reason))
+            self.skipped.append(Skipped(sub, reason, exc.code))
             log.warning(
                 "release.refused consumer=%s stream=%s reason=%s",
                 sub.consumer,
@@ -230,14 +302,66 @@ class ReleaseStage:
         )
         return protected.table
 
+    def _perturb(
+        self, plan: ReleasePlan, m: PostSuppression, table: SuppressedTable
+    ) -> SuppressedTable:
+        """The protected table after the stream's method (rounding, cell-key perturbation)."""
+        keys = None
+        if m.uses_record_keys:
+            assert self.record_keys is not None  # checked at construction
+            with self.store.engine.connect() as conn:
+                keys = cell_keys(conn, plan.spec, plan.sources, self.record_keys, table.hierarchies)
+        step = m.step(table.k, keys)
+        return table if step is None else apply_step(table, step)
+
+    def _private(
+        self,
+        plan: ReleasePlan,
+        m: DifferentialPrivacy,
+        counts: CountTable,
+        last_issued: int | None,
+        now_ms: int,
+    ) -> SuppressedTable | None:
+        """The differentially private table of ``plan``, stating the budgets after it; None
+        (skipped, with the reason) when the ledger refuses it or the stream's interval has not
+        passed."""
+        from trust.release.disclosure.dp import dp_table  # OpenDP loads at the first DP release
+
+        sub = plan.subscription
+        if last_issued is not None and now_ms - last_issued < plan.spec.min_interval_s * 1000:
+            self._pending = True  # fresh noise always differs: only the interval paces releases
+            return None
+        try:
+            with self.store.engine.connect() as conn:
+                state = Ledger.check(conn, sub.consumer, plan.privacy_budgets, m.cost)
+        except BudgetRefused as exc:
+            self._refuse(sub, exc)
+            return None
+        table = dp_table(counts, plan.k, m.mechanism, m.cost, margins=plan.spec.margins)
+        parameters = {**table.parameters, "method_name": m.name, **state.parameters()}
+        return dataclasses.replace(table, parameters=parameters)
+
+    def _refuse(self, sub: Subscription, exc: ReleaseError) -> None:
+        self.skipped.append(Skipped(sub, str(exc), exc.code))
+        log.warning(
+            "release.refused consumer=%s stream=%s reason=%s", sub.consumer, sub.stream, exc.code
+        )
+
     def _release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
         with self.store.engine.connect() as conn:
             counts = release_counts.cell_counts(conn, plan.spec, plan.sources)
         sub = plan.subscription
-        table = self._protect(plan, table_from_counts(plan.spec, counts))
+        m = self.methods[plan.spec.name]
+        last = last_release(self.store, sub.consumer, sub.stream)
+        count_table = table_from_counts(plan.spec, counts)
+        table: SuppressedTable | None
+        if isinstance(m, DifferentialPrivacy):
+            table = self._private(plan, m, count_table, last.issued_at_ms if last else None, now_ms)
+        else:
+            table = self._protect(plan, count_table)
+            table = None if table is None else self._perturb(plan, m, table)
         if table is None:
             return None
-        last = last_release(self.store, sub.consumer, sub.stream)
         result = self.signer.maybe_sign(
             table,
             plan,
@@ -246,12 +370,13 @@ class ReleaseStage:
             last_issued_ms=last.issued_at_ms if last else None,
             now_ms=now_ms,
             sequence=next_sequence(self.store, sub.consumer, sub.stream),
+            population=self.population,
         )
         if result is None:
             if (
                 self.signer.skip_reason(
                     plan.spec,
-                    table_digest(table),
+                    release_digest(plan.spec, table, self.population),
                     last_digest=last.digest if last else None,
                     last_issued_ms=last.issued_at_ms if last else None,
                     now_ms=now_ms,
@@ -262,41 +387,57 @@ class ReleaseStage:
             return None
         rel = result.release
         period = f"{rel.period_start or ''}-{rel.period_end or ''}"
-        # one (consumer, stream, sequence) can be recorded once: the projection's key refuses
-        # a second, so no two different releases can ever share a sequence number
-        self.store.append(
-            [
-                ReleaseIssued(
-                    release_id=rel.release_id,
-                    stream=rel.stream,
-                    sequence=rel.sequence,
-                    issued_at_ms=rel.issued_at_ms,
-                    period=period,
-                    cells_digest=result.digest,
-                    signature_b64=base64.b64encode(rel.signature).decode(),
-                    metadata={
-                        "k": rel.k,
-                        "method": rel.method,
-                        "source_count": rel.source_count,
-                        "sources_left_out": plan.sources_left_out,
-                        "agreement_versions": [list(v) for v in plan.agreement_versions],
-                    },
-                    signed_b64=base64.b64encode(result.raw_bytes).decode(),
-                    topic=plan.topic,
-                    consumer=sub.consumer,
-                    purpose=sub.purpose,
-                )
-            ],
-            None,
-            RELEASE_CONSUMER,
+        event = ReleaseIssued(
+            release_id=rel.release_id,
+            stream=rel.stream,
+            sequence=rel.sequence,
+            issued_at_ms=rel.issued_at_ms,
+            period=period,
+            cells_digest=result.digest,
+            signature_b64=base64.b64encode(rel.signature).decode(),
+            metadata={
+                "k": rel.k,
+                "method": rel.method,
+                "method_parameters": dict(table.parameters),
+                "source_count": rel.source_count,
+                "sources_left_out": plan.sources_left_out,
+                "agreement_versions": [list(v) for v in plan.agreement_versions],
+            },
+            signed_b64=base64.b64encode(result.raw_bytes).decode(),
+            topic=plan.topic,
+            consumer=sub.consumer,
+            purpose=sub.purpose,
         )
+        # one (consumer, stream, sequence) can be recorded once: the projection's key refuses
+        # a second, so no two different releases can ever share a sequence number. A
+        # differentially private release is charged to the ledger in the same transaction,
+        # after the store's append lock, with the budgets checked again there.
+        try:
+            with writer(self.store.engine).begin() as conn:
+                EventStore.append_in(conn, [event])
+                if isinstance(m, DifferentialPrivacy):
+                    Ledger.charge(
+                        conn,
+                        consumer=sub.consumer,
+                        budgets=plan.privacy_budgets,
+                        cost=m.cost,
+                        release_id=rel.release_id,
+                        stream=rel.stream,
+                        sequence=rel.sequence,
+                        at_ms=now_ms,
+                    )
+        except BudgetRefused as exc:  # another stage spent the budget since the check
+            self._refuse(sub, exc)
+            return None
         log.info(
-            "release.recorded consumer=%s stream=%s sequence=%d sources=%d sources_left_out=%d k=%d",
+            "release.recorded consumer=%s stream=%s sequence=%d sources=%d sources_left_out=%d "
+            "k=%d method=%s",
             sub.consumer,
             sub.stream,
             rel.sequence,
             len(plan.sources),
             plan.sources_left_out,
             plan.k,
+            m.name,
         )
         return result

@@ -1,25 +1,274 @@
-"""Release streams: what each one counts, by which dimensions, under which minimum cell size."""
+"""Release streams, declared in one place: what each counts, by which categories, under which k.
+
+Every stream is a :class:`StreamSpec`: its name (``tip.release.<consumer>.<name>``), title, unit,
+dimensions and, per dimension, the :class:`~trust.release.categories.Classification` it
+publishes — the categories, the rare codes grouped into a declared residual, their labels and
+hierarchy — the cells it declares impossible (structural zeros), k, whether every margin is
+published, and the disclosure method. The aggregator (:mod:`trust.release.aggregate`), the
+stage's counts, disclosure control and the release's labels all read these declarations.
+
+**Why the code lists are grouped.** A table over every code of its list is mostly zeros: seven
+sex codes of which data use two or three, twelve forms of which a country records four or five.
+A zero is sensitive (it says "nobody"), so it is suppressed like a small count: a table over
+every code is mostly hidden cells, a reader cannot tell a hidden zero from a hidden nine, and a
+rare code's few persons are hidden one cell at a time where together they could be published.
+Each dimension therefore publishes the codes people report on and groups the rare ones into one
+declared category (the manual's advice to aggregate before suppressing, *Making each case
+count* §5, table 9); a stream may declare its own grouping (``StreamSpec.categories``):
+
+- ``sex``: ``Feminine``, ``Masculine``, ``OtherGenderIdentity`` (the HTCDS codes
+  ``TransgenderFeminine``, ``TransgenderMasculine`` and ``NonConforming``: recorded gender
+  identities are kept, not re-assigned to female or male, and shown together so that they are
+  visible without cells of one or two persons), and ``Unknown`` (``NonSpecifiedUnknown`` — the
+  HTCDS "Not specified/unknown" — and no value recorded);
+- ``form``: the three forms UNODC's Global Report on Trafficking in Persons reports on its own —
+  ``SexualExploitation``, ``ForcedLabour``, ``ForcedCriminality`` — then ``OtherForms`` (every
+  other code: servitude, begging, forced marriage, child labour, organ removal, adoption,
+  surrogacy, forced military service, ``Other``), ``Multiple`` (two or more forms recorded for
+  the person, whichever they are: the form rule decides the cell before the grouping) and
+  ``Unknown``;
+- ``age_group``: the ICS-TIP bands with their hierarchy, children ``0-17`` = ``0-11`` +
+  ``12-17`` + ``0-17 band unknown``, adults ``18+`` = ``18-24`` + ``25-34`` + ``35-44`` +
+  ``45+`` + ``18+ band unknown``, and ``Unknown``. A person is placed from the best of what
+  their records say (:func:`schemas.rules.age_group_of`): the exact age; else the age range
+  (an export's band such as ``9--17``) narrowed by the majority status — the band that holds the
+  whole range, or, for a range inside 0-17 that spans both children's bands or ``Minor`` alone,
+  the leaf ``0-17 band unknown`` (likewise ``18+ band unknown`` for adults); else ``Unknown``.
+  So every child counts in ``0-17`` and every adult in ``18+`` even when their band is not
+  known, and each parent is still the sum of its children (the leaves of unknown band are
+  children like the others: margins stay additive, and disclosure control protects them like
+  any cell);
+- ``year``: the years the counted persons have, then ``Unknown``;
+- ``citizenship``, ``country_of_exploitation``: the most frequent countries (at most
+  :data:`TOP_COUNTRIES`, each with at least k persons), then ``Multiple`` (a person with two or
+  more: one cell per person, as for forms), ``Rest`` (every other country; never the code
+  ``Other``) and ``Unknown``.
+"""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from schemas.rules import AGE_GROUPS, age_group
+from schemas.codec import default_registry
+from schemas.codelists import CODELISTS_DIR, htcds_labels
+from schemas.rules import ADULT_BAND_UNKNOWN, AGE_GROUPS, MINOR_BAND_UNKNOWN, age_group
 from transport.topics import validate_name
+from trust.release.categories import (
+    MOST_FREQUENT,
+    REST,
+    UNKNOWN,
+    YEARS,
+    Category,
+    Classification,
+    Impossible,
+    Parent,
+    UnknownDimension,
+)
 from trust.release.errors import InvalidThreshold, UnknownStream
 
 __all__ = [
+    "AGE_GROUP",
     "AGE_GROUPS",
+    "CLASSIFICATIONS",
+    "FORM",
+    "FORM_CODES",
     "REPEAT_VICTIMISATION",
+    "SDG_16_2_2",
+    "SEX",
+    "SEXES",
     "STREAMS",
     "VICTIMS_BY_SEX_AGE_FORM",
     "VICTIMS_BY_YEAR_AGE_GROUP",
+    "VICTIMS_BY_YEAR_CITIZENSHIP",
+    "VICTIMS_BY_YEAR_COUNTRY_OF_EXPLOITATION",
     "VICTIMS_BY_YEAR_FORM",
     "VICTIMS_BY_YEAR_SEX",
+    "Rate",
     "StreamSpec",
     "age_group",
     "stream",
 ]
+
+MULTIPLE = "Multiple"
+
+# -- the code lists, from the case record schema's model (never its JSON) -----------------------
+
+_CASE_MODEL = default_registry().current("case_record").model
+
+#: ICS-TIP sex/gender codes (HTCDS prs_Gender) a record may hold, ``Unknown`` last.
+SEXES: tuple[str, ...] = tuple(
+    [c for c in _CASE_MODEL.enum_at("$.victims[].sex").symbols if c != UNKNOWN] + [UNKNOWN]
+)
+#: Forms of exploitation a record may hold (FormOfExploitation, ``Unknown`` included).
+FORM_CODES: tuple[str, ...] = _CASE_MODEL.enum_at("$.event.forms_of_exploitation").symbols
+#: The form values of a person (:func:`trust.release.aggregate.form_of`): a code, then
+#: ``Multiple``, then ``Unknown``.
+FORMS: tuple[str, ...] = tuple([c for c in FORM_CODES if c != UNKNOWN] + [MULTIPLE, UNKNOWN])
+#: ISO 3166 alpha-2 codes of the case record's ``Country`` (without ``Unknown``).
+COUNTRY_CODES: tuple[str, ...] = tuple(
+    c for c in _CASE_MODEL.enum_at("$.event.country_of_exploitation").symbols if c != UNKNOWN
+)
+
+
+def _country_labels() -> Mapping[str, str]:
+    path = CODELISTS_DIR / "htcds_v2.0_countries_iso3166_alpha2.csv"
+    with open(path, encoding="utf-8", newline="") as f:
+        return MappingProxyType({r["alpha2"]: r["name"] for r in csv.DictReader(f)})
+
+
+# -- the classifications: one per dimension name ------------------------------------------------
+
+_GENDER = htcds_labels("prs_Gender")
+OTHER_GENDER_IDENTITY = "OtherGenderIdentity"
+
+SEX = Classification(
+    "sex",
+    categories=(
+        Category("Feminine", _GENDER["Feminine"]),
+        Category("Masculine", _GENDER["Masculine"]),
+        Category(
+            OTHER_GENDER_IDENTITY,
+            "Transgender or gender non-conforming",
+            ("TransgenderFeminine", "TransgenderMasculine", "NonConforming"),
+        ),
+        Category(UNKNOWN, "Sex not specified or not recorded", ("NonSpecifiedUnknown", UNKNOWN)),
+    ),
+    code_list=SEXES,
+    note=(
+        "OtherGenderIdentity groups the HTCDS codes TransgenderFeminine, TransgenderMasculine "
+        "and NonConforming; Unknown groups NonSpecifiedUnknown and no value recorded."
+    ),
+)
+
+_AGE_LABELS = {
+    "0-11": "0-11 years",
+    "12-17": "12-17 years",
+    MINOR_BAND_UNKNOWN: "Children, age band not known (under 18)",
+    ADULT_BAND_UNKNOWN: "Adults, age band not known (18 and over)",
+    "18-24": "18-24 years",
+    "25-34": "25-34 years",
+    "35-44": "35-44 years",
+    "45+": "45 years and over",
+    UNKNOWN: "Age not recorded",
+}
+CHILDREN, ADULTS = "0-17", "18+"
+
+AGE_GROUP = Classification(
+    "age_group",
+    categories=tuple(Category(g, _AGE_LABELS[g]) for g in AGE_GROUPS),
+    parents=(
+        Parent(CHILDREN, "Children (0-17 years)", ("0-11", "12-17", MINOR_BAND_UNKNOWN)),
+        Parent(
+            ADULTS,
+            "Adults (18 years and over)",
+            ("18-24", "25-34", "35-44", "45+", ADULT_BAND_UNKNOWN),
+        ),
+    ),
+    code_list=AGE_GROUPS,
+    note=(
+        "Age at identification (the youngest of the person's records), in ICS-TIP bands; a "
+        "person whose records give only an age band or an adult/minor status is in the band "
+        f"that holds it, else in {MINOR_BAND_UNKNOWN!r} (a child) or {ADULT_BAND_UNKNOWN!r} "
+        "(an adult)."
+    ),
+)
+
+_FORM_LABELS = htcds_labels("vic_TypeOfExploitation")
+#: The forms published on their own (UNODC GLOTIP's reporting categories); the rest are grouped.
+MAIN_FORMS: tuple[str, ...] = ("SexualExploitation", "ForcedLabour", "ForcedCriminality")
+OTHER_FORMS = "OtherForms"
+_GROUPED_FORMS = tuple(c for c in FORMS if c not in (*MAIN_FORMS, MULTIPLE, UNKNOWN))
+
+FORM = Classification(
+    "form",
+    categories=(
+        *(Category(c, _FORM_LABELS.get(c, "Forced criminality")) for c in MAIN_FORMS),
+        Category(OTHER_FORMS, "Other forms of exploitation", _GROUPED_FORMS),
+        Category(MULTIPLE, "Several forms recorded"),
+        Category(UNKNOWN, "Form not recorded"),
+    ),
+    code_list=FORMS,
+    note="OtherForms groups " + ", ".join(_GROUPED_FORMS) + ".",
+)
+
+YEAR = Classification("year", kind=YEARS, categories=(Category(UNKNOWN, "Year not recorded"),))
+
+REPEATED, ONCE = "Repeated", "Once"
+VICTIMISATION = Classification(
+    "victimisation",
+    categories=(
+        Category(REPEATED, "Exploited in two or more different years"),
+        Category(ONCE, "Exploited in one year"),
+        Category(UNKNOWN, "Year of exploitation not recorded"),
+    ),
+    code_list=(REPEATED, ONCE, UNKNOWN),
+)
+
+#: How many most frequent countries a country dimension publishes before ``Rest``.
+TOP_COUNTRIES = 10
+_COUNTRY_FIXED = (
+    Category(MULTIPLE, "Several countries recorded"),
+    Category(REST, "All other countries"),
+    Category(UNKNOWN, "Country not recorded"),
+)
+CITIZENSHIP = Classification(
+    "citizenship",
+    kind=MOST_FREQUENT,
+    categories=_COUNTRY_FIXED,
+    code_list=COUNTRY_CODES,
+    code_labels=_country_labels(),
+    top=TOP_COUNTRIES,
+    note=f"The {TOP_COUNTRIES} most frequent citizenships with at least k persons; Multiple: "
+    "two or more citizenships recorded for the person; Rest: every other citizenship.",
+)
+COUNTRY_OF_EXPLOITATION = Classification(
+    "country_of_exploitation",
+    kind=MOST_FREQUENT,
+    categories=_COUNTRY_FIXED,
+    code_list=COUNTRY_CODES,
+    code_labels=_country_labels(),
+    top=TOP_COUNTRIES,
+    note=f"The {TOP_COUNTRIES} most frequent countries of exploitation with at least k "
+    "persons; Multiple: the person's records name two or more; Rest: every other country.",
+)
+
+#: The classification of each dimension name (a stream may declare its own instead).
+CLASSIFICATIONS: Mapping[str, Classification] = MappingProxyType(
+    {
+        c.dimension: c
+        for c in (
+            YEAR,
+            SEX,
+            AGE_GROUP,
+            FORM,
+            VICTIMISATION,
+            CITIZENSHIP,
+            COUNTRY_OF_EXPLOITATION,
+        )
+    }
+)
+
+
+# -- streams ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A stream published as a rate: persons per ``per`` population, the denominator being the
+    population of the aggregate's categories in the ``population`` dimensions (the operator's
+    population file, :mod:`trust.release.population`)."""
+
+    per: int = 100_000
+    population: tuple[str, ...] = ("year", "sex", "age_group")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.per, bool) or not isinstance(self.per, int) or self.per < 1:
+            raise ValueError("a rate is per a whole number of persons >= 1")
+        if not self.population or not set(self.population) <= {"year", "sex", "age_group"}:
+            raise ValueError("a rate's population is by year, sex and age group (some of them)")
 
 
 @dataclass(frozen=True)
@@ -34,6 +283,11 @@ class StreamSpec:
     suppression. ``method``: the disclosure method applied after suppression, by the name it is
     declared under in :mod:`trust.release.disclosure.methods` (``"suppression"``: suppression
     only, values exact).
+
+    ``categories``: the stream's own classification of a dimension, where it differs from
+    :data:`CLASSIFICATIONS` (the standard one of its name). ``structural_zeros``: the rules
+    declaring cells no person can be in. ``rate``: published as a rate per population
+    (None: counts).
     """
 
     name: str
@@ -44,6 +298,9 @@ class StreamSpec:
     min_interval_s: float = 0.0
     margins: bool = False
     method: str = "suppression"
+    categories: tuple[Classification, ...] = ()
+    structural_zeros: tuple[Impossible, ...] = ()
+    rate: Rate | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -53,12 +310,46 @@ class StreamSpec:
             raise ValueError(f"stream {self.name}: min_interval_s must be >= 0")
         if not self.dimensions or len(set(self.dimensions)) != len(self.dimensions):
             raise ValueError(f"stream {self.name}: dimensions must be non-empty and distinct")
+        own = [c.dimension for c in self.categories]
+        if len(set(own)) != len(own) or not set(own) <= set(self.dimensions):
+            raise ValueError(f"stream {self.name}: its own categories must be of its dimensions")
+        for rule in self.structural_zeros:
+            if not rule.dimensions() <= set(self.dimensions):
+                raise ValueError(f"stream {self.name}: a structural zero names another dimension")
+        if self.rate is not None and not set(self.rate.population) <= set(self.dimensions):
+            raise ValueError(f"stream {self.name}: a rate's population is by its dimensions")
 
+    def classification(self, dimension: str) -> Classification:
+        """How the stream publishes ``dimension``; :class:`UnknownDimension` if it cannot."""
+        for c in self.categories:
+            if c.dimension == dimension:
+                return c
+        try:
+            return CLASSIFICATIONS[dimension]
+        except KeyError:
+            raise UnknownDimension(
+                f"stream {self.name}: no classification for dimension {dimension!r}"
+            ) from None
+
+    def classifications(self) -> tuple[Classification, ...]:
+        """Each dimension's classification, in the stream's order."""
+        return tuple(self.classification(d) for d in self.dimensions)
+
+    def hierarchies(self) -> dict[str, tuple[tuple[str, tuple[str, ...]], ...]]:
+        """``{dimension: ((parent, children), …)}`` of the dimensions with a hierarchy."""
+        return {c.dimension: c.hierarchy() for c in self.classifications() if c.parents}
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Every label the stream can publish, per dimension."""
+        return {c.dimension: c.labels() for c in self.classifications()}
+
+
+_PERSONS = "persons (detected victims)"
 
 VICTIMS_BY_YEAR_SEX = StreamSpec(
     "victims_by_year_sex",
     "Detected victims by year of exploitation and sex",
-    "persons (detected victims)",
+    _PERSONS,
     ("year", "sex"),
     margins=True,
 )
@@ -66,7 +357,7 @@ VICTIMS_BY_YEAR_SEX = StreamSpec(
 VICTIMS_BY_YEAR_AGE_GROUP = StreamSpec(
     "victims_by_year_age_group",
     "Detected victims by year of exploitation and age group (children 0-17, adults 18+)",
-    "persons (detected victims)",
+    _PERSONS,
     ("year", "age_group"),
     margins=True,
 )
@@ -74,17 +365,18 @@ VICTIMS_BY_YEAR_AGE_GROUP = StreamSpec(
 VICTIMS_BY_YEAR_FORM = StreamSpec(
     "victims_by_year_form",
     "Detected victims by year and form of exploitation",
-    "persons (detected victims)",
+    _PERSONS,
     ("year", "form"),
     margins=True,
 )
 
-# year x sex x age group x form: secondary suppression of this table takes minutes (see
-# benchmarks/disclosure.py), too slow for every release check, so it keeps cells and total
+# year x sex x age group x form: its LP audit takes about a second, but secondary suppression
+# still about 40 s of CPU for five years (benchmarks/disclosure.py), too slow for every release
+# check: it keeps cells and total under primary suppression
 VICTIMS_BY_SEX_AGE_FORM = StreamSpec(
     "victims_by_sex_age_form",
     "Detected victims by sex, age group, form of exploitation and year",
-    "persons (detected victims)",
+    _PERSONS,
     ("year", "sex", "age_group", "form"),
 )
 
@@ -94,11 +386,57 @@ REPEAT_VICTIMISATION = StreamSpec(
     "persons (detected victims, after linkage)",
     ("year", "sex", "victimisation"),
     margins=True,
+    structural_zeros=(
+        Impossible(
+            "a person with no recorded year of exploitation is neither a repeat nor a "
+            "one-time victim",
+            where=(("year", (UNKNOWN,)), ("victimisation", (REPEATED, ONCE))),
+        ),
+        Impossible(
+            "a person with a recorded year of exploitation is a repeat or a one-time victim",
+            where=(("victimisation", (UNKNOWN,)),),
+            other_than=(("year", (UNKNOWN,)),),
+        ),
+    ),
 )
 """A person is a repeat victim when their linked records name at least two different years of
 exploitation (the manual's repeat victimisation: one person in separate events at different
 times). Records of one event reported by several agencies share its year, so they never make a
-person a repeat victim by themselves; a person whose records name no year is ``Unknown``."""
+person a repeat victim by themselves; a person whose records name no year is ``Unknown``. The
+year is the first year: a person has a year exactly when they are a repeat or a one-time
+victim, so the other cells of those rows are structural zeros."""
+
+SDG_16_2_2 = StreamSpec(
+    "sdg_16_2_2",
+    "SDG indicator 16.2.2: detected victims of trafficking per 100,000 population, by year, "
+    "sex, age group and form of exploitation",
+    "detected victims per 100,000 population",
+    ("year", "sex", "age_group", "form"),
+    margins=True,
+    rate=Rate(per=100_000, population=("year", "sex", "age_group")),
+)
+"""The SDG 16.2.2 indicator from the trust's counts: every aggregate of the year x sex x age
+group x form table after disclosure control, divided by the population of its year, sex and
+age group (a form of exploitation has no population: a rate by form is per the whole
+population of the year, sex and age group). A suppressed count gives a suppressed rate; an
+aggregate without a denominator (sex or age not recorded, a total over the years) is not
+published (:mod:`trust.release.rates`)."""
+
+VICTIMS_BY_YEAR_CITIZENSHIP = StreamSpec(
+    "victims_by_year_citizenship",
+    "Detected victims by year of exploitation and citizenship (most frequent citizenships)",
+    _PERSONS,
+    ("year", "citizenship"),
+    margins=True,
+)
+
+VICTIMS_BY_YEAR_COUNTRY_OF_EXPLOITATION = StreamSpec(
+    "victims_by_year_country_of_exploitation",
+    "Detected victims by year and country of exploitation (most frequent countries)",
+    _PERSONS,
+    ("year", "country_of_exploitation"),
+    margins=True,
+)
 
 STREAMS: dict[str, StreamSpec] = {
     s.name: s
@@ -108,6 +446,9 @@ STREAMS: dict[str, StreamSpec] = {
         VICTIMS_BY_YEAR_FORM,
         VICTIMS_BY_SEX_AGE_FORM,
         REPEAT_VICTIMISATION,
+        SDG_16_2_2,
+        VICTIMS_BY_YEAR_CITIZENSHIP,
+        VICTIMS_BY_YEAR_COUNTRY_OF_EXPLOITATION,
     )
 }
 
@@ -118,3 +459,9 @@ def stream(name: str) -> StreamSpec:
         return STREAMS[name]
     except KeyError:
         raise UnknownStream(f"no release stream is declared as {name!r}") from None
+
+
+#: Every label a release can carry, per dimension, from the standard classifications.
+DIMENSION_LABELS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {name: MappingProxyType(c.labels()) for name, c in CLASSIFICATIONS.items()}
+)

@@ -4,9 +4,9 @@ An agreement is a YAML document per source and version. The format is versioned:
 is the current one, and the loader keeps reading every older format (upcasting it), so an
 agreement signed years ago still loads. Later formats add the fields that later stages enforce.
 
-Format 2 (what the policy point enforces now)::
+Format 3 (what the policy point enforces now)::
 
-    format: 2
+    format: 3
     source_id: police
     version: 2                     # this source's agreement version; the highest in force wins
     in_force_from: 2024-01-01      # inclusive, judged by the trust's clock when a message arrives
@@ -24,9 +24,17 @@ Format 2 (what the policy point enforces now)::
                                    #   of two sources that both declare a scheme and carry the
                                    #   same value link deterministically, before any scoring
       encoding: plain              # how identifiers arrive: plain (the only one supported now)
+    privacy_budget:                # optional; without it no differentially private release
+      epsilon: 1.0                 #   counts this source. The total epsilon (and delta, default
+      delta: 0.0                   #   0: Gaussian noise needs delta > 0) all differentially
+                                   #   private releases counting this source may spend, per
+                                   #   consumer, over their whole life: it never refreshes
 
-Two sources' records are linked only when BOTH agreements in force allow it. Format 1 is format 2
-without ``linkage`` (linking as the defaults say: it was written when every shared identifier was
+Two sources' records are linked only when BOTH agreements in force allow it. A privacy budget is
+spent by every release that counts the source (the ledger, ``trust.release.ledger``); a release
+counting several sources is limited by the smallest remaining budget among them. Format 2 is
+format 3 without ``privacy_budget`` (no differentially private release counts the source); format
+1 is format 2 without ``linkage`` (linking as the defaults say: it was written when every shared identifier was
 shared for linkage).
 
 Format 0 (the first slice's files, no ``format`` key) had ``consumers_allowed: [names]`` and no
@@ -39,6 +47,7 @@ Every problem of a file is reported at once, by key path (never by value).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +62,7 @@ from schemas.fields import Pruner
 from transport.topics import validate_name
 from trust.convert import make_converter
 
-FORMAT = 2
+FORMAT = 3
 LEGACY_PURPOSE = "statistics"
 ANY_SOURCE = "*"
 ENCODINGS = ("plain",)
@@ -94,6 +103,15 @@ class LinkageTerms:
 
 
 @dataclass(frozen=True)
+class PrivacyBudget:
+    """The total privacy loss all differentially private releases counting a source may cause,
+    per consumer (basic composition: epsilons and deltas add up). Spent, never refreshed."""
+
+    epsilon: float
+    delta: float = 0.0
+
+
+@dataclass(frozen=True)
 class Agreement:
     source_id: str
     version: int
@@ -103,6 +121,7 @@ class Agreement:
     releases_allowed: tuple[ReleaseGrant, ...] = ()
     min_cell_size: int = 10
     linkage: LinkageTerms = LinkageTerms()
+    privacy_budget: PrivacyBudget | None = None
 
     def in_force(self, at: dt.date) -> bool:
         return self.in_force_from <= at and (
@@ -147,10 +166,17 @@ def _structure_int(value: Any, _: type) -> int:
     return value
 
 
+def _structure_float(value: Any, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("a number")
+    return float(value)
+
+
 def _make_converter() -> cattrs.Converter:
     # the trust's one converter's rules, strict about unknown keys (people write these files)
     c = make_converter(forbid_extra_keys=True)
     c.register_structure_hook(int, _structure_int)
+    c.register_structure_hook(float, _structure_float)
     c.register_structure_hook(
         ReleaseGrant,
         lambda d, _: _grant(d),
@@ -180,6 +206,10 @@ def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
     doc = dict(data)
     fmt = doc.pop("format", 0)
     if fmt == FORMAT:
+        return doc
+    if fmt in (1, 2) and "privacy_budget" in doc:
+        raise AgreementError("agreement", ["$.privacy_budget: needs format 3"])
+    if fmt == 2:
         return doc
     if fmt == 1:
         if "linkage" in doc:
@@ -234,6 +264,12 @@ def parse_agreement(data: Mapping[str, Any], where: str = "agreement") -> Agreem
             problems.append(f"$.linkage.shared_identifiers[{i}]: a scheme name (like a source id)")
     if agreement.linkage.encoding not in ENCODINGS:
         problems.append(f"$.linkage.encoding: one of {', '.join(ENCODINGS)}")
+    budget = agreement.privacy_budget
+    if budget is not None:
+        if not (math.isfinite(budget.epsilon) and budget.epsilon > 0):
+            problems.append("$.privacy_budget.epsilon: a number above 0")
+        if not (math.isfinite(budget.delta) and 0 <= budget.delta < 1):
+            problems.append("$.privacy_budget.delta: a number from 0, below 1")
     if problems:
         raise AgreementError(where, problems)
     return agreement
@@ -252,6 +288,7 @@ def _messages(exc: BaseException) -> list[str]:
 
 _EXPECTED = {
     "int": "a whole number",
+    "float": "a number",
     "str": "text",
     "date": "a date (YYYY-MM-DD)",
     "ReleaseGrant": "a mapping with consumer (a name) and purposes (a non-empty list of names)",

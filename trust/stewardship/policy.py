@@ -8,6 +8,8 @@
   allows that consumer and purpose (deny by default); the others are left out, and the release
   says how many. A subscription no contributing source allows gets no release at all.
 - Which k applies: the strictest among the stream's and the included sources' agreements.
+- Which privacy budget each included source's agreement grants (differentially private releases
+  spend it, per consumer; the release ledger keeps the account).
 
 The answers for a release are fixed in a :class:`ReleasePlan` before any data is touched.
 """
@@ -22,7 +24,7 @@ from schemas.envelope import MessageKind
 from schemas.fields import Pruner
 from transport import topics
 from trust.release.streams import StreamSpec
-from trust.stewardship.agreement import Agreement, Agreements
+from trust.stewardship.agreement import Agreement, Agreements, PrivacyBudget
 
 USE_REDUCING: frozenset[MessageKind] = frozenset(
     {MessageKind.RECORD_RETRACTION, MessageKind.CONSENT_WITHDRAWAL, MessageKind.DISPOSAL_REQUEST}
@@ -66,6 +68,8 @@ class ReleasePlan:
     sources_left_out: int  # contributing sources whose agreement does not allow this
     k: int
     agreement_versions: tuple[tuple[str, int], ...]
+    #: each included source's privacy budget (None: its agreement grants none), in source order
+    privacy_budgets: tuple[tuple[str, PrivacyBudget | None], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -137,6 +141,12 @@ class Policy:
         assert a is not None and b is not None
         return frozenset(a.linkage.shared_identifiers) & frozenset(b.linkage.shared_identifiers)
 
+    def privacy_budget(self, source_id: str, at_ms: int) -> PrivacyBudget | None:
+        """The privacy budget the agreement in force at ``at_ms`` grants for ``source_id``'s
+        persons (None: no agreement in force, or it grants none — deny by default)."""
+        a = self.agreements.in_force_or_none(source_id, _utc_date(at_ms))
+        return None if a is None else a.privacy_budget
+
     def fields_kept(self, agreement: Agreement) -> Pruner:
         """What the agreement lets the trust keep of a case record."""
         return self.agreements.pruner(agreement)
@@ -170,4 +180,5 @@ class Policy:
             sources_left_out=left_out,
             k=k,
             agreement_versions=tuple((a.source_id, a.version) for a in included),
+            privacy_budgets=tuple((a.source_id, a.privacy_budget) for a in included),
         )

@@ -43,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 
-from schemas.rules import age_group
+from schemas.rules import age_group_of
 from trust.store.db import bulk_insert, writer
 from trust.store.events import (
     ConsentWithdrawn,
@@ -418,6 +418,12 @@ def _accept(
     tip_event = ev.record.get("event") or {}
     year = tip_event.get("year_of_exploitation")
     forms = ";".join(sorted(set(tip_event.get("forms_of_exploitation") or ())))
+    countries = _codes(
+        [
+            tip_event.get("country_of_exploitation"),
+            *(tip_event.get("countries_of_exploitation") or ()),
+        ]
+    )
     prev = records.get(key)
     version = (prev["version"] if prev is not None else 0) + 1
     records[key] = _record_row(
@@ -429,15 +435,22 @@ def _accept(
         vid = victim["victim_id"]
         before = old.get(vid)
         age = victim.get("age_at_identification")
+        lower, upper = victim.get("age_range_lower"), victim.get("age_range_upper")
+        status = victim.get("majority_status") or "Unknown"
         new[vid] = {
             "source_id": ev.source_id,
             "case_id": ev.case_id,
             "victim_id": victim["victim_id"],
             "sex": victim.get("sex") or "Unknown",
             "age_at_identification": age,
-            "age_group": age_group(age),
+            "age_range_lower": lower,
+            "age_range_upper": upper,
+            "majority_status": status,
+            "age_group": age_group_of(age, lower, upper, status),
             "forms_of_exploitation": forms,
             "year_of_exploitation": year,
+            "citizenships": _codes(victim.get("citizenships") or ()),
+            "countries_of_exploitation": countries,
             "consent_withdrawn": bool(before and before["consent_withdrawn"])
             or (vid, CONSENT_WITHDRAWN) in erased,
             "disposed": bool(before and before["disposed"])
@@ -446,6 +459,11 @@ def _accept(
             "retracted": False,
         }
     persons[key] = new
+
+
+def _codes(codes: Iterable[str | None]) -> str:
+    """Country codes as a ``proj_persons`` column: ``;``-joined, sorted, ``Unknown`` left out."""
+    return ";".join(sorted({c for c in codes if c and c != "Unknown"}))
 
 
 def by_source(keys: Iterable[CaseKey]) -> Iterable[tuple[str, list[str]]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -117,9 +118,19 @@ class ProjPerson(Base):
     victim_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     sex: Mapped[str] = mapped_column(String(32))
     age_at_identification: Mapped[int | None] = mapped_column(Integer)
-    age_group: Mapped[str] = mapped_column(String(16))
+    # when the exact age is not recorded: the age range (a band such as 18-20; None: open on
+    # that side) and the majority status (Adult, Minor or Unknown), as the record gives them
+    age_range_lower: Mapped[int | None] = mapped_column(Integer)
+    age_range_upper: Mapped[int | None] = mapped_column(Integer)
+    majority_status: Mapped[str] = mapped_column(String(16), server_default="Unknown")
+    # the release age group of the record alone (schemas.rules.age_group_of)
+    age_group: Mapped[str] = mapped_column(String(32))
     forms_of_exploitation: Mapped[str] = mapped_column(Text)  # ";"-joined, sorted
     year_of_exploitation: Mapped[int | None] = mapped_column(Integer)
+    # ISO 3166 alpha-2 codes, ";"-joined and sorted, "Unknown" left out ("": none known): the
+    # victim's citizenships, and the case's countries of exploitation (its country and list)
+    citizenships: Mapped[str] = mapped_column(Text, server_default="")
+    countries_of_exploitation: Mapped[str] = mapped_column(Text, server_default="")
     consent_withdrawn: Mapped[bool] = mapped_column(Boolean)
     disposed: Mapped[bool] = mapped_column(Boolean)
     # A retracted case keeps its persons flagged (not deleted) so that a withdrawal of consent
@@ -324,6 +335,53 @@ class VaultSecret(Base):
     rotated_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class PrivacyLedgerEntry(Base):
+    """The privacy budget (epsilon, delta) one differentially private release spent, charged to
+    each source whose persons it counts, for the consumer it was issued to. Written in the same
+    transaction as the release's ``ReleaseIssued``; never emptied or rebuilt (a budget spent
+    stays spent: budgets never refresh silently). A (consumer, source)'s spend is the sum of its
+    rows."""
+
+    __tablename__ = "privacy_ledger"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    release_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    epsilon: Mapped[float] = mapped_column(Double)
+    delta: Mapped[float] = mapped_column(Double)
+    recorded_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    """Owned by the audit log (``trust.stewardship.audit``): one entry per audited stored event,
+    append-only and never rebuilt. ``entry`` is the entry's canonical JSON (no personal data),
+    the Merkle leaf; ``chain`` = SHA-256(previous entry's chain ‖ entry), hex."""
+
+    __tablename__ = "audit_entries"
+
+    leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry: Mapped[str] = mapped_column(Text)
+    chain: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """Owned by the audit log: the signed tree head after each batch of entries (RFC 6962 root
+    and chain head at ``tree_size``), with the tree's right edge to grow it from (``frontier``,
+    a JSON list of hex subtree roots). Unsigned when the trust had no release key."""
+
+    __tablename__ = "audit_checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[str] = mapped_column(String(64))
+    chain: Mapped[str] = mapped_column(String(64))
+    frontier: Mapped[str] = mapped_column(Text)
+    issued_at_ms: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(128))  # base64 Ed25519
+
+
 def _table(cls: type[Base]) -> Table:
     table = cls.__table__
     assert isinstance(table, Table)
@@ -352,6 +410,7 @@ proj_link_overrides = _table(ProjLinkOverride)
 link_blocks = _table(LinkBlock)
 link_features = _table(LinkFeature)
 link_terms = _table(LinkTerm)
+privacy_ledger = _table(PrivacyLedgerEntry)
 
 PROJECTION_TABLES: tuple[Table, ...] = (
     proj_records,

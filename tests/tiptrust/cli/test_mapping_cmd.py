@@ -154,7 +154,8 @@ def test_a_ctdc_export_publishes_every_row_with_the_proposed_mapping(
         "$.event.industry",
     } <= paths  # fmt: skip
     text = mapping.read_text("utf-8")
-    assert "ageBroad: age bands need the age-range fields" in text  # left, and said why
+    assert "majorityEntry: adult/minor status at entry" in text  # left, and said why
+    assert "age_range" in text and "majority_status" in text  # bands and status: proposed
 
     code, output = run("mapping", "check", "--input", str(export), "--mapping", str(mapping),
                        "--source", SOURCE, "--json")  # fmt: skip
@@ -163,6 +164,7 @@ def test_a_ctdc_export_publishes_every_row_with_the_proposed_mapping(
     assert (report["rows"], report["rows_published"], report["rows_withheld"]) == (2000, 2000, 0)
     shares = {f["target"]: f["share"] for f in report["fields"]}
     assert shares["$.victims[].sex"] == 1.0
+    assert shares["$.victims[].age_range"] == 1.0  # every band read: no one left in "Unknown"
     assert 0.5 < shares["$.event.methods_of_control"] < 1.0  # rows with no 1 add nothing
 
     # published without a single edit to the proposal

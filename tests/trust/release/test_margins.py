@@ -121,7 +121,7 @@ def test_age_groups_publish_children_and_adults(store: EventStore) -> None:
     [made] = make_stage(store, VICTIMS_BY_YEAR_AGE_GROUP.name).release_once()
     r = made.release
     by = {(a.dimensions, a.key): a.value for a in r.aggregates}
-    assert r.hierarchies["age_group"]["0-17"] == ("0-11", "12-17")
+    assert r.hierarchies["age_group"]["0-17"] == ("0-11", "12-17", "0-17 band unknown")
     assert by[(("age_group",), ("18+",))] == 59
     assert by[(("age_group",), ("0-17",))] in (None, 12)  # with Unknown (0) hidden, 0-17 must be
     assert r.labels["age_group"]["0-17"].startswith("Children")

@@ -18,6 +18,7 @@ from trust.stewardship.agreement import (
     Agreements,
     LinkageTerms,
     NoAgreement,
+    PrivacyBudget,
     ReleaseGrant,
     load_agreement,
     parse_agreement,
@@ -85,7 +86,8 @@ def test_format_1_is_read_and_written_back_in_the_current_format(tmp_path: Path)
     save_agreement(tmp_path / "a.yaml", a)
     assert load_agreement(tmp_path / "a.yaml") == a
     written = yaml.safe_load((tmp_path / "a.yaml").read_text())
-    assert written["format"] == 2
+    assert written["format"] == 3
+    assert written["privacy_budget"] is None  # format 1 grants no privacy budget
     assert written["linkage"] == {"link_with": ["*"], "shared_identifiers": [], "encoding": "plain"}
     assert a.linkage == LinkageTerms()  # format 1 links as the defaults say
 
@@ -235,3 +237,40 @@ def test_format_2_linkage_terms_are_checked_by_path() -> None:
     doc["format"] = 1
     with pytest.raises(AgreementError, match=r"\$\.linkage: needs format 2"):
         parse_agreement(doc)
+
+
+def test_format_3_grants_a_privacy_budget_that_the_plan_carries() -> None:
+    doc = yaml.safe_load(FORMAT_1)
+    doc["format"] = 3
+    doc["privacy_budget"] = {"epsilon": 1, "delta": 1e-6}
+    a = parse_agreement(doc)
+    assert a.privacy_budget == PrivacyBudget(1.0, 1e-6)
+    assert parse_agreement(a.to_mapping()) == a
+    registry = default_registry().current("case_record")
+    policy = Policy(Agreements([a], registry))
+    sub = Subscription("ministry", VICTIMS_BY_SEX_AGE_FORM.name, "statistics")
+    at = int(dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    plan = policy.plan(sub, VICTIMS_BY_SEX_AGE_FORM, ["police"], at)
+    assert plan.privacy_budgets == (("police", PrivacyBudget(1.0, 1e-6)),)
+    assert policy.privacy_budget("police", at) == PrivacyBudget(1.0, 1e-6)
+    assert policy.privacy_budget("nobody", at) is None
+
+
+def test_a_privacy_budget_needs_format_3_and_is_checked_by_path() -> None:
+    doc = yaml.safe_load(FORMAT_1)
+    doc["format"] = 2
+    doc["privacy_budget"] = {"epsilon": 1.0}
+    with pytest.raises(AgreementError, match=r"\$\.privacy_budget: needs format 3"):
+        parse_agreement(doc)
+    doc["format"] = 3
+    doc["privacy_budget"] = {"epsilon": 0, "delta": 1}
+    with pytest.raises(AgreementError) as info:
+        parse_agreement(doc)
+    assert info.value.problems == [
+        "$.privacy_budget.epsilon: a number above 0",
+        "$.privacy_budget.delta: a number from 0, below 1",
+    ]
+    doc["privacy_budget"] = {"epsilon": "plenty", "refresh": "monthly"}
+    with pytest.raises(AgreementError) as info:
+        parse_agreement(doc)
+    assert "plenty" not in str(info.value) and "refresh" in str(info.value)

@@ -22,7 +22,7 @@ from trust.release.disclosure.table import BoolArray, HierarchicalTable
 from trust.release.history import AggregateKey  # (dimensions, categories): defined without numpy
 
 #: Every exact value published earlier, per aggregate.
-History = Mapping[AggregateKey, Collection[int]]
+History = Mapping[AggregateKey, Collection[float]]
 
 DIFFERENCING_METHOD = (
     "differencing safety: a value is published exactly only if it differs by 0 or by at least k "
@@ -30,7 +30,7 @@ DIFFERENCING_METHOD = (
 )
 
 
-def too_close(value: int, earlier: Iterable[int], k: int) -> bool:
+def too_close(value: float, earlier: Iterable[float], k: int) -> bool:
     """True when ``value`` differs from an earlier exact value by 1 .. k-1 (it may not be
     published exactly: the difference would reveal a change smaller than k)."""
     return any(0 < abs(value - v) < k for v in earlier)

@@ -1,19 +1,21 @@
 """Primary cell suppression at a minimum cell size k, zeros included (method note: suppression.md).
 
 Every cell with a count below k — zero too — is suppressed; every other cell is published
-exactly. The total is published when it is at least k. Further steps (secondary suppression,
-rounding, differential privacy) plug into :class:`DisclosurePolicy` after this one.
+exactly. The total is published when it is at least k. Further steps (rounding, cell-key
+perturbation: ``noise.md``) plug in after this one (:func:`apply_step`); a step that perturbs
+marks the table not ``exact``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from trust.release.aggregate import CountTable
 from trust.release.errors import InvalidThreshold, UnprotectedTable
+from trust.release.history import AggregateKey
 from trust.release.streams import StreamSpec
 
 PRIMARY_METHOD = "primary suppression of cells below k (zeros included)"
@@ -51,7 +53,9 @@ class SuppressedTable:
     ``aggregates``: when the table is published with its margins, every cell, margin and the
     total (``cells`` and ``total`` then repeat the cells' and the total's values), and
     ``hierarchies`` the parents of the hierarchical dimensions (``{dimension: {parent:
-    children}}``); empty when only the cells and the total are published.
+    children}}``); empty when only the cells and the total are published. ``exact``: False when
+    the published values were rounded or perturbed (none of them is then an exact count);
+    ``parameters``: the method's parameters as the release states them (never a secret).
     """
 
     stream: str
@@ -66,6 +70,8 @@ class SuppressedTable:
     steps: tuple[str, ...]
     aggregates: tuple[TableAggregate, ...] = ()
     hierarchies: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    exact: bool = True
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def method(self) -> str:
@@ -140,10 +146,7 @@ class DisclosurePolicy:
         """Primary suppression at ``k``, then each further step in order."""
         out = primary_suppression(table, self.k)
         for step in self.steps:
-            before, out = out, step.apply(out)
-            _check_no_more_revealed(before, out, step.method)
-            # the policy, not the step, records what was applied, so the method can't omit it
-            out = dataclasses.replace(out, steps=(*before.steps, step.method))
+            out = apply_step(out, step)
         return out
 
     @classmethod
@@ -155,6 +158,55 @@ class DisclosurePolicy:
     def method(self) -> str:
         """The method statement of tables this policy produces."""
         return "; ".join([PRIMARY_METHOD, *(s.method for s in self.steps)])
+
+
+def apply_step(table: SuppressedTable, step: DisclosureStep) -> SuppressedTable:
+    """``table`` after ``step``, checked to reveal nothing an earlier step hid, with the step's
+    method appended to its ``steps`` (by this function, not the step, so no step can omit it)."""
+    out = step.apply(table)
+    _check_no_more_revealed(table, out, step.method)
+    if table.exact is False and out.exact is not False:
+        raise UnprotectedTable(f"disclosure step {step.method!r} marked perturbed values exact")
+    return dataclasses.replace(out, steps=(*table.steps, step.method))
+
+
+def map_published(
+    table: SuppressedTable,
+    value: Callable[[AggregateKey, int], int],
+    parameters: Mapping[str, str],
+) -> SuppressedTable:
+    """``table`` with every published value ``v`` of every aggregate ``a`` (cells, margins, total)
+    replaced by ``value(a, v)``, marked not exact, with ``parameters`` added. A new value below the
+    table's k is suppressed (saying less than the value itself would). ``value`` must be a
+    function of its arguments: a cell is listed in ``cells`` and in ``aggregates`` and gets the
+    same value in both."""
+    k = table.k
+
+    def new(a: AggregateKey, v: int | None) -> int | None:
+        if v is None:
+            return None
+        out = value(a, v)
+        return out if out >= k else None
+
+    dims = table.dimensions
+    cells = tuple(
+        SuppressedCell(c.key, n, n is None)
+        for c, n in ((c, new((dims, c.key), c.count)) for c in table.cells)
+    )
+    total = new(((), ()), table.total)
+    aggregates = tuple(
+        TableAggregate(a.dimensions, a.key, new((a.dimensions, a.key), a.value))
+        for a in table.aggregates
+    )
+    return dataclasses.replace(
+        table,
+        cells=cells,
+        total=total,
+        total_suppressed=total is None,
+        aggregates=aggregates,
+        exact=False,
+        parameters={**table.parameters, **parameters},
+    )
 
 
 def _check_no_more_revealed(before: SuppressedTable, after: SuppressedTable, step: str) -> None:
