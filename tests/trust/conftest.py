@@ -20,3 +20,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
     s = open_store(url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[EventStore]:
+    """A fresh, migrated event store on SQLite only (for modules whose subject is not the
+    backend; they alias it as their ``store``)."""
+    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        yield s
+    finally:
+        s.close()

@@ -348,18 +348,12 @@ class TextSimilarityComparison(_OneField):
 
 
 @dataclass(frozen=True, slots=True)
-class BirthYearEstimateComparison:
-    """The year of birth where at least one record knows it only from an age: within a year
-    (an age is a year of birth give or take one), within three, other. No data where both
-    records have a date of birth (the date comparison weighs those) or either has neither."""
+class _Context:
+    """A comparison of the record's context (fixed name and levels, full weight, no
+    term-frequency adjustment)."""
 
-    @property
-    def name(self) -> str:
-        return "age"
-
-    @property
-    def levels(self) -> tuple[str, ...]:
-        return ("within_1_year", "within_3_years", "other")
+    name: str
+    levels: tuple[str, ...]
 
     @property
     def term_frequency_column(self) -> str | None:
@@ -368,6 +362,16 @@ class BirthYearEstimateComparison:
     @property
     def penalty_only(self) -> bool:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class BirthYearEstimateComparison(_Context):
+    """The year of birth where at least one record knows it only from an age: within a year
+    (an age is a year of birth give or take one), within three, other. No data where both
+    records have a date of birth (the date comparison weighs those) or either has neither."""
+
+    name: str = "age"
+    levels: tuple[str, ...] = ("within_1_year", "within_3_years", "other")
 
     def compare(self, pairs: PairView) -> Levels:
         yl, yr = pairs.left_ints("birth_estimate"), pairs.right_ints("birth_estimate")
@@ -378,25 +382,12 @@ class BirthYearEstimateComparison:
 
 
 @dataclass(frozen=True, slots=True)
-class EventYearComparison:
+class EventYearComparison(_Context):
     """The year of exploitation: the same, a year apart, other (the same person in separate
     events is a repeat victim: the model learns how often matches differ)."""
 
-    @property
-    def name(self) -> str:
-        return "event_year"
-
-    @property
-    def levels(self) -> tuple[str, ...]:
-        return ("exact", "one_year_apart", "other")
-
-    @property
-    def term_frequency_column(self) -> str | None:
-        return None
-
-    @property
-    def penalty_only(self) -> bool:
-        return False
+    name: str = "event_year"
+    levels: tuple[str, ...] = ("exact", "one_year_apart", "other")
 
     def compare(self, pairs: PairView) -> Levels:
         yl, yr = pairs.left_ints("event_year"), pairs.right_ints("event_year")
@@ -406,24 +397,11 @@ class EventYearComparison:
 
 
 @dataclass(frozen=True, slots=True)
-class FormsComparison:
+class FormsComparison(_Context):
     """The forms of exploitation: the same set, overlapping sets, disjoint sets."""
 
-    @property
-    def name(self) -> str:
-        return "forms"
-
-    @property
-    def levels(self) -> tuple[str, ...]:
-        return ("same", "overlap", "other")
-
-    @property
-    def term_frequency_column(self) -> str | None:
-        return None
-
-    @property
-    def penalty_only(self) -> bool:
-        return False
+    name: str = "forms"
+    levels: tuple[str, ...] = ("same", "overlap", "other")
 
     def compare(self, pairs: PairView) -> Levels:
         fl = np.asarray(pairs.table.forms[pairs.left_index])

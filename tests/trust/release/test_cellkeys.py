@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 from trust.release.cellkeys import RecordKeys, cell_keys, person_cells
 from trust.release.disclosure.cellkey import KEY_MODULUS, PerturbationTable
 from trust.release.streams import VICTIMS_BY_YEAR_SEX
-from trust.store.eventstore import EventStore, open_store
+from trust.store.eventstore import EventStore
 from trust.store.tables import release_person_cells
 
 SPEC = VICTIMS_BY_YEAR_SEX
@@ -21,12 +20,8 @@ KEYS = RecordKeys(b"k" * 32)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: EventStore) -> EventStore:
+    return sqlite_store
 
 
 def put(store: EventStore, rows: Sequence[tuple[str, tuple[str, ...], str]]) -> None:

@@ -5,8 +5,7 @@ Rest and Unknown; migration 0007 fills them for records accepted before it."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -35,12 +34,8 @@ COUNTRY_STREAMS = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: EventStore) -> EventStore:
+    return sqlite_store
 
 
 def record(

@@ -31,12 +31,8 @@ DAY0 = 1_760_000_000.0  # seconds
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: EventStore) -> EventStore:
+    return sqlite_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

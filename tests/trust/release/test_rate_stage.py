@@ -5,8 +5,6 @@ rule (a rate and its public denominator publish the count)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +14,7 @@ from trust.release.publish import ReleaseSigner
 from trust.release.rates import implied_counts
 from trust.release.stage import ReleaseStage
 from trust.release.streams import VICTIMS_BY_YEAR_SEX, Rate, StreamSpec
-from trust.store.eventstore import EventStore, open_store
+from trust.store.eventstore import EventStore
 
 from .test_noise_stage import DAY0, KEY, add_persons, opened, policy, recorded, subscribe
 from .test_rates import population
@@ -30,12 +28,8 @@ RATE = dataclasses.replace(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: EventStore) -> EventStore:
+    return sqlite_store
 
 
 def _stage(
