@@ -169,8 +169,12 @@ def run_demo(
     with open_log(url) as log:
         keys = wiring.release_public_keys(home.release_keys)
         for stream in STREAMS:
-            with Subscriber(log, stream, CONSUMER, keys, ReleaseWriter(root / "out")) as sub:
+            writer = ReleaseWriter(root / "out", charts=True)
+            with Subscriber(log, stream, CONSUMER, keys, writer) as sub:
                 got = sub.run_once()
-            summary.release_files += [str(p) for p in got.written]
+            # the tables and the folder's README; the charts (PNG and SVG) by their folder
+            shown = [p for p in got.written if p.suffix == ".csv" or p.name == "README.txt"]
+            charts = sorted({p.parent for p in got.written if p.suffix in (".png", ".svg")})
+            summary.release_files += [str(p) for p in shown] + [f"{c}/" for c in charts]
     summary.seconds = time.monotonic() - started
     return summary
