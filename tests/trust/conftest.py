@@ -11,8 +11,9 @@ from trust.store.eventstore import EventStore, open_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    """A fresh, migrated event store on each backend (a module may define its own instead)."""
+def backend_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    """A fresh, migrated event store on each backend (under this name also in modules that
+    define their own ``store``)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"
     else:
@@ -20,6 +21,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore
     s = open_store(url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def store(backend_store: EventStore) -> EventStore:
+    """A fresh, migrated event store on each backend (a module may define its own instead)."""
+    return backend_store
 
 
 @pytest.fixture

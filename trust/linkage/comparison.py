@@ -176,15 +176,8 @@ def _assign(n: int, null: Mask, conditions: Sequence[Mask]) -> Levels:
 
 
 @dataclass(frozen=True, slots=True)
-class _OneField:
-    """A comparison of one field, named after it; no term-frequency adjustment and full weight
-    unless a subclass says otherwise."""
-
-    field_name: str
-
-    @property
-    def name(self) -> str:
-        return self.field_name
+class _FullWeight:
+    """No term-frequency adjustment and full weight, unless a subclass says otherwise."""
 
     @property
     def term_frequency_column(self) -> str | None:
@@ -193,6 +186,17 @@ class _OneField:
     @property
     def penalty_only(self) -> bool:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class _OneField(_FullWeight):
+    """A comparison of one field, named after it."""
+
+    field_name: str
+
+    @property
+    def name(self) -> str:
+        return self.field_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,20 +352,11 @@ class TextSimilarityComparison(_OneField):
 
 
 @dataclass(frozen=True, slots=True)
-class _Context:
-    """A comparison of the record's context (fixed name and levels, full weight, no
-    term-frequency adjustment)."""
+class _Context(_FullWeight):
+    """A comparison of the record's context (a fixed name and levels)."""
 
     name: str
     levels: tuple[str, ...]
-
-    @property
-    def term_frequency_column(self) -> str | None:
-        return None
-
-    @property
-    def penalty_only(self) -> bool:
-        return False
 
 
 @dataclass(frozen=True, slots=True)

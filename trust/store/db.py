@@ -87,14 +87,15 @@ def writer(engine: Engine) -> Engine:
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """An INSERT with ``on_conflict_do_*`` for this connection's dialect (SQLite/PostgreSQL)."""
-    name = conn.dialect.name
-    if name == "sqlite":
-        ins: Insert = sqlite.insert(table)
-    elif name == "postgresql":
-        ins = postgresql.insert(table)
-    else:  # pragma: no cover - only the two supported databases
-        raise NotImplementedError(f"unsupported database {name!r}")
-    return ins
+    return _insert_for(conn.dialect.name, table)
+
+
+def _insert_for(dialect_name: str, table: Table) -> Insert:
+    if dialect_name == "sqlite":
+        return sqlite.insert(table)
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    raise NotImplementedError(f"unsupported database {dialect_name!r}")  # pragma: no cover
 
 
 _APPEND_LOCK = 0x7469707472757374  # "tiptrust"
@@ -149,12 +150,7 @@ def bulk_insert_ignoring(
 def _compiled_insert_ignoring(
     dialect: Dialect, table: Table, keys: tuple[str, ...], conflict: tuple[str, ...]
 ) -> tuple[str, tuple[str, ...] | None]:
-    if dialect.name == "sqlite":
-        ins: Any = sqlite.insert(table)
-    elif dialect.name == "postgresql":
-        ins = postgresql.insert(table)
-    else:  # pragma: no cover - only the two supported databases
-        raise NotImplementedError(f"unsupported database {dialect.name!r}")
+    ins: Any = _insert_for(dialect.name, table)
     stmt = ins.on_conflict_do_nothing(index_elements=[table.c[c] for c in conflict])
     compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
     order = tuple(compiled.positiontup or ()) if compiled.positional else None

@@ -3,30 +3,13 @@ limits, and a refused charge writes nothing (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from trust.release.disclosure.dp import PrivacyCost
 from trust.release.ledger import BudgetExhausted, Ledger, NoPrivacyBudget
 from trust.stewardship.agreement import PrivacyBudget
 from trust.store.db import writer
-from trust.store.eventstore import EventStore, open_store
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
-    s = open_store(url)
-    try:
-        yield s
-    finally:
-        s.close()
-
+from trust.store.eventstore import EventStore
 
 BUDGETS = (("police", PrivacyBudget(1.0)), ("ngo", PrivacyBudget(0.3)))
 TENTH = PrivacyCost(0.1)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,7 +20,7 @@ from trust.release.streams import VICTIMS_BY_YEAR_FORM, VICTIMS_BY_YEAR_SEX, Str
 from trust.stewardship.agreement import Agreement, Agreements, PrivacyBudget, ReleaseGrant
 from trust.stewardship.policy import Policy
 from trust.store.events import ReleaseIssued, SubscriptionAdded, new_event_id
-from trust.store.eventstore import EventStore, Position, open_store
+from trust.store.eventstore import EventStore, Position
 from trust.store.tables import privacy_ledger
 
 KEY = SigningKey.generate("trust")
@@ -33,20 +31,6 @@ DAY0 = 1_760_000_000.0  # seconds
 @pytest.fixture
 def store(sqlite_store: EventStore) -> EventStore:
     return sqlite_store
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    """The store on both backends (the ledger's charge shares the release's transaction)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_schema_url")
-    s = open_store(url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def policy(budget: PrivacyBudget | None = None, k: int = 10) -> Policy:
@@ -168,9 +152,10 @@ def test_a_keyed_method_needs_the_secret_and_an_unknown_method_fails_at_construc
 
 
 def test_a_dp_stream_releases_through_opendp_until_the_budget_refuses(
-    any_store: EventStore,
+    backend_store: EventStore,
 ) -> None:
-    store = any_store
+    """On both backends: the ledger's charge shares the release's transaction."""
+    store = backend_store
     spec = dataclasses.replace(VICTIMS_BY_YEAR_SEX, method="dp_discrete_laplace", min_interval_s=60)
     now = [DAY0]
     s = stage(store, [spec], budget=PrivacyBudget(0.25), now=now)
