@@ -8,7 +8,8 @@ records column-wise, so comparisons run over arrays of pairs rather than pair by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -86,6 +87,35 @@ class PreparedRecord:
     birth_year_from_age: bool = False
     event_year: int = -1
     forms: frozenset[str] = frozenset()
+    #: the record's values in :class:`RecordTable`'s column order, taken once: the resolver
+    #: builds a table from the same stored records for every new record that meets them
+    row: tuple[Any, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "row", _table_row(self))
+
+
+def _name_parts(n: NormalisedName | None) -> tuple[str, str, str, bool, bool]:
+    """text, key, ordered key, several parts, key long enough (see :class:`RecordTable`)."""
+    if n is None:
+        return "", "", "", False, False
+    key = str(n.key)
+    return str(n.text), key, str(n.ordered_key), len(n.parts) > 1, len(key) >= SHORT_KEY
+
+
+def _table_row(r: PreparedRecord) -> tuple[Any, ...]:
+    g_text, g_key, g_ordered, g_multi, g_long = _name_parts(r.given)
+    s_text, s_key, s_ordered, s_multi, s_long = _name_parts(r.surname)
+    b = r.birth
+    year = -1 if b is None or b.year is None else b.year
+    month = -1 if b is None or b.month is None else b.month
+    day = -1 if b is None or b.day is None else b.day
+    return (
+        g_text, s_text, g_key, s_key, g_ordered, s_ordered, g_multi, s_multi, g_long, s_long,
+        year, month, day, "" if b is None else b.digits(),
+        r.sex, r.nationality, r.document, r.address, r.postcode,
+        r.birth_year_estimate, r.birth_year_from_age, r.event_year,
+    )  # fmt: skip
 
 
 def _year(text: str, column: str) -> int:
@@ -194,41 +224,38 @@ class RecordTable:
 
     @classmethod
     def of(cls, records: Sequence[PreparedRecord]) -> RecordTable:
-        def name(r: PreparedRecord, attr: str, part: str) -> str:
-            n: NormalisedName | None = getattr(r, attr)
-            return "" if n is None else str(getattr(n, part))
-
-        def date_part(r: PreparedRecord, part: str) -> int:
-            if r.birth is None:
-                return -1
-            v: int | None = getattr(r.birth, part)
-            return -1 if v is None else v
-
+        columns: list[tuple[Any, ...]] = (
+            list(zip(*(r.row for r in records), strict=True)) if records else [()] * 22
+        )
+        (
+            given, surname, given_key, surname_key, given_ordered, surname_ordered,
+            given_multi, surname_multi, given_long, surname_long,
+            year, month, day, digits, sex, nationality, document, address, postcode,
+            estimate, from_age, event_year,
+        ) = columns  # fmt: skip
         return cls(
             ids=tuple(r.id for r in records),
-            given=_strings([name(r, "given", "text") for r in records]),
-            surname=_strings([name(r, "surname", "text") for r in records]),
-            given_key=_strings([name(r, "given", "key") for r in records]),
-            surname_key=_strings([name(r, "surname", "key") for r in records]),
-            given_ordered=_strings([name(r, "given", "ordered_key") for r in records]),
-            surname_ordered=_strings([name(r, "surname", "ordered_key") for r in records]),
-            given_multi=_mask([r.given is not None and len(r.given.parts) > 1 for r in records]),
-            surname_multi=_mask(
-                [r.surname is not None and len(r.surname.parts) > 1 for r in records]
-            ),
-            given_key_long=_mask([len(name(r, "given", "key")) >= SHORT_KEY for r in records]),
-            surname_key_long=_mask([len(name(r, "surname", "key")) >= SHORT_KEY for r in records]),
-            birth_year=np.array([date_part(r, "year") for r in records], dtype=np.int32),
-            birth_month=np.array([date_part(r, "month") for r in records], dtype=np.int32),
-            birth_day=np.array([date_part(r, "day") for r in records], dtype=np.int32),
-            birth_digits=_strings(["" if r.birth is None else r.birth.digits() for r in records]),
-            sex=_strings([r.sex for r in records]),
-            nationality=_strings([r.nationality for r in records]),
-            document=_strings([r.document for r in records]),
-            address=_strings([r.address for r in records]),
-            postcode=_strings([r.postcode for r in records]),
-            birth_estimate=np.array([r.birth_year_estimate for r in records], dtype=np.int32),
-            birth_from_age=_mask([r.birth_year_from_age for r in records]),
-            event_year=np.array([r.event_year for r in records], dtype=np.int32),
+            given=_strings(given),
+            surname=_strings(surname),
+            given_key=_strings(given_key),
+            surname_key=_strings(surname_key),
+            given_ordered=_strings(given_ordered),
+            surname_ordered=_strings(surname_ordered),
+            given_multi=_mask(given_multi),
+            surname_multi=_mask(surname_multi),
+            given_key_long=_mask(given_long),
+            surname_key_long=_mask(surname_long),
+            birth_year=np.array(year, dtype=np.int32),
+            birth_month=np.array(month, dtype=np.int32),
+            birth_day=np.array(day, dtype=np.int32),
+            birth_digits=_strings(digits),
+            sex=_strings(sex),
+            nationality=_strings(nationality),
+            document=_strings(document),
+            address=_strings(address),
+            postcode=_strings(postcode),
+            birth_estimate=np.array(estimate, dtype=np.int32),
+            birth_from_age=_mask(from_age),
+            event_year=np.array(event_year, dtype=np.int32),
             forms=_form_bits(records),
         )

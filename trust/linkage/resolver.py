@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import Connection, and_, delete, select
 
 from trust.follow import Batch
 from trust.linkage.blocking import KeyedHasher
@@ -63,7 +63,7 @@ from trust.linkage.model import TermFrequencies
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.stewardship.erasure import erased_victims
 from trust.stewardship.policy import Policy
-from trust.store.db import bulk_insert
+from trust.store.db import bulk_insert, count_in, select_in, select_keys
 from trust.store.errors import KeyShredded
 from trust.store.events import (
     ConsentWithdrawn,
@@ -85,6 +85,7 @@ from trust.store.events import (
 )
 from trust.store.eventstore import EventStore
 from trust.store.projections import victim_text
+from trust.store.tables import follower_positions as _followers
 from trust.store.tables import link_blocks as _blocks
 from trust.store.tables import link_features as _features
 from trust.store.tables import link_terms as _terms
@@ -92,10 +93,12 @@ from trust.store.tables import proj_link_overrides as _overrides
 from trust.store.tables import proj_link_reviews as _reviews
 from trust.store.tables import proj_linked_persons as _persons
 from trust.store.tables import proj_person_links as _links
+from trust.store.tables import stored_events as _stored
 from trust.store.vault import Vault
 
 RESOLVER = "trust-linkage"
 KNOWN_RECORDS = 100_000  # prepared records kept in memory between batches (about 1 KiB each)
+PLACEMENTS_MAX = 2_000_000  # placements (and index digests) kept in memory between batches
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +224,36 @@ class _CaseVictims:
 _Op = _Upsert | _Remove | _CaseVictims | LinkOverridden
 
 
+class _Memory:
+    """What a resolver keeps of the stored placements and blocking index between batches, so that
+    a record's candidates and their persons are not read again from the store each time.
+
+    It is valid only while this resolver is the only one deciding: :meth:`Resolver.apply`
+    empties it when another process linked events meanwhile (the store holds events of linkage's
+    types between what this memory has seen and where the follower stands), when its last
+    batch did not commit (the follower stands before what it has seen), and when a batch fails.
+    """
+
+    def __init__(self) -> None:
+        self.person: dict[Key, str | None] = {}  # placement (None: not linked)
+        self.members: dict[str, set[Key]] = {}  # person -> its records known here
+        self.complete: set[str] = set()  # persons whose every record is in ``members``
+        self.index: dict[str, set[Key]] = {}  # digest -> its records (complete if indexed)
+        self.indexed: set[str] = set()  # digests whose every stored record is in ``index``
+        self.oversize: set[str] = set()  # digests shared by more than max_block_size records
+        self.seen: int | None = None  # the store position this memory reflects
+
+    def clear(self) -> None:
+        for held in (self.person, self.members, self.index):
+            held.clear()
+        for digests in (self.complete, self.indexed, self.oversize):
+            digests.clear()
+        self.seen = None
+
+    def too_large(self) -> bool:
+        return len(self.person) > PLACEMENTS_MAX or len(self.indexed) > 4 * PLACEMENTS_MAX
+
+
 class Resolver:
     """Places victim records in persons (a StoreFollower that decides: see the module text)."""
 
@@ -257,6 +290,7 @@ class Resolver:
         # the cost per record. Kept current by this resolver (filed, removed); bounded.
         self.known: OrderedDict[Key, tuple[dict[str, Any], Shared, PreparedRecord]] = OrderedDict()
         self.known_size = KNOWN_RECORDS
+        self.memory = _Memory()
         self.clock = clock
         self.person_ids = person_ids
 
@@ -265,6 +299,46 @@ class Resolver:
         return self.linker.model_version
 
     def apply(self, conn: Connection, events: Batch) -> None:
+        self._check_memory(conn)
+        try:
+            self._apply(conn, events)
+        except BaseException:
+            self.clear_memory()  # what it learnt may not be committed
+            raise
+        if events:
+            self.memory.seen = max(self.memory.seen or 0, events[-1][0])
+
+    def _check_memory(self, conn: Connection) -> None:
+        """Empty what this resolver remembers unless it still reflects the store: nobody else
+        linked events since, and its last batch committed (see :class:`_Memory`)."""
+        at = int(
+            conn.execute(
+                select(_followers.c.last_seq).where(_followers.c.follower == self.name)
+            ).scalar()
+            or 0
+        )
+        seen = self.memory.seen
+        stale = seen is not None and (
+            at < seen
+            or (
+                at > seen
+                and conn.execute(
+                    select(_stored.c.seq)
+                    .where(
+                        _stored.c.seq > seen,
+                        _stored.c.seq <= at,
+                        _stored.c.event_type.in_(sorted(self.event_types)),
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
+        )
+        if stale or self.memory.too_large():
+            self.clear_memory()
+        self.memory.seen = at
+
+    def _apply(self, conn: Connection, events: Batch) -> None:
         # the victims' data keys, unwrapped in one read instead of one per person
         self.vault.warm(
             blob.person_key_id
@@ -304,6 +378,7 @@ class Resolver:
 
     def clear_memory(self) -> None:
         self.known.clear()
+        self.memory.clear()
 
     def score_pair(self, conn: Connection, a: LinkRecord, b: LinkRecord) -> PairScore:
         """How the model scores ``(a, b)`` now, name frequencies included (as a decision would):
@@ -417,20 +492,13 @@ def _case_links(conn: Connection, source_id: str, case_id: str) -> list[Key]:
     return sorted((str(a), str(b), str(c)) for a, b, c in rows)
 
 
-def _where_keys(table: Any, keys: Sequence[Key]) -> Any:
-    """Rows of these (source, case, victim) keys. Written as IN lists per column, which the
-    primary key's index serves on SQLite too (a row-value IN list makes it scan the table); the
-    few rows of other victims of the same cases are dropped by the caller (:func:`_of_keys`)."""
-    return and_(
-        table.c.source_id.in_(sorted({k[0] for k in keys})),
-        table.c.case_id.in_(sorted({k[1] for k in keys})),
-        table.c.victim_id.in_(sorted({k[2] for k in keys})),
-    )
+_KEY_COLUMNS = ("source_id", "case_id", "victim_id")
+_FEATURE_COLUMNS = (*_KEY_COLUMNS, "person_key_id", "nonce", "ciphertext")
+_BLOCK_COLUMNS = ("block_key", *_KEY_COLUMNS)
 
 
-def _of_keys(rows: Sequence[Any], keys: Sequence[Key]) -> list[Any]:
-    wanted = set(keys)
-    return [r for r in rows if (r.source_id, r.case_id, r.victim_id) in wanted]
+def _key_is(table: Any, key: Key) -> Any:
+    return and_(*(table.c[c] == v for c, v in zip(_KEY_COLUMNS, key, strict=True)))
 
 
 _TOTAL, _SQUARES = "", "*"  # link_terms rows holding a column's total and sum of squares
@@ -471,14 +539,11 @@ class _Terms:
         wanted = sorted({k for k in keys if k not in self.counts})
         for column in self.columns:
             digests = [d for c, d in wanted if c == column]
-            for i in range(0, len(digests), _CHUNK):
-                rows = self.conn.execute(
-                    select(_terms.c.digest, _terms.c.count).where(
-                        _terms.c.column == column, _terms.c.digest.in_(digests[i : i + _CHUNK])
-                    )
-                ).all()
-                for digest, count in rows:
-                    self.counts[(column, digest)] = int(count)
+            rows = select_in(
+                self.conn, _terms, ("digest", "count"), "digest", digests, where={"column": column}
+            )
+            for digest, count in rows:
+                self.counts[(column, digest)] = int(count)
         for k in wanted:
             self.counts.setdefault(k, 0)
 
@@ -577,10 +642,14 @@ class _Run:
         self.terms = _Terms(conn, base.hasher, _frequency_columns(base))
         self.linker = Linker(self.settings, base.model, base.hasher, self.terms.frequencies())
         self.pending: list[Event] = []
-        self.person: dict[Key, str | None] = {}  # known placement (None: not linked)
-        self.members: dict[str, set[Key]] = {}  # person -> its records known here
-        self.complete: set[str] = set()  # persons whose every record is in ``members``
-        self.index: dict[str, set[Key]] = {}  # digest -> records (stored and this batch's)
+        memory = resolver.memory  # placements and index, kept between runs
+        self.memory = memory
+        self.person = memory.person
+        self.members = memory.members
+        self.complete = memory.complete
+        self.index = memory.index
+        self.loaded: set[Key] = set()  # records whose fields this run has read
+        self.placed: set[Key] = set()  # records placed or moved by this run
         self.prepared: dict[Key, PreparedRecord] = {}
         self.features: dict[Key, dict[str, Any]] = {}  # record -> its fields (to spot changes)
         self.shared: dict[Key, Shared] = {}  # record -> its shared identifiers
@@ -634,36 +703,34 @@ class _Run:
         """Load, once for the batch: the stored records sharing a digest with a new one, their
         fields and persons, and the new records' own placement and fields."""
         digests = sorted({d for op in upserts for d in op.digests})
-        hits: dict[str, list[Key]] = {}
-        for i in range(0, len(digests), _CHUNK):
-            chunk = digests[i : i + _CHUNK]
-            sizes: dict[str, int] = dict(
-                self.conn.execute(
-                    select(_blocks.c.block_key, func.count())
-                    .where(_blocks.c.block_key.in_(chunk))
-                    .group_by(_blocks.c.block_key)
-                ).all()
-            )
-            usable = [d for d in chunk if 0 < sizes.get(d, 0) <= self.settings.max_block_size]
-            if not usable:
+        memory, limit = self.memory, self.settings.max_block_size
+        fresh = [d for d in digests if d not in memory.indexed and d not in memory.oversize]
+        sizes = count_in(self.conn, _blocks, "block_key", fresh)
+        usable = [d for d in fresh if sizes.get(d, 0) <= limit]
+        memory.oversize.update(d for d in fresh if sizes.get(d, 0) > limit)
+        for d, s, c, v in select_in(self.conn, _blocks, _BLOCK_COLUMNS, "block_key", usable):
+            self.index.setdefault(d, set()).add((s, c, v))
+        memory.indexed.update(usable)
+        hits: list[Key] = []
+        for d in digests:
+            block = self.index.get(d)
+            if not block or d in memory.oversize:
                 continue
-            rows = self.conn.execute(
-                select(
-                    _blocks.c.block_key, _blocks.c.source_id, _blocks.c.case_id, _blocks.c.victim_id
-                ).where(_blocks.c.block_key.in_(usable))
-            ).all()
-            for d, s, c, v in rows:
-                hits.setdefault(d, []).append((s, c, v))
-        for d, keys in hits.items():
-            self.index.setdefault(d, set()).update(keys)
-        wanted = sorted({k for keys in hits.values() for k in keys} | {op.key for op in upserts})
+            if len(block) > limit:  # grew past the limit: identifies nobody from now on
+                memory.oversize.add(d)
+                memory.indexed.discard(d)
+                del self.index[d]
+                continue
+            hits.extend(block)
+        wanted = sorted({*hits, *(op.key for op in upserts)})
         self._load(wanted)
         self.terms.load(op.prepared for op in upserts)
         # every record of the persons found, in one go (each record is compared with them all)
         self._complete([p for k in wanted if (p := self.person.get(k)) is not None])
 
     def _load(self, keys: Sequence[Key]) -> None:
-        keys = [k for k in keys if k not in self.person]
+        keys = [k for k in dict.fromkeys(keys) if k not in self.loaded]
+        self.loaded.update(keys)
         known = self.r.known
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i : i + _CHUNK]
@@ -674,34 +741,24 @@ class _Run:
                     unknown.append(key)
                 else:
                     self.features[key], self.shared[key], self.prepared[key] = held
-            rows = (
-                _of_keys(
-                    self.conn.execute(
-                        select(_features).where(_where_keys(_features, unknown))
-                    ).all(),
-                    unknown,
-                )
-                if unknown
-                else []
-            )
-            self.r.vault.warm(row.person_key_id for row in rows)
+            rows = select_keys(self.conn, _features, _FEATURE_COLUMNS, _KEY_COLUMNS, unknown)
+            self.r.vault.warm(row[3] for row in rows)
             for row in rows:
-                key = (row.source_id, row.case_id, row.victim_id)
-                opened = self.r.open_linkable(dict(row._mapping))
+                key = (row[0], row[1], row[2])
+                opened = self.r.open_linkable(dict(zip(_FEATURE_COLUMNS, row, strict=True)))
                 if opened is not None:
                     record, shared = opened
                     self.features[key] = _features_of(record, shared)
                     self.shared[key] = shared
                     self.prepared[key] = prepare(record)
                     self.r.remember(key, self.features[key], shared, self.prepared[key])
-            links = self.conn.execute(
-                select(
-                    _links.c.source_id, _links.c.case_id, _links.c.victim_id, _links.c.person_id
-                ).where(_where_keys(_links, chunk))
-            ).all()
-            for row in _of_keys(links, chunk):
-                self._set((row.source_id, row.case_id, row.victim_id), row.person_id)
-            for key in chunk:
+            unplaced = [k for k in chunk if k not in self.person]
+            links = select_keys(
+                self.conn, _links, (*_KEY_COLUMNS, "person_id"), _KEY_COLUMNS, unplaced
+            )
+            for source_id, case_id, victim_id, person_id in links:
+                self._set((source_id, case_id, victim_id), person_id)
+            for key in unplaced:
                 self.person.setdefault(key, None)
 
     def _set(self, key: Key, person: str | None) -> None:
@@ -709,6 +766,7 @@ class _Run:
         if before is not None:
             self.members.get(before, set()).discard(key)
         self.person[key] = person
+        self.placed.add(key)
         if person is not None:
             self.members.setdefault(person, set()).add(key)
             known = self.case_links.get((key[0], key[1]))
@@ -720,20 +778,19 @@ class _Run:
         self.person.clear()
         self.members.clear()
         self.complete.clear()
+        self.loaded.clear()
 
     def _complete(self, persons: Sequence[str]) -> None:
         """Load every record of these persons (and their fields)."""
-        wanted = sorted(p for p in set(persons) if p not in self.complete)
-        keys: list[Key] = []
-        for i in range(0, len(wanted), _CHUNK):
-            rows = self.conn.execute(
-                select(_links.c.source_id, _links.c.case_id, _links.c.victim_id).where(
-                    _links.c.person_id.in_(wanted[i : i + _CHUNK])
-                )
-            ).all()
-            keys.extend((str(a), str(b), str(c)) for a, b, c in rows)
+        wanted = sorted(set(persons))
+        missing = [p for p in wanted if p not in self.complete]
+        rows = select_in(self.conn, _links, _KEY_COLUMNS, "person_id", missing)
+        keys = [(str(a), str(b), str(c)) for a, b, c in rows]
+        for p in wanted:
+            if p in self.complete:
+                keys.extend(sorted(self.members.get(p, ())))
         self._load(keys)
-        self.complete.update(wanted)
+        self.complete.update(missing)
 
     def _prefetch_cases(self, cases: set[tuple[str, str]]) -> None:
         """The stored links of every case the run touches, in one query per source."""
@@ -762,7 +819,9 @@ class _Run:
             stored = self.case_links[(source_id, case_id)] = set(
                 _case_links(self.conn, source_id, case_id)
             )
-            stored.update(k for k, p in self.person.items() if k[:2] == (source_id, case_id) and p)
+            stored.update(
+                k for k in self.placed if k[:2] == (source_id, case_id) and self.person.get(k)
+            )
         self._load(sorted(stored))
         return sorted(k for k in stored if self.person.get(k) is not None)
 
@@ -792,7 +851,8 @@ class _Run:
         self.feature_rows.append(self.r.seal_features(self.conn, key, op.record, op.shared))
         self.shared[key] = op.shared
         for d in op.digests:
-            self.index.setdefault(d, set()).add(key)
+            if d not in self.memory.oversize:
+                self.index.setdefault(d, set()).add(key)
         if key not in self.prepared:
             self.terms.move(op.prepared, +1)
         self.prepared[key] = op.prepared
@@ -806,6 +866,7 @@ class _Run:
             {
                 other
                 for d in op.digests
+                if d not in self.memory.oversize
                 for other in self.index.get(d, ())
                 if other[:2] != key[:2]  # co-victims of one case are different persons
                 and other not in self.removed
@@ -972,22 +1033,21 @@ class _Run:
         right = np.arange(1, n + 1, dtype=np.intp)
         scored = self.linker.score_table(table, left, right)
         names = scored.vectors.names
-        out = []
-        for k, other in enumerate(candidates):
-            p = float(scored.probability[k])
-            out.append(
-                PairEvidence(
-                    other=_ref(other),
-                    probability=round(p, 9),
-                    match_weight=round(float(scored.match_weight[k]), 6),
-                    levels={
-                        name: int(level)
-                        for name, level in zip(
-                            names, scored.vectors.levels[k].tolist(), strict=True
-                        )
-                    },
-                )
+        out = [
+            PairEvidence(
+                other=_ref(other),
+                probability=round(p, 9),
+                match_weight=round(w, 6),
+                levels=dict(zip(names, levels, strict=True)),
             )
+            for other, p, w, levels in zip(
+                candidates,
+                scored.probability.tolist(),
+                scored.match_weight.tolist(),
+                scored.vectors.levels.tolist(),
+                strict=True,
+            )
+        ]
         out.sort(key=lambda e: (-e.probability, e.other.key()))
         return out
 
@@ -1103,17 +1163,18 @@ class _Run:
     def _remove(self, key: Key, reason: str) -> None:
         self._load([key])
         person = self.person.get(key)
-        self.conn.execute(delete(_blocks).where(_where_keys(_blocks, [key])))
-        self.conn.execute(delete(_features).where(_where_keys(_features, [key])))
+        self.conn.execute(delete(_blocks).where(_key_is(_blocks, key)))
+        self.conn.execute(delete(_features).where(_key_is(_features, key)))
         self.block_rows = [r for r in self.block_rows if _row_key(r) != key]
         self.feature_rows = [r for r in self.feature_rows if _row_key(r) != key]
         self.removed.add(key)
         self.r.forget(key)
         self.features.pop(key, None)
-        self.shared.pop(key, None)
+        shared = self.shared.pop(key, ())
         gone = self.prepared.pop(key, None)
         if gone is not None:
             self.terms.move(gone, -1)
+        self._unindex(key, gone, shared)
         if person is None:
             return
         self._set(key, None)
@@ -1128,6 +1189,22 @@ class _Run:
         )
         self._flush()
         self._reresolve(person)
+
+    def _unindex(self, key: Key, prepared: PreparedRecord | None, shared: Shared) -> None:
+        """Take ``key`` out of the remembered index (its rows are deleted)."""
+        memory = self.memory
+        if prepared is None:  # its digests cannot be told: forget the index, not keep a wrong one
+            memory.index.clear()
+            memory.indexed.clear()
+            memory.oversize.clear()
+            return
+        digests = [k.digest for k in self.r.linker.candidates_keys(prepared)]
+        digests += [self.r.shared_digest(s, v) for s, v in shared]
+        for d in digests:
+            block = memory.index.get(d)
+            if block is not None:
+                block.discard(key)
+            memory.oversize.discard(d)  # it may be under the limit again: counted afresh
 
     def _reresolve(self, person: str, reason: str = "re-resolved after a record left") -> None:
         """Split ``person`` if its remaining records no longer hang together."""

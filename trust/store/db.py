@@ -188,13 +188,7 @@ def select_in(
     if not values:
         return []
     q = conn.dialect.identifier_preparer.quote
-    style = conn.dialect.paramstyle
-    if style == "qmark":
-        mark = "?"
-    elif style in ("format", "pyformat"):
-        mark = "%s"
-    else:  # pragma: no cover - sqlite3 and psycopg
-        raise NotImplementedError(f"unsupported parameter style {style!r}")
+    mark = _mark(conn)
     for name in (*columns, key, *(where or {})):
         table.c[name]  # an unknown column is a KeyError here, never SQL
     fixed = [f"{q(c)} = {mark}" for c in where or {}]
@@ -206,6 +200,71 @@ def select_in(
         params = (*(where or {}).values(), *chunk)
         out.extend(tuple(r) for r in conn.exec_driver_sql(head + " AND ".join(cond), params))
     return out
+
+
+def count_in(conn: Connection, table: Table, key: str, values: Sequence[Any]) -> dict[Any, int]:
+    """How many rows of ``table`` hold each of ``values`` in column ``key`` (values with none
+    are left out), through the driver like :func:`select_in`."""
+    q = conn.dialect.identifier_preparer.quote
+    mark = _mark(conn)
+    table.c[key]  # an unknown column is a KeyError here, never SQL
+    out: dict[Any, int] = {}
+    for i in range(0, len(values), _IN_CHUNK):
+        chunk = list(values[i : i + _IN_CHUNK])
+        sql = (
+            f"SELECT {q(key)}, count(*) FROM {q(table.name)} "
+            f"WHERE {q(key)} IN ({', '.join([mark] * len(chunk))}) GROUP BY {q(key)}"
+        )
+        out.update((k, int(n)) for k, n in conn.exec_driver_sql(sql, tuple(chunk)))
+    return out
+
+
+_KEYS_CHUNK = 300
+
+
+def select_keys(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    key_columns: Sequence[str],
+    keys: Sequence[Sequence[Any]],
+) -> list[tuple[Any, ...]]:
+    """The ``columns`` of every row of ``table`` whose ``key_columns`` equal one of ``keys`` (each
+    a tuple of values in that order), as plain tuples, sent through the driver.
+
+    The keys are a ``VALUES`` list joined with the table, so each key is one probe of the
+    table's index on ``key_columns``. An ``IN`` list per column instead makes the database probe
+    every combination of the lists' values (300 records of 300 cases: 90,000 probes), and a
+    row-value ``IN`` makes SQLite scan the table.
+    """
+    if not keys:
+        return []
+    q = conn.dialect.identifier_preparer.quote
+    mark = _mark(conn)
+    for name in (*columns, *key_columns):
+        table.c[name]  # an unknown column is a KeyError here, never SQL
+    width = len(key_columns)
+    names = [f"k{i}" for i in range(width)]
+    on = " AND ".join(f"t.{q(c)} = k.{n}" for c, n in zip(key_columns, names, strict=True))
+    head = f"SELECT {', '.join(f't.{q(c)}' for c in columns)} FROM k JOIN {q(table.name)} t ON {on}"
+    row = "(" + ", ".join([mark] * width) + ")"
+    out: list[tuple[Any, ...]] = []
+    distinct = sorted({tuple(k) for k in keys})
+    for i in range(0, len(distinct), _KEYS_CHUNK):
+        chunk = distinct[i : i + _KEYS_CHUNK]
+        sql = f"WITH k({', '.join(names)}) AS (VALUES {', '.join([row] * len(chunk))}) {head}"
+        params = tuple(v for key in chunk for v in key)
+        out.extend(tuple(r) for r in conn.exec_driver_sql(sql, params))
+    return out
+
+
+def _mark(conn: Connection) -> str:
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        return "?"
+    if style in ("format", "pyformat"):
+        return "%s"
+    raise NotImplementedError(f"unsupported parameter style {style!r}")  # pragma: no cover
 
 
 def checkpoint(engine: Engine) -> None:
