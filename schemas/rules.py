@@ -210,15 +210,27 @@ _AGE_BOUNDS = ((11, "0-11"), (17, "12-17"), (24, "18-24"), (34, "25-34"), (44, "
 _AGE_MIN, _AGE_MAX = RANGES["$.victims[].age_at_identification"]
 
 
-def age_group(age: int | None) -> str:
-    """The release age group of an age in years; ``Unknown`` when not recorded or outside the
-    range a record may hold (which validation refuses anyway)."""
+def _band(age: int | None) -> str:
+    """:func:`age_group` worked out from the bounds (any value, not only whole ages)."""
     if age is None or not _AGE_MIN <= age <= _AGE_MAX:
         return "Unknown"
     for upper, label in _AGE_BOUNDS:
         if age <= upper:
             return label
     return "45+"
+
+
+# the group of every whole age a record may hold, worked out once: the store places every victim
+# it accepts, and a lookup costs less than the walk over the bounds
+_BAND_OF_AGE: tuple[str, ...] = tuple(_band(a) for a in range(_AGE_MIN, _AGE_MAX + 1))
+
+
+def age_group(age: int | None) -> str:
+    """The release age group of an age in years; ``Unknown`` when not recorded or outside the
+    range a record may hold (which validation refuses anyway)."""
+    if type(age) is int and _AGE_MIN <= age <= _AGE_MAX:
+        return _BAND_OF_AGE[age - _AGE_MIN]
+    return _band(age)
 
 
 def age_group_of_range(youngest: int | None, oldest: int | None) -> str:

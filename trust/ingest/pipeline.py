@@ -19,8 +19,9 @@ from schemas.envelope import MessageKind, OpenCache, OpenedEvent, open_event
 from schemas.errors import ContractError, Delivery, ReasonCode, SourceMismatch
 from schemas.keys import Keyring
 from schemas.rules import MAX_MESSAGE_BYTES
-from schemas.validate import validator_for
+from schemas.validate import Validator, validator_for
 from transport import LogRecord, topics
+from trust.stewardship.agreement import Agreement
 from trust.stewardship.policy import Policy
 from trust.store.errors import KeyShredded
 from trust.store.events import (
@@ -76,6 +77,11 @@ class IngestPipeline:
         self.vault = vault
         self.clock = clock
         self.cache = OpenCache()
+        # per topic and per message kind, what every message of it needs (looked up once)
+        self._sources: dict[str, str] = {}
+        self._validators: dict[MessageKind, Validator] = {}
+        # per batch: the agreement each (source, kind) was admitted under at the batch's arrival
+        self._admitted: dict[tuple[str, MessageKind], Agreement | None] = {}
 
     def process(self, rec: LogRecord) -> Outcome:
         """One message (see :meth:`process_batch`)."""
@@ -89,6 +95,7 @@ class IngestPipeline:
         new persons' keys are only made, for the caller to write in its append transaction
         (:meth:`Vault.write_pending_in`, then :meth:`Vault.keep_pending`)."""
         received_ms = int(self.clock() * 1000)
+        self._admitted.clear()  # an agreement registered since the last batch counts from now
         checked: list[Outcome | _Checked] = [self._check(r, received_ms) for r in records]
         # a failure here is the vault's (the store's), not one message's: it stops the worker
         prepare = self.vault.prepare_deferred if defer_keys else self.vault.prepare
@@ -103,17 +110,19 @@ class IngestPipeline:
 
     def _check(self, rec: LogRecord, received_ms: int) -> Outcome | _Checked:
         delivery = Delivery(rec.topic, rec.partition, rec.offset)
-        try:
-            source_id = topics.source_of_inbound(rec.topic)
-        except ValueError:
-            return Outcome(
-                delivery,
-                None,
-                None,
-                rejection=Rejection(
-                    ReasonCode.INVALID_TOPIC, None, "the topic names no valid source id"
-                ),
-            )
+        source_id = self._sources.get(rec.topic)
+        if source_id is None:
+            try:
+                source_id = self._sources[rec.topic] = topics.source_of_inbound(rec.topic)
+            except ValueError:
+                return Outcome(
+                    delivery,
+                    None,
+                    None,
+                    rejection=Rejection(
+                        ReasonCode.INVALID_TOPIC, None, "the topic names no valid source id"
+                    ),
+                )
         if len(rec.value) > MAX_MESSAGE_BYTES:
             return Outcome(
                 delivery,
@@ -172,10 +181,11 @@ class IngestPipeline:
             # the agreement in force when the TRUST received the message, never the sender's
             # clock; a message that only reduces use (retraction, consent withdrawn, disposal)
             # needs none: it is honoured even after an agreement lapsed
-            agreement = self.policy.admit(h.source_id, MessageKind(h.kind), received_ms)
+            kind = _KINDS.get(h.kind) or MessageKind(h.kind)  # ValueError if none
+            agreement = self._admit(h.source_id, kind, received_ms)
             datum = self.registry.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
-            validator_for(self.registry.for_kind(h.kind), decoded=True).check(datum)
-            if h.kind == MessageKind.RECORD_UPSERT:
+            self._validator(kind).check(datum)
+            if kind is MessageKind.RECORD_UPSERT:
                 if datum["reporting_entity"]["source_id"] != h.source_id:
                     raise SourceMismatch(
                         "$.reporting_entity.source_id differs from the envelope's source"
@@ -185,9 +195,25 @@ class IngestPipeline:
         except ContractError as err:
             err.event_id = event_id
             raise
-        return _Checked(
-            delivery, h.source_id, event_id, MessageKind(h.kind), h.produced_at_ms, datum
-        )
+        return _Checked(delivery, h.source_id, event_id, kind, h.produced_at_ms, datum)
+
+    def _admit(self, source_id: str, kind: MessageKind, received_ms: int) -> Agreement | None:
+        """:meth:`Policy.admit`, asked once per source and kind in a batch: every message of a
+        batch arrived at the same ``received_ms``. A refusal is not kept (each message raises
+        its own ``NoAgreement``)."""
+        key = (source_id, kind)
+        if key in self._admitted:
+            return self._admitted[key]
+        found = self._admitted[key] = self.policy.admit(source_id, kind, received_ms)
+        return found
+
+    def _validator(self, kind: MessageKind) -> Validator:
+        """The trust's validator (decoded mode) of the payload schema of ``kind``."""
+        found = self._validators.get(kind)
+        if found is None:
+            found = validator_for(self.registry.for_kind(kind), decoded=True)
+            self._validators[kind] = found
+        return found
 
     def _finish_safely(self, c: _Checked) -> Outcome:
         # only what this message's data can cause becomes its rejection; a failure of the vault
@@ -255,6 +281,9 @@ def _refused(
         delivery, source_id, event_id, rejection=Rejection(err.code, err.field_path, err.message)
     )
 
+
+_KINDS: dict[str, MessageKind] = {k.value: k for k in MessageKind}
+"""The message kinds by the header's text (an unknown one is left to ``MessageKind``)."""
 
 _ACCEPT: dict[MessageKind, Callable[[IngestPipeline, _Checked, int], AcceptedEvent]] = {
     MessageKind.RECORD_UPSERT: IngestPipeline._upsert,

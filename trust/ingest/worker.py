@@ -32,7 +32,7 @@ from transport import EventLog, LogConsumer, LogRecord, topics
 from trust.ingest.pipeline import IngestPipeline, Outcome, Rejection
 from trust.store.errors import DuplicateEvent
 from trust.store.events import Event, MessageRejected
-from trust.store.eventstore import EventStore, Position
+from trust.store.eventstore import EventStore, PositionLike
 from trust.store.vault import KeysTaken
 
 INGEST_CONSUMER = "trust-ingest"
@@ -205,7 +205,7 @@ class IngestWorker:
 
     def _append(
         self,
-        items: Sequence[tuple[list[Event], Position]],
+        items: Sequence[tuple[list[Event], PositionLike]],
         on_duplicate: Callable[[int], Sequence[Event]] | None = None,
     ) -> None:
         """One append, with the vault's new keys written in its transaction."""
@@ -216,8 +216,8 @@ class IngestWorker:
         vault.keep_pending()
 
     @staticmethod
-    def _item(o: Outcome, now_ms: int) -> tuple[list[Event], Position]:
-        pos = Position(o.delivery.topic, o.delivery.partition, o.delivery.offset)
+    def _item(o: Outcome, now_ms: int) -> tuple[list[Event], PositionLike]:
+        pos = o.delivery  # where the message was read is its position (no copy per message)
         if o.accepted is not None:
             return [o.accepted], pos
         assert o.rejection is not None

@@ -291,6 +291,30 @@ def test_a_withdrawal_of_consent_counts_after_the_agreement_lapsed(
         log.close()
 
 
+def test_each_batch_is_admitted_under_the_agreements_in_force_when_it_arrived(
+    tmp_path: Path,
+) -> None:
+    # the pipeline asks the policy once per source and kind in a batch: a source without an
+    # agreement is still refused message by message, and the next batch is judged afresh
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    now = [dt.datetime(2025, 6, 1, tzinfo=dt.UTC).timestamp()]
+    try:
+        lapsing = agreement("police", dt.date(2000, 1, 1), dt.date(2030, 1, 1))
+        trust = Trust(log, store, [lapsing], clock=lambda: now[0])
+        send(log, "police", seal("police", [record("police", f"C-{i}", ["V1"]) for i in range(3)]))
+        send(log, "ngo", seal("ngo", [record("ngo", f"N-{i}", ["V1"]) for i in range(2)]))
+        assert trust.run() == {ReasonCode.NO_AGREEMENT.value: 2}
+        assert trust.counted("police") == 3 and trust.counted("ngo") == 0
+        now[0] = dt.datetime(2031, 6, 1, tzinfo=dt.UTC).timestamp()
+        send(log, "police", seal("police", [record("police", f"D-{i}", ["V1"]) for i in range(2)]))
+        assert trust.run() == {ReasonCode.NO_AGREEMENT.value: 2}
+        assert trust.counted("police") == 3
+    finally:
+        store.close()
+        log.close()
+
+
 def test_a_failing_store_stops_the_worker_and_loses_nothing(tmp_path: Path) -> None:
     log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
