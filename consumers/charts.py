@@ -24,6 +24,9 @@ A margin the release does not publish (a stream with cells and total only) is th
 published cells, and no data when any of them is suppressed (rates are never added up: a rate
 the release does not publish is not drawn).
 
+A ``prevalence_estimate`` release is drawn by :mod:`consumers.estimate_chart` instead (detected
+and estimated victims with the interval: ``NNNNNN.estimate.png`` and ``.svg``).
+
 Files (:func:`write_charts`): ``NNNNNN.<view>.png`` and ``.svg`` (``NNNNNN.<view>.counts.*`` for
 counts), written whole (temporary name, then rename); the same release gives the same files.
 matplotlib is imported only when a chart is drawn (Agg renderer, no pyplot state).
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from consumers.writers import atomic_write
+from consumers.writers import atomic_write, is_estimate, is_synthetic
 from schemas.release import Aggregate, Release
 
 if TYPE_CHECKING:
@@ -608,6 +611,15 @@ def write_charts(
     the paths written. ``missing_only``: leave files already there as they are (a re-send)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if is_synthetic(release):  # records, not a table: nothing to draw
+        return []
+    if is_estimate(release):  # an estimate is drawn with its interval, never as shares
+        from consumers.estimate_chart import write_release_chart
+
+        done = [folder / f"{release.sequence:06d}.estimate.{fmt}" for fmt in formats]
+        if missing_only and all(p.exists() for p in done):
+            return []
+        return write_release_chart(release, folder)
     written = []
     for view in chart_views(release, counts=counts):
         paths = {fmt: chart_path(release, folder, view, fmt, counts=counts) for fmt in formats}

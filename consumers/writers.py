@@ -88,6 +88,58 @@ EXACT_MEANING = (
 )
 
 
+#: ``method_name`` of a release that publishes a multiple-systems estimate (stream
+#: ``prevalence_estimate``): its numbers are a detected total, a model's estimate and interval.
+ESTIMATE_METHOD = "multiple_systems_estimation"
+
+NO_ESTIMATE_MEANING = (
+    "no estimate: the linked lists do not support one (the release's metadata gives the reason, "
+    "no_estimate_reason), or, for ci_high alone, the data put no upper limit on the total "
+    "(ci_high_unbounded). It is not zero."
+)
+
+
+#: ``method_name`` of a release of k-anonymous synthetic records (stream ``synthetic_microdata``):
+#: its aggregates are distinct synthetic records and how many records are so, written out as
+#: one CSV row per synthetic record.
+SYNTHETIC_METHOD = "k_anonymous_synthesis"
+
+SYNTHETIC_MEANING = (
+    "a synthetic record, not a real person: every combination of its attributes is shared by "
+    "at least {k} real persons; an empty attribute was suppressed by the synthesis (it is not "
+    "'unknown': 'Unknown' is a value of its own)"
+)
+
+
+def is_synthetic(release: Release) -> bool:
+    """Whether ``release`` publishes synthetic records rather than counts."""
+    return release.metadata.get("method_name") == SYNTHETIC_METHOD
+
+
+def synthetic_records(release: Release) -> list[tuple[str, ...]]:
+    """The synthetic records of ``release``, one per record, ``""`` where suppressed."""
+    out: list[tuple[str, ...]] = []
+    for a in release.aggregates:
+        by = dict(zip(a.dimensions, a.key, strict=True))
+        row = tuple(by.get(d, "") for d in release.dimensions)
+        out += [row] * int(a.value or 0)
+    return out
+
+
+def is_estimate(release: Release) -> bool:
+    """Whether ``release`` publishes a multiple-systems estimate rather than counts."""
+    return release.metadata.get("method_name") == ESTIMATE_METHOD
+
+
+def estimate_assumptions(release: Release) -> dict[str, str]:
+    """The assumptions an estimate release states (metadata ``assumption_*``), by name."""
+    return {
+        key.removeprefix("assumption_"): value
+        for key, value in sorted(release.metadata.items())
+        if key.startswith("assumption_")
+    }
+
+
 @dataclass
 class Written:
     """What one :meth:`ReleaseSink.write` did: the paths written, and whether it was a re-send."""
@@ -169,9 +221,14 @@ def read_release_file(path: Path) -> Release:
 def release_csv(release: Release) -> str:
     """The release's aggregates as CSV text: one column per dimension (``Total`` where the
     aggregate is not broken down by it), ``value`` (empty when suppressed), ``exact``,
-    ``suppressed``; the cells first, then the margins, then the total."""
+    ``suppressed``; the cells first, then the margins, then the total. Synthetic records: one
+    row per record, one column per attribute (empty where suppressed)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    if is_synthetic(release):
+        w.writerow(release.dimensions)
+        w.writerows(synthetic_records(release))
+        return buf.getvalue()
     w.writerow([*release.dimensions, "value", "exact", "suppressed"])
     n = len(release.dimensions)
     for row in _rows(release):
@@ -191,6 +248,13 @@ def _stem(release: Release) -> str:
 
 
 def _value_meaning(release: Release) -> str:
+    if is_estimate(release):
+        return (
+            f"the number, in {release.unit}: 'observed' is the exact count of detected victims; "
+            "'estimate', 'ci_low' and 'ci_high' are a statistical model's estimate of all "
+            "victims, detected and not, and its interval (one decimal); empty when there is "
+            + NO_ESTIMATE_MEANING
+        )
     return (
         f"the number, in {release.unit}; empty when suppressed. "
         + ("" if _whole_numbers(release) else "A rate, as the unit says, not a count.")
@@ -212,9 +276,18 @@ def column_descriptions(release: Release) -> dict[str, str]:
         )
         for d in release.dimensions
     }
+    if is_synthetic(release):
+        meaning = SYNTHETIC_MEANING.format(k=release.k)
+        return {
+            d: f"the {d.replace('_', ' ')} of {meaning} (a code; its label is in the labels)"
+            for d in release.dimensions
+        }
     cols["value"] = _value_meaning(release)
     cols["exact"] = EXACT_MEANING
     cols["suppressed"] = "'true' when the number is " + SUPPRESSED_MEANING.format(k=release.k)
+    if is_estimate(release):
+        cols["exact"] = "'true' for the detected count; 'false' for a model's output"
+        cols["suppressed"] = "'true' when the value is empty: " + NO_ESTIMATE_MEANING
     return cols
 
 
@@ -232,7 +305,7 @@ def release_metadata(release: Release) -> dict[str, Any]:
     """The description of one release's numbers that goes beside them (``NNNNNN.metadata.json``
     and the Parquet schema): everything a reader needs, no number of the table."""
     stem = _stem(release)
-    return {
+    described: dict[str, Any] = {
         "describes": [f"{stem}.csv", f"{stem}.parquet"],
         "title": release.title,
         "unit": release.unit,
@@ -265,6 +338,16 @@ def release_metadata(release: Release) -> dict[str, Any]:
             "verified the signature before writing any of these files",
         },
     }
+    if is_estimate(release):
+        described["suppressed"] = "An empty value is " + NO_ESTIMATE_MEANING
+        described["estimate"] = {
+            "exists": release.metadata.get("estimate_exists") == "true",
+            "reason": release.metadata.get("no_estimate_reason", ""),
+            "model": release.metadata.get("model", ""),
+            "interval_method": release.metadata.get("interval_method", ""),
+            "assumptions": estimate_assumptions(release),
+        }
+    return described
 
 
 def release_parquet(release: Release) -> bytes:
@@ -275,6 +358,17 @@ def release_parquet(release: Release) -> bytes:
     import pyarrow.parquet as pq
 
     described = column_descriptions(release)
+    meta = {"tiptrust.release": json.dumps(release_metadata(release), ensure_ascii=False)}
+    if is_synthetic(release):  # the records, as the CSV has them, with labels
+        records = synthetic_records(release)
+        data: dict[str, list[str]] = {}
+        for i, d in enumerate(release.dimensions):
+            labels = release.labels.get(d, {})
+            data[d] = [r[i] for r in records]
+            data[f"{d}_label"] = [labels.get(r[i], r[i]) for r in records]
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pydict(data).replace_schema_metadata(meta), sink)
+        return bytes(sink.getvalue().to_pybytes())
     rows = _rows(release)
     n = len(release.dimensions)
     columns: dict[str, list[Any]] = {}
@@ -301,7 +395,6 @@ def release_parquet(release: Release) -> bytes:
         pa.field("exact", pa.bool_(), False, {"description": described["exact"]}),
         pa.field("suppressed", pa.bool_(), False, {"description": described["suppressed"]}),
     ]
-    meta = {"tiptrust.release": json.dumps(release_metadata(release), ensure_ascii=False)}
     schema = pa.schema(fields, metadata=meta)
     table = pa.Table.from_pydict(columns, schema=schema)
     sink = pa.BufferOutputStream()
@@ -342,10 +435,19 @@ def readme_text(release: Release) -> str:
         "",
         "What one count is: " + release.metadata.get("counting_rule", f"see {stem}.json"),
         "",
-        "Suppressed numbers",
-        "------------------",
-        f"An empty value (suppressed = true) is a number {SUPPRESSED_MEANING.format(k=k)} "
-        f"In short: no number published here is below {k} persons.",
+        *(
+            _estimate_lines(release)
+            if is_estimate(release)
+            else _synthetic_lines(release)
+            if is_synthetic(release)
+            else [
+                "Suppressed numbers",
+                "------------------",
+                f"An empty value (suppressed = true) is a number "
+                f"{SUPPRESSED_MEANING.format(k=k)} "
+                f"In short: no number published here is below {k} persons.",
+            ]
+        ),
         "",
         "Files (NNNNNN is the release number; each release has all of them)",
         "-------------------------------------------------------------------",
@@ -362,7 +464,9 @@ def readme_text(release: Release) -> str:
         "",
         "Columns of NNNNNN.csv",
         "---------------------",
-        f"Each row is one published number: every cell of the table (broken down by "
+        "Each row is one synthetic record (see above)."
+        if is_synthetic(release)
+        else f"Each row is one published number: every cell of the table (broken down by "
         f"{', '.join(release.dimensions)}), every margin (a sub-total: the columns it is not "
         f"broken down by say '{TOTAL}') and the grand total (every column says '{TOTAL}'), "
         "cells first.",
@@ -378,8 +482,13 @@ def readme_text(release: Release) -> str:
         "",
         "Disclosure control",
         "------------------",
-        f"{release.method} ({params}). Numbers below {k} persons are withheld (suppressed), "
-        f"and others too where they would let one be worked out.",
+        f"{release.method} ({params})."
+        + (
+            ""
+            if is_synthetic(release) or is_estimate(release)
+            else f" Numbers below {k} persons are withheld (suppressed), and others too where "
+            "they would let one be worked out."
+        ),
     ]
     if release.hierarchies:
         lines += ["", "Categories that add up others", "-----------------------------"]
@@ -402,6 +511,41 @@ def readme_text(release: Release) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _synthetic_lines(release: Release) -> list[str]:
+    """The README's section on synthetic records: what a row is and is not."""
+    utility = [
+        f"  {key.removeprefix('synthesis_utility_')}: {value}"
+        for key, value in sorted(release.metadata.items())
+        if key.startswith("synthesis_utility_")
+    ]
+    return [
+        "Synthetic records",
+        "-----------------",
+        f"Each row of NNNNNN.csv is {SYNTHETIC_MEANING.format(k=release.k)}. Each attribute's "
+        f"count over the records is the true count rounded down to a multiple of {release.k}; "
+        "combinations of attributes are kept only approximately. Utility against the real "
+        "persons, per number of attributes combined:",
+        *utility,
+    ]
+
+
+def _estimate_lines(release: Release) -> list[str]:
+    """The README's section on an estimate: what the numbers are and what they assume."""
+    lines = [
+        "An estimate and its interval",
+        "----------------------------",
+        "'observed' counts the victims the agencies detected; 'estimate' is a multiple-systems "
+        "estimate of all victims, detected and not, from how the agencies' lists of linked "
+        "persons overlap; 'ci_low' to 'ci_high' is its interval "
+        f"({release.metadata.get('interval_method', '')}, level "
+        f"{release.metadata.get('interval_level', '')}). Use the estimate only with its "
+        "interval. An empty value is " + NO_ESTIMATE_MEANING,
+        "The estimate holds only as far as these assumptions do:",
+    ]
+    lines += [f"  {name}: {text}" for name, text in estimate_assumptions(release).items()]
+    return lines
 
 
 def _iso(ms: int) -> str:
@@ -505,6 +649,10 @@ class ReleaseWriter:
             from consumers.charts import write_charts  # matplotlib: only when charts are asked
 
             result.paths += write_charts(release, folder / CHARTS, missing_only=True)
+            if is_estimate(release):  # and the estimates over time, this one included
+                from consumers.estimate_chart import write_folder_chart
+
+                result.paths += write_folder_chart(folder, folder / CHARTS)
         result.paths.sort(key=lambda p: p != csv_path)  # the CSV first, as ever
         latest = folder / "latest.json"
         latest_sequence = self._latest_sequence(latest)

@@ -5,6 +5,11 @@ Everything runs in this process, on the embedded log by default (no server), in 
 exports (with a few deliberately broken rows), publishing, a handful of bad messages (a tampered
 envelope, an unregistered source, a wrong trust key, a schema-invalid record, a duplicate), the
 trust until caught up, one signed release, and a ministry that verifies and writes it.
+
+The demo's trust has principals as a real one has (``trust.stewardship.principals``): a
+custodian, a data steward per agency and the ministry as a consumer, each with a token the demo
+keeps in memory only. The custodian's token is in the summary (``custodian_token``), shown once,
+so the operator can go on with `tiptrust link review …` in the demo's home.
 """
 
 from __future__ import annotations
@@ -29,13 +34,16 @@ from transport import display_url, open_log, topics
 from trust.linkage.review import open_reviews
 from trust.release.counts import counted_persons, counted_records
 from trust.stewardship.agreement import load_agreement
+from trust.stewardship.principals import Role, add_principal, bootstrap_custodian
 from trust.store.eventstore import open_store
 
 CONSUMER = "ministry"
 STREAM = "victims_by_sex_age_form"
-#: The streams the ministry subscribes to: the detailed table (cells only) and victims per year
-#: and sex with every margin and the total (secondary suppression, LP audit).
-STREAMS = ("victims_by_year_sex", STREAM)
+ESTIMATE = "prevalence_estimate"
+#: The streams the ministry subscribes to: the detailed table, victims per year and sex with every
+#: margin and the total (secondary suppression, LP audit), and the multiple-systems estimate of
+#: how many victims no agency saw (with its interval and assumptions).
+STREAMS = ("victims_by_year_sex", STREAM, ESTIMATE)
 PURPOSE = "statistics"
 BROKEN_SOURCE = "ngo_haven"
 BROKEN_ROWS = 5
@@ -58,6 +66,8 @@ class DemoSummary:
     seconds: float = 0.0
     by_source: dict[str, dict[str, int]] = field(default_factory=dict)
     bad_messages: list[dict[str, str]] = field(default_factory=list)
+    principals: list[str] = field(default_factory=list)  # "name (role[ of source])"
+    custodian_token: str = field(default="", repr=False)  # shown once, kept nowhere
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +86,8 @@ class DemoSummary:
             "seconds": round(self.seconds, 2),
             "by_source": self.by_source,
             "bad_messages": self.bad_messages,
+            "principals": self.principals,
+            "custodian_token": self.custodian_token,
         }
 
 
@@ -89,7 +101,10 @@ def run_demo(
     persons: int = 2000,
     seed: int = 7,
     step: Step = lambda _: None,
+    custodian_token: str | None = None,
 ) -> DemoSummary:
+    """Run the demo in ``home_dir/demo``; ``custodian_token``: a tt1 token of the caller's for the
+    demo trust's custodian (default: a new one, returned in the summary)."""
     started = time.monotonic()
     root = home_dir / "demo"
     if root.exists():
@@ -113,6 +128,23 @@ def run_demo(
             home.source_keys(source) / f"{key.key_id}.ed25519.pub.pem",
             load_agreement(sim_dir / source / "agreement.yaml"),
         )
+
+    step("principals: a custodian, each agency's data steward, the ministry")
+    store = open_store(home.store_url())
+    try:
+        custodian = bootstrap_custodian(store, "operator", custodian_token)
+        assert custodian is not None  # a fresh folder
+        issued = [custodian]
+        for source in sorted(sim.rows):
+            steward = f"{source}-steward"
+            issued.append(
+                add_principal(store, steward, Role.DATA_STEWARD, source=source, added_by="operator")
+            )
+        issued.append(add_principal(store, CONSUMER, Role.CONSUMER, added_by="operator"))
+    finally:
+        store.close()
+    summary.principals = [t.principal.describe() for t in issued]
+    summary.custodian_token = custodian.token
 
     step(f"{len(sim.rows)} agencies publish their exports")
     broken = sim_dir / BROKEN_SOURCE / "records.csv"

@@ -37,18 +37,20 @@ from trust.release.cellkeys import record_key_secret
 from trust.release.population import Population, PopulationError, load_population
 from trust.release.publish import ReleasePublisher, ReleaseSigner
 from trust.release.stage import ReleaseStage, subscriptions
-from trust.release.streams import STREAMS
+from trust.release.streams import CATALOGUE as STREAMS  # count and estimate streams
 from trust.runner import TrustRunner
 from trust.stewardship.agreement import (
     Agreement,
     AgreementError,
     Agreements,
+    AgreementVersion,
     load_agreement,
     save_agreement,
+    submitted_versions,
 )
 from trust.stewardship.audit import AuditLog
 from trust.stewardship.erasure import Erasure
-from trust.stewardship.policy import Policy, Subscription
+from trust.stewardship.policy import AgreementFollower, Policy, Subscription
 from trust.store.errors import VaultKeyMismatch
 from trust.store.events import (
     KekRotated,
@@ -56,7 +58,7 @@ from trust.store.events import (
     SubscriptionRemoved,
     new_event_id,
 )
-from trust.store.eventstore import EventStore
+from trust.store.eventstore import EventStore, open_store
 from trust.store.vault import Vault, open_vault, rotate_if_due, rotate_kek
 
 if TYPE_CHECKING:
@@ -307,9 +309,27 @@ def trust_keyring(home: Home) -> Keyring:
     return ring
 
 
-def trust_agreements(home: Home) -> Agreements:
-    """Every registered agreement version (and a first-slice ``agreement.yaml``)."""
-    found = []
+def trust_agreements(home: Home, store: EventStore | None = None) -> Agreements:
+    """Every agreement version the trust holds: the signed versions submitted to the store
+    (``AgreementSubmitted`` events, :func:`trust.stewardship.agreement.submit_agreement`) and,
+    read beside them, the files registered before agreements were events (each version in
+    ``trust/sources/<source>/agreements/``, and a first-slice ``agreement.yaml``). The files are
+    read, not migrated: they are unsigned, and the trust never makes a signature the source did
+    not. A version held both ways must have the same terms (the signed one is used).
+    ``store`` None: the home's default store.
+    """
+    if store is None:
+        own = open_store(home.store_url())
+        try:
+            return trust_agreements(home, own)
+        finally:
+            own.close()
+    try:
+        signed = submitted_versions(store)
+    except AgreementError as exc:
+        raise SetupError(str(exc)) from None
+    held = {(v.agreement.source_id, v.agreement.version): v for v in signed}
+    found: list[Agreement | AgreementVersion] = list(signed)
     for source_id in home.registered_sources:
         d = home.registered(source_id)
         paths = sorted((d / "agreements").glob("v*.yaml"))
@@ -317,9 +337,17 @@ def trust_agreements(home: Home) -> Agreements:
             paths.append(d / "agreement.yaml")
         for path in paths:
             try:
-                found.append(load_agreement(path))
+                a = load_agreement(path)
             except AgreementError as exc:
                 raise SetupError(str(exc)) from None
+            twin = held.get((a.source_id, a.version))
+            if twin is None:
+                found.append(AgreementVersion(a, "file"))
+            elif twin.agreement != a:
+                raise SetupError(
+                    f"{path}: version {a.version} of {a.source_id} differs from the signed "
+                    "version submitted to the store"
+                )
     return Agreements(found, default_registry().current("case_record"))
 
 
@@ -419,7 +447,7 @@ def build_trust_runner(
 ) -> TrustRunner:
     """Wire ingest and the release streams for this home's keys, registrations and agreements."""
 
-    policy = Policy(trust_agreements(home))
+    policy = Policy(trust_agreements(home, store))
     the_vault = vault(home, store)
     pipeline = IngestPipeline(
         keyring=trust_keyring(home),
@@ -448,6 +476,7 @@ def build_trust_runner(
         # linkage first: a withdrawal unlinks the record before its key is shredded
         # the audit log last: it then audits what the others decided in the same round
         followers=[
+            AgreementFollower(policy),  # first: versions submitted meanwhile apply to the rest
             linkage,
             Erasure(the_vault),
             ReceiptPublisher(log, key),

@@ -14,15 +14,18 @@ from tiptrust.cli import app
 from trust.release.aggregate import table_from_counts
 from trust.release.disclosure.margins import protect_margins
 from trust.release.publish import build_release
-from trust.release.streams import STREAMS, VICTIMS_BY_YEAR_FORM
+from trust.release.streams import CATALOGUE, VICTIMS_BY_YEAR_FORM
 
 
 def test_streams_lists_every_declared_stream() -> None:
     done = CliRunner().invoke(app, ["streams", "--json"])
     assert done.exit_code == 0, done.output
     rows = json.loads(done.output)
-    assert [r["stream"] for r in rows] == list(STREAMS)
+    assert [r["stream"] for r in rows] == list(CATALOGUE)
     by = {r["stream"]: r for r in rows}
+    assert by["prevalence_estimate"]["dimensions"] == ["measure"]
+    assert by["prevalence_estimate"]["estimate"] and not by["victims_by_year_sex"]["estimate"]
+    assert "synthetic_microdata" in by
     assert by["victims_by_year_sex"]["dimensions"] == ["year", "sex"]
     assert by["victims_by_year_form"]["k"] == 10 and by["victims_by_year_form"]["margins"]
     assert not by["victims_by_sex_age_form"]["margins"]

@@ -21,14 +21,71 @@ TIPTRUST = [sys.executable, "-m", "tiptrust"]
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
 
+CUSTODIAN_TOKEN = "tt1.00e2e0c0570d1a00." + "e2e-custodian-" * 4
+"""The custodian's token in every home these tests make: ``keys trust-init`` adopts the
+``TIPTRUST_TOKEN`` it is given for the first custodian (the one place tests give a token)."""
+
+
+def _option(args: tuple[str, ...], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+class Principals:
+    """The principals a test's commands act as, made the first time a command needs them: a
+    subscription's consumer (``trust subscription add --consumer X`` registers X as a consumer),
+    the consumer that subscribes (its own token), a source's data steward (``notify``).
+
+    Everything else runs with :data:`CUSTODIAN_TOKEN`; a test that passes ``TIPTRUST_TOKEN`` in
+    ``env`` acts as it gave. Tokens are remembered per home (by path)."""
+
+    def __init__(self, run: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+        self._run = run
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    def token(self, home: str, name: str, role: str, source: str | None = None) -> str | None:
+        """The principal's token, added first if needed; None when it cannot be added (e.g. a
+        name that is not a name: the command itself then says what is wrong)."""
+        key = (home, name)
+        if key not in self._tokens:
+            extra = ["--source", source] if source else []
+            made = self._run(
+                "principal", "add", "--role", role, "--name", name, *extra, "--json",
+                "--home", home, check=False,
+            )  # fmt: skip
+            if made.returncode != 0:
+                return None
+            self._tokens[key] = last_json(made.stdout)["token"]
+        return self._tokens[key]
+
+    def env_for(self, home: str, args: tuple[str, ...]) -> dict[str, str]:
+        """The token ``args`` act with, making its principal first if needed."""
+        trust_home = (Path(home) / "trust" / "kek.bin").exists()
+        token = None
+        if args[:3] == ("trust", "subscription", "add") and (c := _option(args, "--consumer")):
+            self.token(home, c, "consumer")
+        elif args[:1] == ("subscribe",) and trust_home and (c := _option(args, "--consumer")):
+            token = self.token(home, c, "consumer")
+        elif args[:1] == ("notify",) and trust_home and (s := _option(args, "--source")):
+            token = self.token(home, f"{s}-steward", "data_steward", s)
+        return {} if token is None else {"TIPTRUST_TOKEN": token}
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> RunCli:
+    """Run `tiptrust` in a subprocess in ``tmp_path``, home ``tmp_path/home`` (or ``--home``),
+    acting as the principal each command needs (:class:`Principals`)."""
     home = tmp_path / "home"
 
-    def run(
+    def raw(
         *args: str, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        e = {**os.environ, "TIPTRUST_HOME": str(home), "COLUMNS": "200", **(env or {})}
+        e = {
+            **os.environ,
+            "TIPTRUST_HOME": str(home),
+            "COLUMNS": "200",
+            "TIPTRUST_TOKEN": CUSTODIAN_TOKEN,
+            **(env or {}),
+        }
         proc = subprocess.run(
             [*TIPTRUST, *args], cwd=tmp_path, env=e, capture_output=True, text=True, timeout=300
         )
@@ -37,6 +94,16 @@ def cli(tmp_path: Path) -> RunCli:
                 f"tiptrust {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
             )
         return proc
+
+    acting = Principals(raw)
+
+    def run(
+        *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        if env is None or "TIPTRUST_TOKEN" not in env:
+            where = _option(args, "--home") or str(home)
+            env = {**acting.env_for(where, args), **(env or {})}
+        return raw(*args, check=check, env=env)
 
     return run
 
@@ -84,7 +151,12 @@ PUBLISHED_SOURCES = ("court", "labour_inspectorate", "ngo_haven", "nrm", "police
 
 
 def _cli_in(root: Path, *args: str) -> None:
-    env = {**os.environ, "TIPTRUST_HOME": str(root / "home"), "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "TIPTRUST_HOME": str(root / "home"),
+        "COLUMNS": "200",
+        "TIPTRUST_TOKEN": CUSTODIAN_TOKEN,
+    }
     proc = subprocess.run(
         [*TIPTRUST, *args], cwd=root, env=env, capture_output=True, text=True, timeout=300
     )

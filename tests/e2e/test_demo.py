@@ -26,7 +26,7 @@ def _check_summary(summary: dict, tmp_path: Path) -> None:
     assert summary["rejected"] == EXPECTED_REJECTIONS
     assert summary["rows_rejected_at_source"] >= 5
     assert summary["persons"] > 500
-    assert summary["releases"] == 2
+    assert summary["releases"] == 3
     # victims per year and sex: every cell, margin and the total, protected and audited
     by_year = list(
         csv.DictReader((Path(summary["out_dir"]) / "victims_by_year_sex" / "000001.csv").open())
@@ -45,6 +45,13 @@ def _check_summary(summary: dict, tmp_path: Path) -> None:
     assert release["k"] == 10 and "not estimates of prevalence" in release["caveat"]
     assert release["format"] == 2 and release["labels"]["sex"]
     assert "below 10 persons" in (out / "README.txt").read_text()
+    # how many no agency saw: the estimate with its interval, beside the persons detected
+    estimate = json.loads(
+        (Path(summary["out_dir"]) / "prevalence_estimate" / "000001.json").read_text()
+    )
+    value = {a["key"][0]: a["value"] for a in estimate["aggregates"] if a["key"]}
+    assert value["observed"] == summary["persons"]
+    assert value["observed"] <= value["ci_low"] <= value["estimate"] <= value["ci_high"]
 
 
 def test_demo_on_the_embedded_log(cli: RunCli, tmp_path: Path) -> None:

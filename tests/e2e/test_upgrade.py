@@ -58,6 +58,8 @@ def test_a_home_of_the_first_release_upgrades_and_goes_on(cli: RunCli, tmp_path:
     cli("trust", "run", "--json")
     assert _count(store_db, linked) == _count(store_db, "SELECT COUNT(*) FROM proj_persons")
 
+    # an upgraded trust gets its first custodian (the keys it has stay as they are)
+    assert "custodian operator added" in cli("keys", "trust-init").stdout
     # the first-format agreements (consumers_allowed: [ministry]) allow the ministry's statistics
     cli(*subscribe_args())
     cli(*subscribe_args("journalist"))

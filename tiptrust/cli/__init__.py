@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tiptrust.cli import (
+    agreement_cmd,
     audit_cmd,
     consume,
     demo,
@@ -12,6 +13,7 @@ from tiptrust.cli import (
     link_cmd,
     mapping_cmd,
     mse_cmd,
+    principal_cmd,
     produce,
     schemas_cmd,
     synthesize_cmd,
@@ -34,6 +36,8 @@ app.add_typer(link_cmd.app, name="link")
 app.add_typer(mse_cmd.app, name="mse")
 app.add_typer(mapping_cmd.app, name="mapping")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(agreement_cmd.app, name="agreement")
+app.add_typer(principal_cmd.app, name="principal")
 produce.register(app)
 consume.register(app)
 demo.register(app)

@@ -28,6 +28,7 @@ class Exit(IntEnum):
     DELIVERY_FAILED = 4
     NOT_SET_UP = 5
     REFUSED = 6
+    DENIED = 7  # no valid API token, or its principal may not do this
 
 
 def _checked_log(value: str | None) -> str | None:

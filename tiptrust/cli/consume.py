@@ -16,8 +16,9 @@ from consumers.writers import CHARTS, ReleaseWriter, read_release_file
 from schemas.release import ReleaseRejected, verify_release
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
+from tiptrust.cli.principal_cmd import TokenOpt, acting_in, runs_the_trust
 from transport import open_log, topics
-from trust.release.streams import STREAMS
+from trust.release.streams import CATALOGUE as STREAMS  # count and estimate streams
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +40,8 @@ def streams(
             "dimensions": list(s.dimensions),
             "k": s.k,
             "margins": s.margins,
+            "estimate": s.estimate is not None,
+            "synthetic": s.synthetic is not None,
         }
         for s in STREAMS.values()
     ]
@@ -52,7 +55,13 @@ def streams(
             str(r["title"]),
             " x ".join(s for s in STREAMS[str(r["stream"])].dimensions),
             str(r["k"]),
-            "cells, margins, total" if r["margins"] else "cells, total",
+            "estimate and its interval"
+            if r["estimate"]
+            else "synthetic records (k-anonymous)"
+            if r["synthetic"]
+            else "cells, margins, total"
+            if r["margins"]
+            else "cells, total",
         )
     out.print(t)
 
@@ -82,8 +91,13 @@ def subscribe(
     ] = False,
     log: LogOpt = None,
     home: HomeOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Receive a stream's releases, verify the trust's signature, write them; refuse altered ones.
+
+    In a home that runs the trust, only the consumer itself receives: the command needs the
+    token of the principal named --consumer (exit 7 otherwise). On a ministry's own machine the
+    log's access control decides who reads its topics.
 
     Each release is written as NNNNNN.csv, .metadata.json, .parquet and .json beside a
     README.txt that explains the folder; with --charts also its charts (as `tiptrust chart`).
@@ -99,6 +113,10 @@ def subscribe(
             Exit.USAGE,
         )
     h = home_of(home)
+    if runs_the_trust(h):
+        from trust.stewardship.principals import Action
+
+        acting_in(h, None, token, Action.RECEIVE_RELEASES, consumer=consumer)
     try:
         keys = wiring.release_public_keys(trust_key or h.release_keys)
     except wiring.SetupError as exc:

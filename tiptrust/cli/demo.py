@@ -69,3 +69,8 @@ def demo(
             title="tiptrust demo",
         )
     )
+    out.print(
+        "the demo trust's custodian token, shown once (give it through TIPTRUST_TOKEN to "
+        f"`tiptrust link review … --home {h.root / 'demo'}`):"
+    )
+    print(summary.custodian_token)

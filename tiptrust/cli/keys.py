@@ -16,13 +16,53 @@ app = typer.Typer(help="Create, rotate and export keys.", no_args_is_help=True)
 
 
 @app.command("trust-init")
-def trust_init(home: HomeOpt = None) -> None:
-    """Create the trust's encryption key, release-signing key and vault key (once)."""
+def trust_init(
+    name: Annotated[
+        str,
+        typer.Option("--name", callback=valid_name, help="The first custodian's name"),
+    ] = "operator",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="TIPTRUST_TOKEN",
+            show_default=False,
+            help="A tt1 token of your own for the first custodian (default: a new one, printed "
+            "once)",
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Create the trust's encryption key, release-signing key and vault key (once), and its first
+    custodian, whose token is printed ONCE (kept nowhere: only its keyed hash is stored).
+
+    Run again, it changes nothing; once the trust has a custodian only a custodian adds
+    principals (`tiptrust principal add`).
+    """
+    from trust.stewardship.principals import AccessDenied, bootstrap_custodian
+
     h = home_of(home)
     key = wiring.trust_init(h)
     out.print(
         f"trust key {key.key_id} active; public key {h.trust_keys / (key.key_id + '.x25519.pub.pem')}"
     )
+    event_store = open_store(h.store_url(store))
+    try:
+        issued = bootstrap_custodian(event_store, name, token)
+    except AccessDenied as exc:
+        raise fail(f"--token: {exc}", Exit.USAGE) from None
+    finally:
+        event_store.close()
+    if issued is None:
+        out.print("the trust has a custodian: principals are added with `tiptrust principal add`")
+    elif token:
+        out.print(f"custodian {name} added with the token you gave")
+    else:
+        out.print(
+            f"custodian {name} added; its token, shown once (give it through TIPTRUST_TOKEN):"
+        )
+        print(issued.token)
 
 
 @app.command("source-init")

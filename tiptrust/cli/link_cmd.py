@@ -11,7 +11,6 @@ is recorded in the store (``IdentifiersViewed``) before it is printed.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, StoreOpt, console, fail, home_of, out
+from tiptrust.cli.principal_cmd import TokenOpt, acting
 from tiptrust.home import Home
 from trust.store.eventstore import EventStore, open_store
 
@@ -162,7 +162,8 @@ OperatorOpt = Annotated[
     str | None,
     typer.Option(
         "--operator",
-        help="Who decides or views, as the store's audit trail names them [default: the OS user]",
+        help="Who decides or views, as the store's audit trail names them: the principal of "
+        "your token (the default; another name is refused)",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print as JSON")]
@@ -182,18 +183,16 @@ _MEANING = {
 }
 
 
-def _operator(given: str | None) -> str:
-    """The operator's name: ``--operator`` or the OS user (1-128 printable characters)."""
-    name = given
-    if name is None:
-        try:
-            name = getpass.getuser()
-        except (OSError, KeyError):
-            name = ""
-    name = name.strip()
-    if not name or len(name) > 128 or not name.isprintable():
-        raise fail("give --operator: who decides or views (1-128 printable characters)", Exit.USAGE)
-    return name
+def _custodian(event_store: EventStore, token: str | None, operator: str | None, view: bool) -> str:
+    """The custodian acting (their principal name is the operator the store records); a
+    ``--operator`` that names someone else is refused."""
+    from trust.stewardship.principals import Action
+
+    action = Action.VIEW_IDENTIFIERS if view else Action.DECIDE_LINKS
+    me = acting(event_store, token, action)
+    if operator is not None and operator.strip() != me.name:
+        raise fail(f"you act as {me.name}: --operator must name you or be left out", Exit.USAGE)
+    return me.name
 
 
 def _victim(text: str) -> VictimRef:
@@ -253,7 +252,7 @@ def _linkage(h: Home, event_store: EventStore) -> _Linkage:
     from trust.stewardship.policy import Policy
 
     the_vault = wiring.vault(h, event_store)
-    policy = Policy(wiring.trust_agreements(h))
+    policy = Policy(wiring.trust_agreements(h, event_store))
     now_ms = int(time.time() * 1000)
     return _Linkage(
         wiring.resolver(the_vault, policy, event_store),
@@ -382,20 +381,24 @@ def review_show(
     ] = False,
     operator: OperatorOpt = None,
     as_json: JsonOpt = False,
+    token: TokenOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """A review: each candidate pair's comparison levels and weights (no values). With --values,
-    the identifying values of the record and of the candidates' records, recorded as an
-    IdentifiersViewed event naming the operator before they are printed.
+    """A review: each candidate pair's comparison levels and weights (no values). With --values
+    (custodians only), the identifying values of the record and of the candidates' records,
+    recorded as an IdentifiersViewed event naming the custodian before they are printed.
 
-    Exit codes: 0 shown; 2 no review has this id; 5 the trust is not set up in this home.
+    Exit codes: 0 shown; 2 no review has this id; 5 the trust is not set up in this home;
+    7 --values without a custodian's token.
     """
     from trust.linkage.errors import LinkageError
     from trust.linkage.review import review_detail, side_by_side
 
-    who = _operator(operator) if values else None
+    who: str | None = None
     with _opened(home, store) as (h, event_store):
+        if values:
+            who = _custodian(event_store, token, operator, view=True)
         resolver = _resolver(h, event_store)
         try:
             detail = review_detail(event_store, resolver.linker.model, review_id)
@@ -432,6 +435,7 @@ def _decide(
     *,
     same: bool,
     operator: str | None,
+    token: str | None,
     as_json: bool,
     store: str | None,
     home: str | None,
@@ -439,8 +443,8 @@ def _decide(
     from trust.linkage.errors import LinkageError
     from trust.linkage.review import person_of, record_text, resolve
 
-    who = _operator(operator)
     with _opened(home, store) as (h, event_store):
+        who = _custodian(event_store, token, operator, view=False)
         linkage = _linkage(h, event_store)
         try:
             decision = resolve(
@@ -492,6 +496,7 @@ def review_accept(
     persons: PersonsOpt = None,
     operator: OperatorOpt = None,
     as_json: JsonOpt = False,
+    token: TokenOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -502,7 +507,14 @@ def review_accept(
     set up in this home; 6 the review is already closed.
     """
     _decide(
-        review_id, persons, same=True, operator=operator, as_json=as_json, store=store, home=home
+        review_id,
+        persons,
+        same=True,
+        operator=operator,
+        token=token,
+        as_json=as_json,
+        store=store,
+        home=home,
     )
 
 
@@ -512,6 +524,7 @@ def review_reject(
     persons: PersonsOpt = None,
     operator: OperatorOpt = None,
     as_json: JsonOpt = False,
+    token: TokenOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -522,7 +535,14 @@ def review_reject(
     set up in this home; 6 the review is already closed.
     """
     _decide(
-        review_id, persons, same=False, operator=operator, as_json=as_json, store=store, home=home
+        review_id,
+        persons,
+        same=False,
+        operator=operator,
+        token=token,
+        as_json=as_json,
+        store=store,
+        home=home,
     )
 
 
@@ -698,6 +718,7 @@ def _verdict(
     *,
     same: bool,
     operator: str | None,
+    token: str | None,
     as_json: bool,
     store: str | None,
     home: str | None,
@@ -705,9 +726,9 @@ def _verdict(
     from trust.linkage.errors import LinkageError
     from trust.linkage.review import decide_pair, person_of, record_text
 
-    who = _operator(operator)
     va, vb = _victim(a), _victim(b)
     with _opened(home, store) as (h, event_store):
+        who = _custodian(event_store, token, operator, view=False)
         linkage = _linkage(h, event_store)
         try:
             decide_pair(event_store, va, vb, same=same, operator=who, may_link=linkage.may_link)
@@ -744,6 +765,7 @@ def separate(
     b: RecordArg,
     operator: OperatorOpt = None,
     as_json: JsonOpt = False,
+    token: TokenOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -754,7 +776,9 @@ def separate(
     Exit codes: 0 done; 2 a record that is not linked, or two victims of one case; 5 the trust is
     not set up in this home.
     """
-    _verdict(a, b, same=False, operator=operator, as_json=as_json, store=store, home=home)
+    _verdict(
+        a, b, same=False, operator=operator, token=token, as_json=as_json, store=store, home=home
+    )
 
 
 @app.command("join")
@@ -763,6 +787,7 @@ def join(
     b: RecordArg,
     operator: OperatorOpt = None,
     as_json: JsonOpt = False,
+    token: TokenOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -772,7 +797,9 @@ def join(
     Exit codes: 0 done; 2 a record that is not linked, or persons holding victims of one case;
     5 the trust is not set up in this home.
     """
-    _verdict(a, b, same=True, operator=operator, as_json=as_json, store=store, home=home)
+    _verdict(
+        a, b, same=True, operator=operator, token=token, as_json=as_json, store=store, home=home
+    )
 
 
 @app.command("train")
@@ -783,19 +810,22 @@ def train_model(
     ] = False,
     operator: OperatorOpt = None,
     as_json: JsonOpt = False,
+    token: TokenOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Re-estimate linkage's model by EM on the trust's own linked records (seeded from the model
-    in force); with --adopt, decisions from now on use it and name its version.
+    in force); with --adopt (custodians only), decisions from now on use it and name its version.
 
     Prints the versions, the EM sessions and the prior — never a value of any record.
-    Exit codes: 0 done; 5 the trust is not set up in this home.
+    Exit codes: 0 done; 5 the trust is not set up in this home; 7 --adopt without a custodian's
+    token.
     """
     from trust.linkage.training import adopt as adopt_model
     from trust.linkage.training import estimate_on_store
 
     with _opened(home, store) as (h, event_store):
+        who = _custodian(event_store, token, operator, view=False) if adopt else None
         resolver = _resolver(h, event_store)
         with console.status("estimating the model on the linked records"):
             estimate = estimate_on_store(event_store, resolver)
@@ -810,8 +840,8 @@ def train_model(
             ],
             "adopted": False,
         }
-        if adopt:
-            adopt_model(event_store, estimate, _operator(operator))
+        if who is not None:
+            adopt_model(event_store, estimate, who)
             result["adopted"] = True
     if as_json:
         print(json.dumps(result))

@@ -336,3 +336,68 @@ def _show(result: PopulationEstimate, assumptions: bool = True) -> None:
         "Assumes a closed population, list dependence the model can express, and no "
         "unmodelled heterogeneity in who gets listed."
     )
+
+
+@app.command("chart")
+def chart(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="INPUT...",
+            help="A folder of prevalence_estimate releases written by `tiptrust subscribe`, "
+            "release files NNNNNN.json, or outputs of `tiptrust mse estimate --json` (in the "
+            "order given; such an output is labelled by its file name)",
+            show_default=False,
+        ),
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where to write prevalence_estimate.png and .svg")
+    ] = Path("charts"),
+    title: Annotated[
+        str, typer.Option("--title", help="The chart's title")
+    ] = "Detected and estimated victims of trafficking",
+) -> None:
+    """Draw the annex 7 chart: detected victims and the estimate of all victims over time, with
+    the interval as a band; the caveat, assumptions, sources and date under it. PNG and SVG.
+
+    Exits 2 when an input does not exist or holds no estimate, 6 when a file is neither an
+    estimate release nor an estimate's JSON.
+    """
+    from consumers.errors import ConsumerReason, ReleaseFileError
+    from consumers.estimate_chart import (
+        EstimatePoint,
+        NotAnEstimate,
+        held_releases,
+        point_from_json,
+        point_from_release,
+        write_chart,
+    )
+    from consumers.writers import read_release_file
+
+    points: list[EstimatePoint] = []
+    try:
+        for given in inputs:
+            if given.is_dir():
+                points += [point_from_release(r) for r in held_releases(given)]
+                continue
+            if not given.is_file():
+                raise fail(f"{given}: no such file or folder", Exit.USAGE)
+            try:
+                doc = json.loads(given.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise fail(f"{given}: not JSON", Exit.REFUSED) from None
+            if isinstance(doc, dict) and "aggregates" in doc:
+                points.append(point_from_release(read_release_file(given)))
+            elif isinstance(doc, dict):
+                points.append(point_from_json(doc, given.stem))
+            else:
+                raise fail(f"{given}: not an estimate", Exit.REFUSED)
+    except ReleaseFileError as exc:
+        missing = exc.code is ConsumerReason.RELEASE_FILE_MISSING
+        raise fail(exc.message, Exit.USAGE if missing else Exit.REFUSED) from None
+    except NotAnEstimate as exc:
+        raise fail(str(exc), Exit.REFUSED) from None
+    if not points:
+        raise fail("no estimate to draw in the inputs given", Exit.USAGE)
+    for path in write_chart(points, out_dir, title=title):
+        out.print(f"wrote {path}")

@@ -17,6 +17,7 @@ from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
 from tiptrust import wiring
+from tiptrust.cli import agreement_cmd
 from tiptrust.cli.common import (
     Exit,
     HomeOpt,
@@ -28,13 +29,14 @@ from tiptrust.cli.common import (
     out,
     valid_name,
 )
+from tiptrust.cli.principal_cmd import TokenOpt, acting, acting_in
 from transport import TransportError, open_log
 from trust.ingest.worker import IngestStats
 from trust.release.publish import EmitResult
 from trust.release.stage import subscriptions
 from trust.release.streams import STREAMS
 from trust.runner import rebuild as rebuild_all
-from trust.stewardship.agreement import AgreementError, load_agreement
+from trust.stewardship.principals import Action, PrincipalError, require_receiver
 from trust.store.eventstore import open_store
 from trust.store.projections import snapshot
 
@@ -53,11 +55,13 @@ def register(
     ] = None,
     agreement: Annotated[
         Path | None,
-        typer.Option("--agreement", help="Its data-sharing agreement (YAML, format 1 or older)"),
+        typer.Option("--agreement", help="Its data-sharing agreement (YAML, any format)"),
     ] = None,
+    token: TokenOpt = None,
+    store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Register a source's signing key, its data-sharing agreement, or both.
+    """Register a source's signing key, its data-sharing agreement, or both (custodians only).
 
     Deny by default: a source registered without an agreement has nothing accepted until an
     agreement is registered with `--agreement`.
@@ -65,32 +69,21 @@ def register(
     h = home_of(home)
     if public_key is None and agreement is None:
         raise fail("give --public-key, --agreement or both", Exit.USAGE)
-    try:
-        a = load_agreement(agreement) if agreement else None
-    except AgreementError as exc:
-        raise fail(str(exc), Exit.USAGE) from None
-    if a is not None and a.source_id != source:
-        raise fail(f"agreement is for {a.source_id}, not {source}", Exit.USAGE)
-    try:
-        if public_key is not None:
-            key = wiring.register_source(h, source, public_key, a)
-            out.print(f"registered {source} (key {key.key_id})")
-        elif a is not None:
-            wiring.register_agreement(h, a)
-    except wiring.SetupError as exc:
-        raise fail(str(exc), Exit.NOT_SET_UP) from None
-    if a is None:
+    acting_in(h, store, token, Action.REGISTER_SOURCE)
+    if public_key is not None:
+        try:
+            key = wiring.register_source(h, source, public_key, None)
+        except wiring.SetupError as exc:
+            raise fail(str(exc), Exit.NOT_SET_UP) from None
+        out.print(f"registered {source} (key {key.key_id})")
+    if agreement is None:
         out.print(
             f"no agreement registered for {source}: nothing it sends is accepted until one is "
             f"(`tiptrust trust register --source {source} --agreement FILE`)"
         )
         return
-    until = a.in_force_until.isoformat() if a.in_force_until else "open-ended"
-    grants = ", ".join(f"{g.consumer} ({'/'.join(g.purposes)})" for g in a.releases_allowed)
-    out.print(
-        f"agreement v{a.version} of {source}: in force {a.in_force_from} to {until}; "
-        f"releases allowed to {grants or 'nobody'}"
-    )
+    # its first signed version when the source's key is in this home (agreement_cmd)
+    agreement_cmd.register_file(h, store, source, agreement)
 
 
 class _StopFlag:
@@ -290,17 +283,23 @@ def subscription_add(
         str,
         typer.Option("--purpose", callback=valid_name, help="For which purpose, e.g. statistics"),
     ],
+    token: TokenOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Subscribe a consumer to a stream for a purpose (replaces its earlier purpose, if any).
 
-    Releases go to tip.release.<consumer>.<stream> and count only the sources whose agreement
-    allows that consumer and purpose.
+    Custodians and trustees only; the consumer must be a registered principal (role consumer or
+    researcher). Releases go to tip.release.<consumer>.<stream> and count only the sources whose
+    agreement allows that consumer and purpose.
     """
     event_store = open_store(home_of(home).store_url(store))
     try:
+        acting(event_store, token, Action.MANAGE_SUBSCRIPTIONS)
+        require_receiver(event_store, consumer)
         sub = wiring.add_subscription(event_store, consumer, stream, purpose)
+    except PrincipalError as exc:
+        raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.USAGE) from None
     finally:
@@ -312,12 +311,15 @@ def subscription_add(
 def subscription_remove(
     consumer: Annotated[str, typer.Option("--consumer", callback=valid_name)],
     stream: Annotated[str, typer.Option("--stream")],
+    token: TokenOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """End a consumer's subscription to a stream (no further releases are made for it)."""
+    """End a consumer's subscription to a stream (no further releases are made for it).
+    Custodians and trustees only."""
     event_store = open_store(home_of(home).store_url(store))
     try:
+        acting(event_store, token, Action.MANAGE_SUBSCRIPTIONS)
         wiring.remove_subscription(event_store, consumer, stream)
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.USAGE) from None
@@ -384,3 +386,67 @@ def quarantine(
             str(e.offset),
         )
     out.print(t if entries else "the quarantine is empty")
+
+
+@app.command("retention")
+def retention(
+    apply_changes: Annotated[
+        bool, typer.Option("--apply", help="Destroy or archive what is due (default: dry run)")
+    ] = False,
+    token: TokenOpt = None,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
+) -> None:
+    """The end of each agreement's retention term: per source, how many cases and victim
+    records are held and due, and what happens to them (counts only, never a case or a value).
+    With --apply (custodians only): due cases are destroyed through the erasure path (final when
+    this returns: linkage, erasure and the KEK rotation are run) or archived de-identified, as
+    each agreement says. See trust/stewardship/retention.py."""
+    import time
+
+    from trust.follow import follow
+    from trust.stewardship import retention as kept
+    from trust.stewardship.erasure import Erasure
+    from trust.stewardship.policy import Policy
+
+    h = home_of(home)
+    event_store = open_store(h.store_url(store))
+    try:
+        if apply_changes:
+            acting(event_store, token, Action.APPLY_RETENTION)
+        agreements = wiring.trust_agreements(h, event_store)
+        now_ms = time.time_ns() // 1_000_000
+        if not apply_changes:
+            found = kept.review(event_store, agreements, now_ms)
+        else:
+            the_vault = wiring.vault(h, event_store)
+            found = kept.apply(event_store, agreements, now_ms, the_vault)
+            if any(f.cases_due for f in found):  # final now, as the running trust would make it
+                follow(event_store, wiring.resolver(the_vault, Policy(agreements), event_store))
+                follow(event_store, Erasure(the_vault))
+                wiring.rotate_kek_if_due(the_vault, wiring.key_provider(h), event_store)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    finally:
+        event_store.close()
+    rows = [{**dataclasses.asdict(f), "action": f.action} for f in found]
+    if as_json:
+        print(json.dumps({"applied": apply_changes, "sources": rows}))
+        return
+    title = "retention applied" if apply_changes else "retention (dry run: --apply to act)"
+    t = Table(
+        "source", "agreement", "term", "cases held", "due", "victims due", "action", title=title
+    )
+    for f in found:
+        version = "-" if f.agreement_version is None else f"v{f.agreement_version}"
+        t.add_row(
+            f.source_id,
+            version,
+            f.term or "-",
+            str(f.cases_held),
+            str(f.cases_due),
+            str(f.victims_due),
+            f.action,
+        )
+    out.print(t if rows else "no source holds data or has an agreement")

@@ -166,6 +166,18 @@ def histories_from_trust(
     )
 
 
+def counted_units(conn: Connection, sources: Sequence[str]) -> dict[str, list[RecordFacts]]:
+    """Each counted unit (a person, or a record linkage has not placed) with its counted
+    records of ``sources``; a unit with none of them is absent. The same reading as the
+    histories (one query), for what else is made from the persons (synthetic records)."""
+    allowed = set(sources)
+    units: dict[str, list[RecordFacts]] = defaultdict(list)
+    for row in _read(conn):
+        if row.counted and row.facts.key[0] in allowed:
+            units[row.unit].append(row.facts)
+    return dict(units)
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     """One victim record of ``proj_persons``: its unit, facts, and whether it is counted."""

@@ -1,7 +1,8 @@
 """The whole estimate: informative lists, model selection, the fit and its interval.
 
-:func:`estimate_population` is what the CLI (and later the release stream) calls. Its result
-always says whether an estimate exists; when none does, the reason is given instead of a number.
+:func:`estimate_population` is what the CLI and the ``prevalence_estimate`` release stream
+(:mod:`trust.estimate.stream`) call. Its result always says whether an estimate exists; when
+none does, the reason is given instead of a number.
 """
 
 from __future__ import annotations

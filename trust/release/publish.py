@@ -7,6 +7,12 @@ stage records a ``ReleaseIssued`` event carrying the signed bytes first, and
 :class:`ReleasePublisher`, a follower of the store, puts exactly those bytes on the topic. A crash
 between the two re-sends the same bytes; no crash can make two different releases with one
 sequence number.
+
+A stream that publishes an estimate (``StreamSpec.estimate``) goes through the same signer,
+record and publisher: its content is an :class:`EstimateTable` (the detected total, the estimate
+and its interval, and what the model assumed) instead of a disclosure-controlled count table,
+and :func:`build_release` makes its release the same way. A stream of synthetic records
+(``StreamSpec.synthetic``) likewise, with a :class:`SyntheticTable`.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.keys import SigningKey
@@ -28,7 +34,15 @@ from trust.release.disclosure import SuppressedTable
 from trust.release.errors import UnprotectedTable
 from trust.release.population import Population
 from trust.release.rates import rate_release, rated_digest
-from trust.release.streams import AGE_GROUPS, StreamSpec
+from trust.release.streams import (
+    AGE_GROUPS,
+    CI_HIGH,
+    CI_LOW,
+    ESTIMATED,
+    MEASURE,
+    OBSERVED,
+    StreamSpec,
+)
 from trust.stewardship.policy import ReleasePlan
 from trust.store.events import Event, ReleaseIssued
 
@@ -38,6 +52,326 @@ YEAR_RULE = (
     "Year of exploitation; persons without a recorded year are in year 'Unknown', outside the "
     "period."
 )
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A subscription that gets no release this time, and why: a stable reason code and a
+    sentence, never a value (the stage records it as skipped)."""
+
+    code: str
+    reason: str
+
+
+ESTIMATE_CAVEAT = (
+    "An estimate from a statistical model, not a count: it rests on the assumptions stated in "
+    "this release's metadata (closed population, list dependence modelled by two-list "
+    "interactions, heterogeneity of capture, linkage errors) and is only as good as they are. "
+    "The interval is part of the figure; use the estimate only with it."
+)
+
+#: The assumptions of annex 7, stated in every estimate release (metadata ``assumption_*``).
+ESTIMATE_ASSUMPTIONS: Mapping[str, str] = {
+    "assumption_closed_population": (
+        "Closed population: every person counted was in the population for the whole period, "
+        "and nobody entered or left it in a way that depends on the lists. A period of several "
+        "years strains this."
+    ),
+    "assumption_list_dependence": (
+        "List dependence: the lists may depend on each other (one agency refers persons to "
+        "another) only in the ways the model's two-list interaction terms express; other "
+        "dependence biases the estimate unseen and makes the interval too narrow."
+    ),
+    "assumption_heterogeneity": (
+        "Heterogeneity of capture: persons differ in how likely each agency is to detect them "
+        "(sex, age, form of exploitation); heterogeneity shared by several lists acts as "
+        "positive dependence between them and biases the estimate down."
+    ),
+    "assumption_linkage": (
+        "Linkage errors feed the estimate: a missed link splits one person into two capture "
+        "histories and inflates it; a false link merges two and deflates it."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EstimateTable:
+    """What an estimate release publishes: the detected total, the estimate and its interval
+    (``None`` when no estimate exists, or for an upper limit the data do not bound), and the
+    model's description as the release states it (``parameters``: lists, model terms,
+    criterion, interval method, whether an estimate exists and, if not, why).
+
+    No per-list count or overlap is here: those can be small cells, and only these totals are
+    released. ``observed`` is at least ``k`` (the stage refuses otherwise).
+    """
+
+    stream: str
+    observed: int
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    k: int
+    period_start: int | None
+    period_end: int | None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def exists(self) -> bool:
+        return self.estimate is not None
+
+    @property
+    def method(self) -> str:
+        return (
+            f"multiple-systems estimation; released only when at least k = {self.k} persons "
+            "are detected on at least two lists; no per-list count or overlap is published"
+        )
+
+    def values(self) -> dict[str, float | int | None]:
+        """The published number of each measure."""
+        return {
+            OBSERVED: self.observed,
+            ESTIMATED: self.estimate,
+            CI_LOW: self.ci_low,
+            CI_HIGH: self.ci_high,
+        }
+
+
+def estimate_digest(table: EstimateTable) -> str:
+    """SHA-256 (hex) of what an estimate release publishes (values rounded as published)."""
+    canonical = {
+        "stream": table.stream,
+        "values": {m: _published(v) for m, v in table.values().items()},
+        "k": table.k,
+        "period": [table.period_start, table.period_end],
+        "parameters": dict(table.parameters),
+    }
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+
+
+def _published(v: float | int | None) -> float | int | None:
+    """A model output as released: to one decimal (more digits would claim a precision the
+    model does not have)."""
+    return round(float(v), 1) if isinstance(v, float) else v
+
+
+def _check_estimate(spec: StreamSpec, table: EstimateTable) -> None:
+    if spec.estimate is None or table.stream != spec.name:
+        raise UnprotectedTable(f"estimate was not made for stream {spec.name}")
+    if table.k < spec.k or table.observed < table.k:
+        raise UnprotectedTable("an estimate is released only over at least k detected persons")
+    if table.exists:
+        low, est, high = table.ci_low, table.estimate, table.ci_high
+        assert est is not None
+        if low is None or not table.observed <= low <= est or (high is not None and high < est):
+            raise UnprotectedTable(
+                "an estimate is released with its interval: observed <= low <= estimate <= high"
+            )
+    elif table.ci_low is not None or table.ci_high is not None:
+        raise UnprotectedTable("no estimate, no interval")
+
+
+def build_estimate_release(
+    spec: StreamSpec,
+    table: EstimateTable,
+    *,
+    counting_rule: str,
+    sequence: int,
+    sources: Sequence[str],
+    issued_at_ms: int,
+    release_id: str,
+    consumer: str = "",
+    purpose: str = "",
+    sources_left_out: int = 0,
+    digest: str | None = None,
+) -> Release:
+    """The unsigned release of an estimate: one aggregate per measure (the detected total exact,
+    the model's outputs not), the model's description and the assumptions in the metadata.
+
+    Raises:
+        UnprotectedTable: the estimate was not made for ``spec``, or is over fewer than k
+            persons, or its interval is not beside it.
+    """
+    _check_estimate(spec, table)
+    if sequence < 1:
+        raise ValueError("release sequence numbers start at 1")
+    named = tuple(sorted(set(sources)))
+    t = table
+    period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
+    metadata = {
+        "originating_organisation": ORIGINATING_ORGANISATION,
+        "date_submitted": _iso_utc(issued_at_ms),
+        "file_name": f"{spec.name}/{sequence:06d}",
+        "consumer": consumer,
+        "purpose": purpose,
+        "sources_left_out": str(sources_left_out),
+        "indicators": f"{spec.unit} by {', '.join(spec.dimensions)}",
+        "period": period,
+        "number_of_sources": str(len(named)),
+        "k": str(t.k),
+        "method": t.method,
+        "counting_rule": counting_rule,
+        "content_digest": digest or estimate_digest(t),
+        "method_name": "multiple_systems_estimation",
+        **ESTIMATE_ASSUMPTIONS,
+        **dict(t.parameters),
+        "values_exact": "false",
+    }
+    aggregates = tuple(
+        Aggregate((MEASURE.dimension,), (m,), _published(v), m == OBSERVED and v is not None)
+        for m, v in t.values().items()
+    )
+    return Release(
+        stream=spec.name,
+        release_id=release_id,
+        sequence=sequence,
+        issued_at_ms=issued_at_ms,
+        title=spec.title,
+        unit=spec.unit,
+        period_start=t.period_start,
+        period_end=t.period_end,
+        dimensions=spec.dimensions,
+        aggregates=aggregates,
+        k=t.k,
+        method=t.method,
+        source_count=len(named),
+        sources=named,
+        labels=spec.labels(),
+        caveat=ESTIMATE_CAVEAT,
+        metadata=metadata,
+    )
+
+
+SYNTHETIC_CAVEAT = (
+    "Synthetic records, not records of real persons: every combination of attributes in them, "
+    "of any length, is shared by at least k detected victims, and each attribute's count is the "
+    "true count rounded down to a multiple of k; combinations of several attributes are "
+    "preserved only approximately (the utility in the metadata says how well). Counts of "
+    "detected victims, not of prevalence."
+)
+
+
+@dataclass(frozen=True)
+class SyntheticTable:
+    """What a synthetic-records release publishes: the synthetic rows over ``columns`` (``""``
+    where an attribute is suppressed), already checked to hold no combination fewer than ``k``
+    persons share, and the synthesis's parameters and utility as the release states them."""
+
+    stream: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    k: int
+    period_start: int | None
+    period_end: int | None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return (
+            f"k-anonymous synthesis at resolution k = {self.k}: every combination of attributes "
+            "in the records, of any length, is held by at least k persons (checked "
+            "independently before signing)"
+        )
+
+    def patterns(self) -> list[tuple[tuple[str, ...], tuple[str, ...], int]]:
+        """Each distinct record as (its attributes' columns, their values, how many records),
+        the longest first."""
+        counts: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
+        for row in self.rows:
+            present = [(c, v) for c, v in zip(self.columns, row, strict=True) if v]
+            key = (tuple(c for c, _ in present), tuple(v for _, v in present))
+            counts[key] = counts.get(key, 0) + 1
+        ordered = sorted(counts.items(), key=lambda kv: (-len(kv[0][0]), kv[0]))
+        return [(dims, values, n) for (dims, values), n in ordered]
+
+
+def synthetic_digest(table: SyntheticTable) -> str:
+    """SHA-256 (hex) of what a synthetic-records release publishes."""
+    canonical = {
+        "stream": table.stream,
+        "patterns": [[list(d), list(v), n] for d, v, n in table.patterns()],
+        "k": table.k,
+        "period": [table.period_start, table.period_end],
+        "parameters": dict(table.parameters),
+    }
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+
+
+def _check_synthetic(spec: StreamSpec, table: SyntheticTable) -> None:
+    if spec.synthetic is None or table.stream != spec.name or table.columns != spec.dimensions:
+        raise UnprotectedTable(f"synthetic records were not made for stream {spec.name}")
+    if table.k < spec.k or not table.rows:
+        raise UnprotectedTable("synthetic records are released at the stream's k, never empty")
+
+
+def build_synthetic_release(
+    spec: StreamSpec,
+    table: SyntheticTable,
+    *,
+    counting_rule: str,
+    sequence: int,
+    sources: Sequence[str],
+    issued_at_ms: int,
+    release_id: str,
+    consumer: str = "",
+    purpose: str = "",
+    sources_left_out: int = 0,
+    digest: str | None = None,
+) -> Release:
+    """The unsigned release of synthetic records: one aggregate per distinct record (the columns
+    it has a value in, those values, how many synthetic records are so), never exact — they
+    count synthetic records, not persons.
+
+    Raises:
+        UnprotectedTable: the records were not made for ``spec`` or below its k.
+    """
+    _check_synthetic(spec, table)
+    if sequence < 1:
+        raise ValueError("release sequence numbers start at 1")
+    named = tuple(sorted(set(sources)))
+    t = table
+    period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
+    metadata = {
+        "originating_organisation": ORIGINATING_ORGANISATION,
+        "date_submitted": _iso_utc(issued_at_ms),
+        "file_name": f"{spec.name}/{sequence:06d}",
+        "consumer": consumer,
+        "purpose": purpose,
+        "sources_left_out": str(sources_left_out),
+        "indicators": f"{spec.unit} with {', '.join(spec.dimensions)}",
+        "period": period,
+        "number_of_sources": str(len(named)),
+        "k": str(t.k),
+        "method": t.method,
+        "counting_rule": counting_rule,
+        "content_digest": digest or synthetic_digest(t),
+        "method_name": "k_anonymous_synthesis",
+        "synthetic_records": str(len(t.rows)),
+        **dict(t.parameters),
+        "values_exact": "false",
+    }
+    aggregates = tuple(Aggregate(d, v, n, False) for d, v, n in t.patterns())
+    return Release(
+        stream=spec.name,
+        release_id=release_id,
+        sequence=sequence,
+        issued_at_ms=issued_at_ms,
+        title=spec.title,
+        unit=spec.unit,
+        period_start=t.period_start,
+        period_end=t.period_end,
+        dimensions=spec.dimensions,
+        aggregates=aggregates,
+        k=t.k,
+        method=t.method,
+        source_count=len(named),
+        sources=named,
+        hierarchies={},
+        labels=spec.labels(),
+        caveat=SYNTHETIC_CAVEAT,
+        metadata=metadata,
+    )
 
 
 def table_digest(table: SuppressedTable) -> str:
@@ -219,7 +553,7 @@ class ReleaseSigner:
 
     def maybe_sign(
         self,
-        table: SuppressedTable,
+        table: SuppressedTable | EstimateTable | SyntheticTable,
         plan: ReleasePlan,
         *,
         counting_rule: str,
@@ -229,13 +563,18 @@ class ReleaseSigner:
         sequence: int,
         population: Population | None = None,
     ) -> EmitResult | None:
-        """The signed release of ``table`` under ``plan`` unless nothing changed or it is too
-        soon (None).
+        """The signed release of ``table`` (counts, or an estimate) under ``plan`` unless nothing
+        changed or it is too soon (None).
 
         Raises:
             UnprotectedTable: ``table`` is not protected as the plan requires.
         """
-        _check_table(plan.spec, table)
+        if isinstance(table, EstimateTable):
+            _check_estimate(plan.spec, table)
+        elif isinstance(table, SyntheticTable):
+            _check_synthetic(plan.spec, table)
+        else:
+            _check_table(plan.spec, table)
         if table.k < plan.k:
             raise UnprotectedTable("table was suppressed at a k below the plan's k")
         digest = release_digest(plan.spec, table, population)
@@ -244,19 +583,23 @@ class ReleaseSigner:
         )
         if reason is not None:
             return None
-        unsigned = build_release(
-            plan.spec,
-            table,
-            counting_rule=counting_rule,
-            sequence=sequence,
-            sources=plan.sources,
-            issued_at_ms=now_ms,
-            release_id=str(uuid.uuid4()),
-            consumer=plan.subscription.consumer,
-            purpose=plan.subscription.purpose,
-            sources_left_out=plan.sources_left_out,
-            digest=digest,
-        )
+        common: dict[str, Any] = {
+            "counting_rule": counting_rule,
+            "sequence": sequence,
+            "sources": plan.sources,
+            "issued_at_ms": now_ms,
+            "release_id": str(uuid.uuid4()),
+            "consumer": plan.subscription.consumer,
+            "purpose": plan.subscription.purpose,
+            "sources_left_out": plan.sources_left_out,
+            "digest": digest,
+        }
+        if isinstance(table, EstimateTable):
+            unsigned = build_estimate_release(plan.spec, table, **common)
+        elif isinstance(table, SyntheticTable):
+            unsigned = build_synthetic_release(plan.spec, table, **common)
+        else:
+            unsigned = build_release(plan.spec, table, **common)
         if plan.spec.rate is not None:
             assert population is not None  # release_digest refused it
             # rates from the protected counts: a suppressed count gives a suppressed rate
@@ -265,9 +608,17 @@ class ReleaseSigner:
         return EmitResult(signed, raw, digest)
 
 
-def release_digest(spec: StreamSpec, table: SuppressedTable, population: Population | None) -> str:
-    """The digest a release is skipped on: the table's, and for a rate stream its population's
-    too (corrected denominators make a new release)."""
+def release_digest(
+    spec: StreamSpec,
+    table: SuppressedTable | EstimateTable | SyntheticTable,
+    population: Population | None,
+) -> str:
+    """The digest a release is skipped on: the table's (or the estimate's), and for a rate
+    stream its population's too (corrected denominators make a new release)."""
+    if isinstance(table, EstimateTable):
+        return estimate_digest(table)
+    if isinstance(table, SyntheticTable):
+        return synthetic_digest(table)
     digest = table_digest(table)
     if spec.rate is None:
         return digest

@@ -11,6 +11,14 @@ is resolved when the stage is built: suppression (with margins: secondary suppre
 LP audit), then rounding or cell-key perturbation of the published values; or, for a
 differentially private method, OpenDP noise on every value instead, charged to the privacy-budget
 ledger (:mod:`trust.release.ledger`) in the same transaction as the ``ReleaseIssued`` event.
+
+A stream that publishes an estimate (``StreamSpec.estimate``: ``prevalence_estimate``) takes the
+same path from the plan on — signer, ``ReleaseIssued`` recorded first, the publisher — but its
+content is made by :class:`trust.estimate.stream.PrevalenceEstimates` from the capture histories
+of the plan's sources (only when the linked data changed materially) instead of cell counts
+and disclosure control. A synthetic-records stream (``StreamSpec.synthetic``:
+``synthetic_microdata``) likewise, by :class:`trust.synthesize.release.SyntheticMicrodata`. The
+stage's counts never follow either kind.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -41,13 +50,27 @@ from trust.release.errors import ReleaseError, UnprotectedTable
 from trust.release.history import PublishedHistory
 from trust.release.ledger import BudgetRefused, Ledger
 from trust.release.population import Population
-from trust.release.publish import UNCHANGED, EmitResult, ReleaseSigner, release_digest
+from trust.release.publish import (
+    UNCHANGED,
+    EmitResult,
+    EstimateTable,
+    Refused,
+    ReleaseSigner,
+    SyntheticTable,
+    release_digest,
+)
 from trust.release.streams import StreamSpec
 from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
 from trust.store.db import writer
 from trust.store.events import ReleaseIssued
 from trust.store.eventstore import EventStore
 from trust.store.tables import ProjRelease, ProjSubscription
+
+_OBSERVED_KEY = (("measure",), ("observed",))  # an estimate release's detected total
+
+if TYPE_CHECKING:  # the estimator and synthesiser load numpy (statsmodels): only when used
+    from trust.estimate.stream import PrevalenceEstimates
+    from trust.synthesize.release import SyntheticMicrodata
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +200,12 @@ class ReleaseStage:
         self.streams = dict(streams)
         self.clock = clock
         self.skipped: list[Skipped] = []
-        self.counts = release_counts.ReleaseCounts(streams)
+        # the counts follow the count streams only: estimates and synthetic records have no cells
+        self.counts = release_counts.ReleaseCounts(
+            {name: spec for name, spec in streams.items() if spec.counted}
+        )
+        self._estimates: PrevalenceEstimates | None = None
+        self._synthetic: SyntheticMicrodata | None = None
         self.history = PublishedHistory()  # what each consumer was given (differencing rule)
         #: seconds the last check spent protecting each stream's table (secondary + audit)
         self.protect_seconds: dict[str, float] = {}
@@ -224,7 +252,10 @@ class ReleaseStage:
                 )
                 continue
             with self.store.engine.connect() as conn:
-                contributing = release_counts.contributing_sources(conn, spec.name)
+                if not spec.counted:  # every source with a counted person
+                    contributing = self.estimates.contributing(conn)
+                else:
+                    contributing = release_counts.contributing_sources(conn, spec.name)
             try:
                 plan = self.policy.plan(sub, spec, contributing, now_ms)
             except NothingToRelease as exc:
@@ -236,12 +267,78 @@ class ReleaseStage:
                     sub.purpose,
                 )
                 continue
-            result = self._release(plan, now_ms)
+            if spec.estimate is not None:
+                result = self._estimate_release(plan, now_ms)
+            elif spec.synthetic is not None:
+                result = self._synthetic_release(plan, now_ms)
+            else:
+                result = self._release(plan, now_ms)
             if result is not None:
                 made.append(result)
         self._checked_upto = upto
         self._checked_day = day
         return made
+
+    @property
+    def estimates(self) -> PrevalenceEstimates:
+        """The estimate streams' maker (the estimator loads at the first estimate check)."""
+        if self._estimates is None:
+            from trust.estimate.stream import PrevalenceEstimates
+
+            self._estimates = PrevalenceEstimates(self.counts.event_types)
+        return self._estimates
+
+    @property
+    def synthetic(self) -> SyntheticMicrodata:
+        """The synthetic streams' maker (the synthesiser loads at the first check)."""
+        if self._synthetic is None:
+            from trust.synthesize.release import SyntheticMicrodata
+
+            self._synthetic = SyntheticMicrodata(self.counts.event_types)
+        return self._synthetic
+
+    def _synthetic_release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
+        """The next release of a synthetic-records stream: refused (skipped, with the code) for
+        a purpose it does not serve or below k; re-made only when the persons changed."""
+        outcome = self.synthetic.outcome(self.store, plan)
+        if isinstance(outcome, Refused):
+            self._refused(plan.subscription, outcome)
+            return None
+        return self._sign_and_record(plan, self.methods[plan.spec.name], outcome, now_ms)
+
+    def _refused(self, sub: Subscription, outcome: Refused) -> None:
+        self.skipped.append(Skipped(sub, outcome.reason, outcome.code))
+        log.info(
+            "release.refused consumer=%s stream=%s reason=%s",
+            sub.consumer,
+            sub.stream,
+            outcome.code,
+        )
+
+    def _estimate_release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
+        """The next release of an estimate stream: refused (skipped, with the code) below k or
+        with fewer than two lists; nothing when the linked data did not change materially."""
+        sub = plan.subscription
+        outcome = self.estimates.outcome(self.store, plan)
+        if outcome is None:
+            return None
+        if isinstance(outcome, Refused):
+            self._refused(sub, outcome)
+            return None
+        # the detected total is an exact count of the same persons as the count streams' total:
+        # to one consumer it follows their differencing rule (moved by 0 or at least k since
+        # every earlier exact publication of either), else a small group could be read off
+        self.history.update(self.store)
+        earlier = self.history.of(sub.consumer)
+        published = earlier.get(((), ()), set()) | earlier.get(_OBSERVED_KEY, set())
+        if any(0 < abs(outcome.observed - v) < plan.k for v in published):
+            reason = "the detected total moved by less than k since a total the consumer holds"
+            self._refused(sub, Refused("differencing", reason))
+            return None
+        result = self._sign_and_record(plan, self.methods[plan.spec.name], outcome, now_ms)
+        if result is not None:
+            self.estimates.released(sub, result.release)
+        return result
 
     def _rule(self, plan: ReleasePlan, now_ms: int) -> str:
         """The counting rule, naming the sources whose records are not linked with each other
@@ -362,6 +459,19 @@ class ReleaseStage:
             table = None if table is None else self._perturb(plan, m, table)
         if table is None:
             return None
+        return self._sign_and_record(plan, m, table, now_ms)
+
+    def _sign_and_record(
+        self,
+        plan: ReleasePlan,
+        m: DisclosureMethod,
+        table: SuppressedTable | EstimateTable | SyntheticTable,
+        now_ms: int,
+    ) -> EmitResult | None:
+        """Sign ``table``'s release when it changed and the interval passed, and record it (with
+        a differentially private release's ledger charge) in one transaction."""
+        sub = plan.subscription
+        last = last_release(self.store, sub.consumer, sub.stream)
         result = self.signer.maybe_sign(
             table,
             plan,

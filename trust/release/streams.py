@@ -43,13 +43,22 @@ count* §5, table 9); a stream may declare its own grouping (``StreamSpec.catego
   :data:`TOP_COUNTRIES`, each with at least k persons), then ``Multiple`` (a person with two or
   more: one cell per person, as for forms), ``Rest`` (every other country; never the code
   ``Other``) and ``Unknown``.
+
+**Kinds of stream.** :data:`STREAMS` are tables of counted persons (the stage's counts follow
+them, each person in one cell). :data:`ESTIMATE_STREAMS` publish something made from the linked
+persons instead: a stream with an :class:`Estimate` (``prevalence_estimate``) releases the
+multiple-systems estimate of the persons no list saw, by ``measure`` (detected, estimate,
+interval), from capture histories of the linked persons (:mod:`trust.estimate.stream`); a stream
+with :class:`Synthetic` settings (``synthetic_microdata``) releases k-anonymous synthetic
+records of them (:mod:`trust.synthesize.release`). :data:`CATALOGUE` holds every kind: what a
+consumer may subscribe to.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from schemas.codec import default_registry
@@ -72,22 +81,30 @@ from trust.release.errors import InvalidThreshold, UnknownStream
 __all__ = [
     "AGE_GROUP",
     "AGE_GROUPS",
+    "CATALOGUE",
     "CLASSIFICATIONS",
+    "ESTIMATE_STREAMS",
     "FORM",
     "FORM_CODES",
+    "MEASURE",
+    "MEASURES",
+    "PREVALENCE_ESTIMATE",
     "REPEAT_VICTIMISATION",
     "SDG_16_2_2",
     "SEX",
     "SEXES",
     "STREAMS",
+    "SYNTHETIC_MICRODATA",
     "VICTIMS_BY_SEX_AGE_FORM",
     "VICTIMS_BY_YEAR_AGE_GROUP",
     "VICTIMS_BY_YEAR_CITIZENSHIP",
     "VICTIMS_BY_YEAR_COUNTRY_OF_EXPLOITATION",
     "VICTIMS_BY_YEAR_FORM",
     "VICTIMS_BY_YEAR_SEX",
+    "Estimate",
     "Rate",
     "StreamSpec",
+    "Synthetic",
     "age_group",
     "stream",
 ]
@@ -272,6 +289,47 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """A stream that publishes a multiple-systems estimate instead of counts.
+
+    ``criterion``: the model-selection rule (``trust.estimate.Criterion``'s values: ``bic``,
+    ``aic``, ``pvalue``); ``level``: the interval's coverage (profile likelihood of the chosen
+    model: about a second at most, so it can run when the linked data change).
+    """
+
+    criterion: str = "bic"
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.criterion not in ("bic", "aic", "pvalue"):
+            raise ValueError("an estimate's criterion is bic, aic or pvalue")
+        if not 0 < self.level < 1:
+            raise ValueError("an estimate's level is a probability in (0, 1)")
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    """A stream that publishes k-anonymous synthetic records of the linked persons, one column
+    per dimension (``trust.synthesize``: every combination of attributes in the output, of any
+    length, is held by at least k persons; k is the plan's).
+
+    ``mode``: the synthesiser's mode (``default`` or ``classic``); ``length``: the reporting
+    length of the utility the release states; ``purposes``: the subscription purposes it serves
+    (record-level data go to research only, on top of what the agreements allow).
+    """
+
+    mode: str = "default"
+    length: int = 3
+    purposes: tuple[str, ...] = ("research",)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("default", "classic"):
+            raise ValueError("a synthesis mode is default or classic")
+        if self.length < 1 or not self.purposes:
+            raise ValueError("a synthetic stream has a reporting length >= 1 and purposes")
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     """A release stream: its name (``tip.release.<name>``), descriptive metadata and policy.
 
@@ -301,6 +359,8 @@ class StreamSpec:
     categories: tuple[Classification, ...] = ()
     structural_zeros: tuple[Impossible, ...] = ()
     rate: Rate | None = None
+    estimate: Estimate | None = field(default=None, repr=False)
+    synthetic: Synthetic | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -318,6 +378,15 @@ class StreamSpec:
                 raise ValueError(f"stream {self.name}: a structural zero names another dimension")
         if self.rate is not None and not set(self.rate.population) <= set(self.dimensions):
             raise ValueError(f"stream {self.name}: a rate's population is by its dimensions")
+        if self.estimate is not None and (self.dimensions != (MEASURE.dimension,) or self.rate):
+            raise ValueError(f"stream {self.name}: an estimate is published by measure only")
+        if self.synthetic is not None and (self.estimate or self.rate or self.margins):
+            raise ValueError(f"stream {self.name}: synthetic records are neither rates nor margins")
+
+    @property
+    def counted(self) -> bool:
+        """Whether the stream is a table of counted persons (the stage's counts follow it)."""
+        return self.estimate is None and self.synthetic is None
 
     def classification(self, dimension: str) -> Classification:
         """How the stream publishes ``dimension``; :class:`UnknownDimension` if it cannot."""
@@ -453,10 +522,65 @@ STREAMS: dict[str, StreamSpec] = {
 }
 
 
+OBSERVED, ESTIMATED, CI_LOW, CI_HIGH = "observed", "estimate", "ci_low", "ci_high"
+#: The numbers an estimate stream publishes, in order.
+MEASURES: tuple[str, ...] = (OBSERVED, ESTIMATED, CI_LOW, CI_HIGH)
+MEASURE = Classification(
+    "measure",
+    categories=(
+        Category(OBSERVED, "Detected victims (persons on at least one list)"),
+        Category(ESTIMATED, "Estimated victims, detected and undetected"),
+        Category(CI_LOW, "Lower limit of the interval of the estimate"),
+        Category(CI_HIGH, "Upper limit of the interval of the estimate"),
+    ),
+    code_list=MEASURES,
+    note="The interval is published beside the estimate, always: the estimate alone says "
+    "nothing of how uncertain it is.",
+)
+
+PREVALENCE_ESTIMATE = StreamSpec(
+    "prevalence_estimate",
+    "Estimated number of victims, detected and undetected (multiple-systems estimation)",
+    "persons (victims, estimated)",
+    (MEASURE.dimension,),
+    k=10,
+    min_interval_s=3600.0,
+    categories=(MEASURE,),
+    estimate=Estimate(),
+)
+"""The annex 7 estimate from the linked persons of the sources a subscription may receive: how
+many were detected, the estimate of the total and its interval — never a per-list count or an
+overlap (they can be small cells). Released when the linked data change materially
+(:mod:`trust.estimate.stream`), at most once an hour."""
+
+SYNTHETIC_MICRODATA = StreamSpec(
+    "synthetic_microdata",
+    "Synthetic records of detected victims (k-anonymous), for research",
+    "synthetic records (not persons)",
+    ("sex", "age_group", "form", "year"),
+    k=10,
+    min_interval_s=86_400.0,
+    synthetic=Synthetic(),
+)
+"""Synthetic microdata for approved researchers (manual box 7, annex 6): records whose every
+combination of attributes, of any length, at least k linked persons of the allowed sources
+share, made by ``trust.synthesize``'s default mode and checked by its independent checker before
+signing; at most daily, and only when the persons changed."""
+
+#: The streams made from the linked persons rather than counted into cells (the stage's counts
+#: never follow them).
+ESTIMATE_STREAMS: dict[str, StreamSpec] = {
+    s.name: s for s in (PREVALENCE_ESTIMATE, SYNTHETIC_MICRODATA)
+}
+
+#: Every stream a consumer may subscribe to: the count streams, then the estimates.
+CATALOGUE: dict[str, StreamSpec] = {**STREAMS, **ESTIMATE_STREAMS}
+
+
 def stream(name: str) -> StreamSpec:
     """The declared stream called ``name``; :class:`UnknownStream` if there is none."""
     try:
-        return STREAMS[name]
+        return CATALOGUE[name]
     except KeyError:
         raise UnknownStream(f"no release stream is declared as {name!r}") from None
 

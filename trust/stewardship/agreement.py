@@ -1,20 +1,25 @@
 """Data-sharing agreements: which source may send, when, which fields, to whom and for what.
 
-An agreement is a YAML document per source and version. The format is versioned: ``format: 2``
+An agreement is a YAML document per source and version. The format is versioned: ``format: 4``
 is the current one, and the loader keeps reading every older format (upcasting it), so an
 agreement signed years ago still loads. Later formats add the fields that later stages enforce.
 
-Format 3 (what the policy point enforces now)::
+Format 4 (what the policy point enforces now)::
 
-    format: 3
+    format: 4
     source_id: police
-    version: 2                     # this source's agreement version; the highest in force wins
+    version: 2                     # this source's agreement version; the highest in force wins,
+                                   #   and a source submits versions in increasing order
     in_force_from: 2024-01-01      # inclusive, judged by the trust's clock when a message arrives
+                                   #   (a version never applies before the trust received it)
     in_force_until: null           # exclusive; null = open-ended
     fields_shared: ['$']           # allow-list of field paths (prefixes); the rest is dropped
     releases_allowed:              # who may receive releases that count this source's persons,
       - consumer: ministry         #   and for which purposes (deny by default: none listed,
-        purposes: [statistics]     #   no release includes this source)
+        purposes: [statistics]     #   no release includes this source). '*' (format 4): any
+                                   #   purpose that is neither forbidden here nor sensitive
+    purposes_forbidden: []         # purposes no release counting this source may serve, for any
+                                   #   consumer: a grant may not name one (a contradiction)
     min_cell_size: 10              # the least k of any release that counts this source
     linkage:                       # optional; these are the defaults
       link_with: ['*']             # sources whose records this source's may be linked with
@@ -29,23 +34,50 @@ Format 3 (what the policy point enforces now)::
       delta: 0.0                   #   0: Gaussian noise needs delta > 0) all differentially
                                    #   private releases counting this source may spend, per
                                    #   consumer, over their whole life: it never refreshes
+    retention:                     # optional (format 4); without it records are kept until an
+      years: 5                     #   agreement version says otherwise. The term (years and
+      days: 0                      #   days add up, at least one day in all) counts from the
+                                   #   last message about a case the trust accepted
+      at_end: destroy              # destroy | archive_deidentified: what ``tiptrust trust
+                                   #   retention --apply`` does to a case whose term ended
+
+**The purpose firewall.** Some purposes turn data shared to protect victims against them:
+:data:`SENSITIVE_PURPOSES` lists them, each with its reason. A release for such a purpose counts
+a source only if its agreement names that purpose explicitly for that consumer (never through
+``'*'``); ``purposes_forbidden`` refuses a purpose outright, whatever the grants say. The default
+is no.
 
 Two sources' records are linked only when BOTH agreements in force allow it. A privacy budget is
 spent by every release that counts the source (the ledger, ``trust.release.ledger``); a release
-counting several sources is limited by the smallest remaining budget among them. Format 2 is
+counting several sources is limited by the smallest remaining budget among them. Format 3 is
+format 4 without ``purposes_forbidden``, ``retention`` and the ``'*'`` purpose; format 2 is
 format 3 without ``privacy_budget`` (no differentially private release counts the source); format
-1 is format 2 without ``linkage`` (linking as the defaults say: it was written when every shared identifier was
-shared for linkage).
+1 is format 2 without ``linkage`` (linking as the defaults say: it was written when every shared
+identifier was shared for linkage).
 
 Format 0 (the first slice's files, no ``format`` key) had ``consumers_allowed: [names]`` and no
 purposes; it is read as ``releases_allowed`` with purpose ``statistics`` for each consumer — the
 only purpose releases had then.
 
 Every problem of a file is reported at once, by key path (never by value).
+
+**Agreements as signed events.** A source signs the exact bytes of its YAML document with its
+Ed25519 signing key (:func:`sign_agreement`: the signature covers :data:`SIGNING_CONTEXT` and the
+bytes, so it can never pass for a signature over anything else). The trust verifies it against
+the source's registered key, validates the document, and records an ``AgreementSubmitted``
+event holding the signed bytes, the signature, the key id, the version and its effective date
+(:func:`submit_agreement`). The version applies from its ``in_force_from`` but never before the
+trust received it (:meth:`Agreements.in_force_at`): a backdated version cannot change what was
+already decided. Agreements registered as files before agreements were events (unsigned, in the
+home's ``trust/sources/<source>/agreements/``) are read beside the events, not migrated: the
+trust never holds a signature the source did not make. The same version in both must have the
+same terms (the source may submit a file's version signed: the signed one is then used). A
+source's versions only go up; submitting a version held with the same terms changes nothing.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
@@ -55,17 +87,58 @@ from typing import Any
 
 import cattrs
 import yaml
+from cryptography.exceptions import InvalidSignature
 
 from schemas.codec import WireSchema
 from schemas.errors import ContractError, ReasonCode
 from schemas.fields import Pruner
+from schemas.keys import SigningKey, VerifyKey
 from transport.topics import validate_name
 from trust.convert import make_converter
+from trust.store.events import AgreementSubmitted, new_event_id
+from trust.store.eventstore import EventStore
 
-FORMAT = 3
+FORMAT = 4
 LEGACY_PURPOSE = "statistics"
 ANY_SOURCE = "*"
+ANY_PURPOSE = "*"
 ENCODINGS = ("plain",)
+DESTROY, ARCHIVE_DEIDENTIFIED = "destroy", "archive_deidentified"
+RETENTION_ENDS = (DESTROY, ARCHIVE_DEIDENTIFIED)
+
+SENSITIVE_PURPOSES: Mapping[str, str] = {
+    "immigration_enforcement": (
+        "finding, detaining or removing people by their migration status: victims who fear "
+        "deportation stop coming forward, and data shared to protect them would locate them"
+    ),
+    "prosecution_of_victims": (
+        "charging victims for what they were compelled to do while trafficked: the "
+        "non-punishment principle forbids it, and a shared record would be the evidence"
+    ),
+    "intelligence": (
+        "intelligence and surveillance work: open-ended, secret, and beyond the agreement's "
+        "oversight once the data has left the trust"
+    ),
+    "national_security": (
+        "security vetting and screening: decisions about people, not statistics, with no "
+        "route for a victim to see or contest them"
+    ),
+    "criminal_investigation": (
+        "investigating identified people: releases are aggregates for statistics and policy, "
+        "and an investigator's purpose must be agreed by each source, case by case"
+    ),
+    "commercial": (
+        "selling, profiling or marketing: nothing a victim consented to when an agency "
+        "recorded their case"
+    ),
+}
+"""The purpose firewall's list, in one place: purposes a release may serve only when a source's
+agreement names them explicitly for that consumer (never through ``'*'``). The reason beside
+each says why the default is no."""
+
+SIGNING_CONTEXT = b"tiptrust agreement v1\x00"
+"""Prefixed to an agreement's bytes before signing: a source's signature over an agreement can
+never pass for its signature over an envelope or anything else it signs."""
 
 
 class AgreementError(Exception):
@@ -77,6 +150,20 @@ class AgreementError(Exception):
         super().__init__(f"{where}: " + "; ".join(problems))
         self.where = where
         self.problems = problems
+
+
+class AgreementSignatureError(Exception):
+    """A submitted agreement's signature does not verify against the source's registered key
+    (or names a key that is not registered for the source)."""
+
+    code = "bad_agreement_signature"
+
+
+class AgreementVersionError(Exception):
+    """A submitted version repeats an earlier one with different terms, or comes after a higher
+    version (a source's versions only go up)."""
+
+    code = "agreement_version"
 
 
 class NoAgreement(ContractError):
@@ -112,6 +199,30 @@ class PrivacyBudget:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long the trust keeps a source's cases, and what happens when the term ends: counted
+    from the last message about the case the trust accepted (a new version of the case starts
+    the term again)."""
+
+    at_end: str
+    years: int = 0
+    days: int = 0
+
+    def cutoff_ms(self, now_ms: int) -> int:
+        """The time before which a case's last message must lie for its term to have ended by
+        ``now_ms`` (calendar years: 29 February less a year is 28 February)."""
+        now = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
+        year = now.year - self.years
+        day = min(now.day, calendar.monthrange(year, now.month)[1])
+        back = now.replace(year=year, day=day) - dt.timedelta(days=self.days)
+        return int(back.timestamp() * 1000)
+
+    def describe(self) -> str:
+        parts = [f"{n} {unit}" for n, unit in ((self.years, "year(s)"), (self.days, "day(s)")) if n]
+        return f"{' '.join(parts)}, then {self.at_end}"
+
+
+@dataclass(frozen=True)
 class Agreement:
     source_id: str
     version: int
@@ -122,6 +233,8 @@ class Agreement:
     min_cell_size: int = 10
     linkage: LinkageTerms = LinkageTerms()
     privacy_budget: PrivacyBudget | None = None
+    purposes_forbidden: tuple[str, ...] = ()
+    retention: Retention | None = None
 
     def in_force(self, at: dt.date) -> bool:
         return self.in_force_from <= at and (
@@ -135,8 +248,19 @@ class Agreement:
         return other_source == self.source_id or ANY_SOURCE in terms or other_source in terms
 
     def allows(self, consumer: str, purpose: str) -> bool:
-        """Whether releases counting this source may go to ``consumer`` for ``purpose``."""
-        return any(g.consumer == consumer and purpose in g.purposes for g in self.releases_allowed)
+        """Whether releases counting this source may go to ``consumer`` for ``purpose``: never a
+        forbidden purpose; a sensitive purpose (:data:`SENSITIVE_PURPOSES`) only when a grant
+        to that consumer names it; any other purpose when a grant names it or ``'*'``."""
+        if purpose in self.purposes_forbidden:
+            return False
+        for g in self.releases_allowed:
+            if g.consumer != consumer:
+                continue
+            if purpose in g.purposes:
+                return True
+            if ANY_PURPOSE in g.purposes and purpose not in SENSITIVE_PURPOSES:
+                return True
+        return False
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "agreement") -> Agreement:
@@ -152,6 +276,10 @@ class Agreement:
         out: dict[str, Any] = {"format": FORMAT}
         out.update(_converter.unstructure(self))
         return out
+
+    def to_yaml(self) -> str:
+        """The document in the current format, as YAML (keys in the format's order)."""
+        return yaml.safe_dump(self.to_mapping(), sort_keys=False)
 
 
 def _structure_name(value: Any, _: type) -> str:
@@ -194,11 +322,14 @@ def _grant(d: Any) -> ReleaseGrant:
     if not isinstance(purposes, list) or not purposes:
         raise ValueError("purposes: a non-empty list of purpose names")
     return ReleaseGrant(
-        _structure_name(d.get("consumer"), str), tuple(_structure_name(p, str) for p in purposes)
+        _structure_name(d.get("consumer"), str),
+        tuple(p if p == ANY_PURPOSE else _structure_name(p, str) for p in purposes),
     )
 
 
 _converter = _make_converter()
+
+_FORMAT_4_KEYS = ("purposes_forbidden", "retention")
 
 
 def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,6 +337,12 @@ def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
     doc = dict(data)
     fmt = doc.pop("format", 0)
     if fmt == FORMAT:
+        return doc
+    if fmt in (0, 1, 2, 3):
+        newer = [f"$.{k}: needs format 4" for k in _FORMAT_4_KEYS if k in doc]
+        if newer:
+            raise AgreementError("agreement", newer)
+    if fmt == 3:
         return doc
     if fmt in (1, 2) and "privacy_budget" in doc:
         raise AgreementError("agreement", ["$.privacy_budget: needs format 3"])
@@ -231,6 +368,7 @@ def parse_agreement(data: Mapping[str, Any], where: str = "agreement") -> Agreem
     problem by key path."""
     if not isinstance(data, Mapping):
         raise AgreementError(where, ["$: a mapping of agreement keys"])
+    fmt = data.get("format", 0)
     try:
         doc = _upcast(data)
     except AgreementError as exc:
@@ -239,7 +377,54 @@ def parse_agreement(data: Mapping[str, Any], where: str = "agreement") -> Agreem
     try:
         agreement = _converter.structure(doc, Agreement)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
-        raise AgreementError(where, _messages(exc)) from None
+        messages = _messages(exc)
+        raise AgreementError(where, messages + _problems_beside(doc, messages, fmt)) from None
+    problems = _problems(agreement, fmt)
+    if problems:
+        raise AgreementError(where, problems)
+    return agreement
+
+
+_STAND_INS: Mapping[str, Any] = {
+    "source_id": "stand_in",
+    "version": 1,
+    "in_force_from": dt.date(2000, 1, 1),
+    "in_force_until": None,
+    "fields_shared": ["$"],
+}
+"""Valid values for required keys whose own value was malformed (see :func:`_problems_beside`)."""
+
+
+def _problems_beside(doc: Mapping[str, Any], messages: list[str], fmt: object) -> list[str]:
+    """The other problems of a document some of whose keys are malformed: the keys that are
+    well formed are checked as a valid document's would be (a malformed key stands in with a
+    valid value, and a check that involves one is left out), so every problem is reported at
+    once."""
+    names = {f.name for f in Agreement.__dataclass_fields__.values()}
+    bad = {m.removeprefix("$.").split(":")[0].split(".")[0].split("[")[0] for m in messages}
+    if "$" in {m.split(":")[0] for m in messages}:
+        bad.add("$")  # e.g. unknown keys: dropped below, nothing else to leave out
+    kept = {k: v for k, v in doc.items() if k in names and k not in bad}
+    lenient = {**{k: v for k, v in _STAND_INS.items() if k not in kept}, **kept}
+    try:
+        agreement = _converter.structure(lenient, Agreement)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError):
+        return []
+    involved = {
+        "in_force_until": ("in_force_from",),
+        "releases_allowed": ("purposes_forbidden",),
+    }
+    out = []
+    for problem in _problems(agreement, fmt):
+        key = problem.removeprefix("$.").split(":")[0].split(".")[0].split("[")[0]
+        if key in bad or any(k in bad for k in involved.get(key, ())):
+            continue
+        out.append(problem)
+    return out
+
+
+def _problems(agreement: Agreement, fmt: object) -> list[str]:
+    """What is wrong with a structured agreement, by key path."""
     problems = []
     try:
         validate_name(agreement.source_id)
@@ -251,6 +436,19 @@ def parse_agreement(data: Mapping[str, Any], where: str = "agreement") -> Agreem
         problems.append("$.min_cell_size: a whole number from 1")
     if agreement.in_force_until is not None and agreement.in_force_until <= agreement.in_force_from:
         problems.append("$.in_force_until: a date after in_force_from")
+    forbidden = set(agreement.purposes_forbidden)
+    for i, grant in enumerate(agreement.releases_allowed):
+        for j, purpose in enumerate(grant.purposes):
+            where = f"$.releases_allowed[{i}].purposes[{j}]"
+            if purpose == ANY_PURPOSE and fmt != FORMAT:
+                problems.append(f"{where}: '*' needs format 4")
+            elif purpose in forbidden:
+                problems.append(f"{where}: a purpose this agreement forbids (purposes_forbidden)")
+    for i, purpose in enumerate(agreement.purposes_forbidden):
+        try:
+            validate_name(purpose)
+        except ValueError:
+            problems.append(f"$.purposes_forbidden[{i}]: a purpose name (like a source id)")
     for i, other in enumerate(agreement.linkage.link_with):
         if other != ANY_SOURCE:
             try:
@@ -270,9 +468,17 @@ def parse_agreement(data: Mapping[str, Any], where: str = "agreement") -> Agreem
             problems.append("$.privacy_budget.epsilon: a number above 0")
         if not (math.isfinite(budget.delta) and 0 <= budget.delta < 1):
             problems.append("$.privacy_budget.delta: a number from 0, below 1")
-    if problems:
-        raise AgreementError(where, problems)
-    return agreement
+    retention = agreement.retention
+    if retention is not None:
+        if retention.at_end not in RETENTION_ENDS:
+            problems.append(f"$.retention.at_end: one of {', '.join(RETENTION_ENDS)}")
+        if retention.years < 0 or retention.days < 0:
+            problems.append("$.retention: years and days from 0")
+        elif retention.years + retention.days == 0:
+            problems.append("$.retention: a term of at least one day (years, days)")
+        elif retention.years > 200:
+            problems.append("$.retention.years: at most 200")
+    return problems
 
 
 def _messages(exc: BaseException) -> list[str]:
@@ -306,40 +512,221 @@ def _reason(text: str) -> str:
     return text.split(":")[0]
 
 
+def parse_document(document: bytes, where: str = "agreement") -> Agreement:
+    """The agreement in a YAML document's bytes (any format).
+
+    Raises:
+        AgreementError: not UTF-8 YAML, or any problem of :func:`parse_agreement`.
+    """
+    try:
+        data = yaml.safe_load(document.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError):
+        raise AgreementError(where, ["not valid YAML (UTF-8)"]) from None
+    return parse_agreement(data, where)
+
+
 def load_agreement(path: Path) -> Agreement:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        raise AgreementError(str(path), ["not valid YAML"]) from None
-    return parse_agreement(data, str(path))
+        document = path.read_bytes()
+    except OSError as exc:
+        raise AgreementError(str(path), [f"cannot be read ({exc.strerror})"]) from None
+    return parse_document(document, str(path))
 
 
 def save_agreement(path: Path, agreement: Agreement) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(agreement.to_mapping(), sort_keys=False), encoding="utf-8")
+    path.write_text(agreement.to_yaml(), encoding="utf-8")
+
+
+# --- signed versions ---------------------------------------------------------------------------
+
+
+def sign_agreement(document: bytes, key: SigningKey) -> bytes:
+    """The source's Ed25519 signature over its agreement's exact bytes (with the context)."""
+    return key.sign(SIGNING_CONTEXT + document)
+
+
+def verify_agreement(document: bytes, signature: bytes, key: VerifyKey) -> None:
+    """Check a source's signature over an agreement's bytes.
+
+    Raises:
+        AgreementSignatureError: it does not verify (altered, or signed by another key).
+    """
+    try:
+        key.public.verify(signature, SIGNING_CONTEXT + document)
+    except InvalidSignature:
+        raise AgreementSignatureError(
+            "the agreement's signature does not verify: altered, or signed by another key"
+        ) from None
+
+
+@dataclass(frozen=True)
+class AgreementVersion:
+    """One version of a source's agreement as the trust holds it: the terms, and how they came
+    (``signed``: an ``AgreementSubmitted`` event at store ``seq``; ``file``: registered as a file
+    before agreements were events, unsigned)."""
+
+    agreement: Agreement
+    origin: str
+    received_at_ms: int | None = None
+    key_id: str | None = None
+    seq: int | None = None
+    document: bytes = b""
+
+    @property
+    def applies_from_ms(self) -> int | None:
+        """When this version starts to apply: its effective date, but never before the trust
+        received it (None: from its effective date — a file registered before events)."""
+        start = _day_start_ms(self.agreement.in_force_from)
+        return None if self.received_at_ms is None else max(start, self.received_at_ms)
+
+
+def _day_start_ms(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def version_of(seq: int, event: AgreementSubmitted) -> AgreementVersion:
+    """The version an ``AgreementSubmitted`` event recorded (its document was validated when
+    it was submitted; one that no longer parses is an error, never skipped)."""
+    agreement = parse_document(event.document, f"agreement event {seq}")
+    return AgreementVersion(
+        agreement=agreement,
+        origin="signed",
+        received_at_ms=event.received_at_ms,
+        key_id=event.key_id,
+        seq=seq,
+        document=event.document,
+    )
+
+
+SUBMITTER = "trust-agreements"
+"""The store consumer name agreement submissions are appended under."""
+
+
+def submitted_versions(store: EventStore) -> list[AgreementVersion]:
+    """Every agreement version submitted to the store, in the order it was received."""
+    out: list[AgreementVersion] = []
+    after, upto = 0, store.last_seq()
+    while True:
+        page = store.read_types({AgreementSubmitted.event_type}, after, upto, 1000, records=False)
+        out.extend(version_of(seq, ev) for seq, ev in page if isinstance(ev, AgreementSubmitted))
+        if len(page) < 1000:
+            return out
+        after = page[-1][0]
+
+
+def submit_agreement(
+    store: EventStore,
+    document: bytes,
+    signature: bytes,
+    key: VerifyKey,
+    *,
+    source_id: str,
+    earlier: Iterable[AgreementVersion],
+    now_ms: int,
+) -> AgreementVersion | None:
+    """Record a source's signed agreement version as an ``AgreementSubmitted`` event.
+
+    ``key`` is the source's registered key the signature names; ``earlier`` the versions the
+    trust holds for the source (events and files). Returns the version recorded, or None when
+    the same version with the same terms is held already (submitting twice changes nothing).
+
+    Raises:
+        AgreementError: the document is not a valid agreement of ``source_id`` (every problem).
+        AgreementSignatureError: the key is not the source's, or the signature does not verify.
+        AgreementVersionError: the version repeats one with other terms, or is below the
+            highest held.
+    """
+    agreement = parse_document(document, "agreement")
+    if agreement.source_id != source_id:
+        raise AgreementError("agreement", ["$.source_id: names another source than the sender"])
+    if key.owner != source_id:
+        raise AgreementSignatureError("the signing key is not registered for this source")
+    verify_agreement(document, signature, key)
+    held = [v for v in earlier if v.agreement.source_id == source_id]
+    same = [v for v in held if v.agreement.version == agreement.version]
+    if any(v.agreement != agreement for v in same):
+        raise AgreementVersionError(
+            f"version {agreement.version} of {source_id} is held with different terms: "
+            "give the new terms a new version"
+        )
+    if any(v.origin == "signed" for v in same):
+        return None
+    # (a version held only as an unsigned file, with the same terms, is now recorded signed)
+    highest = max((v.agreement.version for v in held if v not in same), default=0)
+    if agreement.version < highest:
+        raise AgreementVersionError(
+            f"{source_id} already has version {highest}: a new version must be above it"
+        )
+    event = AgreementSubmitted(
+        event_id=new_event_id(),
+        source_id=source_id,
+        agreement_version=agreement.version,
+        effective_from=agreement.in_force_from,
+        document=document,
+        key_id=key.key_id,
+        signature=signature,
+        received_at_ms=now_ms,
+    )
+    (seq,) = store.append([event], None, SUBMITTER).seqs
+    return version_of(seq, event)
 
 
 class Agreements:
-    """Every registered agreement version, by source, with a compiled field pruner for each."""
+    """Every registered agreement version, by source, with a compiled field pruner for each.
 
-    def __init__(self, agreements: Iterable[Agreement], case_schema: WireSchema) -> None:
-        self._by_source: dict[str, list[Agreement]] = {}
+    A version given as an :class:`AgreementVersion` applies from its ``applies_from_ms`` (never
+    before the trust received it); a bare :class:`Agreement` from its effective date.
+    """
+
+    def __init__(
+        self, agreements: Iterable[Agreement | AgreementVersion], case_schema: WireSchema
+    ) -> None:
+        self._schema = case_schema
+        self._by_source: dict[str, list[AgreementVersion]] = {}
         self._pruners: dict[tuple[str, int], Pruner] = {}
         for a in agreements:
-            self._by_source.setdefault(a.source_id, []).append(a)
-            self._pruners[(a.source_id, a.version)] = Pruner(case_schema, a.fields_shared)
-        for versions in self._by_source.values():
-            versions.sort(key=lambda a: -a.version)
+            self.add(a)
 
-    def in_force(self, source_id: str, at: dt.date) -> Agreement:
-        """The highest version of ``source_id``'s agreements in force on ``at``.
+    def add(self, given: Agreement | AgreementVersion) -> None:
+        """Hold one more version (a version already held is replaced by the one given)."""
+        v = given if isinstance(given, AgreementVersion) else AgreementVersion(given, "given")
+        a = v.agreement
+        versions = [
+            x for x in self._by_source.get(a.source_id, []) if x.agreement.version != a.version
+        ]
+        versions.append(v)
+        versions.sort(key=lambda x: -x.agreement.version)
+        self._by_source[a.source_id] = versions
+        self._pruners[(a.source_id, a.version)] = Pruner(self._schema, a.fields_shared)
+
+    def in_force_at(self, source_id: str, at_ms: int) -> Agreement:
+        """The highest version of ``source_id``'s agreements in force at ``at_ms`` (by the
+        trust's clock; a version applies only once the trust received it).
 
         Raises:
             NoAgreement: none is (deny by default).
         """
-        for a in self._by_source.get(source_id, []):
-            if a.in_force(at):
-                return a
+        day = dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC).date()
+        for v in self._by_source.get(source_id, []):
+            start = v.applies_from_ms
+            if v.agreement.in_force(day) and (start is None or start <= at_ms):
+                return v.agreement
+        raise NoAgreement("no data-sharing agreement in force for this source at this time")
+
+    def in_force(self, source_id: str, at: dt.date) -> Agreement:
+        """The highest version of ``source_id``'s agreements in force on the day ``at`` (one
+        received that day counts from then on).
+
+        Raises:
+            NoAgreement: none is (deny by default).
+        """
+        for v in self._by_source.get(source_id, []):
+            start = v.applies_from_ms
+            if v.agreement.in_force(at) and (
+                start is None or start < _day_start_ms(at) + 86_400_000
+            ):
+                return v.agreement
         raise NoAgreement("no data-sharing agreement in force for this source at this time")
 
     def in_force_or_none(self, source_id: str, at: dt.date) -> Agreement | None:
@@ -347,6 +734,21 @@ class Agreements:
             return self.in_force(source_id, at)
         except NoAgreement:
             return None
+
+    def in_force_at_or_none(self, source_id: str, at_ms: int) -> Agreement | None:
+        try:
+            return self.in_force_at(source_id, at_ms)
+        except NoAgreement:
+            return None
+
+    def versions(self, source_id: str) -> list[AgreementVersion]:
+        """Every version held for ``source_id``, lowest first."""
+        return sorted(self._by_source.get(source_id, []), key=lambda v: v.agreement.version)
+
+    def latest(self, source_id: str) -> Agreement | None:
+        """The highest version held for ``source_id`` (in force or not)."""
+        versions = self._by_source.get(source_id)
+        return versions[0].agreement if versions else None
 
     def pruner(self, agreement: Agreement) -> Pruner:
         return self._pruners[(agreement.source_id, agreement.version)]

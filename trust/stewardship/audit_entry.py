@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from trust.store.events import (
+    AgreementSubmitted,
     ConsentWithdrawn,
     DisposalRequested,
     Event,
@@ -29,11 +30,14 @@ from trust.store.events import (
     PersonKeysShredded,
     PersonsMerged,
     PersonSplit,
+    PrincipalAdded,
+    PrincipalRevoked,
     RecordAccepted,
     RecordLinked,
     RecordRetracted,
     RecordUnlinked,
     ReleaseIssued,
+    RetentionApplied,
     SubscriptionAdded,
     SubscriptionRemoved,
     VictimRef,
@@ -243,6 +247,38 @@ def _rotated(ev: KekRotated, ref: RecordRef) -> Facts:
     return {"rewrapped": ev.rewrapped, "reason": ev.reason}
 
 
+def _principal_added(ev: PrincipalAdded, ref: RecordRef) -> Facts:
+    # who may act, as what: never the token or its hash
+    return {"principal": ev.name, "role": ev.role, "steward_of": ev.source, "operator": ev.added_by}
+
+
+def _principal_revoked(ev: PrincipalRevoked, ref: RecordRef) -> Facts:
+    return {"principal": ev.name, "operator": ev.revoked_by}
+
+
+def _agreement(ev: AgreementSubmitted, ref: RecordRef) -> Facts:
+    # the signed document is in the store; its digest here lets a source check which terms the
+    # trust holds without the log repeating them
+    return {
+        "sources": [ev.source_id],
+        "agreement_version": ev.agreement_version,
+        "effective_from": ev.effective_from.isoformat(),
+        "key_id": ev.key_id,
+        "document_sha256": hashlib.sha256(ev.document).hexdigest(),
+    }
+
+
+def _retention(ev: RetentionApplied, ref: RecordRef) -> Facts:
+    # how many, never which: case ids are the sources' own references
+    return {
+        "sources": [ev.source_id],
+        "agreement_version": ev.agreement_version,
+        "at_end": ev.at_end,
+        "cases": len(ev.case_ids),
+        "victims": ev.victims,
+    }
+
+
 AUDITED: Mapping[str, tuple[str, Callable[[Any, RecordRef], Facts]]] = {
     RecordAccepted.event_type: (INGEST, _accepted),
     RecordRetracted.event_type: (INGEST, _retracted),
@@ -262,6 +298,10 @@ AUDITED: Mapping[str, tuple[str, Callable[[Any, RecordRef], Facts]]] = {
     SubscriptionRemoved.event_type: (RELEASE, _unsubscribed),
     PersonKeysShredded.event_type: (KEY, _shredded),
     KekRotated.event_type: (KEY, _rotated),
+    PrincipalAdded.event_type: (ACCESS, _principal_added),
+    PrincipalRevoked.event_type: (ACCESS, _principal_revoked),
+    AgreementSubmitted.event_type: (AGREEMENT, _agreement),
+    RetentionApplied.event_type: (AGREEMENT, _retention),
 }
 """Per event kind: its category and the facts its entry keeps. A kind not listed is still
 audited (kind, ids, digest; category ``other``): nothing the store holds escapes the log."""

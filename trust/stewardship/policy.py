@@ -7,24 +7,41 @@
 - Which sources' persons enter a subscription's release: only those whose agreement in force
   allows that consumer and purpose (deny by default); the others are left out, and the release
   says how many. A subscription no contributing source allows gets no release at all.
+- The purpose firewall: a sensitive purpose (``agreement.SENSITIVE_PURPOSES``, each with its
+  reason: immigration enforcement, prosecution of victims, intelligence, ...) is served only by
+  sources whose agreement names it explicitly for that consumer; a purpose an agreement forbids
+  (``purposes_forbidden``) never is.
 - Which k applies: the strictest among the stream's and the included sources' agreements.
 - Which privacy budget each included source's agreement grants (differentially private releases
   spend it, per consumer; the release ledger keeps the account).
 
 The answers for a release are fixed in a :class:`ReleasePlan` before any data is touched.
+
+The agreements are those the trust held when it started plus every version submitted since:
+:class:`AgreementFollower` follows the store's ``AgreementSubmitted`` events into the running
+policy, so a new version needs no restart (it applies from its effective date, never before the
+trust received it).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from sqlalchemy import Connection
 
 from schemas.envelope import MessageKind
 from schemas.fields import Pruner
 from transport import topics
+from trust.follow import Batch
 from trust.release.streams import StreamSpec
-from trust.stewardship.agreement import Agreement, Agreements, PrivacyBudget
+from trust.stewardship.agreement import (
+    Agreement,
+    Agreements,
+    PrivacyBudget,
+    version_of,
+)
+from trust.store.events import AgreementSubmitted
 
 USE_REDUCING: frozenset[MessageKind] = frozenset(
     {MessageKind.RECORD_RETRACTION, MessageKind.CONSENT_WITHDRAWAL, MessageKind.DISPOSAL_REQUEST}
@@ -87,10 +104,6 @@ class ReleasePlan:
         return self.subscription.topic
 
 
-def _utc_date(ms: int) -> dt.date:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
-
-
 class Policy:
     """Answers policy questions from the registered agreements (see the module docstring)."""
 
@@ -118,16 +131,15 @@ class Policy:
         Raises:
             NoAgreement: none is in force then (the message is rejected).
         """
-        return self.agreements.in_force(source_id, _utc_date(received_at_ms))
+        return self.agreements.in_force_at(source_id, received_at_ms)
 
     def may_link(self, source_a: str, source_b: str, at_ms: int) -> bool:
         """Whether records of ``source_a`` and ``source_b`` may be linked at ``at_ms``: a source's
         own records always may; two sources only when both agreements in force then allow it."""
         if source_a == source_b:
             return True
-        day = _utc_date(at_ms)
-        a = self.agreements.in_force_or_none(source_a, day)
-        b = self.agreements.in_force_or_none(source_b, day)
+        a = self.agreements.in_force_at_or_none(source_a, at_ms)
+        b = self.agreements.in_force_at_or_none(source_b, at_ms)
         return a is not None and b is not None and a.links_with(source_b) and b.links_with(source_a)
 
     def shared_schemes(self, source_a: str, source_b: str, at_ms: int) -> frozenset[str]:
@@ -135,21 +147,27 @@ class Policy:
         not be linked)."""
         if not self.may_link(source_a, source_b, at_ms):
             return frozenset()
-        day = _utc_date(at_ms)
-        a = self.agreements.in_force_or_none(source_a, day)
-        b = self.agreements.in_force_or_none(source_b, day)
+        a = self.agreements.in_force_at_or_none(source_a, at_ms)
+        b = self.agreements.in_force_at_or_none(source_b, at_ms)
         assert a is not None and b is not None
         return frozenset(a.linkage.shared_identifiers) & frozenset(b.linkage.shared_identifiers)
 
     def privacy_budget(self, source_id: str, at_ms: int) -> PrivacyBudget | None:
         """The privacy budget the agreement in force at ``at_ms`` grants for ``source_id``'s
         persons (None: no agreement in force, or it grants none — deny by default)."""
-        a = self.agreements.in_force_or_none(source_id, _utc_date(at_ms))
+        a = self.agreements.in_force_at_or_none(source_id, at_ms)
         return None if a is None else a.privacy_budget
 
     def fields_kept(self, agreement: Agreement) -> Pruner:
         """What the agreement lets the trust keep of a case record."""
         return self.agreements.pruner(agreement)
+
+    @staticmethod
+    def allows_release(agreement: Agreement, subscription: Subscription) -> bool:
+        """Whether ``agreement`` lets its source's persons into ``subscription``'s releases:
+        the purpose firewall first (a forbidden purpose never; a sensitive one only when named
+        for that consumer), then the grants (deny by default)."""
+        return agreement.allows(subscription.consumer, subscription.purpose)
 
     def plan(
         self,
@@ -163,12 +181,11 @@ class Policy:
         Raises:
             NothingToRelease: no contributing source's agreement in force allows it.
         """
-        day = _utc_date(at_ms)
         included: list[Agreement] = []
         left_out = 0
         for source_id in sorted(set(contributing)):
-            a = self.agreements.in_force_or_none(source_id, day)
-            if a is not None and a.allows(subscription.consumer, subscription.purpose):
+            a = self.agreements.in_force_at_or_none(source_id, at_ms)
+            if a is not None and self.allows_release(a, subscription):
                 included.append(a)
             else:
                 left_out += 1
@@ -182,3 +199,29 @@ class Policy:
             agreement_versions=tuple((a.source_id, a.version) for a in included),
             privacy_budgets=tuple((a.source_id, a.privacy_budget) for a in included),
         )
+
+
+class AgreementFollower:
+    """Brings agreement versions submitted while the trust runs into its policy (a follower of
+    the store's ``AgreementSubmitted`` events; its effect is in memory, so it has no tables).
+
+    Adding a version the policy holds already changes nothing, so re-reading events after a
+    restart is harmless. Put it first among the followers: ingest and linkage then judge by
+    every version submitted before their step.
+    """
+
+    name = "trust-agreements"
+    event_types = frozenset({AgreementSubmitted.event_type})
+    version = "1"
+    reads_records = False
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def apply(self, conn: Connection, events: Batch) -> None:
+        for seq, ev in events:
+            if isinstance(ev, AgreementSubmitted):
+                self.policy.agreements.add(version_of(seq, ev))
+
+    def clear(self, conn: Connection) -> None:
+        """Nothing to empty: the policy is rebuilt from the store when the trust starts."""

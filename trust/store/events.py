@@ -484,6 +484,126 @@ class KekRotated:
         return None
 
 
+# --- principals: who may act on the trust (trust.stewardship.principals) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalAdded:
+    """A principal may act on the trust in ``role`` (a data steward for ``source`` only), proving
+    it with an API token. The event holds the token's id, a random salt and the HMAC-SHA256 of
+    the token's secret under that salt — never the token — so the store, its backups and the
+    audit log cannot be used to act as anyone. ``added_by`` names the custodian who added it
+    (``bootstrap`` for the first custodian, made by ``tiptrust keys trust-init``)."""
+
+    event_type: ClassVar[str] = "PrincipalAdded"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    name: str
+    role: str
+    source: str | None
+    token_id: str
+    token_salt: str  # hex
+    token_hash: str  # hex HMAC-SHA256(salt, secret)
+    added_by: str
+    added_at_ms: int
+
+    def __repr__(self) -> str:
+        return f"PrincipalAdded(name={self.name!r}, role={self.role!r}, source={self.source!r})"
+
+    @property
+    def source_id(self) -> str | None:
+        return None  # decided by the trust, not received from a source
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRevoked:
+    """A custodian revoked ``name``: its token is refused from then on."""
+
+    event_type: ClassVar[str] = "PrincipalRevoked"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    name: str
+    revoked_by: str
+    revoked_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+PRINCIPAL_EVENTS: tuple[type[PrincipalAdded | PrincipalRevoked], ...] = (
+    PrincipalAdded,
+    PrincipalRevoked,
+)
+"""The events that keep ``proj_principals`` (``trust.stewardship.principals`` writes them)."""
+
+# --- end of principals ----------------------------------------------------------------------
+
+# --- agreements: signed, versioned (trust.stewardship.agreement) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementSubmitted:
+    """A source submitted a version of its data-sharing agreement, signed with its key, and the
+    trust verified and validated it on receipt (``received_at_ms``, the trust's clock). The event
+    keeps the exact signed bytes and the signature, so anyone holding the source's public key can
+    check later what the source agreed to; the version applies from ``effective_from`` but never
+    before it was received. Agreements name sources, consumers and purposes: no personal data."""
+
+    event_type: ClassVar[str] = "AgreementSubmitted"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False  # recorded by the trust's operator, not an inbound message
+
+    event_id: str
+    source_id: str
+    agreement_version: int
+    effective_from: date
+    document: bytes  # the YAML exactly as signed
+    key_id: str
+    signature: bytes  # Ed25519 over the agreement signing context and ``document``
+    received_at_ms: int
+
+    def __repr__(self) -> str:
+        return (
+            f"AgreementSubmitted(source_id={self.source_id!r}, "
+            f"agreement_version={self.agreement_version}, key_id={self.key_id!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionApplied:
+    """The operator applied the end of a retention term (``tiptrust trust retention --apply``)
+    to these cases of ``source_id``, as agreement version ``agreement_version`` says: ``destroy``
+    (each case is disposed of, recorded beside this as ``DisposalRequested`` with basis
+    ``RetentionExpired``) or ``archive_deidentified`` (the victims' data keys are shredded — the
+    identifiers are unreadable everywhere — while the anonymous records still count)."""
+
+    event_type: ClassVar[str] = "RetentionApplied"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    source_id: str
+    agreement_version: int
+    at_end: str
+    case_ids: list[str]
+    victims: int
+    applied_at_ms: int
+
+    def __repr__(self) -> str:
+        return (
+            f"RetentionApplied(source_id={self.source_id!r}, at_end={self.at_end!r}, "
+            f"cases={len(self.case_ids)})"
+        )
+
+
+# --- end of agreements ----------------------------------------------------------------------
+
+
 Event: TypeAlias = (
     RecordAccepted
     | RecordRetracted
@@ -503,6 +623,10 @@ Event: TypeAlias = (
     | LinkModelAdopted
     | PersonKeysShredded
     | KekRotated
+    | PrincipalAdded
+    | PrincipalRevoked
+    | AgreementSubmitted
+    | RetentionApplied
 )
 """Any event the store holds."""
 
@@ -527,6 +651,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LinkModelAdopted,
         PersonKeysShredded,
         KekRotated,
+        *PRINCIPAL_EVENTS,
+        AgreementSubmitted,
+        RetentionApplied,
     )
 }
 

@@ -22,6 +22,8 @@ Semantics:
   person each linked victim record is in), ``proj_linked_persons`` (every person id ever issued,
   its record count and the survivor it was merged into) and ``proj_link_reviews``. Linkage links
   only unlinked records (a move is an unlink, then a link): linking a linked record is refused.
+- ``PrincipalAdded`` sets the principal's row of ``proj_principals`` (replacing a revoked one of
+  the same name); ``PrincipalRevoked`` marks it revoked (the row stays: who it was is kept).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from sqlalchemy import (
 )
 
 from schemas.rules import age_group_of
-from trust.store.db import bulk_insert, writer
+from trust.store.db import bulk_insert, select_in, writer
 from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
@@ -55,6 +57,8 @@ from trust.store.events import (
     MessageRejected,
     PersonsMerged,
     PersonSplit,
+    PrincipalAdded,
+    PrincipalRevoked,
     RecordAccepted,
     RecordLinked,
     RecordRetracted,
@@ -68,6 +72,7 @@ from trust.store.stored import read_page
 from trust.store.tables import (
     FOLLOWER_TABLES,
     PROJECTION_TABLES,
+    proj_principals,
     proj_rejections,
     proj_releases,
     proj_subscriptions,
@@ -172,6 +177,8 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
 
         elif isinstance(ev, SubscriptionAdded | SubscriptionRemoved):
             _write_subscription(conn, ev)
+        elif isinstance(ev, PrincipalAdded | PrincipalRevoked):
+            _write_principal(conn, ev)
         elif isinstance(ev, RecordLinked):
             links.linked(seq, ev)
         elif isinstance(
@@ -366,6 +373,36 @@ def _write_subscription(conn: Connection, ev: SubscriptionAdded | SubscriptionRe
         )
 
 
+# --- principals ----------------------------------------------------------------------------------
+
+
+def _write_principal(conn: Connection, ev: PrincipalAdded | PrincipalRevoked) -> None:
+    t = proj_principals
+    if isinstance(ev, PrincipalRevoked):
+        conn.execute(
+            update(t)
+            .where(t.c.name == ev.name, t.c.revoked_at_ms.is_(None))
+            .values(revoked_at_ms=ev.revoked_at_ms)
+        )
+        return
+    conn.execute(delete(t).where(t.c.name == ev.name))
+    row = {
+        "name": ev.name,
+        "role": ev.role,
+        "source_id": ev.source,
+        "token_id": ev.token_id,
+        "token_salt": ev.token_salt,
+        "token_hash": ev.token_hash,
+        "added_by": ev.added_by,
+        "added_at_ms": ev.added_at_ms,
+        "revoked_at_ms": None,
+    }
+    bulk_insert(conn, t, [row])
+
+
+# --- end of principals ----------------------------------------------------------------------
+
+
 def _record_row(
     key: CaseKey, event_id: str, retracted: bool, version: int, year: Any, country: Any
 ) -> Row:
@@ -386,12 +423,10 @@ EVERY_VICTIM = ""  # a proj_erasures row for every victim of the case
 
 def _load_erasures(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, set[tuple[str, str]]]:
     out: dict[CaseKey, set[tuple[str, str]]] = {}
-    for source_id, case_ids in by_source(keys):
-        stmt = select(_erasures).where(_where_cases(_erasures, source_id, case_ids))
-        for row in conn.execute(stmt).mappings():
-            out.setdefault((row["source_id"], row["case_id"]), set()).add(
-                (row["victim_id"], row["kind"])
-            )
+    for source_id, case_id, victim_id, kind in _select_cases(
+        conn, _erasures, _ERASURE_COLUMNS, keys
+    ):
+        out.setdefault((source_id, case_id), set()).add((victim_id, kind))
     return out
 
 
@@ -415,32 +450,38 @@ def _accept(
     ev: RecordAccepted,
     erased: set[tuple[str, str]],
 ) -> None:
+    # the one step every accepted record takes: what is the same for all its victims is worked
+    # out once, and a victim with nothing known about it before (the usual case) skips the flags
     tip_event = ev.record.get("event") or {}
     year = tip_event.get("year_of_exploitation")
-    forms = ";".join(sorted(set(tip_event.get("forms_of_exploitation") or ())))
-    countries = _codes(
-        [
-            tip_event.get("country_of_exploitation"),
-            *(tip_event.get("countries_of_exploitation") or ()),
-        ]
-    )
+    country = tip_event.get("country_of_exploitation")
+    forms = _joined(tip_event.get("forms_of_exploitation") or ())
+    countries = _codes([country, *(tip_event.get("countries_of_exploitation") or ())])
     prev = records.get(key)
     version = (prev["version"] if prev is not None else 0) + 1
-    records[key] = _record_row(
-        key, ev.event_id, False, version, year, tip_event.get("country_of_exploitation")
-    )
-    old = persons.get(key, {})
+    records[key] = _record_row(key, ev.event_id, False, version, year, country)
+    old = persons.get(key)
+    case_disposed = (EVERY_VICTIM, DISPOSED) in erased
+    source_id, case_id = ev.source_id, ev.case_id
     new: dict[str, Row] = {}
     for victim in ev.victims:
         vid = victim["victim_id"]
-        before = old.get(vid)
+        before = old.get(vid) if old else None
+        if before is None and not erased:
+            withdrawn = disposed = False
+        else:
+            was_withdrawn = bool(before and before["consent_withdrawn"])
+            withdrawn = was_withdrawn or (vid, CONSENT_WITHDRAWN) in erased
+            disposed = (
+                bool(before and before["disposed"]) or (vid, DISPOSED) in erased or case_disposed
+            )
         age = victim.get("age_at_identification")
         lower, upper = victim.get("age_range_lower"), victim.get("age_range_upper")
         status = victim.get("majority_status") or "Unknown"
         new[vid] = {
-            "source_id": ev.source_id,
-            "case_id": ev.case_id,
-            "victim_id": victim["victim_id"],
+            "source_id": source_id,
+            "case_id": case_id,
+            "victim_id": vid,
             "sex": victim.get("sex") or "Unknown",
             "age_at_identification": age,
             "age_range_lower": lower,
@@ -451,18 +492,25 @@ def _accept(
             "year_of_exploitation": year,
             "citizenships": _codes(victim.get("citizenships") or ()),
             "countries_of_exploitation": countries,
-            "consent_withdrawn": bool(before and before["consent_withdrawn"])
-            or (vid, CONSENT_WITHDRAWN) in erased,
-            "disposed": bool(before and before["disposed"])
-            or (vid, DISPOSED) in erased
-            or (EVERY_VICTIM, DISPOSED) in erased,
+            "consent_withdrawn": withdrawn,
+            "disposed": disposed,
             "retracted": False,
         }
     persons[key] = new
 
 
-def _codes(codes: Iterable[str | None]) -> str:
+def _joined(codes: Sequence[str]) -> str:
+    """Codes as a ``proj_persons`` column: ``;``-joined, sorted, each once."""
+    if len(codes) == 1 and type(codes[0]) is str:  # most lists hold one code: nothing to sort
+        return codes[0]
+    return ";".join(sorted(set(codes)))
+
+
+def _codes(codes: Sequence[str | None]) -> str:
     """Country codes as a ``proj_persons`` column: ``;``-joined, sorted, ``Unknown`` left out."""
+    if len(codes) == 1 and (type(codes[0]) is str or codes[0] is None):
+        one = codes[0]
+        return one if one and one != "Unknown" else ""
     return ";".join(sorted({c for c in codes if c and c != "Unknown"}))
 
 
@@ -481,21 +529,48 @@ def _where_cases(table: Table, source_id: str, case_ids: list[str]) -> ColumnEle
     return and_(table.c.source_id == source_id, table.c.case_id.in_(case_ids))
 
 
+# The columns a run loads, in the tables' order; the flags among them come back from SQLite as
+# 0/1 and are made booleans again, as SQLAlchemy's Boolean type would.
+_RECORD_COLUMNS = tuple(c.name for c in _records.columns)
+_PERSON_COLUMNS = tuple(c.name for c in _persons.columns)
+_ERASURE_COLUMNS = ("source_id", "case_id", "victim_id", "kind")
+_RECORD_FLAGS = ("retracted",)
+_PERSON_FLAGS = ("consent_withdrawn", "disposed", "retracted")
+
+
+def _select_cases(
+    conn: Connection, table: Table, columns: Sequence[str], keys: set[CaseKey]
+) -> Iterable[tuple[Any, ...]]:
+    """The ``columns`` of ``table``'s rows of the cases ``keys``, as the driver gives them:
+    ``source_id = ? AND case_id IN (...)`` per source (the index's prefix on every database),
+    sent as written (:func:`select_in`). A run of new cases finds nothing, and an ``IN`` list
+    SQLAlchemy expands again on every execution would cost more than the queries."""
+    cases: dict[str, list[str]] = {}
+    for source_id, case_id in keys:
+        cases.setdefault(source_id, []).append(case_id)
+    for source_id, case_ids in sorted(cases.items()):
+        yield from select_in(
+            conn, table, columns, "case_id", sorted(case_ids), where={"source_id": source_id}
+        )
+
+
 def _load_records(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, Row]:
     out: dict[CaseKey, Row] = {}
-    for source_id, case_ids in by_source(keys):
-        stmt = select(_records).where(_where_cases(_records, source_id, case_ids))
-        for row in conn.execute(stmt).mappings():
-            out[(row["source_id"], row["case_id"])] = dict(row)
+    for values in _select_cases(conn, _records, _RECORD_COLUMNS, keys):
+        row = dict(zip(_RECORD_COLUMNS, values, strict=True))
+        for flag in _RECORD_FLAGS:
+            row[flag] = bool(row[flag])
+        out[(row["source_id"], row["case_id"])] = row
     return out
 
 
 def _load_persons(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[str, Row]]:
     out: dict[CaseKey, dict[str, Row]] = {}
-    for source_id, case_ids in by_source(keys):
-        stmt = select(_persons).where(_where_cases(_persons, source_id, case_ids))
-        for row in conn.execute(stmt).mappings():
-            out.setdefault((row["source_id"], row["case_id"]), {})[row["victim_id"]] = dict(row)
+    for values in _select_cases(conn, _persons, _PERSON_COLUMNS, keys):
+        row = dict(zip(_PERSON_COLUMNS, values, strict=True))
+        for flag in _PERSON_FLAGS:
+            row[flag] = bool(row[flag])
+        out.setdefault((row["source_id"], row["case_id"]), {})[row["victim_id"]] = row
     return out
 
 
@@ -536,7 +611,11 @@ def _write_persons(
     # Replace the dirty cases' persons wholesale: fewer statements than a per-row diff.
     for source_id, case_ids in by_source(dirty & before):
         conn.execute(delete(_persons).where(_where_cases(_persons, source_id, case_ids)))
-    rows = [row for k in sorted(dirty) for _, row in sorted(persons.get(k, {}).items())]
+    rows: list[Row] = []
+    for k in sorted(dirty):
+        case = persons.get(k)
+        if case:  # in victim id order; most cases have one victim
+            rows.extend(case.values() if len(case) == 1 else (r for _, r in sorted(case.items())))
     bulk_insert(conn, _persons, rows)
 
 

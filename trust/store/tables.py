@@ -382,6 +382,30 @@ class AuditCheckpoint(Base):
     signature: Mapped[str | None] = mapped_column(String(128))  # base64 Ed25519
 
 
+# --- principals (trust.stewardship.principals) ---------------------------------------------------
+
+
+class ProjPrincipal(Base):
+    """The principals who may act on the trust, one per name: role, the source a data steward
+    answers for, and the token's id, salt and keyed hash (never the token). ``revoked_at_ms``
+    set: the token is refused. A projection of ``PrincipalAdded`` / ``PrincipalRevoked``."""
+
+    __tablename__ = "proj_principals"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str | None] = mapped_column(String(128))
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    token_salt: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- end of principals ----------------------------------------------------------------------
+
+
 def _table(cls: type[Base]) -> Table:
     table = cls.__table__
     assert isinstance(table, Table)
@@ -411,6 +435,7 @@ link_blocks = _table(LinkBlock)
 link_features = _table(LinkFeature)
 link_terms = _table(LinkTerm)
 privacy_ledger = _table(PrivacyLedgerEntry)
+proj_principals = _table(ProjPrincipal)
 
 PROJECTION_TABLES: tuple[Table, ...] = (
     proj_records,
@@ -423,6 +448,7 @@ PROJECTION_TABLES: tuple[Table, ...] = (
     proj_linked_persons,
     proj_link_reviews,
     proj_link_overrides,
+    proj_principals,
 )
 """The tables ``projections.rebuild`` empties and refills, in a stable order."""
 

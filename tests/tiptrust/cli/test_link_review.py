@@ -8,7 +8,7 @@ import json
 import shutil
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,12 @@ from tiptrust.demo import run_demo
 from tiptrust.home import Home
 from trust.release.counts import cell_counts, contributing_sources
 from trust.release.streams import STREAMS
+from trust.stewardship.principals import Role, add_principal
 from trust.store.events import IdentifiersViewed, LinkOverridden, ReleaseIssued
 from trust.store.eventstore import EventStore, open_store
 from trust.store.tables import link_features, proj_person_links, release_cell_counts
+
+from .conftest import CUSTODIAN_TOKEN
 
 STREAM = "victims_by_sex_age_form"  # the demo's subscription
 IDENTIFYING = ("given_name", "surname", "date_of_birth", "document_number")
@@ -36,17 +39,36 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Once per module: the demo (300 simulated persons) — agencies published, the trust ran
     (ingest, linkage, a release), reviews left open."""
     root = tmp_path_factory.mktemp("demo")
-    summary = run_demo(root, persons=300, seed=5)
-    assert summary.reviews_open >= 2 and summary.releases == 2  # the demo subscribes to two streams
+    summary = run_demo(root, persons=300, seed=5, custodian_token=CUSTODIAN_TOKEN)
+    assert (
+        summary.reviews_open >= 2 and summary.releases == 3
+    )  # the demo subscribes to three streams
+    store = open_store(f"sqlite:///{root / 'demo' / 'trust' / 'store.db'}")
+    try:  # two more custodians, who review
+        for name, token in TOKENS.items():
+            add_principal(store, name, Role.CUSTODIAN, added_by="operator", token=token)
+    finally:
+        store.close()
     return root / "demo"
+
+
+TOKENS = {
+    name: f"tt1.{name.encode().hex():0<16}.{name}-secret-" + "x" * 40 for name in ("alice", "bob")
+}
 
 
 @dataclass
 class Trust:
     home: Path
+    token: str | None = None  # None: the conftest's custodian token
+
+    def as_(self, name: str) -> Trust:
+        """The same trust, acting as custodian ``name`` (alice or bob)."""
+        return replace(self, token=TOKENS[name])
 
     def __call__(self, *args: str) -> Result:
-        return CliRunner().invoke(app, [*args, "--home", str(self.home)])
+        env = {} if self.token is None else {"TIPTRUST_TOKEN": self.token}
+        return CliRunner().invoke(app, [*args, "--home", str(self.home)], env=env)
 
     def ok(self, *args: str) -> Result:
         done = self(*args)
@@ -140,7 +162,7 @@ def test_show_prints_levels_and_weights_and_no_value_and_values_only_on_request(
     assert f"{pair['match_weight']:.2f}" in text
     assert trust.events(IdentifiersViewed) == []  # nothing was viewed
 
-    viewed = trust.json("link", "review", "show", review, "--values", "--operator", "alice")
+    viewed = trust.as_("alice").json("link", "review", "show", review, "--values")
     values = viewed["values"]
     records = [first["record"], *(p["with"] for c in shown["candidates"] for p in c["pairs"])]
     assert set(values) == set(records)
@@ -152,7 +174,7 @@ def test_show_prints_levels_and_weights_and_no_value_and_values_only_on_request(
     assert event.operator == "alice" and review in event.purpose
     assert sorted("/".join(v.key()) for v in event.victims) == sorted(set(records))
 
-    table = trust.ok("link", "review", "show", review, "--values", "--operator", "bob").output
+    table = trust.as_("bob").ok("link", "review", "show", review, "--values").output
     assert all(v in table for v in secret) and "audit trail" in table
     assert [e.operator for e in trust.events(IdentifiersViewed)] == ["alice", "bob"]
 
@@ -162,7 +184,8 @@ def test_accept_merges_the_persons_and_the_release_follows(trust: Trust) -> None
     before = trust.persons()
     review = trust.json("link", "review", "list")[0]
     best = max(review["candidates"], key=review["candidates"].get)
-    decided = trust.json("link", "review", "accept", review["review_id"], "--operator", "alice")
+    decided = trust.as_("alice").json("link", "review", "accept", review["review_id"])
+    assert decided["operator"] == "alice"  # the principal of the token
     assert decided["decision"] == "accepted" and decided["record"] == review["record"]
     persons = trust.persons()
     assert decided["person"] == best  # the older id survives: the candidate's
@@ -187,7 +210,7 @@ def test_reject_keeps_the_record_apart(trust: Trust) -> None:
     decided = trust.json("link", "review", "reject", review["review_id"])
     # a record of its own stays so; one placed provisionally with a candidate leaves it
     assert decided["decision"] == "rejected" and decided["person"] not in review["candidates"]
-    assert decided["operator"]  # the OS user by default
+    assert decided["operator"] == "operator"  # the demo's custodian, whose token it is
     persons = trust.persons()
     assert persons[decided["person"]] == [review["record"]]
     assert set(decided["other_persons"]) == set(review["candidates"])
@@ -202,13 +225,13 @@ def test_a_wrong_merge_undone_by_separate_changes_the_release_back(trust: Trust)
     b = next(r for r in singles if r.split("/")[0] != a.split("/")[0])
     before = trust.released()
 
-    joined = trust.json("link", "join", a, b, "--operator", "alice")
+    joined = trust.as_("alice").json("link", "join", a, b, "--operator", "alice")
     assert joined["persons"][0] == joined["persons"][1]
     merged = trust.released()
     assert sum(merged[0].values()) == sum(before[0].values()) - 1
     assert merged[1] != before[1] and merged[2] != before[2]  # a new release went out
 
-    parted = trust.json("link", "separate", a, b, "--operator", "alice")
+    parted = trust.as_("alice").json("link", "separate", a, b)
     assert parted["persons"][0] != parted["persons"][1]
     assert trust.released() == before  # every count, and the released cells, are back
     verdict = trust.json("link", "why", "--records", a, b)["operator_verdict"]

@@ -228,6 +228,10 @@ def test_registry_names_every_type() -> None:
         "LinkModelAdopted",
         "PersonKeysShredded",
         "KekRotated",
+        "PrincipalAdded",
+        "PrincipalRevoked",
+        "AgreementSubmitted",
+        "RetentionApplied",
     }
 
 
