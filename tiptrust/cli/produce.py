@@ -27,6 +27,7 @@ from producers.workflow import (
 from schemas.receipt import Receipt, ReceiptRejected, verify_receipt
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
+from tiptrust.cli.principal_cmd import TokenOpt, acting_in, runs_the_trust
 from transport import open_log, topics
 from transport.errors import TransportError
 
@@ -123,14 +124,127 @@ FormatOpt = Annotated[
 ]
 
 
+# --- publish --watch: unattended publishing (the watcher is producers/watch.py) -----------------
+
+WatchOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--watch",
+        metavar="DIR",
+        help="Publish, unattended, every export that lands in DIR; file it in DIR/done/ or "
+        "DIR/failed/ with a report",
+    ),
+]
+IntervalOpt = Annotated[
+    float, typer.Option("--interval", min=0.1, help="--watch: seconds between looks at DIR")
+]
+SettleOpt = Annotated[
+    float,
+    typer.Option(
+        "--settle", min=0.0, help="--watch: seconds a file must stay unchanged before it is taken"
+    ),
+]
+OnceOpt = Annotated[
+    bool, typer.Option("--once", help="--watch: take what is there now, then exit (cron, tests)")
+]
+
+
+def publish_watch(
+    home_dir: str | None,
+    source: str,
+    folder: Path,
+    mapping_path: Path,
+    log_url: str | None,
+    options: InputOptions,
+    interval: float,
+    settle: float,
+    once: bool,
+    as_json: bool,
+) -> None:
+    """`publish --watch`: run the folder watcher until SIGTERM/SIGINT, or one look (``once``).
+
+    One status line per filed export (or its report as one JSON line); a log outage is said once
+    when it starts, the file waiting in ``.processing/`` for the next look.
+    """
+    import signal
+    import threading
+
+    from rich.markup import escape
+
+    from producers.watch import Cycle, Watcher, WatchError
+
+    h = home_of(home_dir)
+    try:
+        setup = wiring.source_setup(h, source)
+        watcher = Watcher(
+            setup, h.log_url(log_url), mapping_path, folder, options=options, settle=settle
+        )
+        watcher.lock()
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    except WatchError as exc:
+        raise fail(str(exc), Exit.REFUSED if exc.code == "busy" else Exit.USAGE) from None
+    outage: list[str | None] = [None]
+
+    def show(cycle: Cycle) -> None:
+        for r in cycle.filed:
+            if as_json:
+                print(json.dumps(r.to_json()), flush=True)
+                continue
+            colour = {"published": "green", "partly_published": "yellow"}.get(r.status, "red")
+            detail = (
+                r.error["code"]
+                if r.error
+                else f"{r.rows_read} rows, {r.rows_published} published, {r.rows_withheld} withheld"
+            )
+            again = " (finished after a restart)" if r.recovered else ""
+            out.print(
+                f"[{colour}]{r.status}[/{colour}] {escape(r.file)}: {detail} → "
+                f"{escape(r.moved_to)}{again}"
+            )
+        if cycle.delivery_failed and cycle.delivery_failed != outage[0]:
+            console.print(
+                f"[yellow]the log did not acknowledge ({cycle.delivery_failed}); the export "
+                "waits in .processing/ and is tried again at the next look[/yellow]"
+            )
+        outage[0] = cycle.delivery_failed
+
+    stop = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda _n, _f: stop.set()) for s in signals}
+    try:
+        if once:
+            cycle = watcher.run_once(stop)
+            show(cycle)
+            if cycle.unsettled and not as_json:
+                out.print(f"{cycle.unsettled} file(s) still changing: left for the next look")
+        else:
+            if not as_json:
+                out.print(
+                    f"watching {escape(str(folder))} for {source} every {interval:g} s "
+                    f"(a file is taken after {settle:g} s unchanged); SIGTERM or Ctrl-C stops"
+                )
+            watcher.run(stop, interval, show)
+            return
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        watcher.unlock()
+    if cycle.delivery_failed:
+        raise typer.Exit(int(Exit.DELIVERY_FAILED))
+    if any(r.status != "published" for r in cycle.filed):
+        raise typer.Exit(int(Exit.ROWS_REJECTED))
+
+
 def publish(
     source: Annotated[
         str, typer.Option("--source", callback=valid_name, help="Your registered source id")
     ],
-    input_path: Annotated[
-        Path, typer.Option("--input", help="The agency export (.csv, .xlsx or .jsonl)")
-    ],
     mapping_path: Annotated[Path, typer.Option("--mapping", help="The mapping file (MAP.yaml)")],
+    input_path: Annotated[
+        Path | None,
+        typer.Option("--input", help="The agency export (.csv, .xlsx or .jsonl); or --watch"),
+    ] = None,
     log: LogOpt = None,
     home: HomeOpt = None,
     as_json: Annotated[
@@ -147,6 +261,10 @@ def publish(
     delimiter: DelimiterOpt = None,
     sheet: SheetOpt = None,
     input_format: FormatOpt = None,
+    watch: WatchOpt = None,
+    interval: IntervalOpt = 10.0,
+    settle: SettleOpt = 2.0,
+    once: OnceOpt = False,
 ) -> None:
     """Validate every row, then publish the good ones encrypted and signed; report the bad ones.
 
@@ -159,8 +277,21 @@ def publish(
     Exit codes: 0 all published; 3 some rows rejected (the rest published); 4 the log did not
     acknowledge (kept in the outbox, resent on the next run); 5 not set up; 2 bad mapping or input
     (a mapped column missing from the export included: nothing is sent).
+
+    --watch DIR publishes, unattended, every export that lands in DIR and files it in DIR/done/
+    or DIR/failed/ with a report beside it (see `producers/watch.md`); --once looks once and
+    exits: 4 if a file waits for the log, 3 if a file had rows withheld or failed, else 0.
     """
     options = InputOptions(encoding, delimiter, sheet, input_format)
+    if watch is not None:
+        if input_path is not None or resend:
+            raise fail("--watch takes no --input and no --resend", Exit.USAGE)
+        publish_watch(
+            home, source, watch, mapping_path, log, options, interval, settle, once, as_json
+        )
+        return
+    if input_path is None:
+        raise fail("give --input FILE, or --watch DIR", Exit.USAGE)
     try:
         report, rows, defaulted = publish_rows(
             home,
@@ -254,13 +385,21 @@ def notify(
         bool,
         typer.Option("--resend", help="Send it again even if already sent to this log"),
     ] = False,
+    token: TokenOpt = None,
 ) -> None:
     """Retract a case record, or tell the trust that a person withdrew consent or asked for erasure.
+
+    Only the source's data steward does this: in a home that runs the trust, the command needs
+    the token of a data steward of --source (exit 7 otherwise).
 
     A notice already sent to this log is not sent again, unless --resend (same event id, sealed
     afresh): use it when the trust refused it for a reason you have since fixed.
     """
+    from trust.stewardship.principals import Action
+
     h = home_of(home)
+    if runs_the_trust(h):
+        acting_in(h, None, token, Action.ACT_FOR_SOURCE, source=source)
     if kind is NoticeKind.retraction:
         message = retraction(case)
     elif kind is NoticeKind.consent_withdrawal:
