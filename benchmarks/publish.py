@@ -1,22 +1,30 @@
 """Producer and trust-open throughput against their floors, measured in the same run. JSON out.
 
-    .venv/bin/python benchmarks/publish.py [--events 20000] [--kafka]
+    .venv/bin/python benchmarks/publish.py [--events 20000] [--kafka] [--scale 10000,100000]
 
 - ``floor_per_event_asymmetric``: Avro encode + HPKE seal + Ed25519 sign for every event — what a
   naive design pays (DESIGN §5);
 - ``floor_symmetric``: Avro encode + AES-256-GCM per event — the most batching can approach;
 - ``publish_<backend>``: the real producer path: validate + minimise + encode + seal (one HPKE and
   one signature per batch, AES-GCM per event) + outbox + append + flush, on each backend;
-- ``trust_open``: the trust's verify + open + decode + validate per event, with the batch cache.
+- ``trust_open``: the trust's verify + open + decode + validate per event, with the batch cache;
+- ``scale`` (``--scale N,M…``): ``publish`` of a CSV export of N rows through the workflow the
+  CLI uses (read, map, validate, seal, outbox, SQLite log), each size in a fresh child process:
+  rows/s, the child's peak RSS (``VmHWM``: flat memory means the same figure for every N), and
+  the outbox's bytes per record once everything is acknowledged. The export is the simulated
+  police export, copied with a distinct case reference per copy. Beside it,
+  ``publish_floor_events_per_s`` (``benchmarks/throughput.py``'s publish floor, same run).
 Target (issue 2): the producer path and the trust's open path each >= 50k events/s on one core.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from benchmarks.provenance import code_state
+from benchmarks.provenance import code_state, peak_rss_mib
 from producers.mapping import Mapping
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
 from producers.publisher import Outgoing, Publisher
 from producers.readers import read_rows
 from producers.simulate import simulate
-from producers.workflow import destination_of
+from producers.workflow import SourceSetup, destination_of, publish_export, read_export
 from schemas.codec import default_registry
 from schemas.envelope import OpenCache, open_event
 from schemas.keys import Keyring, SigningKey, TrustKeyPair
@@ -118,11 +126,104 @@ def trust_open_rate(url: str, trust: TrustKeyPair, source: SigningKey) -> tuple[
     return rate(len(raws), time.perf_counter() - t), len(raws)
 
 
+# --- scale: publish of an export file, one child process per size -------------------------------
+
+
+def write_export(sim: Path, rows: int, out: Path) -> Path:
+    """``rows`` rows of the simulated police export (copies with their own case references)."""
+    mapping = Mapping.load(sim / "police" / "mapping.yaml")
+    case_column = mapping.case_column
+    assert case_column is not None
+    with (sim / "police" / "records.csv").open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        base = list(reader)
+        fields = list(reader.fieldnames or [])
+    with out.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        written, copy = 0, 0
+        while written < rows:
+            for r in base[: rows - written]:
+                w.writerow({**r, case_column: f"{r[case_column]}-{copy}"})
+            written += min(len(base), rows - written)
+            copy += 1
+    return out
+
+
+def child_export(export: Path, mapping: Path, folder: Path) -> dict[str, Any]:
+    """One ``publish`` of ``export`` as the CLI runs it; prints rows/s and this process's peak."""
+    setup = SourceSetup(
+        SigningKey.generate("police"),
+        TrustKeyPair.generate().public,
+        MessageKeyer.generate(),
+        folder / "outbox.db",
+    )
+    log_url = f"sqlite:///{folder / 'log.db'}"
+    t = time.perf_counter()
+    parsed = read_export("police", export, mapping)
+    report = publish_export(setup, log_url, parsed)
+    elapsed = time.perf_counter() - t
+    assert not report.problems, report.problems[:3]
+    outbox_files = list(folder.glob("outbox.db*"))
+    return {
+        "rows": parsed.rows_read,
+        "events": report.published,
+        "seconds": round(elapsed, 2),
+        "rows_per_s": rate(parsed.rows_read, elapsed),
+        "events_per_s": rate(report.published, elapsed),
+        "peak_rss_mib": peak_rss_mib(),
+        "outbox_bytes_per_record": round(
+            sum(f.stat().st_size for f in outbox_files) / max(report.published, 1), 1
+        ),
+    }
+
+
+def scale(sizes: list[int], tmp: Path) -> dict[str, Any]:
+    simulate(11, 2000, tmp / "scale-sim")
+    mapping = tmp / "scale-sim" / "police" / "mapping.yaml"
+    out: dict[str, Any] = {}
+    for n in sizes:
+        folder = tmp / f"scale-{n}"
+        folder.mkdir()
+        export = write_export(tmp / "scale-sim", n, folder / "export.csv")
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(export), str(mapping), str(folder)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        out[str(n)] = json.loads(proc.stdout)
+        print(f"scale {n} done", file=sys.stderr)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--kafka", action="store_true", help="also measure on a Tansu broker")
+    ap.add_argument("--scale", default="", help="export sizes in rows, e.g. 10000,100000")
+    ap.add_argument("--only-scale", action="store_true", help="skip the per-event figures")
+    ap.add_argument("--child", nargs=3, metavar=("EXPORT", "MAPPING", "FOLDER"), help="internal")
     args = ap.parse_args()
+    if args.child:
+        export, mapping, folder = (Path(a) for a in args.child)
+        print(json.dumps(child_export(export, mapping, folder)))
+        return
+    sizes = [int(s) for s in args.scale.split(",") if s]
+    if args.only_scale:
+        from benchmarks.throughput import floors
+
+        with tempfile.TemporaryDirectory() as d:
+            recs = records(5000, Path(d))
+            scaled: dict[str, Any] = {
+                "benchmark": "publish-scale",
+                "code": code_state(),
+                "machine": {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)},
+                "publish_floor_events_per_s": floors(recs)["publish_events_per_s"],
+                "scale": scale(sizes, Path(d)),
+            }
+        print(json.dumps(scaled, indent=2))
+        return
     trust = TrustKeyPair.generate()
     source = SigningKey.generate("police")
     with tempfile.TemporaryDirectory() as d:
@@ -157,6 +258,8 @@ def main() -> None:
                 result["publish_kafka_events_per_s"] = publish_rate(
                     broker.url, recs, trust, source, tmp
                 )
+        if sizes:
+            result["scale"] = scale(sizes, tmp)
         result["target_events_per_s"] = 50_000
         result["publish_vs_asymmetric_floor"] = round(
             result["publish_sqlite_events_per_s"]

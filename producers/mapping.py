@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -49,6 +49,7 @@ __all__ = [
     "FieldSpec",
     "MappedBatch",
     "MappedRecord",
+    "MappedStream",
     "Mapping",
     "MappingError",
     "MissingColumnError",
@@ -127,6 +128,26 @@ class MappedBatch:
     problems: list[Problem]
     defaulted: dict[str, int] = field(default_factory=dict)
     dry_run: DryRun | None = None
+
+
+class MappedStream:
+    """The records of an export's valid cases as they close (see :meth:`Mapping.map_stream`);
+    ``problems`` and ``defaulted`` grow as it is read. Read once."""
+
+    def __init__(
+        self, records: Iterator[MappedRecord], problems: list[Problem], defaulted: Counter[str]
+    ) -> None:
+        self._records = records
+        self.problems = problems
+        self._defaulted = defaulted
+
+    @property
+    def defaulted(self) -> dict[str, int]:
+        return dict(self._defaulted)
+
+    def __iter__(self) -> Iterator[MappedRecord]:
+        yield from self._records
+        self.problems.sort(key=_row_of)
 
 
 # --- the targets, read from the case record schema's model ---------------------------------------
@@ -666,9 +687,53 @@ class Mapping:
             raise MappingError("the mapping names no source_id: bind it with for_source()")
         return self._map(rows, today or date.today(), dry_run)
 
+    def case_of(self, values: Any) -> str | None:
+        """The case a row's cells belong to (``None``: the row names none): its ``case_column``
+        value, trimmed, or without one the hash of its mapped cells — as :meth:`map_rows`
+        groups rows."""
+        case_col = self.case_column
+        if case_col is None:
+            return _row_hash(values, self._hash_columns)
+        cid = values.get(case_col)
+        return (cid.strip() or None) if cid is not None else None
+
+    def map_stream(
+        self, rows: Iterable[Row], closes: Callable[[int], bool], *, today: date | None = None
+    ) -> MappedStream:
+        """:meth:`map_rows` for an export too large to hold: records come out as their cases
+        close. ``closes(n)`` says whether data row ``n`` is the last row of its case in the
+        export (see :meth:`case_of`); a case is built, checked and emitted at that row and then
+        forgotten, so memory holds only the cases still open. A case whose last row was not
+        said to close it is emitted at the end. The stream's ``problems`` and ``defaulted``
+        grow as it is read (``problems`` sorted by row once it is exhausted).
+
+        Raises:
+            MappingError: the mapping names no ``source_id`` (see :meth:`for_source`).
+        """
+        if self.source_id is None:
+            raise MappingError("the mapping names no source_id: bind it with for_source()")
+        notes = _Notes(False)
+        problems: list[Problem] = []
+        records = self._stream(rows, today or date.today(), notes, problems, closes)
+        return MappedStream(records, problems, notes.defaulted)
+
     def _map(self, rows: Iterable[Row], today: date, dry_run: bool) -> MappedBatch:
-        setters = _compile(self, today)
         notes = _Notes(dry_run)
+        problems: list[Problem] = []
+        records = list(self._stream(rows, today, notes, problems, None))
+        problems.sort(key=_row_of)
+        dry = DryRun(notes.filled, notes.unmapped) if dry_run else None
+        return MappedBatch(records, problems, dict(notes.defaulted), dry)
+
+    def _stream(
+        self,
+        rows: Iterable[Row],
+        today: date,
+        notes: _Notes,
+        problems: list[Problem],
+        closes: Callable[[int], bool] | None,
+    ) -> Iterator[MappedRecord]:
+        setters = _compile(self, today)
         case_col, victim_col, perp_col = (
             self.case_column,
             self.victim_column,
@@ -684,8 +749,6 @@ class Mapping:
         new_shared = self._templates[SID].fill
         has_shared = self._has_shared
         cases: dict[str, _Case] = {}
-        problems: list[Problem] = []
-        bad_rows: set[int] = set()
         for row in rows:
             n = row.number
             values = row.values
@@ -700,7 +763,6 @@ class Mapping:
                     cid = cid.strip() or None
                 if cid is None:
                     problems.append(Problem("$.case_id", _MISSING, _needs(case_col), row=n))
-                    bad_rows.add(n)
                     continue
                 vid = values.get(victim_col) if victim_col is not None else None
                 if vid is not None:
@@ -785,21 +847,18 @@ class Mapping:
                         case.dates_bad = row_bad = True
             if row_bad:
                 case.bad = True
-                bad_rows.add(n)
-
-        records: list[MappedRecord] = []
+                case.bad_rows.add(n)
+            if closes is not None and closes(n):
+                del cases[cid]
+                if not case.bad:
+                    yield MappedRecord(case.case_id, tuple(case.rows), self._record(case))
+                else:
+                    _withhold(case, problems)
         for case in cases.values():
             if case.bad:
-                for n in case.rows:
-                    if n not in bad_rows:
-                        problems.append(
-                            Problem("$", ReasonCode.INVALID_RECORD, SIBLING_WITHHELD, row=n)
-                        )
+                _withhold(case, problems)
                 continue
-            records.append(MappedRecord(case.case_id, tuple(case.rows), self._record(case)))
-        problems.sort(key=_row_of)
-        dry = DryRun(notes.filled, notes.unmapped) if dry_run else None
-        return MappedBatch(records, problems, dict(notes.defaulted), dry)
+            yield MappedRecord(case.case_id, tuple(case.rows), self._record(case))
 
     def _record(self, case: _Case) -> Record:
         templates = self._templates
@@ -1184,17 +1243,25 @@ class _Victim:
 
 
 class _Case:
-    __slots__ = ("bad", "case_id", "dates_bad", "ev", "perps", "re", "rows", "victims")
+    __slots__ = ("bad", "bad_rows", "case_id", "dates_bad", "ev", "perps", "re", "rows", "victims")
 
     def __init__(self, case_id: str) -> None:
         self.case_id = case_id
         self.rows: list[int] = []
         self.bad = False
+        self.bad_rows: set[int] = set()
         self.dates_bad = False
         self.re: dict[str, Any] = {}
         self.ev: dict[str, Any] = {}
         self.victims: dict[str, _Victim] = {}
         self.perps: dict[str, dict[str, Any]] = {}
+
+
+def _withhold(case: _Case, problems: list[Problem]) -> None:
+    """A case with an invalid row: each of its other rows gets one ``INVALID_RECORD`` problem."""
+    for n in case.rows:
+        if n not in case.bad_rows:
+            problems.append(Problem("$", ReasonCode.INVALID_RECORD, SIBLING_WITHHELD, row=n))
 
 
 def _needs(column: str) -> str:

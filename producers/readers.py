@@ -177,7 +177,11 @@ def open_table(path: str | Path, options: InputOptions | None = None) -> Table:
     - ``.jsonl``: one JSON object per line; ``number`` is the line number. Blank lines are skipped.
       Strings are kept, numbers and booleans become their JSON text, ``null`` becomes ``None``;
       arrays and objects are a :class:`ReaderError`. The header is every key, in order of first
-      appearance (the file is read whole).
+      appearance (the file is read through once for it, keeping no row; the rows are read again
+      as iterated).
+
+    No format holds more than one row at a time in Python objects (an ``.xlsx`` sheet is held by
+    its compiled reader).
 
     Empty header names become ``column_<n>`` (``n`` counts from 1); a repeated name is an error.
     Empty strings become ``None``. Any other extension raises :class:`ReaderError` (code
@@ -383,16 +387,17 @@ def _open_xlsx(path: Path, sheet: str | None) -> Table:
     if sheet is not None and sheet not in names:
         raise ReaderError(f"no sheet named {sheet!r}; the workbook has {', '.join(names)}")
     try:
-        grid: list[list[Any]] = book.get_sheet_by_name(sheet or names[0]).to_python(
-            skip_empty_area=False
-        )
+        opened = book.get_sheet_by_name(sheet or names[0])
+        # the row iterator starts at the sheet's first used column: put the empty ones back
+        pad: list[Any] = [None] * (opened.start[1] if opened.start else 0)
+        grid: Iterator[list[Any]] = (pad + r for r in opened.iter_rows())
+        first = next((r for r in grid if any(_cell_text(c) for c in r)), None)
     except Exception as e:
         raise ReaderError(f"the sheet cannot be read ({type(e).__name__})") from None
-    start = next((i for i, r in enumerate(grid) if any(_cell_text(c) for c in r)), None)
-    if start is None:
+    if first is None:
         return Table("xlsx", (), iter(()), ";")
-    header = _header(_trim(grid[start]))
-    return Table("xlsx", header, _xlsx_rows(grid, start, header), ";")
+    header = _header(_trim(first))
+    return Table("xlsx", header, _xlsx_rows(grid, header), ";")
 
 
 def _trim(cells: list[Any]) -> list[Any]:
@@ -402,9 +407,10 @@ def _trim(cells: list[Any]) -> list[Any]:
     return cells[:end]
 
 
-def _xlsx_rows(grid: list[list[Any]], start: int, header: tuple[str, ...]) -> Iterator[Row]:
+def _xlsx_rows(grid: Iterator[list[Any]], header: tuple[str, ...]) -> Iterator[Row]:
+    """The rows below the header (``grid`` is the sheet's row iterator, past the header)."""
     width = len(header)
-    for number, cells in enumerate(grid[start + 1 :], start=1):
+    for number, cells in enumerate(grid, start=1):
         values = [_cell_text(c) for c in cells]
         if not any(values):
             continue
@@ -442,8 +448,13 @@ def _cell_text(value: Any) -> str | None:
 
 def _open_jsonl(path: Path, encoding: str | None) -> Table:
     codec = _codec(encoding) if encoding else "utf-8-sig"
-    rows: list[Row] = []
     keys: dict[str, None] = {}
+    for row in _jsonl_rows(path, codec):  # the header: every key; each row checked, then dropped
+        keys.update(dict.fromkeys(row.values))
+    return Table("jsonl", tuple(keys), _jsonl_rows(path, codec), None, codec)
+
+
+def _jsonl_rows(path: Path, codec: str) -> Iterator[Row]:
     try:
         with path.open("r", encoding=codec) as f:
             for number, line in enumerate(f, start=1):
@@ -455,12 +466,12 @@ def _open_jsonl(path: Path, encoding: str | None) -> Table:
                     raise ReaderError("not a JSON object", row=number) from None
                 if not isinstance(obj, dict):
                     raise ReaderError("not a JSON object", row=number)
-                keys.update(dict.fromkeys(obj))
-                rows.append(Row(number, {k: _json_cell(v, k, number) for k, v in obj.items()}))
+                yield Row(number, {k: _json_cell(v, k, number) for k, v in obj.items()})
+    except OSError as e:
+        raise ReaderError(f"cannot be read ({type(e).__name__})") from None
     except UnicodeDecodeError:
         name = "UTF-8" if codec == "utf-8-sig" else codec
         raise DecodeError(f"not {name} text; name the file's encoding with --encoding") from None
-    return Table("jsonl", tuple(keys), iter(rows), None, codec)
 
 
 def _json_cell(value: object, key: str, number: int) -> str | None:

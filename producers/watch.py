@@ -418,9 +418,8 @@ class Watcher:
             self._reconciled = True
         result = publish_export(self.setup, self.log_url, export)
         rejected = result.rejected_rows
-        published_rows = sum(
-            len(m.rows) for m in export.messages if not rejected.intersection(m.rows)
-        )
+        # every row read is in a published case or has a problem (its own or a sibling's)
+        published_rows = export.rows_read - len(rejected)
         problems = sorted(result.problems, key=lambda p: (p.row or 0, p.path))
         status: Status
         if not rejected:

@@ -24,6 +24,7 @@ from producers.outbox import UNRECORDED, Outbox, OutboxEntry
 from producers.publisher import Outgoing, Publisher
 from producers.simulate import simulate
 from producers.workflow import (
+    ExportConsumedError,
     SourceSetup,
     destination_of,
     publish_export,
@@ -304,13 +305,15 @@ def test_a_new_file_publishes_through_the_workflow(world: World, tmp_path: Path)
     setup = SourceSetup(
         world.source, world.trust.public, MessageKeyer.generate(), tmp_path / "o.db"
     )
-    export = read_export(
-        "police", world.sim / "police" / "records.csv", world.sim / "police" / "mapping.yaml"
-    )
+    files = (world.sim / "police" / "records.csv", world.sim / "police" / "mapping.yaml")
+    export = read_export("police", *files)
     log = f"sqlite:///{tmp_path / 'log.db'}"
-    report = publish_export(setup, log, export)
-    assert report.published == len(export.messages) and not report.rejected_rows
-    assert publish_export(setup, log, export).unchanged == len(export.messages)
+    report = publish_export(setup, log, export)  # streamed: read once
+    with pytest.raises(ExportConsumedError):
+        publish_export(setup, log, export)
+    again = read_export("police", *files)
+    assert report.published == len(again.messages) and not report.rejected_rows
+    assert publish_export(setup, log, again).unchanged == len(again.messages)
 
 
 # --- a model: whatever is published where, each log gets each event id once (or on --resend) -----

@@ -83,7 +83,8 @@ def publish_rows(
         disable=not show_progress,
         transient=True,
     ) as progress:
-        task = progress.add_task("publish", total=len(export.messages))
+        # the cases the export holds (known once read; a withheld case never advances the bar)
+        task = progress.add_task("publish", total=export.cases)
         report = publish_export(
             setup,
             h.log_url(log_url),
