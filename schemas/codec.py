@@ -23,6 +23,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas.errors import InvalidRecord, Problem, ReasonCode, UnknownSchema
+from schemas.lossless import LosslessPlan, plan_for
 from schemas.model import SchemaModel, parse
 
 AVRO_DIR = Path(__file__).parent / "avro"
@@ -106,6 +107,8 @@ class SchemaRegistry:
         self._current = {s.name: s for s in current}
         self._by_fp: dict[bytes, WireSchema] = {}
         self._released: dict[str, list[WireSchema]] = {}  # by name, oldest first
+        # per (old, current) fingerprints: which fields the old schema lacks (None: no plan)
+        self._plans: dict[tuple[bytes, bytes], LosslessPlan | None] = {}
         for s in historic:
             self._by_fp[s.fingerprint] = s
             self._released.setdefault(s.name, []).append(s)
@@ -127,26 +130,40 @@ class SchemaRegistry:
                 problems=(Problem("$", ReasonCode.UNKNOWN_SCHEMA, "a shipped schema"),),
             ) from None
 
-    def content_bytes(self, name: str, payload: bytes) -> bytes:
+    def content_bytes(
+        self, name: str, payload: bytes, datum: dict[str, Any] | None = None
+    ) -> bytes:
         """The bytes a record is known by across schema versions (a producer's outbox digests
         them to tell a changed record from one sent before): ``payload`` (the record under the
         current schema) re-encoded under the earliest released schema that holds it without
         loss, else ``payload`` itself. A field added later, left at its default, then does not
-        make every unchanged record look new."""
+        make every unchanged record look new. ``datum``: ``payload`` decoded, when the caller
+        has it (saves a decode).
+
+        Whether an old schema holds the record is decided from the two schemas where they
+        differ only by added fields (:mod:`schemas.lossless`), else by a round trip."""
         current = self._current[name]
-        datum: dict[str, Any] | None = None
         for old in self._released.get(name, ()):
             if old.fingerprint == current.fingerprint:
                 break
             if datum is None:
                 datum = current.decode(payload)
+            plan = self._plan(old, current)
+            if plan is not None and not plan.holds(datum):
+                continue
             try:
                 encoded = old.encode(datum)  # fields the old schema lacks are left out
             except InvalidRecord:
                 continue
-            if old.decode(encoded, current) == datum:
+            if plan is not None or old.decode(encoded, current) == datum:
                 return encoded
         return payload
+
+    def _plan(self, old: WireSchema, current: WireSchema) -> LosslessPlan | None:
+        key = (old.fingerprint, current.fingerprint)
+        if key not in self._plans:
+            self._plans[key] = plan_for(old.model, current.model)
+        return self._plans[key]
 
     def decode_payload(self, kind: str, fingerprint: bytes, payload: bytes) -> dict[str, Any]:
         """Decode a payload by its writer fingerprint into the current schema for its kind."""
