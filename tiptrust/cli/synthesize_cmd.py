@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # numpy loads only when synthesising
 
 class Mode(StrEnum):
     default = "default"
+    pairs = "pairs"
     classic = "classic"
 
 

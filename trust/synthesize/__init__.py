@@ -1,7 +1,7 @@
 """k-anonymous synthetic microdata: every combination released describes at least k people.
 
-``synthesize(table, k, mode, seed)`` runs the default mode (``default.py``, method note
-``METHOD.md``) or the classic row-seeded mode (``classic.py``); ``check`` (``check.py``) verifies
+``synthesize(table, k, mode, seed)`` runs the default mode or the ``pairs`` mode
+(``default.py``, method note ``METHOD.md``) or the classic row-seeded mode (``classic.py``); ``check`` (``check.py``) verifies
 any output independently; ``companion_aggregate`` and ``length_utility`` give the counts and the
 utility report published beside it.
 """
@@ -25,7 +25,7 @@ from trust.synthesize.errors import (
 )
 from trust.synthesize.utility import LengthUtility, UtilityReport, length_utility
 
-MODES = ("default", "classic")
+MODES = ("default", "pairs", "classic")
 
 __all__ = [
     "MODES",
@@ -62,8 +62,8 @@ def synthesize(
     """
     if k < 1:
         raise InvalidResolution("k must be at least 1")
-    if mode == "default":
-        return synthesize_default(table, k, seed, progress)
+    if mode in ("default", "pairs"):
+        return synthesize_default(table, k, seed, progress, fit_pairs=mode == "pairs")
     if mode == "classic":
         return synthesize_classic(table, k, seed, progress)
     raise UnknownMode(f"unknown mode, expected one of {', '.join(MODES)}")

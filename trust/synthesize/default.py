@@ -1,4 +1,5 @@
-"""The default mode: split each record into k-supported blocks, round down, then recombine.
+"""The default and ``pairs`` modes: split records into k-supported blocks, round down (or, in
+the ``pairs`` mode, fit pair counts), then recombine.
 
 Method note: ``METHOD.md`` beside this file. In short:
 
@@ -6,10 +7,15 @@ Method note: ``METHOD.md`` beside this file. In short:
    attributes so that every block is a combination held by at least ``k`` sensitive rows, choosing,
    among all such partitions, the one that keeps together the most pair weight, a pair of count
    ``c`` weighing ``1/c`` (what losing one of its instances costs the mean relative error). An
-   exact dynamic programme over the column subsets, vectorised over distinct records. An attribute
-   held by fewer than ``k`` rows is dropped; every other attribute instance is kept exactly once.
-2. :func:`round_down_singles` — each attribute loses its count's excess over the multiple of ``k``
-   below it, taken from the rows where it pairs with the least weight (a lone attribute first).
+   exact dynamic programme over the column subsets, vectorised over distinct records.
+2. :func:`round_down_singles` (default mode) — each attribute loses its count's excess over the
+   multiple of ``k`` below it, where it pairs with the least weight. In the ``pairs`` mode,
+   :func:`fitted_rows` instead: how many rows of each combination held by ≥ ``k`` rows to write is
+   chosen by a linear programme (:mod:`~trust.synthesize.pairfit`) that meets the rounded-down
+   single counts and brings the pair counts closest to the sensitive ones, started from the kinds
+   step 1 writes; its solution is rounded down and each attribute's missing instances are written
+   as one-attribute rows (if the solver fails, step 1's rows are rounded down instead). It gains
+   at lengths <= 2 and loses at lengths 3 and 4 (``METHOD.md``, *Higher-order utility*).
 3. :func:`merge_blocks` — rows are greedily merged in pairs when their columns are disjoint, the
    merged combination is held by at least ``k`` sensitive rows, and the merge brings the pair
    counts closer to the sensitive ones (partners drawn from sensitive records that hold the row;
@@ -20,7 +26,8 @@ Every output row is, at every step, a combination held by at least ``k`` sensiti
 sub-combination of it. Single-attribute counts are exactly the sensitive counts rounded down.
 
 Tables wider than :data:`~trust.synthesize.combinations.MAX_LATTICE_COLUMNS` columns use
-:func:`greedy_blocks` instead of step 1 (same objective, one block at a time) and skip step 3.
+:func:`greedy_blocks` instead of step 1 (same objective, one block at a time), round it down and
+skip steps 2 and 3.
 """
 
 from __future__ import annotations
@@ -41,11 +48,14 @@ from trust.synthesize.combinations import (
     sub_combinations,
 )
 from trust.synthesize.data import Codes, Table, floor_k
+from trust.synthesize.pairfit import FitFailed, fit_kinds
 
 Progress = Callable[[float], None]
 Floats = npt.NDArray[np.float64]
 
 MERGE_PARTNERS = 4  # sensitive records consulted per merge: the row's own origin and 3 others
+START_MULTIPLICITY = 2  # partition kinds written this often start the pair-fitting programme
+ROUNDING_SLACK = 1e-6  # a solver value this close below an integer counts as that integer
 
 
 def pair_values(sub: SubCombinations, k: int, m: int) -> Floats:
@@ -357,8 +367,61 @@ def order_rows(rows: Codes, rng: np.random.Generator) -> Codes:
     return rows[np.argsort(-length, kind="stable")]
 
 
-def synthesize_default(table: Table, k: int, seed: int, progress: Progress | None = None) -> Table:
-    """The default mode; the same table, ``k`` and ``seed`` give the same output."""
+def _masks_of(rows: Codes) -> Ints:
+    m = rows.shape[1]
+    masks: Ints = ((rows > 0).astype(np.int64) << np.arange(m, dtype=np.int64)).sum(axis=1)
+    return masks
+
+
+def fitted_rows(
+    table: Table,
+    sub: SubCombinations,
+    k: int,
+    origin: Ints,
+    masks: Ints,
+    pairs: PairCounts,
+    rng: np.random.Generator,
+) -> tuple[Ints, Ints]:
+    """Step 2: rows chosen by the pair-fitting programme (:mod:`~trust.synthesize.pairfit`),
+    started from the kinds the partition writes at least :data:`START_MULTIPLICITY` times;
+    each kind written ``floor(x)`` times, then each attribute's missing instances as rows of
+    that attribute alone, so single counts are exactly the rounded-down sensitive ones."""
+    keys = sub.key[origin, masks]
+    _, first, count = np.unique(keys, return_index=True, return_counts=True)
+    start = first[count >= START_MULTIPLICITY]
+    fit = fit_kinds(sub, k, origin[start], masks[start])
+    times = np.floor(fit.x + ROUNDING_SLACK).astype(np.int64)
+    out_p = np.repeat(fit.origin, times)
+    # the solver meets the single counts only to a tolerance: trim any excess (never expected)
+    rows = round_down_singles(
+        table, k, _codes_of(sub, out_p, np.repeat(fit.masks, times)), pairs, rng
+    )
+    out_m = _masks_of(rows)
+    sensitive = table.attribute_counts()
+    add_p: list[Ints] = []
+    add_m: list[Ints] = []
+    for j in range(table.n_columns):
+        have = np.bincount(rows[:, j], minlength=len(sensitive[j]))
+        codes, holder = np.unique(sub.patterns[:, j], return_index=True)
+        for c, p in zip(codes.tolist(), holder.tolist(), strict=True):
+            if c == 0:
+                continue
+            missing = floor_k(int(sensitive[j][c]), k) - int(have[c])
+            add_p.append(np.full(missing, p, dtype=np.int64))
+            add_m.append(np.full(missing, 1 << j, dtype=np.int64))
+    return np.concatenate([out_p, *add_p]), np.concatenate([out_m, *add_m])
+
+
+def synthesize_default(
+    table: Table,
+    k: int,
+    seed: int,
+    progress: Progress | None = None,
+    *,
+    fit_pairs: bool = False,
+) -> Table:
+    """The default mode (``fit_pairs``: the ``pairs`` mode); the same table, ``k``, seed and
+    mode give the same output."""
     rng = np.random.default_rng(seed)
     report = progress if progress is not None else (lambda _f: None)
     m = table.n_columns
@@ -370,15 +433,23 @@ def synthesize_default(table: Table, k: int, seed: int, progress: Progress | Non
         report(1.0)
         return table.with_codes(order_rows(rows, rng))
     sub = sub_combinations(table)
-    report(0.15)
+    report(0.1)
     choice = best_partitions(pair_values(sub, k, m), m)
-    report(0.3)
+    report(0.2)
     origin, masks = partition_blocks(sub, choice, k)
-    rows = round_down_singles(table, k, _codes_of(sub, origin, masks), pairs, rng)
-    masks = ((rows > 0).astype(np.int64) << np.arange(m, dtype=np.int64)).sum(axis=1)
-    report(0.4)
+    fitted = False
+    if fit_pairs:
+        try:
+            origin, masks = fitted_rows(table, sub, k, origin, masks, pairs, rng)
+            fitted = True
+        except FitFailed:  # the partition, rounded down, is a valid (less fitted) start as well
+            pass
+    if not fitted:
+        rows = round_down_singles(table, k, _codes_of(sub, origin, masks), pairs, rng)
+        masks = _masks_of(rows)
+    report(0.7)
     origin, masks = merge_blocks(
-        sub, k, origin, masks, random.Random(seed), lambda f: report(0.4 + 0.6 * f)
+        sub, k, origin, masks, random.Random(seed), lambda f: report(0.7 + 0.3 * f)
     )
     report(1.0)
     return table.with_codes(order_rows(_codes_of(sub, origin, masks), rng))

@@ -14,7 +14,7 @@ from trust.synthesize import check, synthesize
 from trust.synthesize.data import Table
 
 
-@pytest.mark.parametrize("mode", ["default", "classic"])
+@pytest.mark.parametrize("mode", ["default", "pairs", "classic"])
 @settings(max_examples=150, deadline=None)
 @given(table=tables(), k=st.integers(1, 5), seed=st.integers(0, 3))
 def test_every_output_passes_the_checker(mode: str, table: Table, k: int, seed: int) -> None:
