@@ -1,5 +1,9 @@
 """Aggregate persons into a stream's complete count table (persons, not records).
 
+A stream about perpetrators (``StreamSpec.subject``) counts :class:`PerpetratorFacts` instead,
+one per perpetrator record, into cells the same way: role is the single role recorded,
+``"Multiple"`` if several, ``"Unknown"`` if none (:data:`ROLE_RULE`).
+
 One person is in exactly one cell. Form of exploitation: the single known form if one,
 ``"Multiple"`` if several, ``"Unknown"`` if none is recorded (an ``Unknown`` beside known forms is
 ignored). A person's value in each dimension becomes the category the stream publishes by the
@@ -16,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from schemas.rules import age_group_of
 from trust.release.categories import (
@@ -33,7 +38,9 @@ from trust.release.streams import (
     FORMS,
     MULTIPLE,
     ONCE,
+    PERPETRATORS,
     REPEATED,
+    ROLE_CODES,
     SEXES,
     StreamSpec,
 )
@@ -44,12 +51,14 @@ __all__ = [
     "FORM_CODES",
     "FORM_RULE",
     "MULTIPLE",
+    "ROLE_RULE",
     "SEXES",
     "UNKNOWN",
     "VICTIMISATIONS",
     "ConflictingPerson",
     "CountTable",
     "ImpossibleCount",
+    "PerpetratorFacts",
     "PersonFacts",
     "UnknownCode",
     "UnknownDimension",
@@ -58,12 +67,20 @@ __all__ = [
     "cell_of",
     "form_of",
     "labels_for",
+    "role_of",
     "table_from_counts",
 ]
 
 FORM_RULE = (
     "Each person is counted once: form is the single form of exploitation recorded for the "
     "person, 'Multiple' if several were recorded, 'Unknown' if none was recorded."
+)
+
+
+ROLE_RULE = (
+    "Each perpetrator record is counted once: role is the single role in the trafficking "
+    "process recorded for the perpetrator, 'Multiple' if several were recorded, 'Unknown' if "
+    "none was recorded."
 )
 
 
@@ -115,6 +132,30 @@ class PersonFacts:
         return age_group_of(self.age, self.age_lower, self.age_upper)
 
 
+@dataclass(frozen=True)
+class PerpetratorFacts:
+    """What the release stage knows of one perpetrator record: only the facts it counts by.
+    ``perpetrator_id`` is the record's (source, case, perpetrator id): never linked across
+    sources or cases."""
+
+    perpetrator_id: tuple[str, ...]
+    roles: tuple[str, ...]
+    year: int | None  # the case's year of exploitation
+
+
+def role_of(roles: Iterable[str]) -> str:
+    """The one role cell of a perpetrator (see :data:`ROLE_RULE`)."""
+    known = set()
+    for r in roles:
+        if r not in ROLE_CODES:
+            raise UnknownCode("perpetrator role is not a RoleInProcess code")
+        if r != UNKNOWN:
+            known.add(r)
+    if not known:
+        return UNKNOWN
+    return next(iter(known)) if len(known) == 1 else MULTIPLE
+
+
 def form_of(forms: Iterable[str]) -> str:
     """The one form cell of a person (see :data:`FORM_RULE`)."""
     known = set()
@@ -130,7 +171,7 @@ def form_of(forms: Iterable[str]) -> str:
     return MULTIPLE
 
 
-def _year(p: PersonFacts) -> str:
+def _year(p: PersonFacts | PerpetratorFacts) -> str:
     return UNKNOWN if p.year is None else str(p.year)
 
 
@@ -167,36 +208,47 @@ def _one_of(codes: Iterable[str]) -> str:
     return next(iter(known)) if len(known) == 1 else MULTIPLE
 
 
-def _value_of(spec: StreamSpec, dimension: str) -> Callable[[PersonFacts], str]:
+#: A perpetrator record's value in each dimension, before the stream's classification.
+_PERPETRATOR_VALUES: Mapping[str, Callable[[PerpetratorFacts], str]] = MappingProxyType(
+    {"year": _year, "role": lambda p: role_of(p.roles)}
+)
+
+Facts = PersonFacts | PerpetratorFacts
+"""What a counted unit is known by: a person (victim streams) or a perpetrator record."""
+
+
+def _value_of(spec: StreamSpec, dimension: str) -> Callable[[Any], str]:
+    values: Mapping[str, Callable[[Any], str]] = (
+        _PERPETRATOR_VALUES if spec.subject == PERPETRATORS else _VALUES
+    )
     try:
-        return _VALUES[dimension]
+        return values[dimension]
     except KeyError:
         raise UnknownDimension(
             f"stream {spec.name}: no aggregator for dimension {dimension!r}"
         ) from None
 
 
-def _compose(
-    value: Callable[[PersonFacts], str], category: Callable[[str], str]
-) -> Callable[[PersonFacts], str]:
+def _compose(value: Callable[[Any], str], category: Callable[[str], str]) -> Callable[[Any], str]:
     return lambda p: category(value(p))
 
 
-def _cells(spec: StreamSpec) -> list[Callable[[PersonFacts], str]]:
+def _cells(spec: StreamSpec) -> list[Callable[[Any], str]]:
     return [
         _compose(_value_of(spec, dim), spec.classification(dim).category_of)
         for dim in spec.dimensions
     ]
 
 
-def cell_key(person: PersonFacts, spec: StreamSpec) -> tuple[str, ...]:
-    """The one cell of ``person`` in ``spec``'s table (before a most-frequent dimension's rare
+def cell_key(person: Facts, spec: StreamSpec) -> tuple[str, ...]:
+    """The one cell of ``person`` (or perpetrator record) in ``spec``'s table (before a most-frequent dimension's rare
     codes join ``Rest``, which depends on the whole table: :func:`table_from_counts`)."""
     return tuple(cell(person) for cell in _cells(spec))
 
 
-def cell_of(spec: StreamSpec) -> Callable[[PersonFacts], tuple[str, ...]]:
-    """:func:`cell_key` for one stream, with its dimensions looked up once (for many persons)."""
+def cell_of(spec: StreamSpec) -> Callable[[Any], tuple[str, ...]]:
+    """:func:`cell_key` for one stream, with its dimensions looked up once (for many persons;
+    a stream about perpetrators takes :class:`PerpetratorFacts`)."""
     cells = tuple(_cells(spec))
     return lambda person: tuple([cell(person) for cell in cells])
 

@@ -14,6 +14,12 @@ sources whose agreements allow it: persons made only of allowed sources are read
 a person seen by an allowed and a refused source is counted from its allowed records alone
 (:func:`cell_counts` recombines those few).
 
+A stream about perpetrators (``StreamSpec.subject``) is counted by the same follower and tables:
+its unit is a **perpetrator record** (``proj_perpetrators``: one per distinct source, case and
+perpetrator id, never linked, so always of one source), re-counted when its case is accepted,
+retracted or disposed of; :func:`cell_counts` and :func:`contributing_sources` read its cells as
+any stream's.
+
 The projections are written in the ingest and linkage transactions, so when this follower reads a
 person it may already be newer than the event being handled; setting a person's cells from its
 current state is idempotent, and once the follower has caught up its counts equal a count of the
@@ -33,8 +39,18 @@ from sqlalchemy import Connection, and_, delete, select
 
 from schemas.rules import AGE_PATH, age_bounds, int_range
 from trust.follow import Batch
-from trust.release.aggregate import FORMS, SEXES, UNKNOWN, VICTIMISATIONS, PersonFacts, cell_of
-from trust.release.streams import AGE_GROUPS, StreamSpec
+from trust.release.aggregate import (
+    FORMS,
+    ROLE_RULE,
+    SEXES,
+    UNKNOWN,
+    VICTIMISATIONS,
+    Facts,
+    PerpetratorFacts,
+    PersonFacts,
+    cell_of,
+)
+from trust.release.streams import AGE_GROUPS, PERPETRATORS, ROLES, VICTIMS, StreamSpec
 from trust.store.db import bulk_insert
 from trust.store.events import (
     ConsentWithdrawn,
@@ -48,6 +64,7 @@ from trust.store.events import (
 )
 from trust.store.eventstore import EventStore
 from trust.store.projections import by_source
+from trust.store.tables import proj_perpetrators as _perpetrators
 from trust.store.tables import proj_person_links as _links
 from trust.store.tables import proj_persons as _persons
 from trust.store.tables import release_cell_counts as _counts
@@ -59,6 +76,7 @@ _CASE_EVENTS = (RecordAccepted, RecordRetracted, ConsentWithdrawn, DisposalReque
 _LINK_EVENTS = (RecordLinked, RecordUnlinked, PersonsMerged, PersonSplit)
 _CHUNK = 400  # keys per IN (...) list
 _RECORD_UNIT = "record:"
+_PERPETRATOR_UNIT = "perpetrator:"
 
 CaseKey = tuple[str, str]
 RecordKey = tuple[str, str, str]
@@ -82,9 +100,21 @@ _UNLINKED_RULE = (
 )
 
 
-def counting_rule(model_version: str | None) -> str:
-    """What one count is: distinct persons after linkage under ``model_version``, or (None)
-    one per victim record when the trust does not link."""
+PERPETRATOR_RULE = (
+    "One count per perpetrator record: each distinct (source, case, perpetrator id) once, never "
+    "linked across sources or cases (a person recorded by two agencies, or in two cases, counts "
+    "once for each). Only sources whose agreement shares perpetrator data are counted; "
+    "perpetrators of retracted cases and of cases disposed of are not. The year is the case's "
+    "year of exploitation. " + ROLE_RULE
+)
+
+
+def counting_rule(model_version: str | None, subject: str = VICTIMS) -> str:
+    """What one count is: for a stream about perpetrators, one per perpetrator record
+    (:data:`PERPETRATOR_RULE`, linkage or not); else distinct persons after linkage under
+    ``model_version``, or (None) one per victim record when the trust does not link."""
+    if subject == PERPETRATORS:
+        return PERPETRATOR_RULE
     if model_version is None:
         return _UNLINKED_RULE
     return (
@@ -109,6 +139,27 @@ def _unit_record(unit: str) -> RecordKey | None:
         return None
     s, c, v = json.loads(unit[len(_RECORD_UNIT) :])
     return (s, c, v)
+
+
+def perpetrator_unit(key: RecordKey) -> str:
+    """The unit id of a perpetrator record (source, case, perpetrator id)."""
+    return _PERPETRATOR_UNIT + json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+
+
+def _unit_perpetrator(unit: str) -> RecordKey | None:
+    if not unit.startswith(_PERPETRATOR_UNIT):
+        return None
+    s, c, p = json.loads(unit[len(_PERPETRATOR_UNIT) :])
+    return (s, c, p)
+
+
+def _unit_case(unit: str) -> RecordKey | None:
+    """The (source, case, id) of a unit that is one record (a victim's or a perpetrator's)."""
+    return _unit_record(unit) or _unit_perpetrator(unit)
+
+
+def _subject_of(unit: str) -> str:
+    return PERPETRATORS if unit.startswith(_PERPETRATOR_UNIT) else VICTIMS
 
 
 def _cell_json(cell: tuple[str, ...]) -> str:
@@ -270,22 +321,51 @@ def _unlinked_records(conn: Connection, keys: Sequence[RecordKey]) -> dict[Recor
     return out
 
 
-def unit_facts(conn: Connection, units: Iterable[str]) -> dict[str, tuple[PersonFacts, str]]:
+def _perpetrator_facts(
+    conn: Connection, keys: Sequence[RecordKey]
+) -> dict[RecordKey, PerpetratorFacts]:
+    """Of these perpetrator records, the counted ones (not retracted, not disposed)."""
+    out: dict[RecordKey, PerpetratorFacts] = {}
+    wanted = set(keys)
+    t = _perpetrators.c
+    for source_id, case_ids in by_source({(k[0], k[1]) for k in keys}):
+        rows = conn.execute(
+            select(t.source_id, t.case_id, t.perpetrator_id, t.roles, t.year_of_exploitation).where(
+                t.source_id == source_id,
+                t.case_id.in_(case_ids),
+                ~(t.retracted | t.disposed),
+            )
+        ).all()
+        for src, case, pid, roles, year in rows:
+            key = (src, case, pid)
+            if key in wanted:
+                out[key] = PerpetratorFacts(key, _split(roles), year)
+    return out
+
+
+def unit_facts(conn: Connection, units: Iterable[str]) -> dict[str, tuple[Facts, str]]:
     """Each counted unit's combined facts and its sources (``;``-joined); uncounted units are
-    absent."""
+    absent. A perpetrator record's unit has :class:`PerpetratorFacts`, a person's
+    :class:`PersonFacts`."""
     persons: list[str] = []
     records: list[RecordKey] = []
+    perpetrators: list[RecordKey] = []
     for unit in units:
         key = _unit_record(unit)
-        if key is None:
-            persons.append(unit)
-        else:
+        perpetrator = None if key is not None else _unit_perpetrator(unit)
+        if key is not None:
             records.append(key)
-    out: dict[str, tuple[PersonFacts, str]] = {}
+        elif perpetrator is not None:
+            perpetrators.append(perpetrator)
+        else:
+            persons.append(unit)
+    out: dict[str, tuple[Facts, str]] = {}
     for person, recs in person_records(conn, sorted(set(persons))).items():
         out[person] = (combine((person,), recs), _sources_text(r.key[0] for r in recs))
     for key, facts in _unlinked_records(conn, sorted(set(records))).items():
         out[record_unit(key)] = (combine(key, [facts]), key[0])
+    for key, found in _perpetrator_facts(conn, sorted(set(perpetrators))).items():
+        out[perpetrator_unit(key)] = (found, key[0])
     return out
 
 
@@ -300,6 +380,13 @@ def _case_units(conn: Connection, keys: set[CaseKey]) -> set[str]:
             )
         ).all():
             units.add(record_unit((victim[0], victim[1], victim[2])))
+        t = _perpetrators.c
+        for perpetrator in conn.execute(
+            select(t.source_id, t.case_id, t.perpetrator_id).where(
+                t.source_id == source_id, t.case_id.in_(case_ids)
+            )
+        ).all():
+            units.add(perpetrator_unit((perpetrator[0], perpetrator[1], perpetrator[2])))
         units.update(
             conn.execute(
                 select(ln.person_id).where(ln.source_id == source_id, ln.case_id.in_(case_ids))
@@ -329,7 +416,7 @@ def counted_persons(store: EventStore) -> list[PersonFacts]:
         ]
         persons = sorted(set(conn.execute(select(_links.c.person_id)).scalars()))
         units = [*persons, *(record_unit(k) for k in keys)]
-        return [facts for facts, _ in unit_facts(conn, units).values()]
+        return [f for f, _ in unit_facts(conn, units).values() if isinstance(f, PersonFacts)]
 
 
 def counted_records(store: EventStore) -> int:
@@ -355,6 +442,9 @@ class ReleaseCounts:
                 # the categories a cell is counted in (a stream's own or the standard ones)
                 [spec.classifications() for _, spec in sorted(self.streams.items())],
                 "persons-v2",  # v2: age ranges and majority status
+                "perpetrators-v1",  # perpetrator records for streams about perpetrators
+                ROLE_RULE,
+                ROLES,
                 COMBINING_RULE,
                 AGE_GROUPS,
                 FORMS,
@@ -364,6 +454,7 @@ class ReleaseCounts:
         )
         self.version = hashlib.sha256(basis.encode()).hexdigest()[:32]
         self._cell_of = {stream: cell_of(spec) for stream, spec in self.streams.items()}
+        self._subject = {stream: spec.subject for stream, spec in self.streams.items()}
 
     def apply(self, conn: Connection, events: Batch) -> None:
         cases: set[CaseKey] = set()
@@ -403,10 +494,13 @@ class ReleaseCounts:
                 text = cells[cell] = _cell_json(cell)
             return text
 
+        # each stream counts the units of its subject: persons, or perpetrator records
+        subjects = {unit: _subject_of(unit) for unit in now}
         after: dict[tuple[str, str], tuple[str, str]] = {
             (stream, unit): (as_json(cell(facts)), sources)
             for stream, cell in self._cell_of.items()
             for unit, (facts, sources) in now.items()
+            if subjects[unit] == self._subject[stream]
         }
         delta: Counter[tuple[str, str, str]] = Counter()
         for (stream, _), (cell, sources) in before.items():
@@ -417,7 +511,7 @@ class ReleaseCounts:
             conn.execute(delete(_cells).where(_cells.c.unit_id.in_(wanted[i : i + _CHUNK])))
         rows = []
         for (s, u), (c, src) in sorted(after.items()):
-            key = _unit_record(u)
+            key = _unit_case(u)
             rows.append(
                 {
                     "stream": s,

@@ -29,7 +29,7 @@ from typing import Any
 from schemas.keys import SigningKey
 from schemas.release import CAVEAT, Aggregate, Release, signed_release
 from transport import EventLog
-from trust.release.aggregate import FORM_RULE, labels_for
+from trust.release.aggregate import FORM_RULE, ROLE_RULE, labels_for
 from trust.release.disclosure import SuppressedTable
 from trust.release.errors import UnprotectedTable
 from trust.release.population import Population
@@ -41,6 +41,7 @@ from trust.release.streams import (
     ESTIMATED,
     MEASURE,
     OBSERVED,
+    PERPETRATORS,
     StreamSpec,
 )
 from trust.stewardship.policy import ReleasePlan
@@ -51,6 +52,11 @@ ORIGINATING_ORGANISATION = "tiptrust trust"
 YEAR_RULE = (
     "Year of exploitation; persons without a recorded year are in year 'Unknown', outside the "
     "period."
+)
+
+PERPETRATOR_YEAR_RULE = (
+    "Year of exploitation of the perpetrator's case; records whose case names no year are in "
+    "year 'Unknown', outside the period."
 )
 
 
@@ -184,6 +190,8 @@ def build_estimate_release(
     purpose: str = "",
     sources_left_out: int = 0,
     digest: str | None = None,
+    sources_named: Sequence[str] | None = None,
+    sources_left_out_perpetrators: int = 0,
 ) -> Release:
     """The unsigned release of an estimate: one aggregate per measure (the detected total exact,
     the model's outputs not), the model's description and the assumptions in the metadata.
@@ -195,7 +203,8 @@ def build_estimate_release(
     _check_estimate(spec, table)
     if sequence < 1:
         raise ValueError("release sequence numbers start at 1")
-    named = tuple(sorted(set(sources)))
+    counted = len(set(sources))
+    named, unnamed = _named(sources, sources_named)
     t = table
     period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
     metadata = {
@@ -204,10 +213,9 @@ def build_estimate_release(
         "file_name": f"{spec.name}/{sequence:06d}",
         "consumer": consumer,
         "purpose": purpose,
-        "sources_left_out": str(sources_left_out),
         "indicators": f"{spec.unit} by {', '.join(spec.dimensions)}",
         "period": period,
-        "number_of_sources": str(len(named)),
+        **_source_metadata(counted, unnamed, sources_left_out, sources_left_out_perpetrators),
         "k": str(t.k),
         "method": t.method,
         "counting_rule": counting_rule,
@@ -234,7 +242,7 @@ def build_estimate_release(
         aggregates=aggregates,
         k=t.k,
         method=t.method,
-        source_count=len(named),
+        source_count=counted,
         sources=named,
         labels=spec.labels(),
         caveat=ESTIMATE_CAVEAT,
@@ -318,6 +326,8 @@ def build_synthetic_release(
     purpose: str = "",
     sources_left_out: int = 0,
     digest: str | None = None,
+    sources_named: Sequence[str] | None = None,
+    sources_left_out_perpetrators: int = 0,
 ) -> Release:
     """The unsigned release of synthetic records: one aggregate per distinct record (the columns
     it has a value in, those values, how many synthetic records are so), never exact — they
@@ -329,7 +339,8 @@ def build_synthetic_release(
     _check_synthetic(spec, table)
     if sequence < 1:
         raise ValueError("release sequence numbers start at 1")
-    named = tuple(sorted(set(sources)))
+    counted = len(set(sources))
+    named, unnamed = _named(sources, sources_named)
     t = table
     period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
     metadata = {
@@ -338,10 +349,9 @@ def build_synthetic_release(
         "file_name": f"{spec.name}/{sequence:06d}",
         "consumer": consumer,
         "purpose": purpose,
-        "sources_left_out": str(sources_left_out),
         "indicators": f"{spec.unit} with {', '.join(spec.dimensions)}",
         "period": period,
-        "number_of_sources": str(len(named)),
+        **_source_metadata(counted, unnamed, sources_left_out, sources_left_out_perpetrators),
         "k": str(t.k),
         "method": t.method,
         "counting_rule": counting_rule,
@@ -365,7 +375,7 @@ def build_synthetic_release(
         aggregates=aggregates,
         k=t.k,
         method=t.method,
-        source_count=len(named),
+        source_count=counted,
         sources=named,
         hierarchies={},
         labels=spec.labels(),
@@ -415,6 +425,34 @@ def _check_table(spec: StreamSpec, table: SuppressedTable) -> None:
         raise UnprotectedTable("a table with margins has no total")
 
 
+def _named(
+    sources: Sequence[str], sources_named: Sequence[str] | None
+) -> tuple[tuple[str, ...], int]:
+    """The sources a release lists (those whose agreement allows naming them; None: all) and how
+    many it counts without naming."""
+    counted = set(sources)
+    named = counted if sources_named is None else counted & set(sources_named)
+    return tuple(sorted(named)), len(counted) - len(named)
+
+
+def _source_metadata(
+    counted: int, unnamed: int, left_out: int, left_out_perpetrators: int
+) -> dict[str, str]:
+    """What a release's metadata says of its sources beyond the list of those it names."""
+    out = {"number_of_sources": str(counted), "sources_left_out": str(left_out)}
+    if unnamed:
+        out["sources_not_named"] = (
+            f"{unnamed} of the {counted} sources counted are not named: their agreements do "
+            "not allow it"
+        )
+    if left_out_perpetrators:
+        out["sources_left_out_perpetrators"] = (
+            f"{left_out_perpetrators} of the sources left out allow this release but do not "
+            "share perpetrator data"
+        )
+    return out
+
+
 def _iso_utc(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")
 
@@ -432,10 +470,14 @@ def build_release(
     purpose: str = "",
     sources_left_out: int = 0,
     digest: str | None = None,
+    sources_named: Sequence[str] | None = None,
+    sources_left_out_perpetrators: int = 0,
 ) -> Release:
     """The unsigned release of ``suppressed_table`` with its descriptive metadata (annex 5).
 
-    ``sources`` are the contributing sources as their agreements allow them to be named;
+    ``sources`` are the sources counted; ``sources_named`` those of them the release lists
+    (their agreements allow naming them; None: every source counted), the others are counted in
+    ``source_count`` and said to be unnamed in the metadata;
     ``counting_rule`` says what one count is, in the words of the code that counted;
     ``sources_left_out`` how many contributing sources' agreements did not allow this consumer
     and purpose (their persons are not in the table); ``digest``: the table's
@@ -449,7 +491,8 @@ def build_release(
     if sequence < 1:
         raise ValueError("release sequence numbers start at 1")
     t = suppressed_table
-    named = tuple(sorted(set(sources)))
+    counted = len(set(sources))
+    named, unnamed = _named(sources, sources_named)
     period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
     metadata = {
         "originating_organisation": ORIGINATING_ORGANISATION,
@@ -457,16 +500,13 @@ def build_release(
         "file_name": f"{spec.name}/{sequence:06d}",
         "consumer": consumer,
         "purpose": purpose,
-        "sources_left_out": str(sources_left_out),
         "indicators": f"{spec.unit} by {', '.join(spec.dimensions)}",
         "period": period,
-        "number_of_sources": str(len(named)),
+        **_source_metadata(counted, unnamed, sources_left_out, sources_left_out_perpetrators),
         "k": str(t.k),
         "method": t.method,
         "counting_rule": counting_rule,
-        "form_rule": FORM_RULE,
-        "age_groups": ", ".join(AGE_GROUPS),
-        "year_rule": YEAR_RULE,
+        **_subject_rules(spec),
         "content_digest": digest or table_digest(t),
         # the method by its registry name, its parameters (never a secret: a perturbation
         # table's id, not the record keys), and whether the values are exact counts
@@ -487,7 +527,7 @@ def build_release(
         aggregates=_aggregates(t),
         k=t.k,
         method=t.method,
-        source_count=len(named),
+        source_count=counted,
         sources=named,
         hierarchies={d: dict(parents) for d, parents in t.hierarchies.items()},
         labels=labels_for(
@@ -497,9 +537,17 @@ def build_release(
                 for d, cats in zip(t.dimensions, t.categories, strict=True)
             ),
         ),
-        caveat=CAVEAT,
+        caveat=spec.caveat or CAVEAT,
         metadata=metadata,
     )
+
+
+def _subject_rules(spec: StreamSpec) -> dict[str, str]:
+    """The rules a count release states for its cells: by form and age group for victims, by
+    role for perpetrator records (whose year is their case's)."""
+    if spec.subject == PERPETRATORS:
+        return {"role_rule": ROLE_RULE, "year_rule": PERPETRATOR_YEAR_RULE}
+    return {"form_rule": FORM_RULE, "age_groups": ", ".join(AGE_GROUPS), "year_rule": YEAR_RULE}
 
 
 def _aggregates(t: SuppressedTable) -> tuple[Aggregate, ...]:
@@ -593,6 +641,8 @@ class ReleaseSigner:
             "purpose": plan.subscription.purpose,
             "sources_left_out": plan.sources_left_out,
             "digest": digest,
+            "sources_named": plan.sources_named,
+            "sources_left_out_perpetrators": plan.sources_left_out_perpetrators,
         }
         if isinstance(table, EstimateTable):
             unsigned = build_estimate_release(plan.spec, table, **common)

@@ -28,9 +28,9 @@ import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import func, select
 
@@ -47,7 +47,7 @@ from trust.release.disclosure.methods import (
 )
 from trust.release.disclosure.suppression import DisclosurePolicy, SuppressedTable, apply_step
 from trust.release.errors import ReleaseError, UnprotectedTable
-from trust.release.history import PublishedHistory
+from trust.release.history import AggregateKey, PublishedHistory
 from trust.release.ledger import BudgetRefused, Ledger
 from trust.release.population import Population
 from trust.release.publish import (
@@ -59,10 +59,10 @@ from trust.release.publish import (
     SyntheticTable,
     release_digest,
 )
-from trust.release.streams import StreamSpec
+from trust.release.streams import SUBJECTS, VICTIMS, StreamSpec
 from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
 from trust.store.db import writer
-from trust.store.events import ReleaseIssued
+from trust.store.events import Event, ReleaseIssued
 from trust.store.eventstore import EventStore
 from trust.store.tables import ProjRelease, ProjSubscription
 
@@ -123,6 +123,44 @@ class Skipped:
     subscription: Subscription
     reason: str
     code: str = ""
+
+
+class _ReleasesAbout:
+    """The store as one subject's differencing history reads it: the releases of streams about
+    another subject are passed over (read without their signed bytes, as the history skips
+    releases recorded before releases were recorded first), every page kept whole.
+
+    The differencing rule treats aggregates with the same dimensions and categories in two
+    streams to one consumer as one aggregate: true of the streams about victims (they count the
+    same persons), not across subjects — the total of perpetrator records is not the total of
+    victims, and neither may hide the other's figures as an earlier value of itself."""
+
+    def __init__(self, store: EventStore, subject: str, subjects: Mapping[str, str]) -> None:
+        self.store = store
+        self.subject = subject
+        self.subjects = subjects  # stream -> subject (a stream not declared: about victims)
+
+    def last_seq(self) -> int:
+        return self.store.last_seq()
+
+    def read_types(
+        self,
+        types: Collection[str],
+        after_seq: int,
+        upto_seq: int,
+        limit: int = 1000,
+        *,
+        records: bool = True,
+    ) -> list[tuple[int, Event]]:
+        page = self.store.read_types(types, after_seq, upto_seq, limit, records=records)
+        return [(seq, self._seen(ev)) for seq, ev in page]
+
+    def _seen(self, ev: Event) -> Event:
+        if not isinstance(ev, ReleaseIssued):
+            return ev
+        if self.subjects.get(ev.stream, VICTIMS) == self.subject:
+            return ev
+        return dataclasses.replace(ev, signed_b64="")
 
 
 class StageMisconfigured(ReleaseError):
@@ -206,7 +244,11 @@ class ReleaseStage:
         )
         self._estimates: PrevalenceEstimates | None = None
         self._synthetic: SyntheticMicrodata | None = None
-        self.history = PublishedHistory()  # what each consumer was given (differencing rule)
+        # what each consumer was given (differencing rule), per subject: the streams about
+        # victims share one history, those about perpetrators another (:class:`_ReleasesAbout`)
+        self.histories = {subject: PublishedHistory() for subject in SUBJECTS}
+        self.history = self.histories[VICTIMS]
+        self._subjects = {name: spec.subject for name, spec in self.streams.items()}
         #: seconds the last check spent protecting each stream's table (secondary + audit)
         self.protect_seconds: dict[str, float] = {}
         self._checked_upto = -1
@@ -328,8 +370,7 @@ class ReleaseStage:
         # the detected total is an exact count of the same persons as the count streams' total:
         # to one consumer it follows their differencing rule (moved by 0 or at least k since
         # every earlier exact publication of either), else a small group could be read off
-        self.history.update(self.store)
-        earlier = self.history.of(sub.consumer)
+        earlier = self._earlier(plan.spec, sub.consumer)
         published = earlier.get(((), ()), set()) | earlier.get(_OBSERVED_KEY, set())
         if any(0 < abs(outcome.observed - v) < plan.k for v in published):
             reason = "the detected total moved by less than k since a total the consumer holds"
@@ -342,7 +383,10 @@ class ReleaseStage:
 
     def _rule(self, plan: ReleasePlan, now_ms: int) -> str:
         """The counting rule, naming the sources whose records are not linked with each other
-        because their agreements (in force now) do not allow it."""
+        because their agreements (in force now) do not allow it (a stream about perpetrators:
+        one per perpetrator record, never linked)."""
+        if plan.spec.subject != VICTIMS:
+            return counting_rule(None, plan.spec.subject)
         if not self.linked:
             return self.counting_rule
         apart = [
@@ -357,6 +401,13 @@ class ReleaseStage:
             f"person both hold is counted once by each): {'; '.join(apart)}."
         )
 
+    def _earlier(self, spec: StreamSpec, consumer: str) -> Mapping[AggregateKey, set[float]]:
+        """Every exact value ``consumer`` was given by the streams about ``spec``'s subject."""
+        history = self.histories[spec.subject]
+        # the view reads the store as the history expects it (last_seq, read_types)
+        history.update(cast(EventStore, _ReleasesAbout(self.store, spec.subject, self._subjects)))
+        return history.of(consumer)
+
     def _protect(self, plan: ReleasePlan, counts: CountTable) -> SuppressedTable | None:
         """The table to publish under the plan's k and the differencing rule against what the
         consumer was given; None (recorded as skipped, with the reason) when the table with
@@ -368,8 +419,7 @@ class ReleaseStage:
         from trust.release.disclosure.secondary import SuppressionFailed
 
         sub = plan.subscription
-        self.history.update(self.store)
-        earlier = self.history.of(sub.consumer)
+        earlier = self._earlier(plan.spec, sub.consumer)
         if not plan.spec.margins:
             # cells and total only: primary suppression, then the differencing rule
             return DisclosurePolicy(plan.k, (DifferencingStep(earlier, plan.k),)).apply(counts)

@@ -39,13 +39,21 @@ count* §5, table 9); a stream may declare its own grouping (``StreamSpec.catego
   children like the others: margins stay additive, and disclosure control protects them like
   any cell);
 - ``year``: the years the counted persons have, then ``Unknown``;
+- ``role`` (perpetrators): the roles in the trafficking process that the records name most —
+  ``RecruiterOrIntermediary``, ``Transporter``, ``Exploiter`` — then ``OtherRoles`` (every other
+  HTCDS ``per_RoleInProcess`` code, ``Other`` included), ``Multiple`` (two or more roles
+  recorded for the perpetrator: one cell per perpetrator, as for forms) and ``Unknown``;
 - ``citizenship``, ``country_of_exploitation``: the most frequent countries (at most
   :data:`TOP_COUNTRIES`, each with at least k persons), then ``Multiple`` (a person with two or
   more: one cell per person, as for forms), ``Rest`` (every other country; never the code
   ``Other``) and ``Unknown``.
 
 **Kinds of stream.** :data:`STREAMS` are tables of counted persons (the stage's counts follow
-them, each person in one cell). :data:`ESTIMATE_STREAMS` publish something made from the linked
+them, each person in one cell). A stream's ``subject`` says whom it counts: ``victims`` (the
+persons linkage makes of victim records) or ``perpetrators`` (perpetrator records, one per
+distinct source, case and perpetrator id, never linked across sources; only sources whose
+agreement shares perpetrator data are counted: perpetrators are suspects, and counts of them
+can reveal investigations). :data:`ESTIMATE_STREAMS` publish something made from the linked
 persons instead: a stream with an :class:`Estimate` (``prevalence_estimate``) releases the
 multiple-systems estimate of the persons no list saw, by ``measure`` (detected, estimate,
 interval), from capture histories of the linked persons (:mod:`trust.estimate.stream`); a stream
@@ -88,13 +96,19 @@ __all__ = [
     "FORM_CODES",
     "MEASURE",
     "MEASURES",
+    "PERPETRATORS",
+    "PERPETRATORS_BY_ROLE",
     "PREVALENCE_ESTIMATE",
     "REPEAT_VICTIMISATION",
+    "ROLE",
+    "ROLE_CODES",
     "SDG_16_2_2",
     "SEX",
     "SEXES",
     "STREAMS",
+    "SUBJECTS",
     "SYNTHETIC_MICRODATA",
+    "VICTIMS",
     "VICTIMS_BY_SEX_AGE_FORM",
     "VICTIMS_BY_YEAR_AGE_GROUP",
     "VICTIMS_BY_YEAR_CITIZENSHIP",
@@ -124,6 +138,11 @@ FORM_CODES: tuple[str, ...] = _CASE_MODEL.enum_at("$.event.forms_of_exploitation
 #: The form values of a person (:func:`trust.release.aggregate.form_of`): a code, then
 #: ``Multiple``, then ``Unknown``.
 FORMS: tuple[str, ...] = tuple([c for c in FORM_CODES if c != UNKNOWN] + [MULTIPLE, UNKNOWN])
+#: Roles in the trafficking process a perpetrator record may hold (HTCDS per_RoleInProcess).
+ROLE_CODES: tuple[str, ...] = _CASE_MODEL.enum_at("$.perpetrators[].roles").symbols
+#: The role values of a perpetrator (:func:`trust.release.aggregate.role_of`): a code, then
+#: ``Multiple``, then ``Unknown``.
+ROLES: tuple[str, ...] = tuple([c for c in ROLE_CODES if c != UNKNOWN] + [MULTIPLE, UNKNOWN])
 #: ISO 3166 alpha-2 codes of the case record's ``Country`` (without ``Unknown``).
 COUNTRY_CODES: tuple[str, ...] = tuple(
     c for c in _CASE_MODEL.enum_at("$.event.country_of_exploitation").symbols if c != UNKNOWN
@@ -211,6 +230,24 @@ FORM = Classification(
     note="OtherForms groups " + ", ".join(_GROUPED_FORMS) + ".",
 )
 
+_ROLE_LABELS = htcds_labels("per_RoleInProcess")
+#: The roles published on their own; the rest are grouped.
+MAIN_ROLES: tuple[str, ...] = ("RecruiterOrIntermediary", "Transporter", "Exploiter")
+OTHER_ROLES = "OtherRoles"
+_GROUPED_ROLES = tuple(c for c in ROLES if c not in (*MAIN_ROLES, MULTIPLE, UNKNOWN))
+
+ROLE = Classification(
+    "role",
+    categories=(
+        *(Category(c, _ROLE_LABELS[c]) for c in MAIN_ROLES),
+        Category(OTHER_ROLES, "Other roles in the trafficking process", _GROUPED_ROLES),
+        Category(MULTIPLE, "Several roles recorded"),
+        Category(UNKNOWN, "Role not recorded"),
+    ),
+    code_list=ROLES,
+    note="OtherRoles groups " + ", ".join(_GROUPED_ROLES) + ".",
+)
+
 YEAR = Classification("year", kind=YEARS, categories=(Category(UNKNOWN, "Year not recorded"),))
 
 REPEATED, ONCE = "Repeated", "Once"
@@ -264,9 +301,16 @@ CLASSIFICATIONS: Mapping[str, Classification] = MappingProxyType(
             VICTIMISATION,
             CITIZENSHIP,
             COUNTRY_OF_EXPLOITATION,
+            ROLE,
         )
     }
 )
+
+VICTIMS, PERPETRATORS = "victims", "perpetrators"
+#: Whom a count stream counts (``StreamSpec.subject``).
+SUBJECTS: tuple[str, ...] = (VICTIMS, PERPETRATORS)
+#: The dimensions a stream about perpetrators can be broken down by.
+PERPETRATOR_DIMENSIONS = frozenset({"year", "role"})
 
 
 # -- streams ------------------------------------------------------------------------------------
@@ -345,7 +389,9 @@ class StreamSpec:
     ``categories``: the stream's own classification of a dimension, where it differs from
     :data:`CLASSIFICATIONS` (the standard one of its name). ``structural_zeros``: the rules
     declaring cells no person can be in. ``rate``: published as a rate per population
-    (None: counts).
+    (None: counts). ``subject``: whom the stream counts (:data:`SUBJECTS`: victims, or
+    perpetrator records). ``caveat``: what a reader must know of the stream's figures, in place
+    of the release's standard caveat about detected victims (None: the standard caveat).
     """
 
     name: str
@@ -361,6 +407,8 @@ class StreamSpec:
     rate: Rate | None = None
     estimate: Estimate | None = field(default=None, repr=False)
     synthetic: Synthetic | None = field(default=None, repr=False)
+    subject: str = VICTIMS
+    caveat: str | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -382,6 +430,18 @@ class StreamSpec:
             raise ValueError(f"stream {self.name}: an estimate is published by measure only")
         if self.synthetic is not None and (self.estimate or self.rate or self.margins):
             raise ValueError(f"stream {self.name}: synthetic records are neither rates nor margins")
+        if self.subject not in SUBJECTS:
+            raise ValueError(f"stream {self.name}: subject is one of {', '.join(SUBJECTS)}")
+        if self.subject == PERPETRATORS and (
+            self.rate
+            or self.estimate
+            or self.synthetic
+            or not set(self.dimensions) <= PERPETRATOR_DIMENSIONS
+        ):
+            raise ValueError(
+                f"stream {self.name}: perpetrators are counted by "
+                f"{' and '.join(sorted(PERPETRATOR_DIMENSIONS))} only"
+            )
 
     @property
     def counted(self) -> bool:
@@ -507,6 +567,30 @@ VICTIMS_BY_YEAR_COUNTRY_OF_EXPLOITATION = StreamSpec(
     margins=True,
 )
 
+PERPETRATORS_BY_ROLE = StreamSpec(
+    "perpetrators_by_role",
+    "Perpetrator records by year of exploitation and role in the trafficking process",
+    "perpetrator records (not linked across sources)",
+    ("year", "role"),
+    margins=True,
+    subject=PERPETRATORS,
+    caveat=(
+        "Counts of perpetrator records (suspects among them) held by the contributing agencies "
+        "whose agreements share perpetrator data: one per distinct agency, case and "
+        "perpetrator id, never linked across agencies or cases, so a person recorded by two "
+        "agencies or in two cases counts twice. Whatever their recorded legal status (suspected, "
+        "prosecuted, convicted, acquitted): not a count of offenders or convictions; a "
+        "change may reflect investigative effort rather than trafficking."
+    ),
+)
+"""Perpetrators have other protection needs than victims (the manual's section 4): they are
+suspects, and a count of them by year and role can reveal an investigation. So the stream counts
+only sources whose agreement in force sets ``perpetrator_sharing``, the least k is the
+strictest of the stream's and those agreements', and every margin is protected by secondary
+suppression and the LP audit as for the victims' two-way streams. A perpetrator's year is its
+case's year of exploitation; its role is one cell per perpetrator (the single role recorded,
+``Multiple`` or ``Unknown``). Retracted and disposed cases' perpetrators are not counted."""
+
 STREAMS: dict[str, StreamSpec] = {
     s.name: s
     for s in (
@@ -518,6 +602,7 @@ STREAMS: dict[str, StreamSpec] = {
         SDG_16_2_2,
         VICTIMS_BY_YEAR_CITIZENSHIP,
         VICTIMS_BY_YEAR_COUNTRY_OF_EXPLOITATION,
+        PERPETRATORS_BY_ROLE,
     )
 }
 

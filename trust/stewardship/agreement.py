@@ -1,12 +1,12 @@
 """Data-sharing agreements: which source may send, when, which fields, to whom and for what.
 
-An agreement is a YAML document per source and version. The format is versioned: ``format: 4``
+An agreement is a YAML document per source and version. The format is versioned: ``format: 5``
 is the current one, and the loader keeps reading every older format (upcasting it), so an
 agreement signed years ago still loads. Later formats add the fields that later stages enforce.
 
-Format 4 (what the policy point enforces now)::
+Format 5 (what the policy point enforces now)::
 
-    format: 4
+    format: 5
     source_id: police
     version: 2                     # this source's agreement version; the highest in force wins,
                                    #   and a source submits versions in increasing order
@@ -40,6 +40,15 @@ Format 4 (what the policy point enforces now)::
                                    #   last message about a case the trust accepted
       at_end: destroy              # destroy | archive_deidentified: what ``tiptrust trust
                                    #   retention --apply`` does to a case whose term ended
+    perpetrator_sharing: false     # format 5; default false. Whether releases about perpetrators
+                                   #   (the ``perpetrators_by_role`` stream) may count this
+                                   #   source's perpetrator records: perpetrators are suspects,
+                                   #   and counts of them can reveal investigations, so a source
+                                   #   shares them only by saying so
+    may_name_source: false         # format 5; default false. Whether a release counting this
+                                   #   source may list it by name among its sources (it is always
+                                   #   counted in the number of sources); a small source named
+                                   #   beside a small cell can point to the agency that holds it
 
 **The purpose firewall.** Some purposes turn data shared to protect victims against them:
 :data:`SENSITIVE_PURPOSES` lists them, each with its reason. A release for such a purpose counts
@@ -49,7 +58,10 @@ is no.
 
 Two sources' records are linked only when BOTH agreements in force allow it. A privacy budget is
 spent by every release that counts the source (the ledger, ``trust.release.ledger``); a release
-counting several sources is limited by the smallest remaining budget among them. Format 3 is
+counting several sources is limited by the smallest remaining budget among them. Format 4 is
+format 5 without ``perpetrator_sharing`` and ``may_name_source``: it is read with perpetrator
+sharing off (a source never agreed to it) and naming allowed (releases named every source they
+counted when formats up to 4 were signed, so those sources agreed to be named). Format 3 is
 format 4 without ``purposes_forbidden``, ``retention`` and the ``'*'`` purpose; format 2 is
 format 3 without ``privacy_budget`` (no differentially private release counts the source); format
 1 is format 2 without ``linkage`` (linking as the defaults say: it was written when every shared
@@ -98,7 +110,7 @@ from trust.convert import make_converter
 from trust.store.events import AgreementSubmitted, new_event_id
 from trust.store.eventstore import EventStore
 
-FORMAT = 4
+FORMAT = 5
 LEGACY_PURPOSE = "statistics"
 ANY_SOURCE = "*"
 ANY_PURPOSE = "*"
@@ -235,6 +247,8 @@ class Agreement:
     privacy_budget: PrivacyBudget | None = None
     purposes_forbidden: tuple[str, ...] = ()
     retention: Retention | None = None
+    perpetrator_sharing: bool = False
+    may_name_source: bool = False
 
     def in_force(self, at: dt.date) -> bool:
         return self.in_force_from <= at and (
@@ -294,6 +308,12 @@ def _structure_int(value: Any, _: type) -> int:
     return value
 
 
+def _structure_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
+
+
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("a number")
@@ -305,6 +325,7 @@ def _make_converter() -> cattrs.Converter:
     c = make_converter(forbid_extra_keys=True)
     c.register_structure_hook(int, _structure_int)
     c.register_structure_hook(float, _structure_float)
+    c.register_structure_hook(bool, _structure_bool)
     c.register_structure_hook(
         ReleaseGrant,
         lambda d, _: _grant(d),
@@ -330,6 +351,7 @@ def _grant(d: Any) -> ReleaseGrant:
 _converter = _make_converter()
 
 _FORMAT_4_KEYS = ("purposes_forbidden", "retention")
+_FORMAT_5_KEYS = ("perpetrator_sharing", "may_name_source")
 
 
 def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -337,6 +359,14 @@ def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
     doc = dict(data)
     fmt = doc.pop("format", 0)
     if fmt == FORMAT:
+        return doc
+    if fmt in (0, 1, 2, 3, 4):
+        newer = [f"$.{k}: needs format 5" for k in _FORMAT_5_KEYS if k in doc]
+        if newer:
+            raise AgreementError("agreement", newer)
+        # signed when releases named every source they counted, and before perpetrator streams
+        doc["may_name_source"] = True
+    if fmt == 4:
         return doc
     if fmt in (0, 1, 2, 3):
         newer = [f"$.{k}: needs format 4" for k in _FORMAT_4_KEYS if k in doc]
@@ -440,7 +470,7 @@ def _problems(agreement: Agreement, fmt: object) -> list[str]:
     for i, grant in enumerate(agreement.releases_allowed):
         for j, purpose in enumerate(grant.purposes):
             where = f"$.releases_allowed[{i}].purposes[{j}]"
-            if purpose == ANY_PURPOSE and fmt != FORMAT:
+            if purpose == ANY_PURPOSE and fmt not in (4, FORMAT):
                 problems.append(f"{where}: '*' needs format 4")
             elif purpose in forbidden:
                 problems.append(f"{where}: a purpose this agreement forbids (purposes_forbidden)")
@@ -497,6 +527,7 @@ _EXPECTED = {
     "float": "a number",
     "str": "text",
     "date": "a date (YYYY-MM-DD)",
+    "bool": "true or false",
     "ReleaseGrant": "a mapping with consumer (a name) and purposes (a non-empty list of names)",
 }
 

@@ -11,6 +11,12 @@
   reason: immigration enforcement, prosecution of victims, intelligence, ...) is served only by
   sources whose agreement names it explicitly for that consumer; a purpose an agreement forbids
   (``purposes_forbidden``) never is.
+- Which sources' records enter a stream about perpetrators (``StreamSpec.subject``
+  ``perpetrators``): only those whose agreement in force also shares perpetrator data
+  (``perpetrator_sharing``, format 5); the others are left out, and the release says how many
+  for that reason.
+- Which included sources a release may name (``may_name_source``): the others are counted in the
+  number of sources but not listed.
 - Which k applies: the strictest among the stream's and the included sources' agreements.
 - Which privacy budget each included source's agreement grants (differentially private releases
   spend it, per consumer; the release ledger keeps the account).
@@ -34,7 +40,7 @@ from schemas.envelope import MessageKind
 from schemas.fields import Pruner
 from transport import topics
 from trust.follow import Batch
-from trust.release.streams import StreamSpec
+from trust.release.streams import PERPETRATORS, StreamSpec
 from trust.stewardship.agreement import (
     Agreement,
     Agreements,
@@ -87,13 +93,26 @@ class ReleasePlan:
     agreement_versions: tuple[tuple[str, int], ...]
     #: each included source's privacy budget (None: its agreement grants none), in source order
     privacy_budgets: tuple[tuple[str, PrivacyBudget | None], ...] = ()
+    #: the included sources whose agreement lets a release name them (sorted); the others are
+    #: counted in the number of sources only
+    sources_named: tuple[str, ...] = ()
+    #: of ``sources_left_out``, those left out because their agreement allows the subscription
+    #: but does not share perpetrator data (a stream about perpetrators)
+    sources_left_out_perpetrators: int = 0
 
     def __post_init__(self) -> None:
         if not self.sources:
+            if self.sources_left_out_perpetrators:
+                raise NothingToRelease(
+                    f"no source whose agreement allows {self.subscription.consumer} for "
+                    f"{self.subscription.purpose} shares perpetrator data"
+                )
             raise NothingToRelease(
                 f"no source's agreement allows {self.subscription.consumer} "
                 f"for {self.subscription.purpose}"
             )
+        if not set(self.sources_named) <= set(self.sources):
+            raise ValueError("a plan may name only the sources it includes")
         if self.k < self.spec.k:
             raise ValueError("a plan's k may not be below its stream's k")
         if self.spec.name != self.subscription.stream:
@@ -169,6 +188,12 @@ class Policy:
         for that consumer), then the grants (deny by default)."""
         return agreement.allows(subscription.consumer, subscription.purpose)
 
+    @staticmethod
+    def shares_subject(agreement: Agreement, spec: StreamSpec) -> bool:
+        """Whether ``agreement`` lets its source's records into a stream about ``spec``'s
+        subject: victims always; perpetrators only with ``perpetrator_sharing``."""
+        return spec.subject != PERPETRATORS or agreement.perpetrator_sharing
+
     def plan(
         self,
         subscription: Subscription,
@@ -182,13 +207,16 @@ class Policy:
             NothingToRelease: no contributing source's agreement in force allows it.
         """
         included: list[Agreement] = []
-        left_out = 0
+        left_out = not_shared = 0
         for source_id in sorted(set(contributing)):
             a = self.agreements.in_force_at_or_none(source_id, at_ms)
-            if a is not None and self.allows_release(a, subscription):
-                included.append(a)
-            else:
+            if a is None or not self.allows_release(a, subscription):
                 left_out += 1
+            elif not self.shares_subject(a, spec):
+                left_out += 1
+                not_shared += 1
+            else:
+                included.append(a)
         k = max([spec.k, *(a.min_cell_size for a in included)])
         return ReleasePlan(
             subscription=subscription,
@@ -198,6 +226,8 @@ class Policy:
             k=k,
             agreement_versions=tuple((a.source_id, a.version) for a in included),
             privacy_budgets=tuple((a.source_id, a.privacy_budget) for a in included),
+            sources_named=tuple(a.source_id for a in included if a.may_name_source),
+            sources_left_out_perpetrators=not_shared,
         )
 
 

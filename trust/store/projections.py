@@ -9,12 +9,17 @@ Semantics:
 - ``RecordAccepted`` upserts the case (version + 1, un-retracts it) and replaces its persons with
   one row per victim; a person's ``consent_withdrawn``/``disposed`` flags carry over to later
   versions of the same case.
+- ``RecordAccepted`` also replaces the case's perpetrator records in ``proj_perpetrators`` (one
+  row per perpetrator: roles and the case's year of exploitation).
 - ``RecordRetracted`` marks the case and its persons ``retracted`` (rows are kept so their flags
-  survive a re-acceptance).
+  survive a re-acceptance), and its perpetrators likewise.
 - ``ConsentWithdrawn`` (any scope) and ``DisposalRequested`` (one victim, or all with
   ``victim_id=None``) set the flag on persons already known, and are kept in ``proj_erasures``:
   a victim whose withdrawal or disposal arrived first is flagged when their record arrives, and a
-  whole-case disposal flags every victim of every later version of the case too.
+  whole-case disposal flags every victim of every later version of the case too. A whole-case
+  disposal (a source's request, or retention's ``destroy``) flags the case's perpetrators
+  ``disposed`` too, in this and every later version; a withdrawal of consent or a disposal of
+  one victim concerns that victim only (a perpetrator record is not the victim's).
 - ``MessageRejected`` adds a row to ``proj_rejections``; ``ReleaseIssued`` to ``proj_releases``.
 - ``SubscriptionAdded`` / ``SubscriptionRemoved`` set or delete the (consumer, stream) row of
   ``proj_subscriptions``.
@@ -81,6 +86,7 @@ from trust.store.tables import proj_erasures as _erasures
 from trust.store.tables import proj_link_overrides as _overrides
 from trust.store.tables import proj_link_reviews as _reviews
 from trust.store.tables import proj_linked_persons as _linked
+from trust.store.tables import proj_perpetrators as _perpetrators
 from trust.store.tables import proj_person_links as _links
 from trust.store.tables import proj_persons as _persons
 from trust.store.tables import proj_records as _records
@@ -105,12 +111,15 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
     }
     records = _load_records(conn, keys)
     persons = _load_persons(conn, keys)
+    perpetrators = _load_perpetrators(conn, keys)
     erasures = _load_erasures(conn, keys)
     new_erasures: list[Row] = []
     records_before = set(records)
     persons_before = {k for k, v in persons.items() if v}
+    perpetrators_before = {k for k, v in perpetrators.items() if v}
     dirty_records: set[CaseKey] = set()
     dirty_persons: set[CaseKey] = set()
+    dirty_perpetrators: set[CaseKey] = set()
     releases: list[Row] = []
     rejections: list[Row] = []
     links = _LinkWriter(conn)
@@ -119,8 +128,10 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
         if isinstance(ev, RecordAccepted):
             key = (ev.source_id, ev.case_id)
             _accept(records, persons, key, ev, erasures.get(key, set()))
+            _accept_perpetrators(perpetrators, key, ev, erasures.get(key, set()))
             dirty_records.add(key)
             dirty_persons.add(key)
+            dirty_perpetrators.add(key)
         elif isinstance(ev, RecordRetracted):
             key = (ev.source_id, ev.case_id)
             rec = records.get(key)
@@ -131,8 +142,11 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
                 rec["event_id"] = ev.event_id
             for p in persons.get(key, {}).values():
                 p["retracted"] = True
+            for p in perpetrators.get(key, {}).values():
+                p["retracted"] = True
             dirty_records.add(key)
             dirty_persons.add(key)
+            dirty_perpetrators.add(key)
         elif isinstance(ev, ConsentWithdrawn):
             key = (ev.source_id, ev.case_id)
             _erase(erasures, new_erasures, key, ev.victim_id, CONSENT_WITHDRAWN)
@@ -153,6 +167,10 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
                 p["disposed"] = True
             if targets:
                 dirty_persons.add(key)
+            if ev.victim_id is None and perpetrators.get(key):
+                for p in perpetrators[key].values():
+                    p["disposed"] = True
+                dirty_perpetrators.add(key)
         elif isinstance(ev, MessageRejected):
             rejections.append(
                 {
@@ -190,6 +208,7 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
 
     _write_records(conn, records, dirty_records, records_before)
     _write_persons(conn, persons, dirty_persons, persons_before)
+    _write_perpetrators(conn, perpetrators, dirty_perpetrators, perpetrators_before)
     bulk_insert(conn, _erasures, new_erasures)
     bulk_insert(conn, proj_rejections, rejections)
     bulk_insert(conn, proj_releases, releases)
@@ -499,6 +518,38 @@ def _accept(
     persons[key] = new
 
 
+def _accept_perpetrators(
+    perpetrators: dict[CaseKey, dict[str, Row]],
+    key: CaseKey,
+    ev: RecordAccepted,
+    erased: set[tuple[str, str]],
+) -> None:
+    """Replace the case's perpetrator rows with the accepted version's (flags carried over as
+    :func:`_accept` carries the persons': a whole-case disposal applies to every version)."""
+    listed = ev.record.get("perpetrators") or ()
+    old = perpetrators.get(key)
+    if not listed and not old:
+        return
+    year = (ev.record.get("event") or {}).get("year_of_exploitation")
+    case_disposed = (EVERY_VICTIM, DISPOSED) in erased
+    new: dict[str, Row] = {}
+    for perpetrator in listed:
+        pid = perpetrator.get("perpetrator_id")
+        if not isinstance(pid, str) or not pid:
+            continue  # an id the agreement's fields leave out: no distinct record to count
+        before = old.get(pid) if old else None
+        new[pid] = {
+            "source_id": key[0],
+            "case_id": key[1],
+            "perpetrator_id": pid,
+            "roles": ";".join(sorted(set(perpetrator.get("roles") or ()))),
+            "year_of_exploitation": year,
+            "disposed": case_disposed or bool(before and before["disposed"]),
+            "retracted": False,
+        }
+    perpetrators[key] = new
+
+
 def _joined(codes: Sequence[str]) -> str:
     """Codes as a ``proj_persons`` column: ``;``-joined, sorted, each once."""
     if len(codes) == 1 and type(codes[0]) is str:  # most lists hold one code: nothing to sort
@@ -536,6 +587,8 @@ _PERSON_COLUMNS = tuple(c.name for c in _persons.columns)
 _ERASURE_COLUMNS = ("source_id", "case_id", "victim_id", "kind")
 _RECORD_FLAGS = ("retracted",)
 _PERSON_FLAGS = ("consent_withdrawn", "disposed", "retracted")
+_PERPETRATOR_COLUMNS = tuple(c.name for c in _perpetrators.columns)
+_PERPETRATOR_FLAGS = ("disposed", "retracted")
 
 
 def _select_cases(
@@ -571,6 +624,16 @@ def _load_persons(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[st
         for flag in _PERSON_FLAGS:
             row[flag] = bool(row[flag])
         out.setdefault((row["source_id"], row["case_id"]), {})[row["victim_id"]] = row
+    return out
+
+
+def _load_perpetrators(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[str, Row]]:
+    out: dict[CaseKey, dict[str, Row]] = {}
+    for values in _select_cases(conn, _perpetrators, _PERPETRATOR_COLUMNS, keys):
+        row = dict(zip(_PERPETRATOR_COLUMNS, values, strict=True))
+        for flag in _PERPETRATOR_FLAGS:
+            row[flag] = bool(row[flag])
+        out.setdefault((row["source_id"], row["case_id"]), {})[row["perpetrator_id"]] = row
     return out
 
 
@@ -617,6 +680,19 @@ def _write_persons(
         if case:  # in victim id order; most cases have one victim
             rows.extend(case.values() if len(case) == 1 else (r for _, r in sorted(case.items())))
     bulk_insert(conn, _persons, rows)
+
+
+def _write_perpetrators(
+    conn: Connection,
+    perpetrators: dict[CaseKey, dict[str, Row]],
+    dirty: set[CaseKey],
+    before: set[CaseKey],
+) -> None:
+    # as the persons: the dirty cases' rows are replaced wholesale
+    for source_id, case_ids in by_source(dirty & before):
+        conn.execute(delete(_perpetrators).where(_where_cases(_perpetrators, source_id, case_ids)))
+    rows = [r for k in sorted(dirty) for _, r in sorted(perpetrators.get(k, {}).items())]
+    bulk_insert(conn, _perpetrators, rows)
 
 
 def clear(conn: Connection) -> None:

@@ -138,6 +138,23 @@ class ProjPerson(Base):
     retracted: Mapped[bool] = mapped_column(Boolean)
 
 
+class ProjPerpetrator(Base):
+    """One row per perpetrator record of an accepted case, keyed by (source, case, perpetrator)
+    ids: what the streams about perpetrators count (roles, the case's year), never linked across
+    sources. Flagged like ``proj_persons``: ``retracted`` with its case, ``disposed`` when the
+    whole case is disposed of (a victim's own withdrawal or disposal concerns that victim)."""
+
+    __tablename__ = "proj_perpetrators"
+
+    source_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    perpetrator_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    roles: Mapped[str] = mapped_column(Text)  # RoleInProcess codes, ";"-joined, sorted
+    year_of_exploitation: Mapped[int | None] = mapped_column(Integer)
+    disposed: Mapped[bool] = mapped_column(Boolean)
+    retracted: Mapped[bool] = mapped_column(Boolean)
+
+
 class ProjErasure(Base):
     """Every consent withdrawal and disposal, by the victim it names (``""``: every victim of the
     case), kept so it applies to the victim whenever their record arrives — before or after —
@@ -419,6 +436,7 @@ positions = _table(ConsumerPosition)
 follower_positions = _table(FollowerPosition)
 proj_records = _table(ProjRecord)
 proj_persons = _table(ProjPerson)
+proj_perpetrators = _table(ProjPerpetrator)
 proj_releases = _table(ProjRelease)
 proj_erasures = _table(ProjErasure)
 proj_rejections = _table(ProjRejection)
@@ -440,6 +458,7 @@ proj_principals = _table(ProjPrincipal)
 PROJECTION_TABLES: tuple[Table, ...] = (
     proj_records,
     proj_persons,
+    proj_perpetrators,
     proj_erasures,
     proj_releases,
     proj_rejections,

@@ -18,7 +18,7 @@ from tests.trust.store.builders import case_record, eid
 from tiptrust import wiring
 from tiptrust.cli import app
 from tiptrust.home import Home
-from trust.stewardship.agreement import parse_document
+from trust.stewardship.agreement import FORMAT, parse_document
 from trust.store.errors import KeyShredded
 from trust.store.events import AgreementSubmitted, RecordAccepted
 from trust.store.eventstore import Position, open_store
@@ -97,7 +97,7 @@ def test_submit_records_signed_versions_that_show_history_and_diff_read(trust: T
         (2, "signed", True),
     ]
     shown = json.loads(trust.run("agreement", "show", "--source", "police", "--json").stdout)
-    assert shown["version"] == 2 and shown["agreement"]["format"] == 4
+    assert shown["version"] == 2 and shown["agreement"]["format"] == FORMAT  # shown as current
     assert shown["agreement"]["retention"] == {"at_end": "destroy", "years": 10, "days": 0}
     original = trust.run("agreement", "show", "--source", "police", "--version", "1", "--original")
     assert original.stdout == V1  # exactly the bytes the source signed

@@ -46,7 +46,13 @@ def parts(tmp_path: Path) -> Iterator[tuple[EventLog, EventStore]]:
 
 def stage(store: EventStore) -> ReleaseStage:
     allows = Agreement(
-        "src-a", 1, dt.date(2000, 1, 1), None, ("$",), (ReleaseGrant("ministry", ("statistics",)),)
+        "src-a",
+        1,
+        dt.date(2000, 1, 1),
+        None,
+        ("$",),
+        (ReleaseGrant("ministry", ("statistics",)),),
+        may_name_source=True,
     )
     policy = Policy(Agreements([allows], default_registry().current("case_record")))
     return ReleaseStage(

@@ -48,7 +48,16 @@ def store(sqlite_store: EventStore) -> EventStore:
 def policy(k: int = 5) -> Policy:
     def agreement(source: str, allows: bool) -> Agreement:
         grants = (ReleaseGrant("ministry", ("statistics",)),) if allows else ()
-        return Agreement(source, 1, dt.date(2000, 1, 1), None, ("$",), grants, min_cell_size=k)
+        return Agreement(
+            source,
+            1,
+            dt.date(2000, 1, 1),
+            None,
+            ("$",),
+            grants,
+            min_cell_size=k,
+            may_name_source=True,
+        )
 
     agreements = [agreement(s, True) for s in ALLOWED] + [agreement("press", False)]
     return Policy(Agreements(agreements, default_registry().current("case_record")))

@@ -38,7 +38,16 @@ def store(sqlite_store: EventStore) -> EventStore:
 
 def policy() -> Policy:
     def agreement(source: str, grants: tuple[ReleaseGrant, ...]) -> Agreement:
-        return Agreement(source, 1, dt.date(2000, 1, 1), None, ("$",), grants, min_cell_size=5)
+        return Agreement(
+            source,
+            1,
+            dt.date(2000, 1, 1),
+            None,
+            ("$",),
+            grants,
+            min_cell_size=5,
+            may_name_source=True,
+        )
 
     allowed = (ReleaseGrant("uni", ("research", "statistics")),)
     agreements = [agreement("police", allowed), agreement("ngo", allowed), agreement("press", ())]

@@ -89,6 +89,7 @@ def test_the_streams_people_ask_for_are_declared() -> None:
         "sdg_16_2_2",
         "victims_by_year_citizenship",
         "victims_by_year_country_of_exploitation",
+        "perpetrators_by_role",
     ]
     assert stream("victims_by_year_sex") is VICTIMS_BY_YEAR_SEX
     with pytest.raises(UnknownStream):
@@ -354,6 +355,7 @@ def test_every_standard_dimension_has_a_classification() -> None:
         "victimisation",
         "citizenship",
         "country_of_exploitation",
+        "role",
     }
     for c in CLASSIFICATIONS.values():
         assert all(cat.code != "Total" for cat in c.categories)

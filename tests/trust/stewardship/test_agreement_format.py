@@ -52,7 +52,9 @@ def test_format_4_is_read_and_round_trips() -> None:
     assert a.purposes_forbidden == ("prosecution_of_victims",)
     assert a.retention == Retention(at_end="destroy", years=5)
     assert parse_agreement(a.to_mapping()) == a
-    assert a.to_mapping()["format"] == FORMAT == 4
+    assert a.to_mapping()["format"] == FORMAT == 5
+    # format 4 predates the naming and perpetrator terms: named, perpetrators not shared
+    assert (a.may_name_source, a.perpetrator_sharing) == (True, False)
 
 
 def test_the_wildcard_grant_never_reaches_a_sensitive_purpose() -> None:

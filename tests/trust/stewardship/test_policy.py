@@ -86,7 +86,7 @@ def test_format_1_is_read_and_written_back_in_the_current_format(tmp_path: Path)
     save_agreement(tmp_path / "a.yaml", a)
     assert load_agreement(tmp_path / "a.yaml") == a
     written = yaml.safe_load((tmp_path / "a.yaml").read_text())
-    assert written["format"] == 4
+    assert written["format"] == 5
     assert written["privacy_budget"] is None  # format 1 grants no privacy budget
     assert written["linkage"] == {"link_with": ["*"], "shared_identifiers": [], "encoding": "plain"}
     assert a.linkage == LinkageTerms()  # format 1 links as the defaults say

@@ -34,6 +34,7 @@ def agreement(
         ("$",),
         tuple(ReleaseGrant(c, ps) for c, ps in grants),
         purposes_forbidden=forbid,
+        may_name_source=True,
     )
 
 

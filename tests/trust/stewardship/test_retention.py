@@ -29,7 +29,7 @@ from trust.store.events import (
     RetentionApplied,
 )
 from trust.store.eventstore import EventStore, Position
-from trust.store.tables import proj_persons, stored_events
+from trust.store.tables import proj_perpetrators, proj_persons, stored_events
 from trust.store.vault import Vault, open_vault
 
 YEAR = 365 * 86_400_000
@@ -136,6 +136,10 @@ def test_destroy_goes_through_the_erasure_path(store: EventStore, vault: Vault) 
     with store.engine.connect() as conn:
         flags = dict(conn.execute(select(proj_persons.c.case_id, proj_persons.c.disposed)).all())
     assert flags == {"old-1": True, "new-1": False}  # releases stop counting the old case
+    with store.engine.connect() as conn:
+        p = proj_perpetrators.c
+        perpetrators = dict(conn.execute(select(p.case_id, p.disposed)).all())
+    assert perpetrators == {"old-1": True, "new-1": False}  # and its perpetrators
 
     follow(store, Erasure(vault))  # as the running trust (or the CLI) does next
     assert any(isinstance(e, PersonKeysShredded) for _, e in store.read())

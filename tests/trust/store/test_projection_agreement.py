@@ -4,8 +4,9 @@ rebuilt from the store, and SQLite and PostgreSQL agree.
 Hypothesis draws sequences of operations on a few cases (versions, retractions, consent,
 disposal, rejections, releases, re-sent duplicates), appended one by one or in batches, with the
 release stage's cell counts followed along the way. After each history:
-- the persons projection and the release cell counts equal those of a small in-memory model of
-  the documented semantics (no database, no shared code with the projections);
+- the persons and perpetrators projections and the release cell counts (of the streams about
+  victims and about perpetrators) equal those of a small in-memory model of the documented
+  semantics (no database, no shared code with the projections);
 - rebuilding every projection from the stored events gives the live state back;
 - a duplicate left the store exactly as it was;
 - the same history on SQLite and on PostgreSQL gives the same state.
@@ -25,9 +26,15 @@ from sqlalchemy import delete, select
 
 from trust.follow import follow
 from trust.release import counts as release_counts
-from trust.release.aggregate import PersonFacts, aggregate, table_from_counts
+from trust.release.aggregate import (
+    PerpetratorFacts,
+    PersonFacts,
+    aggregate,
+    cell_of,
+    table_from_counts,
+)
 from trust.release.counts import ReleaseCounts
-from trust.release.streams import STREAMS, StreamSpec
+from trust.release.streams import PERPETRATORS, STREAMS, StreamSpec
 from trust.runner import rebuild
 from trust.store import projections
 from trust.store.errors import DuplicateEvent
@@ -39,7 +46,7 @@ from trust.store.events import (
     RecordRetracted,
 )
 from trust.store.eventstore import EventStore, Position, open_store
-from trust.store.tables import metadata, proj_persons
+from trust.store.tables import metadata, proj_perpetrators, proj_persons
 
 from .builders import accepted, consent, disposal, rejected, release, retracted
 
@@ -148,6 +155,7 @@ def run_history(store: EventStore, history: list[tuple[tuple[str, Any], bool]]) 
         if kind != "dup":
             model.apply(payload)
     assert persons_state(store) == model.persons()
+    assert perpetrators_state(store) == model.perpetrator_rows()
     with store.engine.connect() as conn:
         for spec in STREAMS.values():
             sources = release_counts.contributing_sources(conn, spec.name)
@@ -172,6 +180,8 @@ class Model:
         # every withdrawal and disposal, by victim ("" = the whole case): applies whenever the
         # victim's record arrives, before or after
         self.erased: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        # (source, case) -> perpetrator id -> (roles, year); a whole-case disposal takes them out
+        self.perpetrators: dict[tuple[str, str], dict[str, tuple[tuple[str, ...], Any]]] = {}
 
     def apply(self, ev: Event) -> None:
         if isinstance(ev, RecordAccepted):
@@ -201,6 +211,13 @@ class Model:
                 }
             self.cases[key] = new
             self.retracted.discard(key)
+            self.perpetrators[key] = {
+                p["perpetrator_id"]: (
+                    tuple(sorted(set(p["roles"]))),
+                    tip.get("year_of_exploitation"),
+                )
+                for p in ev.record.get("perpetrators") or ()
+            }
         elif isinstance(ev, RecordRetracted):
             self.retracted.add((ev.source_id, ev.case_id))
         elif isinstance(ev, ConsentWithdrawn):
@@ -234,7 +251,28 @@ class Model:
             for v, p in case.items()
         }
 
+    def perpetrator_rows(self) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+        return {
+            (s, c, pid): (
+                roles,
+                year,
+                ("", "disposed") in self.erased.get((s, c), set()),
+                (s, c) in self.retracted,
+            )
+            for (s, c), case in self.perpetrators.items()
+            for pid, (roles, year) in case.items()
+        }
+
     def cells(self, spec: StreamSpec) -> dict[tuple[str, ...], int]:
+        if spec.subject == PERPETRATORS:
+            cell = cell_of(spec)
+            out: dict[tuple[str, ...], int] = {}
+            for key, (roles, year, disposed, retracted) in self.perpetrator_rows().items():
+                if not (disposed or retracted):
+                    at = cell(PerpetratorFacts(key, roles, year))
+                    out[at] = out.get(at, 0) + 1
+            grouped = table_from_counts(spec, out)
+            return {k: n for k, n in grouped.counts.items() if n > 0}
         counted = [
             PersonFacts((s, c, v), p[0], p[1], p[2], p[3], citizenships=p[7], countries=p[8])
             for (s, c, v), p in self.persons().items()
@@ -263,6 +301,20 @@ def persons_state(store: EventStore) -> dict[tuple[str, str, str], tuple[Any, ..
             r["retracted"],
             tuple(c for c in r["citizenships"].split(";") if c),
             tuple(c for c in r["countries_of_exploitation"].split(";") if c),
+        )
+        for r in rows
+    }
+
+
+def perpetrators_state(store: EventStore) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(proj_perpetrators)).mappings().all()
+    return {
+        (r["source_id"], r["case_id"], r["perpetrator_id"]): (
+            tuple(x for x in r["roles"].split(";") if x),
+            r["year_of_exploitation"],
+            r["disposed"],
+            r["retracted"],
         )
         for r in rows
     }
