@@ -60,6 +60,18 @@ class StoreFollower(Protocol):
 
 
 @runtime_checkable
+class BuildsFromState(Protocol):
+    """A store follower whose tables are a function of the store's other tables (projections it
+    reads, not the events themselves): from position 0 it can fill them in one pass over that
+    state, which ends where following every event would, instead of one update per page of
+    events (a rebuild or a first run over a large store)."""
+
+    def build(self, conn: Connection) -> None:
+        """Fill the (empty) tables from the current state, inside the caller's transaction."""
+        ...
+
+
+@runtime_checkable
 class LogPublisher(Protocol):
     """A stage whose effect is sent out of the trust; sending the same events twice is harmless."""
 
@@ -84,6 +96,12 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
     upto = store.last_seq()
     if upto <= after:
         return 0
+    if after == 0 and isinstance(follower, StoreFollower) and isinstance(follower, BuildsFromState):
+        if not store.advance_follower(follower.name, 0, upto, follower.build, version):
+            return 0  # another process built it meanwhile
+        counts = store.count_by_type()
+        log.info("follow.built follower=%s last_seq=%d", follower.name, upto)
+        return sum(counts.get(t, 0) for t in follower.event_types)
     handled = 0
     while True:
         events = store.read_types(

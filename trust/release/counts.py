@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,6 +369,27 @@ def unit_facts(conn: Connection, units: Iterable[str]) -> dict[str, tuple[Facts,
     return out
 
 
+_BUILD_CHUNK = 20_000  # units recounted at a time when the counts are built from the projections
+
+
+def _every_unit(conn: Connection) -> Iterator[str]:
+    """Every unit that may be counted, streamed from the projections: each victim record (a
+    linked one is counted under its person, so :func:`unit_facts` leaves its record unit out),
+    each person with a record, each perpetrator record. A unit may come twice (a chunk is a
+    set; :meth:`ReleaseCounts.recount` of a unit is the same whichever chunk holds it)."""
+    p, ln, t = _persons.c, _links.c, _perpetrators.c
+    stream = {"stream_results": True, "yield_per": _BUILD_CHUNK}  # these reads only
+    for row in conn.execute(
+        select(p.source_id, p.case_id, p.victim_id).execution_options(**stream)
+    ):
+        yield record_unit((row[0], row[1], row[2]))
+    for row in conn.execute(select(ln.person_id).distinct().execution_options(**stream)):
+        yield row[0]
+    perpetrators = select(t.source_id, t.case_id, t.perpetrator_id).execution_options(**stream)
+    for row in conn.execute(perpetrators):
+        yield perpetrator_unit((row[0], row[1], row[2]))
+
+
 def _case_units(conn: Connection, keys: set[CaseKey]) -> set[str]:
     """The units a case's victims are (or were, unplaced) counted as."""
     units: set[str] = set()
@@ -562,6 +583,20 @@ class ReleaseCounts:
             if n > 0:
                 rows_out.append({"stream": key[0], "sources": key[1], "cell": key[2], "persons": n})
         bulk_insert(conn, t, rows_out)
+
+    def build(self, conn: Connection) -> None:
+        """Count every unit from the projections into the emptied tables (``follow`` from
+        position 0: a rebuild, a first run, new stream definitions), in chunks of units so
+        memory stays flat: what following every event would end with, without recounting a
+        unit once per page of events that touch it."""
+        chunk: set[str] = set()
+        for unit in _every_unit(conn):
+            chunk.add(unit)
+            if len(chunk) >= _BUILD_CHUNK:
+                self.recount(conn, chunk)
+                chunk = set()
+        if chunk:
+            self.recount(conn, chunk)
 
     def clear(self, conn: Connection) -> None:
         """Empty this projection (before a rebuild from position 0)."""

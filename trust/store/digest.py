@@ -40,9 +40,13 @@ def table_digest(engine: Engine, table: Table) -> TableDigest:
     """The digest of ``table``'s rows, streamed in the order of all its columns."""
     h = hashlib.sha256()
     rows = 0
-    stmt = select(table).order_by(*table.columns)
+    stmt = (
+        select(table)
+        .order_by(*table.columns)
+        .execution_options(stream_results=True, yield_per=_CHUNK)
+    )
     with engine.connect() as conn, conn.begin():
-        result = conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(stmt)
+        result = conn.execute(stmt)
         for part in result.partitions(_CHUNK):
             for row in part:
                 h.update(orjson.dumps(tuple(row), default=_default))
