@@ -195,7 +195,8 @@ class IngestPipeline:
         except ContractError as err:
             err.event_id = event_id
             raise
-        return _Checked(delivery, h.source_id, event_id, kind, h.produced_at_ms, datum)
+        version = None if agreement is None else agreement.version
+        return _Checked(delivery, h.source_id, event_id, kind, h.produced_at_ms, datum, version)
 
     def _admit(self, source_id: str, kind: MessageKind, received_ms: int) -> Agreement | None:
         """:meth:`Policy.admit`, asked once per source and kind in a batch: every message of a
@@ -255,6 +256,7 @@ class IngestPipeline:
             sealed_identifiers=sealed,
             produced_at_ms=c.produced_at_ms,
             accepted_at_ms=now,
+            agreement_version=c.agreement_version,
         )
 
     def _retraction(self, c: _Checked, now: int) -> AcceptedEvent:
@@ -304,3 +306,4 @@ class _Checked:
     kind: MessageKind
     produced_at_ms: int
     datum: dict[str, Any]
+    agreement_version: int | None  # the version admitted under (None: a kind that needs none)

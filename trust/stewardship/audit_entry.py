@@ -97,11 +97,14 @@ def _sources(victims: list[VictimRef]) -> list[str]:
 
 
 def _accepted(ev: RecordAccepted, ref: RecordRef) -> Facts:
-    return {
+    facts: Facts = {
         "decision": "accepted",
         "case_ref": ref(ev.source_id, ev.case_id, ""),
         "refs": sorted(b.person_key_id for b in ev.sealed_identifiers.values()),
     }
+    if ev.agreement_version is not None:  # recorded since agreements are events; older: absent
+        facts["agreement_version"] = ev.agreement_version
+    return facts
 
 
 def _retracted(ev: RecordRetracted, ref: RecordRef) -> Facts:

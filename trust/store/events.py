@@ -68,6 +68,9 @@ class RecordAccepted:
     produced_at_ms: int
     accepted_at_ms: int
     kind: str = "RecordUpsert"
+    #: the version of the source's agreement the record was admitted under (None: stored before
+    #: the trust recorded it)
+    agreement_version: int | None = None
 
     def __post_init__(self) -> None:
         # The store must never receive identifiers in clear: refuse at construction.

@@ -100,6 +100,7 @@ def _accepted_json(event: RecordAccepted) -> JsonDict:
         "produced_at_ms": event.produced_at_ms,
         "accepted_at_ms": event.accepted_at_ms,
         "kind": event.kind,
+        "agreement_version": event.agreement_version,
     }
 
 

@@ -7,6 +7,7 @@ log, and runs the worker until caught up.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import time
@@ -310,6 +311,34 @@ def test_each_batch_is_admitted_under_the_agreements_in_force_when_it_arrived(
         send(log, "police", seal("police", [record("police", f"D-{i}", ["V1"]) for i in range(2)]))
         assert trust.run() == {ReasonCode.NO_AGREEMENT.value: 2}
         assert trust.counted("police") == 3
+    finally:
+        store.close()
+        log.close()
+
+
+def test_each_accepted_record_names_the_agreement_version_it_was_admitted_under(
+    tmp_path: Path,
+) -> None:
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        first = agreement("police", dt.date(2000, 1, 1), dt.date(2030, 1, 1))
+        second = dataclasses.replace(
+            first, version=2, in_force_from=dt.date(2030, 1, 1), in_force_until=None
+        )
+        now = [dt.datetime(2025, 6, 1, tzinfo=dt.UTC).timestamp()]
+        trust = Trust(log, store, [first, second], clock=lambda: now[0])
+        send(log, "police", seal("police", [record("police", "C-1", ["V1"])]))
+        assert trust.run() == {}
+        now[0] = dt.datetime(2031, 6, 1, tzinfo=dt.UTC).timestamp()
+        send(log, "police", seal("police", [record("police", "C-2", ["V1"])]))
+        assert trust.run() == {}
+        versions = {
+            ev.case_id: ev.agreement_version
+            for _, ev in store.read()
+            if isinstance(ev, RecordAccepted)
+        }
+        assert versions == {"C-1": 1, "C-2": 2}
     finally:
         store.close()
         log.close()
