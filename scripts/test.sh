@@ -12,4 +12,4 @@ echo "== mypy"
 echo "== import contracts"
 .venv/bin/lint-imports
 echo "== pytest"
-exec .venv/bin/python -m pytest -n 2 -q "$@"
+exec .venv/bin/python -m pytest -n 2 --dist worksteal -q "$@"
