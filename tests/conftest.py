@@ -25,6 +25,17 @@ def tansu() -> Iterator[TansuBroker]:
         yield broker
 
 
+@pytest.fixture
+def own_tansu() -> Iterator[TansuBroker]:
+    """A memory-only Tansu broker for this test alone (it starts in a fraction of a second).
+
+    For tests that run the system on its fixed topic names (``tip.inbound.<source>``, the release
+    topics): on the session's broker they would read what another test left on those topics.
+    """
+    with TansuBroker() as broker:
+        yield broker
+
+
 @pytest.fixture(scope="session")
 def real_kafka_url() -> str:
     """Bring your own Apache Kafka: the log URL of ``$TIPTRUST_REAL_KAFKA``.
@@ -131,19 +142,23 @@ def _real_kafka_missing() -> bool:
 #: started first, so that the workers of ``pytest -n`` finish together instead of one of them
 #: running a minute-long test alone at the end. Scheduling only: every test still runs.
 SLOW_FIRST = (
-    "tests/trust/store/test_projection_agreement.py",
-    "tests/e2e/test_demo.py",
-    "tests/trust/release/disclosure/test_secondary.py",
-    "tests/trust/release/test_differencing.py",
-    "tests/trust/release/test_differencing_noise.py",
-    "tests/trust/release/disclosure/test_audit.py",
-    "tests/tiptrust/cli/test_link_review.py",
-    "tests/e2e/test_wire_privacy.py",
     "tests/e2e/test_trust_crash.py",
     "tests/e2e/test_release_crash.py",
+    "tests/e2e/test_wire_privacy.py",
     "tests/e2e/test_trust_policy.py",
-    "tests/trust/estimate/test_prevalence.py",
+    "tests/e2e/test_demo.py",
+    "tests/e2e/test_trust_run.py",
     "tests/e2e/test_publish.py",
+    "tests/e2e/test_upgrade.py",
+    "tests/e2e/test_link_review.py",
+    "tests/trust/store/test_projection_agreement.py",
+    "tests/trust/release/disclosure/test_audit.py",
+    "tests/trust/release/test_differencing_noise.py",
+    "tests/trust/release/test_differencing.py",
+    "tests/tiptrust/cli/test_link_review.py",
+    "tests/tiptrust/cli/test_mse_from_trust.py",
+    "tests/trust/release/disclosure/test_secondary.py",
+    "tests/trust/estimate/test_prevalence.py",
 )
 
 

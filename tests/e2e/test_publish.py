@@ -29,7 +29,7 @@ SOURCES = ("court", "labour_inspectorate", "ngo_haven", "nrm", "police")
 def _setup(
     cli: RunCli,
     tmp_path: Path,
-    persons: int = 2000,
+    persons: int = 1000,
     sources: tuple[str, ...] = SOURCES,
     *,
     agreements: bool = True,

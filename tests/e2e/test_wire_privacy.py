@@ -149,7 +149,10 @@ def test_the_check_catches_a_reference_in_a_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.kafka
-def test_no_identifier_on_the_kafka_topics(cli: RunCli, tmp_path: Path, tansu: TansuBroker) -> None:
+def test_no_identifier_on_the_kafka_topics(
+    cli: RunCli, tmp_path: Path, own_tansu: TansuBroker
+) -> None:
+    tansu = own_tansu
     sim = _setup(cli, tmp_path)
     values = _check_values(sim)
     # the broker is shared by the session: look only at what this test published

@@ -24,10 +24,10 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.keys import SigningKey
-from schemas.release import CAVEAT, Aggregate, Release, signed_release
+from schemas.release import CAVEAT, Aggregate, Hierarchies, Labels, Release, signed_release
 from transport import EventLog
 from trust.release.aggregate import FORM_RULE, ROLE_RULE, labels_for
 from trust.release.disclosure import SuppressedTable
@@ -201,24 +201,23 @@ def build_estimate_release(
             persons, or its interval is not beside it.
     """
     _check_estimate(spec, table)
-    if sequence < 1:
-        raise ValueError("release sequence numbers start at 1")
-    counted = len(set(sources))
-    named, unnamed = _named(sources, sources_named)
     t = table
-    period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
+    head = _head(
+        spec,
+        t,
+        indicators=f"{spec.unit} by {', '.join(spec.dimensions)}",
+        counting_rule=counting_rule,
+        sequence=sequence,
+        sources=sources,
+        issued_at_ms=issued_at_ms,
+        consumer=consumer,
+        purpose=purpose,
+        sources_left_out=sources_left_out,
+        sources_named=sources_named,
+        sources_left_out_perpetrators=sources_left_out_perpetrators,
+    )
     metadata = {
-        "originating_organisation": ORIGINATING_ORGANISATION,
-        "date_submitted": _iso_utc(issued_at_ms),
-        "file_name": f"{spec.name}/{sequence:06d}",
-        "consumer": consumer,
-        "purpose": purpose,
-        "indicators": f"{spec.unit} by {', '.join(spec.dimensions)}",
-        "period": period,
-        **_source_metadata(counted, unnamed, sources_left_out, sources_left_out_perpetrators),
-        "k": str(t.k),
-        "method": t.method,
-        "counting_rule": counting_rule,
+        **head.metadata,
         "content_digest": digest or estimate_digest(t),
         "method_name": "multiple_systems_estimation",
         **ESTIMATE_ASSUMPTIONS,
@@ -229,24 +228,18 @@ def build_estimate_release(
         Aggregate((MEASURE.dimension,), (m,), _published(v), m == OBSERVED and v is not None)
         for m, v in t.values().items()
     )
-    return Release(
-        stream=spec.name,
+    return _release(
+        spec,
+        t,
+        head,
         release_id=release_id,
         sequence=sequence,
         issued_at_ms=issued_at_ms,
-        title=spec.title,
-        unit=spec.unit,
-        period_start=t.period_start,
-        period_end=t.period_end,
         dimensions=spec.dimensions,
         aggregates=aggregates,
-        k=t.k,
-        method=t.method,
-        source_count=counted,
-        sources=named,
-        labels=spec.labels(),
-        caveat=ESTIMATE_CAVEAT,
         metadata=metadata,
+        caveat=ESTIMATE_CAVEAT,
+        labels=spec.labels(),
     )
 
 
@@ -337,50 +330,42 @@ def build_synthetic_release(
         UnprotectedTable: the records were not made for ``spec`` or below its k.
     """
     _check_synthetic(spec, table)
-    if sequence < 1:
-        raise ValueError("release sequence numbers start at 1")
-    counted = len(set(sources))
-    named, unnamed = _named(sources, sources_named)
     t = table
-    period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
+    head = _head(
+        spec,
+        t,
+        indicators=f"{spec.unit} with {', '.join(spec.dimensions)}",
+        counting_rule=counting_rule,
+        sequence=sequence,
+        sources=sources,
+        issued_at_ms=issued_at_ms,
+        consumer=consumer,
+        purpose=purpose,
+        sources_left_out=sources_left_out,
+        sources_named=sources_named,
+        sources_left_out_perpetrators=sources_left_out_perpetrators,
+    )
     metadata = {
-        "originating_organisation": ORIGINATING_ORGANISATION,
-        "date_submitted": _iso_utc(issued_at_ms),
-        "file_name": f"{spec.name}/{sequence:06d}",
-        "consumer": consumer,
-        "purpose": purpose,
-        "indicators": f"{spec.unit} with {', '.join(spec.dimensions)}",
-        "period": period,
-        **_source_metadata(counted, unnamed, sources_left_out, sources_left_out_perpetrators),
-        "k": str(t.k),
-        "method": t.method,
-        "counting_rule": counting_rule,
+        **head.metadata,
         "content_digest": digest or synthetic_digest(t),
         "method_name": "k_anonymous_synthesis",
         "synthetic_records": str(len(t.rows)),
         **dict(t.parameters),
         "values_exact": "false",
     }
-    aggregates = tuple(Aggregate(d, v, n, False) for d, v, n in t.patterns())
-    return Release(
-        stream=spec.name,
+    return _release(
+        spec,
+        t,
+        head,
         release_id=release_id,
         sequence=sequence,
         issued_at_ms=issued_at_ms,
-        title=spec.title,
-        unit=spec.unit,
-        period_start=t.period_start,
-        period_end=t.period_end,
         dimensions=spec.dimensions,
-        aggregates=aggregates,
-        k=t.k,
-        method=t.method,
-        source_count=counted,
-        sources=named,
-        hierarchies={},
-        labels=spec.labels(),
-        caveat=SYNTHETIC_CAVEAT,
+        aggregates=tuple(Aggregate(d, v, n, False) for d, v, n in t.patterns()),
         metadata=metadata,
+        caveat=SYNTHETIC_CAVEAT,
+        labels=spec.labels(),
+        hierarchies={},
     )
 
 
@@ -457,6 +442,107 @@ def _iso_utc(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")
 
 
+class _Made(Protocol):
+    """What every kind of release table says of itself (a count, estimate or synthetic table)."""
+
+    @property
+    def period_start(self) -> int | None: ...
+    @property
+    def period_end(self) -> int | None: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def method(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Head:
+    """What every release says first: who, when, which sources; shared by the three builders."""
+
+    counted: int
+    named: tuple[str, ...]
+    metadata: dict[str, str]
+
+
+def _head(
+    spec: StreamSpec,
+    t: _Made,
+    *,
+    indicators: str,
+    counting_rule: str,
+    sequence: int,
+    sources: Sequence[str],
+    issued_at_ms: int,
+    consumer: str,
+    purpose: str,
+    sources_left_out: int,
+    sources_named: Sequence[str] | None,
+    sources_left_out_perpetrators: int,
+) -> _Head:
+    """The metadata every release begins with (in this order), the sources counted and named.
+
+    Raises:
+        ValueError: ``sequence`` < 1.
+    """
+    if sequence < 1:
+        raise ValueError("release sequence numbers start at 1")
+    counted = len(set(sources))
+    named, unnamed = _named(sources, sources_named)
+    period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
+    metadata = {
+        "originating_organisation": ORIGINATING_ORGANISATION,
+        "date_submitted": _iso_utc(issued_at_ms),
+        "file_name": f"{spec.name}/{sequence:06d}",
+        "consumer": consumer,
+        "purpose": purpose,
+        "indicators": indicators,
+        "period": period,
+        **_source_metadata(counted, unnamed, sources_left_out, sources_left_out_perpetrators),
+        "k": str(t.k),
+        "method": t.method,
+        "counting_rule": counting_rule,
+    }
+    return _Head(counted, named, metadata)
+
+
+def _release(
+    spec: StreamSpec,
+    t: _Made,
+    head: _Head,
+    *,
+    release_id: str,
+    sequence: int,
+    issued_at_ms: int,
+    dimensions: tuple[str, ...],
+    aggregates: tuple[Aggregate, ...],
+    metadata: dict[str, str],
+    caveat: str,
+    labels: Labels,
+    hierarchies: Hierarchies | None = None,
+) -> Release:
+    """The unsigned release: the table's aggregates with what the builder worked out."""
+    return Release(
+        stream=spec.name,
+        release_id=release_id,
+        sequence=sequence,
+        issued_at_ms=issued_at_ms,
+        title=spec.title,
+        unit=spec.unit,
+        period_start=t.period_start,
+        period_end=t.period_end,
+        dimensions=dimensions,
+        aggregates=aggregates,
+        k=t.k,
+        method=t.method,
+        source_count=head.counted,
+        sources=head.named,
+        hierarchies={} if hierarchies is None else dict(hierarchies),
+        labels=labels,
+        caveat=caveat,
+        metadata=metadata,
+    )
+
+
 def build_release(
     spec: StreamSpec,
     suppressed_table: SuppressedTable,
@@ -488,24 +574,23 @@ def build_release(
         ValueError: ``sequence`` < 1.
     """
     _check_table(spec, suppressed_table)
-    if sequence < 1:
-        raise ValueError("release sequence numbers start at 1")
     t = suppressed_table
-    counted = len(set(sources))
-    named, unnamed = _named(sources, sources_named)
-    period = "unknown" if t.period_start is None else f"{t.period_start}-{t.period_end}"
+    head = _head(
+        spec,
+        t,
+        indicators=f"{spec.unit} by {', '.join(spec.dimensions)}",
+        counting_rule=counting_rule,
+        sequence=sequence,
+        sources=sources,
+        issued_at_ms=issued_at_ms,
+        consumer=consumer,
+        purpose=purpose,
+        sources_left_out=sources_left_out,
+        sources_named=sources_named,
+        sources_left_out_perpetrators=sources_left_out_perpetrators,
+    )
     metadata = {
-        "originating_organisation": ORIGINATING_ORGANISATION,
-        "date_submitted": _iso_utc(issued_at_ms),
-        "file_name": f"{spec.name}/{sequence:06d}",
-        "consumer": consumer,
-        "purpose": purpose,
-        "indicators": f"{spec.unit} by {', '.join(spec.dimensions)}",
-        "period": period,
-        **_source_metadata(counted, unnamed, sources_left_out, sources_left_out_perpetrators),
-        "k": str(t.k),
-        "method": t.method,
-        "counting_rule": counting_rule,
+        **head.metadata,
         **_subject_rules(spec),
         "content_digest": digest or table_digest(t),
         # the method by its registry name, its parameters (never a secret: a perturbation
@@ -514,22 +599,17 @@ def build_release(
         **{name: value for name, value in t.parameters.items() if name != "method_name"},
         "values_exact": "true" if t.exact else "false",
     }
-    return Release(
-        stream=spec.name,
+    return _release(
+        spec,
+        t,
+        head,
         release_id=release_id,
         sequence=sequence,
         issued_at_ms=issued_at_ms,
-        title=spec.title,
-        unit=spec.unit,
-        period_start=t.period_start,
-        period_end=t.period_end,
         dimensions=t.dimensions,
         aggregates=_aggregates(t),
-        k=t.k,
-        method=t.method,
-        source_count=counted,
-        sources=named,
-        hierarchies={d: dict(parents) for d, parents in t.hierarchies.items()},
+        metadata=metadata,
+        caveat=spec.caveat or CAVEAT,
         labels=labels_for(
             t.dimensions,
             (
@@ -537,8 +617,7 @@ def build_release(
                 for d, cats in zip(t.dimensions, t.categories, strict=True)
             ),
         ),
-        caveat=spec.caveat or CAVEAT,
-        metadata=metadata,
+        hierarchies={d: dict(parents) for d, parents in t.hierarchies.items()},
     )
 
 

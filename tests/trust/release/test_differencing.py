@@ -13,9 +13,6 @@ is synthetic: random strings stand in for names. Perturbed and rounded streams:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from schemas.release import Aggregate, Release
@@ -27,7 +24,7 @@ from trust.release.streams import (
     VICTIMS_BY_YEAR_FORM,
     VICTIMS_BY_YEAR_SEX,
 )
-from trust.store.eventstore import EventStore, open_store
+from trust.store.eventstore import EventStore
 
 K = 10
 STREAMS = {
@@ -36,12 +33,8 @@ STREAMS = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: EventStore) -> EventStore:
+    return sqlite_store
 
 
 def test_no_release_sequence_lets_the_consumer_learn_a_change_below_k(store: EventStore) -> None:

@@ -25,8 +25,6 @@ refuses them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -38,7 +36,7 @@ from trust.release.streams import (
     VICTIMS_BY_YEAR_SEX,
     StreamSpec,
 )
-from trust.store.eventstore import EventStore, open_store
+from trust.store.eventstore import EventStore
 
 K = 10
 
@@ -54,12 +52,8 @@ MIXED: tuple[StreamSpec, ...] = (
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: EventStore) -> EventStore:
+    return sqlite_store
 
 
 def test_rounded_and_perturbed_streams_tell_no_change_below_k(store: EventStore) -> None:

@@ -4,8 +4,6 @@ the LP audit on the release path; a table the audit refuses is not released."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,18 +27,14 @@ from trust.release.streams import (
 from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
 from trust.stewardship.policy import Policy
 from trust.store.events import SubscriptionAdded, new_event_id
-from trust.store.eventstore import EventStore, Position, open_store
+from trust.store.eventstore import EventStore, Position
 
 KEY = SigningKey.generate("trust")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: EventStore) -> EventStore:
+    return sqlite_store
 
 
 def make_stage(store: EventStore, *names: str) -> ReleaseStage:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -30,7 +29,7 @@ from trust.release.streams import PERPETRATORS_BY_ROLE, STREAMS, VICTIMS_BY_YEAR
 from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
 from trust.stewardship.policy import Policy
 from trust.store.events import Event, RecordAccepted, SubscriptionAdded, new_event_id
-from trust.store.eventstore import EventStore, Position, open_store
+from trust.store.eventstore import EventStore, Position
 
 KEY = SigningKey.generate("trust")
 STREAM = PERPETRATORS_BY_ROLE.name
@@ -39,12 +38,8 @@ GRANT = (ReleaseGrant("ministry", ("statistics",)),)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EventStore]:
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: EventStore) -> EventStore:
+    return sqlite_store
 
 
 def with_perpetrators(ev: RecordAccepted, roles: Sequence[Sequence[str]]) -> RecordAccepted:
