@@ -67,7 +67,7 @@ def test_demo_says_every_reason_then_receipts_and_rebuild_agree(
 ) -> None:
     """The human output names every refusal; the agency's receipts say the same, and a rebuild
     of the demo's store gives identical projections (one smaller demo for the three)."""
-    text = cli("demo", "--persons", "600").stdout
+    text = cli("demo", "--persons", "300").stdout
     for reason in EXPECTED_REJECTIONS:
         assert reason in text
     assert "ministry files in" in text

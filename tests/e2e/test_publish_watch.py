@@ -147,7 +147,10 @@ def test_killed_mid_run_and_restarted_every_file_published_once(tmp_path: Path) 
     while filed() < 1:
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.005)
-    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.5))
+    # at a random moment while the next files are in hand, but before the last one is filed
+    until = time.monotonic() + random.Random(os.getpid()).uniform(0.0, 0.5)
+    while time.monotonic() < until and filed() < files - 1:
+        time.sleep(0.002)
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert 1 <= filed() < files, "the kill should land mid-run: make the files larger"
