@@ -38,7 +38,9 @@ def test_random_kills_never_make_two_releases_with_one_sequence(
         time.sleep(rng.uniform(1.5, 3.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    final = last_json(cli("trust", "run", "--release-every", "0", "--json").stdout)
+    # the last run goes on in small batches too: how often the trust releases then depends on
+    # the data, not on how far the killed runs got on a loaded machine
+    final = last_json(cli("trust", "run", "--batch", "15", "--release-every", "0", "--json").stdout)
     assert final["caught_up"]
 
     topic = topics.release("ministry", STREAM)
