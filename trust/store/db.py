@@ -12,18 +12,23 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy import Connection, Engine, create_engine, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Insert
 from sqlalchemy.sql.schema import Table
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _WRITE_OPTION = "tiptrust_sqlite_begin"
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0010"
+"""The newest migration's revision. A store already there opens without loading Alembic and its
+scripts (most of a short command's start-up); a test checks this is the scripts' head."""
 
 
 def normalise_url(url: str) -> str:
@@ -276,6 +281,8 @@ def checkpoint(engine: Engine) -> None:
 
 def alembic_config() -> Config:
     """A programmatic Alembic configuration (no ``alembic.ini``)."""
+    from alembic.config import Config  # imported here: most opens find the store at HEAD
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -283,7 +290,22 @@ def alembic_config() -> Config:
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database behind ``engine`` to ``revision``, in one transaction."""
+    if revision == "head" and _revision(engine) == HEAD:
+        return
+    from alembic import command
+
     cfg = alembic_config()
     with writer(engine).begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def _revision(engine: Engine) -> str | None:
+    """The revision the store is at, or None when it has none yet (or no version table)."""
+    with engine.connect() as conn:
+        try:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except DBAPIError:  # no version table yet: a new store, which migrate creates
+            conn.rollback()
+            return None
+    return None if row is None else str(row[0])
