@@ -35,6 +35,7 @@ from rich.progress import Progress
 
 from benchmarks.provenance import code_state
 from benchmarks.publish import records
+from benchmarks.subscribe import subscribe
 from consumers.subscriber import Subscriber
 from consumers.writers import ReleaseWriter
 from producers.message_key import MessageKeyer
@@ -134,7 +135,7 @@ def run_backend(url: str, recs: list[dict[str, Any]], root: Path, rounds: int) -
             batch_size=1000,
         )
         store = open_store(home.store_url())
-        wiring.add_subscription(store, "ministry", STREAM, "statistics")
+        subscribe(store, "ministry", STREAM, "statistics")
         runner = wiring.build_trust_runner(home, log, store, release_every_s=3600)
         t0 = time.perf_counter()
         pub.publish(msgs)

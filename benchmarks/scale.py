@@ -61,6 +61,7 @@ from rich.progress import Progress, TaskID
 
 from benchmarks.provenance import code_state, machine, peak_rss_mib
 from benchmarks.publish import records
+from benchmarks.subscribe import subscribe
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
 from producers.publisher import Outgoing, Publisher
@@ -100,8 +101,8 @@ def setup_home(root: Path) -> Home:
     return home
 
 
-def subscribe(store: EventStore) -> None:
-    wiring.add_subscription(store, "ministry", STREAM, "statistics")
+def subscribe_ministry(store: EventStore) -> None:
+    subscribe(store, "ministry", STREAM, "statistics")
 
 
 def make_publisher(home: Home, log: EventLog, outbox: Outbox, url: str) -> Publisher:
@@ -320,7 +321,7 @@ class Bench:
             pub = make_publisher(self.home, log, outbox, self.log_url)
             store_path = tmp / "store.db"
             store = open_store(f"sqlite:///{store_path}")
-            subscribe(store)
+            subscribe_ministry(store)
             filler = wiring.build_trust_runner(self.home, log, store, release_every_s=3600)
             stored = 0
             for n in sizes:

@@ -7,8 +7,9 @@ envelope, an unregistered source, a wrong trust key, a schema-invalid record, a 
 trust until caught up, one signed release, and a ministry that verifies and writes it.
 
 The demo's trust has principals as a real one has (``trust.stewardship.principals``): a
-custodian, a data steward per agency and the ministry as a consumer, each with a token the demo
-keeps in memory only. The custodian's token is in the summary (``custodian_token``), shown once,
+custodian, a data steward per agency, the ministry as a consumer and a trustee, each with a token
+the demo keeps in memory only. The custodian asks for the ministry's subscriptions and the
+trustee approves them (the two-person rule of ``trust.stewardship.release_review``). The custodian's token is in the summary (``custodian_token``), shown once,
 so the operator can go on with `tiptrust link review …` in the demo's home.
 """
 
@@ -34,10 +35,11 @@ from transport import display_url, open_log, topics
 from trust.linkage.review import open_reviews
 from trust.release.counts import counted_persons, counted_records
 from trust.stewardship.agreement import load_agreement
-from trust.stewardship.principals import Role, add_principal, bootstrap_custodian
+from trust.stewardship.principals import Role, add_principal, bootstrap_custodian, find
 from trust.store.eventstore import open_store
 
 CONSUMER = "ministry"
+TRUSTEE = "trustee"
 STREAM = "victims_by_sex_age_form"
 ESTIMATE = "prevalence_estimate"
 #: The streams the ministry subscribes to: the detailed table, victims per year and sex with every
@@ -129,7 +131,7 @@ def run_demo(
             load_agreement(sim_dir / source / "agreement.yaml"),
         )
 
-    step("principals: a custodian, each agency's data steward, the ministry")
+    step("principals: a custodian, each agency's data steward, the ministry, a trustee")
     store = open_store(home.store_url())
     try:
         custodian = bootstrap_custodian(store, "operator", custodian_token)
@@ -141,6 +143,7 @@ def run_demo(
                 add_principal(store, steward, Role.DATA_STEWARD, source=source, added_by="operator")
             )
         issued.append(add_principal(store, CONSUMER, Role.CONSUMER, added_by="operator"))
+        issued.append(add_principal(store, TRUSTEE, Role.TRUSTEE, added_by="operator"))
     finally:
         store.close()
     summary.principals = [t.principal.describe() for t in issued]
@@ -184,8 +187,11 @@ def run_demo(
     step("the trust verifies, decrypts, stores and releases")
     with open_log(url) as log:
         store = open_store(home.store_url())
-        for stream in STREAMS:
-            wiring.add_subscription(store, CONSUMER, stream, PURPOSE)
+        trustee = find(store, TRUSTEE)
+        assert trustee is not None
+        for stream in STREAMS:  # the operator asks, a trustee approves (two-person rule)
+            wiring.add_subscription(store, CONSUMER, stream, PURPOSE, custodian.principal.name)
+            wiring.approve_subscription(store, CONSUMER, stream, trustee)
         runner = wiring.build_trust_runner(home, log, store)
         run = runner.run(until_caught_up=True)
         runner.worker.close()

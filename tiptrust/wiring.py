@@ -36,7 +36,7 @@ from trust.ingest.worker import IngestWorker
 from trust.release.cellkeys import record_key_secret
 from trust.release.population import Population, PopulationError, load_population
 from trust.release.publish import ReleasePublisher, ReleaseSigner
-from trust.release.stage import ReleaseStage, subscriptions
+from trust.release.stage import ReleaseStage
 from trust.release.streams import CATALOGUE as STREAMS  # count and estimate streams
 from trust.runner import TrustRunner
 from trust.stewardship.agreement import (
@@ -50,11 +50,19 @@ from trust.stewardship.agreement import (
 )
 from trust.stewardship.audit import AuditLog
 from trust.stewardship.erasure import Erasure
-from trust.stewardship.policy import AgreementFollower, Policy, Subscription
+from trust.stewardship.policy import AgreementFollower, Policy
+from trust.stewardship.principals import Principal
+from trust.stewardship.release_review import (
+    ReviewError,
+    ReviewReason,
+    SubscriptionState,
+    request_subscription,
+    subscription_states,
+)
+from trust.stewardship.release_review import approve_subscription as review_approve
 from trust.store.errors import VaultKeyMismatch
 from trust.store.events import (
     KekRotated,
-    SubscriptionAdded,
     SubscriptionRemoved,
     new_event_id,
 )
@@ -351,24 +359,35 @@ def trust_agreements(home: Home, store: EventStore | None = None) -> Agreements:
     return Agreements(found, default_registry().current("case_record"))
 
 
-def add_subscription(store: EventStore, consumer: str, stream: str, purpose: str) -> Subscription:
-    """Subscribe ``consumer`` to ``stream`` for ``purpose`` (an event in the trust's store).
+def add_subscription(
+    store: EventStore, consumer: str, stream: str, purpose: str, requested_by: str
+) -> SubscriptionState:
+    """Ask for ``consumer`` to receive ``stream`` for ``purpose`` (an event in the trust's
+    store); releases go out once a trustee other than ``requested_by`` approved it
+    (:func:`approve_subscription`).
 
     Raises:
         SetupError: the trust declares no such stream.
-        ValueError: a name is not valid.
+        ReviewError: record-level data asked for a non-researcher.
+        PrincipalError: the consumer is not a registered receiving principal.
     """
-    sub = Subscription(consumer, stream, purpose)
-    if stream not in STREAMS:
-        raise SetupError(
-            f"no release stream {stream!r}: the trust declares {', '.join(sorted(STREAMS))}"
-        )
-    store.append(
-        [SubscriptionAdded(new_event_id(), consumer, stream, purpose, int(time.time() * 1000))],
-        None,
-        OPERATOR,
-    )
-    return sub
+    try:
+        return request_subscription(store, consumer, stream, purpose, requested_by)
+    except ReviewError as exc:
+        if exc.code == ReviewReason.NO_STREAM:
+            raise SetupError(str(exc)) from None
+        raise
+
+
+def approve_subscription(
+    store: EventStore, consumer: str, stream: str, approver: Principal
+) -> SubscriptionState:
+    """A trustee other than the requester approves ``consumer``'s subscription to ``stream``.
+
+    Raises:
+        ReviewError: see :func:`trust.stewardship.release_review.approve_subscription`.
+    """
+    return review_approve(store, consumer, stream, approver)
 
 
 def remove_subscription(store: EventStore, consumer: str, stream: str) -> None:
@@ -377,7 +396,7 @@ def remove_subscription(store: EventStore, consumer: str, stream: str) -> None:
     Raises:
         SetupError: there is no such subscription.
     """
-    if not any(s.consumer == consumer and s.stream == stream for s in subscriptions(store)):
+    if not any(s.consumer == consumer and s.stream == stream for s in subscription_states(store)):
         raise SetupError(f"{consumer} has no subscription to {stream}")
     store.append(
         [SubscriptionRemoved(new_event_id(), consumer, stream, int(time.time() * 1000))],

@@ -72,6 +72,8 @@ class Principals:
             token = self.token(home, c, "consumer")
         elif args[:1] == ("notify",) and trust_home and (s := _option(args, "--source")):
             token = self.token(home, f"{s}-steward", "data_steward", s)
+        elif args[:3] == ("trust", "subscription", "approve"):
+            token = self.token(home, TRUSTEE, "trustee")  # not the custodian who asked
         return {} if token is None else {"TIPTRUST_TOKEN": token}
 
 
@@ -205,12 +207,28 @@ def published(published_template: Path, tmp_path: Path) -> Path:
     return tmp_path / "sim"
 
 
+TRUSTEE = "e2e-trustee"
+"""The trustee who approves the subscriptions the custodian asks for (two-person rule)."""
+
+
+def subscribe(
+    cli: RunCli,
+    consumer: str = "ministry",
+    stream: str = "victims_by_sex_age_form",
+    purpose: str = "statistics",
+) -> None:
+    """Subscribe ``consumer`` as an operator does: the custodian asks, a trustee approves."""
+    cli(*subscribe_args(consumer, stream, purpose))
+    cli("trust", "subscription", "approve", f"{consumer}/{stream}")
+
+
 def subscribe_args(
     consumer: str = "ministry",
     stream: str = "victims_by_sex_age_form",
     purpose: str = "statistics",
 ) -> list[str]:
-    """The `tiptrust trust subscription add` arguments for one subscription."""
+    """The `tiptrust trust subscription add` arguments for one subscription (it awaits a
+    trustee's approval: :func:`subscribe` does both)."""
     return [
         "trust",
         "subscription",

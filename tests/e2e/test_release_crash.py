@@ -16,7 +16,7 @@ from pathlib import Path
 
 from transport import open_log, topics
 
-from .conftest import TIPTRUST, RunCli, last_json, subscribe_args
+from .conftest import TIPTRUST, RunCli, last_json, subscribe
 
 STREAM = "victims_by_sex_age_form"
 KILLS = 10
@@ -25,7 +25,7 @@ KILLS = 10
 def test_random_kills_never_make_two_releases_with_one_sequence(
     cli: RunCli, tmp_path: Path, published: Path
 ) -> None:
-    cli(*subscribe_args())
+    subscribe(cli)
     env = {**os.environ, "TIPTRUST_HOME": str(tmp_path / "home")}
     # small batches and a release check after every one: many releases, many windows to die in
     args = [*TIPTRUST, "trust", "run", "--batch", "15", "--release-every", "0", "--json"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from schemas.receipt import RECEIPT_SCHEMA, Receipt
 from transport import open_log
 
-from .conftest import RunCli, last_json, publish_args, subscribe_args
+from .conftest import RunCli, last_json, publish_args, subscribe
 from .test_publish import _setup
 
 STREAM = "victims_by_sex_age_form"
@@ -65,7 +65,7 @@ def test_only_subscriptions_an_agreement_allows_receive_releases(
     for s in ("police", "nrm"):
         cli(*publish_args(sim, s))
     for consumer in ("ministry", "journalist"):
-        cli(*subscribe_args(consumer))
+        subscribe(cli, consumer)
     listed = json.loads(cli("trust", "subscription", "list", "--json").stdout)
     assert {s["consumer"] for s in listed} == {"ministry", "journalist"}
 

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .conftest import TIPTRUST, RunCli, last_json, publish_args, subscribe_args
+from .conftest import TIPTRUST, RunCli, last_json, publish_args, subscribe
 from .test_publish import _setup
 
 STREAM = "victims_by_sex_age_form"
@@ -18,7 +18,7 @@ STREAM = "victims_by_sex_age_form"
 def test_follow_reports_and_stops_on_sigterm(cli: RunCli, tmp_path: Path) -> None:
     sim = _setup(cli, tmp_path, persons=300, sources=("nrm", "ngo_haven"))
     cli(*publish_args(sim, "nrm"))
-    cli(*subscribe_args())
+    subscribe(cli)
     env = {
         **os.environ,
         "TIPTRUST_HOME": str(tmp_path / "home"),

@@ -19,7 +19,7 @@ from infra.broker import TansuBroker
 from producers.simulate import SOURCES
 from transport import LogRecord, open_log, topics
 
-from .conftest import RunCli, last_json, publish_args, subscribe_args
+from .conftest import RunCli, last_json, publish_args, subscribe
 
 MIN_LENGTH = 6  # shorter cells (ages, codes, "Li") also occur by chance in random bytes
 
@@ -122,7 +122,7 @@ def test_no_identifier_on_the_sqlite_log(cli: RunCli, tmp_path: Path) -> None:
             ["--agreement", str(sim / s / "agreement.yaml")] if s not in ("court", "police") else []
         )
         cli("trust", "register", "--source", s, "--public-key", str(pub), *extra)
-    cli(*subscribe_args())
+    subscribe(cli)
     run = last_json(cli("trust", "run", "--json").stdout)
     assert run["rejected"].get("no_agreement", 0) > 0 and run["releases"]
     raw = b"".join(p.read_bytes() for p in sorted(home.glob("log.db*")))

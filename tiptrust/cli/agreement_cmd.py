@@ -43,6 +43,7 @@ from trust.stewardship.principals import (
     Principal,
     authenticate,
     authorize,
+    record_refusal,
 )
 from trust.store.eventstore import EventStore, open_store
 
@@ -165,18 +166,25 @@ def describe(v: AgreementVersion) -> str:
     return line
 
 
+SUBMIT_AGREEMENT = "submit_agreement"
+"""The action a refused agreement submission is recorded under (a steward's or a custodian's)."""
+
+
 def _submitter(event_store: EventStore, token: str | None, source: str) -> Principal:
     """Who submits: the source's own data steward, or a custodian (who registers sources);
     else exit 7."""
     try:
         principal = authenticate(event_store, token)
     except AccessDenied as exc:
+        record_refusal(event_store, None, SUBMIT_AGREEMENT, exc)
         raise fail(f"refused ({exc.code}): {exc}", Exit.DENIED) from None
     for action in (Action.ACT_FOR_SOURCE, Action.REGISTER_SOURCE):
         try:
             return authorize(principal, action, source=source)
-        except AccessDenied:
+        except AccessDenied as exc:
+            refusal = exc
             continue
+    record_refusal(event_store, principal, SUBMIT_AGREEMENT, refusal)
     raise fail(
         f"refused: {principal.describe()} may not submit {source}'s agreement "
         "(its data steward or a custodian may)",

@@ -32,10 +32,10 @@ from tiptrust.cli.principal_cmd import TokenOpt, acting, acting_in
 from transport import TransportError, open_log
 from trust.ingest.worker import IngestStats
 from trust.release.publish import EmitResult
-from trust.release.stage import subscriptions
 from trust.release.streams import STREAMS
 from trust.runner import rebuild as rebuild_all
 from trust.stewardship.principals import Action, PrincipalError, require_receiver
+from trust.stewardship.release_review import ReviewError, subscription_states
 from trust.store.digest import combined, differing, projection_digests
 from trust.store.eventstore import open_store
 
@@ -289,24 +289,61 @@ def subscription_add(
     store: StoreOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Subscribe a consumer to a stream for a purpose (replaces its earlier purpose, if any).
+    """Ask for a consumer to receive a stream for a purpose (replaces its earlier subscription to
+    the stream, if any). Releases go out once a trustee other than you approved it
+    (`tiptrust trust subscription approve CONSUMER/STREAM`).
 
     Custodians and trustees only; the consumer must be a registered principal (role consumer or
-    researcher). Releases go to tip.release.<consumer>.<stream> and count only the sources whose
-    agreement allows that consumer and purpose.
+    researcher; record-level streams go to researchers only). Releases go to
+    tip.release.<consumer>.<stream> and count only the sources whose agreement allows that
+    consumer and purpose.
     """
     event_store = open_store(home_of(home).store_url(store))
     try:
-        acting(event_store, token, Action.MANAGE_SUBSCRIPTIONS)
+        requester = acting(event_store, token, Action.MANAGE_SUBSCRIPTIONS)
         require_receiver(event_store, consumer)
-        sub = wiring.add_subscription(event_store, consumer, stream, purpose)
+        state = wiring.add_subscription(event_store, consumer, stream, purpose, requester.name)
     except PrincipalError as exc:
+        raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
+    except ReviewError as exc:
         raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.USAGE) from None
     finally:
         event_store.close()
-    out.print(f"subscribed {consumer} to {stream} for {purpose}: {sub.topic}")
+    out.print(
+        f"asked for {consumer} to receive {stream} for {purpose} ({state.id}): awaiting approval "
+        f"by a trustee other than {requester.name}"
+    )
+
+
+@subscription_app.command("approve")
+def subscription_approve(
+    subscription: Annotated[
+        str, typer.Argument(help="CONSUMER/STREAM, as `trust subscription list` shows it")
+    ],
+    token: TokenOpt = None,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Approve a subscription (or the new definition of its stream) as a trustee who did not ask
+    for it: its releases go out from the next round on. Every approval is an event.
+
+    Exit codes: 0 approved; 2 no such subscription, already in force, or you asked for it
+    yourself; 7 refused (not a trustee).
+    """
+    consumer, sep, stream = subscription.partition("/")
+    if not sep or not consumer or not stream:
+        raise fail(f"{subscription!r}: give CONSUMER/STREAM", Exit.USAGE)
+    event_store = open_store(home_of(home).store_url(store))
+    try:
+        approver = acting(event_store, token, Action.APPROVE_RELEASES)
+        state = wiring.approve_subscription(event_store, consumer, stream, approver)
+    except ReviewError as exc:
+        raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
+    finally:
+        event_store.close()
+    out.print(f"approved {state.id} for {state.purpose}: releases go out from the next round")
 
 
 @subscription_app.command("remove")
@@ -336,22 +373,34 @@ def subscription_list(
     home: HomeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
 ) -> None:
-    """The subscriptions in force."""
+    """Every subscription: in force, or awaiting a trustee's approval (new, or its stream's
+    definition changed since it was approved)."""
     event_store = open_store(home_of(home).store_url(store))
     try:
-        subs = subscriptions(event_store)
+        states = subscription_states(event_store)
     finally:
         event_store.close()
     rows = [
-        {"consumer": s.consumer, "stream": s.stream, "purpose": s.purpose, "topic": s.topic}
-        for s in subs
+        {
+            "id": s.id,
+            "consumer": s.consumer,
+            "stream": s.stream,
+            "purpose": s.purpose,
+            "topic": s.subscription().topic,
+            "status": s.status.value,
+            "requested_by": s.requested_by or None,
+            "approved_by": s.approved_by,
+        }
+        for s in states
     ]
     if as_json:
         print(json.dumps(rows))
         return
-    t = Table("consumer", "stream", "purpose", "topic", title="subscriptions")
+    t = Table("id", "purpose", "status", "asked by", "approved by", title="subscriptions")
     for r in rows:
-        t.add_row(r["consumer"], r["stream"], r["purpose"], r["topic"])
+        t.add_row(
+            r["id"], r["purpose"], r["status"], r["requested_by"] or "-", r["approved_by"] or "-"
+        )
     out.print(t if rows else "no subscriptions")
 
 

@@ -59,12 +59,13 @@ from trust.release.publish import (
     SyntheticTable,
     release_digest,
 )
-from trust.release.streams import SUBJECTS, VICTIMS, StreamSpec
+from trust.release.streams import CATALOGUE, SUBJECTS, VICTIMS, StreamSpec
 from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
+from trust.stewardship.release_review import in_force
 from trust.store.db import writer
 from trust.store.events import Event, ReleaseIssued
 from trust.store.eventstore import EventStore
-from trust.store.tables import ProjRelease, ProjSubscription
+from trust.store.tables import ProjRelease
 
 _OBSERVED_KEY = (("measure",), ("observed",))  # an estimate release's detected total
 
@@ -75,12 +76,12 @@ if TYPE_CHECKING:  # the estimator and synthesiser load numpy (statsmodels): onl
 log = logging.getLogger(__name__)
 
 
-def subscriptions(store: EventStore) -> list[Subscription]:
-    """The subscriptions in force, in (consumer, stream) order."""
-    t = ProjSubscription
-    query = select(t.consumer, t.stream, t.purpose).order_by(t.consumer, t.stream)
-    with store.engine.connect() as conn:
-        return [Subscription(r.consumer, r.stream, r.purpose) for r in conn.execute(query)]
+def subscriptions(
+    store: EventStore, streams: Mapping[str, StreamSpec] = CATALOGUE
+) -> list[Subscription]:
+    """The subscriptions in force — approved by a second person for the definition of the stream
+    the trust runs (``trust.stewardship.release_review``) — in (consumer, stream) order."""
+    return in_force(store, streams)
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ class ReleaseStage:
         if upto == self._checked_upto and day == self._checked_day and not self._pending:
             return []
         follow(self.store, self.counts)
-        subs = subscriptions(self.store)
+        subs = subscriptions(self.store, self.streams)
         made: list[EmitResult] = []
         self._pending = False
         for sub in subs:

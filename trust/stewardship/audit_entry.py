@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from trust.store.events import (
+    AccessRefused,
     AgreementSubmitted,
     ConsentWithdrawn,
     DisposalRequested,
@@ -39,6 +40,7 @@ from trust.store.events import (
     ReleaseIssued,
     RetentionApplied,
     SubscriptionAdded,
+    SubscriptionApproved,
     SubscriptionRemoved,
     VictimRef,
 )
@@ -155,7 +157,25 @@ def _release(ev: ReleaseIssued, ref: RecordRef) -> Facts:
 
 
 def _subscribed(ev: SubscriptionAdded, ref: RecordRef) -> Facts:
-    return {"consumer": ev.consumer, "stream": ev.stream, "purpose": ev.purpose}
+    facts: Facts = {"consumer": ev.consumer, "stream": ev.stream, "purpose": ev.purpose}
+    if ev.requested_by:  # since release review; older subscriptions name no requester
+        facts["operator"] = ev.requested_by
+    return facts
+
+
+def _approved(ev: SubscriptionApproved, ref: RecordRef) -> Facts:
+    return {
+        "consumer": ev.consumer,
+        "stream": ev.stream,
+        "purpose": ev.purpose,
+        "request": ev.request_id,
+        "definition": ev.definition,
+        "operator": ev.approved_by,
+    }
+
+
+def _refused(ev: AccessRefused, ref: RecordRef) -> Facts:
+    return {"principal": ev.principal, "action": ev.action, "reason": ev.reason}
 
 
 def _unsubscribed(ev: SubscriptionRemoved, ref: RecordRef) -> Facts:
@@ -298,6 +318,8 @@ AUDITED: Mapping[str, tuple[str, Callable[[Any, RecordRef], Facts]]] = {
     IdentifiersViewed.event_type: (ACCESS, _viewed),
     ReleaseIssued.event_type: (RELEASE, _release),
     SubscriptionAdded.event_type: (RELEASE, _subscribed),
+    SubscriptionApproved.event_type: (RELEASE, _approved),
+    AccessRefused.event_type: (ACCESS, _refused),
     SubscriptionRemoved.event_type: (RELEASE, _unsubscribed),
     PersonKeysShredded.event_type: (KEY, _shredded),
     KekRotated.event_type: (KEY, _rotated),

@@ -54,7 +54,7 @@ from sqlalchemy import Connection, RowMapping, select
 
 from transport.topics import validate_name
 from trust.store.db import writer
-from trust.store.events import PrincipalAdded, PrincipalRevoked, new_event_id
+from trust.store.events import AccessRefused, PrincipalAdded, PrincipalRevoked, new_event_id
 from trust.store.eventstore import EventStore
 from trust.store.tables import proj_principals
 
@@ -80,7 +80,8 @@ class Action(StrEnum):
 
     REGISTER_SOURCE = "register_source"  # a source's key or agreement
     MANAGE_PRINCIPALS = "manage_principals"  # add, revoke
-    MANAGE_SUBSCRIPTIONS = "manage_subscriptions"  # add, remove
+    MANAGE_SUBSCRIPTIONS = "manage_subscriptions"  # ask for, remove
+    APPROVE_RELEASES = "approve_releases"  # a subscription or a new stream definition
     DECIDE_LINKS = "decide_links"  # review accept/reject, join, separate
     VIEW_IDENTIFIERS = "view_identifiers"  # secret level, within a review task
     ACT_FOR_SOURCE = "act_for_source"  # retraction, consent withdrawal, disposal
@@ -92,6 +93,7 @@ RULES: Mapping[Action, frozenset[Role]] = {
     Action.REGISTER_SOURCE: frozenset({Role.CUSTODIAN}),
     Action.MANAGE_PRINCIPALS: frozenset({Role.CUSTODIAN}),
     Action.MANAGE_SUBSCRIPTIONS: frozenset({Role.CUSTODIAN, Role.TRUSTEE}),
+    Action.APPROVE_RELEASES: frozenset({Role.TRUSTEE}),  # and not the one who asked
     Action.DECIDE_LINKS: frozenset({Role.CUSTODIAN}),
     Action.VIEW_IDENTIFIERS: frozenset({Role.CUSTODIAN}),
     Action.ACT_FOR_SOURCE: frozenset({Role.DATA_STEWARD}),
@@ -281,8 +283,40 @@ def require(
     source: str | None = None,
     consumer: str | None = None,
 ) -> Principal:
-    """:func:`authenticate` then :func:`authorize`: the principal acting, or AccessDenied."""
-    return authorize(authenticate(store, token), action, source=source, consumer=consumer)
+    """:func:`authenticate` then :func:`authorize`: the principal acting, or AccessDenied —
+    and then the refusal is in the store (:func:`record_refusal`), so the audit log has it."""
+    principal: Principal | None = None
+    try:
+        principal = authenticate(store, token)
+        return authorize(principal, action, source=source, consumer=consumer)
+    except AccessDenied as exc:
+        record_refusal(store, principal, action.value, exc)
+        raise
+
+
+def record_refusal(
+    store: EventStore, principal: Principal | None, action: str, refusal: AccessDenied
+) -> None:
+    """Keep a refusal as an :class:`~trust.store.events.AccessRefused` event: who (the
+    principal's name; ``""`` when the token proved nobody — the token itself is never kept),
+    what, and the reason code."""
+    store.append(
+        [
+            AccessRefused(
+                event_id=new_event_id(),
+                principal="" if principal is None else principal.name,
+                action=action,
+                reason=str(refusal.code),
+                refused_at_ms=time.time_ns() // 1_000_000,
+            )
+        ],
+        None,
+        ACCESS_CONTROL,
+    )
+
+
+ACCESS_CONTROL = "access-control"
+"""The store consumer name refusals are appended under."""
 
 
 # --- the register of principals -----------------------------------------------------------------

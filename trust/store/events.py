@@ -202,8 +202,11 @@ class ReleaseIssued:
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionAdded:
-    """The operator subscribed ``consumer`` to ``stream`` for ``purpose`` (replacing any earlier
-    subscription of the same consumer to the same stream)."""
+    """``requested_by`` asked for ``consumer`` to receive ``stream`` for ``purpose`` (replacing
+    any earlier subscription of the same consumer to the same stream). It is released to only
+    once a trustee other than ``requested_by`` approved it (:class:`SubscriptionApproved`); an
+    event from before release review (``requested_by`` empty) was in force when it was added, and
+    stays so."""
 
     event_type: ClassVar[str] = "SubscriptionAdded"
     version: ClassVar[int] = 1
@@ -214,6 +217,51 @@ class SubscriptionAdded:
     stream: str
     purpose: str
     added_at_ms: int
+    requested_by: str = ""  # "": added before release review (in force without approval)
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionApproved:
+    """A trustee (``approved_by``, not the requester) approved ``consumer``'s subscription to
+    ``stream`` for ``purpose`` as the stream is defined by ``definition`` (the digest of its
+    definition): releases go out from then on, until the definition changes."""
+
+    event_type: ClassVar[str] = "SubscriptionApproved"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    request_id: str  # the event id of the SubscriptionAdded it approves
+    consumer: str
+    stream: str
+    purpose: str
+    definition: str
+    approved_by: str
+    approved_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRefused:
+    """A principal (``principal``: its name, or ``""`` when the token proved nobody) was refused
+    ``action`` for ``reason`` (an access reason code). It names no record and no person."""
+
+    event_type: ClassVar[str] = "AccessRefused"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    principal: str
+    action: str
+    reason: str
+    refused_at_ms: int
 
     @property
     def source_id(self) -> str | None:
@@ -615,7 +663,9 @@ Event: TypeAlias = (
     | MessageRejected
     | ReleaseIssued
     | SubscriptionAdded
+    | SubscriptionApproved
     | SubscriptionRemoved
+    | AccessRefused
     | RecordLinked
     | RecordUnlinked
     | PersonsMerged
@@ -643,7 +693,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MessageRejected,
         ReleaseIssued,
         SubscriptionAdded,
+        SubscriptionApproved,
         SubscriptionRemoved,
+        AccessRefused,
         RecordLinked,
         RecordUnlinked,
         PersonsMerged,

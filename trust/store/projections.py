@@ -22,7 +22,9 @@ Semantics:
   one victim concerns that victim only (a perpetrator record is not the victim's).
 - ``MessageRejected`` adds a row to ``proj_rejections``; ``ReleaseIssued`` to ``proj_releases``.
 - ``SubscriptionAdded`` / ``SubscriptionRemoved`` set or delete the (consumer, stream) row of
-  ``proj_subscriptions``.
+  ``proj_subscriptions`` (a new request awaits approval; one from before release review is
+  approved by :data:`PRE_REVIEW`); ``SubscriptionApproved`` approves the request it names if it
+  is still the current one.
 - Linkage's events (:data:`trust.store.events.LINKAGE_EVENTS`) keep ``proj_person_links`` (which
   person each linked victim record is in), ``proj_linked_persons`` (every person id ever issued,
   its record count and the survivor it was merged into) and ``proj_link_reviews``. Linkage links
@@ -70,6 +72,7 @@ from trust.store.events import (
     RecordUnlinked,
     ReleaseIssued,
     SubscriptionAdded,
+    SubscriptionApproved,
     SubscriptionRemoved,
     VictimRef,
 )
@@ -193,7 +196,7 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
                 }
             )
 
-        elif isinstance(ev, SubscriptionAdded | SubscriptionRemoved):
+        elif isinstance(ev, SubscriptionAdded | SubscriptionApproved | SubscriptionRemoved):
             _write_subscription(conn, ev)
         elif isinstance(ev, PrincipalAdded | PrincipalRevoked):
             _write_principal(conn, ev)
@@ -374,10 +377,29 @@ class _LinkWriter:
             )
 
 
-def _write_subscription(conn: Connection, ev: SubscriptionAdded | SubscriptionRemoved) -> None:
+PRE_REVIEW = "(before release review)"
+"""Who approved a subscription added before release review: it was in force, and stays so."""
+
+
+def _write_subscription(
+    conn: Connection, ev: SubscriptionAdded | SubscriptionApproved | SubscriptionRemoved
+) -> None:
     t = proj_subscriptions
+    if isinstance(ev, SubscriptionApproved):  # approves the request it names, if still current
+        conn.execute(
+            update(t)
+            .where(t.c.consumer == ev.consumer, t.c.stream == ev.stream)
+            .where(t.c.request_id == ev.request_id)
+            .values(
+                approved_by=ev.approved_by,
+                approved_at_ms=ev.approved_at_ms,
+                definition=ev.definition,
+            )
+        )
+        return
     conn.execute(delete(t).where(t.c.consumer == ev.consumer, t.c.stream == ev.stream))
     if isinstance(ev, SubscriptionAdded):
+        before_review = not ev.requested_by
         bulk_insert(
             conn,
             t,
@@ -387,6 +409,11 @@ def _write_subscription(conn: Connection, ev: SubscriptionAdded | SubscriptionRe
                     "stream": ev.stream,
                     "purpose": ev.purpose,
                     "added_at_ms": ev.added_at_ms,
+                    "requested_by": ev.requested_by,
+                    "request_id": None if before_review else ev.event_id,
+                    "approved_by": PRE_REVIEW if before_review else None,
+                    "approved_at_ms": ev.added_at_ms if before_review else None,
+                    "definition": None,
                 }
             ],
         )

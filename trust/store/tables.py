@@ -182,7 +182,7 @@ class ProjRelease(Base):
 
 
 class ProjSubscription(Base):
-    """The subscriptions in force: one per (consumer, stream)."""
+    """The subscriptions, approved or awaiting approval: one per (consumer, stream)."""
 
     __tablename__ = "proj_subscriptions"
 
@@ -190,6 +190,13 @@ class ProjSubscription(Base):
     stream: Mapped[str] = mapped_column(String(64), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(64))
     added_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # release review (trust.stewardship.release_review): who asked, which trustee approved it
+    # (NULL: awaiting approval) and the digest of the stream definition approved (NULL: any)
+    requested_by: Mapped[str] = mapped_column(String(64), server_default="")
+    request_id: Mapped[str | None] = mapped_column(String(36))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    definition: Mapped[str | None] = mapped_column(String(64))
 
 
 class ProjRejection(Base):

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 from tiptrust.cli import app
 from tiptrust.cli.common import Exit
 from transport import open_log, topics
+from trust.store.events import AccessRefused, Event
 from trust.store.eventstore import open_store
 
 from .conftest import CUSTODIAN_TOKEN
@@ -77,6 +78,14 @@ def _events(home: Path) -> int:
         store.close()
 
 
+def _since(home: Path, seq: int) -> list[Event]:
+    store = open_store(f"sqlite:///{home / 'trust' / 'store.db'}")
+    try:
+        return [e for _, e in store.read(seq)]
+    finally:
+        store.close()
+
+
 def _inbound(home: Path, source: str) -> int:
     with open_log(f"sqlite:///{home / 'log.db'}") as log:
         return len(log.read_all(topics.inbound(source)))
@@ -91,6 +100,7 @@ ATTEMPTS: list[tuple[tuple[str, ...], str, str]] = [
       "--purpose", "statistics"), "ministry", "wrong_role"),
     (("trust", "subscription", "remove", "--consumer", "ministry", "--stream", STREAM),
      "police-steward", "wrong_role"),
+    (("trust", "subscription", "approve", f"ministry/{STREAM}"), "operator", "wrong_role"),
     (("subscribe", "--stream", STREAM, "--consumer", "ministry", "--out", "OUT"), "uni",
      "other_consumer"),
     (("subscribe", "--stream", STREAM, "--consumer", "ministry", "--out", "OUT"), "operator",
@@ -125,7 +135,14 @@ def test_without_a_token_or_with_the_wrong_role_nothing_happens(
         said = " ".join(done.output.split())
         assert f"refused ({code})" in said and "Traceback" not in said
         assert token is None or token not in said  # a token is never echoed
-    assert (_events(home), _inbound(home, "police")) == before
+    # the only trace is the two refusals, for the audit log: who (nobody, then `who`) and why
+    refusals = _since(home, before[0])
+    assert [(type(e), e.principal, e.reason) for e in refusals] == [  # type: ignore[union-attr]
+        (AccessRefused, "", "no_token"),
+        (AccessRefused, who, reason),
+    ]
+    assert all(tokens[who] not in repr(e) for e in refusals)
+    assert _inbound(home, "police") == before[1]
     assert not (home.parent / "out").exists()
 
 
@@ -212,3 +229,28 @@ def test_trust_init_prints_the_first_token_once_and_no_file_keeps_any(
         for p in files:
             data = p.read_bytes()
             assert [n for n, s in secrets.items() if s.encode() in data] == [], p
+
+
+def test_a_subscription_goes_out_once_another_trustee_approved_it(
+    trust: tuple[Path, dict[str, str]],
+) -> None:
+    home, tokens = trust
+    second = _add(home, "trustee", "second")
+    add = ("trust", "subscription", "add", "--consumer", "ministry", "--stream", STREAM)
+    asked = _ok(home, *add, "--purpose", "statistics", token=tokens["overseer"])
+    assert "awaiting approval" in asked.output
+
+    def listed() -> dict[str, str]:
+        rows = json.loads(_ok(home, "trust", "subscription", "list", "--json").stdout)
+        return {r["id"]: r["status"] for r in rows}
+
+    assert listed() == {f"ministry/{STREAM}": "awaiting approval"}
+    approve = ("trust", "subscription", "approve", f"ministry/{STREAM}")
+    own = _cli(home, *approve, token=tokens["overseer"])  # who asked may not approve
+    assert own.exit_code == Exit.USAGE and "same_person" in own.output
+    bad = _cli(home, "trust", "subscription", "approve", "ministry", token=second)
+    assert bad.exit_code == Exit.USAGE and "CONSUMER/STREAM" in bad.output
+    assert listed() == {f"ministry/{STREAM}": "awaiting approval"}
+    done = _ok(home, *approve, token=second)
+    assert "approved" in done.output
+    assert listed() == {f"ministry/{STREAM}": "in force"}

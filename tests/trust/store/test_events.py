@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from schemas.errors import ReasonCode
 from trust.store.events import (
     EVENT_TYPES,
+    AccessRefused,
     ConsentWithdrawn,
     DisposalRequested,
     Event,
@@ -33,6 +34,7 @@ from trust.store.events import (
     ReleaseIssued,
     SealedBlob,
     SubscriptionAdded,
+    SubscriptionApproved,
     SubscriptionRemoved,
     VictimRef,
     json_safe,
@@ -54,7 +56,12 @@ def every_event() -> list[Event]:
         rejected(source_id=None),
         release(),
         SubscriptionAdded("e1", "ministry", "victims_by_sex_age_form", "statistics", 1),
+        SubscriptionAdded("e1b", "ministry", "victims_by_year_sex", "statistics", 1, "alice"),
+        SubscriptionApproved(
+            "e1c", "e1b", "ministry", "victims_by_year_sex", "statistics", "ab" * 16, "bob", 2
+        ),
         SubscriptionRemoved("e2", "ministry", "victims_by_sex_age_form", 2),
+        AccessRefused("e2b", "", "manage_subscriptions", "no_token", 3),
         *linkage_events(),
     ]
 
@@ -212,6 +219,8 @@ def test_registry_names_every_type() -> None:
     assert set(EVENT_TYPES) == {
         "RecordAccepted",
         "RecordRetracted",
+        "SubscriptionApproved",
+        "AccessRefused",
         "ConsentWithdrawn",
         "DisposalRequested",
         "MessageRejected",
