@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.pipeline import STREAM, setup
 from benchmarks.provenance import code_state, machine
 from benchmarks.publish import records
+from benchmarks.subscribe import subscribe
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
 from producers.publisher import Outgoing, Publisher
@@ -103,7 +104,7 @@ def published(events: int) -> Iterator[tuple[Path, Home, EventLog]]:
 
 def _fresh_store(root: Path, name: str) -> EventStore:
     store = open_store(f"sqlite:///{root / name}")
-    wiring.add_subscription(store, "ministry", STREAM, "statistics")
+    subscribe(store, "ministry", STREAM, "statistics")
     return store
 
 

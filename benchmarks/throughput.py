@@ -67,6 +67,7 @@ from benchmarks.pipeline import run_backend
 from benchmarks.pipeline import setup as setup_home
 from benchmarks.provenance import code_state, machine, peak_rss_mib
 from benchmarks.publish import records
+from benchmarks.subscribe import subscribe as subscribe_approved
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
 from producers.publisher import Outgoing, Publisher
@@ -452,7 +453,7 @@ def subscribe(store_url: str) -> None:
     from trust.store.eventstore import open_store
 
     store = open_store(store_url)
-    wiring.add_subscription(store, "ministry", "victims_by_sex_age_form", "statistics")
+    subscribe_approved(store, "ministry", "victims_by_sex_age_form", "statistics")
     store.close()
 
 
