@@ -6,13 +6,15 @@ import contextlib
 import dataclasses
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.live import Live
+from rich.progress import Progress, TextColumn
 from rich.table import Table
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from tiptrust import wiring
@@ -36,8 +38,10 @@ from trust.release.streams import STREAMS
 from trust.runner import rebuild as rebuild_all
 from trust.stewardship.principals import Action, PrincipalError, require_receiver
 from trust.stewardship.release_review import ReviewError, subscription_states
+from trust.store.backup import BackupError, backup, restore
 from trust.store.digest import combined, differing, projection_digests
-from trust.store.eventstore import open_store
+from trust.store.eventstore import EventStore, open_store
+from trust.store.vault import kek_opens
 
 app = typer.Typer(
     help="Run the trust: register sources, ingest, release, rebuild.", no_args_is_help=True
@@ -258,6 +262,99 @@ def rebuild(store: StoreOpt = None, home: HomeOpt = None) -> None:
     )
     if changed:
         raise typer.Exit(int(Exit.REFUSED))
+
+
+@app.command("backup")
+def backup_cmd(
+    to: Annotated[Path, typer.Option("--out", help="The backup file to write (never overwritten)")],
+    token: TokenOpt = None,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON")] = False,
+) -> None:
+    """Write a consistent copy of the whole store (custodians only), while the trust runs.
+
+    The copy holds identifiers only sealed under keys wrapped by the vault's key-encryption key,
+    which is NOT in it: keep the KEK apart (it is in HOME/trust/kek.bin). A backup made before a
+    KEK rotation (every erasure triggers one) opens under no key the trust still holds — so an
+    erasure survives every backup, and such a backup no longer restores: back up after each
+    rotation. Exit codes: 0 written; 2 the file exists; 7 refused.
+    """
+    event_store = open_store(home_of(home).store_url(store))
+    try:
+        acting(event_store, token, Action.MANAGE_STORE)
+        with _table_progress("backup") as progress:
+            manifest = backup(event_store.engine, to, progress=progress)
+    except BackupError as exc:
+        raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
+    finally:
+        event_store.close()
+    if as_json:
+        print(json.dumps({"file": str(to), **manifest.to_json()}))
+        return
+    out.print(
+        f"backed up {manifest.events} events (up to seq {manifest.last_seq}) and "
+        f"{len(manifest.tables)} tables to {to}; the vault's key-encryption key is not in it"
+    )
+
+
+@app.command("restore")
+def restore_cmd(
+    source: Annotated[Path, typer.Option("--from", help="A file `tiptrust trust backup` wrote")],
+    token: TokenOpt = None,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Restore a backup into an empty store (this home's, or --store), then bring it to this
+    version's schema.
+
+    The file must be an unaltered backup; the token must be a custodian's *in the backup* (the
+    empty store knows nobody); the vault's key-encryption key of this home must open it.
+    Anything else leaves the target empty. Exit codes: 0 restored; 2 not a backup, altered,
+    newer, or the target holds data; 5 the KEK does not open the backup (made before a
+    rotation); 7 refused.
+    """
+    h = home_of(home)
+    if not h.kek.exists():
+        raise fail("no vault key in this home: run `tiptrust keys trust-init`", Exit.NOT_SET_UP)
+    provider = wiring.key_provider(h)
+
+    def vet(engine: Engine) -> None:
+        acting(EventStore(engine), token, Action.MANAGE_STORE)
+        staged = provider.staged_key_encryption_key()
+        if not kek_opens(engine, provider.key_encryption_key()) and not (
+            staged is not None and kek_opens(engine, staged)
+        ):
+            raise fail(
+                "this home's key-encryption key does not open the backup's vault: it was made "
+                "before a KEK rotation, whose old key is destroyed (erasures since are final). "
+                "Restore a backup made after the last rotation",
+                Exit.NOT_SET_UP,
+            )
+
+    try:
+        with _table_progress("restore") as progress:
+            manifest = restore(source, h.store_url(store), progress=progress, vet=vet)
+    except BackupError as exc:
+        raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
+    out.print(
+        f"restored {manifest.events} events (up to seq {manifest.last_seq}, backed up "
+        f"{manifest.created_at} from {manifest.source_dialect}); run `tiptrust trust run` to go on"
+    )
+
+
+@contextlib.contextmanager
+def _table_progress(what: str) -> Iterator[Callable[[str, int], None]]:
+    """A progress line per table copied (rows so far), on stderr."""
+    with Progress(
+        TextColumn(f"[bold]{what}[/bold] {{task.description}}"), console=console, transient=True
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def step(table: str, rows: int) -> None:
+            bar.update(task, description=f"{table}: {rows:,} rows")
+
+        yield step
 
 
 @app.command("status")

@@ -87,6 +87,7 @@ class Action(StrEnum):
     ACT_FOR_SOURCE = "act_for_source"  # retraction, consent withdrawal, disposal
     RECEIVE_RELEASES = "receive_releases"  # subscribe as the consumer
     APPLY_RETENTION = "apply_retention"  # destroy or archive what an agreement's term ended
+    MANAGE_STORE = "manage_store"  # back up, restore
 
 
 RULES: Mapping[Action, frozenset[Role]] = {
@@ -99,6 +100,7 @@ RULES: Mapping[Action, frozenset[Role]] = {
     Action.ACT_FOR_SOURCE: frozenset({Role.DATA_STEWARD}),
     Action.RECEIVE_RELEASES: frozenset({Role.CONSUMER, Role.RESEARCHER}),
     Action.APPLY_RETENTION: frozenset({Role.CUSTODIAN}),
+    Action.MANAGE_STORE: frozenset({Role.CUSTODIAN}),
 }
 """Which roles may take each action (a data steward only for its own source, a consumer only
 as itself: :func:`authorize` checks that too)."""

@@ -17,6 +17,9 @@ from sqlalchemy import select
 from schemas.keys import FileKeyProvider
 from trust.follow import follow
 from trust.stewardship.erasure import Erasure
+from trust.store.backup import backup as backup_store
+from trust.store.backup import restore as restore_store
+from trust.store.db import make_engine
 from trust.store.errors import KeyShredded, VaultKeyMismatch
 from trust.store.events import PersonKeysShredded, RecordAccepted, SealedBlob
 from trust.store.eventstore import EventStore, Position, open_store
@@ -232,13 +235,23 @@ def test_no_byte_of_the_erased_key_survives_in_the_sqlite_files(
         backup = tmp_path / "backup.db"
         with sqlite3.connect(db) as a, sqlite3.connect(backup) as b:
             a.backup(b)
+        made = tmp_path / "trust.backup"  # and one `tiptrust trust backup` made
+        backup_store(store.engine, made)
         store.append([disposal(SOURCE, CASE, "v1")], None, "ingest")
         follow(store, Erasure(vault))
         rotate_if_due(vault, provider)
         for path in tmp_path.glob("erase.db*"):
             assert wrapped not in path.read_bytes(), path.name
-        assert wrapped in backup.read_bytes()
+        assert wrapped in backup.read_bytes() and wrapped in made.read_bytes()
         assert not _unwraps(provider.key_encryption_key(), wrapped, kid)
+        # and the trust's backup no longer restores under the keys the trust holds
+        restored = f"sqlite:///{tmp_path / 'restored.db'}"
+        restore_store(made, restored)
+        engine = make_engine(restored)
+        try:
+            assert not kek_opens(engine, provider.key_encryption_key())
+        finally:
+            engine.dispose()
     finally:
         store.close()
 
