@@ -60,6 +60,7 @@ from trust.stewardship.release_review import (
     subscription_states,
 )
 from trust.stewardship.release_review import approve_subscription as review_approve
+from trust.stewardship.retention import RetentionSchedule
 from trust.store.errors import VaultKeyMismatch
 from trust.store.events import (
     KekRotated,
@@ -463,8 +464,12 @@ def build_trust_runner(
     *,
     release_every_s: float = 5.0,
     batch: int = 1000,
+    retention_every_s: float | None = 3600.0,
 ) -> TrustRunner:
-    """Wire ingest and the release streams for this home's keys, registrations and agreements."""
+    """Wire ingest and the release streams for this home's keys, registrations and agreements.
+
+    ``retention_every_s``: how often the trust applies its agreements' retention terms itself
+    (None: never; an operator then runs ``tiptrust trust retention --apply``)."""
 
     policy = Policy(trust_agreements(home, store))
     the_vault = vault(home, store)
@@ -501,6 +506,14 @@ def build_trust_runner(
             ReceiptPublisher(log, key),
             ReleasePublisher(log),
             audit_log(home, the_vault),
+        ],
+        # retention's disposals go first, so linkage and erasure act on them in the same round
+        before_follow=[]
+        if retention_every_s is None
+        else [
+            RetentionSchedule(
+                store, lambda: policy.agreements, the_vault, every_s=retention_every_s
+            )
         ],
         # a shred is final once the KEK that wrapped older copies of the key is gone
         after_follow=[functools.partial(rotate_kek_if_due, the_vault, key_provider(home), store)],

@@ -47,18 +47,23 @@ class TrustRunner:
         worker: IngestWorker,
         releases: Sequence[ReleaseStage],
         followers: Sequence[StoreFollower | LogPublisher] = (),
+        before_follow: Sequence[Callable[[], object]] = (),
         after_follow: Sequence[Callable[[], object]] = (),
         release_every_s: float = 5.0,
     ) -> None:
         self.worker = worker
         self.releases = list(releases)
         self.followers = list(followers)
+        self.before_follow = list(before_follow)
         self.after_follow = list(after_follow)
         self.release_every_s = release_every_s
 
     def follow(self) -> None:
-        """Bring every follower up to the store's end (erasure, receipts, release publishing),
-        then run what must follow them (e.g. the KEK rotation that makes a shred final)."""
+        """Run what the followers must see (e.g. scheduled retention's disposals), bring every
+        follower up to the store's end (erasure, receipts, release publishing), then run what
+        must follow them (e.g. the KEK rotation that makes a shred final)."""
+        for first in self.before_follow:
+            first()
         for f in self.followers:
             follow(self.worker.store, f)
         for then in self.after_follow:

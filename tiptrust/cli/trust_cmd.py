@@ -135,8 +135,19 @@ def run(
     ] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     batch: Annotated[int, typer.Option("--batch", help="Messages per store transaction")] = 1000,
+    retention_every: Annotated[
+        float,
+        typer.Option(
+            "--retention-every",
+            help="Seconds between applications of the agreements' retention terms (0: never)",
+        ),
+    ] = 3600.0,
 ) -> None:
     """Ingest every inbound topic into the event store and emit releases that changed.
+
+    It applies the agreements' retention terms itself (at start, then every --retention-every
+    seconds): what is due is destroyed or archived de-identified as each agreement says, and
+    recorded in the audit log (`tiptrust trust retention` shows what is held and due).
 
     With --follow it keeps running (stop it with Ctrl-C or SIGTERM: it finishes the batch in hand)
     and reports each batch it ingests, what it rejected and each release it records. A failure of
@@ -148,7 +159,12 @@ def run(
         with open_log(h.log_url(log)) as event_log:
             event_store = open_store(h.store_url(store))
             runner = wiring.build_trust_runner(
-                h, event_log, event_store, release_every_s=release_every, batch=batch
+                h,
+                event_log,
+                event_store,
+                release_every_s=release_every,
+                batch=batch,
+                retention_every_s=retention_every if retention_every > 0 else None,
             )
             total = IngestStats()
             with Live(

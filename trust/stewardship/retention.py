@@ -23,12 +23,18 @@ many are due, counts only (no case id, no personal data). :func:`apply` acts on 
 
 Each application is recorded as ``RetentionApplied`` (the source, the agreement version, what
 was done and to which cases), so the audit log holds it; an archived case is never due again.
+
+**On schedule.** A trust that runs unattended applies retention itself: :class:`RetentionSchedule`
+is run by ``tiptrust trust run`` before its followers at most once per interval (hourly by
+default, ``--retention-every``), so a term's end is acted on within that interval, and a
+destruction is final in the same round (linkage and erasure follow, then the KEK rotation).
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, select
@@ -252,3 +258,47 @@ def _archive(store: EventStore, vault: Vault, a: Agreement, cases: list[str], no
                 )
             )
         EventStore.append_in(conn, events)
+
+
+log = logging.getLogger(__name__)
+
+
+class RetentionSchedule:
+    """Apply retention at most once per ``every_s`` seconds, with the agreements in force at
+    the time (``agreements`` is asked each run: versions submitted meanwhile apply).
+
+    Called by the trust's runner before its followers: the disposals it records are followed in
+    the same round (linkage unlinks, erasure shreds, the KEK rotation makes it final). Logs what
+    it did as counts per source (never a case)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        agreements: Callable[[], Agreements],
+        vault: Vault,
+        *,
+        every_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if every_s <= 0:
+            raise ValueError("every_s must be > 0 (leave the schedule out to turn it off)")
+        self.store = store
+        self.agreements = agreements
+        self.vault = vault
+        self.every_s = every_s
+        self.clock = clock
+        self._last: float | None = None
+
+    def __call__(self) -> list[SourceRetention]:
+        now = self.clock()
+        if self._last is not None and now - self._last < self.every_s:
+            return []
+        self._last = now
+        done = apply(self.store, self.agreements(), int(now * 1000), self.vault)
+        for f in done:
+            if f.cases_due:
+                log.info(
+                    "retention: %s %d case(s) of %s (agreement v%s, term %s)",
+                    f.action, f.cases_due, f.source_id, f.agreement_version, f.term,
+                )  # fmt: skip
+        return done

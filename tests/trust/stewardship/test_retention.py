@@ -179,3 +179,39 @@ def test_archive_shreds_identifiers_and_keeps_the_anonymous_count(
     assert (again.cases_held, again.cases_due) == (1, 0)  # n-2 not due yet; n-1 never again
     later = by_source(retention.review(store, AGREEMENTS, NOW + 2 * YEAR))["nrm"]
     assert later.cases_due == 1
+
+
+def test_on_schedule_retention_runs_once_per_interval_and_is_final_in_the_same_round(
+    store: EventStore, vault: Vault
+) -> None:
+    """The trust applies retention itself: the runner calls the schedule before its followers,
+    so the erasure follower shreds in the same round; the schedule acts at most once per
+    interval, with the agreements in force when it runs."""
+    old = add_case(store, vault, "police", "old-1", 1, NOW - 2 * YEAR)
+    clock = [NOW / 1000]
+    held = [Agreements([agreement("police", None)], default_registry().current("case_record"))]
+    schedule = retention.RetentionSchedule(
+        store, lambda: held[0], vault, every_s=3600, clock=lambda: clock[0]
+    )
+    eraser = Erasure(vault)
+
+    def round_() -> None:  # TrustRunner.follow: before_follow, then the followers
+        schedule()
+        follow(store, eraser)
+
+    round_()  # the agreement in force sets no term: nothing happens
+    assert not [e for _, e in store.read() if isinstance(e, RetentionApplied)]
+    held[0] = AGREEMENTS  # a new version sets a one-year term
+    clock[0] += 60
+    round_()  # within the interval: not yet looked at again
+    assert not [e for _, e in store.read() if isinstance(e, RetentionApplied)]
+    clock[0] += 3600
+    round_()
+    assert [e.case_ids for _, e in store.read() if isinstance(e, RetentionApplied)] == [["old-1"]]
+    with pytest.raises(KeyShredded):  # final in the same round
+        vault.open_identifiers("police", "old-1", "v0", old["v0"])
+    clock[0] += 7200
+    round_()  # nothing is due twice
+    assert len([e for _, e in store.read() if isinstance(e, RetentionApplied)]) == 1
+    with pytest.raises(ValueError):
+        retention.RetentionSchedule(store, lambda: held[0], vault, every_s=0)
