@@ -21,6 +21,7 @@ class ReasonCode(StrEnum):
     UNKNOWN_SOURCE = "unknown_source"
     SOURCE_MISMATCH = "source_mismatch"
     UNKNOWN_SOURCE_KEY = "unknown_source_key"
+    REVOKED_SOURCE_KEY = "revoked_source_key"  # signed with a key the trust revoked
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_TRUST_KEY = "unknown_trust_key"
     DECRYPTION_FAILED = "decryption_failed"
@@ -110,6 +111,13 @@ class SourceMismatch(ContractError):
 
 class UnknownSourceKey(ContractError):
     code = ReasonCode.UNKNOWN_SOURCE_KEY
+
+
+class RevokedSourceKey(ContractError):
+    """Signed with a source key the trust revoked: nothing it signs is accepted any more (the
+    source re-sends under its new key)."""
+
+    code = ReasonCode.REVOKED_SOURCE_KEY
 
 
 class BadSignature(ContractError):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from schemas.errors import UnknownSource, UnknownSourceKey, UnknownTrustKey
+from schemas.errors import RevokedSourceKey, UnknownSource, UnknownSourceKey, UnknownTrustKey
 
 _RAW = serialization.Encoding.Raw
 _RAWPUB = serialization.PublicFormat.Raw
@@ -101,6 +101,7 @@ class Keyring:
     ) -> None:
         self._trust = {k.key_id: k for k in trust_keys}
         self._sources: dict[str, dict[str, VerifyKey]] = {}
+        self._revoked: set[tuple[str, str]] = set()
         for s in source_keys:
             self.add_source_key(s)
 
@@ -118,10 +119,20 @@ class Keyring:
                 "envelope is sealed to a trust key this trust does not hold"
             ) from None
 
+    def revoke_source_key(self, source_id: str, kid: str) -> None:
+        """From now on nothing signed with ``kid`` of ``source_id`` opens (the key may stay
+        registered: revocation wins, and is never undone)."""
+        self._revoked.add((source_id, kid))
+
+    def is_revoked(self, source_id: str, kid: str) -> bool:
+        return (source_id, kid) in self._revoked
+
     def source_key(self, source_id: str, kid: str) -> VerifyKey:
         keys = self._sources.get(source_id)
         if keys is None:
             raise UnknownSource("envelope names a source that is not registered")
+        if (source_id, kid) in self._revoked:
+            raise RevokedSourceKey("envelope is signed with a key the trust revoked")
         try:
             return keys[kid]
         except KeyError:

@@ -61,6 +61,7 @@ from trust.stewardship.release_review import (
 )
 from trust.stewardship.release_review import approve_subscription as review_approve
 from trust.stewardship.retention import RetentionSchedule
+from trust.stewardship.revocation import RevocationFollower, revoked_keys
 from trust.store.errors import VaultKeyMismatch
 from trust.store.events import (
     KekRotated,
@@ -227,6 +228,17 @@ def source_init(home: Home, source_id: str) -> SigningKey:
     return key
 
 
+def rotate_source_key(home: Home, source_id: str) -> SigningKey:
+    """A new active signing key for the source (the source must have one already)."""
+    store = KeyStore(home.source_keys(source_id), source_id)
+    try:
+        if store.active() is None:
+            raise SetupError(f"{source_id} has no signing key: run `tiptrust keys source-init`")
+        return store.create()
+    except KeyFileError as exc:
+        raise SetupError(str(exc)) from None
+
+
 def source_signing_key(home: Home, source_id: str) -> SigningKey:
     """The source's active signing key (as its key folder's lifecycle records it)."""
     try:
@@ -305,9 +317,10 @@ def register_agreement(home: Home, agreement: Agreement) -> Path:
     return path
 
 
-def trust_keyring(home: Home) -> Keyring:
-    """Every held trust key and every registered source key. A key file that cannot be read is
-    an error naming the file, never skipped."""
+def trust_keyring(home: Home, store: EventStore | None = None) -> Keyring:
+    """Every held trust key and every registered source key, less the keys revoked in
+    ``store`` (if given). A key file that cannot be read is an error naming the file, never
+    skipped."""
     ring = Keyring(held_trust_keys(home))
     for source_id in home.registered_sources:
         for f in sorted((home.registered(source_id) / "keys").glob("*.pub.pem")):
@@ -315,6 +328,9 @@ def trust_keyring(home: Home) -> Keyring:
                 ring.add_source_key(read_verify_key(f, source_id))
             except KeyFileError as exc:
                 raise SetupError(f"cannot read the registered key {f}: {exc}") from None
+    if store is not None:
+        for source_id, key_id in revoked_keys(store):
+            ring.revoke_source_key(source_id, key_id)
     return ring
 
 
@@ -473,8 +489,9 @@ def build_trust_runner(
 
     policy = Policy(trust_agreements(home, store))
     the_vault = vault(home, store)
+    keyring = trust_keyring(home, store)
     pipeline = IngestPipeline(
-        keyring=trust_keyring(home),
+        keyring=keyring,
         policy=policy,
         registry=default_registry(),
         vault=the_vault,
@@ -501,6 +518,7 @@ def build_trust_runner(
         # the audit log last: it then audits what the others decided in the same round
         followers=[
             AgreementFollower(policy),  # first: versions submitted meanwhile apply to the rest
+            RevocationFollower(keyring),  # and keys revoked meanwhile sign nothing more
             linkage,
             Erasure(the_vault),
             ReceiptPublisher(log, key),

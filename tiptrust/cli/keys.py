@@ -83,6 +83,28 @@ def source_init(
     )
 
 
+@app.command("rotate-source")
+def rotate_source(
+    source: Annotated[
+        str, typer.Option("--source", callback=valid_name, help="Source id, e.g. police")
+    ],
+    home: HomeOpt = None,
+) -> None:
+    """Give a source a new signing key, active from now on (the old one stays to verify what
+    it signed). Then the trust registers the new public key (`tiptrust trust register
+    --public-key`) and, if the old key leaked, revokes it (`tiptrust trust revoke-key`)."""
+    h = home_of(home)
+    try:
+        old = wiring.source_signing_key(h, source)
+        key = wiring.rotate_source_key(h, source)
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    out.print(
+        f"source {source} key {key.key_id} active (was {old.key_id}); public key "
+        f"{h.source_keys(source) / (key.key_id + '.ed25519.pub.pem')}"
+    )
+
+
 @app.command("rotate-trust")
 def rotate_trust(home: HomeOpt = None) -> None:
     """Make a new active trust key; older keys stay for decryption until retired."""

@@ -38,6 +38,7 @@ from trust.release.streams import STREAMS
 from trust.runner import rebuild as rebuild_all
 from trust.stewardship.principals import Action, PrincipalError, require_receiver
 from trust.stewardship.release_review import ReviewError, subscription_states
+from trust.stewardship.revocation import RevocationError, revoke_source_key
 from trust.store.backup import BackupError, backup, restore
 from trust.store.digest import combined, differing, projection_digests
 from trust.store.eventstore import EventStore, open_store
@@ -87,6 +88,38 @@ def register(
         return
     # its first signed version when the source's key is in this home (agreement_cmd)
     agreement_cmd.register_file(h, store, source, agreement)
+
+
+@app.command("revoke-key")
+def revoke_key(
+    source: Annotated[
+        str, typer.Option("--source", callback=valid_name, help="The source whose key it is")
+    ],
+    key_id: Annotated[str, typer.Option("--key-id", help="The signing key to revoke")],
+    token: TokenOpt = None,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Revoke a source's signing key (custodians only): nothing signed with it is accepted from
+    now on — envelopes still unread on the log included (the source re-sends them under its new
+    key with `tiptrust publish --resend`). What was accepted before stays. Permanent.
+
+    A running trust applies it at its next round. Exit codes: 0 revoked; 2 no such registered
+    key, or revoked already; 7 refused.
+    """
+    h = home_of(home)
+    event_store = open_store(h.store_url(store))
+    try:
+        principal = acting(event_store, token, Action.REGISTER_SOURCE)
+        keyring = wiring.trust_keyring(h, event_store)
+        revoke_source_key(event_store, keyring, source, key_id, principal.name)
+    except RevocationError as exc:
+        raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    finally:
+        event_store.close()
+    out.print(f"revoked {source}'s key {key_id}: nothing it signs is accepted from now on")
 
 
 class _StopFlag:

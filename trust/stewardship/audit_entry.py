@@ -39,6 +39,7 @@ from trust.store.events import (
     RecordUnlinked,
     ReleaseIssued,
     RetentionApplied,
+    SourceKeyRevoked,
     SubscriptionAdded,
     SubscriptionApproved,
     SubscriptionRemoved,
@@ -172,6 +173,10 @@ def _approved(ev: SubscriptionApproved, ref: RecordRef) -> Facts:
         "definition": ev.definition,
         "operator": ev.approved_by,
     }
+
+
+def _key_revoked(ev: SourceKeyRevoked, ref: RecordRef) -> Facts:
+    return {"sources": [ev.source_id], "key_id": ev.key_id, "operator": ev.revoked_by}
 
 
 def _refused(ev: AccessRefused, ref: RecordRef) -> Facts:
@@ -323,6 +328,7 @@ AUDITED: Mapping[str, tuple[str, Callable[[Any, RecordRef], Facts]]] = {
     SubscriptionRemoved.event_type: (RELEASE, _unsubscribed),
     PersonKeysShredded.event_type: (KEY, _shredded),
     KekRotated.event_type: (KEY, _rotated),
+    SourceKeyRevoked.event_type: (KEY, _key_revoked),
     PrincipalAdded.event_type: (ACCESS, _principal_added),
     PrincipalRevoked.event_type: (ACCESS, _principal_revoked),
     AgreementSubmitted.event_type: (AGREEMENT, _agreement),

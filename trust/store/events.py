@@ -249,6 +249,22 @@ class SubscriptionApproved:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceKeyRevoked:
+    """A custodian (``revoked_by``) revoked ``source_id``'s signing key ``key_id``: nothing
+    signed with it is accepted from then on (the running trust applies it at its next round)."""
+
+    event_type: ClassVar[str] = "SourceKeyRevoked"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    source_id: str
+    key_id: str
+    revoked_by: str
+    revoked_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class AccessRefused:
     """A principal (``principal``: its name, or ``""`` when the token proved nobody) was refused
     ``action`` for ``reason`` (an access reason code). It names no record and no person."""
@@ -666,6 +682,7 @@ Event: TypeAlias = (
     | SubscriptionApproved
     | SubscriptionRemoved
     | AccessRefused
+    | SourceKeyRevoked
     | RecordLinked
     | RecordUnlinked
     | PersonsMerged
@@ -696,6 +713,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SubscriptionApproved,
         SubscriptionRemoved,
         AccessRefused,
+        SourceKeyRevoked,
         RecordLinked,
         RecordUnlinked,
         PersonsMerged,

@@ -33,6 +33,7 @@ from trust.store.events import (
     RecordUnlinked,
     ReleaseIssued,
     SealedBlob,
+    SourceKeyRevoked,
     SubscriptionAdded,
     SubscriptionApproved,
     SubscriptionRemoved,
@@ -62,6 +63,7 @@ def every_event() -> list[Event]:
         ),
         SubscriptionRemoved("e2", "ministry", "victims_by_sex_age_form", 2),
         AccessRefused("e2b", "", "manage_subscriptions", "no_token", 3),
+        SourceKeyRevoked("e2c", "police", "ab12cd34", "operator", 4),
         *linkage_events(),
     ]
 
@@ -221,6 +223,7 @@ def test_registry_names_every_type() -> None:
         "RecordRetracted",
         "SubscriptionApproved",
         "AccessRefused",
+        "SourceKeyRevoked",
         "ConsentWithdrawn",
         "DisposalRequested",
         "MessageRejected",
