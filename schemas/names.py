@@ -52,8 +52,10 @@ _NON_LETTER = re.compile(r"[^a-z]+")
 
 def fold_name(text: str | None) -> str:
     """Lower-case Latin letters and single spaces: scripts transliterated, diacritics dropped,
-    punctuation (hyphens, apostrophes, dots) read as a space."""
-    lowered = unicodedata.normalize("NFKC", text or "").lower().translate(_SCRIPT)
+    punctuation (hyphens, apostrophes, dots) read as a space. Case is folded, not lowered, so a
+    name and its upper-case spelling fold alike in every script (``ß`` is ``ss``, like ``SS``;
+    the Cyrillic rounded ``ᲀ`` is ``в``, like ``В``)."""
+    lowered = unicodedata.normalize("NFKC", text or "").casefold().translate(_SCRIPT)
     decomposed = unicodedata.normalize("NFKD", lowered)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _NON_LETTER.sub(" ", plain).strip()
