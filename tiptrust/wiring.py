@@ -50,6 +50,7 @@ from trust.stewardship.agreement import (
 )
 from trust.stewardship.audit import AuditLog
 from trust.stewardship.erasure import Erasure
+from trust.stewardship.inbound_retention import InboundRetention
 from trust.stewardship.policy import AgreementFollower, Policy
 from trust.stewardship.principals import Principal
 from trust.stewardship.release_review import (
@@ -484,8 +485,9 @@ def build_trust_runner(
 ) -> TrustRunner:
     """Wire ingest and the release streams for this home's keys, registrations and agreements.
 
-    ``retention_every_s``: how often the trust applies its agreements' retention terms itself
-    (None: never; an operator then runs ``tiptrust trust retention --apply``)."""
+    ``retention_every_s``: how often the trust applies its agreements' retention terms itself,
+    and deletes the envelopes it took in from the inbound log once past their retention (None:
+    never; an operator then runs ``tiptrust trust retention --apply``)."""
 
     policy = Policy(trust_agreements(home, store))
     the_vault = vault(home, store)
@@ -511,6 +513,11 @@ def build_trust_runner(
             population=_population(home),
         )
     ]
+    inbound = (
+        None
+        if retention_every_s is None
+        else InboundRetention(log, store, lambda: policy.agreements, every_s=retention_every_s)
+    )
     return TrustRunner(
         worker=worker,
         releases=stages,
@@ -533,7 +540,12 @@ def build_trust_runner(
                 store, lambda: policy.agreements, the_vault, every_s=retention_every_s
             )
         ],
-        # a shred is final once the KEK that wrapped older copies of the key is gone
-        after_follow=[functools.partial(rotate_kek_if_due, the_vault, key_provider(home), store)],
+        # a shred is final once the KEK that wrapped older copies of the key is gone, and once
+        # the log no longer keeps the envelope the trust's key would open
+        after_follow=[
+            functools.partial(rotate_kek_if_due, the_vault, key_provider(home), store),
+            *([] if inbound is None else [inbound]),
+        ],
+        at_stop=[] if inbound is None else [inbound.run_now],
         release_every_s=release_every_s,
     )

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from transport.errors import (
+    DeleteUnsupported,
     DeliveryFailed,
     InvalidLogOptions,
     LogUnavailable,
@@ -25,6 +26,7 @@ from transport.log import EventLog, LogConsumer, LogRecord
 
 __all__ = [
     "DEFAULT_LOG_URL",
+    "DeleteUnsupported",
     "DeliveryFailed",
     "EventLog",
     "InvalidLogOptions",

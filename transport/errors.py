@@ -48,3 +48,10 @@ class InvalidLogOptions(UnsupportedLogURL, ValueError):
     def __init__(self, problems: list[str] | tuple[str, ...], *, code: str | None = None) -> None:
         self.problems = tuple(problems)
         super().__init__("invalid log options: " + "; ".join(self.problems), code=code)
+
+
+class DeleteUnsupported(TransportError):
+    """The backend (or broker) cannot delete records: the operator bounds how long the log keeps
+    them another way (a topic's ``retention.ms`` on Kafka)."""
+
+    code = "delete_unsupported"

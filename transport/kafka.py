@@ -54,7 +54,13 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from transport.errors import DeliveryFailed, InvalidLogOptions, LogUnavailable, TransportError
+from transport.errors import (
+    DeleteUnsupported,
+    DeliveryFailed,
+    InvalidLogOptions,
+    LogUnavailable,
+    TransportError,
+)
 from transport.kafka_config import (
     CONSUMER_ONLY,
     FIXED,
@@ -435,6 +441,35 @@ class KafkaLog:
         consumer = KafkaConsumer(self, {**self._consumer_conf, "group.id": group}, list(topics))
         self._consumers.append(consumer)
         return consumer
+
+    def delete_before(self, topic: str, partition: int, offset: int) -> int:
+        """Kafka's DeleteRecords: the partition's low watermark moves to ``offset``.
+
+        A broker that does not implement DeleteRecords (Tansu drops the connection) is told
+        apart from one that is down by reading the topic's metadata first.
+
+        Raises:
+            DeleteUnsupported: the broker refused or dropped the request.
+            LogUnavailable: the broker is unreachable.
+        """
+        self._check_open()
+        if partition >= self._partition_counts(topic).get(topic, 0):
+            raise ValueError(f"{topic!r} has no partition {partition}")
+        futures = self._admin.delete_records(
+            [TopicPartition(topic, partition, offset)],
+            request_timeout=self._timeout,
+            operation_timeout=self._timeout,
+        )
+        try:
+            [result] = [f.result(timeout=self._timeout) for f in futures.values()]
+        except KafkaException as exc:
+            err = exc.args[0]
+            raise DeleteUnsupported(
+                "the broker refused or dropped DeleteRecords: bound the topic's retention "
+                "(retention.ms) instead",
+                code=f"delete_unsupported:{_error_code(err)}",
+            ) from exc
+        return int(result.low_watermark)
 
     def read_all(self, topic: str) -> list[LogRecord]:
         """Every record of ``topic`` from offset 0 in every partition, by (partition, offset).

@@ -182,8 +182,20 @@ class EventLog(Protocol):
         """
         ...
 
+    def delete_before(self, topic: str, partition: int, offset: int) -> int:
+        """Delete the partition's records below ``offset`` (Kafka's DeleteRecords): gone for
+        every reader, and their offsets are never handed out again. Returns the partition's
+        earliest offset afterwards (deleting below it again changes nothing).
+
+        Raises:
+            DeleteUnsupported: the backend or broker cannot delete records.
+            LogUnavailable: the log is closed or unreachable.
+        """
+        ...
+
     def read_all(self, topic: str) -> list[LogRecord]:
-        """Every record of every partition of ``topic`` from offset 0, without a group.
+        """Every record of every partition of ``topic`` from its earliest offset (0, unless
+        records were deleted), without a group.
 
         For tests, audits and rebuilds; ordered by (partition, offset). Sees only flushed
         appends. An unknown topic reads as ``[]``.

@@ -14,6 +14,7 @@ of a group is a Kafka-backend feature (capability ``multi_member_groups``).
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import struct
 import time
 import zlib
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Table,
     and_,
     create_engine,
+    delete,
     event,
     func,
     select,
@@ -65,6 +67,15 @@ messages_table = Table(
     Column("headers", LargeBinary, nullable=False),
     Column("ts", BigInteger, nullable=False),
 )
+
+starts_table = Table(
+    "partition_starts",
+    _metadata,
+    Column("topic", String, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("start_offset", BigInteger, nullable=False),
+)
+"""Where a partition starts once records were deleted below it (its offsets never go back)."""
 
 group_offsets_table = Table(
     "group_offsets",
@@ -332,6 +343,45 @@ class SqliteLog:
             self._ensure_topic(topic, self._default_partitions)
         return SqliteConsumer(self, group, list(topics))
 
+    def delete_before(self, topic: str, partition: int, offset: int) -> int:
+        """Delete the partition's records below ``offset``; their bytes are zeroed in the file
+        (``secure_delete``) and the write-ahead log is checkpointed, so no copy stays on disk."""
+        self._check_open()
+        self._write_buffer()
+        m = messages_table.c
+        try:
+            with self._write() as conn:
+                start = max(
+                    _start(conn, topic, partition),
+                    min(offset, _next_offset(conn, topic, partition)),
+                )
+                conn.execute(
+                    delete(messages_table).where(
+                        and_(m.topic == topic, m.partition == partition, m.offset < start)
+                    )
+                )
+                conn.execute(
+                    delete(starts_table).where(
+                        and_(starts_table.c.topic == topic, starts_table.c.partition == partition)
+                    )
+                )
+                conn.execute(
+                    starts_table.insert().values(
+                        topic=topic, partition=partition, start_offset=start
+                    )
+                )
+            raw = self._engine.raw_connection()  # outside a transaction, as a checkpoint must be
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            raise LogUnavailable(
+                f"cannot delete from the SQLite log ({type(exc).__name__})",
+                code="sqlite_write_failed",
+            ) from exc
+        return start
+
     def read_all(self, topic: str) -> list[LogRecord]:
         """Every stored record of ``topic``, ordered by (partition, offset)."""
         self._check_open()
@@ -538,7 +588,15 @@ def _next_offset(conn: Connection, topic: str, partition: int) -> int:
     last = conn.execute(
         select(func.max(m.offset)).where(and_(m.topic == topic, m.partition == partition))
     ).scalar()
-    return 0 if last is None else int(last) + 1
+    return max(0 if last is None else int(last) + 1, _start(conn, topic, partition))
+
+
+def _start(conn: Connection, topic: str, partition: int) -> int:
+    s = starts_table.c
+    found = conn.execute(
+        select(s.start_offset).where(and_(s.topic == topic, s.partition == partition))
+    ).scalar()
+    return 0 if found is None else int(found)
 
 
 class _Txn:
@@ -622,6 +680,7 @@ def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA secure_delete=ON")  # a deleted record's bytes are zeroed
         finally:
             cur.close()
 

@@ -49,6 +49,7 @@ class TrustRunner:
         followers: Sequence[StoreFollower | LogPublisher] = (),
         before_follow: Sequence[Callable[[], object]] = (),
         after_follow: Sequence[Callable[[], object]] = (),
+        at_stop: Sequence[Callable[[], object]] = (),
         release_every_s: float = 5.0,
     ) -> None:
         self.worker = worker
@@ -56,6 +57,7 @@ class TrustRunner:
         self.followers = list(followers)
         self.before_follow = list(before_follow)
         self.after_follow = list(after_follow)
+        self.at_stop = list(at_stop)  # run once when run() returns (e.g. a final clean-up)
         self.release_every_s = release_every_s
 
     def follow(self) -> None:
@@ -105,4 +107,6 @@ class TrustRunner:
                 break
             if max_seconds is not None and now - start > max_seconds:
                 break
+        for last in self.at_stop:
+            last()
         return RunSummary(total, emitted)

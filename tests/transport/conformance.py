@@ -7,6 +7,8 @@ skips a test):
 * ``multi_member_groups`` - consumers of one group share its partitions (Kafka). Without
   it, a group has one member and a second live member also reads everything (SQLite).
 * ``multi_process_writers`` - several processes may append to the same log (both).
+* ``delete_records`` - ``delete_before`` deletes (SQLite, Apache Kafka). Without it the backend
+  must refuse with ``DeleteUnsupported`` and keep every record (Tansu drops DeleteRecords).
 
 Broker gaps that the port hides (Tansu's wrong ListOffsets high watermark) are covered by
 tests that always run: ``at_end`` must never claim "caught up" early.
@@ -22,9 +24,9 @@ from typing import ClassVar
 
 import pytest
 
-from transport import DeliveryFailed, EventLog, LogConsumer, LogRecord
+from transport import DeleteUnsupported, DeliveryFailed, EventLog, LogConsumer, LogRecord
 
-KNOWN_CAPABILITIES = frozenset({"multi_member_groups", "multi_process_writers"})
+KNOWN_CAPABILITIES = frozenset({"multi_member_groups", "multi_process_writers", "delete_records"})
 
 
 def drain(
@@ -119,6 +121,38 @@ class EventLogConformance(ABC):
         assert sum(len(o) for o in by_partition.values()) == 90
         for offsets in by_partition.values():
             assert offsets == list(range(len(offsets)))
+
+    def test_delete_before_removes_a_prefix_for_every_reader(
+        self, log: EventLog, new_name: Callable[[str], str]
+    ) -> None:
+        topic = new_name("del")
+        log.create_topic(topic, 1)
+        for i in range(10):
+            log.append(topic, f"v{i}".encode())
+        log.flush()
+        old_group = new_name("g")
+        group = log.consumer(old_group, [topic])
+        assert len(drain(group)) == 10
+        group.commit({(topic, 0): 3})  # as if it had processed three
+        group.close()
+        if "delete_records" not in self.capabilities:
+            with pytest.raises(DeleteUnsupported):
+                log.delete_before(topic, 0, 6)
+            assert [r.offset for r in log.read_all(topic)] == list(range(10))
+            return
+        assert log.delete_before(topic, 0, 6) == 6
+        assert log.delete_before(topic, 0, 2) == 6  # never back
+        assert [r.offset for r in log.read_all(topic)] == [6, 7, 8, 9]
+        # a group committed below the cut, and a new one, both go on from the earliest kept
+        for name in (old_group, new_name("g2")):
+            c = log.consumer(name, [topic])
+            assert values(drain(c)) == [b"v6", b"v7", b"v8", b"v9"]
+            c.close()
+        # offsets are never handed out again, even once everything is deleted
+        assert log.delete_before(topic, 0, 10) == 10
+        log.append(topic, b"next")
+        log.flush()
+        assert [(r.offset, r.value) for r in log.read_all(topic)] == [(10, b"next")]
 
     def test_same_key_same_partition_in_append_order(
         self, log: EventLog, new_name: Callable[[str], str]

@@ -11,6 +11,8 @@ declares its capabilities. Tansu's known gaps and how the suite treats them:
   timings, not semantics; Tansu's URL carries short ones (``infra.broker.TANSU_CLIENT_OVERRIDES``)
   and the real broker runs with the production defaults.
 * Memory storage: "reopen" is a new client on the same running broker, on both.
+* DeleteRecords: Tansu drops the connection; the backend reports ``DeleteUnsupported`` and the
+  test checks that on Tansu (the trust then tells the operator to bound ``retention.ms``).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class TestKafkaLog(KafkaConformance):
 class TestRealKafkaLog(KafkaConformance):
     """On Apache Kafka (``TIPTRUST_REAL_KAFKA``), with the production client defaults."""
 
-    capabilities = frozenset({"multi_member_groups", "multi_process_writers"})
+    capabilities = frozenset({"multi_member_groups", "multi_process_writers", "delete_records"})
 
     @pytest.fixture(scope="class")
     @classmethod

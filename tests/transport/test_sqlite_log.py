@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class TestSqliteLog(EventLogConformance):
-    capabilities = frozenset({"multi_process_writers"})
+    capabilities = frozenset({"multi_process_writers", "delete_records"})
 
     @pytest.fixture(autouse=True)
     def _file(self, tmp_path: Path) -> None:
@@ -141,3 +141,18 @@ def test_two_processes_append_concurrently(tmp_path: Path) -> None:
         by_partition[r.partition].append(r.offset)
     for offsets in by_partition.values():
         assert offsets == list(range(len(offsets)))  # unique and dense
+
+
+def test_deleted_records_leave_no_byte_in_the_files(tmp_path: Path) -> None:
+    """A deleted envelope cannot be read back from the database file or its WAL: the trust's
+    key would otherwise still open it after an erasure."""
+    path = tmp_path / "log.db"
+    secret = b"SEALED-ENVELOPE-" * 8
+    with open_log(f"sqlite:///{path}") as log:
+        for i in range(50):
+            log.append("tip.inbound.police", secret + str(i).encode())
+        log.flush()
+        log.delete_before("tip.inbound.police", 0, 50)
+        assert log.read_all("tip.inbound.police") == []
+        for f in tmp_path.glob("log.db*"):
+            assert secret not in f.read_bytes(), f.name

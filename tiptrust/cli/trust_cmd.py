@@ -172,7 +172,8 @@ def run(
         float,
         typer.Option(
             "--retention-every",
-            help="Seconds between applications of the agreements' retention terms (0: never)",
+            help="Seconds between applications of the agreements' retention terms and of their "
+            "envelope retention on the inbound log (0: never)",
         ),
     ] = 3600.0,
 ) -> None:
@@ -180,7 +181,9 @@ def run(
 
     It applies the agreements' retention terms itself (at start, then every --retention-every
     seconds): what is due is destroyed or archived de-identified as each agreement says, and
-    recorded in the audit log (`tiptrust trust retention` shows what is held and due).
+    recorded in the audit log (`tiptrust trust retention` shows what is held and due). It also
+    deletes from the inbound log the envelopes it took in once past their source's envelope
+    retention (agreement format 6; 7 days by default), and again when it stops.
 
     With --follow it keeps running (stop it with Ctrl-C or SIGTERM: it finishes the batch in hand)
     and reports each batch it ingests, what it rejected and each release it records. A failure of

@@ -1,12 +1,12 @@
 """Data-sharing agreements: which source may send, when, which fields, to whom and for what.
 
-An agreement is a YAML document per source and version. The format is versioned: ``format: 5``
+An agreement is a YAML document per source and version. The format is versioned: ``format: 6``
 is the current one, and the loader keeps reading every older format (upcasting it), so an
 agreement signed years ago still loads. Later formats add the fields that later stages enforce.
 
-Format 5 (what the policy point enforces now)::
+Format 6 (what the policy point enforces now)::
 
-    format: 5
+    format: 6
     source_id: police
     version: 2                     # this source's agreement version; the highest in force wins,
                                    #   and a source submits versions in increasing order
@@ -49,6 +49,12 @@ Format 5 (what the policy point enforces now)::
                                    #   source may list it by name among its sources (it is always
                                    #   counted in the number of sources); a small source named
                                    #   beside a small cell can point to the agency that holds it
+    envelope_retention_days: 7     # format 6; default 7. How long the inbound log keeps this
+                                   #   source's sealed envelopes after the trust took them in
+                                   #   (accepted or refused): then they are deleted from the log,
+                                   #   so the trust's key opens no copy of an erased person's
+                                   #   record there (0: as soon as they are taken in). The
+                                   #   operator reads a refusal's envelope within this time
 
 **The purpose firewall.** Some purposes turn data shared to protect victims against them:
 :data:`SENSITIVE_PURPOSES` lists them, each with its reason. A release for such a purpose counts
@@ -56,7 +62,9 @@ a source only if its agreement names that purpose explicitly for that consumer (
 ``'*'``); ``purposes_forbidden`` refuses a purpose outright, whatever the grants say. The default
 is no.
 
-Two sources' records are linked only when BOTH agreements in force allow it. A privacy budget is
+Format 5 is format 6 without ``envelope_retention_days`` (read with the default, 7 days: the
+trust deletes what it took in from its log whatever the format). Two sources' records are linked
+only when BOTH agreements in force allow it. A privacy budget is
 spent by every release that counts the source (the ledger, ``trust.release.ledger``); a release
 counting several sources is limited by the smallest remaining budget among them. Format 4 is
 format 5 without ``perpetrator_sharing`` and ``may_name_source``: it is read with perpetrator
@@ -110,7 +118,8 @@ from trust.convert import make_converter
 from trust.store.events import AgreementSubmitted, new_event_id
 from trust.store.eventstore import EventStore
 
-FORMAT = 5
+FORMAT = 6
+DEFAULT_ENVELOPE_RETENTION_DAYS = 7
 LEGACY_PURPOSE = "statistics"
 ANY_SOURCE = "*"
 ANY_PURPOSE = "*"
@@ -249,6 +258,7 @@ class Agreement:
     retention: Retention | None = None
     perpetrator_sharing: bool = False
     may_name_source: bool = False
+    envelope_retention_days: int = DEFAULT_ENVELOPE_RETENTION_DAYS
 
     def in_force(self, at: dt.date) -> bool:
         return self.in_force_from <= at and (
@@ -352,6 +362,7 @@ _converter = _make_converter()
 
 _FORMAT_4_KEYS = ("purposes_forbidden", "retention")
 _FORMAT_5_KEYS = ("perpetrator_sharing", "may_name_source")
+_FORMAT_6_KEYS = ("envelope_retention_days",)
 
 
 def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -359,6 +370,12 @@ def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
     doc = dict(data)
     fmt = doc.pop("format", 0)
     if fmt == FORMAT:
+        return doc
+    if fmt in (0, 1, 2, 3, 4, 5):
+        newer = [f"$.{k}: needs format 6" for k in _FORMAT_6_KEYS if k in doc]
+        if newer:
+            raise AgreementError("agreement", newer)
+    if fmt == 5:
         return doc
     if fmt in (0, 1, 2, 3, 4):
         newer = [f"$.{k}: needs format 5" for k in _FORMAT_5_KEYS if k in doc]
@@ -470,7 +487,7 @@ def _problems(agreement: Agreement, fmt: object) -> list[str]:
     for i, grant in enumerate(agreement.releases_allowed):
         for j, purpose in enumerate(grant.purposes):
             where = f"$.releases_allowed[{i}].purposes[{j}]"
-            if purpose == ANY_PURPOSE and fmt not in (4, FORMAT):
+            if purpose == ANY_PURPOSE and fmt not in (4, 5, FORMAT):
                 problems.append(f"{where}: '*' needs format 4")
             elif purpose in forbidden:
                 problems.append(f"{where}: a purpose this agreement forbids (purposes_forbidden)")
@@ -498,6 +515,8 @@ def _problems(agreement: Agreement, fmt: object) -> list[str]:
             problems.append("$.privacy_budget.epsilon: a number above 0")
         if not (math.isfinite(budget.delta) and 0 <= budget.delta < 1):
             problems.append("$.privacy_budget.delta: a number from 0, below 1")
+    if not 0 <= agreement.envelope_retention_days <= 3650:
+        problems.append("$.envelope_retention_days: a whole number of days from 0 to 3650")
     retention = agreement.retention
     if retention is not None:
         if retention.at_end not in RETENTION_ENDS:

@@ -23,6 +23,7 @@ from trust.store.events import (
     DisposalRequested,
     Event,
     IdentifiersViewed,
+    InboundDeleted,
     KekRotated,
     LinkModelAdopted,
     LinkOverridden,
@@ -179,6 +180,10 @@ def _key_revoked(ev: SourceKeyRevoked, ref: RecordRef) -> Facts:
     return {"sources": [ev.source_id], "key_id": ev.key_id, "operator": ev.revoked_by}
 
 
+def _inbound_deleted(ev: InboundDeleted, ref: RecordRef) -> Facts:
+    return {"topic": ev.topic, "partition": ev.partition, "before_offset": ev.before_offset}
+
+
 def _refused(ev: AccessRefused, ref: RecordRef) -> Facts:
     return {"principal": ev.principal, "action": ev.action, "reason": ev.reason}
 
@@ -329,6 +334,7 @@ AUDITED: Mapping[str, tuple[str, Callable[[Any, RecordRef], Facts]]] = {
     PersonKeysShredded.event_type: (KEY, _shredded),
     KekRotated.event_type: (KEY, _rotated),
     SourceKeyRevoked.event_type: (KEY, _key_revoked),
+    InboundDeleted.event_type: (KEY, _inbound_deleted),
     PrincipalAdded.event_type: (ACCESS, _principal_added),
     PrincipalRevoked.event_type: (ACCESS, _principal_revoked),
     AgreementSubmitted.event_type: (AGREEMENT, _agreement),

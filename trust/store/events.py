@@ -265,6 +265,26 @@ class SourceKeyRevoked:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundDeleted:
+    """The trust deleted the envelopes below ``before_offset`` of an inbound topic partition
+    from its log: taken in, and past their source's envelope retention (format 6)."""
+
+    event_type: ClassVar[str] = "InboundDeleted"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    topic: str
+    partition: int
+    before_offset: int
+    deleted_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class AccessRefused:
     """A principal (``principal``: its name, or ``""`` when the token proved nobody) was refused
     ``action`` for ``reason`` (an access reason code). It names no record and no person."""
@@ -683,6 +703,7 @@ Event: TypeAlias = (
     | SubscriptionRemoved
     | AccessRefused
     | SourceKeyRevoked
+    | InboundDeleted
     | RecordLinked
     | RecordUnlinked
     | PersonsMerged
@@ -714,6 +735,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SubscriptionRemoved,
         AccessRefused,
         SourceKeyRevoked,
+        InboundDeleted,
         RecordLinked,
         RecordUnlinked,
         PersonsMerged,

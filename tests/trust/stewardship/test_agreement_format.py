@@ -52,7 +52,7 @@ def test_format_4_is_read_and_round_trips() -> None:
     assert a.purposes_forbidden == ("prosecution_of_victims",)
     assert a.retention == Retention(at_end="destroy", years=5)
     assert parse_agreement(a.to_mapping()) == a
-    assert a.to_mapping()["format"] == FORMAT == 5
+    assert a.to_mapping()["format"] == FORMAT == 6  # written back in the current format
     # format 4 predates the naming and perpetrator terms: named, perpetrators not shared
     assert (a.may_name_source, a.perpetrator_sharing) == (True, False)
 

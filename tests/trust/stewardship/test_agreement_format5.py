@@ -46,7 +46,7 @@ def doc(**changes: Any) -> dict[str, Any]:
 def test_format_5_is_read_and_round_trips() -> None:
     a = parse_agreement(doc())
     assert (a.perpetrator_sharing, a.may_name_source) == (True, True)
-    assert a.to_mapping()["format"] == FORMAT == 5
+    assert a.to_mapping()["format"] == FORMAT == 6  # written back in the current format
     assert parse_agreement(a.to_mapping()) == a
     assert parse_agreement(yaml.safe_load(a.to_yaml())) == a
 
@@ -65,7 +65,7 @@ def test_older_formats_load_named_and_without_perpetrators(fmt: int) -> None:
     a = parse_agreement(old)
     # signed when releases named every source they counted, before perpetrator streams
     assert (a.perpetrator_sharing, a.may_name_source) == (False, True)
-    assert parse_agreement(a.to_mapping()) == a  # written back as format 5, same terms
+    assert parse_agreement(a.to_mapping()) == a  # written back in the current format, same terms
 
 
 def test_format_4_refuses_the_new_keys_by_path() -> None:

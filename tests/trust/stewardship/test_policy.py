@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from schemas.codec import default_registry
 from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
 from trust.stewardship.agreement import (
+    FORMAT,
     Agreement,
     AgreementError,
     Agreements,
@@ -86,7 +87,7 @@ def test_format_1_is_read_and_written_back_in_the_current_format(tmp_path: Path)
     save_agreement(tmp_path / "a.yaml", a)
     assert load_agreement(tmp_path / "a.yaml") == a
     written = yaml.safe_load((tmp_path / "a.yaml").read_text())
-    assert written["format"] == 5
+    assert written["format"] == FORMAT
     assert written["privacy_budget"] is None  # format 1 grants no privacy budget
     assert written["linkage"] == {"link_with": ["*"], "shared_identifiers": [], "encoding": "plain"}
     assert a.linkage == LinkageTerms()  # format 1 links as the defaults say

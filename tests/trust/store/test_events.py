@@ -19,6 +19,7 @@ from trust.store.events import (
     DisposalRequested,
     Event,
     IdentifiersViewed,
+    InboundDeleted,
     LinkDecision,
     LinkModelAdopted,
     LinkOverridden,
@@ -64,6 +65,7 @@ def every_event() -> list[Event]:
         SubscriptionRemoved("e2", "ministry", "victims_by_sex_age_form", 2),
         AccessRefused("e2b", "", "manage_subscriptions", "no_token", 3),
         SourceKeyRevoked("e2c", "police", "ab12cd34", "operator", 4),
+        InboundDeleted("e2d", "tip.inbound.police", 0, 120, 5),
         *linkage_events(),
     ]
 
@@ -224,6 +226,7 @@ def test_registry_names_every_type() -> None:
         "SubscriptionApproved",
         "AccessRefused",
         "SourceKeyRevoked",
+        "InboundDeleted",
         "ConsentWithdrawn",
         "DisposalRequested",
         "MessageRejected",
