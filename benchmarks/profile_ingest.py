@@ -10,14 +10,15 @@ an embedded log once, then ingest them.
 **Breakdown** (``--breakdown``): each of ``--repeat`` rounds ingests the whole log into a fresh
 store with the worker alone, twice — once bare (``step_us``: the CPU time of ``worker.step`` until
 caught up, nothing measured inside it) and once with the phases of the step timed (open, decode,
-validate, prune, seal, event rows, projections, …; each phase's figure has the cost of the
-timers nested inside it taken out, calibrated in the same process). Then, in isolation on what
-the rounds captured: ``validation`` runs the trust's validator (decoded mode) over every decoded
-record, and ``projections`` replays every batch's ``(seq, event)`` list through
-``projections.apply_many`` into an empty store, in one transaction rolled back at the end — the
-two costs a change to ``schemas/validate.py`` or ``trust/store/projections.py`` moves, measured
-without the rest of the step's noise. Figures are CPU microseconds per event (``process_time``:
-other load on a shared machine is left out), the median of the rounds, with every round listed.
+validate, prune, seal, event rows and the record's Avro encode within them, projections, …; each
+phase's figure has the cost of the timers nested inside it taken out, calibrated in the same
+process). Then, in isolation on what the rounds captured: ``validation`` runs the trust's
+validator (decoded mode) over every decoded record, and ``projections`` replays every batch's
+``(seq, event)`` list through ``projections.apply_many`` into an empty store, in one transaction
+rolled back at the end — the two costs a change to ``schemas/validate.py`` or
+``trust/store/projections.py`` moves, measured without the rest of the step's noise. Figures
+are CPU microseconds per event (``process_time``: other load on a shared machine is left out),
+the median of the rounds, with every round listed.
 Compare two versions back to back, never against a figure from another day.
 
 **cProfile** (the default): the worker alone (``--stage ingest``) or the whole runner with
@@ -203,6 +204,7 @@ def _instrument(meter: _Meter, runner: Any) -> list[tuple[Any, str, Any]]:
     import schemas.fields
     import trust.ingest.pipeline as pipeline_module
     import trust.store.eventstore as eventstore_module
+    import trust.store.stored as stored_module
 
     worker = runner.worker
     pipeline = worker.pipeline
@@ -226,6 +228,7 @@ def _instrument(meter: _Meter, runner: Any) -> list[tuple[Any, str, Any]]:
         (vault, "seal_identifiers", w("vault.seal_identifiers", vault.seal_identifiers)),
         (worker, "_store", w("store", worker._store)),
         (eventstore_module, "event_row", w("event_row", vars(eventstore_module)["event_row"])),
+        (stored_module, "encode_record", w("encode record", stored_module.encode_record)),
         (
             EventStore,
             "_accepted_among",

@@ -142,13 +142,14 @@ def _compiled_insert(
 
 def bulk_insert_ignoring(
     conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], conflict: Sequence[str]
-) -> None:
+) -> int:
     """:func:`bulk_insert`, leaving out each row whose ``conflict`` columns (a unique key) match
-    a row already there (``ON CONFLICT DO NOTHING``)."""
+    a row already there (``ON CONFLICT DO NOTHING``); returns how many rows were inserted (both
+    drivers sum an ``executemany``'s row counts, and a row left out counts none)."""
     if not rows:
-        return
+        return 0
     sql, order = _compiled_insert_ignoring(conn.dialect, table, tuple(rows[0]), tuple(conflict))
-    _execute_many(conn, sql, order, rows)
+    return _execute_many(conn, sql, order, rows)
 
 
 @lru_cache(maxsize=64)
@@ -164,14 +165,15 @@ def _compiled_insert_ignoring(
 
 def _execute_many(
     conn: Connection, sql: str, order: tuple[str, ...] | None, rows: Sequence[Mapping[str, Any]]
-) -> None:
+) -> int:
+    """Run ``sql`` once per row through the driver; the rows it changed, summed."""
     params: Any
     if order is not None:
         pick = itemgetter(*order)
         params = [pick(r) for r in rows] if len(order) > 1 else [(pick(r),) for r in rows]
     else:
         params = rows if isinstance(rows, list) else [dict(r) for r in rows]
-    conn.exec_driver_sql(sql, params)
+    return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
 _IN_CHUNK = 500

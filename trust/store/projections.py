@@ -113,8 +113,11 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
         if isinstance(e, RecordAccepted | RecordRetracted | ConsentWithdrawn | DisposalRequested)
     }
     records = _load_records(conn, keys)
-    persons = _load_persons(conn, keys)
-    perpetrators = _load_perpetrators(conn, keys)
+    # a case has persons or perpetrators only once it has its record row (both are written only
+    # with it): a run of new cases (ingest's usual one) looks for neither
+    known = keys & records.keys()
+    persons = _load_persons(conn, known)
+    perpetrators = _load_perpetrators(conn, known)
     erasures = _load_erasures(conn, keys)
     new_erasures: list[Row] = []
     records_before = set(records)

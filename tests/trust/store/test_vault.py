@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 from collections.abc import Iterator
@@ -192,8 +193,9 @@ def _key_rows(store: EventStore) -> dict[str, bytes | None]:
 
 
 def test_deferred_keys_are_written_only_by_the_append_that_stores_their_seals(
-    store: EventStore, vault: Vault
+    backend_store: EventStore,
 ) -> None:
+    store, vault = backend_store, Vault(backend_store.engine, KEK)  # both databases
     old = vault.person_key_id("s", "c", "old")
     vault.prepare([old])  # an existing person: read, never made again
     vault.forget_cached_keys()
@@ -216,8 +218,9 @@ def test_deferred_keys_are_written_only_by_the_append_that_stores_their_seals(
 
 
 def test_a_deferred_key_taken_meanwhile_is_refused_and_its_seals_never_stored(
-    store: EventStore, vault: Vault
+    backend_store: EventStore,
 ) -> None:
+    store, vault = backend_store, Vault(backend_store.engine, KEK)  # both databases
     kid = vault.person_key_id("s", "c", "v")
     vault.prepare_deferred([kid])
     blob = vault.seal(kid, SECRET, b"aad")
@@ -242,8 +245,9 @@ def test_a_deferred_key_taken_meanwhile_is_refused_and_its_seals_never_stored(
 
 
 def test_a_shred_tombstone_is_not_overwritten_by_a_deferred_key(
-    store: EventStore, vault: Vault
+    backend_store: EventStore,
 ) -> None:
+    store, vault = backend_store, Vault(backend_store.engine, KEK)  # both databases
     kid = vault.person_key_id("s", "c", "gone")
     Vault(store.engine, KEK).shred(kid)  # consent withdrawn before the record came
     vault.prepare_deferred([kid])
@@ -258,3 +262,30 @@ def test_identifiers_aad_is_json_dumps_of_the_ids(source: str, case: str, victim
     # every blob ever sealed was bound to exactly these bytes
     expected = b"tiptrust/identifiers/v1\x00" + json.dumps([source, case, victim]).encode()
     assert identifiers_aad(source, case, victim) == expected
+
+
+def test_only_the_keys_another_writer_took_are_counted_as_taken(backend_store: EventStore) -> None:
+    store, vault = backend_store, Vault(backend_store.engine, KEK)
+    kids = [vault.person_key_id("s", "c", f"v{i}") for i in range(5)]
+    vault.prepare_deferred(kids)
+    other = Vault(store.engine, KEK)
+    other.seal(kids[1], b"made first", b"aad")
+    other.shred(kids[3])
+    with pytest.raises(KeysTaken) as taken:
+        store.append_batch([([], Position("t", 0, 0))], "ingest", effect=vault.write_pending_in)
+    assert taken.value.count == 2
+    assert set(_key_rows(store)) == {kids[1], kids[3]}  # the append rolled back whole
+
+
+@given(st.text(max_size=20), st.text(max_size=20), st.text(max_size=20))
+def test_a_person_key_id_is_the_hmac_of_the_three_length_prefixed_ids(
+    source: str, case: str, victim: str
+) -> None:
+    # every key id ever stored was made from exactly this encoding: it must never change
+    vault = Vault.__new__(Vault)
+    vault._id_key, vault._key_ids, vault._cache_size = bytes(range(32)), {}, 8
+    ids = (x.encode() for x in (source, case, victim))
+    message = b"".join(len(b).to_bytes(4, "big") + b for b in ids)
+    expected = hmac.digest(bytes(range(32)), message, "sha256").hex()
+    assert vault.person_key_id(source, case, victim) == expected
+    assert vault.person_key_id(source, case, victim) == expected  # and from the cache
