@@ -29,6 +29,7 @@ class ReasonCode(StrEnum):
     INVALID_RECORD = "invalid_record"
     # stewardship and idempotency
     NO_AGREEMENT = "no_agreement"
+    LEGAL_BASIS_NOT_ACCEPTED = "legal_basis_not_accepted"  # a victim's basis the agreement refuses
     DUPLICATE_EVENT = "duplicate_event"
     # the trust's own checks of one message, beyond the contract
     INVALID_TOPIC = "invalid_topic"  # the message arrived on a topic that names no valid source

@@ -49,6 +49,20 @@ Format 6 (what the policy point enforces now)::
                                    #   source may list it by name among its sources (it is always
                                    #   counted in the number of sources); a small source named
                                    #   beside a small cell can point to the agency that holds it
+    legal_bases_accepted: null     # format 6; default null = any. The legal bases of
+                                   #   processing (a record's reporting_entity.legal_basis:
+                                   #   Consent, OfficialAuthority, PublicInterest,
+                                   #   VitalInterests, Unknown) under which the trust may keep
+                                   #   a record: another refuses the record, with a receipt
+                                   #   (legal_basis_not_accepted) naming the field
+    field_classification: {}       # format 6; field path -> secret | confidential | restricted
+                                   #   | public (the levels of the manual's table 2) for this
+                                   #   source's fields; a path not listed takes its default
+                                   #   (:data:`DEFAULT_CLASSIFICATION`: identifiers secret,
+                                   #   everything else restricted)
+    steward_contact:               # format 6; optional. Who answers for this source's data
+      name: Data protection office #   (a role or office; notices about its records go there)
+      email: dpo@example.org
     envelope_retention_days: 7     # format 6; default 7. How long the inbound log keeps this
                                    #   source's sealed envelopes after the trust took them in
                                    #   (accepted or refused): then they are deleted from the log,
@@ -62,8 +76,10 @@ a source only if its agreement names that purpose explicitly for that consumer (
 ``'*'``); ``purposes_forbidden`` refuses a purpose outright, whatever the grants say. The default
 is no.
 
-Format 5 is format 6 without ``envelope_retention_days`` (read with the default, 7 days: the
-trust deletes what it took in from its log whatever the format). Two sources' records are linked
+Format 5 is format 6 without ``legal_bases_accepted``, ``field_classification``,
+``steward_contact`` and ``envelope_retention_days``: read as accepting any legal basis, with the
+default classification, no contact, and the default envelope retention of 7 days (the trust
+deletes what it took in from its log whatever the format). Two sources' records are linked
 only when BOTH agreements in force allow it. A privacy budget is
 spent by every release that counts the source (the ledger, ``trust.release.ledger``); a release
 counting several sources is limited by the smallest remaining budget among them. Format 4 is
@@ -101,7 +117,7 @@ import calendar
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +126,7 @@ import yaml
 from cryptography.exceptions import InvalidSignature
 
 from schemas.codec import WireSchema
-from schemas.errors import ContractError, ReasonCode
+from schemas.errors import ContractError, Problem, ReasonCode
 from schemas.fields import Pruner
 from schemas.keys import SigningKey, VerifyKey
 from transport.topics import validate_name
@@ -210,6 +226,67 @@ class LinkageTerms:
     encoding: str = "plain"
 
 
+LEGAL_BASES = ("Consent", "OfficialAuthority", "PublicInterest", "VitalInterests", "Unknown")
+"""A record's ``reporting_entity.legal_basis`` codes (the case record's ``LegalBasis``)."""
+
+CLASSIFICATION_LEVELS = ("secret", "confidential", "restricted", "public")
+"""The data classification levels, most protected first (the manual's table 2)."""
+
+DEFAULT_CLASSIFICATION: Mapping[str, str] = {
+    "$.victims[].identifiers": "secret",
+    "$": "restricted",
+}
+"""Classification of a field no agreement lists: by the longest path prefix listed here."""
+
+
+class LegalBasisNotAccepted(ContractError):
+    """The record is held under a legal basis the source's agreement does not accept: it is
+    refused (the source corrects it and sends it again)."""
+
+    code = ReasonCode.LEGAL_BASIS_NOT_ACCEPTED
+
+
+@dataclass(frozen=True)
+class StewardContact:
+    """Who answers for a source's data: a role or office and how to reach it."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+class RecordTerms:
+    """What an agreement lets the trust keep of one case record, and whether it may keep it
+    at all: the legal bases it accepts, then its fields shared (``prune``)."""
+
+    def __init__(self, pruner: Pruner, legal_bases: frozenset[str] | None) -> None:
+        self.pruner = pruner
+        self.legal_bases = legal_bases
+
+    def prune(self, datum: dict[str, Any]) -> dict[str, Any]:
+        """The record as the trust may keep it.
+
+        Raises:
+            LegalBasisNotAccepted: the record's legal basis is not accepted.
+        """
+        if self.legal_bases is not None:
+            entity = datum.get("reporting_entity") or {}
+            if entity.get("legal_basis", "Unknown") not in self.legal_bases:
+                raise LegalBasisNotAccepted(
+                    "the record's legal basis of processing is not one the source's agreement "
+                    "accepts",
+                    problems=(
+                        Problem(
+                            "$.reporting_entity.legal_basis",
+                            ReasonCode.LEGAL_BASIS_NOT_ACCEPTED,
+                            "one of " + ", ".join(sorted(self.legal_bases)),
+                        ),
+                    ),
+                )
+        kept: dict[str, Any] = self.pruner.prune(datum)
+        return kept
+
+
 @dataclass(frozen=True)
 class PrivacyBudget:
     """The total privacy loss all differentially private releases counting a source may cause,
@@ -258,7 +335,19 @@ class Agreement:
     retention: Retention | None = None
     perpetrator_sharing: bool = False
     may_name_source: bool = False
+    legal_bases_accepted: tuple[str, ...] | None = None
+    field_classification: dict[str, str] = field(default_factory=dict)
+    steward_contact: StewardContact | None = None
     envelope_retention_days: int = DEFAULT_ENVELOPE_RETENTION_DAYS
+
+    def classification(self, path: str) -> str:
+        """The classification level of a field path: this agreement's, else the default (by
+        the longest listed prefix of the path)."""
+        for table in (self.field_classification, DEFAULT_CLASSIFICATION):
+            best = max((p for p in table if _covers(p, path)), key=len, default=None)
+            if best is not None:
+                return table[best]
+        return "restricted"
 
     def in_force(self, at: dt.date) -> bool:
         return self.in_force_from <= at and (
@@ -362,7 +451,12 @@ _converter = _make_converter()
 
 _FORMAT_4_KEYS = ("purposes_forbidden", "retention")
 _FORMAT_5_KEYS = ("perpetrator_sharing", "may_name_source")
-_FORMAT_6_KEYS = ("envelope_retention_days",)
+_FORMAT_6_KEYS = (
+    "legal_bases_accepted",
+    "field_classification",
+    "steward_contact",
+    "envelope_retention_days",
+)
 
 
 def _upcast(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -515,6 +609,20 @@ def _problems(agreement: Agreement, fmt: object) -> list[str]:
             problems.append("$.privacy_budget.epsilon: a number above 0")
         if not (math.isfinite(budget.delta) and 0 <= budget.delta < 1):
             problems.append("$.privacy_budget.delta: a number from 0, below 1")
+    if agreement.legal_bases_accepted is not None:
+        for i, basis in enumerate(agreement.legal_bases_accepted):
+            if basis not in LEGAL_BASES:
+                problems.append(f"$.legal_bases_accepted[{i}]: one of {', '.join(LEGAL_BASES)}")
+    for path, level in agreement.field_classification.items():
+        if not (path == "$" or path.startswith("$.")):
+            problems.append("$.field_classification: keys are field paths ($ or $.…)")
+        if level not in CLASSIFICATION_LEVELS:
+            problems.append(
+                f"$.field_classification: levels are {', '.join(CLASSIFICATION_LEVELS)}"
+            )
+    contact = agreement.steward_contact
+    if contact is not None and not contact.name.strip():
+        problems.append("$.steward_contact.name: the role or office that answers, not empty")
     if not 0 <= agreement.envelope_retention_days <= 3650:
         problems.append("$.envelope_retention_days: a whole number of days from 0 to 3650")
     retention = agreement.retention
@@ -734,7 +842,7 @@ class Agreements:
     ) -> None:
         self._schema = case_schema
         self._by_source: dict[str, list[AgreementVersion]] = {}
-        self._pruners: dict[tuple[str, int], Pruner] = {}
+        self._pruners: dict[tuple[str, int], RecordTerms] = {}
         for a in agreements:
             self.add(a)
 
@@ -748,7 +856,10 @@ class Agreements:
         versions.append(v)
         versions.sort(key=lambda x: -x.agreement.version)
         self._by_source[a.source_id] = versions
-        self._pruners[(a.source_id, a.version)] = Pruner(self._schema, a.fields_shared)
+        self._pruners[(a.source_id, a.version)] = RecordTerms(
+            Pruner(self._schema, a.fields_shared),
+            None if a.legal_bases_accepted is None else frozenset(a.legal_bases_accepted),
+        )
 
     def in_force_at(self, source_id: str, at_ms: int) -> Agreement:
         """The highest version of ``source_id``'s agreements in force at ``at_ms`` (by the
@@ -800,9 +911,14 @@ class Agreements:
         versions = self._by_source.get(source_id)
         return versions[0].agreement if versions else None
 
-    def pruner(self, agreement: Agreement) -> Pruner:
+    def pruner(self, agreement: Agreement) -> RecordTerms:
+        """What ``agreement`` lets the trust keep of a record (legal bases, then fields)."""
         return self._pruners[(agreement.source_id, agreement.version)]
 
     @property
     def sources(self) -> list[str]:
         return sorted(self._by_source)
+
+
+def _covers(prefix: str, path: str) -> bool:
+    return prefix == "$" or path == prefix or path.startswith(prefix + ".")

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from schemas.envelope import MessageKind
-from schemas.fields import Pruner
 from transport import topics
 from trust.follow import Batch
 from trust.release.streams import PERPETRATORS, StreamSpec
@@ -45,6 +44,7 @@ from trust.stewardship.agreement import (
     Agreement,
     Agreements,
     PrivacyBudget,
+    RecordTerms,
     version_of,
 )
 from trust.store.events import AgreementSubmitted
@@ -177,8 +177,9 @@ class Policy:
         a = self.agreements.in_force_at_or_none(source_id, at_ms)
         return None if a is None else a.privacy_budget
 
-    def fields_kept(self, agreement: Agreement) -> Pruner:
-        """What the agreement lets the trust keep of a case record."""
+    def fields_kept(self, agreement: Agreement) -> RecordTerms:
+        """What the agreement lets the trust keep of a case record: a record with a victim
+        under a legal basis it does not accept is refused, then the fields not shared drop."""
         return self.agreements.pruner(agreement)
 
     @staticmethod

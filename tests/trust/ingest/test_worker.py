@@ -430,3 +430,33 @@ def test_a_batch_whose_new_keys_were_taken_meanwhile_is_sealed_again(
         )
         assert opened["surnames"] == "Pop" and opened["date_of_birth"] == "1990-01-02"
         store.close()
+
+
+def test_a_record_under_a_legal_basis_the_agreement_refuses_is_rejected_with_a_receipt(
+    tmp_path: Path,
+) -> None:
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        police = dataclasses.replace(
+            agreement("police"), legal_bases_accepted=("Consent", "OfficialAuthority")
+        )
+        trust = Trust(log, store, [police])
+        ok = record("police", "C-1", ["V1", "V2"])
+        bad = record("police", "C-2", ["V1", "V2"])
+        bad["reporting_entity"]["legal_basis"] = "PublicInterest"
+        send(log, "police", seal("police", [ok, bad]))
+        assert trust.run() == {"legal_basis_not_accepted": 1}
+        accepted = [ev.case_id for _, ev in store.read() if isinstance(ev, RecordAccepted)]
+        assert accepted == ["C-1"]
+        with store.engine.connect() as conn:
+            [(reason, path)] = conn.execute(
+                select(proj_rejections.c.reason, proj_rejections.c.field_path)
+            ).all()
+        assert (reason, path) == ("legal_basis_not_accepted", "$.reporting_entity.legal_basis")
+        [receipt] = log.read_all(topics.rejected("police"))
+        signed = verify_receipt(receipt.value, {RELEASE_KEY.key_id: RELEASE_KEY.public})
+        assert signed.reason == "legal_basis_not_accepted"
+    finally:
+        store.close()
+        log.close()

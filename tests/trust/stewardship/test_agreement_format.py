@@ -174,7 +174,7 @@ def test_the_sensitive_purposes_are_declared_with_their_reasons() -> None:
         assert len(SENSITIVE_PURPOSES[name]) > 40, name
 
 
-def test_the_example_agreements_are_valid_format_4_documents() -> None:
+def test_the_example_agreements_are_valid_documents() -> None:
     paths = sorted(EXAMPLES.glob("*.yaml"))
     assert [p.stem for p in paths] == ["court", "ngo", "nrm", "police"]
     agreements = [load_agreement(p) for p in paths]
@@ -182,13 +182,17 @@ def test_the_example_agreements_are_valid_format_4_documents() -> None:
     held = Agreements(agreements, default_registry().current("case_record"))
     assert held.sources == ["court", "ngo_haven", "nrm", "police"]
     for path, a in zip(paths, agreements, strict=True):
-        assert yaml.safe_load(path.read_text())["format"] == 4, path
+        assert yaml.safe_load(path.read_text())["format"] == (6 if a.source_id == "police" else 4)
         assert a.retention is not None, path
         assert not a.allows("ministry", "immigration_enforcement"), path
     police = held.latest("police")
     assert police is not None
     assert police.allows("prosecution_service", "criminal_investigation")  # named explicitly
     assert not police.allows("national_rapporteur", "criminal_investigation")  # '*' only
+    # format 6: its legal basis, a confidential field, its contact, a short envelope retention
+    assert police.legal_bases_accepted == ("OfficialAuthority",)
+    assert police.classification("$.event.regions_of_exploitation") == "confidential"
+    assert police.steward_contact is not None and police.envelope_retention_days == 3
     ngo = held.latest("ngo_haven")
     assert ngo is not None and not ngo.links_with("police")
 

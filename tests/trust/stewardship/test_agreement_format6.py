@@ -45,3 +45,40 @@ def test_a_retention_out_of_range_is_refused_by_path(days: int) -> None:
         "$.version: a whole number from 1",
         "$.envelope_retention_days: a whole number of days from 0 to 3650",
     ]
+
+
+def test_legal_bases_classification_and_contact_are_read_and_checked() -> None:
+    a = parse_agreement(
+        {
+            "format": 6,
+            **BASE,
+            "legal_bases_accepted": ["Consent", "OfficialAuthority"],
+            "field_classification": {"$.event.location": "confidential"},
+            "steward_contact": {"name": "Data protection office", "email": "dpo@example.org"},
+        }
+    )
+    assert a.legal_bases_accepted == ("Consent", "OfficialAuthority")
+    assert a.steward_contact is not None and a.steward_contact.email == "dpo@example.org"
+    assert a.classification("$.event.location.city") == "confidential"  # its own listing
+    assert a.classification("$.victims[].identifiers.surnames") == "secret"  # the default
+    assert a.classification("$.event.year_of_exploitation") == "restricted"
+    assert parse_agreement(a.to_mapping()) == a
+    assert parse_agreement({"format": 6, **BASE}).legal_bases_accepted is None  # any
+
+    with pytest.raises(AgreementError) as refused:
+        parse_agreement(
+            {
+                "format": 6,
+                **BASE,
+                "legal_bases_accepted": ["Consent", "Whatever"],
+                "field_classification": {"event": "top-secret"},
+                "steward_contact": {"name": " "},
+            }
+        )
+    assert refused.value.problems == [
+        "$.legal_bases_accepted[1]: one of Consent, OfficialAuthority, PublicInterest, "
+        "VitalInterests, Unknown",
+        "$.field_classification: keys are field paths ($ or $.…)",
+        "$.field_classification: levels are secret, confidential, restricted, public",
+        "$.steward_contact.name: the role or office that answers, not empty",
+    ]
