@@ -452,9 +452,7 @@ def subscription_add(
         requester = acting(event_store, token, Action.MANAGE_SUBSCRIPTIONS)
         require_receiver(event_store, consumer)
         state = wiring.add_subscription(event_store, consumer, stream, purpose, requester.name)
-    except PrincipalError as exc:
-        raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
-    except ReviewError as exc:
+    except (PrincipalError, ReviewError) as exc:
         raise fail(f"{exc} ({exc.code})", Exit.USAGE) from None
     except wiring.SetupError as exc:
         raise fail(str(exc), Exit.USAGE) from None

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import select
 
 from trust.convert import converter
+from trust.refusal import Refusal
 from trust.release.streams import CATALOGUE, StreamSpec
 from trust.stewardship.policy import Subscription
 from trust.stewardship.principals import Principal, Role, require_receiver
@@ -68,12 +69,8 @@ class ReviewReason(StrEnum):
     SAME_PERSON = "same_person"
 
 
-class ReviewError(Exception):
+class ReviewError(Refusal):
     """A request or approval the rules refuse; ``code`` is a :class:`ReviewReason` value."""
-
-    def __init__(self, code: ReviewReason, message: str) -> None:
-        self.code = code.value
-        super().__init__(message)
 
 
 class Status(StrEnum):

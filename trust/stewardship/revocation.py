@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 from schemas.errors import UnknownSource, UnknownSourceKey
 from schemas.keys import Keyring
 from trust.follow import Batch
+from trust.refusal import Refusal
 from trust.store.events import SourceKeyRevoked, new_event_id
 from trust.store.eventstore import EventStore
 
@@ -46,12 +47,8 @@ class RevocationReason(StrEnum):
     ALREADY_REVOKED = "already_revoked"
 
 
-class RevocationError(Exception):
+class RevocationError(Refusal):
     """A revocation refused; ``code`` is a :class:`RevocationReason` value."""
-
-    def __init__(self, code: RevocationReason, message: str) -> None:
-        self.code = code.value
-        super().__init__(message)
 
 
 def revoked_keys(store: EventStore) -> set[tuple[str, str]]:

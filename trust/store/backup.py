@@ -52,6 +52,7 @@ from sqlalchemy import (
     text,
 )
 
+from trust.refusal import Refusal
 from trust.store.db import HEAD, checkpoint, make_engine, migrate, writer
 from trust.store.digest import TableDigest, table_digest
 from trust.store.tables import metadata, stored_events
@@ -93,12 +94,8 @@ class BackupReason(StrEnum):
     INCOMPLETE = "incomplete"
 
 
-class BackupError(Exception):
+class BackupError(Refusal):
     """A backup that cannot be made or restored; ``code`` is a :class:`BackupReason` value."""
-
-    def __init__(self, code: BackupReason, message: str) -> None:
-        self.code = code.value
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
