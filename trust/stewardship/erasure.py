@@ -21,7 +21,9 @@ comes), and a whole-case disposal shreds the keys of the case's victims as each 
 case arrives (this follower reads accepted records too). Linkage removes the person's blocking
 digests and compared fields itself (``trust.linkage.resolver``).
 
-Not yet erased here (its own step): the inbound log's envelopes (sealed to the trust's HPKE key).
+The inbound log's envelopes (sealed to the trust's HPKE key, so they would still open) are
+deleted by their own step, once past their source's envelope retention
+(:mod:`trust.stewardship.inbound_retention`).
 """
 
 from __future__ import annotations
