@@ -54,7 +54,7 @@ def fold_name(text: str | None) -> str:
     """Lower-case Latin letters and single spaces: scripts transliterated, diacritics dropped,
     punctuation (hyphens, apostrophes, dots) read as a space. Case is folded, not lowered, so a
     name and its upper-case spelling fold alike in every script (``ß`` is ``ss``, like ``SS``;
-    the Cyrillic rounded ``ᲀ`` is ``в``, like ``В``)."""
+    the Cyrillic rounded ve U+1C80 folds to ve, like the capital ve)."""
     lowered = unicodedata.normalize("NFKC", text or "").casefold().translate(_SCRIPT)
     decomposed = unicodedata.normalize("NFKD", lowered)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
