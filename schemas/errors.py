@@ -45,6 +45,8 @@ class ReasonCode(StrEnum):
     BAD_MAPPING = "bad_mapping"
     # schema evolution
     INCOMPATIBLE_SCHEMA = "incompatible_schema"
+    # notices about a record the trust accepted (not refusals)
+    LINKED_PERSON_ERASED = "linked_person_erased"  # a record linked with it was erased
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,6 @@
-"""Receipts: the trust's signed answer about one inbound message it did not accept.
+"""Receipts: the trust's signed answer about one inbound message it did not accept — or, as a
+notice, about one it accepted (reason ``linked_person_erased``: a record the trust had linked
+with it was erased at another source's request).
 
 The trust encodes a receipt (Avro ``receipt.avsc``) with an empty signature, signs those bytes with
 its Ed25519 release key and puts the signed receipt on ``tip.rejected.<source>``. Anyone can write

@@ -50,6 +50,7 @@ from trust.stewardship.agreement import (
 )
 from trust.stewardship.audit import AuditLog
 from trust.stewardship.erasure import Erasure
+from trust.stewardship.erasure_notices import ErasureNotices
 from trust.stewardship.inbound_retention import InboundRetention
 from trust.stewardship.policy import AgreementFollower, Policy
 from trust.stewardship.principals import Principal
@@ -529,6 +530,7 @@ def build_trust_runner(
             linkage,
             Erasure(the_vault),
             ReceiptPublisher(log, key),
+            ErasureNotices(store, log, key),  # after linkage: its unlinks name the erasures
             ReleasePublisher(log),
             audit_log(home, the_vault),
         ],
