@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/disclosure.py [--years 10] [--persons-per-year 1500] [--k 10]
         [--naive-sample 20] [--naive-full-below 400] [--seed 11] [--streams NAME ...]
+        [--population N] [--baseline] [--follow-up N]
 
 Counts: ``--persons-per-year`` persons a year drawn (multinomial, seeded) from the joint
 distribution of sex, age group and form among the victims of the project's simulator
@@ -12,10 +13,23 @@ same persons, made as the release stage makes it: the stream's categories and st
 ``0-17`` and ``18+`` (``trust.release.disclosure.table.from_count_table``). The largest is
 ``victims_by_sex_age_form`` (year x sex x age group x form).
 
+With ``--population N`` the counts are instead the simulator's own population of N persons
+(``generate``, seeded as the demo seeds it: ``--seed 7 --population 2000`` is the demo's data),
+every victim counted once per event in the event's year — the demo's table without the noise of
+the agencies' exports and linkage.
+
 Per stream:
 
 - ``secondary``: primary suppression below k (zeros included), then secondary suppression
-  (``secondary_suppression``) — wall and CPU seconds, rounds, widening LPs, information loss;
+  (``secondary_suppression``, ending with its audit) — wall and CPU seconds, rounds, widening
+  and proof LPs, information loss;
+- ``secondary_baseline`` (``--baseline``): the same by the earlier method (``method="cells"``:
+  a screen per round, widening LPs over every cell), in the same run;
+- ``follow_up`` (``--follow-up N``): N persons added to cells drawn at random (seeded), then the
+  next release's secondary suppression three ways: from scratch (``fresh``), starting from the
+  first release's whole pattern (``carried``) and from its aggregates still below 2k
+  (``carried_below_2k``, what the release stage carries) — CPU seconds, LPs, information loss
+  and how many aggregates changed status since the first release;
 - ``audit``: the audit of the resulting pattern (``audit``, what the release stage runs) — wall
   and CPU seconds, LPs, verdict;
 - ``naive_audit``: the plain audit (two LPs over the whole table per suppressed aggregate,
@@ -49,7 +63,13 @@ from producers.simulate.population import generate
 from schemas.rules import age_group
 from trust.release.aggregate import MULTIPLE, table_from_counts
 from trust.release.disclosure.audit import audit, naive_audit
-from trust.release.disclosure.secondary import primary_mask, secondary_suppression
+from trust.release.disclosure.margins import carried_pattern
+from trust.release.disclosure.secondary import (
+    Method,
+    SuppressionPattern,
+    primary_mask,
+    secondary_suppression,
+)
 from trust.release.disclosure.table import HierarchicalTable, from_count_table
 from trust.release.streams import STREAMS, StreamSpec
 
@@ -85,6 +105,31 @@ def simulated_counts(years: int, per_year: int, seed: int) -> Counter[tuple[str,
     return counts
 
 
+def population_counts(persons: int, seed: int) -> Counter[tuple[str, ...]]:
+    """The simulator's population of ``persons`` (seeded as ``simulate`` seeds it): every victim
+    once per event, by (the event's year, sex, age group, the event's form or ``Multiple``)."""
+    population = generate(random.Random(f"{seed}:population"), persons)
+    out: Counter[tuple[str, ...]] = Counter()
+    for event in population.events:
+        form = event.forms[0] if len(set(event.forms)) == 1 else MULTIPLE
+        for v in event.victims:
+            out[(str(event.year), v.person.sex, age_group(v.age), form)] += 1
+    return out
+
+
+def changed_counts(
+    counts: Counter[tuple[str, ...]], persons: int, seed: int
+) -> Counter[tuple[str, ...]]:
+    """``counts`` with ``persons`` more persons, each in a cell drawn at random among the
+    non-empty ones (seeded): the next release after a few records arrived."""
+    rng = random.Random(f"{seed}:follow-up")
+    keys = sorted(counts)
+    out = Counter(counts)
+    for _ in range(persons):
+        out[rng.choice(keys)] += 1
+    return out
+
+
 def year_codes(years: int) -> tuple[str, ...]:
     return tuple(str(2015 + i) for i in range(years))
 
@@ -108,8 +153,50 @@ def timed(f: Callable[[], T]) -> tuple[T, float, float]:
     return out, round(time.perf_counter() - w0, 3), round(time.process_time() - c0, 3)
 
 
+def suppression(
+    table: HierarchicalTable,
+    k: int,
+    method: Method = "classes",
+    start: np.ndarray | None = None,
+    *,
+    audit_start: bool | None = None,
+    before: SuppressionPattern | None = None,
+) -> tuple[SuppressionPattern, dict[str, Any]]:
+    """Secondary suppression of ``table`` timed, and what it gives (``before``: a pattern of
+    another table of the same shape, to count aggregates whose status changed)."""
+    primary = primary_mask(table, k)
+    pattern, wall, cpu = timed(
+        lambda: secondary_suppression(
+            table, primary, k, method=method, start=start, audit_start=audit_start
+        )
+    )
+    out: dict[str, Any] = {
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "rounds": pattern.rounds,
+        "widening_lps": pattern.widening_lps,
+        "proof_lps": pattern.proof_lps,
+        "final_audit_lps": pattern.report.lp_solves if pattern.report else None,
+        "passed": bool(pattern.report and pattern.report.passed),
+        "information_loss": vars(pattern.information_loss()),
+    }
+    if start is not None:
+        out["carried"] = int((start & ~primary).sum())
+    if before is not None:
+        out["newly_suppressed"] = int((pattern.suppressed & ~before.suppressed).sum())
+        out["published_again"] = int((~pattern.suppressed & before.suppressed).sum())
+    return pattern, out
+
+
 def measure(
-    table: HierarchicalTable, k: int, naive_sample: int, naive_full_below: int, seed: int
+    table: HierarchicalTable,
+    k: int,
+    naive_sample: int,
+    naive_full_below: int,
+    seed: int,
+    *,
+    baseline: bool = False,
+    follow_up: HierarchicalTable | None = None,
 ) -> dict[str, Any]:
     primary = primary_mask(table, k)
     out: dict[str, Any] = {
@@ -124,14 +211,32 @@ def measure(
         }
     }
     print(f"{table.stream}: secondary suppression …", file=sys.stderr)
-    pattern, wall, cpu = timed(lambda: secondary_suppression(table, primary, k))
-    out["secondary"] = {
-        "seconds": wall,
-        "cpu_seconds": cpu,
-        "rounds": pattern.rounds,
-        "widening_lps": pattern.widening_lps,
-        "information_loss": vars(pattern.information_loss()),
-    }
+    pattern, out["secondary"] = suppression(table, k)
+    if baseline:
+        print(f"{table.stream}: secondary suppression, earlier method …", file=sys.stderr)
+        _, out["secondary_baseline"] = suppression(table, k, "cells")
+        out["secondary_speedup_vs_baseline_cpu"] = round(
+            out["secondary_baseline"]["cpu_seconds"] / max(out["secondary"]["cpu_seconds"], 1e-3),
+            1,
+        )
+    if follow_up is not None:
+        print(f"{table.stream}: follow-up release …", file=sys.stderr)
+        earlier = [table.breakdown(int(i)) for i in np.flatnonzero(pattern.suppressed)]
+        runs: dict[str, Any] = {
+            "persons_added": int(
+                follow_up.values[follow_up.grand_total] - table.values[table.grand_total]
+            )
+        }
+        # as protect_margins runs them: a whole pattern is audited first, a partial one not
+        for name, start, first in (
+            ("fresh", None, False),
+            ("carried", carried_pattern(follow_up, earlier), True),
+            ("carried_below_2k", carried_pattern(follow_up, earlier, 2 * k), False),
+        ):
+            runs[name] = suppression(follow_up, k, start=start, audit_start=first, before=pattern)[
+                1
+            ]
+        out["follow_up"] = runs
     print(f"{table.stream}: audit …", file=sys.stderr)
     report, wall, cpu = timed(lambda: audit(table, pattern.suppressed, k, sensitive=primary))
     out["audit"] = {
@@ -176,8 +281,15 @@ def main() -> None:
     ap.add_argument("--naive-full-below", type=int, default=400)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--streams", nargs="*", default=None)
+    ap.add_argument("--population", type=int, default=None)
+    ap.add_argument("--baseline", action="store_true")
+    ap.add_argument("--follow-up", type=int, default=0)
     args = ap.parse_args()
-    counts = simulated_counts(args.years, args.persons_per_year, args.seed)
+    if args.population:
+        counts = population_counts(args.population, args.seed)
+    else:
+        counts = simulated_counts(args.years, args.persons_per_year, args.seed)
+    later = changed_counts(counts, args.follow_up, args.seed) if args.follow_up else None
     # one table per shape (a stream of the same dimensions as one measured is the same table)
     names: list[str] = []
     for spec in STREAMS.values():
@@ -191,14 +303,23 @@ def main() -> None:
         **machine(),
         "k": args.k,
         "protection": f"symmetric p = k = {args.k}",
-        "years": args.years,
-        "persons_per_year": args.persons_per_year,
+        "counts": (
+            f"the simulator's population of {args.population} persons (seed {args.seed})"
+            if args.population
+            else f"{args.years} years of {args.persons_per_year} persons (seed {args.seed})"
+        ),
         "streams": {},
     }
     for name in names:
         table = stream_table(STREAMS[name], counts)
         out["streams"][name] = measure(
-            table, args.k, args.naive_sample, args.naive_full_below, args.seed
+            table,
+            args.k,
+            args.naive_sample,
+            args.naive_full_below,
+            args.seed,
+            baseline=args.baseline,
+            follow_up=None if later is None else stream_table(STREAMS[name], later),
         )
     out["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
     out["peak_rss_mib"] = peak_rss_mib()

@@ -1,4 +1,5 @@
-"""What each consumer was given: every exact value of every aggregate in its recorded releases.
+"""What each consumer was given: every exact value of every aggregate in its recorded releases,
+and which aggregates the latest release of each of its streams suppressed.
 
 Read from the store's ``ReleaseIssued`` events (their signed bytes are exactly what left the
 trust), incrementally: the release stage asks before each release, so the differencing rule
@@ -28,6 +29,8 @@ class PublishedHistory:
     def __init__(self) -> None:
         self._after = 0
         self._values: dict[str, dict[AggregateKey, set[float]]] = {}  # counts and rates
+        # per (consumer, stream): the aggregates its latest release suppressed
+        self._hidden: dict[tuple[str, str], frozenset[AggregateKey]] = {}
 
     def update(self, store: EventStore) -> None:
         """Take in the releases recorded since the last update."""
@@ -49,6 +52,9 @@ class PublishedHistory:
         # a rate and its public denominator publish the count: remember the count
         counts = implied_counts(release)
         values = self._values.setdefault(consumer, {})
+        self._hidden[(consumer, release.stream)] = frozenset(
+            (a.dimensions, a.key) for a in release.aggregates if a.value is None
+        )
         for a in release.aggregates:
             # a rounded or perturbed value (exact False) is not an exact publication
             if a.exact and a.value is not None:
@@ -57,3 +63,9 @@ class PublishedHistory:
     def of(self, consumer: str) -> Mapping[AggregateKey, set[float]]:
         """Every exact value published to ``consumer``, per aggregate."""
         return self._values.get(consumer, {})
+
+    def suppressed(self, consumer: str, stream: str) -> frozenset[AggregateKey] | None:
+        """The aggregates the latest release of ``stream`` to ``consumer`` left without a value
+        — suppressed, or (a rate without a denominator) not published — None before its first
+        release: secondary suppression starts from them (they are unknown to the consumer)."""
+        return self._hidden.get((consumer, stream))

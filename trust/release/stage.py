@@ -424,8 +424,12 @@ class ReleaseStage:
         if not plan.spec.margins:
             # cells and total only: primary suppression, then the differencing rule
             return DisclosurePolicy(plan.k, (DifferencingStep(earlier, plan.k),)).apply(counts)
+        # what the previous release of this stream to this consumer hid stays hidden while small
+        previous = self.histories[plan.spec.subject].suppressed(sub.consumer, sub.stream)
         try:
-            protected = protect_margins(counts, plan.k, earlier=earlier)
+            protected = protect_margins(
+                counts, plan.k, earlier=earlier, previous=previous, carry_below=2 * plan.k
+            )
         except (UnprotectedTable, SuppressionFailed) as exc:
             reason = f"not released: the table failed disclosure control ({exc.code})"
             self.skipped.append(Skipped(sub, reason, exc.code))

@@ -150,6 +150,11 @@ class WarmLP:
         )
         return int(self._h.getNumRow()) - 1
 
+    def free_rows(self, rows: IndexArray) -> None:
+        """Drop the bounds of rows ``rows`` (a constraint that no longer holds; the basis stays)."""
+        for r in np.asarray(rows, dtype=np.int64):
+            self._h.changeRowBounds(int(r), -self._inf, self._inf)
+
     def delete_row(self, row: int) -> None:
         """Remove row ``row`` (the basis is kept for the rest)."""
         self._h.deleteRows(1, np.array([row], dtype=np.int32))

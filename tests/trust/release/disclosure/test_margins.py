@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from types import MappingProxyType
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from trust.release.aggregate import CountTable
 from trust.release.disclosure.audit import naive_audit
-from trust.release.disclosure.margins import protect_margins
+from trust.release.disclosure.margins import ProtectedMargins, protect_margins
+from trust.release.disclosure.secondary import primary_mask
 from trust.release.disclosure.table import from_count_table
 
 YEARS = ("2021", "2022")
@@ -59,3 +61,32 @@ def test_structural_zeros_and_their_margins_are_published_as_zero() -> None:
     by_plain = {(a.dimensions, a.key): a.value for a in plain.table.aggregates}
     assert by_plain[(("form",), ("organ",))] is None
     assert plain.primary > out.primary
+
+
+def test_what_the_previous_release_hid_stays_hidden_while_small() -> None:
+    before = _counts(frozenset())
+    first = protect_margins(before, 10)
+    hidden = {(a.dimensions, a.key) for a in first.table.aggregates if a.value is None}
+    sex_x = (("sex",), ("X",))
+    assert sex_x in hidden
+    counts = dict(before.counts)
+    counts[("2021", "X", "sexual")] = 12  # sex X: 5 -> 14, at least k and below 2k now
+    after = dataclasses.replace(before, counts=MappingProxyType(counts), total=sum(counts.values()))
+
+    def hid(out: ProtectedMargins) -> set[tuple[tuple[str, ...], tuple[str, ...]]]:
+        return {(a.dimensions, a.key) for a in out.table.aggregates if a.value is None}
+
+    fresh = protect_margins(after, 10)
+    assert sex_x not in hid(fresh)  # from scratch, 14 would be published
+    carried = protect_margins(after, 10, previous=hidden, carry_below=20)
+    assert sex_x in hid(carried) and carried.carried >= 1 and carried.report.passed
+    # only what is still below 2k is carried: a large margin hidden before may come back
+    big = hidden - hid(carried)
+    by = {(a.dimensions, a.key): a.value for a in carried.table.aggregates}
+    assert all((v := by[key]) is not None and v >= 20 for key in big)
+    # the whole earlier pattern, carried: nothing hidden before is published now
+    whole = protect_margins(after, 10, previous=hidden)
+    assert hidden <= hid(whole) and whole.report.passed
+    table = from_count_table(after)
+    mask = np.array([a.value is None for a in whole.table.aggregates])
+    assert naive_audit(table, mask, 10, sensitive=primary_mask(table, 10)).passed
