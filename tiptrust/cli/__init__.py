@@ -12,6 +12,7 @@ from tiptrust.cli import (
     keys,
     link_cmd,
     mapping_cmd,
+    metadata_cmd,
     mse_cmd,
     principal_cmd,
     produce,
@@ -38,6 +39,7 @@ app.add_typer(mapping_cmd.app, name="mapping")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(agreement_cmd.app, name="agreement")
 app.add_typer(principal_cmd.app, name="principal")
+app.add_typer(metadata_cmd.app, name="metadata")
 produce.register(app)
 consume.register(app)
 demo.register(app)
