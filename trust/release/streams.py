@@ -499,9 +499,10 @@ VICTIMS_BY_YEAR_FORM = StreamSpec(
     margins=True,
 )
 
-# year x sex x age group x form: its LP audit takes about a second, but secondary suppression
-# still about 40 s of CPU for five years (benchmarks/disclosure.py), too slow for every release
-# check: it keeps cells and total under primary suppression
+# year x sex x age group x form: secondary suppression over every margin now takes about 5 s of
+# CPU (benchmarks/disclosure.py), but with the pattern carried from release to release a release
+# depends on its history (an undone merge does not give the same release back): until that is
+# settled it keeps cells and total under primary suppression
 VICTIMS_BY_SEX_AGE_FORM = StreamSpec(
     "victims_by_sex_age_form",
     "Detected victims by sex, age group, form of exploitation and year",
