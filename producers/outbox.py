@@ -7,9 +7,10 @@
 - **Per destination.** Sealed envelopes and their sent state are kept per *destination* (a stable
   name of the log, see :func:`producers.workflow.destination_of`): publishing to a test log first
   does not make the real log look served.
-- **Nothing lost.** Sealed envelopes are written here (one transaction per batch) *before* they go
-  to the log, and marked sent only after the log acknowledged them. A broker outage or a crash
-  leaves them pending; :meth:`Outbox.pending` gives them back for the next run to resend.
+- **Nothing lost.** Sealed envelopes are written here *before* they go to the log — with the
+  event ids of the batch, in one transaction (:meth:`Outbox.transaction`) — and marked sent only
+  after the log acknowledged them. A broker outage or a crash leaves them pending;
+  :meth:`Outbox.pending` gives them back for the next run to resend.
 - **Nothing kept longer than needed.** Once the log acknowledged an envelope its bytes and message
   key are dropped (``secure_delete`` zeroes them in the file): the row stays, so the record still
   counts as sent there, but the outbox no longer grows with everything ever published, and no
@@ -37,6 +38,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +72,9 @@ CREATE TABLE IF NOT EXISTS event_ids (
 """,
     _ENVELOPES,
     "CREATE INDEX IF NOT EXISTS envelopes_pending ON envelopes (sent_at_ms, seq)",
+    # the next seq is read inside each write transaction (see ``put``): from this index, not
+    # by a scan of every envelope ever sealed
+    "CREATE INDEX IF NOT EXISTS envelopes_seq ON envelopes (seq)",
 )
 # version 1 (no destination column, one row per event id) → version 2, in one transaction
 _MIGRATE_1_TO_2 = (
@@ -138,8 +143,7 @@ class Outbox:
             self._db.execute("ROLLBACK")
             self._db.close()
             raise
-        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM envelopes").fetchone()
-        self._seq = int(row[0])
+        self._open_transaction = False
 
     def close(self) -> None:
         self._db.close()
@@ -149,6 +153,35 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction for what is done inside: :meth:`event_ids`,
+        :meth:`already_sent` and :meth:`put` of one batch, committed together (or, on an
+        error, none of them: no id is then remembered for an envelope never kept, and nothing
+        was sent). It holds the file's write lock throughout, so another publisher sharing the
+        file draws its ids and seqs after this batch's, never beside them."""
+        if self._open_transaction:
+            raise RuntimeError("an outbox transaction is already open")
+        self._db.execute("BEGIN IMMEDIATE")
+        self._open_transaction = True
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._open_transaction = False
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Inside :meth:`transaction` as it is, else in a transaction of its own."""
+        if self._open_transaction:
+            yield
+        else:
+            with self.transaction():
+                yield
 
     def event_ids(
         self, items: Sequence[tuple[str, bytes]], new_id: Iterator[uuid.UUID]
@@ -160,8 +193,7 @@ class Outbox:
         known: dict[tuple[str, bytes], bytes] = {}
         keys = sorted({k for k, _ in items})
         cur = self._db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             for i in range(0, len(keys), 500):
                 chunk = keys[i : i + 500]
                 marks = ",".join("?" * len(chunk))
@@ -182,10 +214,6 @@ class Outbox:
                     fresh.append((key, digest, eid.bytes))
                     out.append((eid, False))
             cur.executemany("INSERT INTO event_ids VALUES (?, ?, ?)", fresh)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         return out
 
     def already_sent(self, destination: str, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
@@ -211,42 +239,35 @@ class Outbox:
         """Keep sealed envelopes for ``destination`` durably, before they are handed to the log.
 
         An envelope sealed again for the same destination and event id (``--resend``) replaces
-        the one kept before and is pending again.
+        the one kept before and is pending again. Their ``seq`` (the order :meth:`pending`
+        gives them back in) follows the highest one in the file, read in the same write
+        transaction: two publishers sharing the file never hand out the same seq.
         """
         _check(destination)
         now = int(time.time() * 1000)
-        rows = []
-        for e in entries:
-            self._seq += 1
-            rows.append((destination, e.event_id.bytes, self._seq, e.topic, e.key, e.envelope, now))
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
+            (last,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM envelopes").fetchone()
+            rows = [
+                (destination, e.event_id.bytes, last + i, e.topic, e.key, e.envelope, now)
+                for i, e in enumerate(entries, 1)
+            ]
             self._db.executemany(
                 "INSERT OR REPLACE INTO envelopes "
                 "(destination, event_id, seq, topic, key, envelope, sealed_at_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def mark_sent(self, destination: str, event_ids: Sequence[uuid.UUID]) -> None:
         """Record that ``destination`` acknowledged these envelopes, and drop their bytes."""
         _check(destination)
         now = int(time.time() * 1000)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             self._db.executemany(
                 "UPDATE envelopes SET sent_at_ms = ?, envelope = x'', key = NULL "
                 "WHERE destination IN (?, '*') AND event_id = ? AND sent_at_ms IS NULL",
                 [(now, destination, e.bytes) for e in event_ids],
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def pending(self, destination: str, limit: int = 1000) -> list[OutboxEntry]:
         """Sealed envelopes ``destination`` has not acknowledged, oldest first."""

@@ -169,14 +169,14 @@ class Publisher:
         for m in batch:
             schema = self.registry.for_kind(m.kind)
             problems = validator_for(schema).problems(m.datum)
-            payload = b""
+            payload = content = b""
             if not problems:
                 datum = (
                     self._pruner.prune(m.datum)
                     if (self._pruner and m.kind == "RecordUpsert")
                     else m.datum
                 )
-                payload = schema.encode(datum)
+                payload, content = self.registry.encode_with_content(schema.name, datum)
                 if len(payload) > MAX_PAYLOAD_BYTES:
                     # the trust refuses larger messages: say so here, before anything is sealed
                     problems = [
@@ -203,46 +203,53 @@ class Publisher:
                         ]
                     )
                 continue
-            # known by its content across schema versions: an optional field added since the
-            # record was first sent, left at its default, does not make it a new event
-            content = self.registry.content_bytes(schema.name, payload)
+            # known by its content across schema versions (``content``: see
+            # ``SchemaRegistry.content_bytes``): an optional field added since the record was
+            # first sent, left at its default, does not make it a new event
             digest = hashlib.sha256(m.kind.encode() + b"\x00" + content).digest()
             valid.append((m, payload, digest))
         if not valid:
             return
-        ids = self.outbox.event_ids([(f"{m.kind}:{m.record_key}", d) for m, _, d in valid], _ids())
-        sealed_before = self.outbox.already_sent(
-            self.destination, (eid for eid, known in ids if known)
-        )
-        now = int(time.time() * 1000)
-        to_seal: list[tuple[EventHeader, bytes]] = []
-        keys: list[bytes] = []
-        for (m, payload, _), (eid, _) in zip(valid, ids, strict=True):
-            if eid in sealed_before:
-                if not resend:
-                    report.unchanged += 1
-                    continue
-                report.republished += 1
-            schema = self.registry.for_kind(m.kind)
-            header = EventHeader(
-                self.source_id,
-                eid,
-                m.kind,
-                schema.fingerprint,
-                now,
-                self.trust_key.key_id,
-                self.source_key.key_id,
+        entries: list[OutboxEntry] = []
+        with self.outbox.transaction():  # ids, what was sent before and the envelopes: at once
+            ids = self.outbox.event_ids(
+                [(f"{m.kind}:{m.record_key}", d) for m, _, d in valid], _ids()
             )
-            to_seal.append((header, payload))
-            keys.append(self.keyer.key(m.partition_key or m.record_key))
-            report.rows_published += len(m.rows)
-        if to_seal:
-            envelopes = seal_batch(to_seal, trust_key=self.trust_key, source_key=self.source_key)
-            entries = [
-                OutboxEntry(h.event_id, self.topic, k, env)
-                for (h, _), k, env in zip(to_seal, keys, envelopes, strict=True)
-            ]
-            self.outbox.put(self.destination, entries)
+            sealed_before = self.outbox.already_sent(
+                self.destination, (eid for eid, known in ids if known)
+            )
+            now = int(time.time() * 1000)
+            to_seal: list[tuple[EventHeader, bytes]] = []
+            keys: list[bytes] = []
+            for (m, payload, _), (eid, _) in zip(valid, ids, strict=True):
+                if eid in sealed_before:
+                    if not resend:
+                        report.unchanged += 1
+                        continue
+                    report.republished += 1
+                schema = self.registry.for_kind(m.kind)
+                header = EventHeader(
+                    self.source_id,
+                    eid,
+                    m.kind,
+                    schema.fingerprint,
+                    now,
+                    self.trust_key.key_id,
+                    self.source_key.key_id,
+                )
+                to_seal.append((header, payload))
+                keys.append(self.keyer.key(m.partition_key or m.record_key))
+                report.rows_published += len(m.rows)
+            if to_seal:
+                envelopes = seal_batch(
+                    to_seal, trust_key=self.trust_key, source_key=self.source_key
+                )
+                entries = [
+                    OutboxEntry(h.event_id, self.topic, k, env)
+                    for (h, _), k, env in zip(to_seal, keys, envelopes, strict=True)
+                ]
+                self.outbox.put(self.destination, entries)
+        if entries:  # kept durably: now they go to the log
             self._send(entries)
             report.published += len(entries)
 

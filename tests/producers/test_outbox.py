@@ -362,3 +362,68 @@ def test_each_log_gets_what_it_has_not_had(
         # one record, one event id, on every log
         all_ids = set().union(*ids.values()) if ids else set()
         assert len(all_ids) == len(set().union(*had))
+
+
+def _entry(topic: str = "tip.inbound.police") -> OutboxEntry:
+    return OutboxEntry(new_event_id(), topic, b"k", b"sealed")
+
+
+def _seqs(path: Path) -> list[tuple[bytes, int]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT event_id, seq FROM envelopes ORDER BY seq").fetchall()
+
+
+def test_two_outboxes_on_one_file_never_hand_out_the_same_seq(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    first, second = Outbox(path), Outbox(path)  # both opened before either wrote
+    try:
+        a = [_entry() for _ in range(3)]
+        b = [_entry() for _ in range(2)]
+        first.put("sqlite:///a.db", a[:2])
+        second.put("sqlite:///a.db", b)
+        first.put("sqlite:///a.db", a[2:])
+        seqs = [seq for _, seq in _seqs(path)]
+        assert seqs == [1, 2, 3, 4, 5]
+        pending = [e.event_id for e in second.pending("sqlite:///a.db")]
+        assert pending == [e.event_id for e in (*a[:2], *b, a[2])]  # in the order they were put
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_batch_transaction_keeps_its_ids_and_envelopes_together_or_neither(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.db"
+    digest = hashlib.sha256(b"record").digest()
+    with Outbox(path) as outbox:
+        with pytest.raises(RuntimeError, match="sealing failed"), outbox.transaction():
+            ((eid, known),) = outbox.event_ids([("RecordUpsert:C-1", digest)], iter([uuid.uuid4()]))
+            assert not known
+            outbox.put("sqlite:///a.db", [OutboxEntry(eid, "t", b"k", b"sealed")])
+            raise RuntimeError("sealing failed")
+        assert outbox.pending("sqlite:///a.db") == []
+        fresh = uuid.uuid4()
+        ((again, known),) = outbox.event_ids([("RecordUpsert:C-1", digest)], iter([fresh]))
+        assert (again, known) == (fresh, False)  # the rolled-back id was not remembered
+        with outbox.transaction():
+            outbox.put("sqlite:///a.db", [OutboxEntry(again, "t", b"k", b"sealed")])
+        assert [e.event_id for e in outbox.pending("sqlite:///a.db")] == [again]
+        with (
+            pytest.raises(RuntimeError, match="already open"),
+            outbox.transaction(),
+            outbox.transaction(),
+        ):
+            pass
+
+
+def test_mark_sent_of_more_than_one_statement_of_ids_drops_every_envelope(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        entries = [_entry() for _ in range(1203)]
+        outbox.put("sqlite:///a.db", entries)
+        outbox.mark_sent("sqlite:///a.db", [e.event_id for e in entries[:-1]])
+        assert outbox.counts("sqlite:///a.db") == {"sent": 1202, "pending": 1}
+        assert [e.event_id for e in outbox.pending("sqlite:///a.db")] == [entries[-1].event_id]
+    with sqlite3.connect(tmp_path / "outbox.db") as db:
+        kept = db.execute("SELECT COUNT(*) FROM envelopes WHERE length(envelope) > 0").fetchone()
+    assert kept == (1,)

@@ -10,11 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import default_registry
+from schemas.codec import default_registry, epoch_millis
 from schemas.envelope import (
+    _HEADER,
+    ENVELOPE_SCHEMA,
     EventHeader,
     OpenCache,
+    _envelope_bytes,
     _read_int,
+    encode_header,
     merkle_root_from_proof,
     merkle_tree,
     new_event_id,
@@ -34,6 +38,7 @@ from schemas.errors import (
     UnknownSourceKey,
     UnknownTrustKey,
 )
+from schemas.fastencode import Unfit
 from schemas.keys import Keyring, SigningKey, TrustKeyPair
 
 from .conftest import sample_record
@@ -256,3 +261,31 @@ def test_an_unterminated_version_is_malformed(keyring) -> None:
     for raw in (b"", b"\x80", b"\xff" * 6):
         with pytest.raises(MalformedEnvelope):
             open_event(raw, keyring=keyring)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+def test_an_envelope_joined_from_its_parts_is_what_fastavro_writes(
+    source_key: SigningKey, trust_key: TrustKeyPair, n: int
+) -> None:
+    events = _events(source_key, trust_key, n)
+    for raw in seal_batch(events, trust_key=trust_key.public, source_key=source_key):
+        datum = fastavro.schemaless_reader(io.BytesIO(raw), ENVELOPE_SCHEMA.parsed, None)
+        assert isinstance(datum, dict)
+        datum["header"]["produced_at"] = epoch_millis(datum["header"]["produced_at"])
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, ENVELOPE_SCHEMA.parsed, datum)
+        assert buf.getvalue() == raw
+
+
+def test_a_header_is_written_as_fastavro_writes_it(
+    source_key: SigningKey, trust_key: TrustKeyPair
+) -> None:
+    (h, _), *_ = _events(source_key, trust_key, 1)
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, _HEADER, h.to_avro())
+    assert encode_header(h) == buf.getvalue()
+
+
+def test_a_proof_node_of_another_size_is_not_joined_by_hand() -> None:
+    with pytest.raises(Unfit):
+        _envelope_bytes(b"h", b"s", 0, [b"\x00" * 31], b"c")

@@ -10,15 +10,14 @@ Upcasters bring an older stored version of an event's JSON up to its current ver
 a time; a stored event of a version newer than the code, or an unknown type, is an error (never
 guessed at).
 
-The record's Avro bytes are written by an encoder generated from the schema (see *The record's
-Avro bytes* below): every accepted message pays for that encode, and fastavro's general writer
-costs six times the generated one on the case record.
+The record's Avro bytes are written by the encoder generated from the schema
+(:mod:`schemas.fastencode`): every accepted message pays for that encode, and fastavro's general
+writer costs six times the generated one on the case record.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Callable, Collection, Mapping
 from datetime import date
 from typing import Any
@@ -26,8 +25,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, null, select
 
-from schemas.codec import WireSchema, default_registry
-from schemas.model import Array, Enum, Fixed, Node, Primitive, Record, SchemaModel, Union
+from schemas.codec import default_registry
 from trust.convert import converter
 from trust.store.events import EVENT_TYPES, Event, JsonDict, RecordAccepted
 from trust.store.tables import stored_events as _events
@@ -39,190 +37,11 @@ _VERSION_KEY = "v"
 
 # --- the record's Avro bytes -------------------------------------------------------------------
 #
-# fastavro's writer interprets the schema for every datum: a dispatch on the type's name per
-# value, a ``symbols.index`` per enum (250 countries), a trial validation of each branch per
-# union. ``compile_encoder`` turns a schema's model, once, into ONE straight-line function that
-# writes the same bytes: a table per enum, the union branch known from ``None`` or not, lengths
-# and small integers from a table. It writes only values whose type it checks exactly (a ``str``
-# for a string, an ``int`` — not a ``bool`` — for an int, a ``date`` for a date, a ``dict`` for a
-# record, a ``list`` for an array); anything else (a missing field, a subclass, an unknown code,
-# an int beyond 32 bits, a long beyond 64) raises inside it, and :func:`encode_record` then
-# leaves the datum to fastavro, which writes it or refuses it exactly as before. A test checks
-# the bytes against fastavro's on records drawn from the schema, and on values it leaves out.
+# ``WireSchema.encode`` writes through the encoder generated once from the schema
+# (:mod:`schemas.fastencode`, shared with the producer), leaving to fastavro only a datum the
+# generated one does not write itself; the bytes are fastavro's either way.
 
-
-class _Unfit(Exception):
-    """A value the generated encoder does not write itself (fastavro decides)."""
-
-
-_LONG_RANGE = 1 << 63
-_INT_RANGE = 1 << 31
-_SMALL = 4096  # lengths, counts and non-negative integers below this come from a table
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _long(v: int) -> bytes:
-    """Avro's zig-zag varint of a 64-bit integer."""
-    if not -_LONG_RANGE <= v < _LONG_RANGE:
-        raise _Unfit
-    return _varint((v << 1) ^ (v >> 63))
-
-
-def _int(v: int) -> bytes:
-    """:func:`_long` of a 32-bit integer: fastavro refuses a larger one in a union (where it
-    checks the branch), so the generated encoder leaves any larger one to it."""
-    if not -_INT_RANGE <= v < _INT_RANGE:
-        raise _Unfit
-    return _varint((v << 1) ^ (v >> 63))
-
-
-_NON_NEGATIVE = tuple(_long(i) for i in range(_SMALL))
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-class _EncoderSource:
-    """The text of one generated encoder and the constants it reads (by name)."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self._vars = 0
-
-    def const(self, value: Any) -> str:
-        name = f"_c{len(self.constants)}"
-        self.constants[name] = value
-        return name
-
-    def var(self) -> str:
-        self._vars += 1
-        return f"x{self._vars}"
-
-    def add(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
-
-    def length(self, depth: int, n: str) -> None:
-        self.add(depth, f"o += _N[{n}] if {n} < {_SMALL} else _long({n})")
-
-
-def _emit_encode(src: _EncoderSource, node: Node, v: str, depth: int) -> None:
-    """Lines appending the Avro binary of the value in variable ``v`` to ``o`` (as fastavro's
-    ``schemaless_writer`` writes it), or raising for a value they do not handle."""
-    if isinstance(node, Primitive):
-        kind, logical = node.kind, node.logical_type
-        if logical == "date" and kind == "int":  # fastavro: days since 1970-01-01
-            src.add(depth, f"if type({v}) is _Date:")
-            src.add(depth + 1, f"{v} = {v}.toordinal() - {_EPOCH_ORDINAL}")
-        elif logical is not None:
-            raise ValueError(f"{node.path}: logical type {logical} is not generated")
-        if kind in ("int", "long"):
-            src.add(depth, f"if type({v}) is not int:")
-            src.add(depth + 1, "raise _Unfit")
-            wide = "_int" if kind == "int" else "_long"
-            src.add(depth, f"o += _N[{v}] if 0 <= {v} < {_SMALL} else {wide}({v})")
-        elif kind in ("string", "bytes"):
-            src.add(depth, f"if type({v}) is not {'str' if kind == 'string' else 'bytes'}:")
-            src.add(depth + 1, "raise _Unfit")
-            if kind == "string":
-                src.add(depth, f"{v} = {v}.encode()")
-            src.length(depth, f"len({v})")
-            src.add(depth, f"o += {v}")
-        elif kind == "boolean":
-            src.add(depth, f"if {v} is True:")
-            src.add(depth + 1, "o += b'\\x01'")
-            src.add(depth, f"elif {v} is False:")
-            src.add(depth + 1, "o += b'\\x00'")
-            src.add(depth, "else:")
-            src.add(depth + 1, "raise _Unfit")
-        elif kind in ("float", "double"):
-            pack = src.const(struct.Struct("<f" if kind == "float" else "<d").pack)
-            src.add(depth, f"if type({v}) is not float:")
-            src.add(depth + 1, "raise _Unfit")
-            src.add(depth, f"o += {pack}({v})")
-        elif kind == "null":
-            src.add(depth, f"if {v} is not None:")
-            src.add(depth + 1, "raise _Unfit")
-        else:
-            raise ValueError(f"{node.path}: unknown Avro type {kind}")
-    elif isinstance(node, Enum):
-        codes = src.const({s: _NON_NEGATIVE[i] for i, s in enumerate(node.symbols)})
-        src.add(depth, f"o += {codes}[{v}]")  # an unknown code: KeyError
-    elif isinstance(node, Fixed):
-        if node.logical_type is not None:
-            raise ValueError(f"{node.path}: logical type {node.logical_type} is not generated")
-        src.add(depth, f"if type({v}) is not bytes or len({v}) != {node.size}:")
-        src.add(depth + 1, "raise _Unfit")
-        src.add(depth, f"o += {v}")
-    elif isinstance(node, Union):
-        inner = node.inner  # ValueError for anything but [null, T]
-        null_at = next(i for i, b in enumerate(node.branches) if b is not inner)
-        src.add(depth, f"if {v} is None:")
-        src.add(depth + 1, f"o += {_NON_NEGATIVE[null_at]!r}")
-        src.add(depth, "else:")
-        src.add(depth + 1, f"o += {_NON_NEGATIVE[1 - null_at]!r}")
-        _emit_encode(src, inner, v, depth + 1)
-    elif isinstance(node, Record):
-        src.add(depth, f"if type({v}) is not dict:")
-        src.add(depth + 1, "raise _Unfit")
-        for f in node.fields:
-            x = src.var()
-            src.add(depth, f"{x} = {v}[{f.name!r}]")  # absent: KeyError (fastavro's default)
-            _emit_encode(src, f.type, x, depth)
-    elif isinstance(node, Array):  # one block: its count, the items, then 0 (as fastavro)
-        src.add(depth, f"if type({v}) is not list:")
-        src.add(depth + 1, "raise _Unfit")
-        src.add(depth, f"if {v}:")
-        src.length(depth + 1, f"len({v})")
-        x = src.var()
-        src.add(depth + 1, f"for {x} in {v}:")
-        _emit_encode(src, node.items, x, depth + 2)
-        src.add(depth, "o += b'\\x00'")
-    else:
-        raise ValueError(f"{node.path}: maps are not generated")
-
-
-def compile_encoder(model: SchemaModel) -> Callable[[Any], bytes]:
-    """The schemaless Avro binary writer of ``model`` as one generated function (see the section
-    note). It raises for any value it does not write itself; ValueError here for a schema with a
-    part it cannot generate (a map, a union other than ``[null, T]``, another logical type)."""
-    src = _EncoderSource()
-    src.add(0, "def encode(x0):")
-    src.add(1, "o = bytearray()")
-    _emit_encode(src, model.root, "x0", 1)
-    src.add(1, "return bytes(o)")
-    namespace: dict[str, Any] = {
-        **src.constants,
-        "_N": _NON_NEGATIVE,
-        "_long": _long,
-        "_int": _int,
-        "_Unfit": _Unfit,
-        "_Date": date,
-    }
-    exec(compile("\n".join(src.lines), f"<encode {model.root.path}>", "exec"), namespace)
-    encode: Callable[[Any], bytes] = namespace["encode"]
-    return encode
-
-
-def _encoder_of(schema: WireSchema) -> Callable[[Mapping[str, Any]], bytes]:
-    generated = compile_encoder(schema.model)
-
-    def encode(datum: Mapping[str, Any]) -> bytes:
-        try:
-            return generated(datum)
-        except Exception:  # not one it writes itself: fastavro writes it, or refuses it
-            return schema.encode(datum)
-
-    return encode
-
-
-encode_record = _encoder_of(_CASE)
+encode_record = _CASE.encode
 """The current case record schema's Avro bytes of a record (:meth:`WireSchema.encode`'s)."""
 
 # The case record's ``logicalType: date`` fields outside the (sealed) identifiers, as paths into
