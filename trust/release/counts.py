@@ -372,22 +372,51 @@ def unit_facts(conn: Connection, units: Iterable[str]) -> dict[str, tuple[Facts,
 _BUILD_CHUNK = 20_000  # units recounted at a time when the counts are built from the projections
 
 
-def _every_unit(conn: Connection) -> Iterator[str]:
-    """Every unit that may be counted, streamed from the projections: each victim record (a
-    linked one is counted under its person, so :func:`unit_facts` leaves its record unit out),
-    each person with a record, each perpetrator record. A unit may come twice (a chunk is a
-    set; :meth:`ReleaseCounts.recount` of a unit is the same whichever chunk holds it)."""
+def _counted_units(conn: Connection) -> Iterator[tuple[str, Facts, str]]:
+    """Every counted unit once, with its combined facts and its sources, streamed from the
+    projections: what :func:`unit_facts` gives for every unit there is (an uncounted unit is
+    absent as there), in three reads instead of one look-up per chunk of units. A person's
+    records come together (read in person id order); their order within the person does not
+    matter to :func:`combine`."""
     p, ln, t = _persons.c, _links.c, _perpetrators.c
     stream = {"stream_results": True, "yield_per": _BUILD_CHUNK}  # these reads only
-    for row in conn.execute(
-        select(p.source_id, p.case_id, p.victim_id).execution_options(**stream)
-    ):
-        yield record_unit((row[0], row[1], row[2]))
-    for row in conn.execute(select(ln.person_id).distinct().execution_options(**stream)):
-        yield row[0]
-    perpetrators = select(t.source_id, t.case_id, t.perpetrator_id).execution_options(**stream)
-    for row in conn.execute(perpetrators):
-        yield perpetrator_unit((row[0], row[1], row[2]))
+    same_record = and_(
+        p.source_id == ln.source_id, p.case_id == ln.case_id, p.victim_id == ln.victim_id
+    )
+    unlinked = (
+        select(*_FACT_COLUMNS)
+        .outerjoin(_links, same_record)
+        .where(_counted_clause(), ln.person_id.is_(None))
+        .execution_options(**stream)
+    )
+    for row in conn.execute(unlinked):
+        facts = _facts_row(row)
+        yield record_unit(facts.key), combine(facts.key, [facts]), facts.key[0]
+    linked = (
+        select(ln.person_id, *_FACT_COLUMNS)
+        .join(_persons, same_record)
+        .where(_counted_clause())
+        .order_by(ln.person_id)
+        .execution_options(**stream)
+    )
+    person: str | None = None
+    records: list[RecordFacts] = []
+    for row in conn.execute(linked):
+        if row[0] != person:
+            if person is not None and records:
+                yield person, combine((person,), records), _sources_text(r.key[0] for r in records)
+            person, records = row[0], []
+        records.append(_facts_row(row[1:]))
+    if person is not None and records:
+        yield person, combine((person,), records), _sources_text(r.key[0] for r in records)
+    perpetrators = (
+        select(t.source_id, t.case_id, t.perpetrator_id, t.roles, t.year_of_exploitation)
+        .where(~(t.retracted | t.disposed))
+        .execution_options(**stream)
+    )
+    for src, case, pid, roles, year in conn.execute(perpetrators):
+        key = (src, case, pid)
+        yield perpetrator_unit(key), PerpetratorFacts(key, _split(roles), year), src
 
 
 def _case_units(conn: Connection, keys: set[CaseKey]) -> set[str]:
@@ -588,15 +617,62 @@ class ReleaseCounts:
         """Count every unit from the projections into the emptied tables (``follow`` from
         position 0: a rebuild, a first run, new stream definitions), in chunks of units so
         memory stays flat: what following every event would end with, without recounting a
-        unit once per page of events that touch it."""
-        chunk: set[str] = set()
-        for unit in _every_unit(conn):
-            chunk.add(unit)
+        unit once per page of events that touch it.
+
+        The counted units and their facts are streamed from the projections in three reads
+        (:func:`_counted_units`), each unit once. The tables start empty, so no unit has cells
+        to read back or delete: :meth:`recount`'s look-ups by unit id (which no index serves
+        without the stream: a scan of the growing table per chunk) are left out, and the
+        counts are summed in memory (one entry per stream, sources and cell: small) and written
+        once at the end."""
+        totals: Counter[tuple[str, str, str]] = Counter()
+        chunk: list[tuple[str, Facts, str]] = []
+        for counted in _counted_units(conn):
+            chunk.append(counted)
             if len(chunk) >= _BUILD_CHUNK:
-                self.recount(conn, chunk)
-                chunk = set()
+                self._place(conn, chunk, totals)
+                chunk = []
         if chunk:
-            self.recount(conn, chunk)
+            self._place(conn, chunk, totals)
+        if totals:
+            self._move(conn, {key: n for key, n in totals.items() if n != 0})
+
+    def _place(
+        self,
+        conn: Connection,
+        counted: Sequence[tuple[str, Facts, str]],
+        totals: Counter[tuple[str, str, str]],
+    ) -> None:
+        """Insert the cells of these counted units (none of them has any yet) and add them to
+        ``totals``: :meth:`recount` from empty tables, for :meth:`build`."""
+        cells: dict[tuple[str, ...], str] = {}
+        rows: list[dict[str, Any]] = []
+        streams = sorted(self._cell_of.items())
+        by_subject = {
+            subject: [(s, c) for s, c in streams if self._subject[s] == subject]
+            for subject in set(self._subject.values())
+        }
+        for unit, facts, sources in counted:
+            key = _unit_case(unit)
+            source_id = None if key is None else key[0]
+            case_id = None if key is None else key[1]
+            for stream, cell_in in by_subject.get(_subject_of(unit), ()):
+                cell = cell_in(facts)
+                text = cells.get(cell)
+                if text is None:
+                    text = cells[cell] = _cell_json(cell)
+                rows.append(
+                    {
+                        "stream": stream,
+                        "unit_id": unit,
+                        "cell": text,
+                        "sources": sources,
+                        "source_id": source_id,
+                        "case_id": case_id,
+                    }
+                )
+                totals[(stream, sources, text)] += 1
+        bulk_insert(conn, _cells, rows)
 
     def clear(self, conn: Connection) -> None:
         """Empty this projection (before a rebuild from position 0)."""
