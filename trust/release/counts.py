@@ -526,12 +526,15 @@ class ReleaseCounts:
         """Set these units' cells from the projections, moving the counts."""
         now = unit_facts(conn, units)
         wanted = sorted(units)
+        # naming the streams lets the database use the table's key (stream, unit_id): by unit
+        # alone every statement scanned the whole table, which grows with the store
+        streams = sorted(self._cell_of)
         before: dict[tuple[str, str], tuple[str, str]] = {}  # (stream, unit) -> (cell, sources)
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i : i + _CHUNK]
             for stream, unit, cell, sources in conn.execute(
                 select(_cells.c.stream, _cells.c.unit_id, _cells.c.cell, _cells.c.sources).where(
-                    _cells.c.unit_id.in_(chunk)
+                    _cells.c.stream.in_(streams), _cells.c.unit_id.in_(chunk)
                 )
             ):
                 before[(stream, unit)] = (cell, sources)
@@ -558,7 +561,11 @@ class ReleaseCounts:
         for (stream, _), (cell, sources) in after.items():
             delta[(stream, sources, cell)] += 1
         for i in range(0, len(wanted), _CHUNK):
-            conn.execute(delete(_cells).where(_cells.c.unit_id.in_(wanted[i : i + _CHUNK])))
+            conn.execute(
+                delete(_cells).where(
+                    _cells.c.stream.in_(streams), _cells.c.unit_id.in_(wanted[i : i + _CHUNK])
+                )
+            )
         rows = []
         for (s, u), (c, src) in sorted(after.items()):
             key = _unit_case(u)
