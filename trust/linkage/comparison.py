@@ -393,7 +393,12 @@ class EventYearComparison(_Context):
 
 @dataclass(frozen=True, slots=True)
 class FormsComparison(_Context):
-    """The forms of exploitation: the same set, overlapping sets, disjoint sets."""
+    """The forms of exploitation: the same set, overlapping sets, disjoint sets — within one
+    year of exploitation only. Where the years differ the records most likely describe two
+    events (a repeat victim's, or two persons'), and the forms of one event say nothing about
+    the other's: no weight (level 0). Weighing them too counted "another event" twice — once
+    by the year, once by the forms — and kept repeat victims with the same name and date of
+    birth apart."""
 
     name: str = "forms"
     levels: tuple[str, ...] = ("same", "overlap", "other")
@@ -401,7 +406,9 @@ class FormsComparison(_Context):
     def compare(self, pairs: PairView) -> Levels:
         fl = np.asarray(pairs.table.forms[pairs.left_index])
         fr = np.asarray(pairs.table.forms[pairs.right_index])
-        null = (fl == 0) | (fr == 0)
+        yl, yr = pairs.left_ints("event_year"), pairs.right_ints("event_year")
+        other_event = (yl >= 0) & (yr >= 0) & (yl != yr)
+        null = (fl == 0) | (fr == 0) | other_event
         return _assign(len(pairs), null, [fl == fr, (fl & fr) != 0])
 
 

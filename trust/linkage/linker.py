@@ -14,7 +14,7 @@ and re-estimates the model on demand with :func:`train`. Batch linkage
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -38,6 +38,7 @@ from trust.linkage.model import (
     explain,
     measure_u,
     probability,
+    table_groups,
 )
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.linkage.settings import LinkageSettings
@@ -169,14 +170,25 @@ class Linker:
         out = np.zeros(vectors.levels.shape, dtype=np.float64)
         if self.frequencies is None or len(vectors) == 0:
             return out
+        groups = None
         for c, comparison in enumerate(self.settings.comparisons):
             column = comparison.term_frequency_column
             if column is None:
                 continue
             exact = vectors.levels[:, c] == 1
             if exact.any():
-                per_row = self.frequencies.adjustments(table, column, self.hasher)
-                out[exact, c] = per_row[vectors.left[exact]]
+                left, right = vectors.left[exact], vectors.right[exact]
+                rows = np.unique(left).tolist()  # the adjustment is the left record's value's
+                per_row = self.frequencies.adjustments(table, column, self.hasher, rows)
+                if groups is None:
+                    groups = np.array(table_groups(table), dtype=object)
+                within = self.frequencies.adjustments_within(
+                    table, column, self.hasher, groups, rows
+                )
+                # a pair of one name group: the name's frequency within it
+                same = (groups[left] == groups[right]) & (groups[left] != "")
+                same &= ~np.isnan(within[left])
+                out[exact, c] = np.where(same, within[left], per_row[left])
         return out
 
 
@@ -297,7 +309,7 @@ def train(
         session_pairs.append((pairs.left, pairs.right, frozenset(training_rule.fixes), keys))
 
     prior = _prior(fits, session_pairs, total, seed_model.prior)
-    model = combine(seed_model, fits, prior)
+    model = replace(combine(seed_model, fits, prior), trained_on=max(n, 2))
     keys_all = [blocking_keys(r, settings.blocking_rules, hasher) for r in records]
     pairs = candidate_pairs(
         keys_all,

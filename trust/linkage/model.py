@@ -80,10 +80,15 @@ class MatchModel:
 
     prior: float
     comparisons: tuple[ComparisonParameters, ...]
+    # how many records the prior was estimated over (None: unknown); not a parameter of the
+    # scores themselves, so not part of the version
+    trained_on: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.prior < 1.0:
             raise LinkageError(LinkageReason.BAD_MODEL, "the prior must be strictly in (0, 1)")
+        if self.trained_on is not None and self.trained_on < 2:
+            raise LinkageError(LinkageReason.BAD_MODEL, "a model is trained on at least 2 records")
         for c in self.comparisons:
             if not (len(c.m) == len(c.u) == len(c.levels)):
                 raise LinkageError(LinkageReason.BAD_MODEL, f"{c.name}: m, u and levels differ")
@@ -132,6 +137,22 @@ class MatchModel:
     def prior_weight(self) -> float:
         return math.log2(self.prior / (1.0 - self.prior))
 
+    def among(self, records: int) -> MatchModel:
+        """The model for a record scored against a store of ``records`` records.
+
+        ``prior`` is the chance that two records match, estimated over the ``trained_on``
+        records: a record had ``prior * (trained_on - 1)`` matches among them. A person is met
+        by about as many records however large the store grows, so among more records the
+        chance per pair is smaller by as much: the prior is scaled down by
+        ``(trained_on - 1) / (records - 1)``. It is never scaled *up* for a smaller store: a
+        trust that has just started holds few of the records its new ones will match (they
+        arrive later), and a larger prior there made every namesake look likely.
+        """
+        if self.trained_on is None or records <= self.trained_on:
+            return self
+        scaled = self.prior * (self.trained_on - 1) / (records - 1)
+        return MatchModel(max(scaled, EPSILON * EPSILON), self.comparisons, self.trained_on)
+
     def check_fits(self, comparisons: Sequence[Comparison]) -> None:
         """Raise ``BAD_MODEL`` unless the model was made for exactly these comparisons."""
         mine = [(c.name, c.levels) for c in self.comparisons]
@@ -158,7 +179,7 @@ class MatchModel:
         return total
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "version": self.version,
             "prior": self.prior,
             "comparisons": [
@@ -166,6 +187,9 @@ class MatchModel:
                 for c in self.comparisons
             ],
         }
+        if self.trained_on is not None:
+            out["trained_on_records"] = self.trained_on
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> MatchModel:
@@ -185,12 +209,23 @@ class MatchModel:
                     )
                     for c in raw
                 ),
+                _trained_on(data),
             )
         except (KeyError, TypeError, ValueError, AssertionError):
             raise LinkageError(LinkageReason.BAD_MODEL, "not a match model") from None
         if "version" in data and data["version"] != model.version:
             raise LinkageError(LinkageReason.BAD_MODEL, "the version does not fit the parameters")
         return model
+
+
+def _trained_on(data: Mapping[str, object]) -> int | None:
+    """The records a stored model was estimated over: ``trained_on_records``, or the shipped
+    model's ``trained_on.records``; None when not said."""
+    value = data.get("trained_on_records")
+    if value is None:
+        about = data.get("trained_on")
+        value = about.get("records") if isinstance(about, Mapping) else None
+    return None if value is None else int(str(value))
 
 
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
@@ -330,13 +365,46 @@ def combine(seed: MatchModel, fits: Sequence[SessionFit], prior: float) -> Match
     return MatchModel(float(np.clip(prior, EPSILON, 1 - EPSILON)), tuple(params))
 
 
+# A name's frequency is also counted within each nationality and sex: names are drawn from
+# pools that differ by country (and given names by sex), so two persons of one nationality and
+# sex share a name far more often than two random records do, and "same name" must weigh only
+# what it says beyond "same nationality, same sex" (which weigh on their own).
+MIN_GROUP_RECORDS = 20  # fewer records in a group: its names' overall frequency is used
+
+
+def group_of(nationality: str, sex: str) -> str:
+    """A record's name group (empty when either part is unknown: no group)."""
+    return f"{nationality}\x1f{sex}" if nationality and sex else ""
+
+
+def table_groups(table: RecordTable) -> list[str]:
+    """Each row's name group (:func:`group_of`)."""
+    return [group_of(n, s) for n, s in zip(table.nationality, table.sex, strict=True)]
+
+
+def within_group(column: str) -> str:
+    """The name of the counts of ``column``'s values within one name group."""
+    return f"{column}@group"
+
+
+def value_digest(hasher: KeyedHasher, column: str, value: str) -> str:
+    return hasher.digest(f"tf:{column}", (value,))
+
+
+def group_digests(hasher: KeyedHasher, column: str, group: str, value: str) -> tuple[str, str]:
+    """The digests counting ``value`` within ``group``, and the group's records."""
+    name = f"tf:{within_group(column)}"
+    return hasher.digest(name, (group, value)), hasher.digest(name, (group,))
+
+
 @dataclass(frozen=True, slots=True)
 class TermFrequencies:
     """How often each value of a name column occurs, keyed by HMAC digest (no name in clear).
 
     ``counts[column][digest]`` and ``totals[column]``; ``average[column]`` is the chance that two
     random records agree exactly on that column (``Σ f²``), the ``u`` a value's own frequency
-    replaces.
+    replaces. ``counts[within_group(column)]`` counts each value within its record's name group
+    (nationality and sex; and each group's records with a value), for pairs that share one.
     """
 
     counts: Mapping[str, Mapping[str, int]]
@@ -348,13 +416,19 @@ class TermFrequencies:
         counts: dict[str, dict[str, int]] = {}
         totals: dict[str, int] = {}
         average: dict[str, float] = {}
+        groups = table_groups(table)
         for column in columns:
             values = [v for v in getattr(table, column) if v]
-            counter = Counter(hasher.digest(f"tf:{column}", (v,)) for v in values)
+            counter = Counter(value_digest(hasher, column, v) for v in values)
             total = max(len(values), 1)
             counts[column] = dict(counter)
             totals[column] = total
             average[column] = sum((c / total) ** 2 for c in counter.values()) or 1.0 / total
+            within: Counter[str] = Counter()
+            for v, g in zip(getattr(table, column), groups, strict=True):
+                if v and g:
+                    within.update(group_digests(hasher, column, g, v))
+            counts[within_group(column)] = dict(within)
         return cls(counts, totals, average)
 
     def adjustment(self, column: str, value: str, hasher: KeyedHasher) -> float:
@@ -362,19 +436,66 @@ class TermFrequencies:
         total = self.totals.get(column)
         if total is None or not value:
             return 0.0
-        count = self.counts[column].get(hasher.digest(f"tf:{column}", (value,)), 0)
+        count = self.counts[column].get(value_digest(hasher, column, value), 0)
         frequency = max(count, 1) / total
         return math.log2(self.average[column] / frequency)
 
-    def adjustments(self, table: RecordTable, column: str, hasher: KeyedHasher) -> Floats:
-        """:meth:`adjustment` for every row of ``table``."""
+    def adjustment_within(
+        self, column: str, group: str, value: str, hasher: KeyedHasher
+    ) -> float | None:
+        """:meth:`adjustment` for a pair that also shares the name ``group`` (nationality and
+        sex): the value's frequency among that group's records. None when too few of them are
+        counted."""
+        held = self.counts.get(within_group(column))
+        if held is None or not value or not group or self.totals.get(column) is None:
+            return None
+        pair, of_group = group_digests(hasher, column, group, value)
+        records = held.get(of_group, 0)
+        if records < MIN_GROUP_RECORDS:
+            return None
+        frequency = max(held.get(pair, 0), 1) / records
+        return math.log2(self.average[column] / frequency)
+
+    def adjustments(
+        self,
+        table: RecordTable,
+        column: str,
+        hasher: KeyedHasher,
+        rows: Sequence[int] | None = None,
+    ) -> Floats:
+        """:meth:`adjustment` for every row of ``table`` (or only ``rows``; the others 0)."""
         cache: dict[str, float] = {}
         out = np.zeros(len(table))
-        for i, value in enumerate(getattr(table, column)):
+        values = getattr(table, column)
+        for i in range(len(table)) if rows is None else rows:
+            value = values[i]
             if value:
                 if value not in cache:
                     cache[value] = self.adjustment(column, value, hasher)
                 out[i] = cache[value]
+        return out
+
+    def adjustments_within(
+        self,
+        table: RecordTable,
+        column: str,
+        hasher: KeyedHasher,
+        groups: Sequence[str] | npt.NDArray[np.object_],
+        rows: Sequence[int] | None = None,
+    ) -> Floats:
+        """:meth:`adjustment_within` for every row of ``table`` (in its own name group,
+        ``groups``; or only ``rows``); NaN where there is none."""
+        cache: dict[tuple[str, str], float | None] = {}
+        out = np.full(len(table), np.nan)
+        values = getattr(table, column)
+        for i in range(len(table)) if rows is None else rows:
+            value, group = values[i], groups[i]
+            if value and group:
+                if (value, group) not in cache:
+                    cache[(value, group)] = self.adjustment_within(column, group, value, hasher)
+                found = cache[(value, group)]
+                if found is not None:
+                    out[i] = found
         return out
 
 

@@ -14,20 +14,28 @@ Per new victim record:
 3. every record of each person found that way is compared with it, in one vectorised pass
    (:class:`trust.linkage.Linker`): the fields come from ``link_features``, sealed under each
    person's own data key; an exact agreement on a name weighs by that name's frequency among
-   the linked records (``link_terms``, keyed digests: a common name says less than a rare one);
-4. the decision, per candidate *person*: the person is **joinable** when at least one of its
-   records scores at or above the upper threshold and its records below the conflict threshold
-   (clearly someone else) are fewer than those above — the batch clustering's conflict rule;
+   the linked records (``link_terms``, keyed digests: a common name says less than a rare one)
+   — for a pair of one nationality and sex, its frequency within them;
+4. the decision, among the candidate *persons* (:func:`choose`): a person whose records say
+   "someone else" (below the conflict threshold) as often as "more likely the same" (at or
+   above the lower one), more strongly than its best record says "the same", is *conflicted*;
 
-   - exactly one joinable person: the record joins it (``joined``);
-   - several: the record would bridge persons established apart — it never merges them by
-     itself: it joins the best of them provisionally (``provisional``: counted there, as it most
-     likely is one of them) and a review is opened; accepting another candidate moves it there,
-     rejecting them all makes it a person of its own;
-   - none, but a person scoring at or above the lower threshold (or a conflicted one): a person
-     of its own, and a review;
+   - several persons each joinable on their own (a pair at or above the upper threshold, not
+     conflicted): the record would bridge persons established apart — it never merges them by
+     itself: it joins the best of them provisionally (``provisional``: counted there, as it
+     most likely is one of them) and a review is opened; accepting another candidate moves it
+     there, rejecting them all makes it a person of its own;
+   - otherwise the persons compete for the record (it is at most one of them): a person's
+     *share* is its odds over one (a new person) plus the odds of every person met. The record
+     joins the person whose share is at least ``join_share`` (``joined``: more likely than all
+     alternatives together); a share of at least ``review_share``, or a conflicted person with
+     a pair at or above the upper threshold, opens a review — the record counts in the best
+     person meanwhile if that is more likely than a new one (``provisional``), else it is a
+     person of its own (``pending_review``);
    - otherwise a new person.
 
+   The prior of the pairs' probabilities follows the store's size (:meth:`MatchModel.among`):
+   the more records stored, the more namesakes a record meets, and the less likely each is.
    An operator's verdict on a pair (``LinkOverridden``) overrides the model from then on.
    Victims of the same case record are different persons by construction and never compared.
 
@@ -59,8 +67,15 @@ from sqlalchemy import Connection, and_, delete, select
 from trust.follow import Batch
 from trust.linkage.blocking import KeyedHasher
 from trust.linkage.linker import Linker, PairScore, frequency_columns
-from trust.linkage.model import TermFrequencies
+from trust.linkage.model import (
+    TermFrequencies,
+    group_digests,
+    group_of,
+    value_digest,
+    within_group,
+)
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
+from trust.linkage.settings import LinkageSettings
 from trust.stewardship.erasure import erased_victims
 from trust.stewardship.policy import Policy
 from trust.store.db import bulk_insert, count_in, select_in, select_keys
@@ -387,7 +402,10 @@ class Resolver:
         prepared_a = prepare(a)
         terms.load([prepared_a])
         linker = Linker(
-            self.linker.settings, self.linker.model, self.linker.hasher, terms.frequencies()
+            self.linker.settings,
+            self.linker.model.among(terms.records()),
+            self.linker.hasher,
+            terms.frequencies(),
         )
         return linker.score(prepared_a, b)
 
@@ -515,21 +533,26 @@ class _Terms:
     def __init__(self, conn: Connection, hasher: KeyedHasher, columns: Sequence[str]) -> None:
         self.conn = conn
         self.hasher = hasher
-        self.columns = tuple(columns)
+        self.names = tuple(columns)
+        self.columns = (*self.names, *(within_group(c) for c in self.names))
         self.counts: dict[tuple[str, str], int] = {}
         self.dirty: set[tuple[str, str]] = set()
-        self._fetch([(c, d) for c in self.columns for d in (_TOTAL, _SQUARES)])
-
-    def digest(self, column: str, value: str) -> str:
-        return self.hasher.digest(f"tf:{column}", (value,))
+        self._fetch([(c, d) for c in self.names for d in (_TOTAL, _SQUARES)])
 
     def values(self, record: PreparedRecord) -> list[tuple[str, str]]:
-        """(column, digest) of the record's name values that carry a frequency."""
+        """(column, digest) of the record's name values that carry a frequency, and of its
+        name values and records within its name group (nationality and sex)."""
         out = []
-        for column in self.columns:
+        group = group_of(record.nationality, record.sex)
+        for column in self.names:
             name = getattr(record, _RECORD_ATTR[column], None)
             if name is not None and name.text:
-                out.append((column, self.digest(column, name.text)))
+                out.append((column, value_digest(self.hasher, column, name.text)))
+                if group:
+                    within = within_group(column)
+                    out.extend(
+                        (within, d) for d in group_digests(self.hasher, column, group, name.text)
+                    )
         return out
 
     def load(self, records: Iterable[PreparedRecord]) -> None:
@@ -554,9 +577,11 @@ class _Terms:
             before = self.counts[(column, digest)]
             after = max(before + by, 0)
             self.counts[(column, digest)] = after
-            self.counts[(column, _TOTAL)] += after - before
-            self.counts[(column, _SQUARES)] += after * after - before * before
-            self.dirty.update({(column, digest), (column, _TOTAL), (column, _SQUARES)})
+            self.dirty.add((column, digest))
+            if column in self.names:  # a group's counts have no total: each group counts itself
+                self.counts[(column, _TOTAL)] += after - before
+                self.counts[(column, _SQUARES)] += after * after - before * before
+                self.dirty.update({(column, _TOTAL), (column, _SQUARES)})
 
     def write(self) -> None:
         for column in self.columns:
@@ -577,6 +602,11 @@ class _Terms:
             ],
         )
         self.dirty.clear()
+
+    def records(self) -> int:
+        """About how many records are linked: the most counted in any name column (the records
+        carrying that name; a record with no name at all is rarely anyone's candidate)."""
+        return max((self.counts.get((c, _TOTAL), 0) for c in self.names), default=0)
 
     def frequencies(self) -> TermFrequencies:
         return TermFrequencies(
@@ -618,10 +648,10 @@ class _Totals(Mapping[str, int]):
         return total
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.terms.columns)
+        return iter(self.terms.names)
 
     def __len__(self) -> int:
-        return len(self.terms.columns)
+        return len(self.terms.names)
 
 
 class _Averages(_Totals, Mapping[str, float]):
@@ -641,6 +671,7 @@ class _Run:
         base = resolver.linker
         self.terms = _Terms(conn, base.hasher, _frequency_columns(base))
         self.linker = Linker(self.settings, base.model, base.hasher, self.terms.frequencies())
+        self._sized_at = -1  # the store size the linker's prior was last scaled to
         self.pending: list[Event] = []
         memory = resolver.memory  # placements and index, kept between runs
         self.memory = memory
@@ -908,17 +939,16 @@ class _Run:
             owner = self.person[pair.other.key()]
             assert owner is not None
             by_person.setdefault(owner, []).append(pair)
-        upper, lower, conflict = self.settings.upper, self.settings.lower, self.settings.conflict
-        joins: list[str] = []
-        reviews: list[str] = []
-        for person_id, pairs in sorted(by_person.items()):
-            support = sum(1 for e in pairs if e.probability >= upper)
-            against = sum(1 for e in pairs if e.probability < conflict)
-            if support and not (against and against >= support):
-                joins.append(person_id)
-            elif support or max(e.probability for e in pairs) >= lower:
-                reviews.append(person_id)
-        self._decide(op, by_person, joins, reviews, LinkDecision.JOINED, scored)
+        placed = choose(by_person, self.settings)
+        self._decide(
+            op,
+            by_person,
+            placed.joins,
+            placed.reviews,
+            LinkDecision.JOINED,
+            scored,
+            lean=placed.lean,
+        )
 
     def _decide(
         self,
@@ -928,9 +958,11 @@ class _Run:
         reviews: Sequence[str],
         join_decision: str,
         scored: Sequence[PairEvidence] = (),
+        lean: str | None = None,
     ) -> None:
-        """Place the record: in the one joinable person, else in a person of its own (with a
-        review when any person was joinable or close)."""
+        """Place the record: in the one person it joins; in the best of several (a bridge) or in
+        ``lean`` provisionally, with a review; else in a person of its own (with a review when
+        ``reviews`` names any)."""
         key = op.key
         model = self.r.model_version
         if len(joins) == 1:
@@ -950,6 +982,12 @@ class _Run:
                     min(e.other.key() for e in by_person[p]),
                 ),
             )
+            decision = LinkDecision.PROVISIONAL
+            evidence = by_person[person]
+        elif lean is not None:
+            # no person took the record, but one is more likely than a new person: it counts
+            # there until the review is resolved
+            person = lean
             decision = LinkDecision.PROVISIONAL
             evidence = by_person[person]
         else:
@@ -1027,6 +1065,7 @@ class _Run:
         """``record`` against each candidate (one vectorised pass), best first."""
         if not candidates:
             return []
+        self._size_prior()
         table = RecordTable.of([record, *(self.prepared[c] for c in candidates)])
         n = len(candidates)
         left = np.zeros(n, dtype=np.intp)
@@ -1050,6 +1089,13 @@ class _Run:
         ]
         out.sort(key=lambda e: (-e.probability, e.other.key()))
         return out
+
+    def _size_prior(self) -> None:
+        """Scale the model's prior to the records now linked (:meth:`MatchModel.among`)."""
+        n = self.terms.records()
+        if n != self._sized_at:
+            self._sized_at = n
+            self.linker.model = self.r.linker.model.among(n)
 
     # -- operators' decisions -------------------------------------------------------------
 
@@ -1261,6 +1307,7 @@ class _Run:
             table = RecordTable.of([self.prepared[k] for k in members])
             left, right = np.triu_indices(n, k=1)
             self.terms.load(self.prepared[k] for k in members)
+            self._size_prior()
             scored = self.linker.score_table(table, left.astype(np.intp), right.astype(np.intp))
             for a, b, p in zip(
                 left.tolist(), right.tolist(), scored.probability.tolist(), strict=True
@@ -1296,6 +1343,74 @@ class _Run:
 
 def _row_key(row: Mapping[str, str]) -> Key:
     return (row["source_id"], row["case_id"], row["victim_id"])
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a new record goes among the persons it met: the persons it joins (one; several is
+    a bridge), the persons a review names, and the person it counts in while that review is
+    open (None: a person of its own)."""
+
+    joins: list[str]
+    reviews: list[str]
+    lean: str | None = None
+
+
+def choose(by_person: Mapping[str, Sequence[PairEvidence]], settings: LinkageSettings) -> Placement:
+    """Place a record among the persons it met (``by_person``: each person's scored pairs with
+    it), as the module text's step 4 says.
+
+    A person's pairs are read as a whole: it is *conflicted* when its records that say "someone
+    else" (below ``conflict``) are at least as many as those that say "more likely the same" (at
+    or above ``lower``) and the strongest "someone else" outweighs the strongest "the same" (in
+    bits; a repeat victim's record of another year does not bar a record with the same name and
+    date of birth). Several persons each joinable (a pair at or above ``upper``, not
+    conflicted): a bridge. Otherwise the persons compete for the record — it is at most one of
+    them — and a person's *share* is its odds (of its best pair) over one (a new person) plus
+    the odds of every person met: with more records stored a record meets more namesakes, and
+    each becomes less likely.
+    """
+    upper, lower, conflict = settings.upper, settings.lower, settings.conflict
+    joinable: list[str] = []
+    eligible: list[str] = []
+    conflicted: list[str] = []  # conflicted, with a pair at or above the upper threshold
+    odds: dict[str, float] = {}
+    for person_id, pairs in sorted(by_person.items()):
+        best = max(e.probability for e in pairs)
+        odds[person_id] = _odds(best)
+        agree = sum(1 for e in pairs if e.probability >= lower)
+        against = [e.match_weight for e in pairs if e.probability < conflict]
+        strongest = max(e.match_weight for e in pairs)
+        if agree and len(against) >= agree and strongest < -min(against):
+            if best >= upper:
+                conflicted.append(person_id)
+        elif agree:
+            eligible.append(person_id)
+            if best >= upper:
+                joinable.append(person_id)
+    if len(joinable) > 1:
+        return Placement(joinable, [])  # a bridge: provisional in the best, and a review
+    total = 1.0 + sum(odds.values())
+    share = {p: o / total for p, o in odds.items()}
+    # ties go to the person whose best record has the smallest key (data, not ids)
+    best_person = min(
+        eligible,
+        key=lambda p: (-share[p], min(e.other.key() for e in by_person[p])),
+        default=None,
+    )
+    if best_person is not None and share[best_person] >= settings.join_share:
+        return Placement([best_person], [])
+    reviews = sorted(p for p in by_person if share[p] >= settings.review_share or p in conflicted)
+    # while the review is open the record counts in the person it more likely is than a new
+    # one (its best pair at or above ``lower``), as a bridging record does
+    lean = best_person if best_person in reviews else None
+    return Placement([], reviews, lean)
+
+
+def _odds(probability: float) -> float:
+    """``p / (1 - p)``, finite."""
+    p = min(max(probability, 0.0), 1.0 - 1e-12)
+    return p / (1.0 - p)
 
 
 def _kept(pairs: Sequence[PairEvidence]) -> list[PairEvidence]:

@@ -46,6 +46,12 @@ class LinkageSettings:
     A pair whose match probability is at least ``upper`` is joined (the records are the same
     person); at least ``lower`` but below ``upper``, it goes to review; below ``lower``, the
     records stay apart. The batch linker and the incremental linker share one settings object.
+
+    The incremental linker places one record among the persons it meets, and it is at most one
+    of them: a person's ``share`` is its odds over one plus all candidates' odds (a new person
+    counting one). The record joins the person whose share is at least ``join_share`` (more
+    likely than every alternative together); a person with a share of at least
+    ``review_share`` otherwise opens a review.
     """
 
     comparisons: tuple[Comparison, ...] = field(default_factory=default_comparisons)
@@ -54,6 +60,8 @@ class LinkageSettings:
     upper: float = 0.9
     lower: float = 0.5
     conflict: float = 0.3
+    join_share: float = 0.5
+    review_share: float = 0.45
     max_block_size: int = 1000
     em_max_iterations: int = 200
     em_tolerance: float = 1e-6
@@ -64,6 +72,8 @@ class LinkageSettings:
         problems = []
         if not 0.0 < self.lower <= self.upper < 1.0:
             problems.append("thresholds need 0 < lower <= upper < 1")
+        if not 0.0 < self.review_share <= self.join_share < 1.0:
+            problems.append("shares need 0 < review_share <= join_share < 1")
         if not 0.0 <= self.conflict < self.lower:
             problems.append("the conflict threshold needs 0 <= conflict < lower")
         if not self.comparisons:

@@ -139,6 +139,19 @@ def test_event_year_and_forms_levels() -> None:
     assert level(forms, labour, rec(forms="Unknown")) == "no_data"  # Unknown is no form
 
 
+def test_forms_weigh_only_within_one_event() -> None:
+    """Records of different years of exploitation (a repeat victim's, or two persons') are not
+    compared on their forms: "another event" is weighed once, by the year."""
+    forms = FormsComparison()
+    labour_2018 = rec(forms="ForcedLabour", event_year="2018")
+    sexual = "SexualExploitation"
+    assert level(forms, labour_2018, rec(forms=sexual, event_year="2021")) == "no_data"
+    assert level(forms, labour_2018, rec(forms="ForcedLabour", event_year="2019")) == "no_data"
+    assert level(forms, labour_2018, rec(forms=sexual, event_year="2018")) == "other"
+    assert level(forms, labour_2018, rec(forms="ForcedLabour", event_year="2018")) == "same"
+    assert level(forms, labour_2018, rec(forms=sexual)) == "other"  # no year: compared
+
+
 @given(st.lists(st.sets(st.sampled_from("ABCDEFGH"), max_size=4), min_size=2, max_size=12))
 @settings(max_examples=60, deadline=None)
 def test_forms_levels_agree_with_set_logic(sets: list[set[str]]) -> None:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from trust.linkage.blocking import KeyedHasher
 from trust.linkage.comparison import ExactComparison, default_comparisons
 from trust.linkage.errors import LinkageError
+from trust.linkage.linker import Linker, PairScore
 from trust.linkage.model import (
     ComparisonParameters,
     MatchModel,
     TermFrequencies,
+    default_model,
     em_session,
     explain,
+    group_of,
+    within_group,
 )
 from trust.linkage.record import LinkRecord, RecordTable, prepare
+from trust.linkage.settings import LinkageSettings
 
 
 def model() -> MatchModel:
@@ -78,6 +85,74 @@ def test_rare_names_weigh_more_than_common_ones() -> None:
     )
     # no name in clear in the table
     assert all("smith" not in key for key in tf.counts["surname"])
+
+
+def test_a_name_common_within_its_nationality_weighs_less_for_a_pair_of_that_nationality() -> None:
+    """Names come from pools per country and sex: "Mei" is rare among all records but common
+    among Chinese women, so two Chinese women called Mei agree on less than the overall
+    frequency says (and two records of different groups keep the overall frequency)."""
+    hasher = KeyedHasher(b"k" * 32)
+    people = [("mei", "CN", "F")] * 30 + [("lan", "CN", "F")] * 10
+    people += [(f"name{i}", "GB", "F") for i in range(160)]
+    table = RecordTable.of(
+        [
+            prepare(LinkRecord(str(i), given_name=g, nationality=n, sex=s))
+            for i, (g, n, s) in enumerate(people)
+        ]
+    )
+    tf = TermFrequencies.of(table, ["given"], hasher)
+    overall = tf.adjustment("given", "mei", hasher)
+    within = tf.adjustment_within("given", group_of("CN", "F"), "mei", hasher)
+    assert within is not None and within < overall
+    assert within == pytest.approx(overall + math.log2((30 / 200) / (30 / 40)))
+    # a group with too few records counted says nothing of its own
+    assert tf.adjustment_within("given", group_of("GB", "M"), "mei", hasher) is None
+    assert tf.adjustment_within("given", group_of("CN", ""), "mei", hasher) is None
+    # no name or group in clear
+    assert all("mei" not in k and "CN" not in k for k in tf.counts[within_group("given")])
+
+
+def test_a_linker_weighs_a_shared_name_within_the_pair_s_group() -> None:
+    hasher = KeyedHasher(b"k" * 32)
+    people = [("mei", "CN", "F")] * 30 + [("lan", "CN", "F")] * 10
+    people += [(f"name{i}", "GB", "F") for i in range(160)] + [("mei", "GB", "F")]
+    records = [
+        prepare(LinkRecord(str(i), given_name=g, nationality=n, sex=s))
+        for i, (g, n, s) in enumerate(people)
+    ]
+    table = RecordTable.of(records)
+    tf = TermFrequencies.of(table, ["given"], hasher)
+    settings = LinkageSettings()
+    linker = Linker(settings, MatchModel.seed(settings.comparisons, prior=0.001), hasher, tf)
+    same_group = linker.score(records[0], records[1])
+    across = linker.score(records[0], records[-1])  # a Chinese and a British Mei
+
+    def adjustment(score: PairScore) -> float:
+        return next(t.term_frequency_adjustment for t in score.explanation.terms)
+
+    assert adjustment(same_group) == pytest.approx(
+        tf.adjustment_within("given", group_of("CN", "F"), "mei", hasher)
+    )
+    assert adjustment(across) == pytest.approx(tf.adjustment("given", "mei", hasher))
+
+
+def test_the_prior_shrinks_as_the_store_outgrows_the_training_data() -> None:
+    """A record has about as many matches however many records it is compared with: among
+    four times the records, each pair is a quarter as likely to match; never more likely."""
+    trained = MatchModel(0.001, model().comparisons, trained_on=1001)
+    assert trained.among(500) is trained and trained.among(1001) is trained
+    assert trained.among(4001).prior == pytest.approx(0.00025)
+    unknown = MatchModel(0.001, model().comparisons)
+    assert unknown.among(10**6).prior == 0.001
+    with pytest.raises(LinkageError):
+        MatchModel(0.001, model().comparisons, trained_on=1)
+
+
+def test_the_records_a_model_was_trained_on_are_kept() -> None:
+    trained = MatchModel(0.001, model().comparisons, trained_on=1234)
+    assert MatchModel.from_dict(trained.to_dict()).trained_on == 1234
+    shipped = default_model()
+    assert shipped.trained_on == 5469  # the shipped model says so in its ``trained_on``
 
 
 def test_an_explanation_adds_up_and_names_no_value() -> None:
