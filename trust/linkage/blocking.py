@@ -22,7 +22,6 @@ from typing import Protocol
 import jellyfish
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from trust.linkage.errors import LinkageError, LinkageReason
 from trust.linkage.normalise import romanisation_key
@@ -249,6 +248,8 @@ def candidate_pairs(
     ``groups`` gives each record's input; with ``within_groups=False`` only pairs across inputs
     are made (linking without deduplication).
     """
+    import pandas as pd  # here: only batch linkage joins blocks (pandas costs every command ~0.2 s)
+
     n = len(keys)
     rec = np.fromiter((i for i, ks in enumerate(keys) for _ in ks), np.intp)
     digests = [k.digest for ks in keys for k in ks]
