@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import signal
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
@@ -411,11 +412,21 @@ def _table_progress(what: str) -> Iterator[Callable[[str, int], None]]:
 
 @app.command("status")
 def status(store: StoreOpt = None, home: HomeOpt = None) -> None:
-    """Counts of stored events by type and rejections by reason."""
+    """Counts of stored events by type, rejections by reason, and subscriptions by status (one
+    awaiting a trustee's approval receives nothing yet)."""
     h = home_of(home)
     event_store = open_store(h.store_url(store))
-    out.print({"events": event_store.count_by_type(), "rejected": event_store.rejection_counts()})
-    event_store.close()
+    try:
+        statuses = Counter(s.status.value for s in subscription_states(event_store))
+        out.print(
+            {
+                "events": event_store.count_by_type(),
+                "rejected": event_store.rejection_counts(),
+                "subscriptions": dict(sorted(statuses.items())),
+            }
+        )
+    finally:
+        event_store.close()
 
 
 subscription_app = typer.Typer(

@@ -245,6 +245,7 @@ def test_a_subscription_goes_out_once_another_trustee_approved_it(
         return {r["id"]: r["status"] for r in rows}
 
     assert listed() == {f"ministry/{STREAM}": "awaiting approval"}
+    assert "'awaiting approval': 1" in _ok(home, "trust", "status").output  # the operator sees it
     approve = ("trust", "subscription", "approve", f"ministry/{STREAM}")
     own = _cli(home, *approve, token=tokens["overseer"])  # who asked may not approve
     assert own.exit_code == Exit.USAGE and "same_person" in own.output
