@@ -108,6 +108,10 @@ class Keyring:
     def add_trust_key(self, key: TrustKeyPair) -> None:
         self._trust[key.key_id] = key
 
+    def remove_trust_key(self, kid: str) -> None:
+        """Open nothing sealed to ``kid`` any more (its private key is being destroyed)."""
+        self._trust.pop(kid, None)
+
     def add_source_key(self, key: VerifyKey) -> None:
         self._sources.setdefault(key.owner, {})[key.key_id] = key
 
@@ -252,22 +256,32 @@ class KeyState:
     active: str | None = None
     held: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
+    # when each held key stopped being the active one (ms since the epoch)
+    replaced_at_ms: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> TrustKeyState:
         if not path.exists():
             return cls()
         data = json.loads(path.read_text())
-        return cls(data.get("active"), list(data.get("held", [])), list(data.get("retired", [])))
+        return cls(
+            data.get("active"),
+            list(data.get("held", [])),
+            list(data.get("retired", [])),
+            {str(k): int(v) for k, v in dict(data.get("replaced_at_ms", {})).items()},
+        )
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {"active": self.active, "held": self.held, "retired": self.retired}, indent=2
-            )
-        )
+        body: dict[str, object] = {
+            "active": self.active,
+            "held": self.held,
+            "retired": self.retired,
+        }
+        if self.replaced_at_ms:
+            body["replaced_at_ms"] = self.replaced_at_ms
+        tmp.write_text(json.dumps(body, indent=2))
         tmp.replace(path)
 
 

@@ -64,6 +64,7 @@ from trust.stewardship.release_review import (
 from trust.stewardship.release_review import approve_subscription as review_approve
 from trust.stewardship.retention import RetentionSchedule
 from trust.stewardship.revocation import RevocationFollower, revoked_keys
+from trust.stewardship.trust_keys import TrustKeyRetirement
 from trust.store.errors import VaultKeyMismatch
 from trust.store.events import (
     KekRotated,
@@ -114,6 +115,8 @@ def rotate_trust_key(home: Home) -> tuple[str, str | None]:
     old = state.active
     state.active = key.key_id
     state.held.append(key.key_id)
+    if old is not None:
+        state.replaced_at_ms[old] = int(time.time() * 1000)
     state.save(home.trust_key_state)
     return key.key_id, old
 
@@ -127,8 +130,22 @@ def retire_trust_key(home: Home, key_id: str) -> None:
         raise SetupError(f"trust key {key_id} is not held")
     state.held.remove(key_id)
     state.retired.append(key_id)
+    state.replaced_at_ms.pop(key_id, None)
     state.save(home.trust_key_state)
     (home.trust_keys / f"{key_id}.x25519.pem").unlink(missing_ok=True)
+
+
+def trust_key_lifecycle(home: Home) -> TrustKeyState:
+    """The trust keys' lifecycle, every key replaced before replacement times were recorded
+    given the time it is first seen (its grace starts then)."""
+    state = TrustKeyState.load(home.trust_key_state)
+    now = int(time.time() * 1000)
+    unknown = [k for k in state.held if k != state.active and k not in state.replaced_at_ms]
+    if unknown:
+        for k in unknown:
+            state.replaced_at_ms[k] = now
+        state.save(home.trust_key_state)
+    return state
 
 
 def active_trust_public(home: Home) -> TrustPublicKey:
@@ -519,6 +536,19 @@ def build_trust_runner(
         if retention_every_s is None
         else InboundRetention(log, store, lambda: policy.agreements, every_s=retention_every_s)
     )
+    # after the log forgot what it took in: replaced trust keys nothing on it needs are destroyed
+    retirement = (
+        None
+        if retention_every_s is None
+        else TrustKeyRetirement(
+            log,
+            store,
+            keyring,
+            lambda: trust_key_lifecycle(home),
+            functools.partial(retire_trust_key, home),
+            every_s=retention_every_s,
+        )
+    )
     return TrustRunner(
         worker=worker,
         releases=stages,
@@ -547,6 +577,7 @@ def build_trust_runner(
         after_follow=[
             functools.partial(rotate_kek_if_due, the_vault, key_provider(home), store),
             *([] if inbound is None else [inbound]),
+            *([] if retirement is None else [retirement]),
         ],
         at_stop=[] if inbound is None else [inbound.run_now],
         release_every_s=release_every_s,

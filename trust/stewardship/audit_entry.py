@@ -44,6 +44,7 @@ from trust.store.events import (
     SubscriptionAdded,
     SubscriptionApproved,
     SubscriptionRemoved,
+    TrustKeyRetired,
     VictimRef,
 )
 
@@ -182,6 +183,10 @@ def _key_revoked(ev: SourceKeyRevoked, ref: RecordRef) -> Facts:
 
 def _inbound_deleted(ev: InboundDeleted, ref: RecordRef) -> Facts:
     return {"topic": ev.topic, "partition": ev.partition, "before_offset": ev.before_offset}
+
+
+def _trust_key_retired(ev: TrustKeyRetired, ref: RecordRef) -> Facts:
+    return {"key_id": ev.key_id}
 
 
 def _refused(ev: AccessRefused, ref: RecordRef) -> Facts:
@@ -335,6 +340,7 @@ AUDITED: Mapping[str, tuple[str, Callable[[Any, RecordRef], Facts]]] = {
     KekRotated.event_type: (KEY, _rotated),
     SourceKeyRevoked.event_type: (KEY, _key_revoked),
     InboundDeleted.event_type: (KEY, _inbound_deleted),
+    TrustKeyRetired.event_type: (KEY, _trust_key_retired),
     PrincipalAdded.event_type: (ACCESS, _principal_added),
     PrincipalRevoked.event_type: (ACCESS, _principal_revoked),
     AgreementSubmitted.event_type: (AGREEMENT, _agreement),

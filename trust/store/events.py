@@ -285,6 +285,24 @@ class InboundDeleted:
 
 
 @dataclass(frozen=True, slots=True)
+class TrustKeyRetired:
+    """The trust destroyed its encryption (HPKE) key ``key_id``: replaced, and no envelope
+    sealed to it is left on the inbound log to open."""
+
+    event_type: ClassVar[str] = "TrustKeyRetired"
+    version: ClassVar[int] = 1
+    accepted: ClassVar[bool] = False
+
+    event_id: str
+    key_id: str
+    retired_at_ms: int
+
+    @property
+    def source_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class AccessRefused:
     """A principal (``principal``: its name, or ``""`` when the token proved nobody) was refused
     ``action`` for ``reason`` (an access reason code). It names no record and no person."""
@@ -704,6 +722,7 @@ Event: TypeAlias = (
     | AccessRefused
     | SourceKeyRevoked
     | InboundDeleted
+    | TrustKeyRetired
     | RecordLinked
     | RecordUnlinked
     | PersonsMerged
@@ -736,6 +755,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AccessRefused,
         SourceKeyRevoked,
         InboundDeleted,
+        TrustKeyRetired,
         RecordLinked,
         RecordUnlinked,
         PersonsMerged,

@@ -38,6 +38,7 @@ from trust.store.events import (
     SubscriptionAdded,
     SubscriptionApproved,
     SubscriptionRemoved,
+    TrustKeyRetired,
     VictimRef,
     json_safe,
 )
@@ -66,6 +67,7 @@ def every_event() -> list[Event]:
         AccessRefused("e2b", "", "manage_subscriptions", "no_token", 3),
         SourceKeyRevoked("e2c", "police", "ab12cd34", "operator", 4),
         InboundDeleted("e2d", "tip.inbound.police", 0, 120, 5),
+        TrustKeyRetired("e2e", "0123abcd", 6),
         *linkage_events(),
     ]
 
@@ -227,6 +229,7 @@ def test_registry_names_every_type() -> None:
         "AccessRefused",
         "SourceKeyRevoked",
         "InboundDeleted",
+        "TrustKeyRetired",
         "ConsentWithdrawn",
         "DisposalRequested",
         "MessageRejected",
