@@ -14,6 +14,9 @@ Layout, per stream folder ``<out>/<stream>/`` and release ``NNNNNN`` (its sequen
   meaning in the field metadata (``description``);
 * ``NNNNNN.json``: the whole release as signed (signature as hex), enough to verify it again
   with :func:`release_from_json`;
+* for a release of synthetic records, ``NNNNNN.aggregate.csv``: the companion aggregate the same
+  signed release carries (:func:`companion_csv`), the counts of real persons to read beside the
+  synthetic records;
 * with ``charts=True``, ``charts/NNNNNN.<view>.png`` and ``.svg`` (:mod:`consumers.charts`);
 * ``latest.json`` naming the newest sequence written, and ``README.txt``, which says to a person
   who opens only the folder what every file, column and number is.
@@ -111,6 +114,21 @@ SYNTHETIC_MEANING = (
 )
 
 
+#: The metadata entry of a synthetic-records release that carries its companion aggregate: JSON,
+#: ``[[columns, values, count], …]``, one entry per combination of attributes.
+SYNTHETIC_AGGREGATE = "synthesis_companion_aggregate"
+
+SYNTHETIC_AGGREGATE_MEANING = (
+    "the number of real persons (not synthetic records) who have every attribute of the "
+    "combination, rounded down to a multiple of {k}: the true number is between it and it + "
+    "{k1}. Combinations of up to {length} attributes are listed when at least {k} persons have "
+    "them and the trust's disclosure control (suppression of counts below {k}, then of others "
+    "so that none of those can be worked out from the rest) publishes them; a combination that "
+    "is not listed (there are no empty or null rows) is held by fewer than {k} persons, by none, "
+    "or by more but hidden, so never read a missing row as 0"
+)
+
+
 def is_synthetic(release: Release) -> bool:
     """Whether ``release`` publishes synthetic records rather than counts."""
     return release.metadata.get("method_name") == SYNTHETIC_METHOD
@@ -124,6 +142,63 @@ def synthetic_records(release: Release) -> list[tuple[str, ...]]:
         row = tuple(by.get(d, "") for d in release.dimensions)
         out += [row] * int(a.value or 0)
     return out
+
+
+def companion_counts(release: Release) -> list[tuple[tuple[str, ...], tuple[str, ...], int]]:
+    """The companion aggregate a synthetic-records release carries, as (columns, values, count)
+    per combination in the release's order; empty when it carries none (releases made before
+    the aggregate was added, and every other kind)."""
+    text = release.metadata.get(SYNTHETIC_AGGREGATE)
+    if not is_synthetic(release) or not text:
+        return []
+    return [(tuple(c), tuple(v), int(n)) for c, v, n in json.loads(text)]
+
+
+def companion_csv(release: Release) -> str:
+    """The companion aggregate as CSV text: ``combination`` (``column:value;column:value``, as
+    ``tiptrust synthesize --aggregate-out`` writes it), one column per dimension (its value in
+    the combination, ``Total`` when the combination does not involve it), then ``count``."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["combination", *release.dimensions, "count"])
+    for columns, values, count in companion_counts(release):
+        by = dict(zip(columns, values, strict=True))
+        w.writerow(
+            [
+                ";".join(f"{c}:{v}" for c, v in zip(columns, values, strict=True)),
+                *(by.get(d, TOTAL) for d in release.dimensions),
+                str(count),
+            ]
+        )
+    return buf.getvalue()
+
+
+def _aggregate_length(release: Release) -> int:
+    """The reporting length the companion aggregate goes up to (the longest listed)."""
+    stated = release.metadata.get("synthesis_reporting_length", "")
+    if stated.isdigit():
+        return int(stated)
+    return max((len(c) for c, _, _ in companion_counts(release)), default=0)
+
+
+def companion_description(release: Release) -> dict[str, Any]:
+    """What ``NNNNNN.aggregate.csv`` holds, for ``NNNNNN.metadata.json``."""
+    k = release.k
+    meaning = SYNTHETIC_AGGREGATE_MEANING.format(k=k, k1=k - 1, length=_aggregate_length(release))
+    return {
+        "file": f"{_stem(release)}.aggregate.csv",
+        "combinations": len(companion_counts(release)),
+        "columns": {
+            "combination": "the attributes combined, 'column:value' joined by ';', in the "
+            "order of the dimensions",
+            **{
+                d: f"the {d.replace('_', ' ')} of the combination (a code; its label is in the "
+                f"labels); '{TOTAL}' when the combination does not involve {d}"
+                for d in release.dimensions
+            },
+            "count": meaning,
+        },
+    }
 
 
 def is_estimate(release: Release) -> bool:
@@ -330,7 +405,12 @@ def release_metadata(release: Release) -> dict[str, Any]:
             d: {p: list(children) for p, children in parents.items()}
             for d, parents in release.hierarchies.items()
         },
-        "release_metadata": dict(sorted(release.metadata.items())),
+        # the companion aggregate is its own file (below), not a line of the metadata
+        "release_metadata": {
+            key: value
+            for key, value in sorted(release.metadata.items())
+            if key != SYNTHETIC_AGGREGATE
+        },
         "signed": {
             "key_id": release.signing_key_id,
             "release_file": f"{stem}.json",
@@ -338,6 +418,10 @@ def release_metadata(release: Release) -> dict[str, Any]:
             "verified the signature before writing any of these files",
         },
     }
+    if companion_counts(release):
+        aggregate = companion_description(release)
+        described["describes"].append(aggregate["file"])
+        described["companion_aggregate"] = aggregate
     if is_estimate(release):
         described["suppressed"] = "An empty value is " + NO_ESTIMATE_MEANING
         described["estimate"] = {
@@ -458,6 +542,15 @@ def readme_text(release: Release) -> str:
         "NNNNNN.parquet        the same rows with each code's label beside it, for R, Python or "
         "spreadsheets; the same description is in its schema metadata",
         "NNNNNN.json           the release exactly as the trust signed it, with the signature",
+        *(
+            [
+                "NNNNNN.aggregate.csv  the companion aggregate: counts of real persons by "
+                "combination of attributes, rounded down (see above); signed with the records, "
+                "in NNNNNN.json"
+            ]
+            if companion_counts(release)
+            else []
+        ),
         f"{CHARTS + '/':<22}charts of a release, if drawn (`tiptrust chart NNNNNN.json`, or "
         f"`tiptrust subscribe --charts`): NNNNNN.<view>.png and .svg, shares by default",
         "latest.json           names the newest release",
@@ -520,7 +613,7 @@ def _synthetic_lines(release: Release) -> list[str]:
         for key, value in sorted(release.metadata.items())
         if key.startswith("synthesis_utility_")
     ]
-    return [
+    lines = [
         "Synthetic records",
         "-----------------",
         f"Each row of NNNNNN.csv is {SYNTHETIC_MEANING.format(k=release.k)}. Each attribute's "
@@ -529,6 +622,23 @@ def _synthetic_lines(release: Release) -> list[str]:
         "persons, per number of attributes combined:",
         *utility,
     ]
+    if companion_counts(release):
+        k = release.k
+        meaning = SYNTHETIC_AGGREGATE_MEANING.format(
+            k=k, k1=k - 1, length=_aggregate_length(release)
+        )
+        lines += [
+            "",
+            "Counts beside the records (NNNNNN.aggregate.csv)",
+            "------------------------------------------------",
+            f"Each row is one combination of attributes and its count: {meaning}. Use these "
+            "counts for tables of up to that many attributes, and the synthetic records for "
+            "everything else (longer combinations, record-level models). The counts are in "
+            "the same signed release as the records. The columns: combination (the "
+            "attributes, 'column:value' joined by ';'), one column per attribute "
+            f"('{TOTAL}' when the combination does not involve it), count.",
+        ]
+    return lines
 
 
 def _estimate_lines(release: Release) -> list[str]:
@@ -633,6 +743,10 @@ class ReleaseWriter:
             folder / f"{stem}.metadata.json": lambda: _json_bytes(release_metadata(release)),
             folder / f"{stem}.parquet": lambda: release_parquet(release),
         }
+        if companion_counts(release):  # synthetic records: their counts beside them
+            others[folder / f"{stem}.aggregate.csv"] = lambda: companion_csv(release).encode(
+                "utf-8"
+            )
         digest = signed_digest(release)
         result = Written()
         # the .json first: once it is in place, this sequence is held

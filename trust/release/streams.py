@@ -358,7 +358,10 @@ class Synthetic:
     length, is held by at least k persons; k is the plan's).
 
     ``mode``: the synthesiser's mode (``default`` or ``classic``); ``length``: the reporting
-    length of the utility the release states; ``purposes``: the subscription purposes it serves
+    length of the utility the release states and of the companion aggregate it carries
+    (combinations of 1 … ``length`` attributes, counts rounded down to a multiple of k, those
+    the persons' table protected by secondary suppression and its audit publishes:
+    :mod:`trust.synthesize.companion`); ``purposes``: the subscription purposes it serves
     (record-level data go to research only, on top of what the agreements allow).
     """
 
@@ -651,7 +654,12 @@ SYNTHETIC_MICRODATA = StreamSpec(
 """Synthetic microdata for approved researchers (manual box 7, annex 6): records whose every
 combination of attributes, of any length, at least k linked persons of the allowed sources
 share, made by ``trust.synthesize``'s default mode and checked by its independent checker before
-signing; at most daily, and only when the persons changed."""
+signing; beside them, in the same signed release, the companion aggregate (counts of
+combinations of up to three attributes, rounded down to a multiple of k, as the CTDC's dashboards
+show beside its synthetic data — but only those that the table of this stream's persons by the
+four attributes, the table of ``victims_by_sex_age_form``, publishes after suppression below k,
+secondary suppression and the LP audit; checked on the checker's own path too); at most daily,
+and only when the persons changed."""
 
 #: The streams made from the linked persons rather than counted into cells (the stage's counts
 #: never follow them).

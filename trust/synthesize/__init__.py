@@ -2,8 +2,11 @@
 
 ``synthesize(table, k, mode, seed)`` runs the default mode or the ``pairs`` mode
 (``default.py``, method note ``METHOD.md``) or the classic row-seeded mode (``classic.py``); ``check`` (``check.py``) verifies
-any output independently; ``companion_aggregate`` and ``length_utility`` give the counts and the
-utility report published beside it.
+any output independently; ``companion_aggregate`` (the command line's, unprotected) and
+``length_utility`` give the counts and the utility report published beside it, and
+``check_aggregate`` verifies the counts independently. The release's companion aggregate, cut
+from a protected count table, is :mod:`trust.synthesize.companion` (not imported here: it needs
+the release path).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from trust.synthesize.aggregate import AggregateCount, companion_aggregate
-from trust.synthesize.check import CheckResult, check
+from trust.synthesize.check import AggregateCheck, CheckResult, check, check_aggregate
 from trust.synthesize.classic import synthesize_classic
 from trust.synthesize.data import Table, floor_k
 from trust.synthesize.default import synthesize_default
@@ -29,6 +32,7 @@ MODES = ("default", "pairs", "classic")
 
 __all__ = [
     "MODES",
+    "AggregateCheck",
     "AggregateCount",
     "CheckResult",
     "ColumnMismatch",
@@ -41,6 +45,7 @@ __all__ = [
     "UnknownMode",
     "UtilityReport",
     "check",
+    "check_aggregate",
     "companion_aggregate",
     "floor_k",
     "length_utility",

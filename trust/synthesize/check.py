@@ -10,12 +10,22 @@ every combination of any length present in the synthetic data is too. The checke
 counts each distinct synthetic row in the sensitive data (among the sensitive rows holding its
 rarest attribute, by brute force), and only for a row that fails does it walk down through its
 sub-combinations to count every distinct leaking combination, by length.
+
+:func:`check_aggregate` verifies a companion aggregate the same way, apart from
+:mod:`trust.synthesize.aggregate` and :mod:`trust.synthesize.companion`: it counts every
+combination of up to the reporting length in the sensitive rows itself (each distinct record's
+sub-combinations, by brute force) and holds the aggregate to its promise — every listed
+combination held by at least ``k`` people, its count theirs rounded down to a multiple of ``k``,
+none listed twice or longer than the reporting length. A combination held by ``k`` or more may
+be left out (the release's aggregate leaves out what secondary suppression hid): ``unlisted``
+counts them, and ``complete=True`` (the command line's unprotected aggregate) requires none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 import numpy.typing as npt
@@ -152,4 +162,100 @@ def check(
         distinct_rows=len(distinct),
         leaks_by_length=dict(sorted(leaks.items())),
         single_count_mismatches=mismatches,
+    )
+
+
+@dataclass(frozen=True)
+class AggregateCheck:
+    """What :func:`check_aggregate` found; ``ok`` when the aggregate keeps its promise.
+
+    ``leaks_by_length``: listed combinations held by fewer than ``k`` sensitive rows (a count
+    that reveals a rare combination); ``wrong_counts``: listed combinations whose count is not
+    their sensitive count rounded down to a multiple of ``k`` (listed twice included);
+    ``unlisted``: combinations held by at least ``k`` rows that are not listed (hidden by
+    secondary suppression, in a release); ``too_long``: listed combinations longer than the
+    reporting length; ``complete``: whether every combination held by ``k`` or more must be
+    listed (then ``unlisted`` fails the check).
+    """
+
+    k: int
+    length: int
+    listed: int
+    leaks_by_length: dict[int, int] = field(default_factory=dict)
+    wrong_counts: int = 0
+    unlisted: int = 0
+    too_long: int = 0
+    complete: bool = False
+
+    @property
+    def leaks(self) -> int:
+        return sum(self.leaks_by_length.values())
+
+    @property
+    def ok(self) -> bool:
+        missing = self.unlisted if self.complete else 0
+        return not (self.leaks or self.wrong_counts or missing or self.too_long)
+
+
+def check_aggregate(
+    sensitive_columns: Sequence[str],
+    sensitive_rows: Sequence[Sequence[str]],
+    aggregate: Iterable[tuple[Sequence[str], Sequence[str], int]],
+    k: int,
+    length: int,
+    *,
+    complete: bool = False,
+) -> AggregateCheck:
+    """Verify a companion aggregate, given as ``(columns, values, count)`` per listed
+    combination, against the sensitive rows at resolution ``k`` and reporting ``length``
+    (``complete``: every combination held by ``k`` or more must be listed).
+
+    Raises:
+        ColumnMismatch: a listed combination names a column the sensitive table does not have,
+            names one twice, or not in the table's order.
+    """
+    if k < 1:
+        raise InvalidResolution("k must be at least 1")
+    m = len(sensitive_columns)
+    position = {c: j for j, c in enumerate(sensitive_columns)}
+    sens = _Sensitive(sensitive_rows, m)
+    # every combination of up to ``length`` attributes of the sensitive rows, counted here
+    truth: dict[tuple[Cell, ...], int] = {}
+    for record, weight in zip(sens.records.tolist(), sens.weight.tolist(), strict=True):
+        cells = [(j, v) for j, v in enumerate(record) if v >= 0]
+        for n in range(1, min(length, len(cells)) + 1):
+            for combination in combinations(cells, n):
+                truth[combination] = truth.get(combination, 0) + weight
+
+    leaks: dict[int, int] = {}
+    wrong = too_long = listed = 0
+    seen: set[tuple[Cell, ...]] = set()
+    for columns, values, count in aggregate:
+        listed += 1
+        at = [position.get(c, -1) for c in columns]
+        if -1 in at or at != sorted(set(at)) or len(values) != len(at):
+            raise ColumnMismatch("a listed combination's columns are not the table's, in order")
+        combination = _encode(
+            sens, [dict(zip(at, values, strict=True)).get(j, "") for j in range(m)]
+        )
+        if len(combination) != len(at):
+            raise ColumnMismatch("a listed combination has an empty value")
+        true = truth.get(combination, 0) if len(combination) <= length else sens.count(combination)
+        if len(combination) > length:
+            too_long += 1
+        if true < k:
+            leaks[len(combination)] = leaks.get(len(combination), 0) + 1
+        if count != true - true % k or combination in seen:
+            wrong += 1
+        seen.add(combination)
+    unlisted = sum(1 for c, n in truth.items() if n >= k and c not in seen)
+    return AggregateCheck(
+        k=k,
+        length=length,
+        listed=listed,
+        leaks_by_length=dict(sorted(leaks.items())),
+        wrong_counts=wrong,
+        unlisted=unlisted,
+        too_long=too_long,
+        complete=complete,
     )

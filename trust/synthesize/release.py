@@ -22,6 +22,22 @@ release. What happens here:
    share of the combinations held by k or more persons that are preserved) and the record
    expansion are stated in the release's metadata; the number of persons is not (only the
    records, whose single counts are the persons' rounded down to multiples of k).
+6. **The companion aggregate** (:mod:`trust.synthesize.companion`): the persons' table over the
+   stream's four attributes — exactly the table of the count stream ``victims_by_sex_age_form``
+   (:data:`COMPANION_TABLE`) — with every margin, protected by the release path
+   (:func:`trust.release.disclosure.margins.protect_margins`: suppression below k, secondary
+   suppression, the LP audit); of what it publishes, the aggregates broken down by 1 … the
+   reporting length attributes, rounded down to a multiple of k, in the same signed release
+   (metadata :data:`COMPANION_AGGREGATE`, JSON; its digest is part of the release's, so a change
+   of a rounded count makes a new release). Suppressed ones are left out, and so are the few
+   that, read beside the records' single counts and the count stream's cells, would show a
+   small combination non-empty (:mod:`trust.synthesize.beside`). It is verified on the
+   checker's own counting path (:func:`trust.synthesize.check.check_aggregate`) before signing:
+   a count of a combination held by fewer than k persons refuses the release (``leak``), as
+   does a count that is not the true one rounded down (``aggregate_wrong``); a table the
+   release path cannot protect refuses it with that path's code. Why no reader can show a
+   combination of 1 … k - 1 persons non-empty, within a release or across releases:
+   ``METHOD.md``, "The companion aggregate".
 
 The outcome is kept per subscription under the plan's sources, its k and the store position of
 the last event that can change who is counted, so an unchanged store synthesises nothing.
@@ -31,19 +47,40 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from trust.estimate.from_trust import counted_units
 from trust.estimate.stream import BELOW_K, counted_position
-from trust.release.aggregate import cell_of
+from trust.release.aggregate import CountTable, cell_of, table_from_counts
 from trust.release.categories import UNKNOWN
 from trust.release.counts import combine
+from trust.release.errors import ReleaseError
 from trust.release.publish import Refused, SyntheticTable
+from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
 from trust.stewardship.policy import ReleasePlan, Subscription
 from trust.store.eventstore import EventStore
 
 PURPOSE_NOT_SERVED = "purpose_not_served"
 LEAK = "leak"
+AGGREGATE_WRONG = "aggregate_wrong"
+
+#: The metadata entry that carries the companion aggregate (:func:`encode_aggregate`'s JSON).
+COMPANION_AGGREGATE = "synthesis_companion_aggregate"
+#: What one entry of the companion aggregate is, as the release states it.
+COMPANION_RULE = (
+    "Combinations of 1 to {length} attributes held by at least {k} persons, each count rounded "
+    "down to a multiple of {k} (the true count is that number to that number + {k1}): those the "
+    "table of persons by every attribute publishes after suppression of the counts below {k} "
+    "and secondary suppression, less any that would help narrow a count below {k} from the "
+    "records. A combination not listed is held by fewer than {k} persons, or "
+    "by more but hidden so that no smaller count can be worked out from the others. Counts of "
+    "persons, not of synthetic records."
+)
+#: The count stream whose table (the same persons by the same attributes) the companion
+#: aggregate is cut from, once protected.
+COMPANION_TABLE = VICTIMS_BY_SEX_AGE_FORM
 
 Outcome = SyntheticTable | Refused
 
@@ -103,6 +140,10 @@ class SyntheticMicrodata:
 
     def _synthesise(self, plan: ReleasePlan, rows: list[tuple[str, ...]], digest: str) -> Outcome:
         from trust.synthesize import Table, check, length_utility, synthesize  # numpy: here
+        from trust.synthesize.aggregate import encode_aggregate
+        from trust.synthesize.check import check_aggregate
+        from trust.synthesize.companion import protected_companion
+        from trust.synthesize.errors import SynthesisError
 
         settings = plan.spec.synthetic
         assert settings is not None
@@ -116,6 +157,21 @@ class SyntheticMicrodata:
             return Refused(LEAK, "the checker found a combination held by fewer than k persons")
         if not out:
             return Refused(BELOW_K, f"no combination is held by k = {plan.k} persons")
+        try:
+            companion = protected_companion(
+                companion_table(columns, rows), columns, plan.k, settings.length
+            )
+        except (ReleaseError, SynthesisError) as e:  # the audit refused the table, …
+            return Refused(e.code, "the companion aggregate's table could not be protected")
+        aggregate = companion.counts
+        listed = ((a.columns, a.values, a.count) for a in aggregate)
+        audit = check_aggregate(columns, rows, listed, plan.k, settings.length)
+        if audit.leaks:
+            return Refused(
+                LEAK, "a companion count is of a combination held by fewer than k persons"
+            )
+        if not audit.ok:
+            return Refused(AGGREGATE_WRONG, "the companion aggregate departs from its rule")
         utility = length_utility(sensitive, synthetic, plan.k, settings.length)
         parameters = {
             "synthesis_mode": settings.mode,
@@ -128,6 +184,11 @@ class SyntheticMicrodata:
                 )
                 for n, u in sorted(utility.items())
             },
+            "synthesis_companion_rule": COMPANION_RULE.format(
+                length=settings.length, k=plan.k, k1=plan.k - 1
+            ),
+            "synthesis_companion_combinations": str(len(aggregate)),
+            COMPANION_AGGREGATE: encode_aggregate(aggregate),
         }
         years = [int(r[columns.index("year")]) for r in out if _known_year(r, columns)]
         return SyntheticTable(
@@ -139,6 +200,14 @@ class SyntheticMicrodata:
             period_end=max(years) if years else None,
             parameters=parameters,
         )
+
+
+def companion_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> CountTable:
+    """The persons' count table of :data:`COMPANION_TABLE` (its dimensions' order, every
+    category, zeros included) from the sensitive rows (one per person, in ``columns``' order)."""
+    at = [list(columns).index(d) for d in COMPANION_TABLE.dimensions]
+    cells = Counter(tuple(row[j] for j in at) for row in rows)
+    return table_from_counts(COMPANION_TABLE, cells)
 
 
 def _known_year(row: tuple[str, ...], columns: tuple[str, ...]) -> bool:
