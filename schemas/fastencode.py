@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
+from schemas.codegen import GeneratedSource
 from schemas.model import Array, Enum, Fixed, Node, Primitive, Record, SchemaModel, Union
 
 __all__ = [
@@ -84,25 +85,8 @@ def avro_long(v: int) -> bytes:
     return _NON_NEGATIVE[v] if 0 <= v < _SMALL else _long(v)
 
 
-class _EncoderSource:
+class _EncoderSource(GeneratedSource):
     """The text of one generated encoder and the constants it reads (by name)."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self._vars = 0
-
-    def const(self, value: Any) -> str:
-        name = f"_c{len(self.constants)}"
-        self.constants[name] = value
-        return name
-
-    def var(self) -> str:
-        self._vars += 1
-        return f"x{self._vars}"
-
-    def add(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
 
     def length(self, depth: int, n: str) -> None:
         self.add(depth, f"o += _N[{n}] if {n} < {_SMALL} else _long({n})")

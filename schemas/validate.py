@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from schemas.codec import WireSchema
+from schemas.codegen import GeneratedSource
 from schemas.errors import InvalidRecord, Problem, ReasonCode
 from schemas.model import Array, Enum, Fixed, Map, Node, Primitive, Record, SchemaModel, Union
 from schemas.rules import (
@@ -340,26 +341,12 @@ _AGE_CONFLICT = ReasonCode.INVALID_RECORD
 # datum through the walk, which reports exactly what it always has.
 
 
-class _FastSource:
+class _FastSource(GeneratedSource):
     """The text of one generated function and the constants it reads (by name)."""
 
     def __init__(self, decoded: bool) -> None:
+        super().__init__()
         self.decoded = decoded
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self._vars = 0
-
-    def const(self, value: Any) -> str:
-        name = f"_c{len(self.constants)}"
-        self.constants[name] = value
-        return name
-
-    def var(self) -> str:
-        self._vars += 1
-        return f"x{self._vars}"
-
-    def add(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
 
     def fail_if(self, depth: int, condition: str) -> None:
         self.add(depth, f"if {condition}:")

@@ -13,7 +13,7 @@ from rich.table import Table
 from consumers.errors import ConsumerReason, ReleaseFileError
 from consumers.subscriber import Subscriber
 from consumers.writers import CHARTS, ReleaseWriter, read_release_file
-from schemas.release import ReleaseRejected, verify_release
+from schemas.release import Release, ReleaseRejected, verify_release
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, LogOpt, console, fail, home_of, out, valid_name
 from tiptrust.cli.principal_cmd import TokenOpt, acting_in, runs_the_trust
@@ -150,6 +150,24 @@ def subscribe(
         raise typer.Exit(int(Exit.REFUSED))
 
 
+def held_release(release_file: Path, trust_key: Path | None) -> Release:
+    """A release file a consumer holds, its signature verified first when ``trust_key`` is given;
+    else exit 2 (no such file), 5 (the key cannot be read) or 6 (not a release, or refused)."""
+    try:
+        release = read_release_file(release_file)
+    except ReleaseFileError as exc:
+        missing = exc.code is ConsumerReason.RELEASE_FILE_MISSING
+        raise fail(exc.message, Exit.USAGE if missing else Exit.REFUSED) from None
+    if trust_key is not None:
+        try:
+            verify_release(release.encoded(), wiring.release_public_keys(trust_key))
+        except wiring.SetupError as exc:
+            raise fail(str(exc), Exit.NOT_SET_UP) from None
+        except ReleaseRejected as exc:
+            raise fail(f"{release_file}: {exc.message}", Exit.REFUSED) from None
+    return release
+
+
 def chart(
     release_file: Annotated[
         Path,
@@ -181,18 +199,7 @@ def chart(
 
     Exits 2 when RELEASE does not exist, 6 when it is not a release or its signature fails.
     """
-    try:
-        release = read_release_file(release_file)
-    except ReleaseFileError as exc:
-        missing = exc.code is ConsumerReason.RELEASE_FILE_MISSING
-        raise fail(exc.message, Exit.USAGE if missing else Exit.REFUSED) from None
-    if trust_key is not None:
-        try:
-            verify_release(release.encoded(), wiring.release_public_keys(trust_key))
-        except wiring.SetupError as exc:
-            raise fail(str(exc), Exit.NOT_SET_UP) from None
-        except ReleaseRejected as exc:
-            raise fail(f"{release_file}: {exc.message}", Exit.REFUSED) from None
+    release = held_release(release_file, trust_key)
     from consumers.charts import write_charts  # matplotlib: only for this command
 
     folder = out_dir if out_dir is not None else release_file.parent / CHARTS

@@ -23,11 +23,10 @@ import typer
 from rich.table import Table
 
 from consumers.ddi import release_ddi
-from consumers.errors import ConsumerReason, ReleaseFileError
-from consumers.writers import atomic_write, read_release_file
-from schemas.release import ReleaseRejected, verify_release
+from consumers.writers import atomic_write
 from tiptrust import wiring
 from tiptrust.cli.common import Exit, HomeOpt, StoreOpt, fail, home_of, out, valid_name
+from tiptrust.cli.consume import held_release
 from trust.metadata.administrative import classification, terms_in_force
 from trust.metadata.structure import structure as case_structure
 from trust.metadata.submission import MetadataError, describe_submission, submission_ddi
@@ -73,19 +72,7 @@ def _source_ddi(h_given: str | None, store: str | None, source: str) -> bytes:
 
 
 def _release_ddi(release_file: Path, trust_key: Path | None) -> bytes:
-    try:
-        release = read_release_file(release_file)
-    except ReleaseFileError as exc:
-        missing = exc.code is ConsumerReason.RELEASE_FILE_MISSING
-        raise fail(exc.message, Exit.USAGE if missing else Exit.REFUSED) from None
-    if trust_key is not None:
-        try:
-            verify_release(release.encoded(), wiring.release_public_keys(trust_key))
-        except wiring.SetupError as exc:
-            raise fail(str(exc), Exit.NOT_SET_UP) from None
-        except ReleaseRejected as exc:
-            raise fail(f"{release_file}: {exc.message}", Exit.REFUSED) from None
-    return release_ddi(release)
+    return release_ddi(held_release(release_file, trust_key))
 
 
 @app.command("ddi")

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from transport import DeleteUnsupported, EventLog
 from transport.topics import source_of_inbound
 from trust.ingest.worker import INGEST_CONSUMER
+from trust.schedule import Every
 from trust.stewardship.agreement import DEFAULT_ENVELOPE_RETENTION_DAYS, Agreements
 from trust.stewardship.retention import terms
 from trust.store.events import InboundDeleted, new_event_id
@@ -59,14 +60,10 @@ class InboundRetention:
         every_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if every_s <= 0:
-            raise ValueError("every_s must be > 0 (leave it out to turn it off)")
         self.event_log = event_log
         self.store = store
         self.agreements = agreements
-        self.every_s = every_s
-        self.clock = clock
-        self._last: float | None = None
+        self.every = Every(every_s, clock)
         self._cut: dict[tuple[str, int], int] = {}
         self.unsupported = False
 
@@ -77,19 +74,15 @@ class InboundRetention:
     def __call__(self) -> dict[tuple[str, int], int]:
         """Delete what is due, at most once per interval; returns the new earliest offset of
         each partition it cut."""
-        now = self.clock()
-        if self._last is not None and now - self._last < self.every_s:
-            return {}
-        return self.run_now()
+        return self.run_now() if self.every.due() else {}
 
     def run_now(self) -> dict[tuple[str, int], int]:
         """Delete what is due now, whenever it last ran (the runner calls it when it stops, so
         a run that took an export in leaves no envelope its source keeps for 0 days)."""
-        now = self.clock()
+        self.every.ran()
         if self.unsupported:
             return {}
-        self._last = now
-        now_ms = int(now * 1000)
+        now_ms = int(self.every.clock() * 1000)
         done: dict[tuple[str, int], int] = {}
         for (topic, partition), committed in sorted(self.store.positions(INGEST_CONSUMER).items()):
             try:

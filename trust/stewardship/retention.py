@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, select
 
+from trust.schedule import Every
 from trust.stewardship.agreement import (
     ARCHIVE_DEIDENTIFIED,
     DESTROY,
@@ -280,20 +281,15 @@ class RetentionSchedule:
         every_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if every_s <= 0:
-            raise ValueError("every_s must be > 0 (leave the schedule out to turn it off)")
         self.store = store
         self.agreements = agreements
         self.vault = vault
-        self.every_s = every_s
-        self.clock = clock
-        self._last: float | None = None
+        self.every = Every(every_s, clock)
 
     def __call__(self) -> list[SourceRetention]:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.every_s:
+        if not self.every.due():
             return []
-        self._last = now
+        now = self.every.clock()
         done = apply(self.store, self.agreements(), int(now * 1000), self.vault)
         for f in done:
             if f.cases_due:

@@ -29,6 +29,7 @@ from schemas.errors import ContractError
 from schemas.keys import Keyring, KeyState
 from transport import EventLog
 from transport.topics import INBOUND_PREFIX
+from trust.schedule import Every
 from trust.store.events import TrustKeyRetired, new_event_id
 from trust.store.eventstore import EventStore
 
@@ -57,28 +58,23 @@ class TrustKeyRetirement:
         every_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if every_s <= 0 or grace_days < 0:
-            raise ValueError("every_s must be > 0 and grace_days >= 0")
+        if grace_days < 0:
+            raise ValueError("grace_days must be >= 0")
         self.event_log = event_log
         self.store = store
         self.keyring = keyring
         self.lifecycle = lifecycle
         self.retire = retire
         self.grace_days = grace_days
-        self.every_s = every_s
-        self.clock = clock
-        self._last: float | None = None
+        self.every = Every(every_s, clock)
 
     def __call__(self) -> list[str]:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.every_s:
-            return []
-        self._last = now
-        return self.run_now()
+        return self.run_now() if self.every.due() else []
 
     def run_now(self) -> list[str]:
         """Destroy what is due now; returns the key ids destroyed."""
-        now_ms = int(self.clock() * 1000)
+        self.every.ran()
+        now_ms = int(self.every.clock() * 1000)
         state = self.lifecycle()
         due = [
             k
