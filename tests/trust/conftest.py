@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from transport import EventLog, open_log
 from trust.store.eventstore import EventStore, open_store
 
 
@@ -38,3 +39,10 @@ def sqlite_store(tmp_path: Path) -> Iterator[EventStore]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def sqlite_log(tmp_path: Path) -> Iterator[EventLog]:
+    """A fresh embedded event log (for modules whose subject is the trust's side of the log)."""
+    with open_log(f"sqlite:///{tmp_path / 'log.db'}") as event_log:
+        yield event_log

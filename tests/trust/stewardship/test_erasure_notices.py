@@ -3,15 +3,12 @@ linked with it gets one signed notice on its receipt topic, naming only its own 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from schemas.keys import SigningKey
 from schemas.receipt import verify_receipt
 from tests.trust.store.builders import accepted, eid
-from transport import EventLog, open_log, topics
+from transport import EventLog, topics
 from trust.follow import follow
 from trust.stewardship.erasure_notices import ErasureNotices, notices_for
 from trust.store.events import LinkDecision, RecordLinked, RecordUnlinked, VictimRef
@@ -31,9 +28,8 @@ def store(sqlite_store: EventStore) -> EventStore:
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[EventLog]:
-    with open_log(f"sqlite:///{tmp_path / 'log.db'}") as event_log:
-        yield event_log
+def log(sqlite_log: EventLog) -> EventLog:
+    return sqlite_log
 
 
 def _one_person(store: EventStore) -> dict[str, str]:

@@ -5,8 +5,6 @@ delete is reported, never mistaken for done."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -32,9 +30,8 @@ def store(sqlite_store: EventStore) -> EventStore:
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[EventLog]:
-    with open_log(f"sqlite:///{tmp_path / 'log.db'}") as event_log:
-        yield event_log
+def log(sqlite_log: EventLog) -> EventLog:
+    return sqlite_log
 
 
 def _agreements(days: int | None) -> Agreements:

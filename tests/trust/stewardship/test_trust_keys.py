@@ -3,15 +3,12 @@ not before their grace has passed; the active key never."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from schemas.codec import default_registry
 from schemas.envelope import EventHeader, new_event_id, seal_batch
 from schemas.keys import Keyring, KeyState, SigningKey, TrustKeyPair
-from transport import EventLog, open_log, topics
+from transport import EventLog, topics
 from trust.stewardship.trust_keys import TrustKeyRetirement
 from trust.store.events import TrustKeyRetired
 from trust.store.eventstore import EventStore
@@ -29,9 +26,8 @@ def store(sqlite_store: EventStore) -> EventStore:
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[EventLog]:
-    with open_log(f"sqlite:///{tmp_path / 'log.db'}") as event_log:
-        yield event_log
+def log(sqlite_log: EventLog) -> EventLog:
+    return sqlite_log
 
 
 def _sealed_to(log: EventLog, key: TrustKeyPair, n: int = 2) -> None:
