@@ -594,13 +594,7 @@ _HISTORY_TYPES = (
 
 def _linkage_events(store: EventStore, types: Sequence[str]) -> Iterator[tuple[int, Event]]:
     """The stored events of ``types`` in seq order, read page by page."""
-    upto, after = store.last_seq(), 0
-    while True:
-        page = store.read_types(types, after, upto, _PAGE, records=False)
-        yield from page
-        if len(page) < _PAGE:
-            return
-        after = page[-1][0]
+    return store.all_of(types, page=_PAGE)
 
 
 def _evidence_json(

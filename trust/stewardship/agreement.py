@@ -763,14 +763,11 @@ SUBMITTER = "trust-agreements"
 
 def submitted_versions(store: EventStore) -> list[AgreementVersion]:
     """Every agreement version submitted to the store, in the order it was received."""
-    out: list[AgreementVersion] = []
-    after, upto = 0, store.last_seq()
-    while True:
-        page = store.read_types({AgreementSubmitted.event_type}, after, upto, 1000, records=False)
-        out.extend(version_of(seq, ev) for seq, ev in page if isinstance(ev, AgreementSubmitted))
-        if len(page) < 1000:
-            return out
-        after = page[-1][0]
+    return [
+        version_of(seq, ev)
+        for seq, ev in store.all_of({AgreementSubmitted.event_type})
+        if isinstance(ev, AgreementSubmitted)
+    ]
 
 
 def submit_agreement(

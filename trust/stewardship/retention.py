@@ -111,15 +111,10 @@ def terms(agreements: Agreements, source_id: str, now_ms: int) -> Agreement | No
 def archived_cases(store: EventStore) -> set[tuple[str, str]]:
     """Cases archived de-identified before (never due again)."""
     out: set[tuple[str, str]] = set()
-    after, upto = 0, store.last_seq()
-    while True:
-        page = store.read_types({RetentionApplied.event_type}, after, upto, 1000, records=False)
-        for _, ev in page:
-            if isinstance(ev, RetentionApplied) and ev.at_end == ARCHIVE_DEIDENTIFIED:
-                out.update((ev.source_id, c) for c in ev.case_ids)
-        if len(page) < 1000:
-            return out
-        after = page[-1][0]
+    for _, ev in store.all_of({RetentionApplied.event_type}):
+        if isinstance(ev, RetentionApplied) and ev.at_end == ARCHIVE_DEIDENTIFIED:
+            out.update((ev.source_id, c) for c in ev.case_ids)
+    return out
 
 
 def _held(conn: Connection, source_id: str) -> dict[str, tuple[int, int]]:

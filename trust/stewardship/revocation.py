@@ -53,16 +53,11 @@ class RevocationError(Refusal):
 
 def revoked_keys(store: EventStore) -> set[tuple[str, str]]:
     """Every (source, key id) revoked so far."""
-    found: set[tuple[str, str]] = set()
-    after, upto = 0, store.last_seq()
-    while True:
-        page = store.read_types([SourceKeyRevoked.event_type], after, upto, records=False)
-        if not page:
-            return found
-        for seq, ev in page:
-            after = seq
-            if isinstance(ev, SourceKeyRevoked):
-                found.add((ev.source_id, ev.key_id))
+    return {
+        (ev.source_id, ev.key_id)
+        for _, ev in store.all_of({SourceKeyRevoked.event_type})
+        if isinstance(ev, SourceKeyRevoked)
+    }
 
 
 def revoke_source_key(

@@ -347,6 +347,20 @@ class EventStore:
             if remaining is not None:
                 remaining -= len(page)
 
+    def all_of(
+        self, types: Collection[str], *, records: bool = False, page: int = 1000
+    ) -> Iterator[tuple[int, Event]]:
+        """Every stored event of ``types`` up to the store's end now, in seq order, read page
+        by page (each page its own short transaction); accepted records' bodies unread unless
+        ``records``."""
+        after, upto = 0, self.last_seq()
+        while True:
+            found = self.read_types(types, after, upto, page, records=records)
+            yield from found
+            if len(found) < page:
+                return
+            after = found[-1][0]
+
     def read_types(
         self,
         types: Collection[str],
