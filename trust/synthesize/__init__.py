@@ -67,8 +67,10 @@ def synthesize(
     """
     if k < 1:
         raise InvalidResolution("k must be at least 1")
-    if mode in ("default", "pairs"):
-        return synthesize_default(table, k, seed, progress, fit_pairs=mode == "pairs")
+    if mode == "default":
+        return synthesize_default(table, k, seed, progress, fit="balanced")
+    if mode == "pairs":
+        return synthesize_default(table, k, seed, progress, fit="pairs")
     if mode == "classic":
         return synthesize_classic(table, k, seed, progress)
     raise UnknownMode(f"unknown mode, expected one of {', '.join(MODES)}")

@@ -1,5 +1,5 @@
-"""The default and ``pairs`` modes: split records into k-supported blocks, round down (or, in
-the ``pairs`` mode, fit pair counts), then recombine.
+"""The default and ``pairs`` modes: split records into k-supported blocks, fit how many rows of
+each held combination to write, then recombine.
 
 Method note: ``METHOD.md`` beside this file. In short:
 
@@ -8,18 +8,23 @@ Method note: ``METHOD.md`` beside this file. In short:
    among all such partitions, the one that keeps together the most pair weight, a pair of count
    ``c`` weighing ``1/c`` (what losing one of its instances costs the mean relative error). An
    exact dynamic programme over the column subsets, vectorised over distinct records.
-2. :func:`round_down_singles` (default mode) — each attribute loses its count's excess over the
-   multiple of ``k`` below it, where it pairs with the least weight. In the ``pairs`` mode,
-   :func:`fitted_rows` instead: how many rows of each combination held by ≥ ``k`` rows to write is
-   chosen by a linear programme (:mod:`~trust.synthesize.pairfit`) that meets the rounded-down
-   single counts and brings the pair counts closest to the sensitive ones, started from the kinds
-   step 1 writes; its solution is rounded down and each attribute's missing instances are written
-   as one-attribute rows (if the solver fails, step 1's rows are rounded down instead). It gains
-   at lengths <= 2 and loses at lengths 3 and 4 (``METHOD.md``, *Higher-order utility*).
+2. :func:`fitted_rows` — how many rows of each combination held by ≥ ``k`` rows to write is chosen
+   by a linear programme (:mod:`~trust.synthesize.pairfit`) that meets the rounded-down single
+   counts and brings the pair counts closest to the sensitive ones, started from the kinds step 1
+   writes; its solution is rounded down and each attribute's missing instances are written as
+   one-attribute rows. The default mode weighs the triples too, at a fiftieth of the pairs'
+   weight, and writes no kind of four or more attributes more than four times as often as the
+   sensitive data holds it (:data:`~trust.synthesize.pairfit.BALANCED`); the ``pairs`` mode
+   weighs pairs only (:data:`~trust.synthesize.pairfit.PAIRS_ONLY`): better at lengths <= 2, far
+   worse at lengths 3 and 4 (``METHOD.md``, *Higher-order utility*). If the solver ends without
+   an optimum (and in the ``rounding`` fit), :func:`round_down_singles` instead: each attribute
+   loses its count's excess over the multiple of ``k`` below it, where it pairs with the least
+   weight.
 3. :func:`merge_blocks` — rows are greedily merged in pairs when their columns are disjoint, the
    merged combination is held by at least ``k`` sensitive rows, and the merge brings the pair
    counts closer to the sensitive ones (partners drawn from sensitive records that hold the row;
-   the longest rows look first; rows of the same two kinds merge in batches).
+   the longest rows look first; rows of the same two kinds merge in batches). After a fit only
+   the one-attribute rows look for partners (the fit left little else to gain).
 4. Rows are shuffled and sorted by decreasing length.
 
 Every output row is, at every step, a combination held by at least ``k`` sensitive rows; so is every
@@ -35,6 +40,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -48,10 +54,14 @@ from trust.synthesize.combinations import (
     sub_combinations,
 )
 from trust.synthesize.data import Codes, Table, floor_k
-from trust.synthesize.pairfit import FitFailed, fit_kinds
+from trust.synthesize.errors import UnknownMode
+from trust.synthesize.pairfit import BALANCED, PAIRS_ONLY, FitFailed, FitWeights, fit_kinds
 
 Progress = Callable[[float], None]
 Floats = npt.NDArray[np.float64]
+# step 2: the default mode's fit, the `pairs` mode's, or no fit (the partition rounded down)
+Fit = Literal["balanced", "pairs", "rounding"]
+FIT_WEIGHTS: dict[str, FitWeights] = {"balanced": BALANCED, "pairs": PAIRS_ONLY}
 
 MERGE_PARTNERS = 4  # sensitive records consulted per merge: the row's own origin and 3 others
 START_MULTIPLICITY = 2  # partition kinds written this often start the pair-fitting programme
@@ -215,8 +225,12 @@ def merge_blocks(
     masks: Ints,
     rng: random.Random,
     progress: Progress | None = None,
+    *,
+    seekers: int | None = None,
 ) -> tuple[Ints, Ints]:
-    """Greedy gain-driven merges of rows (see the module docstring); returns the merged rows."""
+    """Greedy gain-driven merges of rows (see the module docstring); returns the merged rows.
+    With ``seekers``, only rows of at most that many attributes (and the rows their merges make)
+    look for partners; any row may be one."""
     m = sub.patterns.shape[1]
     size = 1 << m
     bits = [[j for j in range(m) if mask >> j & 1] for mask in range(size)]
@@ -247,6 +261,8 @@ def merge_blocks(
 
     supporters = _Supporters(sub)
     order = list(pool)
+    if seekers is not None:
+        order = [key for key in order if len(bits[example[key][1]]) <= seekers]
     rng.shuffle(order)
     order.sort(key=lambda key: len(bits[example[key][1]]))  # popped from the end: long first
     total = len(order)
@@ -381,15 +397,17 @@ def fitted_rows(
     masks: Ints,
     pairs: PairCounts,
     rng: np.random.Generator,
+    weights: FitWeights = BALANCED,
 ) -> tuple[Ints, Ints]:
-    """Step 2: rows chosen by the pair-fitting programme (:mod:`~trust.synthesize.pairfit`),
-    started from the kinds the partition writes at least :data:`START_MULTIPLICITY` times;
-    each kind written ``floor(x)`` times, then each attribute's missing instances as rows of
-    that attribute alone, so single counts are exactly the rounded-down sensitive ones."""
+    """Step 2: rows chosen by the fitting programme (:mod:`~trust.synthesize.pairfit`, with
+    ``weights``), started from the kinds the partition writes at least
+    :data:`START_MULTIPLICITY` times; each kind written ``floor(x)`` times, then each attribute's
+    missing instances as rows of that attribute alone, so single counts are exactly the
+    rounded-down sensitive ones."""
     keys = sub.key[origin, masks]
     _, first, count = np.unique(keys, return_index=True, return_counts=True)
     start = first[count >= START_MULTIPLICITY]
-    fit = fit_kinds(sub, k, origin[start], masks[start])
+    fit = fit_kinds(sub, k, origin[start], masks[start], weights=weights)
     times = np.floor(fit.x + ROUNDING_SLACK).astype(np.int64)
     out_p = np.repeat(fit.origin, times)
     # the solver meets the single counts only to a tolerance: trim any excess (never expected)
@@ -418,10 +436,12 @@ def synthesize_default(
     seed: int,
     progress: Progress | None = None,
     *,
-    fit_pairs: bool = False,
+    fit: Fit = "balanced",
 ) -> Table:
-    """The default mode (``fit_pairs``: the ``pairs`` mode); the same table, ``k``, seed and
-    mode give the same output."""
+    """The default mode (``fit="pairs"``: the ``pairs`` mode; ``"rounding"``: no fit, as when the
+    solver fails); the same table, ``k``, seed and fit give the same output."""
+    if fit not in ("balanced", "pairs", "rounding"):
+        raise UnknownMode("unknown fit, expected balanced, pairs or rounding")
     rng = np.random.default_rng(seed)
     report = progress if progress is not None else (lambda _f: None)
     m = table.n_columns
@@ -438,9 +458,10 @@ def synthesize_default(
     report(0.2)
     origin, masks = partition_blocks(sub, choice, k)
     fitted = False
-    if fit_pairs:
+    weights = FIT_WEIGHTS.get(fit)
+    if weights is not None:
         try:
-            origin, masks = fitted_rows(table, sub, k, origin, masks, pairs, rng)
+            origin, masks = fitted_rows(table, sub, k, origin, masks, pairs, rng, weights)
             fitted = True
         except FitFailed:  # the partition, rounded down, is a valid (less fitted) start as well
             pass
@@ -449,7 +470,13 @@ def synthesize_default(
         masks = _masks_of(rows)
     report(0.7)
     origin, masks = merge_blocks(
-        sub, k, origin, masks, random.Random(seed), lambda f: report(0.7 + 0.3 * f)
+        sub,
+        k,
+        origin,
+        masks,
+        random.Random(seed),
+        lambda f: report(0.7 + 0.3 * f),
+        seekers=1 if fitted else None,
     )
     report(1.0)
     return table.with_codes(order_rows(_codes_of(sub, origin, masks), rng))

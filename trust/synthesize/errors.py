@@ -22,9 +22,16 @@ class InvalidReportingLength(SynthesisError):
 
 
 class UnknownMode(SynthesisError):
-    """A synthesis mode other than ``default`` or ``classic``."""
+    """A synthesis mode other than ``default``, ``pairs`` or ``classic``."""
 
     code = "unknown_mode"
+
+
+class InvalidFitWeights(SynthesisError):
+    """Weights of the fitting programme that make no sense: a negative triple weight, a cap of
+    0 or below."""
+
+    code = "invalid_fit_weights"
 
 
 class InvalidTable(SynthesisError):

@@ -1,4 +1,4 @@
-"""Fitting pair counts: a linear programme over the rows a release may contain.
+"""Fitting pair (and triple) counts: a linear programme over the rows a release may contain.
 
 The rows a k-anonymous synthetic table may contain are the combinations held by at least ``k``
 sensitive rows (a *kind* here). Choose how many rows of each kind to write, ``x[t] >= 0``, so that
@@ -8,19 +8,24 @@ sensitive rows (a *kind* here). Choose how many rows of each kind to write, ``x[
 - the pair counts are as close as possible to the sensitive ones: ``sum |syn_q - c_q| / c_q`` over
   the pairs held by >= ``k`` rows is minimal (a pair held by fewer can never occur anyway; each
   absolute value is two slack columns costing ``1/c_q``); optionally the triples' too, at a
-  lower weight (``triple_weight``: the pair fit alone leaves triples far off, see ``METHOD.md``).
+  lower weight, and with kinds of :data:`CAP_LENGTH` or more attributes written at most a
+  multiple of their own sensitive count (:class:`FitWeights`: the pair fit alone leaves triples
+  and quadruples far off, see ``METHOD.md``, *Higher-order utility*).
 
-This is the relaxation of the best table the promises allow for the mean relative error of
-lengths 1 and 2 (the benchmark's floor is its optimum over every kind). There is one column per
+With pairs alone this is the relaxation of the best table the promises allow for the mean
+relative error of lengths 1 and 2 (the benchmark's floor is its optimum over every kind); the
+default mode's weights trade a little of that for triples and quadruples. There is one column per
 kind: tens of thousands at 10^5 rows, of which an optimum uses a few per cent. :func:`fit_kinds`
 starts from the single attributes (always feasible) and the kinds the caller proposes, and solves
 by the interior point method with crossover (seconds, where the simplex from a slack basis takes
 minutes), which ends at a vertex: few kinds are fractional. With ``max_rounds > 1`` it goes on by
 *column generation*: every kind of every distinct record is priced at once with the row duals (a
-kind's reduced cost is minus the sum of the duals of its attributes, pairs (and triples), summed over all
-column masks of all records by the subset recursion of the partition's pair weights), the most
-negative are added and the programme is solved again, until no kind prices out. The tests check
-that this reaches the optimum of the programme over every kind.
+kind's reduced cost is minus the sum of the duals of its attributes, pairs (and triples),
+summed over all column masks of all records by the subset recursion of the partition's pair
+weights), the most
+negative are added and the programme is solved again, until no kind prices out (a cap is an
+upper bound, which does not change the price of a kind not yet in the programme). The tests check
+that this reaches the optimum of the programme over every kind, with either mode's weights.
 
 Nothing here decides what is safe to release: only kinds with ``support >= k`` are ever columns,
 and the caller writes rows of those kinds only (see ``METHOD.md``).
@@ -37,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trust.synthesize.combinations import Ints, SubCombinations
-from trust.synthesize.errors import SynthesisError
+from trust.synthesize.errors import InvalidFitWeights, SynthesisError
 
 Floats = npt.NDArray[np.float64]
 _HIGHS: Any = highspy  # the binding is untyped
@@ -47,16 +52,40 @@ COLUMNS_PER_ROUND = 4000
 # one solve from the proposed kinds: a priced round more gains about 0.002 of mean relative error
 # at 10^5 rows and k = 5 (less at larger k) and doubles the time (METHOD.md)
 MAX_ROUNDS = 1
-# weight of the triples' relative error beside the pairs' (0: pairs only). 0.1 at 10^5 rows and
-# k = 10 halves the error of triples the pair fit leaves, costs 0.03 at lengths <= 2 and doubles
-# the time (METHOD.md)
-TRIPLE_WEIGHT = 0.0
+# kinds of this many attributes or more are the ones a cap (FitWeights.long_cap) bounds
+CAP_LENGTH = 4
 
 
 class FitFailed(SynthesisError):
     """The solver ended the pair-fitting programme without an optimum."""
 
     code = "pair_fit_failed"
+
+
+@dataclass(frozen=True)
+class FitWeights:
+    """What the programme weighs beside the pairs.
+
+    ``triple``: the weight of each triple's relative error, ``|syn - c| / c`` over the triples
+    held by >= ``k`` rows (0: pairs only; each triple is then no row of the programme).
+    ``long_cap``: a kind of :data:`CAP_LENGTH` or more attributes is written at most
+    ``long_cap`` times its own sensitive count (``inf``: no cap; a bound on a column, free).
+    """
+
+    triple: float = 0.0
+    long_cap: float = float("inf")
+
+    def __post_init__(self) -> None:
+        if not (self.triple >= 0 and self.long_cap > 0):
+            raise InvalidFitWeights("a triple weight must be >= 0 and a cap above 0")
+
+
+# the `pairs` mode: pairs alone, the programme's best at lengths <= 2 (METHOD.md)
+PAIRS_ONLY = FitWeights()
+# the default mode: at 10^5 rows and k = 10 (one run, METHOD.md) lengths <= 2 at 0.349 where
+# pairs alone reach 0.332, triples at 0.60 (pairs alone 0.99, the rounding 0.60), quadruples at
+# 0.81 (1.26, 0.65); triples at 0.1 cost 0.03 at lengths <= 2, a cap of 1 cost 0.02
+BALANCED = FitWeights(triple=0.02, long_cap=4.0)
 
 
 @dataclass(frozen=True)
@@ -136,6 +165,18 @@ def _price(rows: _Rows, dual: Floats) -> Floats:
     return value
 
 
+def _upper(sub: SubCombinations, origin: Ints, masks: Ints, cap: float, inf: float) -> Floats:
+    """Each kind's bound: ``cap`` times its sensitive count when it has :data:`CAP_LENGTH` or
+    more attributes, none otherwise (a bound never excludes 0, so the programme stays feasible)."""
+    if cap == float("inf"):
+        return np.full(origin.size, inf)
+    length = np.zeros(origin.size, dtype=np.int64)
+    for j in range(sub.patterns.shape[1]):
+        length += (masks >> j) & 1
+    bound = cap * sub.support[origin, masks].astype(np.float64)
+    return np.where(length >= CAP_LENGTH, bound, inf)
+
+
 def fit_kinds(
     sub: SubCombinations,
     k: int,
@@ -143,12 +184,12 @@ def fit_kinds(
     start_masks: Ints,
     *,
     max_rounds: int = MAX_ROUNDS,
-    triple_weight: float = TRIPLE_WEIGHT,
+    weights: FitWeights = PAIRS_ONLY,
 ) -> FittedKinds:
     """Solve the pair-fitting programme from the proposed kinds (``start_origin[t]``'s attributes
     on ``start_masks[t]``; those held by fewer than ``k`` rows are ignored), with ``max_rounds - 1``
-    rounds of column generation; ``triple_weight > 0`` fits triples too, each at that weight."""
-    rows = _Rows(sub, k, triple_weight)
+    rounds of column generation; ``weights`` says what else it weighs (:class:`FitWeights`)."""
+    rows = _Rows(sub, k, weights.triple)
     n_s, n_p = rows.n_singles, rows.n_fitted
     if n_s == 0:  # no attribute is held by k rows: nothing may be written
         empty = np.zeros(0, dtype=np.int64)
@@ -202,7 +243,7 @@ def fit_kinds(
             n,
             np.zeros(n),
             np.zeros(n),
-            np.full(n, inf),
+            _upper(sub, np.array(added_p), np.array(added_m), weights.long_cap, inf),
             len(index),
             np.array(start, dtype=np.int32),
             np.array(index, dtype=np.int32),
