@@ -77,7 +77,9 @@ class Subscriber:
         return release
 
     def run_once(self, timeout: float = 5.0, max_records: int = 100) -> SubscribeReport:
-        """Read until caught up (or ``timeout`` seconds pass); verify, write, commit each.
+        """Read until caught up; verify, write, commit each. ``timeout`` bounds the wait for
+        records that do not come (a log that is slow to say where its end is), not the work:
+        a backlog of any length is read in one run.
 
         Stops early at a release that conflicts with a held one (``report.conflict``), without
         committing it; the next run reads it again.
@@ -116,6 +118,8 @@ class Subscriber:
                     else:
                         report.releases.append(release)
                 consumer.commit({(record.topic, record.partition): record.offset + 1})
+            if batch:  # progress: wait for the rest as long again
+                deadline = time.monotonic() + timeout
             if consumer.at_end() or time.monotonic() >= deadline:
                 return report
 

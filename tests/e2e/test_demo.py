@@ -41,8 +41,12 @@ def _check_summary(summary: dict, tmp_path: Path) -> None:
     published = [r for r in rows if r["suppressed"] == "false"]
     assert published and all(int(r["value"]) >= 10 for r in published)
     assert all(r["value"] == "" for r in rows if r["suppressed"] == "true")
-    total = [r for r in rows if set(r.values()) >= {"Total"} and r["year"] == "Total"]
-    assert len(total) == 1 and total[0]["sex"] == total[0]["form"] == "Total"
+    # with every margin: the grand total once, and the one-way margins (victims per year …)
+    dims = ("year", "sex", "age_group", "form")
+    total = [r for r in rows if all(r[d] == "Total" for d in dims)]
+    assert len(total) == 1 and int(total[0]["value"]) == summary["persons"]
+    per_year = [r for r in rows if r["year"] != "Total" and all(r[d] == "Total" for d in dims[1:])]
+    assert per_year
     release = json.loads((out / "000001.json").read_text())
     assert release["k"] == 10 and "not estimates of prevalence" in release["caveat"]
     assert release["format"] == 2 and release["labels"]["sex"]

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from schemas.rules import age_group_of
 from trust.release.categories import (
+    MOST_FREQUENT,
     UNKNOWN,
     Classification,
     UnknownCode,
@@ -312,7 +313,11 @@ def aggregate(persons: Iterable[PersonFacts], spec: StreamSpec) -> CountTable:
     return table_from_counts(spec, Counter(cell(p) for p in people))
 
 
-def table_from_counts(spec: StreamSpec, observed: Mapping[tuple[str, ...], int]) -> CountTable:
+def table_from_counts(
+    spec: StreamSpec,
+    observed: Mapping[tuple[str, ...], int],
+    sticky: Mapping[str, Collection[str]] | None = None,
+) -> CountTable:
     """The complete table of ``spec`` from persons counted per cell (absent cells count 0).
 
     The same table :func:`aggregate` makes from the persons themselves; the release stage keeps
@@ -320,7 +325,10 @@ def table_from_counts(spec: StreamSpec, observed: Mapping[tuple[str, ...], int])
     are as :func:`cell_of` makes them. The categories come from the stream's classifications
     (years and most frequent countries from the counted persons; a country outside the most
     frequent joins ``Rest``); the structural zeros from its rules. The period is the first and
-    last known year among the counted persons (streams count by year).
+    last known year among the counted persons (streams count by year). ``sticky``: per
+    most-frequent dimension, the categories the consumer was given before in this stream
+    (:meth:`~trust.release.categories.Classification.table_categories`; the release stage
+    passes them, so a country published on its own never returns into ``Rest``).
 
     Raises:
         UnknownCode: a cell key holds a value that is not a category of its dimension.
@@ -329,7 +337,12 @@ def table_from_counts(spec: StreamSpec, observed: Mapping[tuple[str, ...], int])
     classes = spec.classifications()
     present = {key: n for key, n in observed.items() if n > 0}
     categories = tuple(
-        c.table_categories(counts_by_value(present, i), spec.k) for i, c in enumerate(classes)
+        c.table_categories(
+            counts_by_value(present, i),
+            spec.k,
+            (sticky or {}).get(c.dimension, ()) if c.kind == MOST_FREQUENT else (),
+        )
+        for i, c in enumerate(classes)
     )
     grouped: Counter[tuple[str, ...]] = Counter()
     for key, n in present.items():

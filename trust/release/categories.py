@@ -12,7 +12,10 @@ list, an age band, a year) become the **categories** a stream publishes:
 - **most frequent**: the ``top`` most frequent codes among the counted persons (each with at
   least ``k`` persons), then the declared fixed categories that occur, in their order (e.g.
   ``Multiple``, the residual :data:`REST` for every other known code, ``Unknown``). The
-  residual is never the code list's own ``Other``, which means something else.
+  residual is never the code list's own ``Other``, which means something else. A table made
+  for a consumer who already holds releases of the stream also keeps every category published
+  to it before (``sticky``): a code once published on its own never returns into ``Rest``, a
+  fixed category never disappears (``disclosure/differencing.md``, sticky categories).
 
 A dimension may declare a **hierarchy** of parents over its categories (``0-17`` = ``0-11`` +
 ``12-17``): a parent is published as the sum of its children, never counted on its own.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -166,19 +169,35 @@ class Classification:
 
     # -- a table's categories -------------------------------------------------------------
 
-    def table_categories(self, observed: Mapping[str, int], k: int) -> tuple[str, ...]:
+    def table_categories(
+        self, observed: Mapping[str, int], k: int, sticky: Collection[str] = ()
+    ) -> tuple[str, ...]:
         """The categories of a table, given persons per value (``observed``, values as
-        :meth:`category_of` returns them) and the stream's ``k``."""
+        :meth:`category_of` returns them) and the stream's ``k``.
+
+        ``sticky`` (most-frequent kind only): categories published before to the same consumer
+        in this stream. They stay: each code among them is a category of its own whatever its
+        count now (most frequent first with the others, ties in code order), each fixed one
+        stays even with nobody in it. Other codes are chosen as :meth:`most_frequent` chooses
+        them, beside the sticky ones.
+
+        Raises:
+            UnknownCode: a sticky category is neither a code of the list nor a fixed category.
+        """
         present = {v for v, n in observed.items() if n > 0}
         unknown = [UNKNOWN] if UNKNOWN in present else []
         if self.kind == DECLARED:
             return tuple(c.code for c in self.categories)
         if self.kind == YEARS:
             return (*(str(y) for y in sorted(int(v) for v in present if v != UNKNOWN)), *unknown)
-        chosen = self.most_frequent(observed, k)
         fixed = [c.code for c in self.categories]
+        kept = set(sticky)
+        if kept - set(self.code_list) - set(fixed):
+            raise UnknownCode(f"{self.dimension}: a category published before is not of its list")
+        codes = set(self.most_frequent(observed, k)) | (kept - set(fixed))
+        chosen = tuple(sorted(codes, key=lambda v: (-observed.get(v, 0), v)))
         grouped = {self.group(v, chosen) for v in present}
-        return (*chosen, *(c for c in fixed if c in grouped))
+        return (*chosen, *(c for c in fixed if c in grouped or c in kept))
 
     def most_frequent(self, observed: Mapping[str, int], k: int) -> tuple[str, ...]:
         """The ``top`` most frequent known codes with at least ``k`` persons, most frequent

@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 from trust.follow import StoreFollower, follow
 from trust.release import counts as release_counts
 from trust.release.aggregate import CountTable, table_from_counts
+from trust.release.categories import MOST_FREQUENT
 from trust.release.cellkeys import RecordKeys, cell_keys
 from trust.release.counts import counting_rule
 from trust.release.disclosure.methods import (
@@ -47,7 +48,15 @@ from trust.release.disclosure.methods import (
 )
 from trust.release.disclosure.suppression import DisclosurePolicy, SuppressedTable, apply_step
 from trust.release.errors import ReleaseError, UnprotectedTable
-from trust.release.history import AggregateKey, PublishedHistory
+from trust.release.history import (
+    COUNTS_DIGEST,
+    GUARDED,
+    AggregateKey,
+    PublishedHistory,
+    counts_digest,
+    counts_key,
+    guarded_bitmap,
+)
 from trust.release.ledger import BudgetRefused, Ledger
 from trust.release.population import Population
 from trust.release.publish import (
@@ -228,6 +237,8 @@ class ReleaseStage:
     ) -> None:
         self.methods = resolve_methods(streams, record_keys=record_key_secret is not None)
         self.record_keys = RecordKeys(record_key_secret) if record_key_secret else None
+        # keys the digests of exact count tables the replay rule compares (none: no replay)
+        self._counts_key = counts_key(record_key_secret) if record_key_secret else None
         #: the operator's population denominators (rate streams; None: not provided)
         self.population = population
         self.store = store
@@ -255,6 +266,9 @@ class ReleaseStage:
         self._checked_upto = -1
         self._checked_day = -1
         self._pending = False
+        # per (consumer, stream): the stage's notes on the table it protected last, recorded
+        # in the release's event metadata, never in the signed release (``history.py``)
+        self._notes: dict[tuple[str, str], dict[str, str]] = {}
 
     def release_once(self) -> list[EmitResult]:
         """Sign and record the next release of every subscription whose figures changed. Sends
@@ -409,27 +423,63 @@ class ReleaseStage:
         history.update(cast(EventStore, _ReleasesAbout(self.store, spec.subject, self._subjects)))
         return history.of(consumer)
 
+    def _sticky(self, plan: ReleasePlan) -> Mapping[str, frozenset[str]] | None:
+        """The categories of the stream's most-frequent dimensions published to the consumer
+        before: they stay in its tables (``disclosure/differencing.md``, sticky categories);
+        None for a stream without such a dimension."""
+        spec = plan.spec
+        dims = [c.dimension for c in spec.classifications() if c.kind == MOST_FREQUENT]
+        if not dims:
+            return None
+        self._earlier(spec, plan.subscription.consumer)  # brings the history up to date
+        before = self.histories[spec.subject].categories(
+            plan.subscription.consumer, plan.subscription.stream
+        )
+        return {d: before[d] for d in dims if d in before}
+
     def _protect(self, plan: ReleasePlan, counts: CountTable) -> SuppressedTable | None:
         """The table to publish under the plan's k and the differencing rule against what the
         consumer was given; None (recorded as skipped, with the reason) when the table with
         margins cannot be protected or fails the LP audit."""
         # the disclosure-control steps (numpy, scipy's LP solver) load at the first release
         # check, not when the CLI starts
-        from trust.release.disclosure.differencing import DifferencingStep
-        from trust.release.disclosure.margins import protect_margins
+        from trust.release.disclosure.differencing import DifferencingStep, rebased_rest
+        from trust.release.disclosure.margins import protect_margins, replay_margins
         from trust.release.disclosure.secondary import SuppressionFailed
 
         sub = plan.subscription
-        earlier = self._earlier(plan.spec, sub.consumer)
+        earlier: Mapping[AggregateKey, Collection[float]] = self._earlier(plan.spec, sub.consumer)
         if not plan.spec.margins:
             # cells and total only: primary suppression, then the differencing rule
             return DisclosurePolicy(plan.k, (DifferencingStep(earlier, plan.k),)).apply(counts)
+        history = self.histories[plan.spec.subject]
+        fixed = {
+            c.dimension: frozenset(cat.code for cat in c.categories)
+            for c in plan.spec.classifications()
+            if c.kind == MOST_FREQUENT
+        }
+        if fixed:  # what Rest held when each earlier value was published
+            earlier = rebased_rest(earlier, history.rest_values(sub.consumer), counts, fixed)
         # what the previous release of this stream to this consumer hid stays hidden while small
-        previous = self.histories[plan.spec.subject].suppressed(sub.consumer, sub.stream)
+        previous = history.suppressed(sub.consumer, sub.stream)
+        guarded = history.guarded(sub.consumer, sub.stream)
+        digest = None
+        protected = None
+        if self._counts_key is not None:
+            digest = counts_digest(self._counts_key, counts, plan.k)
+            again = history.made_from(self.store, sub.consumer, sub.stream, digest)
+            if again is not None:  # the same exact counts as an earlier release: its pattern
+                protected = replay_margins(counts, plan.k, again, earlier=earlier, guarded=guarded)
         try:
-            protected = protect_margins(
-                counts, plan.k, earlier=earlier, previous=previous, carry_below=2 * plan.k
-            )
+            if protected is None:
+                protected = protect_margins(
+                    counts,
+                    plan.k,
+                    earlier=earlier,
+                    previous=previous,
+                    carry_below=2 * plan.k,
+                    guarded=guarded,
+                )
         except (UnprotectedTable, SuppressionFailed) as exc:
             reason = f"not released: the table failed disclosure control ({exc.code})"
             self.skipped.append(Skipped(sub, reason, exc.code))
@@ -443,15 +493,21 @@ class ReleaseStage:
         self.protect_seconds[sub.stream] = protected.seconds
         log.info(
             "release.protected consumer=%s stream=%s aggregates=%d primary=%d differencing=%d "
-            "secondary=%d seconds=%.3f",
+            "secondary=%d replayed=%s seconds=%.3f",
             sub.consumer,
             sub.stream,
             len(protected.table.aggregates),
             protected.primary,
             protected.forced,
             protected.secondary,
+            protected.replayed,
             protected.seconds,
         )
+        keys = [(a.dimensions, a.key) for a in protected.table.aggregates]
+        notes: dict[str, str] = {GUARDED: guarded_bitmap(keys, protected.guarded)}
+        if digest is not None:
+            notes[COUNTS_DIGEST] = digest
+        self._notes[(sub.consumer, sub.stream)] = notes
         return protected.table
 
     def _perturb(
@@ -505,7 +561,7 @@ class ReleaseStage:
         sub = plan.subscription
         m = self.methods[plan.spec.name]
         last = last_release(self.store, sub.consumer, sub.stream)
-        count_table = table_from_counts(plan.spec, counts)
+        count_table = table_from_counts(plan.spec, counts, self._sticky(plan))
         table: SuppressedTable | None
         if isinstance(m, DifferentialPrivacy):
             table = self._private(plan, m, count_table, last.issued_at_ms if last else None, now_ms)
@@ -514,7 +570,8 @@ class ReleaseStage:
             table = None if table is None else self._perturb(plan, m, table)
         if table is None:
             return None
-        return self._sign_and_record(plan, m, table, now_ms)
+        notes = self._notes.pop((sub.consumer, sub.stream), {})
+        return self._sign_and_record(plan, m, table, now_ms, notes)
 
     def _sign_and_record(
         self,
@@ -522,9 +579,11 @@ class ReleaseStage:
         m: DisclosureMethod,
         table: SuppressedTable | EstimateTable | SyntheticTable,
         now_ms: int,
+        notes: Mapping[str, str] | None = None,
     ) -> EmitResult | None:
         """Sign ``table``'s release when it changed and the interval passed, and record it (with
-        a differentially private release's ledger charge) in one transaction."""
+        a differentially private release's ledger charge) in one transaction. ``notes``: the
+        stage's own notes on the table, kept in the event's metadata only."""
         sub = plan.subscription
         last = last_release(self.store, sub.consumer, sub.stream)
         result = self.signer.maybe_sign(
@@ -567,6 +626,7 @@ class ReleaseStage:
                 "source_count": rel.source_count,
                 "sources_left_out": plan.sources_left_out,
                 "agreement_versions": [list(v) for v in plan.agreement_versions],
+                **(notes or {}),
             },
             signed_b64=base64.b64encode(result.raw_bytes).decode(),
             topic=plan.topic,

@@ -46,7 +46,9 @@ count* §5, table 9); a stream may declare its own grouping (``StreamSpec.catego
 - ``citizenship``, ``country_of_exploitation``: the most frequent countries (at most
   :data:`TOP_COUNTRIES`, each with at least k persons), then ``Multiple`` (a person with two or
   more: one cell per person, as for forms), ``Rest`` (every other country; never the code
-  ``Other``) and ``Unknown``.
+  ``Other``) and ``Unknown``. In a consumer's later releases every category it was given
+  before stays (a country never returns into ``Rest``: ``disclosure/differencing.md``), so
+  more than :data:`TOP_COUNTRIES` countries can be listed.
 
 **Kinds of stream.** :data:`STREAMS` are tables of counted persons (the stage's counts follow
 them, each person in one cell). A stream's ``subject`` says whom it counts: ``victims`` (the
@@ -502,16 +504,18 @@ VICTIMS_BY_YEAR_FORM = StreamSpec(
     margins=True,
 )
 
-# year x sex x age group x form: secondary suppression over every margin now takes about 5 s of
-# CPU (benchmarks/disclosure.py), but with the pattern carried from release to release a release
-# depends on its history (an undone merge does not give the same release back): until that is
-# settled it keeps cells and total under primary suppression
 VICTIMS_BY_SEX_AGE_FORM = StreamSpec(
     "victims_by_sex_age_form",
     "Detected victims by sex, age group, form of exploitation and year",
     _PERSONS,
     ("year", "sex", "age_group", "form"),
+    margins=True,
 )
+"""Year x sex x age group x form with every margin (the age groups' hierarchy included) and the
+total, under secondary suppression and the LP audit like the two-way streams: a few CPU seconds
+per release (``disclosure/secondary.md``). The same exact counts as an earlier release give that
+release again (the replay rule, ``disclosure/differencing.md``), so an undone merge gives the
+release back."""
 
 REPEAT_VICTIMISATION = StreamSpec(
     "repeat_victimisation",

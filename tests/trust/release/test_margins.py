@@ -4,6 +4,7 @@ the LP audit on the release path; a table the audit refuses is not released."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pytest
@@ -121,12 +122,39 @@ def test_age_groups_publish_children_and_adults(store: EventStore) -> None:
     assert r.labels["age_group"]["0-17"].startswith("Children")
 
 
-def test_the_four_way_stream_keeps_cells_and_total(store: EventStore) -> None:
+def test_the_four_way_stream_publishes_every_margin_and_the_total(store: EventStore) -> None:
     populate(store)
-    [made] = make_stage(store, VICTIMS_BY_SEX_AGE_FORM.name).release_once()
-    dims = {a.dimensions for a in made.release.aggregates}
-    assert dims == {VICTIMS_BY_SEX_AGE_FORM.dimensions, ()}
-    assert not VICTIMS_BY_SEX_AGE_FORM.margins
+    s = make_stage(store, VICTIMS_BY_SEX_AGE_FORM.name)
+    [made] = s.release_once()
+    r = made.release
+    assert VICTIMS_BY_SEX_AGE_FORM.margins
+    spec_dims = VICTIMS_BY_SEX_AGE_FORM.dimensions
+    # every breakdown: the cells, each sub-total of the dimensions (in the stream's order), the
+    # total
+    every = {
+        tuple(d for d in spec_dims if d in chosen)
+        for n in range(len(spec_dims) + 1)
+        for chosen in itertools.combinations(spec_dims, n)
+    }
+    assert {a.dimensions for a in r.aggregates} == every
+    assert r.hierarchies["age_group"]["18+"][0] == "18-24"
+    by = {(a.dimensions, a.key): a.value for a in r.aggregates}
+    truth = {
+        ((), ()): 71,
+        (("year",), ("2022",)): 42,
+        (("year",), ("2023",)): 29,
+        (("sex",), ("Feminine",)): 55,
+        (("sex",), ("Masculine",)): 16,
+        (("age_group",), ("0-17",)): 12,
+        (("age_group",), ("18+",)): 59,
+        (("form",), ("SexualExploitation",)): 71,
+    }
+    assert by[((), ())] == 71  # a reader can read the total, and the year totals
+    assert by[(("year",), ("2022",))] == 42 and by[(("year",), ("2023",))] == 29
+    for key, value in truth.items():
+        assert by[key] in (None, value), key
+    assert all(v is None or v >= r.k for v in by.values())
+    assert s.protect_seconds[VICTIMS_BY_SEX_AGE_FORM.name] > 0  # protected with its margins
 
 
 def test_a_table_the_audit_refuses_is_not_released(

@@ -12,14 +12,20 @@ earlier value within k of it).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from trust.release.aggregate import CountTable
+from trust.release.categories import REST
 from trust.release.disclosure.suppression import SuppressedCell, SuppressedTable, check_k
 from trust.release.disclosure.table import BoolArray, HierarchicalTable
-from trust.release.history import AggregateKey  # (dimensions, categories): defined without numpy
+from trust.release.history import (  # defined without numpy
+    AggregateKey,
+    Membership,
+)
 
 #: Every exact value published earlier, per aggregate.
 History = Mapping[AggregateKey, Collection[float]]
@@ -28,6 +34,64 @@ DIFFERENCING_METHOD = (
     "differencing safety: a value is published exactly only if it differs by 0 or by at least k "
     "from every earlier exact publication of the same aggregate to this consumer"
 )
+
+
+def rebased_rest(
+    earlier: History,
+    rest: Mapping[AggregateKey, Collection[tuple[float, Membership]]],
+    counts: CountTable,
+    fixed: Mapping[str, Collection[str]],
+) -> dict[AggregateKey, Collection[float]]:
+    """``earlier`` with every earlier exact value of an aggregate holding ``Rest`` restated for
+    what ``Rest`` holds in ``counts`` (``differencing.md``, sticky categories).
+
+    A code published on its own now and held in ``Rest`` when a value was published (an
+    *entrant*) makes the old ``Rest`` the sum of today's ``Rest`` and the entrant: an old value
+    ``r`` becomes ``r`` minus the entrants' counts now (in the same row), the value today's
+    ``Rest`` would need for the old sum to be unchanged. The differencing rule then compares
+    today's ``Rest`` with that — a change of the old sum by 1 .. k-1 hides today's ``Rest`` —
+    and with the values as published (the rule by key is kept as it is).
+    ``rest``: the values with the categories their releases published
+    (:meth:`~trust.release.history.PublishedHistory.rest_values`); ``fixed``: the fixed
+    categories (``Multiple``, ``Rest``, ``Unknown``) of each most-frequent dimension. Codes that
+    left the stream's categories since (none: categories are sticky) are not restated.
+    """
+    out: dict[AggregateKey, Collection[float]] = dict(earlier)
+    categories = dict(zip(counts.dimensions, counts.categories, strict=True))
+    position = {d: i for i, d in enumerate(counts.dimensions)}
+    for (dims, key), values in rest.items():
+        if not set(dims) <= set(categories):
+            continue  # an aggregate of another table
+        restated: set[float] = set()
+        for value, held in values:
+            published = dict(held)
+            options = []
+            for d, c in zip(dims, key, strict=True):
+                if c == REST and d in published:  # Rest then, and the codes that left it since
+                    entrants = (
+                        e
+                        for e in categories[d]
+                        if e not in published[d] and e not in fixed.get(d, ())
+                    )
+                    options.append((REST, *entrants))
+                else:
+                    options.append((c,))
+            shift = 0
+            for combo in itertools.product(*options):
+                if combo != key:
+                    shift += _value(counts, position, dims, combo)
+            restated.add(value - shift)
+        # the values as published stay too: the rule by key is never weakened
+        out[(dims, key)] = restated | set(earlier.get((dims, key), ()))
+    return out
+
+
+def _value(
+    counts: CountTable, position: Mapping[str, int], dims: tuple[str, ...], key: tuple[str, ...]
+) -> int:
+    """The exact value of the aggregate (``dims``, ``key``) in ``counts`` (a sum of cells)."""
+    at = [(position[d], c) for d, c in zip(dims, key, strict=True)]
+    return sum(n for cell, n in counts.counts.items() if all(cell[i] == c for i, c in at))
 
 
 def too_close(value: float, earlier: Iterable[float], k: int) -> bool:

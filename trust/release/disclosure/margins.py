@@ -4,7 +4,8 @@ Primary suppression below k (zeros included), the differencing rule's forced sup
 (``differencing.md``), secondary suppression across cells and margins — starting from the
 pattern of the previous release of the stream to the same consumer, where given — and the
 independent LP audit (``secondary.md``). A table the audit refuses raises :class:`AuditFailed`
-and is not released.
+and is not released. :func:`replay_margins`: the same exact counts as an earlier release give
+that release's pattern again, when the rules and the audit allow it (``differencing.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trust.release.aggregate import CountTable
-from trust.release.disclosure.audit import AuditReport, assert_protected
+from trust.release.disclosure.audit import AuditFailed, AuditReport, assert_protected
 from trust.release.disclosure.differencing import (
     DIFFERENCING_METHOD,
     History,
@@ -57,6 +58,11 @@ class ProtectedMargins:
     seconds: float
     #: aggregates hidden from the outset because the previous release hid them
     carried: int = 0
+    #: the suppressed aggregates the carry rule guards in the next release: below k now, or
+    #: guarded in the previous release and below 2k now (``differencing.md``)
+    guarded: frozenset[AggregateKey] = frozenset()
+    #: the pattern is an earlier release's, given again for the same exact counts
+    replayed: bool = False
 
 
 def protect_margins(
@@ -67,6 +73,7 @@ def protect_margins(
     hierarchies: Mapping[str, Sequence[tuple[str, Sequence[str]]]] = STANDARD_HIERARCHIES,
     previous: Collection[AggregateKey] | None = None,
     carry_below: int | None = None,
+    guarded: Collection[AggregateKey] | None = None,
 ) -> ProtectedMargins:
     """Every cell, margin and the total of ``counts`` under primary suppression at ``k``, the
     differencing rule against ``earlier`` (exact values published before to the same consumer),
@@ -75,7 +82,9 @@ def protect_margins(
     ``previous``: the aggregates the previous release of this stream to the same consumer
     suppressed. Secondary suppression starts from them (:func:`carried_pattern`): those whose
     value is now below ``carry_below`` (every one when None), so a value hidden before stays
-    hidden while small, and the heuristic starts near its last answer.
+    hidden while small, and the heuristic starts near its last answer. ``guarded``: what the
+    previous release's carry rule guards (:attr:`ProtectedMargins.guarded` of the result says
+    what this one's does).
 
     Raises:
         AuditFailed: the audit finds a suppressed value pinned or narrowed below k.
@@ -105,7 +114,78 @@ def protect_margins(
         report=report,
         seconds=time.perf_counter() - t0,
         carried=0 if start is None else int((start & ~sensitive).sum()),
+        guarded=guarded_after(table, pattern.suppressed, k, guarded or ()),
     )
+
+
+def replay_margins(
+    counts: CountTable,
+    k: int,
+    hidden: Collection[AggregateKey],
+    *,
+    earlier: History | None = None,
+    guarded: Collection[AggregateKey] | None = None,
+    hierarchies: Mapping[str, Sequence[tuple[str, Sequence[str]]]] = STANDARD_HIERARCHIES,
+) -> ProtectedMargins | None:
+    """The table of ``counts`` with exactly the aggregates ``hidden`` suppressed — the pattern
+    of an earlier release to the same consumer made from the same exact counts — or None when
+    that pattern may not be given again:
+
+    - it would publish a value below k or one the differencing rule forbids now (``earlier``);
+    - it would publish a value the previous release of the stream hid and the carry rule guards
+      (``guarded``) while that value is below 2k;
+    - it names an aggregate the table lacks, or the LP audit refuses it now.
+
+    The published values are then exactly the earlier release's (``differencing.md``: the
+    replay rule). The audit is run again with the values below k as the sensitive ones: an
+    aggregate the differencing rule would force now and the pattern hides keeps the interval it
+    had in the earlier release (the same table, the same pattern), which is all any exact value
+    published since could be combined with then too.
+    """
+    t0 = time.perf_counter()
+    check_k(k)
+    table = from_count_table(counts, hierarchies)
+    pattern = carried_pattern(table, hidden)
+    if int(pattern.sum()) != len(set(hidden)):
+        return None  # the earlier pattern names aggregates this table does not have
+    primary = primary_mask(table, k)
+    forced = differencing_mask(table, earlier or {}, k) & ~primary
+    sensitive = np.asarray(primary | forced, dtype=bool)
+    if (sensitive & ~pattern).any():
+        return None
+    if (carried_pattern(table, guarded or (), 2 * k) & ~pattern).any():
+        return None
+    try:
+        report = assert_protected(table, pattern, k, sensitive=primary)
+    except AuditFailed:
+        return None
+    steps = (PRIMARY_METHOD, DIFFERENCING_METHOD, SECONDARY_METHOD)
+    return ProtectedMargins(
+        table=_suppressed_table(counts, table, pattern, k, steps),
+        primary=int(primary.sum()),
+        forced=int(forced.sum()),
+        secondary=int((pattern & ~sensitive).sum()),
+        report=report,
+        seconds=time.perf_counter() - t0,
+        guarded=guarded_after(table, pattern, k, guarded or ()),
+        replayed=True,
+    )
+
+
+def guarded_after(
+    table: HierarchicalTable,
+    suppressed: BoolArray,
+    k: int,
+    guarded: Collection[AggregateKey],
+) -> frozenset[AggregateKey]:
+    """The suppressed aggregates of ``table`` the carry rule guards in the next release: those
+    below k, and those ``guarded`` before whose value is still below 2k."""
+    keep = (
+        suppressed
+        & ~table.structural
+        & ((table.values < k) | carried_pattern(table, guarded, 2 * k))
+    )
+    return frozenset(table.breakdown(int(i)) for i in np.flatnonzero(keep))
 
 
 def carried_pattern(
