@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +26,7 @@ from schemas.rules import age_group_of
 from trust.release.categories import (
     MOST_FREQUENT,
     UNKNOWN,
+    YEARS,
     Classification,
     UnknownCode,
     UnknownDimension,
@@ -317,6 +318,8 @@ def table_from_counts(
     spec: StreamSpec,
     observed: Mapping[tuple[str, ...], int],
     sticky: Mapping[str, Collection[str]] | None = None,
+    *,
+    years: Sequence[int] | None = None,
 ) -> CountTable:
     """The complete table of ``spec`` from persons counted per cell (absent cells count 0).
 
@@ -328,7 +331,11 @@ def table_from_counts(
     last known year among the counted persons (streams count by year). ``sticky``: per
     most-frequent dimension, the categories the consumer was given before in this stream
     (:meth:`~trust.release.categories.Classification.table_categories`; the release stage
-    passes them, so a country published on its own never returns into ``Rest``).
+    passes them, so a country published on its own never returns into ``Rest``). ``years``:
+    the year categories, fixed in advance (a differentially private stream's declared range,
+    :attr:`~trust.release.streams.StreamSpec.first_year`): each is a row whoever is counted,
+    ``Unknown`` is always one, persons counted in any other year are left out, and the period is
+    the range's first and last year — nothing of the table's shape then comes from the data.
 
     Raises:
         UnknownCode: a cell key holds a value that is not a category of its dimension.
@@ -336,8 +343,16 @@ def table_from_counts(
     """
     classes = spec.classifications()
     present = {key: n for key, n in observed.items() if n > 0}
+    fixed_years: tuple[str, ...] = ()
+    if years is not None and "year" in spec.dimensions:
+        at = spec.dimensions.index("year")
+        fixed_years = (*(str(y) for y in sorted(set(years))), UNKNOWN)
+        shown = set(fixed_years)
+        present = {key: n for key, n in present.items() if key[at] in shown}
     categories = tuple(
-        c.table_categories(
+        fixed_years
+        if fixed_years and c.kind == YEARS
+        else c.table_categories(
             counts_by_value(present, i),
             spec.k,
             (sticky or {}).get(c.dimension, ()) if c.kind == MOST_FREQUENT else (),
@@ -351,19 +366,21 @@ def table_from_counts(
     if any(grouped.get(key, 0) for key in zeros):
         raise ImpossibleCount(f"stream {spec.name}: persons counted in a declared structural zero")
     counts = {key: grouped.get(key, 0) for key in itertools.product(*categories)}
-    if "year" in spec.dimensions:
+    if fixed_years:
+        known = [int(y) for y in fixed_years if y != UNKNOWN]
+    elif "year" in spec.dimensions:
         at = spec.dimensions.index("year")
-        years = [int(key[at]) for key in present if key[at] != UNKNOWN]
+        known = [int(key[at]) for key in present if key[at] != UNKNOWN]
     else:
-        years = []
+        known = []
     return CountTable(
         stream=spec.name,
         dimensions=spec.dimensions,
         categories=categories,
         counts=MappingProxyType(counts),
         total=sum(present.values()),
-        period_start=min(years) if years else None,
-        period_end=max(years) if years else None,
+        period_start=min(known) if known else None,
+        period_end=max(known) if known else None,
         structural_zeros=zeros,
     )
 

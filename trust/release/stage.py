@@ -196,6 +196,18 @@ def resolve_methods(
             raise StageMisconfigured(
                 f"stream {name}: method {m.name} needs the trust's record-key secret"
             )
+        if isinstance(m, DifferentialPrivacy) and "year" in spec.dimensions and not spec.first_year:
+            raise StageMisconfigured(
+                f"stream {name}: a differentially private stream declares the years it shows "
+                "(first_year): which years have a row must not come from the data"
+            )
+        if isinstance(m, DifferentialPrivacy) and any(
+            c.kind == MOST_FREQUENT for c in spec.classifications()
+        ):
+            raise StageMisconfigured(
+                f"stream {name}: a differentially private stream cannot choose its most frequent "
+                "categories from the data; declare its categories"
+            )
         if isinstance(m, DifferentialPrivacy) and spec.min_interval_s <= 0:
             # every release spends budget and fresh noise always differs: without an interval
             # the stream would release (and spend) at every check
@@ -561,7 +573,11 @@ class ReleaseStage:
         sub = plan.subscription
         m = self.methods[plan.spec.name]
         last = last_release(self.store, sub.consumer, sub.stream)
-        count_table = table_from_counts(plan.spec, counts, self._sticky(plan))
+        years = None
+        if plan.spec.first_year is not None:  # the declared years, whoever is counted
+            this_year = time.gmtime(now_ms / 1000).tm_year
+            years = range(plan.spec.first_year, max(this_year, plan.spec.first_year) + 1)
+        count_table = table_from_counts(plan.spec, counts, self._sticky(plan), years=years)
         table: SuppressedTable | None
         if isinstance(m, DifferentialPrivacy):
             table = self._private(plan, m, count_table, last.issued_at_ms if last else None, now_ms)

@@ -397,6 +397,12 @@ class StreamSpec:
     (None: counts). ``subject``: whom the stream counts (:data:`SUBJECTS`: victims, or
     perpetrator records). ``caveat``: what a reader must know of the stream's figures, in place
     of the release's standard caveat about detected victims (None: the standard caveat).
+
+    ``first_year``: the first year the stream's tables show, declared in advance. Every year from
+    it to the current one is then a row whoever is counted (and persons of other years are left
+    out), so whether a year appears says nothing of the data. A differentially private stream
+    with a year dimension must declare it: under noise, a row that exists only because somebody
+    was counted in its year would itself disclose that.
     """
 
     name: str
@@ -414,9 +420,14 @@ class StreamSpec:
     synthetic: Synthetic | None = field(default=None, repr=False)
     subject: str = VICTIMS
     caveat: str | None = None
+    first_year: int | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
+        if self.first_year is not None and (
+            "year" not in self.dimensions or not 1900 <= self.first_year <= 9999
+        ):
+            raise ValueError(f"stream {self.name}: first_year is a year of its year dimension")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise InvalidThreshold(f"stream {self.name}: k must be an integer >= 1")
         if self.min_interval_s < 0:

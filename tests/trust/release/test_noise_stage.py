@@ -16,7 +16,13 @@ from tests.trust.store.builders import accepted
 from trust.release.disclosure.methods import UnknownMethod
 from trust.release.publish import ReleaseSigner
 from trust.release.stage import ReleaseStage, StageMisconfigured
-from trust.release.streams import VICTIMS_BY_YEAR_FORM, VICTIMS_BY_YEAR_SEX, StreamSpec
+from trust.release.streams import (
+    VICTIMS_BY_SEX_AGE_FORM,
+    VICTIMS_BY_YEAR_CITIZENSHIP,
+    VICTIMS_BY_YEAR_FORM,
+    VICTIMS_BY_YEAR_SEX,
+    StreamSpec,
+)
 from trust.stewardship.agreement import Agreement, Agreements, PrivacyBudget, ReleaseGrant
 from trust.stewardship.policy import Policy
 from trust.store.events import ReleaseIssued, SubscriptionAdded, new_event_id
@@ -148,7 +154,14 @@ def test_a_keyed_method_needs_the_secret_and_an_unknown_method_fails_at_construc
     with pytest.raises(UnknownMethod, match="no disclosure method is declared as 'noise'"):
         stage(store, [dataclasses.replace(VICTIMS_BY_YEAR_SEX, method="noise")])
     with pytest.raises(StageMisconfigured, match="min_interval_s"):
-        stage(store, [dataclasses.replace(VICTIMS_BY_YEAR_SEX, method="dp_discrete_laplace")])
+        stage(
+            store,
+            [
+                dataclasses.replace(
+                    VICTIMS_BY_YEAR_SEX, method="dp_discrete_laplace", first_year=2022
+                )
+            ],
+        )
 
 
 def test_a_dp_stream_releases_through_opendp_until_the_budget_refuses(
@@ -156,7 +169,9 @@ def test_a_dp_stream_releases_through_opendp_until_the_budget_refuses(
 ) -> None:
     """On both backends: the ledger's charge shares the release's transaction."""
     store = backend_store
-    spec = dataclasses.replace(VICTIMS_BY_YEAR_SEX, method="dp_discrete_laplace", min_interval_s=60)
+    spec = dataclasses.replace(
+        VICTIMS_BY_YEAR_SEX, method="dp_discrete_laplace", min_interval_s=60, first_year=2022
+    )
     now = [DAY0]
     s = stage(store, [spec], budget=PrivacyBudget(0.25), now=now)
     add_persons(store, 60)
@@ -206,7 +221,9 @@ def test_a_dp_stream_releases_through_opendp_until_the_budget_refuses(
 
 
 def test_a_source_without_a_privacy_budget_is_in_no_dp_release(store: EventStore) -> None:
-    spec = dataclasses.replace(VICTIMS_BY_YEAR_SEX, method="dp_discrete_laplace", min_interval_s=60)
+    spec = dataclasses.replace(
+        VICTIMS_BY_YEAR_SEX, method="dp_discrete_laplace", min_interval_s=60, first_year=2022
+    )
     add_persons(store, 50)
     subscribe(store, spec.name)
     s = stage(store, [spec], budget=None)
@@ -214,3 +231,40 @@ def test_a_source_without_a_privacy_budget_is_in_no_dp_release(store: EventStore
     [skip] = s.skipped
     assert skip.code == "no_privacy_budget" and "src-a" in skip.reason
     assert recorded(store) == []
+
+
+def test_a_dp_stream_declares_its_years_and_chooses_no_category_from_the_data(
+    store: EventStore,
+) -> None:
+    dp = dataclasses.replace(VICTIMS_BY_YEAR_SEX, method="dp_discrete_laplace", min_interval_s=60)
+    with pytest.raises(StageMisconfigured, match="first_year"):
+        stage(store, [dp])
+    by_country = dataclasses.replace(
+        VICTIMS_BY_YEAR_CITIZENSHIP,
+        method="dp_discrete_laplace",
+        min_interval_s=60,
+        first_year=2022,
+    )
+    with pytest.raises(StageMisconfigured, match="most frequent"):
+        stage(store, [by_country])
+    with pytest.raises(ValueError, match="first_year"):
+        dataclasses.replace(VICTIMS_BY_SEX_AGE_FORM, first_year=1200)
+
+
+@pytest.mark.parametrize("method", ["dp_discrete_laplace", "suppression"])
+def test_declared_years_are_rows_whoever_is_counted(store: EventStore, method: str) -> None:
+    """Years 2022 … the current year (2025 at DAY0), each a row and Unknown too, though persons
+    are counted in 2023 only; a person of 2019 (before the range) is counted nowhere."""
+    spec = dataclasses.replace(
+        VICTIMS_BY_YEAR_SEX, method=method, min_interval_s=60, first_year=2022
+    )
+    add_persons(store, 40)
+    add_persons(store, 1, offset=500, year=2019)
+    subscribe(store, spec.name)
+    [out] = stage(store, [spec], budget=PrivacyBudget(1.0)).release_once()
+    release = opened(out.raw_bytes)
+    years = {a.key[0] for a in release.aggregates if a.dimensions == ("year",)}
+    assert years == {"2022", "2023", "2024", "2025", "Unknown"}
+    assert (release.period_start, release.period_end) == (2022, 2025)
+    if method == "suppression":  # exact: the person of 2019 is not in the total
+        assert values(release)[((), ())] == 40
