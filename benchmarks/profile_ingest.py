@@ -210,6 +210,8 @@ def _instrument(meter: _Meter, runner: Any) -> list[tuple[Any, str, Any]]:
     pipeline = worker.pipeline
     vault = pipeline.vault
     consumer = worker._consumer
+    # the payload's reader: the generated decoders' front (the registry's on an older tree)
+    payloads = getattr(pipeline, "_payloads", pipeline.registry)
     w = meter.wrap
     return [
         (worker, "step", w("step", worker.step)),
@@ -217,11 +219,7 @@ def _instrument(meter: _Meter, runner: Any) -> list[tuple[Any, str, Any]]:
         (consumer, "commit", w("commit offsets", consumer.commit)),
         (pipeline, "process_batch", w("process_batch", pipeline.process_batch)),
         (pipeline_module, "open_event", w("open_event", vars(pipeline_module)["open_event"])),
-        (
-            pipeline.registry,
-            "decode_payload",
-            w("decode_payload", pipeline.registry.decode_payload),
-        ),
+        (payloads, "decode_payload", w("decode_payload", payloads.decode_payload)),
         (Validator, "check", w("validate", Validator.check)),
         (schemas.fields.Pruner, "prune", w("prune", schemas.fields.Pruner.prune)),
         (vault, "prepare_deferred", w("vault.prepare_deferred", vault.prepare_deferred)),

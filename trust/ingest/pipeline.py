@@ -17,6 +17,7 @@ from typing import Any
 from schemas.codec import SchemaRegistry
 from schemas.envelope import MessageKind, OpenCache, OpenedEvent, open_event
 from schemas.errors import ContractError, Delivery, ReasonCode, SourceMismatch
+from schemas.fastdecode import PayloadDecoder
 from schemas.keys import Keyring
 from schemas.rules import MAX_MESSAGE_BYTES
 from schemas.validate import Validator, validator_for
@@ -74,6 +75,7 @@ class IngestPipeline:
         self.keyring = keyring
         self.policy = policy
         self.registry = registry
+        self._payloads = PayloadDecoder(registry)  # the registry's values, generated readers
         self.vault = vault
         self.clock = clock
         self.cache = OpenCache()
@@ -183,7 +185,7 @@ class IngestPipeline:
             # needs none: it is honoured even after an agreement lapsed
             kind = _KINDS.get(h.kind) or MessageKind(h.kind)  # ValueError if none
             agreement = self._admit(h.source_id, kind, received_ms)
-            datum = self.registry.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
+            datum = self._payloads.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
             self._validator(kind).check(datum)
             if kind is MessageKind.RECORD_UPSERT:
                 if datum["reporting_entity"]["source_id"] != h.source_id:

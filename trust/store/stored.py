@@ -12,7 +12,10 @@ guessed at).
 
 The record's Avro bytes are written by the encoder generated from the schema
 (:mod:`schemas.fastencode`): every accepted message pays for that encode, and fastavro's general
-writer costs six times the generated one on the case record.
+writer costs six times the generated one on the case record. They are read back by the decoder
+generated from the same schema (:mod:`schemas.fastdecode`) when written with the current one —
+every replay reads every record, and fastavro's general reader costs two to three times as
+much; a record written with an older schema is resolved into the current one by fastavro.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import orjson
 from sqlalchemy import Connection, null, select
 
 from schemas.codec import default_registry
+from schemas.fastdecode import PayloadDecoder
 from trust.convert import converter
 from trust.store.events import EVENT_TYPES, Event, JsonDict, RecordAccepted
 from trust.store.tables import stored_events as _events
@@ -43,6 +47,15 @@ _VERSION_KEY = "v"
 
 encode_record = _CASE.encode
 """The current case record schema's Avro bytes of a record (:meth:`WireSchema.encode`'s)."""
+
+_RECORDS = PayloadDecoder(_REGISTRY)
+
+
+def decode_record(body_schema: bytes, body: bytes) -> dict[str, Any]:
+    """A stored record's Avro ``body`` written with the schema ``body_schema``, in the current
+    case record schema (:meth:`SchemaRegistry.decode_payload`'s values and errors)."""
+    return _RECORDS.decode_payload("RecordUpsert", body_schema, body)
+
 
 # The case record's ``logicalType: date`` fields outside the (sealed) identifiers, as paths into
 # the fastavro dict form: version-1 rows hold them as ISO strings inside the JSON.
@@ -176,7 +189,7 @@ def decode(
         elif body is None:
             raise UnreadableEvent(f"{event_type} has a body schema but no body")
         else:
-            data["record"] = _REGISTRY.decode_payload("RecordUpsert", body_schema, body)
+            data["record"] = decode_record(body_schema, body)
         version = cls.version
     while version < cls.version:
         step = UPCASTERS.get((event_type, version))
