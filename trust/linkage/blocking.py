@@ -8,16 +8,24 @@ length-prefixed (so no two different tuples can encode alike), truncated to 128 
 incremental linker keeps ``digest -> record`` in an index table and erases a person's digests
 with the person; without the key a digest cannot be tested against guessed names.
 
+A key shared by many records (a common name and its birth year, a nationality and a common given
+name) meets every namesake, and their number grows with the store. So each key of a rule also
+comes *refined* (:class:`Refinement`): the same parts with the record's sex, nationality and year
+of exploitation, or with its complete date of birth. An incremental linker files a record under
+its keys and their refinements, and looks a key up alone only while its block is small
+(``block_cap``); a larger block is looked up through the key's refinements instead (see
+:mod:`trust.linkage.resolver`), so the records a new record meets stay about as many however
+large the store grows.
+
 :func:`candidate_pairs` is the batch form: an in-memory join of all records on their digests.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import jellyfish
 import numpy as np
@@ -28,6 +36,7 @@ from trust.linkage.normalise import romanisation_key
 from trust.linkage.record import PreparedRecord
 
 Index = npt.NDArray[np.intp]
+Key = TypeVar("Key", bound=tuple[str, ...])  # a record's key in an index
 MIN_KEY_BYTES = 16
 DIGEST_HEX = 32  # 128 bits: collisions are negligible at any national or regional volume
 
@@ -35,32 +44,38 @@ DIGEST_HEX = 32  # 128 bits: collisions are negligible at any national or region
 class KeyedHasher:
     """HMAC-SHA256 under a secret key; the only way blocking and frequency keys are made."""
 
-    __slots__ = ("_mac",)
+    __slots__ = ("_key",)
 
     def __init__(self, key: bytes) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise LinkageError(
                 LinkageReason.BAD_KEY, f"a blocking key needs at least {MIN_KEY_BYTES} bytes"
             )
-        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._key = bytes(key)
 
     def __repr__(self) -> str:
         return "KeyedHasher(<secret>)"
 
     def digest(self, domain: str, parts: Sequence[str]) -> str:
         """The hex digest of ``parts`` in ``domain`` (a rule or column name)."""
-        mac = self._mac.copy()
-        encoded = [item.encode() for item in (domain, *parts)]
-        mac.update(b"".join(len(e).to_bytes(4, "big") + e for e in encoded))
-        return mac.hexdigest()[:DIGEST_HEX]
+        chunks = []
+        for item in (domain, *parts):
+            e = item.encode()
+            chunks.append(len(e).to_bytes(4, "big"))
+            chunks.append(e)
+        # one-shot, in C (a record has some thirty keys)
+        return hmac.digest(self._key, b"".join(chunks), "sha256").hex()[:DIGEST_HEX]
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class BlockingKey:
-    """One blocking key of a record: the rule that made it and its keyed digest."""
+    """One blocking key of a record: the rule that made it and its keyed digest; for a refined
+    key (``rule`` reads ``<rule>+<refinement>``), ``refines`` is the digest of the key it narrows
+    (empty for a rule's own key)."""
 
     rule: str
     digest: str
+    refines: str = ""
 
 
 class BlockingRule(Protocol):
@@ -201,6 +216,56 @@ class PostcodeWithStreet:
             yield (record.postcode, words[0][: self.prefix])
 
 
+class Refinement(Protocol):
+    """What narrows a rule's key whose block grew too large: parts added to the key's own."""
+
+    @property
+    def name(self) -> str: ...
+
+    def applies_to(self, rule: str) -> bool: ...
+
+    def parts(self, record: PreparedRecord) -> tuple[str, ...] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAndEventYear:
+    """Sex, nationality and year of exploitation (nothing when all three are unknown): the
+    records of one person mostly describe one event, and a name is shared by far fewer within
+    one sex, nationality and year than overall."""
+
+    name: str = "group_event_year"
+
+    def applies_to(self, rule: str) -> bool:
+        return True
+
+    def parts(self, record: PreparedRecord) -> tuple[str, ...] | None:
+        year = str(record.event_year) if record.event_year >= 0 else ""
+        if not (record.sex or record.nationality or year):
+            return None
+        return (record.sex, record.nationality, year)
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteBirthDate:
+    """The complete date of birth (for rules that do not already hold it): the namesakes of a
+    common name born on the same day are few."""
+
+    name: str = "birth_date"
+    holds_it: frozenset[str] = frozenset({"birth_date_sex", "birth_date"})
+
+    def applies_to(self, rule: str) -> bool:
+        return rule not in self.holds_it
+
+    def parts(self, record: PreparedRecord) -> tuple[str, ...] | None:
+        if record.birth is None or not record.birth.complete:
+            return None
+        return (record.birth.digits(),)
+
+
+def default_refinements() -> tuple[Refinement, ...]:
+    return (GroupAndEventYear(), CompleteBirthDate())
+
+
 def default_rules() -> tuple[BlockingRule, ...]:
     return (
         NamePartWithBirthYear(),
@@ -215,15 +280,55 @@ def default_rules() -> tuple[BlockingRule, ...]:
 
 
 def blocking_keys(
-    record: PreparedRecord, rules: Sequence[BlockingRule], hasher: KeyedHasher
+    record: PreparedRecord,
+    rules: Sequence[BlockingRule],
+    hasher: KeyedHasher,
+    refinements: Sequence[Refinement] = (),
 ) -> tuple[BlockingKey, ...]:
-    """A record's distinct blocking keys under ``rules``, sorted."""
-    keys = {
-        BlockingKey(rule.name, hasher.digest(rule.name, parts))
-        for rule in rules
-        for parts in rule.parts(record)
-    }
-    return tuple(sorted(keys))
+    """A record's distinct blocking keys under ``rules``, sorted; with ``refinements``, each
+    rule's key also refined by each refinement that applies (and has parts for the record)."""
+    extra = [(f, f.parts(record)) for f in refinements]
+    keys: set[BlockingKey] = set()
+    for rule in rules:
+        narrowing = [(f.name, p) for f, p in extra if p is not None and f.applies_to(rule.name)]
+        for parts in rule.parts(record):
+            digest = hasher.digest(rule.name, parts)
+            keys.add(BlockingKey(rule.name, digest))
+            for name, more in narrowing:
+                refined = f"{rule.name}+{name}"
+                keys.add(BlockingKey(refined, hasher.digest(refined, (*parts, *more)), digest))
+    return tuple(sorted(keys, key=lambda k: (k.rule, k.digest, k.refines)))
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """How an incremental linker looks a record's candidates up: each of its keys (digests) with
+    the refined keys to use instead when the key's block is larger than the cap."""
+
+    keys: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @classmethod
+    def of(cls, keys: Sequence[BlockingKey]) -> Lookup:
+        refined: dict[str, list[str]] = {}
+        for k in keys:
+            if k.refines:
+                refined.setdefault(k.refines, []).append(k.digest)
+        return cls(
+            tuple(
+                (k.digest, tuple(sorted(refined.get(k.digest, ())))) for k in keys if not k.refines
+            )
+        )
+
+    def digests(self) -> tuple[str, ...]:
+        """Every digest a record is filed under (its keys and their refinements)."""
+        return tuple(d for key, narrow in self.keys for d in (key, *narrow))
+
+
+def rank_candidates(hits: Mapping[Key, int], limit: int, first: Collection[Key] = ()) -> list[Key]:
+    """At most ``limit`` candidates: those in ``first`` (sharing an identifier) before others,
+    then those found under the most keys, then by key — a cheap score from the index alone, so
+    a bounded, deterministic choice among many candidates."""
+    return sorted(hits, key=lambda k: (k not in first, -hits[k], k))[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,25 +347,49 @@ def candidate_pairs(
     groups: Sequence[int] | None = None,
     within_groups: bool = True,
     max_block_size: int = 1000,
+    block_cap: int | None = None,
 ) -> CandidatePairs:
     """All pairs of records sharing a key: the batch form of an index lookup per record.
 
     ``groups`` gives each record's input; with ``within_groups=False`` only pairs across inputs
-    are made (linking without deduplication).
+    are made (linking without deduplication). With ``block_cap``, as the incremental lookup: a
+    rule's key whose block holds more than ``block_cap`` records is joined through its refined
+    keys instead (those within the cap), so the pairs grow with the records, not their square;
+    without it, refined keys are ignored and blocks over ``max_block_size`` are left out.
     """
     import pandas as pd  # here: only batch linkage joins blocks (pandas costs every command ~0.2 s)
 
     n = len(keys)
+    if block_cap is None:
+        keys = [[k for k in ks if not k.refines] for ks in keys]
     rec = np.fromiter((i for i, ks in enumerate(keys) for _ in ks), np.intp)
     digests = [k.digest for ks in keys for k in ks]
     if not digests:
         empty = np.zeros(0, dtype=np.intp)
         return CandidatePairs(empty, empty, 0)
-    codes, _ = pd.factorize(pd.Series(digests, dtype=object))
-    frame = pd.DataFrame({"k": codes, "i": rec}).drop_duplicates()
-    sizes = frame.groupby("k")["i"].transform("size")
-    oversized = int(frame.loc[sizes > max_block_size, "k"].nunique())
-    frame = frame[(sizes > 1) & (sizes <= max_block_size)]
+    if block_cap is None:
+        codes, _ = pd.factorize(pd.Series(digests, dtype=object))
+        frame = pd.DataFrame({"k": codes, "i": rec}).drop_duplicates()
+        sizes = frame.groupby("k")["i"].transform("size")
+        oversized = int(frame.loc[sizes > max_block_size, "k"].nunique())
+        frame = frame[(sizes > 1) & (sizes <= max_block_size)]
+    else:
+        parents = [k.refines for ks in keys for k in ks]
+        codes, uniques = pd.factorize(pd.Series([*digests, *parents], dtype=object))
+        frame = pd.DataFrame(
+            {"k": codes[: len(digests)], "p": codes[len(digests) :], "i": rec}
+        ).drop_duplicates(["k", "i"])
+        empty_parent = uniques.get_loc("") if "" in uniques else -1
+        count = frame.groupby("k")["i"].size()
+        sizes = frame["k"].map(count)
+        parent_sizes = frame["p"].map(count).fillna(0)
+        own = frame["p"] == empty_parent
+        # a key within the cap is used; over it, its refinements within the cap are
+        use = np.where(own, sizes <= block_cap, (parent_sizes > block_cap) & (sizes <= block_cap))
+        oversized = int(
+            frame.loc[(sizes > block_cap) & (own | (parent_sizes > block_cap)), "k"].nunique()
+        )
+        frame = frame[use & (sizes > 1)][["k", "i"]]
     joined = frame.merge(frame, on="k", suffixes=("_l", "_r"))
     left = joined["i_l"].to_numpy(np.intp)
     right = joined["i_r"].to_numpy(np.intp)

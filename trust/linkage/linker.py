@@ -110,8 +110,15 @@ class Linker:
         return _as_prepared(record)
 
     def candidates_keys(self, record: LinkRecord | PreparedRecord) -> tuple[BlockingKey, ...]:
-        """The keyed blocking digests under which to store ``record`` and look up candidates."""
-        return blocking_keys(_as_prepared(record), self.settings.blocking_rules, self.hasher)
+        """The keyed blocking digests under which to store ``record`` and look up candidates:
+        the rules' keys and their refinements (:class:`trust.linkage.blocking.Lookup` says which
+        to look up)."""
+        return blocking_keys(
+            _as_prepared(record),
+            self.settings.blocking_rules,
+            self.hasher,
+            self.settings.refinements,
+        )
 
     def decide(self, p: float) -> Decision:
         if p >= self.settings.upper:
@@ -310,12 +317,15 @@ def train(
 
     prior = _prior(fits, session_pairs, total, seed_model.prior)
     model = replace(combine(seed_model, fits, prior), trained_on=max(n, 2))
-    keys_all = [blocking_keys(r, settings.blocking_rules, hasher) for r in records]
+    cap = settings.batch_block_cap
+    refine = settings.refinements if cap is not None else ()
+    keys_all = [blocking_keys(r, settings.blocking_rules, hasher, refine) for r in records]
     pairs = candidate_pairs(
         keys_all,
         groups=groups,
         within_groups=within_groups,
         max_block_size=settings.max_block_size,
+        block_cap=cap,
     )
     vectors = compare_pairs(comparisons, table, pairs.left, pairs.right)
     columns = frequency_columns(comparisons)

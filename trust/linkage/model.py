@@ -22,7 +22,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,8 @@ class MatchModel:
     # how many records the prior was estimated over (None: unknown); not a parameter of the
     # scores themselves, so not part of the version
     trained_on: int | None = None
+    # the version, computed once (every decision names it)
+    _version: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.prior < 1.0:
@@ -118,6 +120,8 @@ class MatchModel:
     @property
     def version(self) -> str:
         """A content hash of the parameters: equal models, equal versions; any change, a new one."""
+        if self._version:
+            return self._version
         body = {
             "prior": f"{self.prior:.12g}",
             "comparisons": [
@@ -131,7 +135,9 @@ class MatchModel:
             ],
         }
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return VERSION_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
+        version = VERSION_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
+        object.__setattr__(self, "_version", version)
+        return version
 
     @property
     def prior_weight(self) -> float:

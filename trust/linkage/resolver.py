@@ -9,8 +9,12 @@ Per new victim record:
 
 1. its identifiers are opened from the vault (the sex and citizenship come from the record);
 2. its keyed blocking digests are looked up in ``link_blocks`` — an index, so the cost per record
-   does not grow with the store; a digest shared by more than ``max_block_size`` records
-   identifies nobody and is skipped;
+   does not grow with the store. A key whose block holds more than ``block_cap`` records (a
+   common name and its birth year) is looked up through its refinements instead (the same key
+   with the record's sex, nationality and year of exploitation; with its date of birth), each
+   used if its own block is within the cap; every block is read with a limit, so a huge one
+   costs no more than a small one. Of the records found, the ``max_candidates`` found under the
+   most keys are kept (records sharing an identifier both agreements declare first);
 3. every record of each person found that way is compared with it, in one vectorised pass
    (:class:`trust.linkage.Linker`): the fields come from ``link_features``, sealed under each
    person's own data key; an exact agreement on a name weighs by that name's frequency among
@@ -57,7 +61,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -65,7 +69,7 @@ import orjson
 from sqlalchemy import Connection, and_, delete, select
 
 from trust.follow import Batch
-from trust.linkage.blocking import KeyedHasher
+from trust.linkage.blocking import KeyedHasher, Lookup, rank_candidates
 from trust.linkage.linker import Linker, PairScore, frequency_columns
 from trust.linkage.model import (
     TermFrequencies,
@@ -78,7 +82,7 @@ from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepar
 from trust.linkage.settings import LinkageSettings
 from trust.stewardship.erasure import erased_victims
 from trust.stewardship.policy import Policy
-from trust.store.db import bulk_insert, count_in, select_in, select_keys
+from trust.store.db import bulk_insert, select_in, select_keys
 from trust.store.errors import KeyShredded
 from trust.store.events import (
     ConsentWithdrawn,
@@ -217,8 +221,11 @@ class _Upsert:
     key: Key
     record: LinkRecord
     prepared: PreparedRecord
-    digests: tuple[str, ...]
+    digests: tuple[str, ...]  # every digest it is filed under
     shared: Shared = ()
+    # its keys and their refinements, to look candidates up
+    lookup: Lookup = field(default_factory=lambda: Lookup(()))
+    shared_digests: tuple[str, ...] = ()  # the digests of its shared identifiers
 
 
 @dataclass
@@ -253,9 +260,9 @@ class _Memory:
         self.person: dict[Key, str | None] = {}  # placement (None: not linked)
         self.members: dict[str, set[Key]] = {}  # person -> its records known here
         self.complete: set[str] = set()  # persons whose every record is in ``members``
-        self.index: dict[str, set[Key]] = {}  # digest -> its records (complete if indexed)
+        self.index: dict[str, set[Key]] = {}  # digest -> its records (blocks read whole)
         self.indexed: set[str] = set()  # digests whose every stored record is in ``index``
-        self.oversize: set[str] = set()  # digests shared by more than max_block_size records
+        self.oversize: set[str] = set()  # digests shared by more records than their limit
         self.seen: int | None = None  # the store position this memory reflects
 
     def clear(self) -> None:
@@ -308,6 +315,9 @@ class Resolver:
         self.memory = _Memory()
         self.clock = clock
         self.person_ids = person_ids
+        # bulk seeding (:meth:`seed_with`): record -> the label of the person it belongs to
+        self.seed: dict[Key, str] = {}
+        self.seeded: dict[str, str] = {}  # label -> the person id issued for it
 
     @property
     def model_version(self) -> str:
@@ -395,6 +405,15 @@ class Resolver:
         self.known.clear()
         self.memory.clear()
 
+    def seed_with(self, labels: Mapping[Key, str]) -> None:
+        """Place the records in ``labels``, when they arrive, in the person of their label
+        instead of scoring them: the first record of a label makes a new person, the others
+        join it (``RecordLinked`` events without evidence). They are filed, sealed and counted
+        exactly as a decided record is, so a store can be loaded in bulk from known persons
+        (another linkage's clusters, a migration, a benchmark's truth) and later records are
+        linked against it as usual. Each label's person id, once issued, stays its own."""
+        self.seed.update(labels)
+
     def score_pair(self, conn: Connection, a: LinkRecord, b: LinkRecord) -> PairScore:
         """How the model scores ``(a, b)`` now, name frequencies included (as a decision would):
         for explanations."""
@@ -427,9 +446,12 @@ class Resolver:
                     continue  # being erased: the withdrawal or disposal removes it
                 record, shared = opened
                 prepared = prepare(record)
-                digests = tuple(k.digest for k in self.linker.candidates_keys(prepared))
-                digests += tuple(self.shared_digest(s, v) for s, v in shared)
-                out.append(_Upsert(key, record, prepared, digests, shared))
+                keys = self.linker.candidates_keys(prepared)
+                by_shared = tuple(self.shared_digest(s, v) for s, v in shared)
+                digests = tuple(k.digest for k in keys) + by_shared
+                out.append(
+                    _Upsert(key, record, prepared, digests, shared, Lookup.of(keys), by_shared)
+                )
             return [_CaseVictims(ev.source_id, ev.case_id, frozenset(present)), *out]
         if isinstance(ev, RecordRetracted):
             return [_CaseVictims(ev.source_id, ev.case_id, frozenset())]
@@ -513,6 +535,25 @@ def _case_links(conn: Connection, source_id: str, case_id: str) -> list[Key]:
 _KEY_COLUMNS = ("source_id", "case_id", "victim_id")
 _FEATURE_COLUMNS = (*_KEY_COLUMNS, "person_key_id", "nonce", "ciphertext")
 _BLOCK_COLUMNS = ("block_key", *_KEY_COLUMNS)
+
+
+def _bounded_blocks(
+    conn: Connection, digests: Sequence[str], rows: int
+) -> Iterator[tuple[Any, ...]]:
+    """The ``link_blocks`` rows of each digest, at most ``rows`` of each: one statement per 200
+    digests, each digest's rows read through the index with their own limit (a block of a million
+    rows costs what one of ``rows`` does)."""
+    q = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(q(c) for c in _BLOCK_COLUMNS)
+    one = f"SELECT {columns} FROM {q(_blocks.name)} WHERE {q('block_key')} = {mark} LIMIT {rows:d}"
+    for i in range(0, len(digests), _UNION_CHUNK):
+        chunk = list(digests[i : i + _UNION_CHUNK])
+        sql = " UNION ALL ".join(f"SELECT * FROM ({one}) AS b{k}" for k in range(len(chunk)))
+        yield from conn.exec_driver_sql(sql, tuple(chunk))
+
+
+_UNION_CHUNK = 200  # digests per statement (SQLite allows 500 terms in a compound select)
 
 
 def _key_is(table: Any, key: Key) -> Any:
@@ -688,6 +729,7 @@ class _Run:
         self._may_source = ""
         self.removed: set[Key] = set()
         self.block_rows: list[dict[str, str]] = []  # index rows to write at the end of the run
+        self.filed: dict[str, set[Key]] = {}  # digest -> records filed by this run (not written)
         self.feature_rows: list[dict[str, str]] = []
         self.case_links: dict[tuple[str, str], set[Key]] = {}  # linked records of touched cases
         self.no_verdicts: bool | None = None  # whether no operator verdict exists (asked once)
@@ -697,7 +739,12 @@ class _Run:
 
     def run(self) -> None:
         upserts = [op for op in self.ops if isinstance(op, _Upsert)]
-        self._prefetch(upserts)
+        seed = self.r.seed
+        if seed and all(op.key in seed for op in upserts):
+            self._load([op.key for op in upserts])  # placed as labelled: no candidates read
+            self.terms.load(op.prepared for op in upserts)
+        else:
+            self._prefetch(upserts)
         self._prefetch_cases(
             {(op.source_id, op.case_id) for op in self.ops if isinstance(op, _CaseVictims)}
         )
@@ -733,31 +780,89 @@ class _Run:
     def _prefetch(self, upserts: Sequence[_Upsert]) -> None:
         """Load, once for the batch: the stored records sharing a digest with a new one, their
         fields and persons, and the new records' own placement and fields."""
-        digests = sorted({d for op in upserts for d in op.digests})
-        memory, limit = self.memory, self.settings.max_block_size
-        fresh = [d for d in digests if d not in memory.indexed and d not in memory.oversize]
-        sizes = count_in(self.conn, _blocks, "block_key", fresh)
-        usable = [d for d in fresh if sizes.get(d, 0) <= limit]
-        memory.oversize.update(d for d in fresh if sizes.get(d, 0) > limit)
-        for d, s, c, v in select_in(self.conn, _blocks, _BLOCK_COLUMNS, "block_key", usable):
-            self.index.setdefault(d, set()).add((s, c, v))
-        memory.indexed.update(usable)
-        hits: list[Key] = []
-        for d in digests:
-            block = self.index.get(d)
-            if not block or d in memory.oversize:
-                continue
-            if len(block) > limit:  # grew past the limit: identifies nobody from now on
-                memory.oversize.add(d)
-                memory.indexed.discard(d)
-                del self.index[d]
-                continue
-            hits.extend(block)
+        cap, most = self.settings.block_cap, self.settings.max_block_size
+        self._fetch_blocks(sorted({d for op in upserts for d, _ in op.lookup.keys}), cap)
+        self._fetch_blocks(sorted({d for op in upserts for d in op.shared_digests}), most)
+        # the refinements of keys whose block is over the cap, in one go
+        self._fetch_blocks(
+            sorted(
+                {
+                    d
+                    for op in upserts
+                    for key, narrow in op.lookup.keys
+                    if key in self.memory.oversize
+                    for d in narrow
+                }
+            ),
+            cap,
+        )
+        hits = [k for op in upserts for k in self._candidates(op)]
         wanted = sorted({*hits, *(op.key for op in upserts)})
         self._load(wanted)
         self.terms.load(op.prepared for op in upserts)
         # every record of the persons found, in one go (each record is compared with them all)
         self._complete([p for k in wanted if (p := self.person.get(k)) is not None])
+
+    def _fetch_blocks(self, digests: Sequence[str], limit: int) -> None:
+        """Read the blocks of ``digests`` not yet known here, at most ``limit + 1`` rows each: a
+        block with more is over the limit (remembered as such), one within it is complete."""
+        memory = self.memory
+        fresh = [d for d in digests if d not in memory.indexed and d not in memory.oversize]
+        if not fresh:
+            return
+        rows: dict[str, list[Key]] = {}
+        for d, s, c, v in _bounded_blocks(self.conn, fresh, limit + 1):
+            rows.setdefault(str(d), []).append((str(s), str(c), str(v)))
+        for d in fresh:
+            found = rows.get(d, [])
+            if len(found) > limit:
+                memory.oversize.add(d)
+                self.index.pop(d, None)
+                continue
+            # the records filed by this run are not written yet: the block is both
+            self.index[d] = {*found, *self.filed.get(d, ())}
+            memory.indexed.add(d)
+
+    def _block(self, digest: str, limit: int) -> set[Key] | None:
+        """The records filed under ``digest``, or None when they are more than ``limit``."""
+        memory = self.memory
+        if digest not in memory.indexed and digest not in memory.oversize:
+            self._fetch_blocks([digest], limit)  # grew past the cap within this run
+        if digest in memory.oversize:
+            return None
+        block = self.index.get(digest, set())
+        if len(block) > limit:  # grew past the limit: looked up through refinements from now on
+            memory.oversize.add(digest)
+            memory.indexed.discard(digest)
+            del self.index[digest]
+            return None
+        return block
+
+    def _candidates(self, op: _Upsert) -> list[Key]:
+        """The records ``op`` meets in the index (see the module text, step 2): by key, or by
+        the key's refinements where its block is over the cap; at most ``max_candidates``, those
+        found under the most keys first (and any sharing an identifier before them)."""
+        cap = self.settings.block_cap
+        hits: dict[Key, int] = {}
+
+        def count(block: Iterable[Key]) -> None:
+            for other in block:
+                if other[:2] != op.key[:2] and other not in self.removed:
+                    hits[other] = hits.get(other, 0) + 1
+
+        for key, narrow in op.lookup.keys:
+            block = self._block(key, cap)
+            if block is not None:
+                count(block)
+                continue
+            for d in narrow:
+                count(self._block(d, cap) or ())
+        first: set[Key] = set()
+        for d in op.shared_digests:
+            block = self._block(d, self.settings.max_block_size) or set()
+            count(block)
+            first.update(block)
+        return rank_candidates(hits, self.settings.max_candidates, first)
 
     def _load(self, keys: Sequence[Key]) -> None:
         keys = [k for k in dict.fromkeys(keys) if k not in self.loaded]
@@ -882,8 +987,9 @@ class _Run:
         self.feature_rows.append(self.r.seal_features(self.conn, key, op.record, op.shared))
         self.shared[key] = op.shared
         for d in op.digests:
-            if d not in self.memory.oversize:
-                self.index.setdefault(d, set()).add(key)
+            self.filed.setdefault(d, set()).add(key)
+            if d in self.memory.indexed:  # a block read whole: it stays whole
+                self.index[d].add(key)
         if key not in self.prepared:
             self.terms.move(op.prepared, +1)
         self.prepared[key] = op.prepared
@@ -893,17 +999,16 @@ class _Run:
 
     def _place(self, op: _Upsert) -> None:
         key = op.key
+        label = self.r.seed.pop(key, None)
+        if label is not None:
+            self._place_seeded(op, label)
+            return
+        found = self._candidates(op)  # co-victims of one case are different persons: not found
+        self._load(found)
         candidates = sorted(
-            {
-                other
-                for d in op.digests
-                if d not in self.memory.oversize
-                for other in self.index.get(d, ())
-                if other[:2] != key[:2]  # co-victims of one case are different persons
-                and other not in self.removed
-                and self.person.get(other) is not None
-                and other in self.prepared
-            }
+            other
+            for other in found
+            if self.person.get(other) is not None and other in self.prepared
         )
         # every record of each candidate person is compared, not only those sharing a key:
         # a person is joined only if its records do not say "someone else" as often as
@@ -948,6 +1053,28 @@ class _Run:
             LinkDecision.JOINED,
             scored,
             lean=placed.lean,
+        )
+
+    def _place_seeded(self, op: _Upsert, label: str) -> None:
+        """Place a seeded record in its label's person (see :meth:`Resolver.seed_with`)."""
+        person = self.r.seeded.get(label)
+        decision = LinkDecision.JOINED
+        if person is None:
+            person = self.r.seeded[label] = self.r.person_ids()
+            decision = LinkDecision.NEW_PERSON
+            self.complete.add(person)
+        self._file(op)
+        self._set(op.key, person)
+        self._emit(
+            RecordLinked(
+                event_id=new_event_id(),
+                victim=_ref(op.key),
+                person_id=person,
+                decision=decision,
+                model_version=self.r.model_version,
+                evidence=[],
+                linked_at_ms=self.now_ms,
+            )
         )
 
     def _decide(
@@ -1212,6 +1339,8 @@ class _Run:
         self.conn.execute(delete(_blocks).where(_key_is(_blocks, key)))
         self.conn.execute(delete(_features).where(_key_is(_features, key)))
         self.block_rows = [r for r in self.block_rows if _row_key(r) != key]
+        for filed in self.filed.values():
+            filed.discard(key)
         self.feature_rows = [r for r in self.feature_rows if _row_key(r) != key]
         self.removed.add(key)
         self.r.forget(key)

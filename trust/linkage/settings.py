@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trust.linkage.blocking import BirthDate, BlockingRule, FullNameKey, default_rules
+from trust.linkage.blocking import (
+    BirthDate,
+    BlockingRule,
+    FullNameKey,
+    Refinement,
+    default_refinements,
+    default_rules,
+)
 from trust.linkage.comparison import Comparison, default_comparisons
 from trust.linkage.errors import LinkageError, LinkageReason
 
@@ -52,6 +59,14 @@ class LinkageSettings:
     counting one). The record joins the person whose share is at least ``join_share`` (more
     likely than every alternative together); a person with a share of at least
     ``review_share`` otherwise opens a review.
+
+    The incremental linker's lookup is bounded: a key whose block holds more than ``block_cap``
+    records is looked up through its ``refinements`` instead (a refined block larger than the cap
+    is not used either), and of the records found, the ``max_candidates`` found under the most
+    keys are compared (with every record of their persons). Batch linkage joins on the rules'
+    keys alone and leaves out blocks over ``max_block_size`` records — or, with
+    ``batch_block_cap``, joins a key's block over that cap through its refinements, as the
+    incremental lookup does (the pairs then grow with the records, not their square).
     """
 
     comparisons: tuple[Comparison, ...] = field(default_factory=default_comparisons)
@@ -62,7 +77,11 @@ class LinkageSettings:
     conflict: float = 0.3
     join_share: float = 0.5
     review_share: float = 0.45
+    refinements: tuple[Refinement, ...] = field(default_factory=default_refinements)
+    block_cap: int = 50
+    max_candidates: int = 100
     max_block_size: int = 1000
+    batch_block_cap: int | None = None
     em_max_iterations: int = 200
     em_tolerance: float = 1e-6
     u_sample_pairs: int = 100_000
@@ -91,6 +110,13 @@ class LinkageSettings:
             problems.append("a training rule fixes a comparison the settings do not have")
         if self.max_block_size < 2:
             problems.append("max_block_size must be at least 2")
+        if self.batch_block_cap is not None and self.batch_block_cap < 2:
+            problems.append("batch_block_cap must be at least 2")
+        if not 1 <= self.block_cap <= self.max_block_size or self.max_candidates < 1:
+            problems.append("block_cap needs 1 <= block_cap <= max_block_size, max_candidates >= 1")
+        refined = [f.name for f in self.refinements]
+        if len(set(refined)) != len(refined):
+            problems.append("refinement names must be distinct")
         if self.em_max_iterations < 1 or self.u_sample_pairs < 0:
             problems.append("em_max_iterations must be >= 1 and u_sample_pairs >= 0")
         if problems:

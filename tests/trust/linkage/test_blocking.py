@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 from trust.linkage.blocking import (
     BlockingKey,
     KeyedHasher,
+    Lookup,
     blocking_keys,
     candidate_pairs,
+    default_refinements,
     default_rules,
+    rank_candidates,
 )
 from trust.linkage.errors import LinkageError
 from trust.linkage.record import LinkRecord, prepare
@@ -83,3 +86,71 @@ def test_an_oversized_block_is_left_out_and_counted() -> None:
     found = candidate_pairs(blocking, max_block_size=4)
     assert found.oversized_blocks == 1
     assert list(zip(found.left, found.right, strict=True)) == [(np.intp(5), np.intp(6))]
+
+
+_NAMES = st.sampled_from(["Ioana", "Ana", "Mei", "Oleksandr", "Aleksandr", ""])
+_DATES = st.sampled_from(["1996-04-19", "1996-04-20", "1996", "1980-01-02", ""])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.tuples(_NAMES, _NAMES, _DATES, st.sampled_from(["F", "M", ""]), st.sampled_from(["RO", ""])),
+    st.tuples(_NAMES, _NAMES, _DATES, st.sampled_from(["F", "M", ""]), st.sampled_from(["RO", ""])),
+    st.sampled_from(["", "2023", "2024"]),
+    st.sampled_from(["", "2023", "2024"]),
+)
+def test_refined_keys_narrow_their_key(
+    a: tuple[str, ...], b: tuple[str, ...], year_a: str, year_b: str
+) -> None:
+    """Each refined key names a key of the same record; two records sharing a refined key share
+    the key it refines (a refinement never finds a pair the key itself would not)."""
+    ra, rb = (
+        prepare(LinkRecord(i, g, s, d, x, n, event_year=y))
+        for i, (g, s, d, x, n), y in (("a", a, year_a), ("b", b, year_b))
+    )
+    ka, kb = (blocking_keys(r, default_rules(), HASHER, default_refinements()) for r in (ra, rb))
+    for keys in (ka, kb):
+        own = {k.digest for k in keys if not k.refines}
+        assert {k.refines for k in keys if k.refines} <= own
+        assert set(Lookup.of(keys).digests()) == {k.digest for k in keys}
+    shared = {k.digest for k in ka} & {k.digest for k in kb}
+    refines = {k.digest: k.refines for k in (*ka, *kb) if k.refines}
+    assert all(refines[d] in shared for d in shared if d in refines)
+    # without refinements, exactly the rules' own keys
+    assert {k for k in ka if not k.refines} == set(blocking_keys(ra, default_rules(), HASHER))
+
+
+def test_refined_keys_are_digests_and_reveal_nothing() -> None:
+    keys = blocking_keys(prepare(PERSON), default_rules(), HASHER, default_refinements())
+    refined = [k for k in keys if k.refines]
+    assert refined and all(len(k.digest) == 32 for k in refined)
+    assert "ioana" not in repr(keys).lower() and "19960419" not in repr(keys)
+    # a rule that holds the date of birth is not refined by it again
+    assert not any(k.rule == "birth_date_sex+birth_date" for k in keys)
+
+
+def test_ranking_is_bounded_deterministic_and_puts_shared_identifiers_first() -> None:
+    hits = {("s", "c", str(i)): i % 4 + 1 for i in range(50)}
+    top = rank_candidates(hits, 10)
+    assert len(top) == 10 and all(hits[k] == 4 for k in top)
+    assert top == sorted(top) == rank_candidates(dict(reversed(hits.items())), 10)
+    low = ("s", "c", "0")  # found under one key only, but it shares an identifier
+    assert rank_candidates(hits, 3, first={low})[0] == low
+
+
+def test_the_batch_join_refines_blocks_over_the_cap() -> None:
+    """With ``block_cap``: a key over the cap is joined through its refinements (those within
+    the cap); a key within it as before; without it, refined keys are ignored."""
+    big = [BlockingKey("r", "big")] * 6
+    keys = [
+        [big[i], BlockingKey("r+f", f"big/{i % 2}", "big"), BlockingKey("r+g", "big/all", "big")]
+        for i in range(6)
+    ] + [[BlockingKey("r", "small"), BlockingKey("r+f", "small/x", "small")] for _ in range(2)]
+    capped = candidate_pairs(keys, block_cap=4)
+    pairs = set(zip(capped.left.tolist(), capped.right.tolist(), strict=True))
+    # the big block (6 > 4) gives only the pairs of its refinements within the cap (3 each)
+    assert pairs == {(0, 2), (0, 4), (2, 4), (1, 3), (1, 5), (3, 5), (6, 7)}
+    assert capped.oversized_blocks == 2  # "big" and its refinement "big/all" (6 records)
+    plain = candidate_pairs(keys)
+    assert len(plain.left) == 15 + 1  # the big block whole, the small one; no refined keys
+    assert candidate_pairs(keys, block_cap=10).left.size == 16
