@@ -754,6 +754,56 @@ def profile_summary(profiler: cProfile.Profile, records: int, top: int = 12) -> 
     }
 
 
+class SqlCounter:
+    """Counts the SQL statements (by their first word and table) and transactions a ``follow``
+    sends to the store's engine, while :meth:`counting`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.statements: dict[str, int] = {}
+        self.commits = 0
+        self._on = False
+        sa.event.listen(engine, "before_cursor_execute", self._statement)
+        sa.event.listen(engine, "commit", self._commit)
+
+    def _statement(self, conn: Any, cursor: Any, sql: str, *_: Any) -> None:
+        if self._on:
+            words = sql.split()
+            verb = words[0].upper() if words else "?"
+            table = next(
+                (
+                    w.strip('"')
+                    for i, w in enumerate(words[1:], 1)
+                    if words[i - 1].upper() in ("FROM", "INTO", "UPDATE", "TABLE")
+                ),
+                "",
+            )
+            kind = f"{verb} {table}".strip()
+            self.statements[kind] = self.statements.get(kind, 0) + 1
+
+    def _commit(self, conn: Any) -> None:
+        if self._on:
+            self.commits += 1
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        self._on = True
+        try:
+            yield
+        finally:
+            self._on = False
+
+    def per_record(self, records: int) -> dict[str, Any]:
+        per = max(records, 1)
+        return {
+            "statements": round(sum(self.statements.values()) / per, 2),
+            "commits": round(self.commits / per, 2),
+            "by_kind": {
+                k: round(n / per, 2)
+                for k, n in sorted(self.statements.items(), key=lambda kv: -kv[1])
+            },
+        }
+
+
 def population_for(persons: int, extra_records: int) -> int:
     """A simulated population whose detected persons cover ``persons`` with records to spare."""
     return math.ceil((persons * 1.1 + extra_records) / DETECTED_SHARE)
@@ -834,13 +884,18 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
         if profiled:
             profiler = cProfile.Profile()
             profiled_records = 0
+            sql = SqlCounter(store.engine)
             for a in profiled:
                 trust.append([a])
                 profiler.enable()
-                trust.link(page=1)
+                with sql.counting():
+                    trust.link(page=1)
                 profiler.disable()
                 profiled_records += len(a.victim_ids)
             out["profile"] = profile_summary(profiler, profiled_records)
+            if args.profile_out:
+                profiler.dump_stats(args.profile_out)
+            out["profile"]["sql_per_record"] = sql.per_record(profiled_records)
         out["store_persons_at_end"] = trust.persons()
         database = store.engine.url.database
         if backend.startswith("sqlite") and database:
@@ -873,6 +928,7 @@ def scale_in_child(args: argparse.Namespace, size: int, peers: bool) -> dict[str
         str(args.throughput),
         "--profile-sample",
         str(args.profile_sample),
+        *(["--profile-out", args.profile_out] if args.profile_out else []),
         "--splink-sample",
         str(args.splink_sample),
     ]
@@ -942,6 +998,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--sample", type=int, default=200, help="events timed one at a time")
     ap.add_argument("--throughput", type=int, default=1000, help="records linked at page 1000")
     ap.add_argument("--profile-sample", type=int, default=60, help="events linked under cProfile")
+    ap.add_argument("--profile-out", default=None, help="write the raw cProfile stats here")
     ap.add_argument("--splink-sample", type=int, default=20, help="Splink's timed new records")
     ap.add_argument(
         "--grow-budget-s",

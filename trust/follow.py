@@ -111,7 +111,9 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
             page,
             records=follower.reads_records if isinstance(follower, StoreFollower) else True,
         )
-        done = len(events) < page
+        # done at a short page, or when the page ends at the store's end as read (a page of
+        # exactly ``page`` events: no second read and empty transaction just to find nothing)
+        done = len(events) < page or events[-1][0] >= upto
         last = upto if done else events[-1][0]
         if isinstance(follower, StoreFollower):
             applied = store.advance_follower(

@@ -62,7 +62,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -263,17 +263,23 @@ class _Memory:
         self.index: dict[str, set[Key]] = {}  # digest -> its records (blocks read whole)
         self.indexed: set[str] = set()  # digests whose every stored record is in ``index``
         self.oversize: set[str] = set()  # digests shared by more records than their limit
+        # ``link_terms`` as read and written here: (column, digest) -> count (0: no row)
+        self.terms: dict[tuple[str, str], int] = {}
         self.seen: int | None = None  # the store position this memory reflects
 
     def clear(self) -> None:
-        for held in (self.person, self.members, self.index):
+        for held in (self.person, self.members, self.index, self.terms):
             held.clear()
         for digests in (self.complete, self.indexed, self.oversize):
             digests.clear()
         self.seen = None
 
     def too_large(self) -> bool:
-        return len(self.person) > PLACEMENTS_MAX or len(self.indexed) > 4 * PLACEMENTS_MAX
+        return (
+            len(self.person) > PLACEMENTS_MAX
+            or len(self.indexed) > 4 * PLACEMENTS_MAX
+            or len(self.terms) > PLACEMENTS_MAX
+        )
 
 
 class Resolver:
@@ -569,14 +575,24 @@ def _frequency_columns(linker: Linker) -> list[str]:
 
 class _Terms:
     """The name-value frequencies of the linked records (``link_terms``), read and moved within
-    one run; :meth:`frequencies` is a live view the linker's term-frequency adjustment reads."""
+    one run; :meth:`frequencies` is a live view the linker's term-frequency adjustment reads.
 
-    def __init__(self, conn: Connection, hasher: KeyedHasher, columns: Sequence[str]) -> None:
+    ``counts``: what is already known of the table (the resolver's memory, kept between runs
+    under the same rules as its placements), else a fresh dict; values read or moved here are
+    added to it."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        hasher: KeyedHasher,
+        columns: Sequence[str],
+        counts: dict[tuple[str, str], int] | None = None,
+    ) -> None:
         self.conn = conn
         self.hasher = hasher
         self.names = tuple(columns)
         self.columns = (*self.names, *(within_group(c) for c in self.names))
-        self.counts: dict[tuple[str, str], int] = {}
+        self.counts: dict[tuple[str, str], int] = {} if counts is None else counts
         self.dirty: set[tuple[str, str]] = set()
         self._fetch([(c, d) for c in self.names for d in (_TOTAL, _SQUARES)])
 
@@ -625,23 +641,20 @@ class _Terms:
                 self.dirty.update({(column, _TOTAL), (column, _SQUARES)})
 
     def write(self) -> None:
+        """Write the counts moved since the last write: one upsert for those above zero, and
+        the rows of those back at zero deleted."""
+        dirty = sorted(self.dirty)
         for column in self.columns:
-            digests = sorted(d for c, d in self.dirty if c == column)
-            for i in range(0, len(digests), _CHUNK):
+            gone = [d for c, d in dirty if c == column and self.counts[(c, d)] <= 0]
+            for i in range(0, len(gone), _CHUNK):
                 self.conn.execute(
                     delete(_terms).where(
-                        _terms.c.column == column, _terms.c.digest.in_(digests[i : i + _CHUNK])
+                        _terms.c.column == column, _terms.c.digest.in_(gone[i : i + _CHUNK])
                     )
                 )
-        bulk_insert(
-            self.conn,
-            _terms,
-            [
-                {"column": c, "digest": d, "count": self.counts[(c, d)]}
-                for c, d in sorted(self.dirty)
-                if self.counts[(c, d)] > 0
-            ],
-        )
+        rows = [(c, d, self.counts[(c, d)]) for c, d in dirty if self.counts[(c, d)] > 0]
+        if rows:
+            self.conn.exec_driver_sql(_upsert_terms_sql(self.conn), rows)
         self.dirty.clear()
 
     def records(self) -> int:
@@ -655,6 +668,19 @@ class _Terms:
             totals=_Totals(self),
             average=_Averages(self),
         )
+
+
+def _upsert_terms_sql(conn: Connection) -> str:
+    """``link_terms`` rows (column, digest, count) written whatever is there: one statement for
+    all of them (SQLite and PostgreSQL share the syntax)."""
+    q = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    column, digest, count = (q(c.name) for c in (_terms.c.column, _terms.c.digest, _terms.c.count))
+    return (
+        f"INSERT INTO {q(_terms.name)} ({column}, {digest}, {count}) "
+        f"VALUES ({mark}, {mark}, {mark}) "
+        f"ON CONFLICT ({column}, {digest}) DO UPDATE SET {count} = excluded.{count}"
+    )
 
 
 # the PreparedRecord attribute each term-frequency column of the record table comes from
@@ -710,7 +736,7 @@ class _Run:
         self.ops = ops
         self.settings = resolver.linker.settings
         base = resolver.linker
-        self.terms = _Terms(conn, base.hasher, _frequency_columns(base))
+        self.terms = _Terms(conn, base.hasher, _frequency_columns(base), resolver.memory.terms)
         self.linker = Linker(self.settings, base.model, base.hasher, self.terms.frequencies())
         self._sized_at = -1  # the store size the linker's prior was last scaled to
         self.pending: list[Event] = []
@@ -936,17 +962,18 @@ class _Run:
             self.case_links.setdefault((source_id, case_id), set())
         keys: list[Key] = []
         for source_id, case_ids in by_source.items():
-            for i in range(0, len(case_ids), _CHUNK):
-                rows = self.conn.execute(
-                    select(_links.c.case_id, _links.c.victim_id).where(
-                        _links.c.source_id == source_id,
-                        _links.c.case_id.in_(case_ids[i : i + _CHUNK]),
-                    )
-                ).all()
-                for case_id, victim_id in rows:
-                    key = (source_id, str(case_id), str(victim_id))
-                    self.case_links[(source_id, key[1])].add(key)
-                    keys.append(key)
+            rows = select_in(
+                self.conn,
+                _links,
+                ("case_id", "victim_id"),
+                "case_id",
+                case_ids,
+                where={"source_id": source_id},
+            )
+            for case_id, victim_id in rows:
+                key = (source_id, str(case_id), str(victim_id))
+                self.case_links[(source_id, key[1])].add(key)
+                keys.append(key)
         self._load(keys)
 
     def _linked_in_case(self, source_id: str, case_id: str) -> list[Key]:
@@ -1039,9 +1066,9 @@ class _Run:
             }
         )
         scored = self._score(op.prepared, pool)
-        by_person: dict[str, list[PairEvidence]] = {}
+        by_person: dict[str, list[Scored]] = {}
         for pair in scored:
-            owner = self.person[pair.other.key()]
+            owner = self.person[pair.key]
             assert owner is not None
             by_person.setdefault(owner, []).append(pair)
         placed = choose(by_person, self.settings)
@@ -1080,11 +1107,11 @@ class _Run:
     def _decide(
         self,
         op: _Upsert,
-        by_person: Mapping[str, list[PairEvidence]],
+        by_person: Mapping[str, Sequence[Scored]],
         joins: Sequence[str],
         reviews: Sequence[str],
         join_decision: str,
-        scored: Sequence[PairEvidence] = (),
+        scored: Sequence[Scored] = (),
         lean: str | None = None,
     ) -> None:
         """Place the record: in the one person it joins; in the best of several (a bridge) or in
@@ -1095,7 +1122,7 @@ class _Run:
         if len(joins) == 1:
             person = joins[0]
             decision = join_decision
-            evidence: Sequence[PairEvidence] = by_person[person]
+            evidence: Sequence[Scored] = by_person[person]
         elif len(joins) > 1:
             # a bridge between persons established apart: it merges none of them, but each
             # scored at or above the upper threshold, so it is most likely one of them (on the
@@ -1188,8 +1215,9 @@ class _Run:
                     out.setdefault(person, []).append(PairEvidence(_ref(other), 1.0, 0.0, levels))
         return out
 
-    def _score(self, record: PreparedRecord, candidates: Sequence[Key]) -> list[PairEvidence]:
-        """``record`` against each candidate (one vectorised pass), best first."""
+    def _score(self, record: PreparedRecord, candidates: Sequence[Key]) -> list[_Pair]:
+        """``record`` against each candidate (one vectorised pass), best first (each pair's
+        evidence is made only if a decision keeps it)."""
         if not candidates:
             return []
         self._size_prior()
@@ -1200,12 +1228,7 @@ class _Run:
         scored = self.linker.score_table(table, left, right)
         names = scored.vectors.names
         out = [
-            PairEvidence(
-                other=_ref(other),
-                probability=round(p, 9),
-                match_weight=round(w, 6),
-                levels=dict(zip(names, levels, strict=True)),
-            )
+            _Pair(other, round(p, 9), round(w, 6), names, levels)
             for other, p, w, levels in zip(
                 candidates,
                 scored.probability.tolist(),
@@ -1214,7 +1237,7 @@ class _Run:
                 strict=True,
             )
         ]
-        out.sort(key=lambda e: (-e.probability, e.other.key()))
+        out.sort(key=lambda e: (-e.probability, e.key))
         return out
 
     def _size_prior(self) -> None:
@@ -1474,6 +1497,49 @@ def _row_key(row: Mapping[str, str]) -> Key:
     return (row["source_id"], row["case_id"], row["victim_id"])
 
 
+class Scored(Protocol):
+    """A scored pair as :func:`choose` reads it: a :class:`PairEvidence`, or the resolver's
+    lighter pair that makes one only when a decision keeps it as evidence."""
+
+    @property
+    def other(self) -> VictimRef: ...
+
+    @property
+    def probability(self) -> float: ...
+
+    @property
+    def match_weight(self) -> float: ...
+
+
+class _Pair(NamedTuple):
+    """A pair scored for a decision. Most pairs only compete (:func:`choose`); the few a
+    decision keeps become :class:`PairEvidence` (:meth:`evidence`), so the levels of the
+    others are never put in a mapping."""
+
+    key: Key  # the other record
+    probability: float
+    match_weight: float
+    names: tuple[str, ...]  # the comparisons, in the order of ``row``
+    row: Sequence[int]  # each comparison's level
+
+    @property
+    def other(self) -> VictimRef:
+        return _ref(self.key)
+
+    @property
+    def levels(self) -> dict[str, int]:
+        """Each comparison's level by name (as in :class:`PairEvidence`)."""
+        return dict(zip(self.names, self.row, strict=True))
+
+    def evidence(self) -> PairEvidence:
+        return PairEvidence(
+            other=_ref(self.key),
+            probability=self.probability,
+            match_weight=self.match_weight,
+            levels=self.levels,
+        )
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where a new record goes among the persons it met: the persons it joins (one; several is
@@ -1485,7 +1551,7 @@ class Placement:
     lean: str | None = None
 
 
-def choose(by_person: Mapping[str, Sequence[PairEvidence]], settings: LinkageSettings) -> Placement:
+def choose(by_person: Mapping[str, Sequence[Scored]], settings: LinkageSettings) -> Placement:
     """Place a record among the persons it met (``by_person``: each person's scored pairs with
     it), as the module text's step 4 says.
 
@@ -1542,6 +1608,12 @@ def _odds(probability: float) -> float:
     return p / (1.0 - p)
 
 
-def _kept(pairs: Sequence[PairEvidence]) -> list[PairEvidence]:
+def _kept(pairs: Sequence[Scored]) -> list[PairEvidence]:
     """A decision's evidence: its best pairs (at most a few)."""
-    return list(pairs[:_EVIDENCE])
+    return [p.evidence() if isinstance(p, _Pair) else _as_evidence(p) for p in pairs[:_EVIDENCE]]
+
+
+def _as_evidence(pair: Scored) -> PairEvidence:
+    if not isinstance(pair, PairEvidence):
+        raise TypeError(f"not a scored pair: {type(pair).__name__}")
+    return pair

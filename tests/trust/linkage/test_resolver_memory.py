@@ -8,11 +8,12 @@ import itertools
 from datetime import date
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from trust.follow import follow
 from trust.linkage.resolver import RESOLVER, Resolver
 from trust.store.eventstore import EventStore
+from trust.store.tables import link_terms
 
 from ..store.builders import retracted
 from .test_resolver import Trust, ids
@@ -85,3 +86,58 @@ def test_a_failing_batch_empties_the_memory(store: EventStore) -> None:
     with pytest.raises(Exception):  # noqa: B017 - whatever the failure, the memory goes
         store.advance_follower(RESOLVER, after, store.last_seq(), failing, "1")
     assert not trust.resolver.memory.person and trust.resolver.memory.seen is None
+
+
+def _stored_terms(store: EventStore) -> dict[tuple[str, str], int]:
+    c = link_terms.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(c.column, c.digest, c.count)).all()
+    return {(str(col), str(d)): int(n) for col, d, n in rows}
+
+
+def test_remembered_name_counts_are_the_stored_ones(store: EventStore) -> None:
+    """The name counts a resolver keeps between batches are exactly ``link_terms``: counted in
+    and out (a count back at zero has no row), and written, not only remembered."""
+    trust = Trust(store)
+    trust.accept("police", "C1", [("v1", "Feminine", ANA)])
+    trust.link()
+    trust.accept("ngo", "N1", [("v1", "Feminine", ANA)])
+    trust.accept("nrm", "R1", [("v1", "Masculine", ids("Mihai", "Ionescu"))])
+    trust.link()
+    trust.append(retracted("nrm", "R1"))  # Mihai Ionescu is counted out: his rows go
+    trust.link()
+    stored = _stored_terms(store)
+    remembered = trust.resolver.memory.terms
+    assert stored and all(n > 0 for n in stored.values())
+    assert {k: n for k, n in remembered.items() if n} == stored
+    # a fresh process reads the same counts from the store, and decides as this one does
+    fresh = _other_process(trust)
+    trust.resolver = fresh
+    trust.accept("nrm", "R2", [("v1", "Feminine", ANA)])
+    trust.link()
+    assert trust.person("nrm", "R2") == trust.person("ngo", "N1") == trust.person("police", "C1")
+    assert {k: n for k, n in fresh.memory.terms.items() if n} == _stored_terms(store)
+
+
+def test_name_counts_of_a_batch_that_did_not_commit_are_not_kept(store: EventStore) -> None:
+    trust = Trust(store)
+    trust.accept("police", "C1", [("v1", "Feminine", ANA)])
+    trust.link()
+    before = _stored_terms(store)
+    trust.accept("ngo", "N1", [("v1", "Feminine", ANA)])
+    resolver = trust.resolver
+    after = store.follower_state(RESOLVER).last_seq
+    events = store.read_types(resolver.event_types, after, store.last_seq())
+
+    def applied_then_failed(conn: Connection) -> None:
+        resolver.apply(conn, events)  # counts the NGO's record in, in memory and in the table
+        raise RuntimeError("the transaction fails after linkage decided")
+
+    with pytest.raises(RuntimeError):
+        store.advance_follower(RESOLVER, after, store.last_seq(), applied_then_failed, "1")
+    assert _stored_terms(store) == before  # rolled back
+    trust.link()  # the memory is emptied (its last batch did not commit), the record counted once
+    stored = _stored_terms(store)
+    assert {k: n for k, n in resolver.memory.terms.items() if n} == stored
+    # both records counted once: each name twice, its column's sum of squares 2^2
+    assert stored == {k: 4 if k[1] == "*" else 2 for k in before}
