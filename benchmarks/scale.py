@@ -41,6 +41,8 @@ the same mix without filling the store through the real path (at a few hundred e
 second with linkage, 10^6 would take hours). One ``tiptrust trust rebuild`` makes the
 projections the grown store's; the next is timed in a fresh process: wall and CPU seconds
 (``os.wait4``), peak RSS, events replayed and whether the projections came out identical.
+``rebuild_phases`` then does the same again in a fresh process, phase by phase, with each
+phase's CPU and wall seconds (digests before, replay, release counts, digests after).
 """
 
 from __future__ import annotations
@@ -316,6 +318,51 @@ def cli_rebuild(home: Path, store: Path) -> dict[str, Any]:
     }
 
 
+def child_rebuild_phases(store_path: Path) -> dict[str, Any]:
+    """What ``tiptrust trust rebuild`` does, phase by phase (as ``trust.runner.rebuild`` and the
+    CLI command run them), each phase's CPU and wall seconds: the digests before, the replay of
+    the ingest projections, the release counts rebuilt by following from position 0, the
+    digests after."""
+    from trust.follow import follow
+    from trust.release.counts import ReleaseCounts
+    from trust.release.streams import STREAMS
+    from trust.store.digest import differing, projection_digests
+
+    load = os.getloadavg()[0]
+    store = open_store(f"sqlite:///{store_path}")
+    phases: dict[str, dict[str, float]] = {}
+
+    def timed(name: str, run: Callable[[], Any]) -> Any:
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = run()
+        phases[name] = {
+            "cpu_s": round(time.process_time() - cpu, 2),
+            "wall_s": round(time.perf_counter() - wall, 2),
+        }
+        return out
+
+    def counts() -> None:
+        follower = ReleaseCounts(STREAMS)
+        store.reset_follower(follower.name, follower.clear)
+        follow(store, follower)
+
+    before = timed("digests_before", lambda: projection_digests(store.engine))
+    replayed = timed("replay", store.rebuild_projections)
+    timed("release_counts", counts)
+    after = timed("digests_after", lambda: projection_digests(store.engine))
+    store.close()
+    return {
+        "events": replayed,
+        "phases": phases,
+        "us_per_event_cpu": {
+            k: round(v["cpu_s"] / replayed * 1e6, 1) for k, v in phases.items() if replayed
+        },
+        "identical": not differing(before, after),
+        "peak_rss_mib": peak_rss_mib(),
+        "loadavg_1m": [round(load, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
 def rebuild_at_scale(tmp: Path, home: Path, snap: Snapshot, copies: int) -> dict[str, Any]:
     """The largest snapshot grown by ``copies`` (see the module note), rebuilt once to make its
     projections, then rebuilt again and timed."""
@@ -325,6 +372,7 @@ def rebuild_at_scale(tmp: Path, home: Path, snap: Snapshot, copies: int) -> dict
     made = time.perf_counter() - t
     first = cli_rebuild(home, grown)
     timed = cli_rebuild(home, grown)
+    phases = run_child(["rebuild-phases", str(home), "-", str(grown)])
     size = grown.stat().st_size
     grown.unlink()
     return {
@@ -339,6 +387,7 @@ def rebuild_at_scale(tmp: Path, home: Path, snap: Snapshot, copies: int) -> dict
             "events_per_cpu_s": round(events / timed["cpu_s"], 1) if timed["cpu_s"] else None,
             "events_per_s": round(events / timed["wall_s"], 1),
         },
+        "rebuild_phases": phases,
     }
 
 
@@ -369,6 +418,8 @@ def child(argv: list[str]) -> None:
     kind, home, log_url, store, *rest = argv
     if kind == "ingest":
         out = child_ingest(Path(home), log_url, Path(store), rest[0], int(rest[1]))
+    elif kind == "rebuild-phases":
+        out = child_rebuild_phases(Path(store))
     else:
         out = child_check(Path(home), log_url, Path(store))
     print(json.dumps(out))

@@ -104,3 +104,13 @@ def test_the_digest_hashes_the_bytes_of_sqlalchemys_typed_rows(backend_store: Ev
     assert any(table_digest(engine, t).rows for t in (proj_persons, proj_records))
     for table in tables:
         assert table_digest(engine, table) == _typed_digest(engine, table), table.name
+
+
+def test_the_row_maker_makes_only_the_flag_columns_booleans_and_keeps_nulls() -> None:
+    from trust.store.digest import _row_maker
+
+    typed = _row_maker([1, 3], 4)
+    assert typed((0, 1, None, 0)) == (0, True, None, False)
+    assert typed(("a", None, 2, 5)) == ("a", None, 2, True)
+    assert [type(v) for v in typed((1, 0, 1, 1))] == [int, bool, int, bool]
+    assert _row_maker([0], 1)((0,)) == (False,)  # a one-column row is still a tuple
