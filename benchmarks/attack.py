@@ -1,7 +1,7 @@
 """The differencing attacker's report over streams of releases, as JSON (for a closing note).
 
     .venv/bin/python benchmarks/attack.py [--seeds 7] [--persons 60] [--changes 50]
-        [--scenarios suppression,mixed]
+        [--scenarios suppression,mixed,four_way]
 
 Not a benchmark (nothing is timed but the run's seconds, for information): it runs the tests'
 trust (``tests/trust/release/scenario.py``: synthetic persons added one to three at a time, case
@@ -37,6 +37,7 @@ from benchmarks.provenance import code_state, machine
 from tests.trust.release.attacker import Attacker
 from tests.trust.release.scenario import Trust, run
 from trust.release.streams import (
+    VICTIMS_BY_SEX_AGE_FORM,
     VICTIMS_BY_YEAR_AGE_GROUP,
     VICTIMS_BY_YEAR_FORM,
     VICTIMS_BY_YEAR_SEX,
@@ -54,6 +55,8 @@ SCENARIOS: dict[str, tuple[StreamSpec, ...]] = {
             VICTIMS_BY_YEAR_FORM, name="year_form_random_rounding", method="random_rounding"
         ),
     ),
+    # the four-way table with every margin beside a two-way stream sharing its year margin
+    "four_way": (VICTIMS_BY_SEX_AGE_FORM, VICTIMS_BY_YEAR_SEX),
 }
 
 
