@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from consumers.writers import atomic_write, is_estimate, is_synthetic
+from consumers.writers import atomic_write, is_cumulative, is_estimate, is_synthetic
 from schemas.release import Aggregate, Release
 
 if TYPE_CHECKING:
@@ -215,6 +215,8 @@ def is_rate(release: Release) -> bool:
 def chart_views(release: Release, *, counts: bool = False) -> list[ChartView]:
     """The charts of ``release`` (see the module docstring), in a stable order."""
     numbers = _Numbers(release)
+    if is_cumulative(release):  # running totals: never shares, never added up
+        return [_cumulative(numbers)]
     views: list[ChartView] = []
     for d in release.dimensions:
         top, leaves = numbers.top_level(d), numbers.leaves(d)
@@ -287,6 +289,30 @@ def _one_way(
         panels=(Panel("", tuple(bars)),),
         reading=reading + note,
         horizontal=True,
+    )
+
+
+def _cumulative(numbers: _Numbers) -> ChartView:
+    """A cumulative series: one bar per month, the persons counted at its end."""
+    release = numbers.release
+    [dimension] = release.dimensions
+    bars = []
+    for c in numbers.leaves(dimension):
+        v, exact, _ = numbers.value({dimension: c})
+        label = numbers.label(dimension, c)
+        bars.append(Bar(c, label, v, exact, "" if v is not None else SUPPRESSED_WORD))
+    return ChartView(
+        name=f"by_{dimension}",
+        heading=f"{_persons(release)[:1].upper()}{_persons(release)[1:]} counted at the end of "
+        f"each {_dim_words(dimension)}",
+        measure="count",
+        panels=(Panel("", tuple(bars)),),
+        reading=(
+            f"Each bar is the number of {_persons(release)} counted at the end of that "
+            f"{_dim_words(dimension)}, everyone since the series began: a running total, so "
+            "the bars are not added up. The values carry noise that never changes once drawn."
+        ),
+        horizontal=False,
     )
 
 
@@ -439,7 +465,9 @@ def draw_view(release: Release, view: ChartView) -> Figure:
     for ax in axes[len(view.panels) :]:
         ax.set_visible(False)
 
-    fig.text(0.01, 1 - 0.12 / height, release.title, fontsize=12, weight="bold", va="top")
+    # a long title is set smaller rather than cut at the figure's edge
+    size = min(12.0, 12.0 * 74 * width / 8.0 / max(len(release.title), 1))
+    fig.text(0.01, 1 - 0.12 / height, release.title, fontsize=size, weight="bold", va="top")
     fig.text(0.01, 1 - 0.42 / height, view.heading + _period(release), fontsize=10, va="top")
     handles = [Patch(facecolor=VALUE_FACE, label=_measure_label(release, view))]
     if view.has_no_data:

@@ -201,6 +201,16 @@ def companion_description(release: Release) -> dict[str, Any]:
     }
 
 
+#: The method name of a cumulative monthly series under continual release.
+CONTINUAL_METHOD = "dp_continual"
+
+
+def is_cumulative(release: Release) -> bool:
+    """Whether ``release`` is a cumulative series: each month's value counts everyone up to
+    that month's end, so months are not added up and the total is the latest month's."""
+    return release.metadata.get("method_name") == CONTINUAL_METHOD
+
+
 def is_estimate(release: Release) -> bool:
     """Whether ``release`` publishes a multiple-systems estimate rather than counts."""
     return release.metadata.get("method_name") == ESTIMATE_METHOD

@@ -14,7 +14,9 @@ Two notes the stage keeps in a release's event metadata, never in the signed rel
 exact count table the release was made from (:func:`counts_digest`; keyed, so that it cannot be
 tested against guesses of the suppressed values) — and ``guarded`` — a bitmap over the release's
 aggregates (base64, first aggregate in the most significant bit of the first byte) of the
-suppressed ones the carry rule guards.
+suppressed ones the carry rule guards. A cumulative series' release keeps a third, ``continual``:
+the series' state (``disclosure/continual.py``'s :class:`Series`: its months' exact counts and
+every tree node drawn), so that a restarted trust never draws a node again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ _COUNTS_PURPOSE = b"tiptrust/release/counts-digest/v1"
 #: Event-metadata keys of the stage's own notes (never in the signed release).
 COUNTS_DIGEST = "counts_digest"
 GUARDED = "guarded"
+CONTINUAL = "continual"
 
 
 def counts_key(record_key_secret: bytes) -> bytes:
@@ -128,6 +131,8 @@ class PublishedHistory:
         self._categories: dict[tuple[str, str], dict[str, set[str]]] = {}
         # per consumer: the exact values of aggregates holding Rest, each with what Rest held
         self._rest: dict[str, dict[AggregateKey, set[tuple[float, Membership]]]] = {}
+        # per (consumer, stream): a cumulative series' state after its latest release
+        self._series: dict[tuple[str, str], str] = {}
 
     def update(self, store: EventStore) -> None:
         """Take in the releases recorded since the last update."""
@@ -170,6 +175,9 @@ class PublishedHistory:
                 rest.setdefault((a.dimensions, a.key), set()).add(
                     (counts[(a.dimensions, a.key)], held)
                 )
+        series = notes.get(CONTINUAL)
+        if isinstance(series, str) and series:
+            self._series[(consumer, release.stream)] = series
         digest = notes.get(COUNTS_DIGEST)
         if isinstance(digest, str) and digest:
             self._by_counts[(consumer, release.stream, digest)] = seq
@@ -212,6 +220,11 @@ class PublishedHistory:
                     (a.dimensions, a.key) for a in release.aggregates if a.value is None
                 )
         return None
+
+    def series(self, consumer: str, stream: str) -> str | None:
+        """The state of the cumulative series ``stream`` after its latest release to
+        ``consumer`` (its ``continual`` note); None before its first release."""
+        return self._series.get((consumer, stream))
 
     def categories(self, consumer: str, stream: str) -> dict[str, frozenset[str]]:
         """Every category (and parent) each dimension of ``stream`` published to ``consumer`` in

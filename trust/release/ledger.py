@@ -92,6 +92,16 @@ class Ledger:
             out[source_id] = PrivacyCost(float(eps or 0.0), float(delta or 0.0))
         return out
 
+    @staticmethod
+    def charged_sources(conn: Connection, consumer: str, stream: str) -> set[str]:
+        """The sources any release of ``stream`` to ``consumer`` was charged to (a continual
+        series charges each source once, for the whole series)."""
+        t = _ledger.c
+        rows = conn.execute(
+            select(t.source_id).where(t.consumer == consumer, t.stream == stream).distinct()
+        )
+        return set(rows.scalars())
+
     @classmethod
     def check(
         cls,

@@ -40,15 +40,23 @@ from trust.release.aggregate import CountTable, table_from_counts
 from trust.release.categories import MOST_FREQUENT
 from trust.release.cellkeys import RecordKeys, cell_keys
 from trust.release.counts import counting_rule
+from trust.release.disclosure.dp import PrivacyCost
 from trust.release.disclosure.methods import (
+    ContinualPrivacy,
     DifferentialPrivacy,
     DisclosureMethod,
     PostSuppression,
     method,
 )
-from trust.release.disclosure.suppression import DisclosurePolicy, SuppressedTable, apply_step
+from trust.release.disclosure.suppression import (
+    DisclosurePolicy,
+    SuppressedCell,
+    SuppressedTable,
+    apply_step,
+)
 from trust.release.errors import ReleaseError, UnprotectedTable
 from trust.release.history import (
+    CONTINUAL,
     COUNTS_DIGEST,
     GUARDED,
     AggregateKey,
@@ -68,7 +76,8 @@ from trust.release.publish import (
     SyntheticTable,
     release_digest,
 )
-from trust.release.streams import CATALOGUE, SUBJECTS, VICTIMS, StreamSpec
+from trust.release.streams import CATALOGUE, STREAMS, SUBJECTS, VICTIMS, StreamSpec
+from trust.stewardship.agreement import PrivacyBudget
 from trust.stewardship.policy import NothingToRelease, Policy, ReleasePlan, Subscription
 from trust.stewardship.release_review import in_force
 from trust.store.db import writer
@@ -208,6 +217,16 @@ def resolve_methods(
                 f"stream {name}: a differentially private stream cannot choose its most frequent "
                 "categories from the data; declare its categories"
             )
+        if isinstance(m, ContinualPrivacy) != (spec.cumulative is not None):
+            raise StageMisconfigured(
+                f"stream {name}: a cumulative series, and only one, is released by a continual "
+                "method (dp_continual)"
+            )
+        if spec.cumulative is not None and spec.cumulative.counts_from not in STREAMS:
+            raise StageMisconfigured(
+                f"stream {name}: it counts the persons of {spec.cumulative.counts_from!r}, "
+                "which is no count stream"
+            )
         if isinstance(m, DifferentialPrivacy) and spec.min_interval_s <= 0:
             # every release spends budget and fresh noise always differs: without an interval
             # the stream would release (and spend) at every check
@@ -263,9 +282,13 @@ class ReleaseStage:
         self.clock = clock
         self.skipped: list[Skipped] = []
         # the counts follow the count streams only: estimates and synthetic records have no cells
-        self.counts = release_counts.ReleaseCounts(
-            {name: spec for name, spec in streams.items() if spec.counted}
-        )
+        counted = {name: spec for name, spec in streams.items() if spec.counted}
+        for spec in streams.values():  # a cumulative series counts a count stream's persons
+            if spec.cumulative is not None and spec.cumulative.counts_from in STREAMS:
+                counted.setdefault(
+                    spec.cumulative.counts_from, STREAMS[spec.cumulative.counts_from]
+                )
+        self.counts = release_counts.ReleaseCounts(counted)
         self._estimates: PrevalenceEstimates | None = None
         self._synthetic: SyntheticMicrodata | None = None
         # what each consumer was given (differencing rule), per subject: the streams about
@@ -321,7 +344,11 @@ class ReleaseStage:
                 )
                 continue
             with self.store.engine.connect() as conn:
-                if not spec.counted:  # every source with a counted person
+                if spec.cumulative is not None:
+                    contributing = release_counts.contributing_sources(
+                        conn, spec.cumulative.counts_from
+                    )
+                elif not spec.counted:  # every source with a counted person
                     contributing = self.estimates.contributing(conn)
                 else:
                     contributing = release_counts.contributing_sources(conn, spec.name)
@@ -340,6 +367,8 @@ class ReleaseStage:
                 result = self._estimate_release(plan, now_ms)
             elif spec.synthetic is not None:
                 result = self._synthetic_release(plan, now_ms)
+            elif spec.cumulative is not None:
+                result = self._cumulative_release(plan, now_ms)
             else:
                 result = self._release(plan, now_ms)
             if result is not None:
@@ -382,6 +411,90 @@ class ReleaseStage:
             sub.consumer,
             sub.stream,
             outcome.code,
+        )
+
+    def _cumulative_release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
+        """The next release of a cumulative monthly series (``continual.py``): made when a
+        calendar month has closed since the last one, with every closed month; each contributing
+        source is charged the series' ε the first time it is counted in it. None when no month
+        has closed, or (skipped, with the reason) when the ledger refuses or the series ended."""
+        from trust.release.disclosure.continual import (  # OpenDP loads at the first release
+            ContinualCounter,
+            Series,
+            TreeShape,
+        )
+
+        spec, sub = plan.spec, plan.subscription
+        m = self.methods[spec.name]
+        assert isinstance(m, ContinualPrivacy) and spec.cumulative is not None  # construction
+        with self.store.engine.connect() as conn:
+            counts = release_counts.cell_counts(
+                conn, STREAMS[spec.cumulative.counts_from], plan.sources
+            )
+            charged = Ledger.charged_sources(conn, sub.consumer, spec.name)
+        persons = sum(counts.values())
+        history = self.histories[spec.subject]
+        history.update(self.store)
+        note = history.series(sub.consumer, spec.name)
+        if note is None:
+            series = Series.begin(now_ms, persons)
+        else:
+            series = Series.from_note(note)
+            if series.close_months(now_ms, persons) == 0:
+                return None  # the latest month is not over: nothing new to publish
+        counter = ContinualCounter(
+            TreeShape.for_horizon(m.horizon_months, m.branching),
+            m.cost,
+            changes_per_person=m.changes_per_person,
+        )
+        newly = [(s, b) for s, b in plan.privacy_budgets if s not in charged]
+        try:
+            values = series.publish(counter)
+            state = None
+            with self.store.engine.connect() as conn:
+                if newly:
+                    state = Ledger.check(conn, sub.consumer, newly, m.cost)
+        except ReleaseError as exc:  # the series ended, or a budget refuses a new source
+            self._refuse(sub, exc)
+            return None
+        published = [v if v >= plan.k else None for v in values]
+        months = series.months()
+        table = SuppressedTable(
+            stream=spec.name,
+            dimensions=spec.dimensions,
+            categories=(months,),
+            cells=tuple(
+                SuppressedCell((month,), v, v is None)
+                for month, v in zip(months, published, strict=True)
+            ),
+            total=published[-1],
+            total_suppressed=published[-1] is None,
+            period_start=None,
+            period_end=None,
+            k=plan.k,
+            steps=(
+                "differential privacy, continual release: OpenDP's b-ary tree "
+                f"(branching {counter.shape.branching}, {counter.shape.leaves} months) with "
+                f"Laplace noise of scale {counter.noise_scale:.4g} on every node, each node drawn "
+                f"once (epsilon {m.cost.epsilon:g} for the whole series, a person changing at "
+                f"most {m.changes_per_person} months); noisy values below k suppressed "
+                "(values not exact)",
+            ),
+            exact=False,
+            parameters={
+                "method_name": m.name,
+                "epsilon": f"{m.cost.epsilon:g}",
+                "delta": "0",
+                "noise_scale": f"{counter.noise_scale:.6g}",
+                "horizon_months": str(counter.shape.leaves),
+                "branching": str(counter.shape.branching),
+                "series_start": months[0],
+                **(state.parameters() if state is not None else {}),
+            },
+        )
+        charge = (newly, m.cost) if newly else None
+        return self._sign_and_record(
+            plan, m, table, now_ms, {CONTINUAL: series.note()}, charge=charge
         )
 
     def _estimate_release(self, plan: ReleasePlan, now_ms: int) -> EmitResult | None:
@@ -581,6 +694,8 @@ class ReleaseStage:
         table: SuppressedTable | None
         if isinstance(m, DifferentialPrivacy):
             table = self._private(plan, m, count_table, last.issued_at_ms if last else None, now_ms)
+        elif isinstance(m, ContinualPrivacy):  # pragma: no cover - resolve_methods refuses it
+            raise StageMisconfigured(f"stream {plan.spec.name}: a continual method needs a series")
         else:
             table = self._protect(plan, count_table)
             table = None if table is None else self._perturb(plan, m, table)
@@ -596,10 +711,16 @@ class ReleaseStage:
         table: SuppressedTable | EstimateTable | SyntheticTable,
         now_ms: int,
         notes: Mapping[str, str] | None = None,
+        *,
+        charge: tuple[Sequence[tuple[str, PrivacyBudget | None]], PrivacyCost] | None = None,
     ) -> EmitResult | None:
         """Sign ``table``'s release when it changed and the interval passed, and record it (with
         a differentially private release's ledger charge) in one transaction. ``notes``: the
-        stage's own notes on the table, kept in the event's metadata only."""
+        stage's own notes on the table, kept in the event's metadata only. ``charge``: the
+        budgets charged and the cost, where it is not the plan's and the method's (a continual
+        series charges each source once)."""
+        if charge is None and isinstance(m, DifferentialPrivacy):
+            charge = (plan.privacy_budgets, m.cost)
         sub = plan.subscription
         last = last_release(self.store, sub.consumer, sub.stream)
         result = self.signer.maybe_sign(
@@ -656,12 +777,12 @@ class ReleaseStage:
         try:
             with writer(self.store.engine).begin() as conn:
                 EventStore.append_in(conn, [event])
-                if isinstance(m, DifferentialPrivacy):
+                if charge is not None:
                     Ledger.charge(
                         conn,
                         consumer=sub.consumer,
-                        budgets=plan.privacy_budgets,
-                        cost=m.cost,
+                        budgets=charge[0],
+                        cost=charge[1],
                         release_id=rel.release_id,
                         stream=rel.stream,
                         sequence=rel.sequence,

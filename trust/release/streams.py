@@ -60,8 +60,10 @@ persons instead: a stream with an :class:`Estimate` (``prevalence_estimate``) re
 multiple-systems estimate of the persons no list saw, by ``measure`` (detected, estimate,
 interval), from capture histories of the linked persons (:mod:`trust.estimate.stream`); a stream
 with :class:`Synthetic` settings (``synthetic_microdata``) releases k-anonymous synthetic
-records of them (:mod:`trust.synthesize.release`). :data:`CATALOGUE` holds every kind: what a
-consumer may subscribe to.
+records of them (:mod:`trust.synthesize.release`); a stream with :class:`Cumulative` settings
+(``victims_by_month_cumulative``) releases, month by month, how many persons a count stream counts,
+as a differentially private continual release (:mod:`trust.release.disclosure.continual`).
+:data:`CATALOGUE` holds every kind: what a consumer may subscribe to.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ __all__ = [
     "FORM_CODES",
     "MEASURE",
     "MEASURES",
+    "MONTH",
     "PERPETRATORS",
     "PERPETRATORS_BY_ROLE",
     "PREVALENCE_ESTIMATE",
@@ -111,12 +114,14 @@ __all__ = [
     "SUBJECTS",
     "SYNTHETIC_MICRODATA",
     "VICTIMS",
+    "VICTIMS_BY_MONTH_CUMULATIVE",
     "VICTIMS_BY_SEX_AGE_FORM",
     "VICTIMS_BY_YEAR_AGE_GROUP",
     "VICTIMS_BY_YEAR_CITIZENSHIP",
     "VICTIMS_BY_YEAR_COUNTRY_OF_EXPLOITATION",
     "VICTIMS_BY_YEAR_FORM",
     "VICTIMS_BY_YEAR_SEX",
+    "Cumulative",
     "Estimate",
     "Rate",
     "StreamSpec",
@@ -252,6 +257,14 @@ ROLE = Classification(
 
 YEAR = Classification("year", kind=YEARS, categories=(Category(UNKNOWN, "Year not recorded"),))
 
+#: The months of a cumulative series (``YYYY-MM``): calendar months, never taken from the data.
+MONTH = Classification(
+    "month",
+    kind=YEARS,
+    note="Each month's value is the number of persons counted at the end of that month "
+    "(UTC), since the series began: cumulative, so months are not added up.",
+)
+
 REPEATED, ONCE = "Repeated", "Once"
 VICTIMISATION = Classification(
     "victimisation",
@@ -301,6 +314,7 @@ CLASSIFICATIONS: Mapping[str, Classification] = MappingProxyType(
             AGE_GROUP,
             FORM,
             VICTIMISATION,
+            MONTH,
             CITIZENSHIP,
             COUNTRY_OF_EXPLOITATION,
             ROLE,
@@ -379,6 +393,17 @@ class Synthetic:
 
 
 @dataclass(frozen=True)
+class Cumulative:
+    """A stream that publishes, month by month, how many persons a count stream counts at the
+    end of each month (the persons counted so far: one value per month, never a cell table),
+    as a differentially private continual release (method ``dp_continual``: OpenDP's b-ary tree,
+    :mod:`trust.release.disclosure.continual`). ``counts_from``: the count stream whose persons
+    it counts (every victims stream counts each person once, so any gives the same total)."""
+
+    counts_from: str = "victims_by_year_sex"
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     """A release stream: its name (``tip.release.<name>``), descriptive metadata and policy.
 
@@ -421,6 +446,7 @@ class StreamSpec:
     subject: str = VICTIMS
     caveat: str | None = None
     first_year: int | None = None
+    cumulative: Cumulative | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -448,6 +474,15 @@ class StreamSpec:
             raise ValueError(f"stream {self.name}: synthetic records are neither rates nor margins")
         if self.subject not in SUBJECTS:
             raise ValueError(f"stream {self.name}: subject is one of {', '.join(SUBJECTS)}")
+        if self.cumulative is not None and (
+            self.dimensions != (MONTH.dimension,)
+            or self.margins
+            or self.rate
+            or self.estimate
+            or self.synthetic
+            or self.subject != VICTIMS
+        ):
+            raise ValueError(f"stream {self.name}: a cumulative series is by month only")
         if self.subject == PERPETRATORS and (
             self.rate
             or self.estimate
@@ -462,7 +497,7 @@ class StreamSpec:
     @property
     def counted(self) -> bool:
         """Whether the stream is a table of counted persons (the stage's counts follow it)."""
-        return self.estimate is None and self.synthetic is None
+        return self.estimate is None and self.synthetic is None and self.cumulative is None
 
     def classification(self, dimension: str) -> Classification:
         """How the stream publishes ``dimension``; :class:`UnknownDimension` if it cannot."""
@@ -676,10 +711,37 @@ four attributes, the table of ``victims_by_sex_age_form``, publishes after suppr
 secondary suppression and the LP audit; checked on the checker's own path too); at most daily,
 and only when the persons changed."""
 
+VICTIMS_BY_MONTH_CUMULATIVE = StreamSpec(
+    "victims_by_month_cumulative",
+    "Detected victims counted by the end of each month (cumulative, differential privacy)",
+    _PERSONS,
+    (MONTH.dimension,),
+    k=10,
+    method="dp_continual",
+    cumulative=Cumulative(),
+    caveat=(
+        "Each month's value is the number of detected victims the trust counted at the end of "
+        "that month (UTC), every year of exploitation included: a cumulative series, so the "
+        "months are not added up, and the total is the latest month's value. Values carry "
+        "differentially private noise (OpenDP's b-ary tree: each month's noise is drawn once "
+        "and never changes; a later release adds months and repeats the earlier ones), so they "
+        "are not exact and may even fall from one month to the next; values below k are not "
+        "shown. Persons removed after a month closed (retractions, erasures, linkage merges) "
+        "leave the values of the following months. Detected cases, not prevalence."
+    ),
+)
+"""A monthly cumulative series of the persons counted (the issue's cumulative monthly series
+under continual release): the first release covers the month before it with everyone counted
+so far; each later calendar month is closed at the first check after it ends and published with
+every earlier month again, their values unchanged (each node of the tree is drawn once, its draw
+kept in the release's event metadata). The series' ε (1 by default) is charged once to each
+contributing source, when it is first counted in the series; after 64 months the series ends
+(refused, ``continual_series_ended``)."""
+
 #: The streams made from the linked persons rather than counted into cells (the stage's counts
 #: never follow them).
 ESTIMATE_STREAMS: dict[str, StreamSpec] = {
-    s.name: s for s in (PREVALENCE_ESTIMATE, SYNTHETIC_MICRODATA)
+    s.name: s for s in (PREVALENCE_ESTIMATE, SYNTHETIC_MICRODATA, VICTIMS_BY_MONTH_CUMULATIVE)
 }
 
 #: Every stream a consumer may subscribe to: the count streams, then the estimates.

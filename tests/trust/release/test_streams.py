@@ -369,6 +369,7 @@ def test_categories_published_before_stay() -> None:
 def test_every_standard_dimension_has_a_classification() -> None:
     assert set(CLASSIFICATIONS) == {
         "year",
+        "month",
         "sex",
         "age_group",
         "form",

@@ -16,12 +16,16 @@ horizon — charged once, when the series is first released. A draw made for a n
 complete, or is already drawn, is discarded unseen (choosing which draw to keep depends only on
 the month, never on the data).
 
-Not wired to a stream yet: it needs a month dimension in the release counts and the drawn nodes
-kept in the store (``ContinualCounter.drawn``), so that a restarted trust never draws a node again.
+A stream uses it through :class:`Series` (the stream ``victims_by_month_cumulative``): the series'
+state — the months closed so far, the persons counted at the close of each, and every node drawn —
+is kept in the note ``continual`` of each release's event metadata (never in the signed release),
+so that a restarted trust takes up the series where its last release left it and never draws a
+node again.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,3 +162,103 @@ class ContinualCounter:
         if missing:
             raise ValueError("the months are not all complete and drawn yet")
         return sum(self.drawn[n] for n in nodes)
+
+
+def month_index(now_ms: int) -> int:
+    """The calendar month (UTC) of ``now_ms`` as a count of months since year 0."""
+    import time
+
+    t = time.gmtime(now_ms / 1000)
+    return t.tm_year * 12 + t.tm_mon - 1
+
+
+def month_label(index: int) -> str:
+    """``YYYY-MM`` of a :func:`month_index`."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+class SeriesEnded(InvalidPrivacyParameters):
+    """A continual series reached the end of its horizon: its budget covered no more months."""
+
+    code = "continual_series_ended"
+
+
+@dataclass
+class Series:
+    """A cumulative monthly series under continual release: the persons counted at the close of
+    each month since ``start`` (``closed``; a month closes at the first release check after it
+    ended, and a month the trust did not check in closes with the persons of the previous one),
+    and every tree node drawn so far (``drawn``). The month's leaf is the change since the month
+    before, so the cumulative value to month t is the count at its close, with the noise of the
+    few nodes that cover months ``[0, t]``.
+
+    ``closed`` holds exact counts: the note stays in the trust's store, never in a release.
+    """
+
+    start: int
+    closed: list[int]
+    drawn: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def begin(cls, now_ms: int, persons: int) -> Series:
+        """A series whose first month is the one before ``now_ms``'s, holding every person
+        counted so far (it is closed at once)."""
+        return cls(month_index(now_ms) - 1, [int(persons)])
+
+    @property
+    def last_closed(self) -> int:
+        """The month index of the latest closed month."""
+        return self.start + len(self.closed) - 1
+
+    def close_months(self, now_ms: int, persons: int) -> int:
+        """Close every month that ended before ``now_ms``'s month and is not closed yet, the
+        latest with ``persons`` (the earlier ones unchanged from the month before); returns how
+        many were closed."""
+        due = month_index(now_ms) - 1 - self.last_closed
+        if due <= 0:
+            return 0
+        self.closed.extend([self.closed[-1]] * (due - 1) + [int(persons)])
+        return due
+
+    def leaves(self) -> list[int]:
+        """Each closed month's change in persons (the first month: its whole count)."""
+        return [
+            self.closed[0],
+            *(b - a for a, b in zip(self.closed[:-1], self.closed[1:], strict=True)),
+        ]
+
+    def months(self) -> tuple[str, ...]:
+        """The closed months' ``YYYY-MM`` labels, first to latest."""
+        return tuple(month_label(self.start + i) for i in range(len(self.closed)))
+
+    def note(self) -> str:
+        """The state as the release's event metadata keeps it."""
+        return json.dumps(
+            {"start": self.start, "closed": self.closed, "drawn": sorted(self.drawn.items())},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_note(cls, note: str) -> Series:
+        data = json.loads(note)
+        return cls(
+            int(data["start"]),
+            [int(v) for v in data["closed"]],
+            {int(n): int(v) for n, v in data["drawn"]},
+        )
+
+    def publish(self, counter: ContinualCounter) -> list[int]:
+        """Draw the nodes the closed months completed (each node once, kept in ``drawn``) and
+        give the noisy cumulative count at the close of every closed month.
+
+        Raises:
+            SeriesEnded: more months are closed than the tree's horizon holds.
+        """
+        if len(self.closed) > counter.shape.leaves:
+            raise SeriesEnded(
+                f"the continual series has run its {counter.shape.leaves} months: its privacy "
+                "budget covers no more (a new series needs a new budget)"
+            )
+        counter.drawn = self.drawn
+        counter.advance(self.leaves())
+        return [counter.cumulative(t + 1) for t in range(len(self.closed))]

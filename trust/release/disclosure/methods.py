@@ -10,6 +10,8 @@ Each name stands for an implementation and its parameters (method note: ``noise.
 ``dp_discrete_laplace``  instead of suppression: OpenDP discrete Laplace, epsilon 0.1 per release
 ``dp_discrete_gaussian`` instead of suppression: OpenDP discrete Gaussian, epsilon 0.1 and delta
                          1e-7 per release
+``dp_continual``         a cumulative monthly series: OpenDP's b-ary tree over 64 months with
+                         Laplace noise, epsilon 1 for the whole series (``continual.py``)
 =======================  ========================================================================
 
 The release stage resolves every stream's method when it is built (:func:`method`: an unknown
@@ -106,10 +108,26 @@ class DifferentialPrivacy:
     uses_record_keys: bool = False
 
 
+@dataclass(frozen=True)
+class ContinualPrivacy:
+    """For a cumulative monthly series (a stream with ``StreamSpec.cumulative``): OpenDP's b-ary
+    tree over ``horizon_months`` (rounded up to a power of ``branching``) with Laplace noise,
+    ``cost`` charged once per contributing source for the whole series, when the source is
+    first counted in it. ``changes_per_person``: how many monthly changes one person makes (2:
+    counted once, and removed once by a retraction, an erasure or a merge)."""
+
+    name: str
+    cost: PrivacyCost
+    horizon_months: int = 64
+    branching: int = 2
+    changes_per_person: int = 2
+    uses_record_keys: bool = False
+
+
 PostSuppression = Suppression | RoundDown | RandomRounding | CellKey
 """The methods applied to the published values of a suppressed table."""
 
-DisclosureMethod = PostSuppression | DifferentialPrivacy
+DisclosureMethod = PostSuppression | DifferentialPrivacy | ContinualPrivacy
 
 METHODS: Mapping[str, DisclosureMethod] = MappingProxyType(
     {
@@ -121,6 +139,7 @@ METHODS: Mapping[str, DisclosureMethod] = MappingProxyType(
             CellKey(),
             DifferentialPrivacy("dp_discrete_laplace", "laplace", PrivacyCost(0.1)),
             DifferentialPrivacy("dp_discrete_gaussian", "gaussian", PrivacyCost(0.1, 1e-7)),
+            ContinualPrivacy("dp_continual", PrivacyCost(1.0)),
         )
     }
 )

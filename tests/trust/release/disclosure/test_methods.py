@@ -7,6 +7,7 @@ import pytest
 from trust.release.aggregate import CountTable
 from trust.release.disclosure.methods import (
     METHODS,
+    ContinualPrivacy,
     DifferentialPrivacy,
     UnknownMethod,
     method,
@@ -16,7 +17,7 @@ from trust.release.disclosure.suppression import DisclosurePolicy, apply_step
 
 def test_every_declared_method_resolves_and_perturbing_steps_run() -> None:
     assert {"suppression", "round_down", "random_rounding", "cell_key"} <= set(METHODS)
-    assert {"dp_discrete_laplace", "dp_discrete_gaussian"} <= set(METHODS)
+    assert {"dp_discrete_laplace", "dp_discrete_gaussian", "dp_continual"} <= set(METHODS)
     counts: dict[tuple[str, ...], int] = {("2022",): 14, ("2023",): 3}
     table = DisclosurePolicy(10).apply(
         CountTable("s", ("year",), (("2022", "2023"),), counts, 17, 2022, 2023)
@@ -24,7 +25,7 @@ def test_every_declared_method_resolves_and_perturbing_steps_run() -> None:
     keys = {(("year",), ("2022",)): 12345, ((), ()): 999}
     for name, m in METHODS.items():
         assert method(name) is m
-        if isinstance(m, DifferentialPrivacy):
+        if isinstance(m, DifferentialPrivacy | ContinualPrivacy):
             assert m.cost.epsilon > 0
             continue
         step = m.step(10, keys)
