@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/disclosure.py [--years 10] [--persons-per-year 1500] [--k 10]
         [--naive-sample 20] [--naive-full-below 400] [--seed 11] [--streams NAME ...]
         [--population N] [--baseline] [--follow-up N]
+    .venv/bin/python benchmarks/disclosure.py --sizes 1000 10000 100000 [--years 8]
+        [--releases 5] [--population 2000 --seed 7]
 
 Counts: ``--persons-per-year`` persons a year drawn (multinomial, seeded) from the joint
 distribution of sex, age group and form among the victims of the project's simulator
@@ -30,12 +32,21 @@ Per stream:
   first release's whole pattern (``carried``) and from its aggregates still below 2k
   (``carried_below_2k``, what the release stage carries) — CPU seconds, LPs, information loss
   and how many aggregates changed status since the first release;
-- ``audit``: the audit of the resulting pattern (``audit``, what the release stage runs) — wall
-  and CPU seconds, LPs, verdict;
+- ``audit``: the audit of the resulting pattern alone, cold (``audit`` given no hints: the
+  release's last check finds the witnesses' tables and solves no LP) — wall and CPU seconds,
+  LPs, verdict;
 - ``naive_audit``: the plain audit (two LPs over the whole table per suppressed aggregate,
   ``naive_audit``), in full when the table has at most ``--naive-full-below`` suppressed
   aggregates, else on ``--naive-sample`` of them drawn at random (seeded) and **extrapolated**
   (``extrapolated: true``); its verdict is compared with the audit's on what it covers.
+
+With ``--sizes N ...`` it measures instead what one release of the four-way stream costs the
+release stage (``protect_margins``, the table to publish from the count table, its last audit
+included) over N persons (``--years`` years of N / years persons from the simulator's mix; with
+``--population`` also the simulator's own population): the first release, ``--releases``
+follow-ups after one more person each (carried below 2k and under the differencing rule, as
+the stage runs them) and the first counts given again (``replay_margins``) — CPU seconds, audit
+LPs, aggregates published (``releases``).
 
 CPU seconds are this process's (``time.process_time``): on a shared machine they move less with
 the load than wall seconds.
@@ -61,9 +72,14 @@ import numpy as np
 from benchmarks.provenance import code_state, machine, peak_rss_mib
 from producers.simulate.population import generate
 from schemas.rules import age_group
-from trust.release.aggregate import MULTIPLE, table_from_counts
+from trust.release.aggregate import MULTIPLE, CountTable, table_from_counts
 from trust.release.disclosure.audit import audit, naive_audit
-from trust.release.disclosure.margins import carried_pattern
+from trust.release.disclosure.margins import (
+    ProtectedMargins,
+    carried_pattern,
+    protect_margins,
+    replay_margins,
+)
 from trust.release.disclosure.secondary import (
     Method,
     SuppressionPattern,
@@ -71,6 +87,8 @@ from trust.release.disclosure.secondary import (
     secondary_suppression,
 )
 from trust.release.disclosure.table import HierarchicalTable, from_count_table
+from trust.release.errors import ReleaseError
+from trust.release.history import AggregateKey
 from trust.release.streams import STREAMS, StreamSpec
 
 T = TypeVar("T")
@@ -238,7 +256,11 @@ def measure(
             ]
         out["follow_up"] = runs
     print(f"{table.stream}: audit …", file=sys.stderr)
-    report, wall, cpu = timed(lambda: audit(table, pattern.suppressed, k, sensitive=primary))
+    # cold: without the tables secondary suppression's witnesses rest on (those settle it without
+    # an LP, and an audit of the same pattern later in the process finds them remembered)
+    report, wall, cpu = timed(
+        lambda: audit(table, pattern.suppressed, k, sensitive=primary, hints=np.zeros((0, 0)))
+    )
     out["audit"] = {
         "seconds": wall,
         "cpu_seconds": cpu,
@@ -272,6 +294,79 @@ def measure(
     return out
 
 
+def count_table(spec: StreamSpec, counts: Counter[tuple[str, ...]]) -> CountTable:
+    """The release count table of stream ``spec`` over the simulated persons."""
+    at = [DIMENSIONS.index(d) for d in spec.dimensions]
+    classes = spec.classifications()
+    cells: Counter[tuple[str, ...]] = Counter()
+    for key, n in counts.items():
+        cells[tuple(c.category_of(key[i]) for c, i in zip(classes, at, strict=True))] += n
+    return table_from_counts(spec, cells)
+
+
+def releases(
+    spec: StreamSpec, counts: Counter[tuple[str, ...]], k: int, follow_ups: int, seed: int
+) -> dict[str, Any]:
+    """What a release of ``spec`` costs the release stage (``protect_margins``, everything from
+    the count table to the table to publish, its last audit included): the first release, then
+    ``follow_ups`` releases each after one more person (carried below 2k against the exact values
+    published so far, as the stage runs it), then the first counts again (``replay_margins``, the
+    replay rule: the audit alone). CPU seconds each; ``p99`` over the follow-ups is their max."""
+    history: dict[AggregateKey, set[float]] = {}
+
+    def publish(protected: ProtectedMargins) -> frozenset[AggregateKey]:
+        for a in protected.table.aggregates:
+            if a.value is not None:
+                history.setdefault((a.dimensions, a.key), set()).add(float(a.value))
+        return frozenset(
+            (a.dimensions, a.key) for a in protected.table.aggregates if a.value is None
+        )
+
+    first_counts = count_table(spec, counts)
+    first, _, first_cpu = timed(lambda: protect_margins(first_counts, k))
+    hidden = publish(first)
+    guarded = first.guarded
+    now = counts
+    cpu: list[float] = []
+    failed = 0
+    for n in range(follow_ups):
+        now = changed_counts(now, 1, seed + n)
+        table = count_table(spec, now)
+        c0 = time.process_time()
+        try:
+            out = protect_margins(
+                table, k, earlier=history, previous=hidden, carry_below=2 * k, guarded=guarded
+            )
+        except ReleaseError:
+            failed += 1
+            continue
+        cpu.append(round(time.process_time() - c0, 3))
+        hidden, guarded = publish(out), out.guarded
+    replay, _, replay_cpu = timed(
+        lambda: replay_margins(first_counts, k, publish(first), guarded=first.guarded)
+    )
+    return {
+        "persons": int(sum(counts.values())),
+        "aggregates": len(first.table.aggregates),
+        "first": {
+            "cpu_seconds": first_cpu,
+            "published": sum(a.value is not None for a in first.table.aggregates),
+            "audit_lps": first.report.lp_solves,
+        },
+        "follow_ups": {
+            "releases": len(cpu),
+            "refused": failed,
+            "cpu_seconds_median": round(float(np.median(cpu)), 3) if cpu else None,
+            "cpu_seconds_max": round(max(cpu), 3) if cpu else None,
+        },
+        "replay": {
+            "cpu_seconds": replay_cpu,
+            "given_again": replay is not None,
+            "audit_lps": None if replay is None else replay.report.lp_solves,
+        },
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--years", type=int, default=10)
@@ -284,7 +379,12 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=None)
     ap.add_argument("--baseline", action="store_true")
     ap.add_argument("--follow-up", type=int, default=0)
+    ap.add_argument("--sizes", type=int, nargs="*", default=None)
+    ap.add_argument("--releases", type=int, default=5)
     args = ap.parse_args()
+    if args.sizes:
+        sizes(args)
+        return
     if args.population:
         counts = population_counts(args.population, args.seed)
     else:
@@ -320,6 +420,36 @@ def main() -> None:
             args.seed,
             baseline=args.baseline,
             follow_up=None if later is None else stream_table(STREAMS[name], later),
+        )
+    out["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
+    out["peak_rss_mib"] = peak_rss_mib()
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+def sizes(args: argparse.Namespace) -> None:
+    """``--sizes N ...``: the four-way stream's release cost (:func:`releases`) over N persons
+    (``--years`` years of N / years persons each, from the simulator's mix; ``--population``
+    makes the first size the simulator's own population instead)."""
+    spec = STREAMS[(args.streams or ["victims_by_sex_age_form"])[0]]
+    out: dict[str, Any] = {
+        "benchmark": "disclosure_release_sizes",
+        "code": code_state(),
+        **machine(),
+        "stream": spec.name,
+        "k": args.k,
+        "counts": f"{args.years} years from the simulator's mix (seed {args.seed})",
+        "sizes": {},
+    }
+    for n in args.sizes:
+        print(f"{spec.name}: {n} persons …", file=sys.stderr)
+        counts = simulated_counts(args.years, max(1, n // args.years), args.seed)
+        out["sizes"][str(n)] = releases(spec, counts, args.k, args.releases, args.seed)
+    if args.population:
+        print(f"{spec.name}: the simulator's population of {args.population} …", file=sys.stderr)
+        counts = population_counts(args.population, args.seed)
+        out["sizes"][f"population_{args.population}"] = releases(
+            spec, counts, args.k, args.releases, args.seed
         )
     out["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
     out["peak_rss_mib"] = peak_rss_mib()

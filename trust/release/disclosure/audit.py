@@ -34,8 +34,10 @@ the reference). :func:`audit` gives the same verdicts far faster, from the table
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -142,6 +144,12 @@ class AuditReport:
     lp_solves: int
     components: int
     seconds: float
+    #: feasible tables the audit found or verified (cells x tables, cells in the order of
+    #: ``np.flatnonzero(table.is_cell)``): what its inner bounds rest on, to be given as
+    #: ``hints`` to a later audit (each is verified again there)
+    tables: FloatArray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
+    #: how many of the ``hints`` given were feasible (and so used as witnesses)
+    hints_used: int = 0
 
     @property
     def passed(self) -> bool:
@@ -162,12 +170,21 @@ def audit(
     *,
     sensitive: BoolArray | None = None,
     exact: bool = False,
+    hints: FloatArray | None = None,
 ) -> AuditReport:
     """Audit a suppression pattern (``suppressed[i]``: aggregate *i* is not published).
 
     ``sensitive`` defaults to the suppressed aggregates below ``k``; ``rule`` to
     :meth:`ProtectionRule.symmetric` at ``k``. Structural zeros are public knowledge (0) whether
     suppressed or not and are not audited. ``exact`` computes every interval exactly (slower).
+
+    ``hints``: candidate tables (cells x tables, cells in the order of
+    ``np.flatnonzero(table.is_cell)``), e.g. the tables secondary suppression found. Each is
+    checked here — non-negative, every published value and structural zero matched — and only
+    those that pass serve as witnesses; the rest are ignored. Hints change how many LPs run,
+    never a verdict: a side still rests on a feasible table or an LP optimum. Without hints, the
+    tables the last audit of the same pattern in this process rested on are tried the same way
+    (their changes from that table's true cells, added to this one's: :func:`_remembered`).
     """
     t0 = time.perf_counter()
     rule = rule or ProtectionRule.symmetric(k)
@@ -177,14 +194,79 @@ def audit(
     state.propagate()
     classes = _Classes.of(table, unknown, system.var)
     state.components = int(np.unique(classes.labels).size)
+    if hints is None:
+        candidates = _remembered(table, unknown)
+    else:
+        candidates = np.asarray(hints, dtype=np.float64)
+    state.hint(classes, feasible_tables(table, unknown, candidates))
     if exact:
         state.exact(classes)
     else:
         state.check(classes)
     report = state.report(table, rule, time.perf_counter() - t0)
+    _remember(table, unknown, report.tables)
     global _last_audit
     _last_audit = None if exact else (table, report)
     return report
+
+
+def cell_values(table: HierarchicalTable) -> FloatArray:
+    """The true cell counts, in the order of ``np.flatnonzero(table.is_cell)``."""
+    return np.asarray(table.values[table.is_cell], dtype=np.float64)
+
+
+def feasible_tables(
+    table: HierarchicalTable, unknown: BoolArray, candidates: FloatArray
+) -> FloatArray:
+    """The columns of ``candidates`` (cells x tables) an attacker cannot exclude under the
+    pattern (``unknown``: the suppressed, non-structural aggregates): non-negative, and every
+    other aggregate (published, or a structural zero) at its value, within the audit's
+    tolerance. Returned clipped at 0."""
+    cells = int(table.is_cell.sum())
+    if candidates.ndim != 2 or candidates.shape[0] != cells or not candidates.shape[1]:
+        return np.zeros((cells, 0))
+    tol = _tolerance(table)
+    ok = np.all(candidates >= -tol, axis=0) & np.all(np.isfinite(candidates), axis=0)
+    y = np.maximum(candidates[:, ok], 0.0)
+    known = np.flatnonzero(~unknown)
+    m = incidence(table)[known]
+    err = np.abs(m @ y - table.values[known].astype(np.float64)[:, None])
+    good = np.all(err <= tol, axis=0)
+    return np.asarray(y[:, good], dtype=np.float64)
+
+
+#: Per table shape and pattern: the changes from the true cells of the tables the last audit of
+#: that pattern rested on (cells x tables), the most recently used last. A release given again
+#: (the replay rule, ``differencing.md``) audits an earlier release's pattern anew: those changes
+#: added to its cells are checked like any hint and usually settle every side without an LP.
+_memory: OrderedDict[tuple[object, ...], FloatArray] = OrderedDict()
+#: Patterns remembered, and tables per pattern (a table of the four-way stream: 12 KiB).
+MEMORY_PATTERNS = 4
+MEMORY_TABLES = 1000
+
+
+def _memory_key(table: HierarchicalTable, unknown: BoolArray) -> tuple[object, ...]:
+    # not the stream: two streams of the same table share their tables (each is checked anyway)
+    dims = tuple((d.name, d.nodes) for d in table.dimensions)
+    return (dims, np.packbits(unknown).tobytes())
+
+
+def _remember(table: HierarchicalTable, unknown: BoolArray, tables: FloatArray) -> None:
+    if not tables.size:
+        return
+    key = _memory_key(table, unknown)
+    _memory[key] = np.ascontiguousarray((tables - cell_values(table)[:, None])[:, :MEMORY_TABLES])
+    _memory.move_to_end(key)
+    while len(_memory) > MEMORY_PATTERNS:
+        _memory.popitem(last=False)
+
+
+def _remembered(table: HierarchicalTable, unknown: BoolArray) -> FloatArray:
+    """Candidate tables for this pattern: the remembered changes added to this table's cells."""
+    moves = _memory.get(_memory_key(table, unknown))
+    if moves is None or moves.shape[0] != int(table.is_cell.sum()):
+        return np.zeros((0, 0))
+    return np.asarray(cell_values(table)[:, None] + moves, dtype=np.float64)
 
 
 #: The last (non-exact) audit's table and report, for :func:`assert_protected`.
@@ -476,6 +558,25 @@ class _Classes:
     #: per set id: its one component, or -1 when it spans several
     touch_comp: IndexArray
     inside_comp: IndexArray
+    #: ``member`` (unknown cells x classes, 0/1): the class of every unknown cell, ``cells``:
+    #: their positions among the cells; ``y``: the cells with the unknown ones at 0
+    member: sp.csr_matrix
+    cells: IndexArray
+    y: FloatArray
+
+    def table(self, z: FloatArray) -> FloatArray:
+        """A table (cells) with class totals ``z``: each total spread evenly over its cells."""
+        out = self.y.copy()
+        out[self.cells] = self.member @ (np.asarray(z, dtype=np.float64) / self._sizes)
+        return out
+
+    @cached_property
+    def _sizes(self) -> FloatArray:
+        return np.maximum(np.asarray(self.member.sum(axis=0), dtype=np.float64).ravel(), 1.0)
+
+    def totals(self, tables: FloatArray) -> FloatArray:
+        """The class totals (classes x tables) of ``tables`` (cells x tables)."""
+        return np.asarray(self.member.T @ tables[self.cells], dtype=np.float64)
 
     @classmethod
     def of(cls, table: HierarchicalTable, unknown: BoolArray, var: IndexArray) -> _Classes:
@@ -520,7 +621,24 @@ class _Classes:
         comp = np.asarray(comp, dtype=np.int64)
         t_id, t_comp = _set_ids(touch, comp)
         i_id, i_comp = _set_ids(inside, comp)
-        return cls(a, b, z0, touch, inside, fixed, comp, t_id, i_id, t_comp, i_comp)
+        y_fixed = np.zeros(cells.size)
+        y_fixed[fc] = y[fc]
+        return cls(
+            a,
+            b,
+            z0,
+            touch,
+            inside,
+            fixed,
+            comp,
+            t_id,
+            i_id,
+            t_comp,
+            i_comp,
+            member,
+            vc.astype(np.int64),
+            y_fixed,
+        )
 
 
 class _State:
@@ -554,7 +672,14 @@ class _State:
         self.exact_hi = np.zeros(n, dtype=bool)
         self.solves = 0
         self.components = 0
+        self.hints_used = 0
         self._lp: WarmLP | None = None
+        #: the tables the inner bounds rest on: per aggregate, the table (column of
+        #: ``_tables``) that gave its ``wmax`` / ``wmin`` (-1: the true table or an exact
+        #: optimum's own value)
+        self._tables: list[FloatArray] = []
+        self.src_max = np.full(n, -1, dtype=np.int64)
+        self.src_min = np.full(n, -1, dtype=np.int64)
 
     @classmethod
     def of(cls, system: _System, sensitive: BoolArray, rule: ProtectionRule, tol: float) -> _State:
@@ -592,10 +717,45 @@ class _State:
             self.exact_hi |= pinned
 
     # -- 2.-4. check mode -------------------------------------------------------------------------
-    def _witness(self, cl: _Classes, z: FloatArray) -> None:
-        """Class totals ``z`` let every aggregate range from its inside to its touch total."""
-        self.wmax = np.maximum(self.wmax, cl.fixed + cl.touch @ z)
-        self.wmin = np.minimum(self.wmin, cl.fixed + cl.inside @ z)
+    def _witness(self, cl: _Classes, z: FloatArray, table: FloatArray | None = None) -> None:
+        """Class totals ``z`` let every aggregate range from its inside to its touch total
+        (``table``: the cells of that table, when known)."""
+        hi = cl.fixed + cl.touch @ z
+        lo = cl.fixed + cl.inside @ z
+        up, down = hi > self.wmax, lo < self.wmin
+        if up.any() or down.any():
+            self._tables.append(cl.table(z) if table is None else table)
+            self.src_max[up] = self.src_min[down] = len(self._tables) - 1
+        self.wmax = np.maximum(self.wmax, hi)
+        self.wmin = np.minimum(self.wmin, lo)
+
+    def hint(self, cl: _Classes, tables: FloatArray) -> None:
+        """Feasible tables (cells x tables, checked by :func:`feasible_tables`) as witnesses."""
+        self.hints_used = int(tables.shape[1])
+        if not self.hints_used or not self.s.var.size:
+            return
+        z = cl.totals(tables)
+        hi = cl.fixed[:, None] + np.asarray(cl.touch @ z)
+        lo = cl.fixed[:, None] + np.asarray(cl.inside @ z)
+        best_hi, best_lo = hi.argmax(axis=1), lo.argmin(axis=1)
+        rows = np.arange(hi.shape[0])
+        top, bottom = hi[rows, best_hi], lo[rows, best_lo]
+        up, down = top > self.wmax, bottom < self.wmin
+        used = np.unique(np.concatenate([best_hi[up], best_lo[down]]))
+        at = {int(c): len(self._tables) + n for n, c in enumerate(used)}
+        self._tables.extend(tables[:, c] for c in used)
+        self.src_max[up] = [at[int(c)] for c in best_hi[up]]
+        self.src_min[down] = [at[int(c)] for c in best_lo[down]]
+        self.wmax = np.maximum(self.wmax, top)
+        self.wmin = np.minimum(self.wmin, bottom)
+
+    def tables(self) -> FloatArray:
+        """The tables the inner bounds rest on (cells x tables)."""
+        used = np.unique(np.concatenate([self.src_max, self.src_min]))
+        used = used[used >= 0]
+        if not used.size:
+            return np.zeros((0, 0))
+        return np.column_stack([self._tables[int(c)] for c in used])
 
     def check(self, cl: _Classes, *, settle: bool = True) -> None:
         """Witnesses first (the true table), then the unsettled sides exactly, one target per
@@ -724,6 +884,8 @@ class _State:
             lp_solves=self.solves,
             components=self.components,
             seconds=round(seconds, 6),
+            tables=self.tables(),
+            hints_used=self.hints_used,
         )
 
 

@@ -108,9 +108,14 @@ def differencing_mask(table: HierarchicalTable, earlier: History, k: int) -> Boo
     if not earlier:
         return out
     values = table.values
-    for i in range(table.size):
-        before = earlier.get(table.breakdown(i))
-        if before and too_close(int(values[i]), before, k):
+    index = table.by_breakdown
+    pairs: Iterable[tuple[int | None, Collection[float] | None]]
+    if len(earlier) < len(index):  # look up the shorter side
+        pairs = ((index.get(key), before) for key, before in earlier.items())
+    else:
+        pairs = ((i, earlier.get(key)) for key, i in index.items())
+    for i, before in pairs:
+        if i is not None and before and too_close(int(values[i]), before, k):
             out[i] = True
     return np.asarray(out & ~table.structural, dtype=bool)
 

@@ -10,6 +10,7 @@ that release's pattern again, when the rules and the audit allow it (``differenc
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -99,7 +100,12 @@ def protect_margins(
     start = None if previous is None else carried_pattern(table, previous, carry_below)
     # a whole earlier pattern usually passes as it is: audit it first; a partial one rarely does
     pattern = secondary_suppression(
-        table, sensitive, k, start=start, audit_start=start is not None and carry_below is None
+        table,
+        sensitive,
+        k,
+        start=start,
+        audit_start=start is not None and carry_below is None,
+        reuse=True,  # the same question again (another consumer, the same history): its answer
     )
     # the release's last check, independent of how the pattern was found (the audit that ended
     # secondary suppression answers it when it is of exactly this pattern)
@@ -111,7 +117,7 @@ def protect_margins(
         primary=int(primary.sum()),
         forced=int(forced.sum()),
         secondary=int(pattern.secondary.sum()),
-        report=report,
+        report=_without_tables(report),
         seconds=time.perf_counter() - t0,
         carried=0 if start is None else int((start & ~sensitive).sum()),
         guarded=guarded_after(table, pattern.suppressed, k, guarded or ()),
@@ -165,11 +171,17 @@ def replay_margins(
         primary=int(primary.sum()),
         forced=int(forced.sum()),
         secondary=int((pattern & ~sensitive).sum()),
-        report=report,
+        report=_without_tables(report),
         seconds=time.perf_counter() - t0,
         guarded=guarded_after(table, pattern, k, guarded or ()),
         replayed=True,
     )
+
+
+def _without_tables(report: AuditReport) -> AuditReport:
+    """The report without the tables its inner bounds rest on (several MiB on the four-way
+    table; the audit remembers them itself for the next audit of the same pattern)."""
+    return dataclasses.replace(report, tables=np.zeros((0, 0)))
 
 
 def guarded_after(
@@ -193,12 +205,11 @@ def carried_pattern(
 ) -> BoolArray:
     """The aggregates of ``table`` named in ``previous`` (dimensions, categories) whose value is
     below ``below`` (all when None); structural zeros and keys the table lacks are left out."""
-    wanted = set(previous)
     out = np.zeros(table.size, dtype=bool)
-    if not wanted:
-        return out
-    for i in range(table.size):
-        if table.breakdown(i) in wanted:
+    index = table.by_breakdown
+    for key in set(previous):
+        i = index.get(key)
+        if i is not None:
             out[i] = True
     if below is not None:
         out &= table.values < below

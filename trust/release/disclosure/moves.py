@@ -29,6 +29,7 @@ allow is still feasible, they only allow fewer).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +63,22 @@ class CellClasses:
     touch: sp.csr_matrix
     inside: sp.csr_matrix
     z0: FloatArray
+    #: cells x classes, 0/1: the class of every non-structural cell (a structural cell's row is
+    #: empty); cells in the order of ``np.flatnonzero(table.is_cell)``
+    member: sp.csr_matrix | None = None
+
+    def table(self, z: FloatArray) -> FloatArray:
+        """A table (cells) with class totals ``z``: each total spread evenly over its cells (every
+        cell of a class lies in the same published aggregates, so they keep their values)."""
+        if self.member is None:
+            raise ValueError("classes made without their cells")
+        z = np.maximum(np.asarray(z, dtype=np.float64), 0.0)
+        return np.asarray(self.member @ (z / self._sizes), dtype=np.float64)
+
+    @cached_property
+    def _sizes(self) -> FloatArray:
+        assert self.member is not None
+        return np.maximum(np.asarray(self.member.sum(axis=0), dtype=np.float64).ravel(), 1.0)
 
     @classmethod
     def of(
@@ -88,7 +105,7 @@ class CellClasses:
         inside = count.copy()
         inside.data = (inside.data >= size[inside.indices]).astype(np.float64)
         inside.eliminate_zeros()
-        return cls(published, touch, inside, z0)
+        return cls(published, touch, inside, z0, member)
 
     @property
     def size(self) -> int:
@@ -103,13 +120,32 @@ class Witnesses:
     def __init__(self, values: FloatArray) -> None:
         self.high = np.asarray(values, dtype=np.float64).copy()
         self.low = self.high.copy()
+        #: the tables (cells) behind ``high`` and ``low``: per aggregate, the index in
+        #: ``_tables`` of the one that gave it (-1: the true table or :meth:`add_bounds`)
+        self._tables: list[FloatArray] = []
+        self._src_high = np.full(self.high.size, -1, dtype=np.int64)
+        self._src_low = np.full(self.high.size, -1, dtype=np.int64)
 
     def add(self, classes: CellClasses, z: FloatArray) -> None:
         """Class totals ``z`` (feasible): every aggregate ranges from its inside total to its
         touch total."""
         z = np.maximum(z, 0.0)
-        self.high = np.maximum(self.high, classes.touch @ z)
-        self.low = np.minimum(self.low, classes.inside @ z)
+        high, low = classes.touch @ z, classes.inside @ z
+        up, down = high > self.high, low < self.low
+        if classes.member is not None and (up.any() or down.any()):
+            self._tables.append(classes.table(z))
+            self._src_high[up] = self._src_low[down] = len(self._tables) - 1
+        self.high = np.maximum(self.high, high)
+        self.low = np.minimum(self.low, low)
+
+    def tables(self) -> FloatArray:
+        """The tables (cells x tables) that give some aggregate its ``high`` or ``low``: what
+        the audit that ends secondary suppression is given as hints (it checks each)."""
+        used = np.unique(np.concatenate([self._src_high, self._src_low]))
+        used = used[used >= 0]
+        if not used.size:
+            return np.zeros((0, 0))
+        return np.column_stack([self._tables[int(c)] for c in used])
 
     def add_bounds(self, index: IndexArray, low: FloatArray, high: FloatArray) -> None:
         """Values found elsewhere (an audit's inner bounds: each attained by a feasible table)."""

@@ -30,8 +30,9 @@ Deterministic: no randomness; ties go to the lower aggregate index.
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -118,6 +119,8 @@ class SuppressionPattern:
     proof_lps: int = 0
     #: the audit of ``suppressed`` that ended the run (it passed)
     report: AuditReport | None = None
+    #: the pattern of an earlier run with the same inputs, audited again (no heuristic ran)
+    reused: bool = False
 
     @property
     def secondary(self) -> BoolArray:
@@ -201,6 +204,7 @@ def secondary_suppression(
     start: BoolArray | None = None,
     audit_start: bool | None = None,
     method: Method = "classes",
+    reuse: bool = False,
 ) -> SuppressionPattern:
     """Suppress more aggregates until every suppressed one passes ``rule`` (default: symmetric
     at ``k``). ``primary`` are the sensitive aggregates (structural zeros in it are ignored).
@@ -208,7 +212,10 @@ def secondary_suppression(
     ``start``: aggregates to hide from the outset, not sensitive (a pattern carried forward from
     the previous release; one found pinned is published again). ``audit_start`` (default: when
     ``start`` is given): audit the starting pattern first, and stop there if it passes (worth it
-    when the start is a whole earlier pattern). ``method``: see :data:`Method`.
+    when the start is a whole earlier pattern). ``method``: see :data:`Method`. ``reuse``: when
+    one of the last runs with ``reuse`` in this process had exactly the same inputs, take its
+    pattern (the heuristic is deterministic: the same answer) and only audit it again
+    (``reused``); the release stage's :func:`~.margins.protect_margins` asks for it.
 
     The run ends with :func:`~.audit.audit` on the pattern it returns (``report``).
 
@@ -229,6 +236,12 @@ def secondary_suppression(
         if carried.shape != (table.size,):
             raise SuppressionFailed("the starting pattern does not have one flag per aggregate")
         sup |= carried & ~table.structural
+    key = _run_key(table, prim, sup, k, rule, cost, max_rounds, batch, audit_start, method)
+    if reuse and key in _patterns:
+        again = _reused(table, prim, _patterns[key], k, rule, t0)
+        if again is not None:
+            _patterns.move_to_end(key)
+            return again
     _local_pass(table, sup, prim, rule, weights)
     if method == "classes":
         run = _ByClasses(table, sup, prim, k, rule, weights)
@@ -240,6 +253,10 @@ def secondary_suppression(
         proofs = 0
     else:
         raise SuppressionFailed(f"unknown method {method!r}")
+    if reuse:
+        _patterns[key] = sup.copy()
+        while len(_patterns) > REUSED_PATTERNS:
+            _patterns.popitem(last=False)
     return SuppressionPattern(
         table,
         k,
@@ -251,6 +268,63 @@ def secondary_suppression(
         round(time.perf_counter() - t0, 6),
         proof_lps=proofs,
         report=report,
+    )
+
+
+#: The patterns of the last runs, by everything a run depends on (:func:`_run_key`): the same
+#: question again — another consumer with the same history at the same release check, or a
+#: stream whose table is the same — gets the same pattern without the heuristic, audited anew.
+_patterns: OrderedDict[bytes, BoolArray] = OrderedDict()
+REUSED_PATTERNS = 32
+
+
+def _run_key(
+    table: HierarchicalTable,
+    prim: BoolArray,
+    start: BoolArray,
+    k: int,
+    rule: ProtectionRule,
+    cost: Cost,
+    max_rounds: int,
+    batch: int,
+    audit_start: bool | None,
+    method: Method,
+) -> bytes:
+    """A digest of every input the heuristic's answer depends on (it is deterministic)."""
+    h = hashlib.blake2b(digest_size=32)
+    shape = [(d.name, d.categories, d.hierarchy) for d in table.dimensions]
+    options = (k, rule, cost, max_rounds, batch, audit_start, method)
+    h.update(repr((shape, options)).encode())
+    for a in (table.values, table.structural, prim, start):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.digest()
+
+
+def _reused(
+    table: HierarchicalTable,
+    prim: BoolArray,
+    suppressed: BoolArray,
+    k: int,
+    rule: ProtectionRule,
+    t0: float,
+) -> SuppressionPattern | None:
+    """The pattern an earlier run gave for the same inputs, if the audit passes it now (it
+    always should: the heuristic is deterministic); None otherwise (run the heuristic)."""
+    sup = suppressed.copy()
+    report = audit(table, sup, k, rule, sensitive=prim)
+    if not report.passed:
+        return None
+    return SuppressionPattern(
+        table,
+        k,
+        rule,
+        prim,
+        sup,
+        0,
+        0,
+        round(time.perf_counter() - t0, 6),
+        report=report,
+        reused=True,
     )
 
 
@@ -293,16 +367,27 @@ class _ByClasses:
         self.proofs = 0
         self.report: AuditReport | None = None
         self.audited = sup.copy()  # the pattern the last audit saw
+        #: the tables behind the starting audit's inner bounds (hints for the final audit)
+        self.seed_tables: np.ndarray = np.zeros((0, 0))
 
-    def _audit(self) -> bool:
-        self.report = audit(self.table, self.sup, self.k, self.rule, sensitive=self.prim)
+    def _audit(self, hints: np.ndarray | None = None) -> bool:
+        """The audit of the current pattern, given the tables the witnesses rest on as hints
+        (the audit checks each: only feasible ones count, and they change no verdict)."""
+        if hints is None:
+            parts = [t for t in (self.witnesses.tables(), self.seed_tables) if t.size]
+            hints = np.hstack(parts) if parts else np.zeros((0, 0))
+        self.report = audit(
+            self.table, self.sup, self.k, self.rule, sensitive=self.prim, hints=hints
+        )
         self.audited = self.sup.copy()
         return self.report.passed
 
     def run(self, max_rounds: int, batch: int, *, audit_first: bool) -> int:
         """Rounds until the audit passes (0: the starting pattern passed as it was)."""
         if audit_first:
-            if self._audit():
+            # no hints: the report's inner bounds seed the witnesses, and they must not depend
+            # on what earlier audits in this process found (the pattern would)
+            if self._audit(np.zeros((0, 0))):
                 return 0
             assert self.report is not None
             self._seed(self.report)
@@ -330,6 +415,7 @@ class _ByClasses:
     def _seed(self, report: AuditReport) -> None:
         """An audit's inner bounds of the aggregates it passed: each is attained by a table the
         attacker cannot exclude (failing ones show the outer bound that proves the failure)."""
+        self.seed_tables = report.tables
         failing = {f.bounds.index for f in report.findings}
         ok = [b for b in report.bounds if b.index not in failing]
         if ok:
@@ -531,9 +617,14 @@ def _local_pass(
     queue = deque(int(r) for r in rows)
     queued = np.zeros(a.shape[0], dtype=bool)
     queued[rows] = True
+    # a constraint locally safe now stays so until one of its members is suppressed: only the
+    # unsafe ones and those touched by an addition are looked at member by member
+    look = _unsafe_rows(a, sup & ~fixed, prim, values, rule)
     while queue:
         r = queue.popleft()
         queued[r] = False
+        if not look[r]:
+            continue
         lo, hi = a.indptr[r], a.indptr[r + 1]
         members = a.indices[lo:hi]
         coef = a.data[lo:hi]
@@ -574,6 +665,7 @@ def _local_pass(
                     j = int(members[pick])
                     sup[j] = True
                     added = True
+                    look[csc.indices[csc.indptr[j] : csc.indptr[j + 1]]] = True
                     for r2 in csc.indices[csc.indptr[j] : csc.indptr[j + 1]]:
                         if not queued[r2] and r2 != r:
                             queued[r2] = True
@@ -581,6 +673,41 @@ def _local_pass(
                     break
                 if added:
                     break
+
+
+def _unsafe_rows(
+    a: sp.csr_matrix, hidden: BoolArray, prim: BoolArray, values: np.ndarray, rule: ProtectionRule
+) -> BoolArray:
+    """The constraints :func:`_local_pass` would find locally unsafe (vectorised, the same
+    tests): a hidden member alone, or a sensitive one whose moves up by ``upper`` or down by
+    ``min(lower, value)`` the other hidden members cannot absorb."""
+    coo = a.tocoo()
+    r, j, v = coo.row, coo.col, coo.data
+    m = a.shape[0]
+    h = hidden[j]
+    x = values[j].astype(np.float64)
+    pos, neg = h & (v > 0), h & (v < 0)
+    n_pos = np.bincount(r, pos, minlength=m)
+    n_neg = np.bincount(r, neg, minlength=m)
+    x_pos = np.bincount(r, np.where(pos, x, 0.0), minlength=m)
+    x_neg = np.bincount(r, np.where(neg, x, 0.0), minlength=m)
+    up_sign = v > 0
+    same_others = np.where(up_sign, n_pos[r], n_neg[r]) - 1  # hidden siblings (same sign)
+    opposite = np.where(up_sign, n_neg[r], n_pos[r])  # hidden parent or children
+    same_x = np.where(up_sign, x_pos[r], x_neg[r]) - x
+    opposite_x = np.where(up_sign, x_neg[r], x_pos[r])
+    # moving up is absorbed by a parent/child (unbounded) or by siblings down (their values);
+    # moving down by a sibling (unbounded) or by a parent/child down (their values)
+    have_up = np.where(opposite > 0, np.inf, same_x)
+    have_down = np.where(same_others > 0, np.inf, opposite_x)
+    sens = prim[j]
+    alone_need = np.where(sens, max(rule.upper, rule.width), rule.width)
+    alone = (same_others + opposite == 0) & (alone_need > 0)
+    up_short = sens & (rule.upper > 0) & (have_up < rule.upper)
+    down_need = np.minimum(rule.lower, x)
+    down_short = sens & (down_need > 0) & (have_down < down_need)
+    bad = h & (alone | up_short | down_short)
+    return np.asarray(np.bincount(r, bad, minlength=m) > 0, dtype=bool)
 
 
 class _Widening:

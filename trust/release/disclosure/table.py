@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -155,8 +156,35 @@ class HierarchicalTable:
 
     def key(self, i: int) -> tuple[str, ...]:
         """Aggregate ``i``'s node in every dimension (:data:`TOTAL` where not broken down)."""
-        coords = np.unravel_index(i, self.shape)
-        return tuple(d.nodes[int(c)] for d, c in zip(self.dimensions, coords, strict=True))
+        return self._keys[i]
+
+    @cached_property
+    def _incidence(self) -> sp.csr_matrix:
+        out: sp.csr_matrix | None = None
+        for d in self.dimensions:
+            s = sp.csr_matrix(d.summation())
+            out = s if out is None else sp.csr_matrix(sp.kron(out, s, format="csr"))
+        assert out is not None
+        return out
+
+    @cached_property
+    def _keys(self) -> tuple[tuple[str, ...], ...]:
+        # every key, made once per table (the release and the audit ask for them all)
+        return tuple(self.keys())
+
+    @cached_property
+    def _breakdowns(self) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+        names = tuple(d.name for d in self.dimensions)
+        out = []
+        for key in self._keys:
+            kept = [(d, n) for d, n in zip(names, key, strict=True) if n != TOTAL]
+            out.append((tuple(d for d, _ in kept), tuple(n for _, n in kept)))
+        return tuple(out)
+
+    @cached_property
+    def by_breakdown(self) -> Mapping[tuple[tuple[str, ...], tuple[str, ...]], int]:
+        """Every aggregate's index by its :meth:`breakdown`."""
+        return {b: i for i, b in enumerate(self._breakdowns)}
 
     def index(self, key: Sequence[str]) -> int:
         """The aggregate at ``key`` (one node per dimension); :class:`InvalidTable` if unknown."""
@@ -168,9 +196,7 @@ class HierarchicalTable:
     def breakdown(self, i: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The dimensions aggregate ``i`` is broken down by and its categories in them, in the
         table's order (a cell has all dimensions, a margin fewer, the grand total none)."""
-        pairs = [(d.name, n) for d, n in zip(self.dimensions, self.key(i), strict=True)]
-        kept = [(d, n) for d, n in pairs if n != TOTAL]
-        return tuple(d for d, _ in kept), tuple(n for _, n in kept)
+        return self._breakdowns[i]
 
     def keys(self) -> Iterator[tuple[str, ...]]:
         """Every aggregate's key, in index order."""
@@ -326,10 +352,6 @@ def incidence(table: HierarchicalTable) -> sp.csr_matrix:
     """The 0/1 matrix (aggregates x cells): which cells each aggregate adds up.
 
     Cells are in the order of ``np.flatnonzero(table.is_cell)`` (row-major over the leaves).
+    Made once per table (it depends on the dimensions only); do not modify it.
     """
-    out: sp.csr_matrix | None = None
-    for d in table.dimensions:
-        s = sp.csr_matrix(d.summation())
-        out = s if out is None else sp.csr_matrix(sp.kron(out, s, format="csr"))
-    assert out is not None
-    return out
+    return table._incidence
