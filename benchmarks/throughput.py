@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/throughput.py [--events 20000] [--rounds 30]
         [--sizes 10000,100000] [--million] [--kafka] [--skip part,...]
+        [--workers 1,2] [--worker-events 40000] [--worker-rounds 3]
 
 Parts (``--skip`` takes their names):
 
@@ -29,6 +30,19 @@ Parts (``--skip`` takes their names):
   new), the rebuild through the CLI (``tiptrust trust rebuild``: seconds and peak RSS), and the
   bytes per stored event (the ``stored_events`` row of an accepted record, and the whole store
   file per event) beside the mean Avro payload.
+
+- ``workers_kafka`` (only with ``--workers``, e.g. ``1,2``): scale-out of ingest on a Tansu broker.
+  For each count, a fresh broker and trust: ``--worker-events`` published to the source's inbound
+  topic (4 partitions), then that many ingest workers started together, each in its own process
+  and a member of the consumer group ``trust-ingest`` (appends serialised by the store's
+  single-writer lock; one SQLite store file), until the store's positions reach the end of every
+  partition. ``events_per_s`` runs from the moment the workers are told to start (group join
+  included) to the last one done; ``events_per_s_from_first_batch`` from the first stored batch;
+  ``events_per_cpu_s`` over the workers' CPU time summed. The counts alternate in each of
+  ``--worker-rounds`` rounds; medians, and every run beside them (with the machine's load before
+  it). ``ratio`` is each count's median events/s over the first count's — the issue's target for
+  two workers against one is >= 1.5. The machine's cores are shared with the broker (and with
+  whatever else runs on it: read ``loadavg_1m_before``).
 
 Every figure is read beside its floor from the same run; compare two versions back to back on
 the same machine (each from its own ``git worktree`` with ``PYTHONPATH`` set to it).
@@ -95,7 +109,8 @@ SCALE_MEASURE = 5_000  # the last events ingested to reach each size: ingest mea
 CHUNK = 10_000  # publish in chunks: the producer never holds more than this many records
 TARGET_INGEST_RATIO = 0.5
 GOAL_INGEST_RATIO = 0.65
-PARTS = ("floors", "publish", "ingest", "pipeline", "scale")
+PARTS = ("floors", "publish", "ingest", "pipeline", "scale", "workers")
+TARGET_TWO_WORKERS = 1.5  # two ingest workers against one, on Kafka
 
 
 # --- floors -------------------------------------------------------------------------------------
@@ -348,6 +363,75 @@ def child_ingest(home: Path, log_url: str, store_url: str, follow: bool) -> dict
     return out
 
 
+def child_member(home: Path, log_url: str, store_url: str, go: Path, total: int) -> dict[str, Any]:
+    """One ingest worker of the group: built, then waits for ``go`` (so every member joins the
+    group at once), then ingests until the store's positions cover ``total`` messages."""
+    from trust.ingest.worker import INGEST_CONSUMER
+    from trust.store.eventstore import open_store
+
+    with open_log(log_url) as log:
+        store = open_store(store_url)
+        runner = wiring.build_trust_runner(
+            Home(home), log, store, release_every_s=3600, retention_every_s=None
+        )
+        worker = runner.worker
+        lock = _time_append_lock(store)
+        print("ready", file=sys.stderr, flush=True)
+        while not go.exists():
+            time.sleep(0.002)
+        accepted = messages = skipped = 0
+        first: float | None = None
+        cpu0 = _cpu_s()
+        worker.start()
+        while True:
+            s = worker.step()
+            if s.messages and first is None:
+                first = time.time()
+            accepted += s.accepted
+            messages += s.messages
+            skipped += s.skipped
+            if s.messages == 0 and sum(store.positions(INGEST_CONSUMER).values()) >= total:
+                break
+        end, cpu = time.time(), _cpu_s() - cpu0
+        worker.close()
+        store.close()
+    return {
+        "accepted": accepted,
+        "messages": messages,
+        "skipped": skipped,
+        "first_batch_at": first,
+        "done_at": end,
+        "cpu_s": round(cpu, 2),
+        "append_lock_held_s": round(lock["held"], 2),
+        "append_lock_wait_s": round(lock["wait"], 2),
+    }
+
+
+def _time_append_lock(store: Any) -> dict[str, float]:
+    """Seconds this process held the store's append lock (the serial part of ingest: from the
+    file lock to the commit) and waited for it — measured around the SQLite store's append queue
+    (``trust.store.eventstore``), a benchmark-only wrapper."""
+    times = {"held": 0.0, "wait": 0.0}
+    queue = store._queue
+    if queue is None:
+        return times
+    held = queue.held
+
+    @contextlib.contextmanager
+    def timed() -> Iterator[None]:
+        t0 = time.perf_counter()
+        with held():
+            t1 = time.perf_counter()
+            times["wait"] += t1 - t0
+            try:
+                yield
+            finally:
+                times["held"] += time.perf_counter() - t1
+
+    setattr(queue, "held", timed)  # noqa: B010 (an instance attribute over the method)
+    return times
+
+
 def child_release_check(home: Path, log_url: str, store_url: str) -> dict[str, Any]:
     from trust.store.eventstore import open_store
 
@@ -376,6 +460,35 @@ def run_child(args: list[str]) -> dict[str, Any]:
     print(f"  {args[0]}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
     out: dict[str, Any] = json.loads(proc.stdout)
     return out
+
+
+def run_members(args: list[list[str]], go: Path) -> tuple[float, list[dict[str, Any]]]:
+    """Start one child per ``args``, wait until each is ready, then create ``go``; returns when
+    ``go`` was created and what each child reported."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", *a],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for a in args
+    ]
+    for p in procs:
+        assert p.stderr is not None
+        line = p.stderr.readline()
+        if line.strip() != "ready":
+            p.wait()
+            raise RuntimeError(f"a member did not start:\n{line}{p.stderr.read()[-4000:]}")
+    go_at = time.time()
+    go.touch()
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"a member failed ({p.returncode}):\n{stderr[-4000:]}")
+        out.append(json.loads(stdout))
+    return go_at, out
 
 
 def cli_rebuild(home: Path, store_url: str) -> dict[str, Any]:
@@ -422,10 +535,10 @@ def stored_bytes(store_path: Path) -> dict[str, Any]:
 class Trust:
     """One trust home, one SQLite log and store, filled through the real path by children."""
 
-    def __init__(self, root: Path, base: list[dict[str, Any]]) -> None:
+    def __init__(self, root: Path, base: list[dict[str, Any]], log_url: str = "") -> None:
         self.root = root
         self.home = setup_home(root / "home", [SOURCE])
-        self.log_url = f"sqlite:///{root / 'log.db'}"
+        self.log_url = log_url or f"sqlite:///{root / 'log.db'}"
         self.store_path = root / "store.db"
         self.store_url = f"sqlite:///{self.store_path}"
         self.base_path = root / "base.pickle"
@@ -498,6 +611,95 @@ def part_scale(tmp: Path, base: list[dict[str, Any]], sizes: list[int]) -> dict[
     return out
 
 
+def _workers_once(tmp: Path, base: list[dict[str, Any]], events: int, n: int) -> dict[str, Any]:
+    """One measurement: a fresh broker and trust, ``events`` published, ``n`` workers started."""
+    from infra.broker import TansuBroker
+    from transport import topics
+
+    with TansuBroker() as broker:
+        trust = Trust(tmp, base, log_url=broker.url)
+        with open_log(broker.url) as log:
+            log.create_topic(topics.inbound(SOURCE), 4)  # what the publisher makes, made first
+        publish = trust.publish(events)
+        go = trust.root / "go"
+        args = [
+            ["member", str(trust.home.root), broker.url, trust.store_url, str(go), str(events)]
+            for _ in range(n)
+        ]
+        load = round(os.getloadavg()[0], 2)
+        go_at, members = run_members(args, go)
+    accepted = sum(m["accepted"] for m in members)
+    assert accepted == events, (accepted, events)
+    done = max(m["done_at"] for m in members)
+    first = min(m["first_batch_at"] for m in members if m["first_batch_at"] is not None)
+    return {
+        "events_per_s": round(events / (done - go_at), 1),
+        "events_per_s_from_first_batch": round(events / (done - first), 1),
+        "events_per_cpu_s": round(events / sum(m["cpu_s"] for m in members), 1),
+        "wall_s": round(done - go_at, 2),
+        "join_s": round(first - go_at, 2),
+        "per_worker": [
+            {
+                k: m[k]
+                for k in (
+                    "accepted",
+                    "messages",
+                    "skipped",
+                    "cpu_s",
+                    "append_lock_held_s",
+                    "append_lock_wait_s",
+                )
+            }
+            for m in members
+        ],
+        # the share of the run the store's append lock was held: no worker count can go faster
+        # than the appends alone (Amdahl)
+        "serial_fraction": round(sum(m["append_lock_held_s"] for m in members) / (done - first), 3),
+        "publish_events_per_s": publish["events_per_s"],
+        "loadavg_1m_before": load,
+    }
+
+
+def part_workers(
+    tmp: Path, base: list[dict[str, Any]], events: int, counts: list[int], rounds: int
+) -> dict[str, Any]:
+    """Ingest by 1, 2, … workers of one consumer group on Tansu (see the module notes): the
+    counts alternate within each of ``rounds`` rounds (so a change in the machine's load falls on
+    all of them alike); medians over the rounds."""
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+    for r in range(rounds):
+        for n in counts:
+            runs[n].append(_workers_once(tmp / f"workers-{r}-{n}", base, events, n))
+            print(f"workers: round {r + 1}, {n} done", file=sys.stderr)
+    by: dict[str, Any] = {}
+    for n in counts:
+        median = {
+            key: round(statistics.median(run[key] for run in runs[n]), 1)
+            for key in ("events_per_s", "events_per_s_from_first_batch", "events_per_cpu_s")
+        }
+        median["serial_fraction"] = round(
+            statistics.median(run["serial_fraction"] for run in runs[n]), 3
+        )
+        by[str(n)] = {**median, "runs": runs[n]}
+    one = by[str(counts[0])]
+    if counts[0] == 1:
+        # what the serial share of one worker allows n workers on idle cores (Amdahl's law)
+        f = one["serial_fraction"]
+        one["amdahl_bound"] = {str(n): round(1 / (f + (1 - f) / n), 2) for n in counts[1:]}
+    for n in counts[1:]:
+        for key in ("events_per_s", "events_per_s_from_first_batch"):
+            ratio = "ratio" if key == "events_per_s" else "ratio_from_first_batch"
+            by[str(n)][ratio] = round(by[str(n)][key] / one[key], 3)
+    return {
+        "events": events,
+        "partitions": 4,
+        "store": "sqlite",
+        "rounds": rounds,
+        "by_workers": by,
+        "target_two_vs_one": TARGET_TWO_WORKERS,
+    }
+
+
 def child(argv: list[str]) -> None:
     tune_gc()  # a child is a process entry point: tuned as the CLI's is
     kind, *rest = argv
@@ -505,6 +707,8 @@ def child(argv: list[str]) -> None:
         out = child_publish(Path(rest[0]), rest[1], Path(rest[2]), int(rest[3]), int(rest[4]))
     elif kind == "ingest":
         out = child_ingest(Path(rest[0]), rest[1], rest[2], rest[3] == "1")
+    elif kind == "member":
+        out = child_member(Path(rest[0]), rest[1], rest[2], Path(rest[3]), int(rest[4]))
     else:
         out = child_release_check(Path(rest[0]), rest[1], rest[2])
     print(json.dumps(out))
@@ -520,6 +724,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--million", action="store_true", help="add 10^6 stored events to the scale")
     ap.add_argument("--kafka", action="store_true", help="the pipeline on a Tansu broker too")
+    ap.add_argument(
+        "--workers", default="", help="ingest by this many workers of one group on Tansu: 1,2"
+    )
+    ap.add_argument("--worker-events", type=int, default=40_000, help="events for --workers")
+    ap.add_argument("--worker-rounds", type=int, default=3, help="rounds for --workers")
     ap.add_argument("--skip", default="", help=f"parts to leave out, of {','.join(PARTS)}")
     args = ap.parse_args()
     skip = {s for s in args.skip.split(",") if s}
@@ -583,6 +792,16 @@ def main() -> None:
                     entry["bytes"]["record_row_vs_payload"] = round(
                         entry["bytes"]["record_row_bytes"] / mean, 2
                     )
+        if args.workers and "workers" not in skip:
+            counts = [int(c) for c in args.workers.split(",") if c]
+            many = records(args.worker_events, tmp / "sim-workers")
+            many = [
+                {**r, "reporting_entity": {**r["reporting_entity"], "source_id": SOURCE}}
+                for r in many
+            ]
+            result["workers_kafka"] = part_workers(
+                tmp, many, args.worker_events, counts, args.worker_rounds
+            )
     result["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     result["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))

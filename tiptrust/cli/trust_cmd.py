@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -189,6 +190,9 @@ def run(
     With --follow it keeps running (stop it with Ctrl-C or SIGTERM: it finishes the batch in hand)
     and reports each batch it ingests, what it rejected and each release it records. A failure of
     the event log or the store stops it with a clear error; nothing is lost, run it again.
+
+    On a Kafka log, `tiptrust trust ingest` adds ingest workers beside it (one per partition at
+    most); on the embedded log this command is the only ingest worker (single-writer mode).
     """
     h = home_of(home)
     stop = _StopFlag()
@@ -260,6 +264,98 @@ def run(
         "rejected": dict(summary.ingest.rejected),
         "releases": [f"{r.release.stream}#{r.release.sequence}" for r in summary.releases],
         "caught_up": summary.ingest.caught_up,
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(result)
+
+
+@app.command("ingest")
+def ingest(
+    log: LogOpt = None,
+    store: StoreOpt = None,
+    home: HomeOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep running after catching up")
+    ] = False,
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", help="Stop after this long")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    batch: Annotated[int, typer.Option("--batch", help="Messages per store transaction")] = 1000,
+) -> None:
+    """One more ingest worker beside `trust run`, to spread ingest over processes (Kafka only).
+
+    Every worker (this command, and the one inside `trust run`) is a member of the consumer group
+    `trust-ingest`: on Kafka the group shares the inbound topics' partitions among them, so
+    verifying, decrypting, decoding and sealing run in parallel — up to one worker per partition.
+    Their appends take the store's single-writer lock in turn (seq order stays commit order), and
+    each checks the store's positions under that lock, so a message is stored once whichever
+    worker read it: a worker that stops or is killed hands its partitions to the others and nothing
+    is lost or stored twice. It runs no followers and no releases: those stay with `trust run`.
+
+    The embedded SQLite log gives every consumer every partition (single-writer mode): there,
+    `trust run` alone ingests, and this command refuses to start.
+
+    Without --follow it stops once its partitions are caught up. Exit codes: 0 done; 2 a SQLite
+    log; 4 the log or the store failed (nothing lost: run it again); 5 not set up.
+    """
+    h = home_of(home)
+    log_url = h.log_url(log)
+    if not log_url.lower().startswith("kafka://"):
+        raise fail(
+            "the embedded log has one reader per group (single-writer mode): `tiptrust trust run` "
+            "ingests alone there; more ingest workers need a Kafka log (--log kafka://…)",
+            Exit.USAGE,
+        )
+    stop = _StopFlag()
+    total = IngestStats()
+    try:
+        with open_log(log_url) as event_log:
+            event_store = open_store(h.store_url(store))
+            try:
+                runner = wiring.build_trust_runner(
+                    h, event_log, event_store, batch=batch, retention_every_s=None
+                )
+                worker = runner.worker
+                deadline = None if max_seconds is None else time.monotonic() + max_seconds
+                with stop.installed():
+                    try:
+                        while not stop.is_set():
+                            s = worker.step()
+                            total.add(s)
+                            if follow and s.messages:
+                                console.print(f"ingested {s.messages}: {s.accepted} accepted")
+                            if not follow and s.messages == 0 and s.caught_up:
+                                total.caught_up = True
+                                break
+                            if deadline is not None and time.monotonic() > deadline:
+                                break
+                    finally:
+                        worker.close()
+            finally:
+                event_store.close()
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    except TransportError as exc:
+        raise fail(
+            f"the event log failed ({type(exc).__name__}): nothing was lost; run again when it is "
+            "back",
+            Exit.DELIVERY_FAILED,
+        ) from None
+    except DBAPIError as exc:
+        raise fail(
+            f"the event store failed ({type(exc.orig).__name__}): nothing was lost; run again "
+            "when it is back",
+            Exit.DELIVERY_FAILED,
+        ) from None
+    result = {
+        "messages": total.messages,
+        "accepted": total.accepted,
+        "rejected": dict(total.rejected),
+        "skipped": total.skipped,
+        "caught_up": total.caught_up,
     }
     if as_json:
         print(json.dumps(result))

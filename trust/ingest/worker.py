@@ -14,6 +14,24 @@ store holds, an unexpected error in a step — becomes a ``MessageRejected`` eve
 at that message's position (the quarantine; a receipt follows where the source is known), and the
 worker moves on. Only a failure of the store or the log themselves stops it, losing nothing.
 
+**Several workers, one store.** Workers may run in several processes as members of one consumer
+group (``trust-ingest``): on Kafka each holds the partitions the group assigns it, so the CPU-heavy
+steps (verify, decrypt, decode, validate, seal) run in parallel, while every append goes through
+the store's single-writer lock (see :mod:`trust.store.eventstore`), so seq order stays commit
+order. The store's positions fence them: inside its append transaction, under that lock, a worker
+checks that each partition of its batch continues exactly where the store's position for it stands.
+A message the store already holds (a partition reassigned after a rebalance, read again from the
+broker's committed offset; a worker that lost its partitions but still appends) is dropped, never
+processed or stored twice; a batch that would leave a hole (a read that starts past the store's
+position) is not stored, and its partition is sought back to the store's position. A worker killed
+mid-batch loses nothing: its transaction is rolled back and the partition's next owner resumes at
+the store's position.
+
+On the embedded SQLite log a group has one member (every consumer reads every partition): run ONE
+ingest worker there (the single-writer mode). A second one is still correct — the fence drops
+whatever the first stored — but never faster. A SQLite store serialises the writers of any log
+with its write lock (``BEGIN IMMEDIATE``); PostgreSQL with an advisory lock.
+
 Receipts are not sent from here: :class:`trust.ingest.receipts.ReceiptPublisher` follows the store.
 """
 
@@ -25,18 +43,33 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from schemas.errors import ReasonCode
-from transport import EventLog, LogConsumer, LogRecord, topics
+from transport import EventLog, LogConsumer, LogRecord, TransportError, topics
 from trust.ingest.pipeline import IngestPipeline, Outcome, Rejection
 from trust.store.errors import DuplicateEvent
 from trust.store.events import Event, MessageRejected
 from trust.store.eventstore import EventStore, PositionLike
+from trust.store.tables import positions as _positions_table
 from trust.store.vault import KeysTaken
 
 INGEST_CONSUMER = "trust-ingest"
 _SEAL_ATTEMPTS = 3  # a batch whose new keys another writer took meanwhile is sealed again
+_FENCE_ATTEMPTS = 5  # a batch another worker stored part of meanwhile is filtered again
+
+# a commit the group refused because it is rebalancing: the effects are stored (the store's
+# positions are the truth), so this member goes on; the partition's next owner resumes there
+_REBALANCE_CODES = frozenset(
+    {
+        "kafka_illegal_generation",
+        "kafka_unknown_member_id",
+        "kafka_rebalance_in_progress",
+        "kafka_fenced_instance_id",
+        "kafka_state",
+    }
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +82,19 @@ class IngestStats:
     batches: int = 0
     caught_up: bool = False
 
+    skipped: int = 0  # polled again but already stored (by this worker or another)
+
     def add(self, other: IngestStats) -> None:
         self.messages += other.messages
         self.accepted += other.accepted
         self.rejected.update(other.rejected)
         self.batches += other.batches
+        self.skipped += other.skipped
+
+
+class _Moved(Exception):
+    """Inside the append: the store's position of a partition of the batch is not where the batch
+    continues (another worker stored some of it meanwhile). Nothing was written."""
 
 
 def _is_message_fault(exc: BaseException) -> bool:
@@ -98,6 +139,11 @@ class IngestWorker:
         self.clock = clock
         self._consumer: LogConsumer | None = None
         self._topics: list[str] = []
+        # the store's next offset per partition as this worker last saw it (its own appends
+        # included): a batch that continues it needs no look at the store before processing
+        self._next: dict[tuple[str, int], int] = {}
+        # partitions sought back to their stored position after a hole (see _continuing)
+        self._sought: dict[tuple[str, int], int] = {}
 
     def start(self) -> None:
         # every topic with the inbound prefix is read, whether or not its name is a valid source
@@ -106,7 +152,7 @@ class IngestWorker:
         self._consumer = self.log.consumer(INGEST_CONSUMER, self._topics)
         # the store's positions are the truth: every partition resumes there, or at 0 if this
         # store never read it (whatever the broker's committed offsets say)
-        stored = self.store.positions(INGEST_CONSUMER)
+        stored = self._next = self.store.positions(INGEST_CONSUMER)
         for topic in self._topics:
             for partition in range(self.log.partitions(topic)):
                 self._consumer.seek(topic, partition, stored.get((topic, partition), 0))
@@ -122,24 +168,24 @@ class IngestWorker:
             self.start()
         assert self._consumer is not None
         stats = IngestStats()
-        records = self._consumer.poll(self.poll_max, self.poll_timeout)
-        if not records:
+        polled = self._consumer.poll(self.poll_max, self.poll_timeout)
+        if not polled:
             stats.caught_up = self._consumer.at_end()
             return stats
-        for attempt in range(_SEAL_ATTEMPTS):
-            # the new persons' keys are written in the append transaction, not one of their own
-            outcomes = self.pipeline.process_batch(records, defer_keys=True)
+        records, seeks, expect = _continuing(polled, self._next)
+        if seeks or len(records) < len(polled):
+            # a partition moved to this worker, or another worker stored part of it: the store says
+            records, expect = self._unstored(polled)
+        stored: list[Outcome] = []
+        for fence in range(_FENCE_ATTEMPTS):
             try:
-                stored = self._store(outcomes)
+                stored = self._process_and_store(records, expect) if records else []
                 break
-            except KeysTaken:
-                # another writer made (or shredded) one of these keys meanwhile: seal again
-                self.pipeline.vault.discard_pending()
-                if attempt == _SEAL_ATTEMPTS - 1:
+            except _Moved:
+                if fence == _FENCE_ATTEMPTS - 1:
                     raise
-            except BaseException:
-                self.pipeline.vault.discard_pending()
-                raise
+                records, expect = self._unstored(polled)
+        stats.skipped = len(polled) - len(records)
         for o in stored:
             if o.accepted is not None:
                 stats.accepted += 1
@@ -153,23 +199,83 @@ class IngestWorker:
                     o.delivery.partition,
                     o.delivery.offset,
                 )
-        self._consumer.commit(_next_offsets(records))
+        for key, offset in _next_offsets(records).items():
+            self._next[key] = max(self._next.get(key, 0), offset)
+        self._commit({k: self._next[k] for k in _next_offsets(polled) if k in self._next})
         stats.messages = len(records)
-        stats.batches = 1
-        log.info(
-            "ingest.batch messages=%d accepted=%d rejected=%d",
-            stats.messages,
-            stats.accepted,
-            sum(stats.rejected.values()),
-        )
+        stats.batches = 1 if records else 0
+        if polled:
+            log.info(
+                "ingest.batch messages=%d accepted=%d rejected=%d skipped=%d",
+                stats.messages,
+                stats.accepted,
+                sum(stats.rejected.values()),
+                stats.skipped,
+            )
         return stats
 
-    def _store(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    def _process_and_store(self, records: Sequence[LogRecord], expect: Expect) -> list[Outcome]:
+        for attempt in range(_SEAL_ATTEMPTS):
+            # the new persons' keys are written in the append transaction, not one of their own
+            outcomes = self.pipeline.process_batch(records, defer_keys=True)
+            try:
+                return self._store(outcomes, expect)
+            except KeysTaken:
+                # another writer made (or shredded) one of these keys meanwhile: seal again
+                self.pipeline.vault.discard_pending()
+                if attempt == _SEAL_ATTEMPTS - 1:
+                    raise
+            except BaseException:
+                self.pipeline.vault.discard_pending()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unstored(self, polled: Sequence[LogRecord]) -> tuple[list[LogRecord], Expect]:
+        """The polled records the store does not hold yet, by its positions read now, and those
+        positions; a partition read off its position is sought there (see :func:`_continuing`)."""
+        self._next = self.store.positions(INGEST_CONSUMER)
+        records, seeks, expect = _continuing(polled, self._next, self._sought)
+        for key, offset in expect.items():
+            if offset is not None and self._sought.pop(key, None) is not None:
+                first = next(r.offset for r in records if (r.topic, r.partition) == key)
+                if first > offset:
+                    log.warning(
+                        "ingest.gap topic=%s partition=%d from=%d to=%d: gone from the log",
+                        key[0],
+                        key[1],
+                        offset,
+                        first,
+                    )
+        assert self._consumer is not None
+        for (topic, partition), offset in sorted(seeks.items()):
+            log.info("ingest.seek topic=%s partition=%d to=%d", topic, partition, offset)
+            self._consumer.seek(topic, partition, offset)
+            self._sought[(topic, partition)] = offset
+        return records, expect
+
+    def _commit(self, positions: dict[tuple[str, int], int]) -> None:
+        """Commit the stored positions to the broker (for lag monitoring and a rebalance's
+        starting point; correctness never rests on them)."""
+        if not positions:
+            return
+        assert self._consumer is not None
+        try:
+            self._consumer.commit(positions)
+        except TransportError as exc:
+            if exc.code not in _REBALANCE_CODES:
+                raise
+            log.info("ingest.commit_skipped code=%s", exc.code)
+
+    def _store(self, outcomes: Sequence[Outcome], expect: Expect) -> list[Outcome]:
         """Append every outcome with its position in one transaction — an event id its source
         already had accepted (in the store or earlier in this batch) stored as that message's
         rejection instead, found by the append's own query; if the store refuses the batch
         because of one message's data, append them one by one and turn each refused one into a
-        rejection at its position. Returns the outcomes as finally stored."""
+        rejection at its position. Returns the outcomes as finally stored.
+
+        Every append checks, under the store's write lock, that the store's positions of the
+        batch's partitions are still those it was filtered against, ``expect`` (:class:`_Moved`
+        if not, with nothing written)."""
         now = int(self.clock() * 1000)
         duplicates: list[int] = []
 
@@ -178,7 +284,7 @@ class IngestWorker:
             return self._item(_duplicate(outcomes[i]), now)[0]
 
         try:
-            self._append([self._item(o, now) for o in outcomes], on_duplicate=refuse)
+            self._append([self._item(o, now) for o in outcomes], expect, on_duplicate=refuse)
             stored = list(outcomes)
             for i in duplicates:
                 stored[i] = _duplicate(outcomes[i])
@@ -189,30 +295,40 @@ class IngestWorker:
             if not _is_message_fault(exc):
                 raise
         stored = []
+        position = dict(expect)
         for o in outcomes:
+            # one by one, each continues the position the previous one left
+            key = (o.delivery.topic, o.delivery.partition)
+            at = {key: position[key]}
+            position[key] = o.delivery.offset + 1
             try:
-                self._append([self._item(o, now)])
+                self._append([self._item(o, now)], at)
             except DuplicateEvent:
                 o = _duplicate(o)
-                self._append([self._item(o, now)])
+                self._append([self._item(o, now)], at)
             except StatementError as exc:
                 if not _is_message_fault(exc):
                     raise
                 o = _rejected(o, _store_reason(exc))
-                self._append([self._item(o, now)])
+                self._append([self._item(o, now)], at)
             stored.append(o)
         return stored
 
     def _append(
         self,
         items: Sequence[tuple[list[Event], PositionLike]],
+        expect: Expect,
         on_duplicate: Callable[[int], Sequence[Event]] | None = None,
     ) -> None:
-        """One append, with the vault's new keys written in its transaction."""
+        """One append, with the vault's new keys written in its transaction — if the store's
+        positions of the batch's partitions are still ``expect`` (:class:`_Moved` if not)."""
         vault = self.pipeline.vault
-        self.store.append_batch(
-            items, INGEST_CONSUMER, on_duplicate=on_duplicate, effect=vault.write_pending_in
-        )
+
+        def effect(conn: Connection) -> None:
+            _check_positions(conn, expect)
+            vault.write_pending_in(conn)
+
+        self.store.append_batch(items, INGEST_CONSUMER, on_duplicate=on_duplicate, effect=effect)
         vault.keep_pending()
 
     @staticmethod
@@ -243,6 +359,70 @@ def _duplicate(o: Outcome) -> Outcome:
     """``o`` refused: its source already had an event with this id accepted. Another source's
     ids are another namespace: they never collide."""
     return _rejected(o, Rejection(ReasonCode.DUPLICATE_EVENT, None, "event id already accepted"))
+
+
+def _check_positions(conn: Connection, expect: Expect) -> None:
+    """Raise :class:`_Moved` unless the store's next offset of each partition in ``expect`` is
+    still the one given (None: still none). Runs inside the append, under the store's
+    single-writer lock, so no other worker can move a position between check and write."""
+    if not expect:
+        return
+    t = _positions_table
+    rows = conn.execute(
+        select(t.c.topic, t.c.partition, t.c.next_offset).where(
+            t.c.consumer == INGEST_CONSUMER, t.c.topic.in_(sorted({k[0] for k in expect}))
+        )
+    )
+    actual = {(topic, partition): int(n) for topic, partition, n in rows}
+    for key, offset in expect.items():
+        if actual.get(key) != offset:
+            raise _Moved(f"{key[0]}[{key[1]}] is at {actual.get(key)}, the batch expected {offset}")
+
+
+Expect = dict[tuple[str, int], int | None]
+"""Per partition of a batch, the store's next offset the batch was filtered against (None: the store
+had never read the partition); the append checks, under the store's lock, that it still is."""
+
+
+def _continuing(
+    records: Sequence[LogRecord],
+    next_offsets: dict[tuple[str, int], int],
+    gaps: dict[tuple[str, int], int] | None = None,
+) -> tuple[list[LogRecord], dict[tuple[str, int], int], Expect]:
+    """The records that continue each partition's position in ``next_offsets``, in order; where
+    to seek the partitions whose reading is off that position; and the positions they were
+    filtered against (:data:`Expect`).
+
+    A record below the position is stored already: dropped (and if all of a partition's records
+    are, the partition is sought forward to its position, so what lies between is not read only to
+    be dropped). At a hole (the partition's records start past its position) they are all dropped
+    and the partition is sought back to its position — unless ``gaps`` says it was sought back
+    there already and the log still starts past it (the records between are gone from the log):
+    then the records are kept. A partition without a position starts at its first record."""
+    kept: list[LogRecord] = []
+    seeks: dict[tuple[str, int], int] = {}
+    expect: Expect = {}
+    seen: set[tuple[str, int]] = set()
+    holes: set[tuple[str, int]] = set()
+    last: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        last[key] = r.offset
+        stored = next_offsets.get(key)
+        if key not in seen:
+            seen.add(key)
+            if stored is not None and r.offset > stored and (gaps or {}).get(key) != stored:
+                holes.add(key)
+                seeks[key] = stored
+        if key in holes or (stored is not None and r.offset < stored):
+            continue
+        kept.append(r)
+        expect[key] = stored
+    for key, offset in last.items():
+        stored = next_offsets.get(key)
+        if key not in holes and stored is not None and offset + 1 < stored:
+            seeks[key] = stored  # everything read is stored already: on to the position
+    return kept, seeks, expect
 
 
 def _next_offsets(records: Sequence[LogRecord]) -> dict[tuple[str, int], int]:

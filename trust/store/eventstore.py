@@ -4,10 +4,27 @@ One transaction per append (or per batch of messages) writes: the events, the ac
 event ids (the idempotency key), the consumer's source position, and the projections. So a replay
 after a crash either finds everything of a message or nothing of it, and a re-delivered message is
 either skipped by position or refused by its event id.
+
+**The single-writer rule.** Followers read the store by ``seq`` and remember the last one they
+handled, so seq order must be commit order: were two writers to commit seq 10 before seq 9, a
+follower reading in between would pass 10 and never see 9. Every append therefore holds the store's
+write lock from before it takes its seqs until it commits (:func:`trust.store.db.serialise_appends`:
+on SQLite the writer transaction's ``BEGIN IMMEDIATE``, on PostgreSQL a transaction-scoped advisory
+lock), whichever process it runs in. Several ingest workers (one per partition of a consumer group,
+:mod:`trust.ingest.worker`) do their CPU-heavy work in parallel and take this lock in turn for their
+appends only; each checks, under the lock, that the store's source positions are where its batch
+continues, so two workers never store one message twice. On a SQLite file the appenders also queue
+on an OS file lock beside it (``<store>-append.lock``) before ``BEGIN IMMEDIATE``: the kernel wakes
+the next one as the lock is released, where SQLite's busy handler would poll with back-off sleeps.
+The database lock stays the rule; the file lock only orders appenders among themselves.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -126,16 +143,61 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _AppendQueue:
+    """Appenders of one SQLite store file wait for each other here, before ``BEGIN IMMEDIATE``:
+    a thread lock within the process, an exclusive ``flock`` on ``<store>-append.lock`` across
+    processes (released by unlock, or by the process's end). Nothing else: the database's write
+    lock is what makes appends exclusive; this only spares the waiters SQLite's busy polling."""
+
+    def __init__(self, path: str) -> None:
+        self._path = f"{path}-append.lock"
+        self._thread = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        import fcntl  # only built on POSIX (see _append_queue)
+
+        with self._thread:
+            if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
+def _append_queue(engine: Engine) -> _AppendQueue | None:
+    """The append queue of a SQLite store file (None: PostgreSQL, whose advisory lock queues its
+    waiters itself; an in-memory SQLite database; or a platform without ``flock``)."""
+    if engine.dialect.name != "sqlite" or sys.platform == "win32":
+        return None
+    path = engine.url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return _AppendQueue(path)
+
+
 class EventStore:
     """Append-only store of the trust's events over SQLAlchemy (SQLite or PostgreSQL).
 
     The engine's schema must be migrated (``open_store`` does it). Thread-safe as far as the
-    engine is; appends from several processes are serialised by the database.
+    engine is; appends from several processes are serialised by the store's write lock (the
+    single-writer rule, see the module notes), so their seqs increase in commit order.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._writer = writer(engine)
+        self._queue = _append_queue(engine)
 
     @property
     def engine(self) -> Engine:
@@ -198,7 +260,8 @@ class EventStore:
         if on_duplicate is None:
             _refuse_repeats(items, keys)
 
-        with self._writer.begin() as conn:
+        queued = self._queue.held() if self._queue is not None else contextlib.nullcontext()
+        with queued, self._writer.begin() as conn:
             serialise_appends(conn)
             already = self._accepted_among(conn, all_keys) if all_keys else set()
             if already and on_duplicate is None:
@@ -483,6 +546,8 @@ class EventStore:
         return projections.rebuild(self._engine)
 
     def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
         self._engine.dispose()
 
 
