@@ -331,7 +331,10 @@ def table_from_counts(
     last known year among the counted persons (streams count by year). ``sticky``: per
     most-frequent dimension, the categories the consumer was given before in this stream
     (:meth:`~trust.release.categories.Classification.table_categories`; the release stage
-    passes them, so a country published on its own never returns into ``Rest``). ``years``:
+    passes them, so a country published on its own never returns into ``Rest``); given (even
+    empty), years follow the same rule: a year is shown once it holds k persons and stays in the
+    consumer's later tables, the persons of the years not shown yet are in ``Rest``, and the
+    period is that of the years shown. ``years``:
     the year categories, fixed in advance (a differentially private stream's declared range,
     :attr:`~trust.release.streams.StreamSpec.first_year`): each is a row whoever is counted,
     ``Unknown`` is always one, persons counted in any other year are left out, and the period is
@@ -355,7 +358,8 @@ def table_from_counts(
         else c.table_categories(
             counts_by_value(present, i),
             spec.k,
-            (sticky or {}).get(c.dimension, ()) if c.kind == MOST_FREQUENT else (),
+            (sticky or {}).get(c.dimension, ()) if c.kind in (MOST_FREQUENT, YEARS) else (),
+            new_at_k=sticky is not None and c.kind == YEARS,
         )
         for i, c in enumerate(classes)
     )
@@ -368,6 +372,8 @@ def table_from_counts(
     counts = {key: grouped.get(key, 0) for key in itertools.product(*categories)}
     if fixed_years:
         known = [int(y) for y in fixed_years if y != UNKNOWN]
+    elif "year" in spec.dimensions and sticky is not None:  # the years shown, not those in Rest
+        known = [int(y) for y in categories[spec.dimensions.index("year")] if y.isdigit()]
     elif "year" in spec.dimensions:
         at = spec.dimensions.index("year")
         known = [int(key[at]) for key in present if key[at] != UNKNOWN]

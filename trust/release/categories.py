@@ -170,7 +170,12 @@ class Classification:
     # -- a table's categories -------------------------------------------------------------
 
     def table_categories(
-        self, observed: Mapping[str, int], k: int, sticky: Collection[str] = ()
+        self,
+        observed: Mapping[str, int],
+        k: int,
+        sticky: Collection[str] = (),
+        *,
+        new_at_k: bool = False,
     ) -> tuple[str, ...]:
         """The categories of a table, given persons per value (``observed``, values as
         :meth:`category_of` returns them) and the stream's ``k``.
@@ -181,6 +186,13 @@ class Classification:
         stays even with nobody in it. Other codes are chosen as :meth:`most_frequent` chooses
         them, beside the sticky ones.
 
+        ``new_at_k`` (years kind; the release stage's tables): a year, or ``Unknown``, is a
+        category of its own once at least ``k`` persons are counted in it, and stays while it is
+        in ``sticky`` (published before to the same consumer), whoever is left in it; the persons
+        of the other years are in :data:`REST` (which stays once published, like a country
+        stream's): so neither a year's first appearance nor its disappearance says that a few
+        persons were added or removed. Without it, every value with a person is a category.
+
         Raises:
             UnknownCode: a sticky category is neither a code of the list nor a fixed category.
         """
@@ -189,7 +201,20 @@ class Classification:
         if self.kind == DECLARED:
             return tuple(c.code for c in self.categories)
         if self.kind == YEARS:
-            return (*(str(y) for y in sorted(int(v) for v in present if v != UNKNOWN)), *unknown)
+            if not new_at_k:
+                years = sorted(int(v) for v in present if v != UNKNOWN)
+                return (*(str(y) for y in years), *unknown)
+            # a year appears once it holds k persons, then stays; the others are in Rest
+            if any(v not in (UNKNOWN, REST) and not v.isdigit() for v in sticky):
+                raise UnknownCode(f"{self.dimension}: a category published before is no year")
+            shown = {v for v, n in observed.items() if n >= k} | set(sticky)
+            rest = REST in shown or bool(present - shown)
+            years = sorted(int(v) for v in shown if v not in (UNKNOWN, REST))
+            return (
+                *(str(y) for y in years),
+                *([REST] if rest else []),
+                *([UNKNOWN] if UNKNOWN in shown else []),
+            )
         fixed = [c.code for c in self.categories]
         kept = set(sticky)
         if kept - set(self.code_list) - set(fixed):
@@ -212,7 +237,11 @@ class Classification:
     def group(self, value: str, categories: Sequence[str]) -> str:
         """A counted value's category in a table with ``categories`` (most-frequent kind: a
         code outside them is in :data:`REST`; a fixed category stays itself)."""
-        if self.kind != MOST_FREQUENT or value in categories:
+        if value in categories:
+            return value
+        if self.kind == YEARS:  # a year not shown on its own yet (new_at_k)
+            return REST if REST in categories else value
+        if self.kind != MOST_FREQUENT:
             return value
         if any(value == c.code for c in self.categories):
             return value

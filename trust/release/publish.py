@@ -626,7 +626,25 @@ def _subject_rules(spec: StreamSpec) -> dict[str, str]:
     role for perpetrator records (whose year is their case's)."""
     if spec.subject == PERPETRATORS:
         return {"role_rule": ROLE_RULE, "year_rule": PERPETRATOR_YEAR_RULE}
-    return {"form_rule": FORM_RULE, "age_groups": ", ".join(AGE_GROUPS), "year_rule": YEAR_RULE}
+    return {
+        "form_rule": FORM_RULE,
+        "age_groups": ", ".join(AGE_GROUPS),
+        "year_rule": YEAR_RULE + " " + _years_shown(spec),
+    }
+
+
+def _years_shown(spec: StreamSpec) -> str:
+    """Which years a stream's tables show (the release stage's rule)."""
+    if spec.first_year is not None:
+        return (
+            f"The years from {spec.first_year} to the current one are shown whoever is counted; "
+            "persons of other years are not in this table."
+        )
+    return (
+        "A year (or 'Unknown') is shown on its own once at least k persons are counted in it, "
+        "and then in every later release to the same consumer, whoever is left in it; 'Rest' "
+        "holds the persons of the years not shown on their own."
+    )
 
 
 def _aggregates(t: SuppressedTable) -> tuple[Aggregate, ...]:

@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from trust.follow import StoreFollower, follow
 from trust.release import counts as release_counts
 from trust.release.aggregate import CountTable, table_from_counts
-from trust.release.categories import MOST_FREQUENT
+from trust.release.categories import MOST_FREQUENT, YEARS
 from trust.release.cellkeys import RecordKeys, cell_keys
 from trust.release.counts import counting_rule
 from trust.release.disclosure.dp import PrivacyCost
@@ -549,11 +549,16 @@ class ReleaseStage:
         return history.of(consumer)
 
     def _sticky(self, plan: ReleasePlan) -> Mapping[str, frozenset[str]] | None:
-        """The categories of the stream's most-frequent dimensions published to the consumer
-        before: they stay in its tables (``disclosure/differencing.md``, sticky categories);
-        None for a stream without such a dimension."""
+        """The categories of the stream's most-frequent and (undeclared) year dimensions
+        published to the consumer before: they stay in its tables (``disclosure/differencing.md``,
+        sticky categories), and a new year appears only with k persons; None for a stream
+        without such a dimension."""
         spec = plan.spec
-        dims = [c.dimension for c in spec.classifications() if c.kind == MOST_FREQUENT]
+        dims = [
+            c.dimension
+            for c in spec.classifications()
+            if c.kind == MOST_FREQUENT or (c.kind == YEARS and spec.first_year is None)
+        ]
         if not dims:
             return None
         self._earlier(spec, plan.subscription.consumer)  # brings the history up to date
@@ -578,10 +583,10 @@ class ReleaseStage:
             # cells and total only: primary suppression, then the differencing rule
             return DisclosurePolicy(plan.k, (DifferencingStep(earlier, plan.k),)).apply(counts)
         history = self.histories[plan.spec.subject]
-        fixed = {
+        fixed = {  # the dimensions with a Rest (undeclared years too) and their fixed categories
             c.dimension: frozenset(cat.code for cat in c.categories)
             for c in plan.spec.classifications()
-            if c.kind == MOST_FREQUENT
+            if c.kind == MOST_FREQUENT or (c.kind == YEARS and plan.spec.first_year is None)
         }
         if fixed:  # what Rest held when each earlier value was published
             earlier = rebased_rest(earlier, history.rest_values(sub.consumer), counts, fixed)

@@ -38,7 +38,10 @@ count* §5, table 9); a stream may declare its own grouping (``StreamSpec.catego
   known, and each parent is still the sum of its children (the leaves of unknown band are
   children like the others: margins stay additive, and disclosure control protects them like
   any cell);
-- ``year``: the years the counted persons have, then ``Unknown``;
+- ``year``: the years the counted persons have, then ``Unknown``; in a release, a year is shown
+  on its own once k persons are counted in it and then stays for that consumer, the persons of
+  the other years being in ``Rest`` (``disclosure/differencing.md``, sticky years), unless the
+  stream declares its years (``first_year``);
 - ``role`` (perpetrators): the roles in the trafficking process that the records name most —
   ``RecruiterOrIntermediary``, ``Transporter``, ``Exploiter`` — then ``OtherRoles`` (every other
   HTCDS ``per_RoleInProcess`` code, ``Other`` included), ``Multiple`` (two or more roles
@@ -255,7 +258,17 @@ ROLE = Classification(
     note="OtherRoles groups " + ", ".join(_GROUPED_ROLES) + ".",
 )
 
-YEAR = Classification("year", kind=YEARS, categories=(Category(UNKNOWN, "Year not recorded"),))
+YEAR = Classification(
+    "year",
+    kind=YEARS,
+    categories=(
+        Category(REST, "Other years (fewer than k persons each when first counted)"),
+        Category(UNKNOWN, "Year not recorded"),
+    ),
+    note="In a release a year is shown on its own once at least k persons are counted in it, "
+    "and then in every later release to the same consumer; Rest holds the persons of the other "
+    "years.",
+)
 
 #: The months of a cumulative series (``YYYY-MM``): calendar months, never taken from the data.
 MONTH = Classification(
