@@ -42,7 +42,7 @@ from trust.stewardship.principals import Action, PrincipalError, require_receive
 from trust.stewardship.release_review import ReviewError, subscription_states
 from trust.stewardship.revocation import RevocationError, revoke_source_key
 from trust.store.backup import BackupError, backup, restore
-from trust.store.digest import combined, differing, projection_digests
+from trust.store.digest import combined, differing, rebuilt_digests, rebuilt_digests_meanwhile
 from trust.store.eventstore import EventStore, open_store
 from trust.store.vault import kek_opens
 
@@ -393,15 +393,20 @@ def population(
 def rebuild(store: StoreOpt = None, home: HomeOpt = None) -> None:
     """Rebuild every projection from the event store and check it equals the live one.
 
-    The check compares a digest of each table taken before and after, streamed row by row
-    (``trust/store/digest.py``): memory stays flat whatever the store's size.
+    The check compares a digest of each table the rebuild rewrites, taken before and after,
+    streamed row by row (``trust/store/digest.py``): memory stays flat whatever the store's
+    size. The state before is hashed on another thread, from a snapshot taken before the
+    rebuild starts, while the rebuild runs.
     """
     h = home_of(home)
     event_store = open_store(h.store_url(store))
     try:
-        before = projection_digests(event_store.engine)
-        replayed = rebuild_all(event_store, STREAMS)
-        after = projection_digests(event_store.engine)
+        taking = rebuilt_digests_meanwhile(event_store.engine)
+        try:
+            replayed = rebuild_all(event_store, STREAMS)
+        finally:
+            before = taking()  # the state before, hashed meanwhile
+        after = rebuilt_digests(event_store.engine)
     finally:
         event_store.close()
     changed = differing(before, after)

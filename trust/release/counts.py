@@ -33,9 +33,10 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy import Connection, Dialect, and_, delete, insert, select
 
 from schemas.rules import AGE_PATH, age_bounds, int_range
 from trust.follow import Batch
@@ -63,7 +64,7 @@ from trust.store.events import (
     RecordUnlinked,
 )
 from trust.store.eventstore import EventStore
-from trust.store.projections import by_source
+from trust.store.projections import bulk_cache, by_source
 from trust.store.tables import proj_perpetrators as _perpetrators
 from trust.store.tables import proj_person_links as _links
 from trust.store.tables import proj_persons as _persons
@@ -264,7 +265,11 @@ def _facts_row(row: Sequence[Any]) -> RecordFacts:
 
 
 def _split(text: str | None) -> tuple[str, ...]:
-    return tuple(c for c in (text or "").split(";") if c)
+    if not text:
+        return ()
+    if ";" not in text:  # most columns hold one code
+        return (text,)
+    return tuple(c for c in text.split(";") if c)
 
 
 def person_records(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[RecordFacts]]:
@@ -372,6 +377,29 @@ def unit_facts(conn: Connection, units: Iterable[str]) -> dict[str, tuple[Facts,
 _BUILD_CHUNK = 20_000  # units recounted at a time when the counts are built from the projections
 
 
+def _driver_rows(conn: Connection, stmt: Any) -> Iterator[Sequence[Any]]:
+    """The rows of ``stmt`` (a SELECT with no parameters) from the driver's own cursor,
+    ``_BUILD_CHUNK`` at a time, inside ``conn``'s transaction: a server-side cursor on
+    PostgreSQL (a read of the whole projection never sits in memory). SQLAlchemy's result rows
+    cost more than the build does with each of them; the columns read here (text, integers)
+    come from the driver as they would from SQLAlchemy."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    if compiled.params:
+        raise ValueError("a streamed read takes no parameters")
+    raw: Any = conn.connection.driver_connection
+    named = conn.dialect.name == "postgresql"
+    cursor = raw.cursor(name="tiptrust_counts") if named else raw.cursor()
+    try:
+        cursor.execute(compiled.string)
+        while True:
+            part = cursor.fetchmany(_BUILD_CHUNK)
+            if not part:
+                break
+            yield from part
+    finally:
+        cursor.close()
+
+
 def _counted_units(conn: Connection) -> Iterator[tuple[str, Facts, str]]:
     """Every counted unit once, with its combined facts and its sources, streamed from the
     projections: what :func:`unit_facts` gives for every unit there is (an uncounted unit is
@@ -379,7 +407,6 @@ def _counted_units(conn: Connection) -> Iterator[tuple[str, Facts, str]]:
     records come together (read in person id order); their order within the person does not
     matter to :func:`combine`."""
     p, ln, t = _persons.c, _links.c, _perpetrators.c
-    stream = {"stream_results": True, "yield_per": _BUILD_CHUNK}  # these reads only
     same_record = and_(
         p.source_id == ln.source_id, p.case_id == ln.case_id, p.victim_id == ln.victim_id
     )
@@ -387,9 +414,8 @@ def _counted_units(conn: Connection) -> Iterator[tuple[str, Facts, str]]:
         select(*_FACT_COLUMNS)
         .outerjoin(_links, same_record)
         .where(_counted_clause(), ln.person_id.is_(None))
-        .execution_options(**stream)
     )
-    for row in conn.execute(unlinked):
+    for row in _driver_rows(conn, unlinked):
         facts = _facts_row(row)
         yield record_unit(facts.key), combine(facts.key, [facts]), facts.key[0]
     linked = (
@@ -397,11 +423,10 @@ def _counted_units(conn: Connection) -> Iterator[tuple[str, Facts, str]]:
         .join(_persons, same_record)
         .where(_counted_clause())
         .order_by(ln.person_id)
-        .execution_options(**stream)
     )
     person: str | None = None
     records: list[RecordFacts] = []
-    for row in conn.execute(linked):
+    for row in _driver_rows(conn, linked):
         if row[0] != person:
             if person is not None and records:
                 yield person, combine((person,), records), _sources_text(r.key[0] for r in records)
@@ -409,12 +434,10 @@ def _counted_units(conn: Connection) -> Iterator[tuple[str, Facts, str]]:
         records.append(_facts_row(row[1:]))
     if person is not None and records:
         yield person, combine((person,), records), _sources_text(r.key[0] for r in records)
-    perpetrators = (
-        select(t.source_id, t.case_id, t.perpetrator_id, t.roles, t.year_of_exploitation)
-        .where(~(t.retracted | t.disposed))
-        .execution_options(**stream)
-    )
-    for src, case, pid, roles, year in conn.execute(perpetrators):
+    perpetrators = select(
+        t.source_id, t.case_id, t.perpetrator_id, t.roles, t.year_of_exploitation
+    ).where(~(t.retracted | t.disposed))
+    for src, case, pid, roles, year in _driver_rows(conn, perpetrators):
         key = (src, case, pid)
         yield perpetrator_unit(key), PerpetratorFacts(key, _split(roles), year), src
 
@@ -634,15 +657,16 @@ class ReleaseCounts:
         once at the end."""
         totals: Counter[tuple[str, str, str]] = Counter()
         chunk: list[tuple[str, Facts, str]] = []
-        for counted in _counted_units(conn):
-            chunk.append(counted)
-            if len(chunk) >= _BUILD_CHUNK:
+        with bulk_cache(conn):  # a unit's cells go in at its id's place in the table's key
+            for counted in _counted_units(conn):
+                chunk.append(counted)
+                if len(chunk) >= _BUILD_CHUNK:
+                    self._place(conn, chunk, totals)
+                    chunk = []
+            if chunk:
                 self._place(conn, chunk, totals)
-                chunk = []
-        if chunk:
-            self._place(conn, chunk, totals)
-        if totals:
-            self._move(conn, {key: n for key, n in totals.items() if n != 0})
+            if totals:
+                self._move(conn, {key: n for key, n in totals.items() if n != 0})
 
     def _place(
         self,
@@ -653,7 +677,7 @@ class ReleaseCounts:
         """Insert the cells of these counted units (none of them has any yet) and add them to
         ``totals``: :meth:`recount` from empty tables, for :meth:`build`."""
         cells: dict[tuple[str, ...], str] = {}
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         streams = sorted(self._cell_of.items())
         by_subject = {
             subject: [(s, c) for s, c in streams if self._subject[s] == subject]
@@ -668,23 +692,44 @@ class ReleaseCounts:
                 text = cells.get(cell)
                 if text is None:
                     text = cells[cell] = _cell_json(cell)
-                rows.append(
-                    {
-                        "stream": stream,
-                        "unit_id": unit,
-                        "cell": text,
-                        "sources": sources,
-                        "source_id": source_id,
-                        "case_id": case_id,
-                    }
-                )
+                rows.append((stream, unit, text, sources, source_id, case_id))
                 totals[(stream, sources, text)] += 1
-        bulk_insert(conn, _cells, rows)
+        _insert_cells(conn, rows)
 
     def clear(self, conn: Connection) -> None:
         """Empty this projection (before a rebuild from position 0)."""
         conn.execute(delete(_cells))
         conn.execute(delete(_counts))
+
+
+_CELL_COLUMNS = ("stream", "unit_id", "cell", "sources", "source_id", "case_id")
+
+
+@lru_cache(maxsize=8)
+def _compiled_cells_insert(dialect: Dialect) -> tuple[str, tuple[int, ...] | None]:
+    """The INSERT of ``release_person_cells`` rows (:data:`_CELL_COLUMNS`) for ``dialect`` and,
+    for a positional driver, where each of its parameters is in such a row."""
+    compiled = insert(_cells).compile(dialect=dialect, column_keys=list(_CELL_COLUMNS))
+    if not compiled.positional:
+        return compiled.string, None
+    return compiled.string, tuple(_CELL_COLUMNS.index(k) for k in compiled.positiontup or ())
+
+
+def _insert_cells(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """INSERT ``release_person_cells`` rows given as tuples in :data:`_CELL_COLUMNS` order,
+    through the driver's ``executemany`` (as :func:`trust.store.db.bulk_insert`, without a dict
+    per row: a build writes one row per unit and stream)."""
+    if not rows:
+        return
+    sql, order = _compiled_cells_insert(conn.dialect)
+    params: Any
+    if order is None:
+        params = [dict(zip(_CELL_COLUMNS, r, strict=True)) for r in rows]
+    elif order == tuple(range(len(_CELL_COLUMNS))):
+        params = rows
+    else:
+        params = [tuple(r[i] for i in order) for r in rows]
+    conn.exec_driver_sql(sql, params)
 
 
 def _group(keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:

@@ -279,3 +279,12 @@ def test_migration_0008_fills_records_accepted_before_it_on_postgres(
         _migration_fills_the_age_ranges(s)
     finally:
         s.close()
+
+
+def test_a_stored_list_of_codes_splits_into_its_codes_with_no_empty_ones() -> None:
+    from trust.release.counts import _split
+
+    assert _split(None) == () and _split("") == ()
+    assert _split("ForcedLabour") == ("ForcedLabour",)
+    assert _split("FR;VN") == ("FR", "VN")
+    assert _split(";FR;;VN;") == ("FR", "VN")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import orjson
 from sqlalchemy import Engine, Table, delete, insert, select, update
 
 from trust.store.digest import (
+    REBUILT_TABLES,
     TableDigest,
+    _snapshots_apart,
     combined,
     differing,
     projection_digests,
+    rebuild_check_digest,
+    rebuilt_digests,
+    rebuilt_digests_meanwhile,
     table_digest,
 )
 from trust.store.eventstore import EventStore, Position
@@ -114,3 +120,54 @@ def test_the_row_maker_makes_only_the_flag_columns_booleans_and_keeps_nulls() ->
     assert typed(("a", None, 2, 5)) == ("a", None, 2, True)
     assert [type(v) for v in typed((1, 0, 1, 1))] == [int, bool, int, bool]
     assert _row_maker([0], 1)((0,)) == (False,)  # a one-column row is still a tuple
+
+
+def test_the_rebuild_check_covers_exactly_the_tables_a_rebuild_rewrites(
+    backend_store: EventStore,
+) -> None:
+    names = [t.name for t in REBUILT_TABLES]
+    assert names == [t.name for t in PROJECTION_TABLES] + [
+        "release_person_cells",
+        "release_cell_counts",
+    ]
+    assert not any(n.startswith("link_") for n in names)  # linkage's own state: never rebuilt
+    _fill(backend_store, ROWS)
+    engine = backend_store.engine
+    first = rebuilt_digests(engine)
+    assert list(first) == names and first["proj_subscriptions"].rows == 3
+    _fill(backend_store, list(reversed(ROWS)))
+    assert rebuilt_digests(engine) == first
+    _fill(backend_store, [*ROWS[:2], {**ROWS[2], "purpose": "statistics"}])
+    assert differing(first, rebuilt_digests(engine)) == ["proj_subscriptions"]
+    _fill(backend_store, ROWS[:2])
+    fewer = rebuilt_digests(engine)["proj_subscriptions"]
+    assert fewer.rows == 2 and fewer != first["proj_subscriptions"]
+
+
+def test_the_check_digest_finds_a_change_of_one_flag(backend_store: EventStore) -> None:
+    backend_store.append(
+        [accepted("src-a", "c1", (("v1", "Feminine", 23),))],
+        Position("tip.inbound", 0, 0),
+        "ingest",
+    )
+    engine = backend_store.engine
+    base = rebuild_check_digest(engine, proj_persons)
+    with engine.begin() as conn:
+        conn.execute(update(proj_persons).values(disposed=True))
+    flagged = rebuild_check_digest(engine, proj_persons)
+    assert flagged.rows == base.rows == 1 and flagged.sha256 != base.sha256
+
+
+def test_digests_taken_meanwhile_are_of_the_state_when_they_were_started(
+    backend_store: EventStore,
+) -> None:
+    engine = backend_store.engine
+    assert _snapshots_apart(engine)  # a WAL file or PostgreSQL: the digests run on a thread
+    _fill(backend_store, ROWS)
+    expected = rebuilt_digests(engine)
+    go = threading.Event()
+    taking = rebuilt_digests_meanwhile(engine, hash_after=go)
+    _fill(backend_store, ROWS[:1])  # committed before the thread reads a row
+    go.set()
+    assert taking() == expected
+    assert differing(expected, rebuilt_digests(engine)) == ["proj_subscriptions"]

@@ -244,3 +244,23 @@ def test_integers_beyond_64_bits_are_replayed_exactly(store: EventStore, big: in
     assert isinstance(full_record, RecordAccepted)
     assert fast_record == dataclasses.replace(full_record, sealed_identifiers={})
     assert fast_link == general[1][1]
+
+
+def test_a_rebuild_enlarges_sqlites_page_cache_only_while_it_runs(
+    backend_store: EventStore,
+) -> None:
+    engine = backend_store.engine
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            with projections.bulk_cache(conn):  # nothing to set on another database
+                assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+            return
+        before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+        assert before != -projections.REBUILD_CACHE_KIB
+        with projections.bulk_cache(conn):
+            inside = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+            assert inside == -projections.REBUILD_CACHE_KIB
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == before
+        with pytest.raises(RuntimeError), projections.bulk_cache(conn):
+            raise RuntimeError("a failed rebuild")
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == before
