@@ -33,6 +33,7 @@ from tiptrust.cli.common import (
     valid_name,
 )
 from tiptrust.cli.principal_cmd import TokenOpt, acting, acting_in
+from tiptrust.runtime import bulk_gc
 from transport import TransportError, open_log
 from trust.ingest.worker import IngestStats
 from trust.release.publish import EmitResult
@@ -401,12 +402,13 @@ def rebuild(store: StoreOpt = None, home: HomeOpt = None) -> None:
     h = home_of(home)
     event_store = open_store(h.store_url(store))
     try:
-        taking = rebuilt_digests_meanwhile(event_store.engine)
-        try:
-            replayed = rebuild_all(event_store, STREAMS)
-        finally:
-            before = taking()  # the state before, hashed meanwhile
-        after = rebuilt_digests(event_store.engine)
+        with bulk_gc():  # one pass making next to no cycles (tiptrust.runtime)
+            taking = rebuilt_digests_meanwhile(event_store.engine)
+            try:
+                replayed = rebuild_all(event_store, STREAMS)
+            finally:
+                before = taking()  # the state before, hashed meanwhile
+            after = rebuilt_digests(event_store.engine)
     finally:
         event_store.close()
     changed = differing(before, after)
