@@ -80,7 +80,6 @@ from trust.linkage.model import (
 )
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.linkage.settings import LinkageSettings
-from trust.stewardship.erasure import erased_victims
 from trust.stewardship.policy import Policy
 from trust.store.db import bulk_insert, select_in, select_keys
 from trust.store.errors import KeyShredded
@@ -103,7 +102,7 @@ from trust.store.events import (
     new_event_id,
 )
 from trust.store.eventstore import EventStore
-from trust.store.projections import victim_text
+from trust.store.projections import by_source, victim_text
 from trust.store.tables import follower_positions as _followers
 from trust.store.tables import link_blocks as _blocks
 from trust.store.tables import link_features as _features
@@ -112,6 +111,7 @@ from trust.store.tables import proj_link_overrides as _overrides
 from trust.store.tables import proj_link_reviews as _reviews
 from trust.store.tables import proj_linked_persons as _persons
 from trust.store.tables import proj_person_links as _links
+from trust.store.tables import proj_persons as _proj_persons
 from trust.store.tables import stored_events as _stored
 from trust.store.vault import Vault
 
@@ -236,11 +236,13 @@ class _Remove:
 
 @dataclass
 class _CaseVictims:
-    """After a case's new version: its victims not in ``present`` leave their persons."""
+    """After a case's new version: its victims not in ``present`` leave their persons (for
+    ``reason``; None: retracted when none is present, else superseded)."""
 
     source_id: str
     case_id: str
     present: frozenset[str]
+    reason: str | None = None
 
 
 _Op = _Upsert | _Remove | _CaseVictims | LinkOverridden
@@ -265,6 +267,9 @@ class _Memory:
         self.oversize: set[str] = set()  # digests shared by more records than their limit
         # ``link_terms`` as read and written here: (column, digest) -> count (0: no row)
         self.terms: dict[tuple[str, str], int] = {}
+        # whether no operator verdict is stored (None: not asked yet); verdicts come only as
+        # events this resolver handles (``LinkOverridden``), so once asked it stays known
+        self.no_verdicts: bool | None = None
         self.seen: int | None = None  # the store position this memory reflects
 
     def clear(self) -> None:
@@ -272,6 +277,7 @@ class _Memory:
             held.clear()
         for digests in (self.complete, self.indexed, self.oversize):
             digests.clear()
+        self.no_verdicts = None
         self.seen = None
 
     def too_large(self) -> bool:
@@ -342,12 +348,7 @@ class Resolver:
     def _check_memory(self, conn: Connection) -> None:
         """Empty what this resolver remembers unless it still reflects the store: nobody else
         linked events since, and its last batch committed (see :class:`_Memory`)."""
-        at = int(
-            conn.execute(
-                select(_followers.c.last_seq).where(_followers.c.follower == self.name)
-            ).scalar()
-            or 0
-        )
+        at = int(conn.exec_driver_sql(_follower_position_sql(conn), (self.name,)).scalar() or 0)
         seen = self.memory.seen
         stale = seen is not None and (
             at < seen
@@ -379,12 +380,14 @@ class Resolver:
         )
         # victims already erased (withdrawn or disposed of, maybe before their case came) are
         # never linked: their identifiers are gone, and they are not counted
-        erased = erased_victims(
+        erased = _erased_victims(
             conn, {(ev.source_id, ev.case_id) for _, ev in events if isinstance(ev, RecordAccepted)}
         )
+        # a victim erased later in the stream than its record is linked, and leaves at the erasure
+        later = _erasures_after(conn, events, {k[:2] for k in erased}) if erased else {}
         ops: list[_Op] = []
-        for _, ev in events:
-            ops.extend(self._ops(conn, ev, erased))
+        for seq, ev in events:
+            ops.extend(self._ops(conn, ev, _erased_before(erased, later, seq)))
         if ops:
             _Run(self, conn, ops).run()
 
@@ -465,11 +468,8 @@ class Resolver:
             key = (ev.source_id, ev.case_id, ev.victim_id)
             return [_Remove(key, UnlinkReason.CONSENT_WITHDRAWN)]
         if isinstance(ev, DisposalRequested):
-            if ev.victim_id is None:
-                return [
-                    _Remove(k, UnlinkReason.DISPOSED)
-                    for k in _case_links(conn, ev.source_id, ev.case_id)
-                ]
+            if ev.victim_id is None:  # the whole case: its victims as the batch holds them
+                return [_CaseVictims(ev.source_id, ev.case_id, frozenset(), UnlinkReason.DISPOSED)]
             return [_Remove((ev.source_id, ev.case_id, ev.victim_id), UnlinkReason.DISPOSED)]
         if isinstance(ev, LinkOverridden):
             return [ev]
@@ -527,6 +527,91 @@ class Resolver:
             return None
         shared = tuple(sorted((str(s), str(v)) for s, v in values.pop("shared_ids", [])))
         return LinkRecord(id=json.dumps(list(key)), **values), shared
+
+
+_ERASURES = (ConsentWithdrawn.event_type, DisposalRequested.event_type)
+
+
+def _erased_victims(conn: Connection, cases: set[tuple[str, str]]) -> set[Key]:
+    """:func:`trust.stewardship.erasure.erased_victims` — the victims of these cases whose
+    consent was withdrawn or who were disposed of — through the driver (one statement per
+    source: it runs for every batch, and a record linked alone paid more for SQLAlchemy's
+    expanding ``IN`` than for the query)."""
+    out: set[Key] = set()
+    for source_id, case_ids in by_source(cases):
+        rows = select_in(
+            conn,
+            _proj_persons,
+            ("case_id", "victim_id", "consent_withdrawn", "disposed"),
+            "case_id",
+            case_ids,
+            where={"source_id": source_id},
+        )
+        out.update(
+            (source_id, str(c), str(v))
+            for c, v, withdrawn, disposed in rows
+            if withdrawn or disposed
+        )
+    return out
+
+
+def _erased_before(erased: set[Key], later: Mapping[Key, list[int]], seq: int) -> set[Key]:
+    """Of ``erased`` (victims withdrawn or disposed of by now, as the projections say), those
+    erased before position ``seq`` of the stream. A victim erased by an event after it is linked
+    where its record stands and leaves its person at that event — as when the resolver read the
+    record before the erasure was stored — so the records placed in between are placed the same
+    however the stream was cut into pages, and whenever the resolver ran. ``later``: the
+    erasure events from the batch's start on (:func:`_erasures_after`).
+
+    An erasure stored twice (before and after ``seq``) is read as after; the victim's key is
+    then normally shredded already, and the record is not linked (it cannot be opened)."""
+    if not erased:
+        return erased
+    out = set()
+    for key in erased:
+        seqs = later.get(key, []) + later.get((key[0], key[1], ""), [])
+        if not seqs or min(seqs) < seq:
+            out.add(key)  # erased before the batch, or earlier in it
+    return out
+
+
+def _erasures_after(
+    conn: Connection, events: Batch, cases: set[tuple[str, str]]
+) -> dict[Key, list[int]]:
+    """The erasure events of ``cases`` from the start of ``events`` to the store's end: their
+    seqs by the victim they name (``""``: the whole case). From the events of the
+    batch; the store is read only past the batch (what was stored since the batch was read)."""
+    out: dict[Key, list[int]] = {}
+
+    def add(seq: int, source_id: str, case_id: str, victim_id: str | None) -> None:
+        if (source_id, case_id) in cases:
+            out.setdefault((source_id, case_id, victim_id or ""), []).append(seq)
+
+    for seq, ev in events:
+        if isinstance(ev, ConsentWithdrawn | DisposalRequested):
+            add(seq, ev.source_id, ev.case_id, ev.victim_id)
+    c = _stored.c
+    rows = conn.execute(
+        select(c.seq, c.payload).where(
+            c.seq > (events[-1][0] if events else 0),
+            c.event_type.in_(_ERASURES),
+            c.source_id.in_(sorted({s for s, _ in cases})),
+        )
+    ).all()
+    for seq, payload in rows:
+        body = json.loads(payload)
+        add(int(seq), str(body.get("source_id")), str(body.get("case_id")), body.get("victim_id"))
+    return out
+
+
+def _follower_position_sql(conn: Connection) -> str:
+    """A follower's position, through the driver (read for every batch)."""
+    q = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        f"SELECT {q(_followers.c.last_seq.name)} FROM {q(_followers.name)} "
+        f"WHERE {q(_followers.c.follower.name)} = {mark}"
+    )
 
 
 def _case_links(conn: Connection, source_id: str, case_id: str) -> list[Key]:
@@ -594,11 +679,22 @@ class _Terms:
         self.columns = (*self.names, *(within_group(c) for c in self.names))
         self.counts: dict[tuple[str, str], int] = {} if counts is None else counts
         self.dirty: set[tuple[str, str]] = set()
+        # each record's values, by the record object (kept with it: an id is not reused while
+        # its object lives): a record's keyed digests are made once a run, not at each count
+        self._values: dict[int, tuple[PreparedRecord, list[tuple[str, str]]]] = {}
         self._fetch([(c, d) for c in self.names for d in (_TOTAL, _SQUARES)])
 
     def values(self, record: PreparedRecord) -> list[tuple[str, str]]:
         """(column, digest) of the record's name values that carry a frequency, and of its
         name values and records within its name group (nationality and sex)."""
+        held = self._values.get(id(record))
+        if held is not None and held[0] is record:
+            return held[1]
+        out = self._values_of(record)
+        self._values[id(record)] = (record, out)
+        return out
+
+    def _values_of(self, record: PreparedRecord) -> list[tuple[str, str]]:
         out = []
         group = group_of(record.nationality, record.sex)
         for column in self.names:
@@ -616,8 +712,11 @@ class _Terms:
         self._fetch([v for r in records for v in self.values(r)])
 
     def _fetch(self, keys: Sequence[tuple[str, str]]) -> None:
-        wanted = sorted({k for k in keys if k not in self.counts})
-        for column in self.columns:
+        counts = self.counts
+        wanted = sorted({k for k in keys if k not in counts})
+        if not wanted:
+            return
+        for column in sorted({c for c, _ in wanted}):
             digests = [d for c, d in wanted if c == column]
             rows = select_in(
                 self.conn, _terms, ("digest", "count"), "digest", digests, where={"column": column}
@@ -629,8 +728,9 @@ class _Terms:
 
     def move(self, record: PreparedRecord, by: int) -> None:
         """Count ``record``'s name values in (+1) or out (-1)."""
-        for column, digest in self.values(record):
-            self._fetch([(column, digest)])
+        values = self.values(record)
+        self._fetch(values)
+        for column, digest in values:
             before = self.counts[(column, digest)]
             after = max(before + by, 0)
             self.counts[(column, digest)] = after
@@ -758,22 +858,38 @@ class _Run:
         self.filed: dict[str, set[Key]] = {}  # digest -> records filed by this run (not written)
         self.feature_rows: list[dict[str, str]] = []
         self.case_links: dict[tuple[str, str], set[Key]] = {}  # linked records of touched cases
-        self.no_verdicts: bool | None = None  # whether no operator verdict exists (asked once)
         self.now_ms = int(resolver.clock() * 1000)
+        # the candidates each new record met when the batch was read (:meth:`_prefetch`), and
+        # how many records had been filed or removed then (``changes``): reused if none since
+        self.found: dict[int, tuple[int, list[Key]]] = {}  # by id(op)
+        self.changes = 0
 
     # -- the run --------------------------------------------------------------------------
 
     def run(self) -> None:
         upserts = [op for op in self.ops if isinstance(op, _Upsert)]
+        self._prefetch_cases(
+            {(op.source_id, op.case_id) for op in self.ops if isinstance(op, _CaseVictims)}
+        )
+        # a record its case's links do not hold is not linked, and has no stored fields (a
+        # record is filed when it is placed, and its fields deleted when it leaves): nothing to
+        # read of it
+        for new in upserts:
+            links = self.case_links.get((new.key[0], new.key[1]))
+            if (
+                links is not None
+                and new.key not in links
+                and new.key not in self.loaded
+                and self.person.get(new.key) is None
+            ):
+                self.loaded.add(new.key)
+                self.person[new.key] = None
         seed = self.r.seed
         if seed and all(op.key in seed for op in upserts):
             self._load([op.key for op in upserts])  # placed as labelled: no candidates read
             self.terms.load(op.prepared for op in upserts)
         else:
             self._prefetch(upserts)
-        self._prefetch_cases(
-            {(op.source_id, op.case_id) for op in self.ops if isinstance(op, _CaseVictims)}
-        )
         for op in self.ops:
             if isinstance(op, _Upsert):
                 self._upsert(op)
@@ -786,7 +902,12 @@ class _Run:
                     if key[2] not in op.present:
                         self._remove(
                             key,
-                            UnlinkReason.RETRACTED if not op.present else UnlinkReason.SUPERSEDED,
+                            op.reason
+                            or (
+                                UnlinkReason.RETRACTED
+                                if not op.present
+                                else UnlinkReason.SUPERSEDED
+                            ),
                         )
         self._flush()
         bulk_insert(self.conn, _blocks, self.block_rows)
@@ -822,7 +943,12 @@ class _Run:
             ),
             cap,
         )
-        hits = [k for op in upserts for k in self._candidates(op)]
+        hits = []
+        for op in upserts:
+            found = self._candidates(op)
+            # kept for its placement, valid while no record is filed or removed meanwhile
+            self.found[id(op)] = (self.changes, found)
+            hits.extend(found)
         wanted = sorted({*hits, *(op.key for op in upserts)})
         self._load(wanted)
         self.terms.load(op.prepared for op in upserts)
@@ -1022,6 +1148,7 @@ class _Run:
         self.prepared[key] = op.prepared
         self.features[key] = _features_of(op.record, op.shared)
         self.removed.discard(key)
+        self.changes += 1
         self.r.remember(key, self.features[key], op.shared, op.prepared)
 
     def _place(self, op: _Upsert) -> None:
@@ -1030,7 +1157,9 @@ class _Run:
         if label is not None:
             self._place_seeded(op, label)
             return
-        found = self._candidates(op)  # co-victims of one case are different persons: not found
+        # co-victims of one case are different persons: not found
+        held = self.found.pop(id(op), None)
+        found = held[1] if held is not None and held[0] == self.changes else self._candidates(op)
         self._load(found)
         candidates = sorted(
             other
@@ -1251,11 +1380,12 @@ class _Run:
 
     def _verdicts(self, key: Key) -> dict[Key, bool]:
         """The operators' verdicts on pairs with ``key``: other record -> same person."""
-        if self.no_verdicts is None:
-            self.no_verdicts = (
+        memory = self.memory
+        if memory.no_verdicts is None:
+            memory.no_verdicts = (
                 self.conn.execute(select(_overrides.c.record).limit(1)).first() is None
             )
-        if self.no_verdicts:
+        if memory.no_verdicts:
             return {}
         rows = self.conn.execute(
             select(_overrides.c.other, _overrides.c.same).where(
@@ -1272,7 +1402,7 @@ class _Run:
         """Merge the persons an operator judged the same (the oldest id survives), or split a
         person whose records an operator judged different."""
         self._flush()
-        self.no_verdicts = False  # this one is in the projection now
+        self.memory.no_verdicts = False  # this one is in the projection now
         key = ev.victim.key()
         others = [o.key() for o in ev.others if o.key() != key]
         self._load([key, *others])
@@ -1366,6 +1496,7 @@ class _Run:
             filed.discard(key)
         self.feature_rows = [r for r in self.feature_rows if _row_key(r) != key]
         self.removed.add(key)
+        self.changes += 1
         self.r.forget(key)
         self.features.pop(key, None)
         shared = self.shared.pop(key, ())

@@ -234,12 +234,15 @@ def test_retention_apply_destroys_and_makes_it_final(trust: Trust) -> None:
         assert the_vault.open_identifiers("police", "new", "v1", sealed["new"]["v1"])
     finally:
         store.close()
-    # linkage followed (the disposed record is never linked), erasure shredded its key, and
-    # the KEK rotation made that final
+    # linkage followed the stream in order (the disposed record, accepted before its disposal,
+    # is linked, then leaves its person at the disposal), erasure shredded its key, and the KEK
+    # rotation made that final
     assert kinds[kinds.index("RetentionApplied") :] == [
         "RetentionApplied",
         "DisposalRequested",
         "RecordLinked",
+        "RecordLinked",
+        "RecordUnlinked",
         "PersonKeysShredded",
         "KekRotated",
     ]
