@@ -16,6 +16,8 @@ so the operator can go on with `tiptrust link review …` in the demo's home.
 from __future__ import annotations
 
 import csv
+import hmac
+import os
 import shutil
 import time
 from collections import Counter
@@ -96,6 +98,22 @@ class DemoSummary:
 Step = Callable[[str], None]
 
 
+def _demo_message_key(home: Home, source: str, seed: int) -> None:
+    """The demo agency's message-key secret, derived from the demo's seed (a real agency's is
+    random, made at its first publish). Message keys choose each case's log partition, and so
+    the order in which the trust stores the records; with the secret fixed by the seed, the
+    same seed stores the same records in the same order and links them into the same persons
+    and reviews: a demo run is reproducible."""
+    path = wiring.message_key_path(home, source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = hmac.digest(f"tiptrust-demo/{seed}".encode(), source.encode(), "sha256")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secret)
+    finally:
+        os.close(fd)
+
+
 def run_demo(
     home_dir: Path,
     *,
@@ -124,6 +142,7 @@ def run_demo(
         summary.true_persons = len({row["true_person_id"] for row in csv.DictReader(f)})
     for source in sorted(sim.rows):
         key = wiring.source_init(home, source)
+        _demo_message_key(home, source, seed)
         wiring.register_source(
             home,
             source,
