@@ -155,6 +155,28 @@ def _stats_table(total: IngestStats, releases: int) -> Table:
     return t
 
 
+@contextlib.contextmanager
+def _failures_as_exits() -> Iterator[None]:
+    """A missing setup, a failing event log or a failing event store as the command's exit
+    (nothing is lost: the effects are idempotent, so running again is safe)."""
+    try:
+        yield
+    except wiring.SetupError as exc:
+        raise fail(str(exc), Exit.NOT_SET_UP) from None
+    except TransportError as exc:
+        raise fail(
+            f"the event log failed ({type(exc).__name__}): nothing was lost; run again when it is "
+            "back",
+            Exit.DELIVERY_FAILED,
+        ) from None
+    except DBAPIError as exc:
+        raise fail(
+            f"the event store failed ({type(exc.orig).__name__}): nothing was lost; run again "
+            "when it is back",
+            Exit.DELIVERY_FAILED,
+        ) from None
+
+
 @app.command("run")
 def run(
     log: LogOpt = None,
@@ -197,68 +219,53 @@ def run(
     """
     h = home_of(home)
     stop = _StopFlag()
-    try:
-        with open_log(h.log_url(log)) as event_log:
-            event_store = open_store(h.store_url(store))
-            runner = wiring.build_trust_runner(
-                h,
-                event_log,
-                event_store,
-                release_every_s=release_every,
-                batch=batch,
-                retention_every_s=retention_every if retention_every > 0 else None,
-            )
-            total = IngestStats()
-            with Live(
-                _stats_table(total, 0),
-                console=console,
-                transient=True,
-                auto_refresh=not (as_json or follow),
-            ) as live:
+    with _failures_as_exits(), open_log(h.log_url(log)) as event_log:
+        event_store = open_store(h.store_url(store))
+        runner = wiring.build_trust_runner(
+            h,
+            event_log,
+            event_store,
+            release_every_s=release_every,
+            batch=batch,
+            retention_every_s=retention_every if retention_every > 0 else None,
+        )
+        total = IngestStats()
+        with Live(
+            _stats_table(total, 0),
+            console=console,
+            transient=True,
+            auto_refresh=not (as_json or follow),
+        ) as live:
 
-                def on_step(s: IngestStats) -> None:
-                    total.add(s)
-                    if follow and s.messages:
-                        rejected = ", ".join(f"{n} {r}" for r, n in sorted(s.rejected.items()))
-                        console.print(
-                            f"ingested {s.messages}: {s.accepted} accepted"
-                            + (f", rejected {rejected}" if rejected else "")
-                        )
-                    elif not as_json and not follow:
-                        live.update(_stats_table(total, 0))
-
-                def on_release(r: EmitResult) -> None:
-                    if follow:
-                        rel = r.release
-                        console.print(
-                            f"released {rel.metadata.get('consumer', '')}/{rel.stream} "
-                            f"#{rel.sequence}: {rel.source_count} source(s), k={rel.k}"
-                        )
-
-                with stop.installed():
-                    summary = runner.run(
-                        until_caught_up=not follow,
-                        max_seconds=max_seconds,
-                        on_step=on_step,
-                        on_release=on_release,
-                        should_stop=stop.is_set,
+            def on_step(s: IngestStats) -> None:
+                total.add(s)
+                if follow and s.messages:
+                    rejected = ", ".join(f"{n} {r}" for r, n in sorted(s.rejected.items()))
+                    console.print(
+                        f"ingested {s.messages}: {s.accepted} accepted"
+                        + (f", rejected {rejected}" if rejected else "")
                     )
-            runner.worker.close()
-            event_store.close()
-    except wiring.SetupError as exc:
-        raise fail(str(exc), Exit.NOT_SET_UP) from None
-    except TransportError as exc:
-        raise fail(
-            f"the event log failed ({type(exc).__name__}): nothing was lost; run again when it is "
-            "back",
-            Exit.DELIVERY_FAILED,
-        ) from None
-    except DBAPIError as exc:
-        raise fail(
-            f"the event store failed ({type(exc.orig).__name__}): nothing was lost; run again "
-            "when it is back",
-            Exit.DELIVERY_FAILED,
-        ) from None
+                elif not as_json and not follow:
+                    live.update(_stats_table(total, 0))
+
+            def on_release(r: EmitResult) -> None:
+                if follow:
+                    rel = r.release
+                    console.print(
+                        f"released {rel.metadata.get('consumer', '')}/{rel.stream} "
+                        f"#{rel.sequence}: {rel.source_count} source(s), k={rel.k}"
+                    )
+
+            with stop.installed():
+                summary = runner.run(
+                    until_caught_up=not follow,
+                    max_seconds=max_seconds,
+                    on_step=on_step,
+                    on_release=on_release,
+                    should_stop=stop.is_set,
+                )
+        runner.worker.close()
+        event_store.close()
     result = {
         "messages": summary.ingest.messages,
         "accepted": summary.ingest.accepted,
@@ -312,45 +319,30 @@ def ingest(
         )
     stop = _StopFlag()
     total = IngestStats()
-    try:
-        with open_log(log_url) as event_log:
-            event_store = open_store(h.store_url(store))
-            try:
-                runner = wiring.build_trust_runner(
-                    h, event_log, event_store, batch=batch, retention_every_s=None
-                )
-                worker = runner.worker
-                deadline = None if max_seconds is None else time.monotonic() + max_seconds
-                with stop.installed():
-                    try:
-                        while not stop.is_set():
-                            s = worker.step()
-                            total.add(s)
-                            if follow and s.messages:
-                                console.print(f"ingested {s.messages}: {s.accepted} accepted")
-                            if not follow and s.messages == 0 and s.caught_up:
-                                total.caught_up = True
-                                break
-                            if deadline is not None and time.monotonic() > deadline:
-                                break
-                    finally:
-                        worker.close()
-            finally:
-                event_store.close()
-    except wiring.SetupError as exc:
-        raise fail(str(exc), Exit.NOT_SET_UP) from None
-    except TransportError as exc:
-        raise fail(
-            f"the event log failed ({type(exc).__name__}): nothing was lost; run again when it is "
-            "back",
-            Exit.DELIVERY_FAILED,
-        ) from None
-    except DBAPIError as exc:
-        raise fail(
-            f"the event store failed ({type(exc.orig).__name__}): nothing was lost; run again "
-            "when it is back",
-            Exit.DELIVERY_FAILED,
-        ) from None
+    with _failures_as_exits(), open_log(log_url) as event_log:
+        event_store = open_store(h.store_url(store))
+        try:
+            runner = wiring.build_trust_runner(
+                h, event_log, event_store, batch=batch, retention_every_s=None
+            )
+            worker = runner.worker
+            deadline = None if max_seconds is None else time.monotonic() + max_seconds
+            with stop.installed():
+                try:
+                    while not stop.is_set():
+                        s = worker.step()
+                        total.add(s)
+                        if follow and s.messages:
+                            console.print(f"ingested {s.messages}: {s.accepted} accepted")
+                        if not follow and s.messages == 0 and s.caught_up:
+                            total.caught_up = True
+                            break
+                        if deadline is not None and time.monotonic() > deadline:
+                            break
+                finally:
+                    worker.close()
+        finally:
+            event_store.close()
     result = {
         "messages": total.messages,
         "accepted": total.accepted,
