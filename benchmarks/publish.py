@@ -1,6 +1,7 @@
 """Producer and trust-open throughput against their floors, measured in the same run. JSON out.
 
     .venv/bin/python benchmarks/publish.py [--events 20000] [--kafka] [--scale 10000,100000]
+    .venv/bin/python benchmarks/publish.py --breakdown [--events 10000] [--repeat 3] [--profile 30]
 
 - ``floor_per_event_asymmetric``: Avro encode + HPKE seal + Ed25519 sign for every event — what a
   naive design pays (DESIGN §5);
@@ -14,16 +15,29 @@
   the outbox's bytes per record once everything is acknowledged. The export is the simulated
   police export, copied with a distinct case reference per copy. Beside it,
   ``publish_floor_events_per_s`` (``benchmarks/throughput.py``'s publish floor, same run).
+- ``--breakdown``: where the producer's time goes, in CPU µs per event (``process_time``, so
+  other load on a shared machine is left out), the median of ``--repeat`` rounds, each
+  ``Publisher.publish`` of ``--events`` records in batches of 1,000 on a fresh SQLite log and
+  outbox (as ``throughput.py``'s publish child): validation, the record's encode (payload and
+  the bytes the outbox knows it by), sealing, the outbox's event ids, ``put`` and
+  ``mark_sent``, the log's append (with its write), and the rest (the publisher's own code);
+  each phase's timer cost, calibrated in the same process, taken out; the cycle collector
+  tuned as the CLI tunes it, and one short round first to compile the generated code. ``--profile N`` adds
+  cProfile's N costliest functions (tottime, µs per event): it says where to look, the
+  breakdown how much.
 Target (issue 2): the producer path and the trust's open path each >= 50k events/s on one core.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import csv
 import json
 import os
 import platform
+import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +62,7 @@ from schemas.codec import default_registry
 from schemas.envelope import OpenCache, open_event
 from schemas.keys import Keyring, SigningKey, TrustKeyPair
 from schemas.validate import validator_for
+from tiptrust.runtime import tune_gc
 from transport import open_log
 
 
@@ -124,6 +139,126 @@ def trust_open_rate(url: str, trust: TrustKeyPair, source: SigningKey) -> tuple[
         datum = reg.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
         validator_for(reg.for_kind(h.kind)).check(datum)
     return rate(len(raws), time.perf_counter() - t), len(raws)
+
+
+# --- breakdown: where the producer's CPU time goes ---------------------------------------------
+
+_PHASES = ("validate", "encode", "seal", "event_ids", "put", "mark_sent", "log_append")
+
+
+def _breakdown_round(
+    recs: list[dict[str, Any]], tmp: Path, profile: cProfile.Profile | None
+) -> dict[str, float]:
+    """One ``publish`` of ``recs`` with its phases timed; CPU µs per event."""
+    from producers import publisher as publisher_module
+
+    clock = time.process_time_ns
+    spent = dict.fromkeys(_PHASES, 0)
+    calls = dict.fromkeys(_PHASES, 0)
+
+    def timed(name: str, fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += clock() - t
+                calls[name] += 1
+
+        return run
+
+    class TimedValidator:
+        def __init__(self, inner: Any) -> None:
+            self.problems = timed("validate", inner.problems)
+
+    n = len(recs)
+    messages = [
+        Outgoing("RecordUpsert", f"case:{i}", {**r, "case_id": f"B-{i}"})
+        for i, r in enumerate(recs)
+    ]
+    url = f"sqlite:///{tmp / f'log-{time.monotonic_ns()}.db'}"
+    # the module's names, as the publisher calls them (a timed stand-in for the round)
+    real_seal = getattr(publisher_module, "seal_batch")  # noqa: B009
+    real_validator = getattr(publisher_module, "validator_for")  # noqa: B009
+    trust, source = TrustKeyPair.generate(), SigningKey.generate("police")
+    try:
+        setattr(publisher_module, "seal_batch", timed("seal", real_seal))  # noqa: B010
+        setattr(  # noqa: B010
+            publisher_module, "validator_for", lambda s: TimedValidator(real_validator(s))
+        )
+        with open_log(url) as log, Outbox(tmp / f"outbox-{time.monotonic_ns()}.db") as outbox:
+            pub = Publisher(
+                log=log,
+                source_key=source,
+                trust_key=trust.public,
+                outbox=outbox,
+                keyer=MessageKeyer.generate(),
+                destination=destination_of(url),
+                batch_size=1000,
+            )
+            for name in ("event_ids", "put", "mark_sent"):
+                setattr(outbox, name, timed(name, getattr(outbox, name)))
+            outbox.put_sealed = timed("put", outbox.put_sealed)  # type: ignore[method-assign]
+            log.append = timed("log_append", log.append)  # type: ignore[method-assign]
+            log.flush = timed("log_append", log.flush)  # type: ignore[method-assign]
+            pub.registry.encode_with_content = timed(  # type: ignore[method-assign]
+                "encode", pub.registry.encode_with_content
+            )
+            nothing = timed("calibrate", lambda: None)
+            spent["calibrate"] = calls["calibrate"] = 0
+            for _ in range(20_000):
+                nothing()
+            per_call = spent.pop("calibrate") / calls.pop("calibrate")
+            cpu = time.process_time()
+            if profile is not None:
+                profile.enable()
+            report = pub.publish(messages)
+            if profile is not None:
+                profile.disable()
+            cpu = time.process_time() - cpu
+    finally:
+        setattr(publisher_module, "seal_batch", real_seal)  # noqa: B010
+        setattr(publisher_module, "validator_for", real_validator)  # noqa: B010
+    assert report.published == n, report
+    out = {name: (spent[name] - calls[name] * per_call) / n / 1000 for name in _PHASES}
+    out["total"] = cpu * 1e6 / n - sum(calls.values()) * per_call / n / 1000
+    out["rest"] = out["total"] - sum(out[name] for name in _PHASES)
+    return out
+
+
+def breakdown(events: int, repeat: int, top: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        recs = records(events, tmp)
+        tune_gc()  # as the CLI's entry point and throughput.py's publish child do
+        _breakdown_round(recs[:2000], tmp, None)  # warm: encoders and validators compiled
+        rounds = [_breakdown_round(recs, tmp, None) for _ in range(repeat)]
+        result: dict[str, Any] = {
+            "benchmark": "publish-breakdown",
+            "code": code_state(),
+            "events": events,
+            "machine": {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2)},
+            "cpu_us_per_event": {
+                name: round(statistics.median(r[name] for r in rounds), 2) for name in rounds[0]
+            },
+            "rounds": [{k: round(v, 2) for k, v in r.items()} for r in rounds],
+        }
+        if top:
+            profile = cProfile.Profile()
+            _breakdown_round(recs, tmp, profile)
+            stats = pstats.Stats(profile)
+            rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
+            result["profile_tottime_us_per_event"] = [
+                {
+                    "function": f"{Path(file).name}:{line}({fn})",
+                    "calls_per_event": round(nc / events, 2),
+                    "tottime_us": round(tt * 1e6 / events, 2),
+                    "cumtime_us": round(ct * 1e6 / events, 2),
+                }
+                for (file, line, fn), (_, nc, tt, ct, _) in rows
+            ]
+        result["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    return result
 
 
 # --- scale: publish of an export file, one child process per size -------------------------------
@@ -204,7 +339,13 @@ def main() -> None:
     ap.add_argument("--scale", default="", help="export sizes in rows, e.g. 10000,100000")
     ap.add_argument("--only-scale", action="store_true", help="skip the per-event figures")
     ap.add_argument("--child", nargs=3, metavar=("EXPORT", "MAPPING", "FOLDER"), help="internal")
+    ap.add_argument("--breakdown", action="store_true", help="CPU µs per event by phase")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of --breakdown")
+    ap.add_argument("--profile", type=int, default=0, help="with --breakdown: cProfile top N")
     args = ap.parse_args()
+    if args.breakdown:
+        print(json.dumps(breakdown(args.events, args.repeat, args.profile), indent=2))
+        return
     if args.child:
         export, mapping, folder = (Path(a) for a in args.child)
         print(json.dumps(child_export(export, mapping, folder)))

@@ -28,13 +28,13 @@ from typing import Any
 
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox, OutboxEntry
-from schemas.codec import SchemaRegistry, default_registry
+from schemas.codec import SchemaRegistry, WireSchema, default_registry
 from schemas.envelope import EventHeader, new_event_id, seal_batch
 from schemas.errors import Problem, ReasonCode
 from schemas.fields import Pruner
 from schemas.keys import SigningKey, TrustPublicKey
 from schemas.rules import MAX_PAYLOAD_BYTES
-from schemas.validate import validator_for
+from schemas.validate import Validator, validator_for
 from transport import EventLog, topics
 
 Progress = Callable[[int], None]
@@ -120,6 +120,7 @@ class Publisher:
         self.topic = topics.inbound(self.source_id)
         case = self.registry.current("case_record")
         self._pruner = Pruner(case, shared_fields) if shared_fields is not None else None
+        self._kinds: dict[str, tuple[WireSchema, Validator, bytes]] = {}
         self.log.create_topic(self.topic, partitions=4)
 
     def resend_pending(self) -> int:
@@ -162,13 +163,22 @@ class Publisher:
                 on_progress(len(batch))
         return report
 
+    def _kind(self, kind: str) -> tuple[WireSchema, Validator, bytes]:
+        """The current schema of ``kind``, its validator and the digest's prefix (looked up once)."""
+        found = self._kinds.get(kind)
+        if found is None:
+            schema = self.registry.for_kind(kind)
+            found = self._kinds[kind] = (schema, validator_for(schema), kind.encode() + b"\x00")
+        return found
+
     def _publish_batch(
         self, batch: Sequence[Outgoing], report: PublishReport, resend: bool
     ) -> None:
-        valid: list[tuple[Outgoing, bytes, bytes]] = []
+        valid: list[tuple[Outgoing, bytes, bytes, bytes]] = []
+        encode = self.registry.encode_with_content
         for m in batch:
-            schema = self.registry.for_kind(m.kind)
-            problems = validator_for(schema).problems(m.datum)
+            schema, validator, prefix = self._kind(m.kind)
+            problems = validator.problems(m.datum)
             payload = content = b""
             if not problems:
                 datum = (
@@ -176,7 +186,7 @@ class Publisher:
                     if (self._pruner and m.kind == "RecordUpsert")
                     else m.datum
                 )
-                payload, content = self.registry.encode_with_content(schema.name, datum)
+                payload, content = encode(schema.name, datum)
                 if len(payload) > MAX_PAYLOAD_BYTES:
                     # the trust refuses larger messages: say so here, before anything is sealed
                     problems = [
@@ -206,54 +216,62 @@ class Publisher:
             # known by its content across schema versions (``content``: see
             # ``SchemaRegistry.content_bytes``): an optional field added since the record was
             # first sent, left at its default, does not make it a new event
-            digest = hashlib.sha256(m.kind.encode() + b"\x00" + content).digest()
-            valid.append((m, payload, digest))
+            digest = hashlib.sha256(prefix + content).digest()
+            valid.append((m, payload, digest, schema.fingerprint))
         if not valid:
             return
-        entries: list[OutboxEntry] = []
+        event_ids: list[uuid.UUID] = []
+        keys: list[bytes] = []
+        envelopes: list[bytes] = []
+        kept: Sequence[uuid.UUID] = ()
         with self.outbox.transaction():  # ids, what was sent before and the envelopes: at once
             ids = self.outbox.event_ids(
-                [(f"{m.kind}:{m.record_key}", d) for m, _, d in valid], _ids()
+                [(f"{m.kind}:{m.record_key}", d) for m, _, d, _ in valid], _ids()
             )
-            sealed_before = self.outbox.already_sent(
-                self.destination, (eid for eid, known in ids if known)
-            )
+            known = [eid for eid, was_known in ids if was_known]
+            sealed_before = self.outbox.already_sent(self.destination, known) if known else set()
             now = int(time.time() * 1000)
+            source_id, trust_key_id = self.source_id, self.trust_key.key_id
+            source_key_id, key_of = self.source_key.key_id, self.keyer.key
             to_seal: list[tuple[EventHeader, bytes]] = []
-            keys: list[bytes] = []
-            for (m, payload, _), (eid, _) in zip(valid, ids, strict=True):
-                if eid in sealed_before:
+            rows_published = 0
+            for (m, payload, _, fingerprint), (eid, _) in zip(valid, ids, strict=True):
+                if sealed_before and eid in sealed_before:
                     if not resend:
                         report.unchanged += 1
                         continue
                     report.republished += 1
-                schema = self.registry.for_kind(m.kind)
                 header = EventHeader(
-                    self.source_id,
+                    source_id,
                     eid,
                     m.kind,
-                    schema.fingerprint,
+                    fingerprint,
                     now,
-                    self.trust_key.key_id,
-                    self.source_key.key_id,
+                    trust_key_id,
+                    source_key_id,
                 )
                 to_seal.append((header, payload))
-                keys.append(self.keyer.key(m.partition_key or m.record_key))
-                report.rows_published += len(m.rows)
+                event_ids.append(eid)
+                keys.append(key_of(m.partition_key or m.record_key))
+                rows_published += len(m.rows)
+            report.rows_published += rows_published
             if to_seal:
                 envelopes = seal_batch(
                     to_seal, trust_key=self.trust_key, source_key=self.source_key
                 )
-                entries = [
-                    OutboxEntry(h.event_id, self.topic, k, env)
-                    for (h, _), k, env in zip(to_seal, keys, envelopes, strict=True)
-                ]
-                self.outbox.put(self.destination, entries)
-        if entries:  # kept durably: now they go to the log
-            self._send(entries)
-            report.published += len(entries)
+                kept = self.outbox.put_sealed(
+                    self.destination, self.topic, event_ids, keys, envelopes
+                )
+        if kept:  # kept durably: now they go to the log
+            append, topic = self.log.append, self.topic
+            for eid, key, envelope in zip(event_ids, keys, envelopes, strict=True):
+                append(topic, envelope, key=key, headers=(("event_id", eid.bytes),))
+            self.log.flush()
+            self.outbox.mark_sent(self.destination, kept)
+            report.published += len(envelopes)
 
     def _send(self, entries: Sequence[OutboxEntry]) -> None:
+        """Append pending ``entries`` to the log, flush, and mark them sent in the outbox."""
         for e in entries:
             key = e.key
             if e.clear_key and key is not None:  # kept by an older publisher: re-key it

@@ -52,6 +52,14 @@ _SMALL = 4096  # lengths, counts and non-negative integers below this come from 
 
 
 def _varint(n: int) -> bytes:
+    """The varint of ``n`` >= 0: two and three bytes (day counts, years: the commonest beyond
+    the table) without a loop."""
+    if n < 0x4000:
+        if n < 0x80:
+            return bytes((n,))
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    if n < 0x200000:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -89,6 +97,10 @@ class _EncoderSource(GeneratedSource):
     """The text of one generated encoder and the constants it reads (by name)."""
 
     def length(self, depth: int, n: str) -> None:
+        if not n.isidentifier():  # an expression (``len(x)``): worked out once
+            x = self.var()
+            self.add(depth, f"{x} = {n}")
+            n = x
         self.add(depth, f"o += _N[{n}] if {n} < {_SMALL} else _long({n})")
 
 
@@ -160,15 +172,22 @@ def _emit_encode(
         src.add(depth, f"if type({v}) is not dict:")
         src.add(depth + 1, "raise _Unfit")
         theirs = {f.name: f.type for f in old.fields} if isinstance(old, Record) else None
+        lacking = False  # in a run of fields the old schema lacks: one span for the run
         for f in node.fields:
             x = src.var()
             src.add(depth, f"{x} = {v}[{f.name!r}]")  # absent: KeyError (fastavro's default)
             if theirs is not None and f.name not in theirs:  # a field the old schema lacks
-                src.add(depth, "_s.append(len(o))")
+                if not lacking:
+                    src.add(depth, "_s.append(len(o))")
+                    lacking = True
                 _emit_encode(src, f.type, x, depth)
-                src.add(depth, "_s.append(len(o))")
             else:
+                if lacking:
+                    src.add(depth, "_s.append(len(o))")
+                    lacking = False
                 _emit_encode(src, f.type, x, depth, theirs[f.name] if theirs else None)
+        if lacking:
+            src.add(depth, "_s.append(len(o))")
     elif isinstance(node, Array):  # one block: its count, the items, then 0 (as fastavro)
         src.add(depth, f"if type({v}) is not list:")
         src.add(depth + 1, "raise _Unfit")
@@ -212,22 +231,18 @@ def compile_split_encoder(model: SchemaModel, old: SchemaModel) -> SplitEncoder:
     src = _EncoderSource()
     src.add(0, "def encode(x0):")
     src.add(1, "o = bytearray()")
-    src.add(1, "_s = []")
+    src.add(1, "_s = [0]")
     _emit_encode(src, model.root, "x0", 1, old.root)
+    src.add(1, "_s.append(len(o))")
     src.add(1, "return o, _s")
     spans_of: Callable[[Any], tuple[bytearray, list[int]]] = _define(src, model)
 
     def encode(datum: Any) -> tuple[bytes, bytes]:
-        out, spans = spans_of(datum)
+        out, spans = spans_of(datum)  # 0, then where each cut starts and ends, then the end
         whole = bytes(out)
-        if not spans:
+        if len(spans) == 2:
             return whole, whole
-        view = memoryview(whole)
-        parts = [view[: spans[0]]]
-        for i in range(1, len(spans) - 1, 2):
-            parts.append(view[spans[i] : spans[i + 1]])
-        parts.append(view[spans[-1] :])
-        return whole, b"".join(parts)
+        return whole, b"".join([whole[a:b] for a, b in zip(spans[::2], spans[1::2], strict=True)])
 
     return encode
 

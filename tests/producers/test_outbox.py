@@ -427,3 +427,113 @@ def test_mark_sent_of_more_than_one_statement_of_ids_drops_every_envelope(tmp_pa
     with sqlite3.connect(tmp_path / "outbox.db") as db:
         kept = db.execute("SELECT COUNT(*) FROM envelopes WHERE length(envelope) > 0").fetchone()
     assert kept == (1,)
+
+
+def _holds_bytes(path: Path) -> dict[tuple[str, bytes], bool]:
+    """Per (destination, event id): whether its row still holds envelope bytes."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT destination, event_id, length(envelope) > 0 FROM envelopes"
+        ).fetchall()
+    return {(dest, eid): bool(full) for dest, eid, full in rows}
+
+
+def test_mark_sent_of_what_a_put_kept_marks_that_put_and_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    a, b = "sqlite:///a.db", "sqlite:///b.db"
+    with Outbox(path) as outbox:
+        first = [_entry() for _ in range(4)]
+        kept = outbox.put(a, first)
+        assert list(kept) == [e.event_id for e in first] and len(kept) == 4
+        assert kept.seqs == range(1, 5)
+        later = outbox.put(a, [_entry() for _ in range(2)])  # another batch, not yet sent
+        other_log = outbox.put(b, first[:1])  # the same event sealed for another log
+        # one of the first batch sealed again (resend) before the first was acknowledged:
+        # the fresh envelope is not the one the log acknowledged
+        resealed = OutboxEntry(first[3].event_id, first[3].topic, b"k", b"sealed again")
+        outbox.put(a, [resealed])
+        outbox.mark_sent(a, kept)
+        assert outbox.counts(a) == {"sent": 3, "pending": 3}
+        pending = [e.event_id for e in outbox.pending(a)]
+        assert pending == [*later, first[3].event_id]
+        assert outbox.pending(b) == [
+            OutboxEntry(first[0].event_id, first[0].topic, b"k", b"sealed")
+        ]
+        full = _holds_bytes(path)
+        assert [full[(a, e.event_id.bytes)] for e in first] == [False, False, False, True]
+        assert full[(b, first[0].event_id.bytes)]
+        # handed to another destination, what a put kept counts as event ids
+        outbox.mark_sent(b, kept)
+        assert outbox.pending(b) == []
+        outbox.mark_sent(a, later)
+        outbox.mark_sent(b, other_log)  # already marked: nothing changes
+        assert outbox.counts(a) == {"sent": 5, "pending": 1}
+        assert outbox.counts(b) == {"sent": 1, "pending": 0}
+
+
+def test_what_one_outbox_kept_marks_nothing_in_another_by_its_seqs(tmp_path: Path) -> None:
+    first, second = Outbox(tmp_path / "one.db"), Outbox(tmp_path / "two.db")
+    try:
+        entries = [_entry() for _ in range(3)]
+        kept = first.put("sqlite:///a.db", entries)
+        second.put("sqlite:///a.db", [_entry() for _ in range(3)])  # the same seqs, 1 to 3
+        second.mark_sent("sqlite:///a.db", kept)  # by event id: none of them is in this file
+        assert second.counts("sqlite:///a.db") == {"sent": 0, "pending": 3}
+        first.mark_sent("sqlite:///a.db", kept)
+        assert first.counts("sqlite:///a.db") == {"sent": 3, "pending": 0}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_outbox_file_made_with_other_pages_keeps_them_and_works(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    with sqlite3.connect(path) as db:  # a file an older publisher made: 4 KiB pages
+        db.execute("PRAGMA page_size=4096")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE unrelated (x)")
+    entries = [_entry() for _ in range(5)]
+    with Outbox(path) as outbox:
+        outbox.mark_sent("sqlite:///a.db", outbox.put("sqlite:///a.db", entries[:3]))
+        outbox.put("sqlite:///a.db", entries[3:])
+        assert outbox.counts("sqlite:///a.db") == {"sent": 3, "pending": 2}
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA page_size").fetchone() == (4096,)
+    with Outbox(tmp_path / "new.db"), sqlite3.connect(tmp_path / "new.db") as db:
+        assert db.execute("PRAGMA page_size").fetchone() == (16384,)
+
+
+def test_event_ids_are_fresh_uuid7s_of_the_moment_they_were_drawn(
+    world: World, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    before = int(time.time() * 1000)
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        report = _publisher(world, url, outbox, MessageKeyer.generate()).publish(world.messages)
+    after = int(time.time() * 1000)
+    ids = [uuid.UUID(e) for e, _, _ in _on_log(world, url)]
+    assert report.published == len(ids) == len(set(ids)) == len(world.messages)
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+    assert all(before <= u.int >> 80 <= after for u in ids)
+    assert len({u.int & ((1 << 62) - 1) for u in ids}) == len(ids)  # random bits differ
+
+
+def test_put_sealed_keeps_one_topics_batch_and_refuses_lists_that_do_not_pair(
+    tmp_path: Path,
+) -> None:
+    ids = [new_event_id() for _ in range(3)]
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        with pytest.raises(ValueError), outbox.transaction():
+            outbox.put_sealed("sqlite:///a.db", "t", ids, [b"k1", b"k2"], [b"e1", b"e2", b"e3"])
+        assert outbox.counts() == {"sent": 0, "pending": 0}
+        kept = outbox.put_sealed(
+            "sqlite:///a.db", "t", ids, [b"k1", None, b"k3"], [b"1", b"2", b"3"]
+        )
+        assert list(kept) == ids and kept.seqs == range(1, 4)
+        assert outbox.pending("sqlite:///a.db") == [
+            OutboxEntry(ids[0], "t", b"k1", b"1"),
+            OutboxEntry(ids[1], "t", None, b"2"),
+            OutboxEntry(ids[2], "t", b"k3", b"3"),
+        ]
+        outbox.mark_sent("sqlite:///a.db", kept)
+        assert outbox.counts("sqlite:///a.db") == {"sent": 3, "pending": 0}

@@ -156,3 +156,42 @@ def test_deleted_records_leave_no_byte_in_the_files(tmp_path: Path) -> None:
         assert log.read_all("tip.inbound.police") == []
         for f in tmp_path.glob("log.db*"):
             assert secret not in f.read_bytes(), f.name
+
+
+def test_a_new_log_file_has_large_pages_and_an_older_file_keeps_its_own(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as db:  # a log file made before: 4 KiB pages
+        db.execute("PRAGMA page_size=4096")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE unrelated (x)")
+    for path in (old, tmp_path / "new.db"):
+        with open_log(f"sqlite:///{path}") as log:
+            log.create_topic("t", 2)
+            for i in range(40):
+                log.append("t", bytes(3000) + str(i).encode(), key=str(i % 5).encode())
+            log.flush()
+            assert sorted(r.value[3000:] for r in log.read_all("t")) == sorted(
+                str(i).encode() for i in range(40)
+            )
+    sizes = []
+    for path in (old, tmp_path / "new.db"):
+        with sqlite3.connect(path) as db:
+            sizes.append(db.execute("PRAGMA page_size").fetchone()[0])
+    assert sizes == [4096, 16384]
+
+
+def test_append_takes_bytes_like_values_and_refuses_others(tmp_path: Path) -> None:
+    with open_log(f"sqlite:///{tmp_path / 'log.db'}") as log:
+        log.append(
+            "t", bytearray(b"value"), key=memoryview(b"key"), headers=(("h", bytearray(b"x")),)
+        )
+        log.flush()
+        (record,) = log.read_all("t")
+        assert (record.value, record.key, record.headers) == (b"value", b"key", (("h", b"x"),))
+        assert type(record.value) is bytes and type(record.key) is bytes
+        for bad in ({"value": "text"}, {"key": "text"}, {"headers": (("h", "text"),)}):
+            args: dict[str, object] = {"value": b"v", **bad}
+            with pytest.raises(TypeError):
+                log.append("t", **args)  # type: ignore[arg-type]
+        log.flush()
+        assert len(log.read_all("t")) == 1
