@@ -247,7 +247,7 @@ def _round(root: Path, home: Home, log: EventLog, i: int, meter: _Meter | None) 
     runner = wiring.build_trust_runner(home, log, store, release_every_s=3600)
     worker = runner.worker
     worker.start()
-    captured: dict[str, Any] = {"batches": [], "datums": []}
+    captured: dict[str, Any] = {"batches": [], "datums": [], "identifiers": []}
     try:
         if meter is None:
             t = _cpu()
@@ -262,11 +262,17 @@ def _round(root: Path, home: Home, log: EventLog, i: int, meter: _Meter | None) 
 
         def capture_check(self: Validator, datum: Any) -> None:
             captured["datums"].append(datum)
+            # sealing clears the identifiers in the record itself: kept to be put back
+            captured["identifiers"].extend(
+                (v, v.get("identifiers")) for v in datum.get("victims") or ()
+            )
             check(self, datum)
 
         capture = [(projections, "apply_many", capture_apply), (Validator, "check", capture_check)]
         with _patched(capture), _patched(_instrument(meter, runner)):
             accepted = _until_caught_up(worker)
+        for victim, identifiers in captured.pop("identifiers"):
+            victim["identifiers"] = identifiers  # the records as validated
         return {"accepted": accepted, **captured}
     finally:
         worker.close()

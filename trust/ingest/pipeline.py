@@ -51,7 +51,7 @@ class Rejection:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs 5x to build (one per message)
 class Outcome:
     delivery: Delivery
     source_id: str | None  # None: the topic names no valid source
@@ -82,6 +82,7 @@ class IngestPipeline:
         # per topic and per message kind, what every message of it needs (looked up once)
         self._sources: dict[str, str] = {}
         self._validators: dict[MessageKind, Validator] = {}
+        self._checks: dict[MessageKind, Callable[[dict[str, Any]], None]] = {}
         # per batch: the agreement each (source, kind) was admitted under at the batch's arrival
         self._admitted: dict[tuple[str, MessageKind], Agreement | None] = {}
 
@@ -98,17 +99,22 @@ class IngestPipeline:
         (:meth:`Vault.write_pending_in`, then :meth:`Vault.keep_pending`)."""
         received_ms = int(self.clock() * 1000)
         self._admitted.clear()  # an agreement registered since the last batch counts from now
-        checked: list[Outcome | _Checked] = [self._check(r, received_ms) for r in records]
+        check = self._check
+        checked: list[Outcome | _Checked] = [check(r, received_ms) for r in records]
         # a failure here is the vault's (the store's), not one message's: it stops the worker
-        prepare = self.vault.prepare_deferred if defer_keys else self.vault.prepare
+        vault = self.vault
+        prepare = vault.prepare_deferred if defer_keys else vault.prepare
+        key_id = vault.person_key_id
         prepare(
-            self.vault.person_key_id(c.source_id, c.datum["case_id"], v["victim_id"])
+            key_id(c.source_id, c.datum["case_id"], v["victim_id"])
             for c in checked
-            if isinstance(c, _Checked) and c.kind is MessageKind.RECORD_UPSERT
+            if type(c) is _Checked and c.kind is MessageKind.RECORD_UPSERT
             for v in c.datum["victims"]
             if v.get("identifiers") is not None
         )
-        return [c if isinstance(c, Outcome) else self._finish_safely(c) for c in checked]
+        now = int(self.clock() * 1000)  # the batch's acceptance time
+        finish = self._finish_safely
+        return [c if type(c) is Outcome else finish(c, now) for c in checked]  # type: ignore[arg-type]
 
     def _check(self, rec: LogRecord, received_ms: int) -> Outcome | _Checked:
         delivery = Delivery(rec.topic, rec.partition, rec.offset)
@@ -184,9 +190,15 @@ class IngestPipeline:
             # clock; a message that only reduces use (retraction, consent withdrawn, disposal)
             # needs none: it is honoured even after an agreement lapsed
             kind = _KINDS.get(h.kind) or MessageKind(h.kind)  # ValueError if none
-            agreement = self._admit(h.source_id, kind, received_ms)
+            admitted = self._admitted.get((h.source_id, kind), _UNASKED)
+            agreement = (
+                self._admit(h.source_id, kind, received_ms) if admitted is _UNASKED else admitted
+            )
             datum = self._payloads.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
-            self._validator(kind).check(datum)
+            check = self._checks.get(kind)
+            if check is None:
+                check = self._checks[kind] = self._validator(kind).check
+            check(datum)
             if kind is MessageKind.RECORD_UPSERT:
                 if datum["reporting_entity"]["source_id"] != h.source_id:
                     raise SourceMismatch(
@@ -218,11 +230,15 @@ class IngestPipeline:
             self._validators[kind] = found
         return found
 
-    def _finish_safely(self, c: _Checked) -> Outcome:
+    def _finish_safely(self, c: _Checked, now: int) -> Outcome:
         # only what this message's data can cause becomes its rejection; a failure of the vault
         # (its database, a wrong key-encryption key) propagates and stops the worker
         try:
-            return self._finish(c)
+            if c.kind is MessageKind.RECORD_UPSERT:  # most messages: no dispatch
+                event = self._upsert(c, now)
+            else:
+                event = _ACCEPT[c.kind](self, c, now)
+            return Outcome(c.delivery, c.source_id, c.event_id, event)
         except (KeyShredded, KeyError, TypeError, ValueError) as exc:
             log.warning(
                 "ingest.seal_failed error=%s topic=%s partition=%d offset=%d",
@@ -242,22 +258,18 @@ class IngestPipeline:
                 ),
             )
 
-    def _finish(self, c: _Checked) -> Outcome:
-        now = int(self.clock() * 1000)
-        event = _ACCEPT[c.kind](self, c, now)
-        return Outcome(c.delivery, c.source_id, c.event_id, accepted=event)
-
     def _upsert(self, c: _Checked, now: int) -> AcceptedEvent:
         d = c.datum
-        record, sealed = self.vault.seal_identifiers(c.source_id, d["case_id"], d)
+        # the datum is this message's own (decoded for it): its identifiers are cleared in place
+        record, sealed = self.vault.seal_identifiers(c.source_id, d["case_id"], d, in_place=True)
         return RecordAccepted(
-            event_id=c.event_id,
-            source_id=c.source_id,
-            case_id=d["case_id"],
-            record=record,
-            sealed_identifiers=sealed,
-            produced_at_ms=c.produced_at_ms,
-            accepted_at_ms=now,
+            c.event_id,
+            c.source_id,
+            d["case_id"],
+            record,
+            sealed,
+            c.produced_at_ms,
+            now,
             agreement_version=c.agreement_version,
         )
 
@@ -286,6 +298,9 @@ def _refused(
     )
 
 
+_UNASKED: Any = object()
+"""Not in a batch's admitted agreements yet (None there is an answer: a kind that needs none)."""
+
 _KINDS: dict[str, MessageKind] = {k.value: k for k in MessageKind}
 """The message kinds by the header's text (an unknown one is left to ``MessageKind``)."""
 
@@ -298,7 +313,7 @@ _ACCEPT: dict[MessageKind, Callable[[IngestPipeline, _Checked, int], AcceptedEve
 """The event each kind of message becomes once accepted: one handler per kind, no catch-all."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see Outcome
 class _Checked:
     """A message that passed every check, before its identifiers are sealed."""
 

@@ -199,9 +199,12 @@ class IngestWorker:
                     o.delivery.partition,
                     o.delivery.offset,
                 )
-        for key, offset in _next_offsets(records).items():
+        done = _next_offsets(records)
+        for key, offset in done.items():
             self._next[key] = max(self._next.get(key, 0), offset)
-        self._commit({k: self._next[k] for k in _next_offsets(polled) if k in self._next})
+        # every record polled kept (the usual case): the same partitions, not walked again
+        read = done if len(records) == len(polled) else _next_offsets(polled)
+        self._commit({k: self._next[k] for k in read if k in self._next})
         stats.messages = len(records)
         stats.batches = 1 if records else 0
         if polled:
@@ -284,7 +287,17 @@ class IngestWorker:
             return self._item(_duplicate(outcomes[i]), now)[0]
 
         try:
-            self._append([self._item(o, now) for o in outcomes], expect, on_duplicate=refuse)
+            item = self._item
+            self._append(
+                # an accepted message's item written out (most of a batch); where it was read is
+                # its position (no copy per message)
+                [
+                    ([o.accepted], o.delivery) if o.accepted is not None else item(o, now)
+                    for o in outcomes
+                ],
+                expect,
+                on_duplicate=refuse,
+            )
             stored = list(outcomes)
             for i in duplicates:
                 stored[i] = _duplicate(outcomes[i])
@@ -429,5 +442,6 @@ def _next_offsets(records: Sequence[LogRecord]) -> dict[tuple[str, int], int]:
     out: dict[tuple[str, int], int] = {}
     for r in records:
         key = (r.topic, r.partition)
-        out[key] = max(out.get(key, 0), r.offset + 1)
+        if out.get(key, 0) <= r.offset:
+            out[key] = r.offset + 1
     return out

@@ -248,15 +248,24 @@ class EventStore:
         rows: list[list[dict[str, Any]]] = []
         evs: list[Sequence[Event]] = []
         keys: list[list[AcceptedKey]] = []
+        all_keys: list[AcceptedKey] = []
         next_offsets: dict[tuple[str, int], int] = {}
-        for events, pos in items:
-            rows.append([event_row(ev, now, *_where(pos)) for ev in events])
+        for events, pos in items:  # one pass, written out: every message of a batch comes here
+            if pos is None:
+                topic = partition = offset = None
+            else:
+                topic, partition, offset = pos.topic, pos.partition, pos.offset
+                k = (topic, partition)
+                if next_offsets.get(k, 0) <= offset:
+                    next_offsets[k] = offset + 1
+            rows.append([event_row(ev, now, topic, partition, offset) for ev in events])
             evs.append(events)
-            keys.append([k for k in map(_accepted_key, events) if k is not None])
-            if pos is not None:
-                k = (pos.topic, pos.partition)
-                next_offsets[k] = max(next_offsets.get(k, 0), pos.offset + 1)
-        all_keys = [k for ks in keys for k in ks]
+            ks = []
+            for ev in events:
+                if ev.accepted and ev.event_id is not None and ev.source_id is not None:
+                    ks.append((ev.source_id, ev.event_id))
+            keys.append(ks)
+            all_keys += ks
         if on_duplicate is None:
             _refuse_repeats(items, keys)
 
@@ -286,9 +295,9 @@ class EventStore:
             flat = [ev for events in evs for ev in events]
             seqs = self._insert_events(conn, [r for item_rows in rows for r in item_rows])
             id_rows = [
-                {"source_id": key[0], "event_id": key[1], "seq": seq}
-                for key, seq in zip(map(_accepted_key, flat), seqs, strict=True)
-                if key is not None
+                {"source_id": ev.source_id, "event_id": ev.event_id, "seq": seq}
+                for ev, seq in zip(flat, seqs, strict=True)
+                if ev.accepted and ev.event_id is not None and ev.source_id is not None
             ]
             if id_rows:
                 try:

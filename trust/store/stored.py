@@ -31,7 +31,7 @@ from sqlalchemy import Connection, null, select
 from schemas.codec import default_registry
 from schemas.fastdecode import PayloadDecoder
 from trust.convert import converter
-from trust.store.events import EVENT_TYPES, Event, JsonDict, RecordAccepted
+from trust.store.events import EVENT_TYPES, Event, JsonDict, RecordAccepted, SealedBlob
 from trust.store.tables import stored_events as _events
 
 _REGISTRY = default_registry()
@@ -93,10 +93,16 @@ UPCASTERS: Mapping[tuple[str, int], Upcaster] = {
 """(event type, stored version) -> the step to version + 1."""
 
 
-def _iso(value: object) -> str:
+def _iso(value: object) -> str | dict[str, str]:
     # A safety net for a date outside the paths the converter knows; anything else is an error.
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, SealedBlob):  # orjson writes these itself; json (the fallback) does not
+        return {
+            "person_key_id": value.person_key_id,
+            "nonce": value.nonce,
+            "ciphertext": value.ciphertext,
+        }
     raise TypeError(f"cannot store a {type(value).__name__} in an event payload")
 
 
@@ -111,19 +117,14 @@ def _dumps(payload: JsonDict) -> str:
 
 def _accepted_json(event: RecordAccepted) -> JsonDict:
     """What the converter makes of a :class:`RecordAccepted` less its record (in the Avro body),
-    built directly: the one event of every accepted message, so its cost is ingest's."""
+    built directly: the one event of every accepted message, so its cost is ingest's. The
+    sealed blobs are left as they are: orjson writes a dataclass as the dict of its fields in
+    their order — the converter's — and ``_iso`` does the same for ``json``."""
     return {
         "event_id": event.event_id,
         "source_id": event.source_id,
         "case_id": event.case_id,
-        "sealed_identifiers": {
-            victim_id: {
-                "person_key_id": blob.person_key_id,
-                "nonce": blob.nonce,
-                "ciphertext": blob.ciphertext,
-            }
-            for victim_id, blob in event.sealed_identifiers.items()
-        },
+        "sealed_identifiers": event.sealed_identifiers,
         "produced_at_ms": event.produced_at_ms,
         "accepted_at_ms": event.accepted_at_ms,
         "kind": event.kind,

@@ -28,7 +28,7 @@ kept in ``vault_secrets`` wrapped under the current KEK: person key ids never ch
 from __future__ import annotations
 
 import base64
-import contextlib
+import binascii
 import hmac
 import json
 import os
@@ -66,8 +66,11 @@ def _derive(kek: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(kek)
 
 
+_b2a = binascii.b2a_base64
+
+
 def _b64(b: bytes) -> str:
-    return base64.b64encode(b).decode("ascii")
+    return binascii.b2a_base64(b, newline=False).decode("ascii")  # base64.b64encode's bytes
 
 
 def _secret_aad(name: str) -> bytes:
@@ -397,31 +400,56 @@ class Vault:
     # -- identifiers of a case record ----------------------------------------------------------
 
     def seal_identifiers(
-        self, source_id: str, case_id: str, record: JsonDict
+        self, source_id: str, case_id: str, record: JsonDict, *, in_place: bool = False
     ) -> tuple[JsonDict, dict[str, SealedBlob]]:
         """Split a case record (fastavro dict form) into the minimised record and sealed blobs.
 
         Returns a copy of ``record`` with each victim's ``identifiers`` set to ``None``, and the
         identifiers of each victim that had some, sealed under that victim's person key. A victim
         whose key is shredded (their consent was withdrawn, or they were disposed of, before this
-        record arrived) keeps no identifiers: nothing new is sealed for them.
+        record arrived) keeps no identifiers: nothing new is sealed for them. ``in_place``: the
+        caller owns ``record`` (ingest, a record it has just decoded): its victims' identifiers
+        are set to ``None`` where they are and ``record`` itself is returned, with no copy.
         """
         sealed: dict[str, SealedBlob] = {}
         victims = []
+        lock, cache, pending = self._lock, self._cache, self._pending
+        key_ids = self._key_ids
         for victim in record.get("victims") or ():
             identifiers = victim.get("identifiers")
             if identifiers is not None:
                 victim_id = victim["victim_id"]
                 plaintext = orjson.dumps(identifiers)  # dates as ISO strings
-                # erased before the record came (a shredded key): its identifiers are not kept
-                with contextlib.suppress(KeyShredded):
-                    sealed[victim_id] = self.seal(
-                        self.person_key_id(source_id, case_id, victim_id),
-                        plaintext,
-                        identifiers_aad(source_id, case_id, victim_id),
+                # ingest's prepare made it a moment ago: the memo holds it
+                kid = key_ids.get((source_id, case_id, victim_id)) or self.person_key_id(
+                    source_id, case_id, victim_id
+                )
+                with lock:  # :meth:`seal`, inline: every victim of every record comes here
+                    aead = cache.get(kid)
+                    if aead is not None:
+                        cache.move_to_end(kid)
+                    elif kid in pending:
+                        aead = pending[kid][0]
+                try:
+                    if aead is None:
+                        aead = self._data_key(kid, create=True)
+                except KeyShredded:
+                    pass  # erased before the record came (a shredded key): its identifiers go
+                else:
+                    nonce = os.urandom(_NONCE)
+                    ct = aead.encrypt(
+                        nonce, plaintext, identifiers_aad(source_id, case_id, victim_id)
                     )
-            victims.append({**victim, "identifiers": None})
-        return {**record, "victims": victims}, sealed
+                    sealed[victim_id] = SealedBlob(
+                        kid,
+                        _b2a(nonce, newline=False).decode("ascii"),  # _b64, written out
+                        _b2a(ct, newline=False).decode("ascii"),
+                    )
+            if in_place:
+                victim["identifiers"] = None
+            else:
+                victims.append({**victim, "identifiers": None})
+        return (record if in_place else {**record, "victims": victims}), sealed
 
     def open_identifiers(
         self, source_id: str, case_id: str, victim_id: str, blob: SealedBlob
@@ -504,11 +532,15 @@ class Vault:
                 found[kid] = None if wrapped is None else bytes(wrapped)
         made: dict[str, tuple[AESGCM, bytes]] = {}
         encrypt = self._wrap.encrypt
-        for kid in wanted:
-            if kid not in found:  # a shredded key (a tombstone) is found, and stays shredded
-                fresh = os.urandom(_KEY + _NONCE)  # the data key and its wrapping nonce
-                key, nonce = fresh[:_KEY], fresh[_KEY:]
-                made[kid] = (AESGCM(key), nonce + encrypt(nonce, key, kid.encode()))
+        missing = [kid for kid in wanted if kid not in found]  # a tombstone stays shredded
+        width = _KEY + _NONCE  # each new key and its wrapping nonce
+        fresh = os.urandom(width * len(missing))  # one read of the OS's CSPRNG for them all
+        for i, kid in enumerate(missing):
+            key, nonce = (
+                fresh[i * width : i * width + _KEY],
+                fresh[i * width + _KEY : (i + 1) * width],
+            )
+            made[kid] = (AESGCM(key), nonce + encrypt(nonce, key, kid.encode()))
         with self._lock:
             for kid, w in found.items():
                 if w is not None:

@@ -121,3 +121,27 @@ def test_effect_commits_with_the_append_and_rolls_back_with_it(tmp_path: Path) -
         assert len(list(store.read())) == 1
     finally:
         store.close()
+
+
+def test_an_accepted_records_stored_json_is_byte_for_byte_the_converters() -> None:
+    # the text every stored row holds: json.dumps of the converter's dict (its key order, compact,
+    # UTF-8), whichever writer made it — orjson, or json for a value orjson cannot write
+    import dataclasses
+    import json
+
+    from trust.convert import converter
+    from trust.store.events import SealedBlob
+    from trust.store.stored import _dumps, event_row
+
+    sealed = {
+        "v1": SealedBlob("k" * 64, "bm9uY2U=", "Y2lwaGVy"),
+        "vé": SealedBlob("j" * 64, "bg==", "Yw=="),
+    }
+    event = accepted(sealed=sealed)
+    expected = converter.unstructure(dataclasses.replace(event, record={}))
+    del expected["record"]
+    expected["v"] = 2
+    text = json.dumps(expected, separators=(",", ":"), ensure_ascii=False)
+    assert event_row(event, 1, "t", 0, 0)["payload"] == text
+    huge = {"n": 2**70, "sealed_identifiers": sealed}  # beyond 64 bits: json writes it
+    assert json.loads(_dumps(huge))["sealed_identifiers"] == expected["sealed_identifiers"]

@@ -289,3 +289,20 @@ def test_a_person_key_id_is_the_hmac_of_the_three_length_prefixed_ids(
     expected = hmac.digest(bytes(range(32)), message, "sha256").hex()
     assert vault.person_key_id(source, case, victim) == expected
     assert vault.person_key_id(source, case, victim) == expected  # and from the cache
+
+
+def test_sealing_in_place_clears_the_callers_record_and_seals_the_same(vault: Vault) -> None:
+    record = case_record("s", "c1", [("v1", "Feminine", 20), ("v2", "Masculine", 30)])
+    record["victims"][0]["identifiers"] = {"given_names": "Ann", "documents": []}
+    record["victims"][1]["identifiers"] = {"given_names": "Bob", "documents": []}
+    copied, sealed_copy = vault.seal_identifiers("s", "c1", record)
+    assert record["victims"][0]["identifiers"] is not None  # the caller's record untouched
+    same, sealed = vault.seal_identifiers("s", "c1", record, in_place=True)
+    assert same is record and same == copied
+    assert all(v["identifiers"] is None for v in record["victims"])
+    assert set(sealed) == set(sealed_copy) == {"v1", "v2"}
+    for victim_id, blob in sealed.items():
+        assert blob.nonce != sealed_copy[victim_id].nonce  # a fresh nonce per seal
+        assert vault.open_identifiers("s", "c1", victim_id, blob) == vault.open_identifiers(
+            "s", "c1", victim_id, sealed_copy[victim_id]
+        )
