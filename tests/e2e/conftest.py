@@ -214,7 +214,7 @@ TRUSTEE = "e2e-trustee"
 def subscribe(
     cli: RunCli,
     consumer: str = "ministry",
-    stream: str = "victims_by_sex_age_form",
+    stream: str = "victims_by_year_sex",
     purpose: str = "statistics",
 ) -> None:
     """Subscribe ``consumer`` as an operator does: the custodian asks, a trustee approves."""
@@ -224,7 +224,7 @@ def subscribe(
 
 def subscribe_args(
     consumer: str = "ministry",
-    stream: str = "victims_by_sex_age_form",
+    stream: str = "victims_by_year_sex",
     purpose: str = "statistics",
 ) -> list[str]:
     """The `tiptrust trust subscription add` arguments for one subscription (it awaits a

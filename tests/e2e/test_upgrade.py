@@ -61,8 +61,8 @@ def test_a_home_of_the_first_release_upgrades_and_goes_on(cli: RunCli, tmp_path:
     # an upgraded trust gets its first custodian (the keys it has stay as they are)
     assert "custodian operator added" in cli("keys", "trust-init").stdout
     # the first-format agreements (consumers_allowed: [ministry]) allow the ministry's statistics
-    subscribe(cli)
-    subscribe(cli, "journalist")
+    subscribe(cli, stream=STREAM)
+    subscribe(cli, "journalist", stream=STREAM)
     run = last_json(cli("trust", "run", "--json").stdout)
     # the ministry already holds release 1 of the stream (from before subscriptions): the next
     # release continues the numbering, so its files sit beside the old ones without a conflict
