@@ -440,6 +440,37 @@ def purity(person_of: dict[str, str], true_person: dict[str, str]) -> dict[str, 
     }
 
 
+def split_never_met(
+    person_of: dict[str, str],
+    true_person: dict[str, str],
+    records: Sequence[LinkRecord],
+    resolver: Resolver,
+) -> int:
+    """Of the true persons spread over several persons, those whose parts share no blocking key
+    (digest) at all: blocking never brought them together, whatever the scores (the rest met and
+    were kept apart by their scores or decisions). Digests only: no value leaves here."""
+    by_id = {r.id: r for r in records}
+    parts: dict[str, dict[str, set[str]]] = {}
+    for record, person in person_of.items():
+        parts.setdefault(true_person[record], {}).setdefault(person, set()).add(record)
+    never = 0
+    for found in parts.values():
+        if len(found) < 2:
+            continue
+        keys = [
+            {
+                k.digest
+                for r in group
+                if r in by_id
+                for k in resolver.linker.candidates_keys(by_id[r])
+            }
+            for group in found.values()
+        ]
+        met = any(keys[i] & keys[j] for i in range(len(keys)) for j in range(i + 1, len(keys)))
+        never += not met
+    return never
+
+
 def _record_id(key: Key) -> str:
     return json.dumps(list(key))  # as ``link_record`` names a record
 
@@ -485,6 +516,9 @@ def accuracy(args: argparse.Namespace) -> dict[str, Any]:
             "persons_error_pct": _error_pct(persons, true_persons),
             **quality(cluster_pairs(placed), truth),
             **purity(placed, true_person),
+            "true_persons_split_never_met": split_never_met(
+                placed, true_person, trust.plain, trust.resolver
+            ),
             "records_linked": len(placed),
             "open_reviews": trust.open_reviews(),
             "append_s": round(t1 - t0, 2),

@@ -146,6 +146,25 @@ class NationalityWithGivenPrefix:
 
 
 @dataclass(frozen=True, slots=True)
+class NamePartWithNationality:
+    """Each name part (given or surname) by its romanisation key, with the nationality (both
+    needed): the records that carry no year of birth (an age, or nothing) meet no one under
+    :class:`NamePartWithBirthYear`, and a transliterated or mistyped given name differs in its
+    first letters. At 2,000 simulated persons 14 of the 36 true persons left split had no key
+    in common, most of them scored 0.9 or more (a surname, or a given name only, in another
+    spelling). A common name's block within a nationality is large: the incremental lookup
+    reads it through its refinements (sex, nationality and year of exploitation)."""
+
+    name: str = "name_part_nationality"
+
+    def parts(self, record: PreparedRecord) -> Iterable[tuple[str, ...]]:
+        if not record.nationality:
+            return
+        for part in _name_parts(record):
+            yield (record.nationality, romanisation_key(part))
+
+
+@dataclass(frozen=True, slots=True)
 class FullNameSound:
     """The Soundex codes of the first given-name part and first surname part, in either order
     (catches a wrong date of birth)."""
@@ -248,10 +267,12 @@ class GroupAndEventYear:
 @dataclass(frozen=True, slots=True)
 class CompleteBirthDate:
     """The complete date of birth (for rules that do not already hold it): the namesakes of a
-    common name born on the same day are few."""
+    common name born on the same day are few. Not for ``name_part_nationality`` either: a name
+    part with a complete date of birth is already looked up (with its year) under
+    ``name_part_birth_year`` and that rule's refinement; that rule serves records without one."""
 
     name: str = "birth_date"
-    holds_it: frozenset[str] = frozenset({"birth_date_sex", "birth_date"})
+    holds_it: frozenset[str] = frozenset({"birth_date_sex", "birth_date", "name_part_nationality"})
 
     def applies_to(self, rule: str) -> bool:
         return rule not in self.holds_it
@@ -272,6 +293,7 @@ def default_rules() -> tuple[BlockingRule, ...]:
         BirthDateWithSex(),
         DocumentNumber(),
         NationalityWithGivenPrefix(),
+        NamePartWithNationality(),
         FullNameSound(),
         PostcodeWithNameInitials(),
         AddressText(),

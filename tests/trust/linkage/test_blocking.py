@@ -58,6 +58,22 @@ def test_variants_share_a_key() -> None:
     assert ka & kb and ka & kc
 
 
+def test_records_without_a_year_of_birth_meet_by_name_key_and_nationality() -> None:
+    # no date of birth (an age, or nothing) and a given name spelt another way: only the name
+    # part's romanisation key with the nationality brings them together
+    a = prepare(LinkRecord("a", "Mohammed", "", "", "M", "SY"))
+    b = prepare(LinkRecord("b", "Muhammad", "", "", "M", "SY"))
+    c = prepare(LinkRecord("c", "Muhammad", "", "", "M", "IQ"))
+    ka, kb, kc = (set(blocking_keys(r, default_rules(), HASHER)) for r in (a, b, c))
+    assert {k.rule for k in ka & kb} == {"name_part_nationality"}
+    assert not ka & kc
+    # a surname alike in both records, given names too far apart for any other rule
+    d = prepare(LinkRecord("d", "Olga", "Shevchenko", "", "F", "UA"))
+    e = prepare(LinkRecord("e", "Volha", "Shevchenko", "", "F", "UA"))
+    kd, ke = (set(blocking_keys(r, default_rules(), HASHER)) for r in (d, e))
+    assert {k.rule for k in kd & ke} == {"name_part_nationality"}
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.lists(st.sampled_from("abcdef"), max_size=3), min_size=0, max_size=25),

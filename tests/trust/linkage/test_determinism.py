@@ -194,4 +194,3 @@ def test_a_record_withdrawn_later_in_the_stream_is_linked_as_when_it_arrived() -
     persons, reviews = as_they_came
     assert all(k != ("court", "C9", "v1") for p in persons for k in p)  # it left
     assert [r[0] for r in reviews] == [("court", "C10", "v1")]
-
