@@ -176,6 +176,28 @@ def _execute_many(
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
+def insert_values(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """INSERT many rows, each a tuple of values in ``columns``' order, through the driver's
+    ``executemany`` as they are: :func:`bulk_insert` without building or reading a mapping per
+    row (the same column types: strings, integers, booleans, bytes and ``None``)."""
+    if not rows:
+        return
+    sql = _insert_values_sql(conn.dialect, table, tuple(columns))
+    conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+
+
+@lru_cache(maxsize=64)
+def _insert_values_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+    for name in columns:
+        table.c[name]  # an unknown column is a KeyError here, never SQL
+    q = dialect.identifier_preparer.quote
+    mark = _paramstyle_mark(dialect.paramstyle)
+    names = ", ".join(q(c) for c in columns)
+    return f"INSERT INTO {q(table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+
+
 _IN_CHUNK = 500
 
 
@@ -266,7 +288,10 @@ def select_keys(
 
 
 def _mark(conn: Connection) -> str:
-    style = conn.dialect.paramstyle
+    return _paramstyle_mark(conn.dialect.paramstyle)
+
+
+def _paramstyle_mark(style: str) -> str:
     if style == "qmark":
         return "?"
     if style in ("format", "pyformat"):

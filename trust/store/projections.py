@@ -57,7 +57,7 @@ from sqlalchemy import (
 )
 
 from schemas.rules import age_group_of
-from trust.store.db import bulk_insert, select_in, writer
+from trust.store.db import bulk_insert, insert_values, select_in, writer
 from trust.store.events import (
     ConsentWithdrawn,
     DisposalRequested,
@@ -101,6 +101,13 @@ from trust.store.tables import proj_records as _records
 
 CaseKey = tuple[str, str]
 Row = dict[str, Any]
+PersonRow = tuple[Any, ...]
+RecordRow = tuple[Any, ...]
+"""A ``proj_records`` row as a tuple in the table's column order (:data:`_RECORD_COLUMNS`)."""
+PerpetratorRow = tuple[Any, ...]
+"""A ``proj_perpetrators`` row as a tuple in the table's column order."""
+"""A ``proj_persons`` row as a tuple in the table's column order (:data:`_PERSON_COLUMNS`): what
+the INSERT sends as it is, with no mapping built or read per victim."""
 
 _CHUNK = 400  # case keys per IN (...) list: 800 parameters, far below SQLite's limit
 
@@ -135,11 +142,13 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
     rejections: list[Row] = []
     links = _LinkWriter(conn)
 
+    no_erasures: set[tuple[str, str]] = set()  # read only
     for seq, ev in items:
         if isinstance(ev, RecordAccepted):
             key = (ev.source_id, ev.case_id)
-            _accept(records, persons, key, ev, erasures.get(key, set()))
-            _accept_perpetrators(perpetrators, key, ev, erasures.get(key, set()))
+            erased = erasures.get(key, no_erasures)
+            _accept(records, persons, key, ev, erased)
+            _accept_perpetrators(perpetrators, key, ev, erased)
             dirty_records.add(key)
             dirty_persons.add(key)
             dirty_perpetrators.add(key)
@@ -151,38 +160,42 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
             if rec is None:
                 records[key] = _record_row(key, ev.event_id, True, 0, None, None)
             else:
-                rec["retracted"] = True
-                rec["event_id"] = ev.event_id
-            for p in persons.get(key, {}).values():
-                p["retracted"] = True
-            for p in perpetrators.get(key, {}).values():
-                p["retracted"] = True
+                records[key] = _record_row(key, ev.event_id, True, *rec[_R_VERSION:])
+            case_persons = persons.get(key)
+            if case_persons:
+                for vid, row in case_persons.items():
+                    case_persons[vid] = _flagged(row, _P_RETRACTED)
+            case_perpetrators = perpetrators.get(key)
+            if case_perpetrators:
+                for pid, row in case_perpetrators.items():
+                    case_perpetrators[pid] = _flagged(row, _PP_RETRACTED)
             dirty_records.add(key)
             dirty_persons.add(key)
             dirty_perpetrators.add(key)
         elif isinstance(ev, ConsentWithdrawn):
             key = (ev.source_id, ev.case_id)
             _erase(erasures, new_erasures, key, ev.victim_id, CONSENT_WITHDRAWN)
-            person = persons.get(key, {}).get(ev.victim_id)
+            case_persons = persons.get(key, {})
+            person = case_persons.get(ev.victim_id)
             if person is not None:
-                person["consent_withdrawn"] = True
+                case_persons[ev.victim_id] = _flagged(person, _P_WITHDRAWN)
                 dirty_persons.add(key)
         elif isinstance(ev, DisposalRequested):
             key = (ev.source_id, ev.case_id)
             _erase(erasures, new_erasures, key, ev.victim_id or EVERY_VICTIM, DISPOSED)
             case_persons = persons.get(key, {})
             if ev.victim_id is None:
-                targets = list(case_persons.values())
+                targets = list(case_persons)
             else:
-                one = case_persons.get(ev.victim_id)
-                targets = [one] if one is not None else []
-            for p in targets:
-                p["disposed"] = True
+                targets = [ev.victim_id] if ev.victim_id in case_persons else []
+            for vid in targets:
+                case_persons[vid] = _flagged(case_persons[vid], _P_DISPOSED)
             if targets:
                 dirty_persons.add(key)
             if ev.victim_id is None and perpetrators.get(key):
-                for p in perpetrators[key].values():
-                    p["disposed"] = True
+                case_perpetrators = perpetrators[key]
+                for pid, row in case_perpetrators.items():
+                    case_perpetrators[pid] = _flagged(row, _PP_DISPOSED)
                 dirty_perpetrators.add(key)
         elif isinstance(ev, MessageRejected):
             rejections.append(
@@ -475,16 +488,9 @@ def _write_principal(conn: Connection, ev: PrincipalAdded | PrincipalRevoked) ->
 
 def _record_row(
     key: CaseKey, event_id: str, retracted: bool, version: int, year: Any, country: Any
-) -> Row:
-    return {
-        "source_id": key[0],
-        "case_id": key[1],
-        "event_id": event_id,
-        "retracted": retracted,
-        "version": version,
-        "year": year,
-        "country": country,
-    }
+) -> RecordRow:
+    # in _RECORD_COLUMNS' order (checked where the columns are named)
+    return (key[0], key[1], event_id, retracted, version, year, country)
 
 
 CONSENT_WITHDRAWN, DISPOSED = "consent_withdrawn", "disposed"
@@ -514,8 +520,8 @@ def _erase(
 
 
 def _accept(
-    records: dict[CaseKey, Row],
-    persons: dict[CaseKey, dict[str, Row]],
+    records: dict[CaseKey, RecordRow],
+    persons: dict[CaseKey, dict[str, PersonRow]],
     key: CaseKey,
     ev: RecordAccepted,
     erased: set[tuple[str, str]],
@@ -528,49 +534,51 @@ def _accept(
     forms = _joined(tip_event.get("forms_of_exploitation") or ())
     countries = _codes([country, *(tip_event.get("countries_of_exploitation") or ())])
     prev = records.get(key)
-    version = (prev["version"] if prev is not None else 0) + 1
+    version = (prev[_R_VERSION] if prev is not None else 0) + 1
     records[key] = _record_row(key, ev.event_id, False, version, year, country)
     old = persons.get(key)
     case_disposed = (EVERY_VICTIM, DISPOSED) in erased
     source_id, case_id = ev.source_id, ev.case_id
-    new: dict[str, Row] = {}
+    new: dict[str, PersonRow] = {}
     for victim in ev.victims:
         vid = victim["victim_id"]
         before = old.get(vid) if old else None
         if before is None and not erased:
             withdrawn = disposed = False
         else:
-            was_withdrawn = bool(before and before["consent_withdrawn"])
+            was_withdrawn = bool(before and before[_P_WITHDRAWN])
             withdrawn = was_withdrawn or (vid, CONSENT_WITHDRAWN) in erased
             disposed = (
-                bool(before and before["disposed"]) or (vid, DISPOSED) in erased or case_disposed
+                bool(before and before[_P_DISPOSED]) or (vid, DISPOSED) in erased or case_disposed
             )
-        age = victim.get("age_at_identification")
-        lower, upper = victim.get("age_range_lower"), victim.get("age_range_upper")
-        status = victim.get("majority_status") or "Unknown"
-        new[vid] = {
-            "source_id": source_id,
-            "case_id": case_id,
-            "victim_id": vid,
-            "sex": victim.get("sex") or "Unknown",
-            "age_at_identification": age,
-            "age_range_lower": lower,
-            "age_range_upper": upper,
-            "majority_status": status,
-            "age_group": age_group_of(age, lower, upper, status),
-            "forms_of_exploitation": forms,
-            "year_of_exploitation": year,
-            "citizenships": _codes(victim.get("citizenships") or ()),
-            "countries_of_exploitation": countries,
-            "consent_withdrawn": withdrawn,
-            "disposed": disposed,
-            "retracted": False,
-        }
+        get = victim.get
+        age = get("age_at_identification")
+        lower, upper = get("age_range_lower"), get("age_range_upper")
+        status = get("majority_status") or "Unknown"
+        # in _PERSON_COLUMNS' order (checked where the columns are named)
+        new[vid] = (
+            source_id,
+            case_id,
+            vid,
+            get("sex") or "Unknown",
+            age,
+            lower,
+            upper,
+            status,
+            age_group_of(age, lower, upper, status),
+            forms,
+            year,
+            _codes(get("citizenships") or ()),
+            countries,
+            withdrawn,
+            disposed,
+            False,
+        )
     persons[key] = new
 
 
 def _accept_perpetrators(
-    perpetrators: dict[CaseKey, dict[str, Row]],
+    perpetrators: dict[CaseKey, dict[str, PerpetratorRow]],
     key: CaseKey,
     ev: RecordAccepted,
     erased: set[tuple[str, str]],
@@ -583,21 +591,22 @@ def _accept_perpetrators(
         return
     year = (ev.record.get("event") or {}).get("year_of_exploitation")
     case_disposed = (EVERY_VICTIM, DISPOSED) in erased
-    new: dict[str, Row] = {}
+    new: dict[str, PerpetratorRow] = {}
     for perpetrator in listed:
         pid = perpetrator.get("perpetrator_id")
         if not isinstance(pid, str) or not pid:
             continue  # an id the agreement's fields leave out: no distinct record to count
         before = old.get(pid) if old else None
-        new[pid] = {
-            "source_id": key[0],
-            "case_id": key[1],
-            "perpetrator_id": pid,
-            "roles": ";".join(sorted(set(perpetrator.get("roles") or ()))),
-            "year_of_exploitation": year,
-            "disposed": case_disposed or bool(before and before["disposed"]),
-            "retracted": False,
-        }
+        # in _PERPETRATOR_COLUMNS' order (checked where the columns are named)
+        new[pid] = (
+            key[0],
+            key[1],
+            pid,
+            ";".join(sorted(set(perpetrator.get("roles") or ()))),
+            year,
+            case_disposed or bool(before and before[_PP_DISPOSED]),
+            False,
+        )
     perpetrators[key] = new
 
 
@@ -637,9 +646,63 @@ _RECORD_COLUMNS = tuple(c.name for c in _records.columns)
 _PERSON_COLUMNS = tuple(c.name for c in _persons.columns)
 _ERASURE_COLUMNS = ("source_id", "case_id", "victim_id", "kind")
 _RECORD_FLAGS = ("retracted",)
+if _RECORD_COLUMNS != (  # pragma: no cover - a schema change must update _record_row
+    "source_id",
+    "case_id",
+    "event_id",
+    "retracted",
+    "version",
+    "year",
+    "country",
+):
+    raise RuntimeError("proj_records' columns changed: update _record_row")
+(_R_RETRACTED,) = (_RECORD_COLUMNS.index(f) for f in _RECORD_FLAGS)
+_R_VERSION = _RECORD_COLUMNS.index("version")
 _PERSON_FLAGS = ("consent_withdrawn", "disposed", "retracted")
+#: the order :func:`_accept` builds a person's tuple in; the table's own, or the module fails here
+_PERSON_ORDER = (
+    "source_id",
+    "case_id",
+    "victim_id",
+    "sex",
+    "age_at_identification",
+    "age_range_lower",
+    "age_range_upper",
+    "majority_status",
+    "age_group",
+    "forms_of_exploitation",
+    "year_of_exploitation",
+    "citizenships",
+    "countries_of_exploitation",
+    "consent_withdrawn",
+    "disposed",
+    "retracted",
+)
+if _PERSON_COLUMNS != _PERSON_ORDER:  # pragma: no cover - a schema change must update _accept
+    raise RuntimeError("proj_persons' columns changed: update _PERSON_ORDER and _accept")
+_P_WITHDRAWN, _P_DISPOSED, _P_RETRACTED = (_PERSON_COLUMNS.index(f) for f in _PERSON_FLAGS)
+_P_FIRST_FLAG = _P_WITHDRAWN  # the flags are the last columns (_PERSON_ORDER)
+
+
+def _flagged(row: tuple[Any, ...], index: int) -> tuple[Any, ...]:
+    """``row`` with the flag at ``index`` set."""
+    return (*row[:index], True, *row[index + 1 :])
+
+
 _PERPETRATOR_COLUMNS = tuple(c.name for c in _perpetrators.columns)
 _PERPETRATOR_FLAGS = ("disposed", "retracted")
+if _PERPETRATOR_COLUMNS != (  # pragma: no cover - a schema change must update the builder
+    "source_id",
+    "case_id",
+    "perpetrator_id",
+    "roles",
+    "year_of_exploitation",
+    "disposed",
+    "retracted",
+):
+    raise RuntimeError("proj_perpetrators' columns changed: update _accept_perpetrators")
+# the flags are the last columns
+_PP_DISPOSED, _PP_RETRACTED = (_PERPETRATOR_COLUMNS.index(f) for f in _PERPETRATOR_FLAGS)
 
 
 def _select_cases(
@@ -658,42 +721,43 @@ def _select_cases(
         )
 
 
-def _load_records(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, Row]:
-    out: dict[CaseKey, Row] = {}
+def _load_records(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, RecordRow]:
+    out: dict[CaseKey, RecordRow] = {}
+    r = _R_RETRACTED
     for values in _select_cases(conn, _records, _RECORD_COLUMNS, keys):
-        row = dict(zip(_RECORD_COLUMNS, values, strict=True))
-        for flag in _RECORD_FLAGS:
-            row[flag] = bool(row[flag])
-        out[(row["source_id"], row["case_id"])] = row
+        out[(values[0], values[1])] = (*values[:r], bool(values[r]), *values[r + 1 :])
     return out
 
 
-def _load_persons(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[str, Row]]:
-    out: dict[CaseKey, dict[str, Row]] = {}
+def _load_persons(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[str, PersonRow]]:
+    out: dict[CaseKey, dict[str, PersonRow]] = {}
+    first = _P_FIRST_FLAG
     for values in _select_cases(conn, _persons, _PERSON_COLUMNS, keys):
-        row = dict(zip(_PERSON_COLUMNS, values, strict=True))
-        for flag in _PERSON_FLAGS:
-            row[flag] = bool(row[flag])
-        out.setdefault((row["source_id"], row["case_id"]), {})[row["victim_id"]] = row
+        row = (*values[:first], *(bool(v) for v in values[first:]))
+        out.setdefault((row[0], row[1]), {})[row[2]] = row
     return out
 
 
-def _load_perpetrators(conn: Connection, keys: set[CaseKey]) -> dict[CaseKey, dict[str, Row]]:
-    out: dict[CaseKey, dict[str, Row]] = {}
+def _load_perpetrators(
+    conn: Connection, keys: set[CaseKey]
+) -> dict[CaseKey, dict[str, PerpetratorRow]]:
+    out: dict[CaseKey, dict[str, PerpetratorRow]] = {}
+    first = _PP_DISPOSED
     for values in _select_cases(conn, _perpetrators, _PERPETRATOR_COLUMNS, keys):
-        row = dict(zip(_PERPETRATOR_COLUMNS, values, strict=True))
-        for flag in _PERPETRATOR_FLAGS:
-            row[flag] = bool(row[flag])
-        out.setdefault((row["source_id"], row["case_id"]), {})[row["perpetrator_id"]] = row
+        row = (*values[:first], *(bool(v) for v in values[first:]))
+        out.setdefault((row[0], row[1]), {})[row[2]] = row
     return out
 
 
 def _write_records(
-    conn: Connection, records: dict[CaseKey, Row], dirty: set[CaseKey], before: set[CaseKey]
+    conn: Connection, records: dict[CaseKey, RecordRow], dirty: set[CaseKey], before: set[CaseKey]
 ) -> None:
     inserts = [records[k] for k in sorted(dirty - before)]
-    updates = [{**records[k], "k_source": k[0], "k_case": k[1]} for k in sorted(dirty & before)]
-    bulk_insert(conn, _records, inserts)
+    updates = [
+        {**dict(zip(_RECORD_COLUMNS, records[k], strict=True)), "k_source": k[0], "k_case": k[1]}
+        for k in sorted(dirty & before)
+    ]
+    insert_values(conn, _records, _RECORD_COLUMNS, inserts)
     if updates:
         stmt = (
             update(_records)
@@ -718,24 +782,24 @@ _RECORD_VALUE_COLUMNS = ("event_id", "retracted", "version", "year", "country")
 
 def _write_persons(
     conn: Connection,
-    persons: dict[CaseKey, dict[str, Row]],
+    persons: dict[CaseKey, dict[str, PersonRow]],
     dirty: set[CaseKey],
     before: set[CaseKey],
 ) -> None:
     # Replace the dirty cases' persons wholesale: fewer statements than a per-row diff.
     for source_id, case_ids in by_source(dirty & before):
         conn.execute(delete(_persons).where(_where_cases(_persons, source_id, case_ids)))
-    rows: list[Row] = []
+    rows: list[PersonRow] = []
     for k in sorted(dirty):
         case = persons.get(k)
         if case:  # in victim id order; most cases have one victim
             rows.extend(case.values() if len(case) == 1 else (r for _, r in sorted(case.items())))
-    bulk_insert(conn, _persons, rows)
+    insert_values(conn, _persons, _PERSON_COLUMNS, rows)
 
 
 def _write_perpetrators(
     conn: Connection,
-    perpetrators: dict[CaseKey, dict[str, Row]],
+    perpetrators: dict[CaseKey, dict[str, PerpetratorRow]],
     dirty: set[CaseKey],
     before: set[CaseKey],
 ) -> None:
@@ -743,7 +807,7 @@ def _write_perpetrators(
     for source_id, case_ids in by_source(dirty & before):
         conn.execute(delete(_perpetrators).where(_where_cases(_perpetrators, source_id, case_ids)))
     rows = [r for k in sorted(dirty) for _, r in sorted(perpetrators.get(k, {}).items())]
-    bulk_insert(conn, _perpetrators, rows)
+    insert_values(conn, _perpetrators, _PERPETRATOR_COLUMNS, rows)
 
 
 def clear(conn: Connection) -> None:
