@@ -102,6 +102,21 @@ def floor_symmetric(recs: list[dict[str, Any]]) -> float:
     return rate(len(recs), time.perf_counter() - t)
 
 
+def _publisher(
+    log: Any, outbox: Outbox, url: str, trust: TrustKeyPair, source: SigningKey
+) -> Publisher:
+    """The publisher both measurements drive: batches of 1,000, a fresh message-key secret."""
+    return Publisher(
+        log=log,
+        source_key=source,
+        trust_key=trust.public,
+        outbox=outbox,
+        keyer=MessageKeyer.generate(),
+        destination=destination_of(url),
+        batch_size=1000,
+    )
+
+
 def publish_rate(
     url: str, recs: list[dict[str, Any]], trust: TrustKeyPair, source: SigningKey, tmp: Path
 ) -> float:
@@ -110,15 +125,7 @@ def publish_rate(
         for i, r in enumerate(recs)
     ]
     with open_log(url) as log, Outbox(tmp / f"outbox-{time.monotonic_ns()}.db") as outbox:
-        pub = Publisher(
-            log=log,
-            source_key=source,
-            trust_key=trust.public,
-            outbox=outbox,
-            keyer=MessageKeyer.generate(),
-            destination=destination_of(url),
-            batch_size=1000,
-        )
+        pub = _publisher(log, outbox, url, trust, source)
         t = time.perf_counter()
         report = pub.publish(messages)
         elapsed = time.perf_counter() - t
@@ -187,15 +194,7 @@ def _breakdown_round(
             publisher_module, "validator_for", lambda s: TimedValidator(real_validator(s))
         )
         with open_log(url) as log, Outbox(tmp / f"outbox-{time.monotonic_ns()}.db") as outbox:
-            pub = Publisher(
-                log=log,
-                source_key=source,
-                trust_key=trust.public,
-                outbox=outbox,
-                keyer=MessageKeyer.generate(),
-                destination=destination_of(url),
-                batch_size=1000,
-            )
+            pub = _publisher(log, outbox, url, trust, source)
             for name in ("event_ids", "put", "mark_sent"):
                 setattr(outbox, name, timed(name, getattr(outbox, name)))
             outbox.put_sealed = timed("put", outbox.put_sealed)  # type: ignore[method-assign]

@@ -155,6 +155,10 @@ def _stats_table(total: IngestStats, releases: int) -> Table:
     return t
 
 
+FollowOpt = Annotated[bool, typer.Option("--follow", help="Keep running after catching up")]
+MaxSecondsOpt = Annotated[float | None, typer.Option("--max-seconds", help="Stop after this long")]
+
+
 @contextlib.contextmanager
 def _failures_as_exits() -> Iterator[None]:
     """A missing setup, a failing event log or a failing event store as the command's exit
@@ -182,12 +186,8 @@ def run(
     log: LogOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
-    follow: Annotated[
-        bool, typer.Option("--follow", help="Keep running after catching up")
-    ] = False,
-    max_seconds: Annotated[
-        float | None, typer.Option("--max-seconds", help="Stop after this long")
-    ] = None,
+    follow: FollowOpt = False,
+    max_seconds: MaxSecondsOpt = None,
     release_every: Annotated[
         float, typer.Option("--release-every", help="Seconds between release checks")
     ] = 5.0,
@@ -284,12 +284,8 @@ def ingest(
     log: LogOpt = None,
     store: StoreOpt = None,
     home: HomeOpt = None,
-    follow: Annotated[
-        bool, typer.Option("--follow", help="Keep running after catching up")
-    ] = False,
-    max_seconds: Annotated[
-        float | None, typer.Option("--max-seconds", help="Stop after this long")
-    ] = None,
+    follow: FollowOpt = False,
+    max_seconds: MaxSecondsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     batch: Annotated[int, typer.Option("--batch", help="Messages per store transaction")] = 1000,
 ) -> None:
