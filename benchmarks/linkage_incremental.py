@@ -320,6 +320,22 @@ def _progress() -> Progress:
     )
 
 
+def _parts(
+    arrivals: Sequence[Arrival], persons: int, chunk: int, seen: set[str]
+) -> Iterator[list[Arrival]]:
+    """``arrivals`` in order, in parts of at most ``chunk``, until they hold the records of
+    ``persons`` true persons (``seen`` collects the true persons taken so far)."""
+    done = 0
+    while done < len(arrivals) and len(seen) < persons:
+        part: list[Arrival] = []
+        while done < len(arrivals) and len(part) < chunk and len(seen) < persons:
+            a = arrivals[done]
+            part.append(a)
+            seen.update(a.truth)
+            done += 1
+        yield part
+
+
 def grow(
     trust: Trust,
     arrivals: Sequence[Arrival],
@@ -337,15 +353,8 @@ def grow(
     rates: list[float] = []
     with _progress() as progress:
         task = progress.add_task(label, total=persons)
-        while done < len(arrivals) and len(seen) < persons:
-            if budget_s and link_s >= budget_s:
-                break
-            part: list[Arrival] = []
-            while done < len(arrivals) and len(part) < chunk and len(seen) < persons:
-                a = arrivals[done]
-                part.append(a)
-                seen.update(a.truth)
-                done += 1
+        for part in _parts(arrivals, persons, chunk, seen):
+            done += len(part)
             t0 = time.perf_counter()
             trust.append(part)
             t1 = time.perf_counter()
@@ -357,6 +366,8 @@ def grow(
             records += n
             rates.append(n / (t2 - t1))
             progress.update(task, completed=len(seen))
+            if budget_s and link_s >= budget_s:
+                break
     return done, {
         "events": done,
         "records": records,
@@ -383,13 +394,8 @@ def seed_bulk(
     done = records = 0
     with _progress() as progress:
         task = progress.add_task(label, total=persons)
-        while done < len(arrivals) and len(seen) < persons:
-            part: list[Arrival] = []
-            while done < len(arrivals) and len(part) < chunk and len(seen) < persons:
-                a = arrivals[done]
-                part.append(a)
-                seen.update(a.truth)
-                done += 1
+        for part in _parts(arrivals, persons, chunk, seen):
+            done += len(part)
             trust.resolver.seed_with(
                 {k: t for a in part for k, t in zip(a.keys(), a.truth, strict=True)}
             )
