@@ -26,11 +26,13 @@ node again.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from trust.release.disclosure.dp import InvalidPrivacyParameters, PrivacyCost, load_opendp
+from trust.release.errors import ReleaseError
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,6 @@ class ContinualCounter:
 
 def month_index(now_ms: int) -> int:
     """The calendar month (UTC) of ``now_ms`` as a count of months since year 0."""
-    import time
-
     t = time.gmtime(now_ms / 1000)
     return t.tm_year * 12 + t.tm_mon - 1
 
@@ -177,7 +177,7 @@ def month_label(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-class SeriesEnded(InvalidPrivacyParameters):
+class SeriesEnded(ReleaseError):
     """A continual series reached the end of its horizon: its budget covered no more months."""
 
     code = "continual_series_ended"
