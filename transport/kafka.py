@@ -24,8 +24,9 @@ How the port maps onto Kafka:
   We chose this over ``assign()`` without a group because it keeps rebalancing and commits
   identical with or without a seek, and it is what ran reliably on Tansu.
 * ``at_end`` = every assigned partition has reported partition EOF
-  (``enable.partition.eof``) since its last record. High watermarks from ListOffsets are
-  never used: Tansu returns wrong ones.
+  (``enable.partition.eof``) since its last record, at an end offset no lower than this log's
+  own acknowledged appends there (an EOF from a fetch that began before them is stale). High
+  watermarks from ListOffsets are never used: Tansu returns wrong ones.
 * ``read_all`` = a throw-away consumer that ``assign``s every partition from the beginning
   and reads until each partition reports EOF.
 """
@@ -290,6 +291,9 @@ class KafkaLog:
         self._failure_code = ""
         self._closed = False
         self._consumers: list[KafkaConsumer] = []
+        # Per partition, the offset after the last append this log has had acknowledged: a
+        # partition EOF its consumers hold from before it is stale (see ``at_end``).
+        self._delivered_end: dict[tuple[str, int], int] = {}
 
     def _check_open(self) -> None:
         if self._closed:
@@ -363,10 +367,15 @@ class KafkaLog:
             self._producer = Producer(self._producer_conf)
         return self._producer
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._failed += 1
             self._failure_code = _error_code(err)
+            return
+        tp = (str(msg.topic()), int(msg.partition() or 0))
+        end = int(msg.offset() or 0) + 1
+        if end > self._delivered_end.get(tp, 0):
+            self._delivered_end[tp] = end
 
     def append(
         self,
@@ -559,7 +568,8 @@ class KafkaConsumer:
         self._topics = topics
         self._consumer = Consumer(conf)
         self._assigned: set[tuple[str, int]] = set()
-        self._eof: set[tuple[str, int]] = set()
+        # Per partition that reported EOF since its last record: the end offset it reported.
+        self._eof: dict[tuple[str, int], int] = {}
         self._joined = False
         self._settled = False
         self._pending_seeks: dict[tuple[str, int], int] = {}
@@ -579,7 +589,8 @@ class KafkaConsumer:
                 tp.offset = self._pending_seeks.pop(key)
         consumer.assign(partitions)
         self._assigned = {(str(tp.topic), int(tp.partition)) for tp in partitions}
-        self._eof -= self._assigned
+        for key in self._assigned:
+            self._eof.pop(key, None)
         self._joined = True
         self._settled = True
 
@@ -587,7 +598,7 @@ class KafkaConsumer:
         consumer.unassign()
         self._settled = False  # a rebalance is under way until the next assignment
         self._assigned = set()
-        self._eof = set()
+        self._eof = {}
         self._buffer = []  # the next owner of those partitions reads them again
 
     def _check_open(self) -> None:
@@ -613,9 +624,9 @@ class KafkaConsumer:
             tp = (str(msg.topic()), int(msg.partition() or 0))
             if err is None:
                 out.append(_record(msg))
-                self._eof.discard(tp)
+                self._eof.pop(tp, None)
             elif err.code() == KafkaError._PARTITION_EOF:
-                self._eof.add(tp)
+                self._eof[tp] = int(msg.offset() or 0)
             else:
                 raise TransportError("consumer error", code=_error_code(err))
         if self._pending_seeks:
@@ -700,13 +711,28 @@ class KafkaConsumer:
         if offset < 0:
             raise ValueError("offset must be >= 0")
         self._pending_seeks[(topic, partition)] = offset
-        self._eof.discard((topic, partition))
+        self._eof.pop((topic, partition), None)
         self._buffer = [r for r in self._buffer if (r.topic, r.partition) != (topic, partition)]
         self._apply_seeks()
 
     def at_end(self) -> bool:
-        """True once this member holds its partitions and each hit EOF since its last record."""
-        return self._settled and not self._buffer and self._assigned <= self._eof
+        """True once this member holds its partitions and each hit EOF since its last record,
+        at or beyond the end of what this consumer's log has appended there.
+
+        An EOF is a statement about the partition when a fetch answered. A fetch already
+        waiting when this process appends may answer (after ``fetch.wait.max.ms``) without the
+        new record — Tansu does not wake a waiting fetch — so an EOF short of this log's own
+        acknowledged appends is stale, and the member is not at the end until it has read them.
+        Appends by other processes are not known here: "at the end" is as of the last fetch.
+        """
+        if not self._settled or self._buffer:
+            return False
+        delivered = self._log._delivered_end
+        for tp in self._assigned:
+            end = self._eof.get(tp)
+            if end is None or end < delivered.get(tp, 0):
+                return False
+        return True
 
     def close(self) -> None:
         """Leave the group (uncommitted reads go to the next member). Idempotent.
