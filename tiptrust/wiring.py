@@ -30,6 +30,7 @@ from schemas.keys import (
 from tiptrust.home import Home
 from transport import EventLog
 from transport.topics import validate_name
+from trust.follow import follow
 from trust.ingest.pipeline import IngestPipeline
 from trust.ingest.receipts import ReceiptPublisher
 from trust.ingest.worker import IngestWorker
@@ -549,9 +550,11 @@ def build_trust_runner(
             every_s=retention_every_s,
         )
     )
+    publisher = ReleasePublisher(log)
     return TrustRunner(
         worker=worker,
         releases=stages,
+        send_releases=functools.partial(follow, store, publisher),
         # linkage first: a withdrawal unlinks the record before its key is shredded
         # the audit log last: it then audits what the others decided in the same round
         followers=[
@@ -561,7 +564,7 @@ def build_trust_runner(
             Erasure(the_vault),
             ReceiptPublisher(log, key),
             ErasureNotices(store, log, key),  # after linkage: its unlinks name the erasures
-            ReleasePublisher(log),
+            publisher,
             audit_log(home, the_vault),
         ],
         # retention's disposals go first, so linkage and erasure act on them in the same round

@@ -51,6 +51,7 @@ class TrustRunner:
         after_follow: Sequence[Callable[[], object]] = (),
         at_stop: Sequence[Callable[[], object]] = (),
         release_every_s: float = 5.0,
+        send_releases: Callable[[], object] | None = None,
     ) -> None:
         self.worker = worker
         self.releases = list(releases)
@@ -59,6 +60,9 @@ class TrustRunner:
         self.after_follow = list(after_follow)
         self.at_stop = list(at_stop)  # run once when run() returns (e.g. a final clean-up)
         self.release_every_s = release_every_s
+        # sends what the release stages recorded (the release publisher, followed): called after
+        # each release, so a quick stream's release is on its topic before a slow one is made
+        self.send_releases = send_releases
 
     def follow(self) -> None:
         """Run what the followers must see (e.g. scheduled retention's disposals), bring every
@@ -70,6 +74,21 @@ class TrustRunner:
             follow(self.worker.store, f)
         for then in self.after_follow:
             then()
+
+    def release(self, on_release: Callable[[EmitResult], None] | None = None) -> list[EmitResult]:
+        """Check every release stage; each release is sent (``send_releases``) as soon as it is
+        recorded, then given to ``on_release``. Returns the releases made."""
+
+        def recorded(result: EmitResult) -> None:
+            if self.send_releases is not None:
+                self.send_releases()
+            if on_release is not None:
+                on_release(result)
+
+        made: list[EmitResult] = []
+        for stage in self.releases:
+            made.extend(stage.release_once(on_recorded=recorded))
+        return made
 
     def run(
         self,
@@ -93,12 +112,7 @@ class TrustRunner:
             now = time.monotonic()
             caught_up = s.messages == 0 and s.caught_up
             if caught_up or now - last_release >= self.release_every_s:
-                for stage in self.releases:
-                    made = stage.release_once()
-                    emitted.extend(made)
-                    if on_release is not None:
-                        for r in made:
-                            on_release(r)
+                emitted.extend(self.release(on_release))
                 # the cadence runs from the end of a check, so a slow check cannot starve ingest
                 last_release = time.monotonic()
             self.follow()

@@ -305,9 +305,14 @@ class ReleaseStage:
         # in the release's event metadata, never in the signed release (``history.py``)
         self._notes: dict[tuple[str, str], dict[str, str]] = {}
 
-    def release_once(self) -> list[EmitResult]:
+    def release_once(
+        self, on_recorded: Callable[[EmitResult], object] | None = None
+    ) -> list[EmitResult]:
         """Sign and record the next release of every subscription whose figures changed. Sends
-        nothing: the release publisher sends what was recorded.
+        nothing: the release publisher sends what was recorded — ``on_recorded``, called with
+        each release as soon as it is recorded, lets the caller send it before the next one is
+        made. Subscriptions are checked cheapest stream first (:attr:`StreamSpec.release_cost`),
+        then in (consumer, stream) order.
 
         Brings the stage's cell counts up to date first (a follower of the store), then reads
         only cell counts: the cost follows the events since the last check and the number of
@@ -324,7 +329,12 @@ class ReleaseStage:
         if upto == self._checked_upto and day == self._checked_day and not self._pending:
             return []
         follow(self.store, self.counts)
-        subs = subscriptions(self.store, self.streams)
+        subs = sorted(
+            subscriptions(self.store, self.streams),
+            key=lambda sub: (
+                self.streams[sub.stream].release_cost if sub.stream in self.streams else 0
+            ),
+        )
         made: list[EmitResult] = []
         self._pending = False
         for sub in subs:
@@ -373,6 +383,8 @@ class ReleaseStage:
                 result = self._release(plan, now_ms)
             if result is not None:
                 made.append(result)
+                if on_recorded is not None:
+                    on_recorded(result)
         self._checked_upto = upto
         self._checked_day = day
         return made

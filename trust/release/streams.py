@@ -512,6 +512,19 @@ class StreamSpec:
         """Whether the stream is a table of counted persons (the stage's counts follow it)."""
         return self.estimate is None and self.synthetic is None and self.cumulative is None
 
+    @property
+    def release_cost(self) -> int:
+        """How costly a release of this stream is to make, as a rank the release stage checks
+        subscriptions by (cheapest first, so a quick stream's release never waits behind a slow
+        one's): 0 for a table of cells (rates and cumulative series included) or a two-way
+        table with its margins; 1 for a table of more dimensions with every margin (secondary
+        suppression with the LP audit: over the four-way table's thousands of values, seconds);
+        2 for prevalence
+        estimates and synthetic microdata (a model fitted at each release)."""
+        if self.estimate is not None or self.synthetic is not None:
+            return 2
+        return 1 if self.margins and len(self.dimensions) > 2 else 0
+
     def classification(self, dimension: str) -> Classification:
         """How the stream publishes ``dimension``; :class:`UnknownDimension` if it cannot."""
         for c in self.categories:
