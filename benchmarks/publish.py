@@ -150,7 +150,16 @@ def trust_open_rate(url: str, trust: TrustKeyPair, source: SigningKey) -> tuple[
 
 # --- breakdown: where the producer's CPU time goes ---------------------------------------------
 
-_PHASES = ("validate", "encode", "seal", "event_ids", "put", "mark_sent", "log_append")
+_PHASES = (
+    "validate_encode",
+    "validate",
+    "encode",
+    "seal",
+    "event_ids",
+    "put",
+    "mark_sent",
+    "log_append",
+)
 
 
 def _breakdown_round(
@@ -177,6 +186,11 @@ def _breakdown_round(
     class TimedValidator:
         def __init__(self, inner: Any) -> None:
             self.problems = timed("validate", inner.problems)
+            self._inner = inner
+
+        def content_encoder(self, registry: Any) -> Any:
+            found = self._inner.content_encoder(registry)
+            return None if found is None else timed("validate_encode", found)
 
     n = len(recs)
     messages = [
@@ -185,11 +199,11 @@ def _breakdown_round(
     ]
     url = f"sqlite:///{tmp / f'log-{time.monotonic_ns()}.db'}"
     # the module's names, as the publisher calls them (a timed stand-in for the round)
-    real_seal = getattr(publisher_module, "seal_batch")  # noqa: B009
+    real_seal = getattr(publisher_module, "seal_events")  # noqa: B009
     real_validator = getattr(publisher_module, "validator_for")  # noqa: B009
     trust, source = TrustKeyPair.generate(), SigningKey.generate("police")
     try:
-        setattr(publisher_module, "seal_batch", timed("seal", real_seal))  # noqa: B010
+        setattr(publisher_module, "seal_events", timed("seal", real_seal))  # noqa: B010
         setattr(  # noqa: B010
             publisher_module, "validator_for", lambda s: TimedValidator(real_validator(s))
         )
@@ -216,7 +230,7 @@ def _breakdown_round(
                 profile.disable()
             cpu = time.process_time() - cpu
     finally:
-        setattr(publisher_module, "seal_batch", real_seal)  # noqa: B010
+        setattr(publisher_module, "seal_events", real_seal)  # noqa: B010
         setattr(publisher_module, "validator_for", real_validator)  # noqa: B010
     assert report.published == n, report
     out = {name: (spent[name] - calls[name] * per_call) / n / 1000 for name in _PHASES}

@@ -29,7 +29,7 @@ from typing import Any
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox, OutboxEntry
 from schemas.codec import SchemaRegistry, WireSchema, default_registry
-from schemas.envelope import EventHeader, new_event_id, seal_batch
+from schemas.envelope import new_event_id, seal_events
 from schemas.errors import Problem, ReasonCode
 from schemas.fields import Pruner
 from schemas.keys import SigningKey, TrustPublicKey
@@ -80,6 +80,17 @@ class PublishReport:
                 self.rejected_rows.add(p.row)
 
 
+#: per message kind: its current schema, validator, digest prefix and one-pass check and encode
+_KindTools = tuple[WireSchema, Validator, bytes, Callable[[Any], tuple[bytes, bytes] | None] | None]
+
+
+def _too_large() -> Problem:
+    """The trust refuses larger messages: say so here, before anything is sealed."""
+    return Problem(
+        "$", ReasonCode.TOO_LARGE, f"a record of at most {MAX_PAYLOAD_BYTES} bytes encoded"
+    )
+
+
 def _ids() -> Iterator[uuid.UUID]:
     while True:
         yield new_event_id()
@@ -120,7 +131,11 @@ class Publisher:
         self.topic = topics.inbound(self.source_id)
         case = self.registry.current("case_record")
         self._pruner = Pruner(case, shared_fields) if shared_fields is not None else None
-        self._kinds: dict[str, tuple[WireSchema, Validator, bytes]] = {}
+        self._kinds: dict[str, _KindTools] = {}
+        # what the log acknowledged (flushed) and the outbox has not marked sent yet: marked in
+        # the next batch's outbox transaction, or at the end of the publish (one transaction
+        # per batch instead of two); never left unmarked past ``publish``
+        self._acknowledged: Sequence[uuid.UUID] = ()
         self.log.create_topic(self.topic, partitions=4)
 
     def resend_pending(self) -> int:
@@ -149,53 +164,70 @@ class Publisher:
         report = PublishReport()
         report.resent = self.resend_pending()
         batch: list[Outgoing] = []
-        for m in messages:
-            report.messages += 1
-            batch.append(m)
-            if len(batch) >= self.batch_size:
+        try:
+            for m in messages:
+                report.messages += 1
+                batch.append(m)
+                if len(batch) >= self.batch_size:
+                    self._publish_batch(batch, report, resend)
+                    if on_progress:
+                        on_progress(len(batch))
+                    batch = []
+            if batch:
                 self._publish_batch(batch, report, resend)
                 if on_progress:
                     on_progress(len(batch))
-                batch = []
-        if batch:
-            self._publish_batch(batch, report, resend)
-            if on_progress:
-                on_progress(len(batch))
+        finally:  # what the log acknowledged is marked sent before publish returns, or raises
+            if self._acknowledged:
+                self.outbox.mark_sent(self.destination, self._acknowledged)
+                self._acknowledged = ()
         return report
 
-    def _kind(self, kind: str) -> tuple[WireSchema, Validator, bytes]:
-        """The current schema of ``kind``, its validator and the digest's prefix (looked up once)."""
+    def _kind(self, kind: str) -> _KindTools:
+        """The current schema of ``kind``, its validator, the digest's prefix and the one-pass
+        check and encode of its valid records (looked up once; see
+        :meth:`schemas.validate.Validator.content_encoder`). No one-pass encode where records are
+        minimised first: what is written is then not what was checked."""
         found = self._kinds.get(kind)
         if found is None:
             schema = self.registry.for_kind(kind)
-            found = self._kinds[kind] = (schema, validator_for(schema), kind.encode() + b"\x00")
+            validator = validator_for(schema)
+            pruned = self._pruner is not None and kind == "RecordUpsert"
+            found = self._kinds[kind] = (
+                schema,
+                validator,
+                kind.encode() + b"\x00",
+                None if pruned else validator.content_encoder(self.registry),
+            )
         return found
+
+    def _validate_and_encode(
+        self, m: Outgoing, schema: WireSchema, validator: Validator
+    ) -> tuple[bytes, bytes, list[Problem]]:
+        """The two passes, for a record the one pass does not take: every problem of it, else
+        its payload and content bytes (minimised first where the publisher minimises)."""
+        problems = validator.problems(m.datum)
+        if problems:
+            return b"", b"", problems
+        datum = (
+            self._pruner.prune(m.datum) if (self._pruner and m.kind == "RecordUpsert") else m.datum
+        )
+        payload, content = self.registry.encode_with_content(schema.name, datum)
+        return payload, content, [_too_large()] if len(payload) > MAX_PAYLOAD_BYTES else []
 
     def _publish_batch(
         self, batch: Sequence[Outgoing], report: PublishReport, resend: bool
     ) -> None:
         valid: list[tuple[Outgoing, bytes, bytes, bytes]] = []
-        encode = self.registry.encode_with_content
+        kinds = self._kinds
         for m in batch:
-            schema, validator, prefix = self._kind(m.kind)
-            problems = validator.problems(m.datum)
-            payload = content = b""
-            if not problems:
-                datum = (
-                    self._pruner.prune(m.datum)
-                    if (self._pruner and m.kind == "RecordUpsert")
-                    else m.datum
-                )
-                payload, content = encode(schema.name, datum)
-                if len(payload) > MAX_PAYLOAD_BYTES:
-                    # the trust refuses larger messages: say so here, before anything is sealed
-                    problems = [
-                        Problem(
-                            "$",
-                            ReasonCode.TOO_LARGE,
-                            f"a record of at most {MAX_PAYLOAD_BYTES} bytes encoded",
-                        )
-                    ]
+            schema, validator, prefix, encode_valid = kinds.get(m.kind) or self._kind(m.kind)
+            encoded = encode_valid(m.datum) if encode_valid is not None else None
+            if encoded is not None:  # valid, and written in the same pass
+                payload, content = encoded
+                problems = [_too_large()] if len(payload) > MAX_PAYLOAD_BYTES else None
+            else:
+                payload, content, problems = self._validate_and_encode(m, schema, validator)
             if problems:
                 rows = m.rows or (None,)
                 report.merge_problems(
@@ -224,16 +256,17 @@ class Publisher:
         keys: list[bytes] = []
         envelopes: list[bytes] = []
         kept: Sequence[uuid.UUID] = ()
+        acknowledged = self._acknowledged
         with self.outbox.transaction():  # ids, what was sent before and the envelopes: at once
+            if acknowledged:  # the batch before's, acknowledged by the log since
+                self.outbox.mark_sent(self.destination, acknowledged)
             ids = self.outbox.event_ids(
                 [(f"{m.kind}:{m.record_key}", d) for m, _, d, _ in valid], _ids()
             )
             known = [eid for eid, was_known in ids if was_known]
             sealed_before = self.outbox.already_sent(self.destination, known) if known else set()
-            now = int(time.time() * 1000)
-            source_id, trust_key_id = self.source_id, self.trust_key.key_id
-            source_key_id, key_of = self.source_key.key_id, self.keyer.key
-            to_seal: list[tuple[EventHeader, bytes]] = []
+            key_of = self.keyer.key
+            to_seal: list[tuple[uuid.UUID, str, bytes, bytes]] = []
             rows_published = 0
             for (m, payload, _, fingerprint), (eid, _) in zip(valid, ids, strict=True):
                 if sealed_before and eid in sealed_before:
@@ -241,33 +274,28 @@ class Publisher:
                         report.unchanged += 1
                         continue
                     report.republished += 1
-                header = EventHeader(
-                    source_id,
-                    eid,
-                    m.kind,
-                    fingerprint,
-                    now,
-                    trust_key_id,
-                    source_key_id,
-                )
-                to_seal.append((header, payload))
+                to_seal.append((eid, m.kind, fingerprint, payload))
                 event_ids.append(eid)
                 keys.append(key_of(m.partition_key or m.record_key))
                 rows_published += len(m.rows)
             report.rows_published += rows_published
-            if to_seal:
-                envelopes = seal_batch(
-                    to_seal, trust_key=self.trust_key, source_key=self.source_key
+            if to_seal:  # headers: this source and its key, the trust's key, produced now
+                envelopes = seal_events(
+                    to_seal,
+                    produced_at_ms=int(time.time() * 1000),
+                    trust_key=self.trust_key,
+                    source_key=self.source_key,
                 )
                 kept = self.outbox.put_sealed(
                     self.destination, self.topic, event_ids, keys, envelopes
                 )
+        self._acknowledged = ()  # marked: committed with this batch
         if kept:  # kept durably: now they go to the log
             append, topic = self.log.append, self.topic
             for eid, key, envelope in zip(event_ids, keys, envelopes, strict=True):
                 append(topic, envelope, key=key, headers=(("event_id", eid.bytes),))
             self.log.flush()
-            self.outbox.mark_sent(self.destination, kept)
+            self._acknowledged = kept  # marked sent in the next transaction
             report.published += len(envelopes)
 
     def _send(self, entries: Sequence[OutboxEntry]) -> None:

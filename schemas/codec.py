@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -23,7 +23,14 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas.errors import InvalidRecord, Problem, ReasonCode, UnknownSchema
-from schemas.fastencode import Encoder, SplitEncoder, compile_split_encoder, try_compile
+from schemas.fastencode import (
+    Encoder,
+    RuleEmitter,
+    SplitEncoder,
+    compile_checked_encoder,
+    compile_split_encoder,
+    try_compile,
+)
 from schemas.lossless import LosslessPlan, plan_for
 from schemas.model import Array, Node, Record, SchemaModel, Union, parse
 
@@ -233,21 +240,73 @@ class SchemaRegistry:
         payload, written = current.encode_written(datum)
         return payload, self.content_bytes(name, payload, written=datum if written else None)
 
+    def checked_encoder(
+        self, name: str, rules: RuleEmitter
+    ) -> Callable[[dict[str, Any]], tuple[bytes, bytes]] | None:
+        """:meth:`encode_with_content` in one generated pass that also runs ``rules`` (lines
+        that refuse a value breaking a rule, see :func:`schemas.fastencode.compile_checked_encoder`):
+        the function returned gives a datum's payload and content bytes, the very bytes
+        :meth:`encode_with_content` gives, and raises for a datum a rule refuses or the pass does
+        not write (the caller then checks it and encodes it the usual way). None where the
+        schema has no such pass: not generated, or its earliest release not the current schema
+        less some fields."""
+        current = self._current[name]
+        released = self._released.get(name, ())
+        old: WireSchema | None = None
+        if released and released[0].fingerprint != current.fingerprint:
+            if self._split_plan(name) is None:
+                return None
+            old = released[0]  # the split's: content bytes are the record under this schema
+        try:
+            compiled = compile_checked_encoder(
+                current.model, None if old is None else old.model, rules
+            )
+        except ValueError:
+            return None
+        content_bytes = self.content_bytes
+        # the releases content_bytes tries after the earliest (up to the current schema): none,
+        # and a record the earliest does not hold is known by its payload
+        later = False
+        for s in released[1:]:
+            if s.fingerprint == current.fingerprint:
+                break
+            later = True
+
+        def encode(datum: dict[str, Any]) -> tuple[bytes, bytes]:
+            payload, earliest, at_defaults = compiled(datum)
+            if at_defaults:  # (no older schema: ``earliest`` is the payload, as content_bytes)
+                return payload, earliest
+            if not later:
+                return payload, payload
+            return payload, content_bytes(name, payload, written=datum)
+
+        return encode
+
+    def _split_plan(self, name: str) -> LosslessPlan | None:
+        """The plan of a one-pass split of ``name`` (see :meth:`_split`) where its earliest
+        release is the current schema less fields a written datum's check can stand for; None
+        where there is none (such a split's encoder may still not compile)."""
+        current = self._current[name]
+        released = self._released.get(name, ())
+        if released and released[0].fingerprint != current.fingerprint:
+            old = released[0]
+            plan = self._plan(old, current)
+            if plan is not None and self._stands_for_decoded(old, current, plan):
+                return plan
+        return None
+
     def _split(self, name: str) -> tuple[LosslessPlan, SplitEncoder] | None:
         if name not in self._splits:
             self._splits[name] = None
-            current = self._current[name]
-            released = self._released.get(name, ())
-            if released and released[0].fingerprint != current.fingerprint:
-                old = released[0]
-                plan = self._plan(old, current)
-                if plan is not None and self._stands_for_decoded(old, current, plan):
-                    try:
-                        encode = compile_split_encoder(current.model, old.model)
-                    except ValueError:
-                        pass
-                    else:
-                        self._splits[name] = (plan, encode)
+            plan = self._split_plan(name)
+            if plan is not None:
+                old, current = self._released[name][0], self._current[name]
+                try:
+                    encode = compile_split_encoder(current.model, old.model)
+                except ValueError:
+                    pass
+                else:
+                    self._splits[name] = (plan, encode)
         return self._splits[name]
 
     def _stands_for_decoded(self, old: WireSchema, current: WireSchema, plan: LosslessPlan) -> bool:

@@ -26,7 +26,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -198,13 +198,62 @@ def encode_header(h: EventHeader) -> bytes:
     return _ENCODE_HEADER(h.to_avro())
 
 
+def _encode_headers(headers: Sequence[EventHeader]) -> list[bytes]:
+    """:func:`encode_header` of each, the same bytes: a header is its fields' bytes one after
+    the other, and the event id (a fixed 16 bytes, the second field) is all that differs between
+    the headers of one batch — so each distinct rest is encoded once and the ids put between
+    its parts. Only where every field is of exactly its type (then equal values give equal
+    bytes); any other header is encoded on its own."""
+    parts: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+    out: list[bytes] = []
+    for h in headers:
+        eid, source_id, kind = h.event_id, h.source_id, h.kind
+        fingerprint, at, trust_key_id, source_key_id = (
+            h.schema_fingerprint,
+            h.produced_at_ms,
+            h.trust_key_id,
+            h.source_key_id,
+        )
+        if not (
+            type(eid) is uuid.UUID
+            and type(source_id) is str
+            and type(kind) is str
+            and type(fingerprint) is bytes
+            and type(at) is int
+            and type(trust_key_id) is str
+            and type(source_key_id) is str
+        ):
+            out.append(encode_header(h))
+            continue
+        rest = (source_id, kind, fingerprint, at, trust_key_id, source_key_id)
+        found = parts.get(rest)
+        if found is not None:
+            out.append(found[0] + eid.bytes + found[1])
+            continue
+        whole = encode_header(h)
+        split = _header_parts(whole, source_id, eid)
+        if split is not None:
+            parts[rest] = split
+        out.append(whole)
+    return out
+
+
 def _envelope_bytes(
-    header: bytes, seal: bytes, index: int, proof: Sequence[bytes], ciphertext: bytes
+    header: bytes,
+    seal: bytes,
+    index: int,
+    proof: Sequence[bytes],
+    ciphertext: bytes,
+    *,
+    digests: bool = False,
 ) -> bytes:
-    """The envelope's Avro bytes from its header's and batch seal's (fastavro's, exactly)."""
-    for node in proof:
-        if type(node) is not bytes or len(node) != 32:
-            raise Unfit
+    """The envelope's Avro bytes from its header's and batch seal's (fastavro's, exactly).
+    ``digests``: the proof's nodes are known to be SHA-256 digests (a tree :func:`merkle_tree`
+    built over them), so each is not checked to be 32 bytes."""
+    if not digests:
+        for node in proof:
+            if type(node) is not bytes or len(node) != 32:
+                raise Unfit
     blocks = avro_long(len(proof)) + b"".join(proof) + b"\x00" if proof else b"\x00"
     return b"".join(
         (
@@ -338,13 +387,100 @@ def seal_batch(
             raise ValueError(
                 "every header in a batch must name the batch's source, source key and trust key"
             )
+    headers = _encode_headers([h for h, _ in events])
+    return _seal(
+        headers,
+        [p for _, p in events],
+        lambda: [h for h, _ in events],
+        trust_key=trust_key,
+        source_key=source_key,
+        batch_id=batch_id,
+    )
+
+
+def seal_events(
+    events: Sequence[tuple[uuid.UUID, str, bytes, bytes]],
+    *,
+    produced_at_ms: int,
+    trust_key: TrustPublicKey,
+    source_key: SigningKey,
+    batch_id: uuid.UUID | None = None,
+) -> list[bytes]:
+    """:func:`seal_batch` of ``(event id, kind, schema fingerprint, avro payload)`` each: the
+    envelopes it makes of the headers of those events produced at ``produced_at_ms`` by
+    ``source_key``'s owner for ``trust_key`` (a publisher's batch), without a header object
+    made per event."""
+    if not events:
+        return []
+    if len(events) > MAX_BATCH:
+        raise ValueError(f"a batch holds at most {MAX_BATCH} events")
+    source_id, source_key_id, trust_key_id = source_key.owner, source_key.key_id, trust_key.key_id
+
+    def header(eid: uuid.UUID, kind: str, fingerprint: bytes) -> EventHeader:
+        return EventHeader(
+            source_id, eid, kind, fingerprint, produced_at_ms, trust_key_id, source_key_id
+        )
+
+    exact = (
+        type(source_id) is str
+        and type(source_key_id) is str
+        and type(trust_key_id) is str
+        and type(produced_at_ms) is int
+    )
+    parts: dict[tuple[str, bytes], tuple[bytes, bytes]] = {}
+    headers: list[bytes] = []
+    for eid, kind, fingerprint, _ in events:
+        if exact and type(eid) is uuid.UUID and type(kind) is str and type(fingerprint) is bytes:
+            found = parts.get((kind, fingerprint))
+            if found is not None:
+                headers.append(found[0] + eid.bytes + found[1])
+                continue
+            whole = encode_header(header(eid, kind, fingerprint))
+            split = _header_parts(whole, source_id, eid)
+            if split is not None:
+                parts[(kind, fingerprint)] = split
+            headers.append(whole)
+        else:
+            headers.append(encode_header(header(eid, kind, fingerprint)))
+    return _seal(
+        headers,
+        [e[3] for e in events],
+        lambda: [header(eid, kind, fingerprint) for eid, kind, fingerprint, _ in events],
+        trust_key=trust_key,
+        source_key=source_key,
+        batch_id=batch_id,
+    )
+
+
+def _header_parts(whole: bytes, source_id: str, eid: uuid.UUID) -> tuple[bytes, bytes] | None:
+    """A header's bytes before and after its event id (the fixed 16 bytes after the source
+    id's), or None if they are not laid out so."""
+    text = source_id.encode()
+    cut = len(avro_long(len(text))) + len(text)
+    if whole[cut : cut + 16] != eid.bytes:
+        return None
+    return whole[:cut], whole[cut + 16 :]
+
+
+def _seal(
+    headers: list[bytes],
+    payloads: Sequence[bytes],
+    header_objects: Callable[[], list[EventHeader]],
+    *,
+    trust_key: TrustPublicKey,
+    source_key: SigningKey,
+    batch_id: uuid.UUID | None,
+) -> list[bytes]:
+    """The envelopes of encoded ``headers`` and their ``payloads`` (see :func:`seal_batch`);
+    ``header_objects`` gives the headers themselves, for fastavro to write the whole envelope
+    where the generated encoders do not."""
     bid = (batch_id or uuid.uuid4()).bytes
     dek = os.urandom(32)
     aead = AESGCM(dek)
-    headers = [encode_header(h) for h, _ in events]
-    ciphertexts = [aead.encrypt(_nonce(i), p, headers[i]) for i, (_, p) in enumerate(events)]
+    ciphertexts = [aead.encrypt(_nonce(i), p, headers[i]) for i, p in enumerate(payloads)]
+    # the leaves and so every node are SHA-256 digests (32 bytes): the proofs are joined as they are
     root, proofs = merkle_tree([_leaf(h, c) for h, c in zip(headers, ciphertexts, strict=True)])
-    size = len(events)
+    size = len(headers)
     info = _HPKE_CONTEXT + _batch_header_bytes(
         source_key.owner, source_key.key_id, trust_key.key_id, bid, size
     )
@@ -365,7 +501,7 @@ def seal_batch(
     try:
         seal_bytes = _ENCODE_SEAL(seal)
         return [
-            _envelope_bytes(headers[i], seal_bytes, i, proofs[i], ciphertexts[i])
+            _envelope_bytes(headers[i], seal_bytes, i, proofs[i], ciphertexts[i], digests=True)
             for i in range(size)
         ]
     except Unfit:  # a part the generated encoders do not write: fastavro writes the whole
@@ -381,7 +517,7 @@ def seal_batch(
                     "ciphertext": ciphertexts[i],
                 },
             )
-            for i, (h, _) in enumerate(events)
+            for i, h in enumerate(header_objects())
         ]
 
 

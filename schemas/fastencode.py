@@ -29,10 +29,13 @@ from schemas.codegen import GeneratedSource
 from schemas.model import Array, Enum, Fixed, Node, Primitive, Record, SchemaModel, Union
 
 __all__ = [
+    "CheckedEncoder",
     "Encoder",
+    "RuleEmitter",
     "SplitEncoder",
     "Unfit",
     "avro_long",
+    "compile_checked_encoder",
     "compile_encoder",
     "compile_split_encoder",
     "try_compile",
@@ -77,10 +80,14 @@ def _long(v: int) -> bytes:
 
 def _int(v: int) -> bytes:
     """:func:`_long` of a 32-bit integer: fastavro refuses a larger one in a union (where it
-    checks the branch), so the generated encoder leaves any larger one to it."""
+    checks the branch), so the generated encoder leaves any larger one to it. Three bytes (day
+    counts of dates since 1992, years) without a further call."""
     if not -_INT_RANGE <= v < _INT_RANGE:
         raise Unfit
-    return _varint((v << 1) ^ (v >> 63))
+    n = (v << 1) ^ (v >> 63)
+    if 0x4000 <= n < 0x200000:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
+    return _varint(n)
 
 
 _NON_NEGATIVE = tuple(_long(i) for i in range(_SMALL))
@@ -93,8 +100,21 @@ def avro_long(v: int) -> bytes:
     return _NON_NEGATIVE[v] if 0 <= v < _SMALL else _long(v)
 
 
+#: Lines a checked encoder runs at a part of the schema before writing it (see
+#: :func:`compile_checked_encoder`): given the source, the part, the variable holding its value
+#: and the indent, they ``raise _Unfit`` for a value that breaks a rule.
+RuleEmitter = Callable[[GeneratedSource, Node, str, int], None]
+
+
 class _EncoderSource(GeneratedSource):
-    """The text of one generated encoder and the constants it reads (by name)."""
+    """The text of one generated encoder and the constants it reads (by name). ``rules``: lines
+    to run at each part before it is written (a checked encoder); ``defaults``: whether to note,
+    in ``_h``, that a field the old schema lacks is off its default (a checked split)."""
+
+    def __init__(self, rules: RuleEmitter | None = None, defaults: bool = False) -> None:
+        super().__init__()
+        self.rules = rules
+        self.defaults = defaults
 
     def length(self, depth: int, n: str) -> None:
         if not n.isidentifier():  # an expression (``len(x)``): worked out once
@@ -111,6 +131,8 @@ def _emit_encode(
     ``schemaless_writer`` writes it), or raising for a value they do not handle. ``old``: the
     same part of an older schema (see :func:`compile_split_encoder`): the span of each field
     it lacks is appended to ``_s``."""
+    if src.rules is not None and not isinstance(node, Union):  # a union's branch: checked there
+        src.rules(src, node, v, depth)
     if isinstance(node, Primitive):
         kind, logical = node.kind, node.logical_type
         if logical == "date" and kind == "int":  # fastavro: days since 1970-01-01
@@ -180,6 +202,9 @@ def _emit_encode(
                 if not lacking:
                     src.add(depth, "_s.append(len(o))")
                     lacking = True
+                if src.defaults:  # as LosslessPlan.holds: off its default, by type and value
+                    src.add(depth, f"if {_off_default(src, x, f.default)}:")
+                    src.add(depth + 1, "_h = False")
                 _emit_encode(src, f.type, x, depth)
             else:
                 if lacking:
@@ -245,6 +270,70 @@ def compile_split_encoder(model: SchemaModel, old: SchemaModel) -> SplitEncoder:
         return whole, b"".join([whole[a:b] for a, b in zip(spans[::2], spans[1::2], strict=True)])
 
     return encode
+
+
+CheckedEncoder = Callable[[Any], tuple[bytes, bytes, bool]]
+
+
+def compile_checked_encoder(
+    model: SchemaModel, old: SchemaModel | None, rules: RuleEmitter
+) -> CheckedEncoder:
+    """One generated pass that checks a record's value rules as it writes it: ``rules`` emits,
+    at each part of the schema, the lines that ``raise _Unfit`` for a value breaking a rule (a
+    validator's), before the part's own lines. It gives what :func:`compile_split_encoder` gives
+    (``old`` None: the payload twice), and whether every field ``old`` lacks holds its schema
+    default (the same test as :meth:`schemas.lossless.LosslessPlan.holds`: the same type and an
+    equal value, ``[]`` for a list). It raises for any datum a rule refuses or it does not write
+    itself: the caller then validates and encodes the usual way, so a datum it returns for got
+    the bytes the encoder gives it and passed every rule the emitted lines check."""
+    if old is not None:
+        _same_but_added(old.root, model.root)
+        for default in _lacking_defaults(old.root, model.root):
+            if not (default is None or type(default) in (bool, int, float, str) or default == []):
+                raise ValueError("a default other than null, a number, text or []")
+    src = _EncoderSource(rules, defaults=True)
+    src.add(0, "def encode(x0):")
+    src.add(1, "o = bytearray()")
+    src.add(1, "_s = [0]")
+    src.add(1, "_h = True")
+    _emit_encode(src, model.root, "x0", 1, None if old is None else old.root)
+    src.add(1, "o = bytes(o)")  # then the spans of the fields ``old`` lacks cut out
+    src.add(1, "if len(_s) == 1:")
+    src.add(2, "return o, o, _h")
+    src.add(1, "_s.append(len(o))")
+    src.add(1, "return o, b''.join([o[_s[i]:_s[i + 1]] for i in range(0, len(_s), 2)]), _h")
+    encode: CheckedEncoder = _define(src, model)
+    return encode
+
+
+def _off_default(src: _EncoderSource, v: str, default: Any) -> str:
+    """The condition that the value in ``v`` is not ``default`` (lossless ``_same``'s negation)."""
+    if isinstance(default, list):
+        return f"type({v}) is not list or {v}"  # only [] is a list default (the plan's rule)
+    if default is None:
+        return f"{v} is not None"
+    return f"type({v}) is not {src.const(type(default))} or {v} != {src.const(default)}"
+
+
+def _lacking_defaults(old: Node, cur: Node) -> list[Any]:
+    """The defaults of the fields ``cur`` has and ``old`` lacks (the two as a split pairs them)."""
+    if isinstance(cur, Record) and isinstance(old, Record):
+        theirs = {f.name: f.type for f in old.fields}
+        out: list[Any] = []
+        for f in cur.fields:
+            if f.name in theirs:
+                out += _lacking_defaults(theirs[f.name], f.type)
+            else:
+                out.append(f.default if f.has_default else _NO_DEFAULT)
+        return out
+    if isinstance(cur, Array) and isinstance(old, Array):
+        return _lacking_defaults(old.items, cur.items)
+    if isinstance(cur, Union) and isinstance(old, Union):
+        return _lacking_defaults(old.inner, cur.inner)
+    return []
+
+
+_NO_DEFAULT = object()
 
 
 def _same_but_added(old: Node, cur: Node) -> None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
-from schemas.codec import WireSchema
+from schemas.codec import SchemaRegistry, WireSchema
 from schemas.codegen import GeneratedSource
 from schemas.errors import InvalidRecord, Problem, ReasonCode
 from schemas.model import Array, Enum, Fixed, Map, Node, Primitive, Record, SchemaModel, Union
@@ -495,14 +495,55 @@ def _record_rules_hold(datum: dict[str, Any], order: tuple[_DateOrder, ...]) -> 
     if len(victims) > 1 and len({v["victim_id"] for v in victims}) != len(victims):
         return False
     for v in victims:
-        lower, upper, status = (
+        age, lower, upper = (
+            v.get("age_at_identification"),
             v.get("age_range_lower"),
             v.get("age_range_upper"),
-            v.get("majority_status"),
         )
-        if age_conflict(v.get("age_at_identification"), lower, upper, status) is not None:
+        if age is None and lower is None and upper is None:
+            continue  # no age, no range: a majority status alone contradicts nothing
+        if age_conflict(age, lower, upper, v.get("majority_status")) is not None:
             return False
     return True
+
+
+def _producer_rules() -> Callable[[GeneratedSource, Node, str, int], None]:
+    """The producer's rules for a checked encoder (``SchemaRegistry.checked_encoder``): at each
+    part, the clean check's conditions (``_emit_clean``, producer's mode) less the exact types the
+    encoder checks there itself — a ``str`` for a string or an enum code (an unknown code is not
+    in its table), an ``int`` for a whole number, a ``float`` for a number, a ``dict`` for a
+    record with every field present, a ``list`` for a list, ``bytes`` of the size for a fixed,
+    ``None`` or the branch for an optional value. Each line runs before the part is written,
+    and a value of another type that gets through it is refused by the encoder's own check."""
+    latest = [_latest_date()]  # as the clean check's: the clock read again only past it
+
+    def rules(src: GeneratedSource, node: Node, v: str, depth: int) -> None:
+        if isinstance(node, Primitive):
+            t = node.kind
+            if node.logical_type == "date":  # a date object (the encoder takes day counts too)
+                date, last = src.const(dt.date), src.const(latest)
+                future = f"({v} > {last}[0] and {v} > {src.const(_renew)}({last}))"
+                early = f"{v} < {src.const(EARLIEST_DATE)}"
+                wrong = f"type({v}) is not {date} or {early} or {future}"
+            elif t in ("int", "long"):
+                lo, hi = int_range(node.path, t)
+                wrong = f"not {lo} <= {v} <= {hi}"
+            elif t == "string" and node.path in SOURCE_ID_PATHS:
+                wrong = f"not {src.const(is_source_id)}({v})"
+            elif t == "string":  # printable text has no control character: no search then
+                search = src.const(control_character_search(node.path))
+                control = f"(not {v}.isprintable() and {search}({v}) is not None)"
+                wrong = f"len({v}) > {max_chars(node.path)} or {control}"
+            else:
+                return
+        elif isinstance(node, Array):
+            wrong = f"len({v}) > {max_items(node.path)}"
+        else:
+            return
+        src.add(depth, f"if {wrong}:")
+        src.add(depth + 1, "raise _Unfit")
+
+    return rules
 
 
 class Validator:
@@ -516,11 +557,18 @@ class Validator:
 
     def __init__(self, schema: WireSchema, *, decoded: bool = False) -> None:
         self.schema = schema
+        self._decoded = decoded
         self._check = _compile(schema.model.root, decoded)
         self._root = schema.model.root.path  # see check_record: the path object itself
         self._is_case = schema.name == "case_record"
         self._date_order = _date_order(schema.model)
-        self._clean = _clean_check(schema.model, decoded)
+        self._content_encoder: tuple[SchemaRegistry, Any] | None = None
+
+    @cached_property
+    def _clean(self) -> Callable[[Any], bool]:
+        """The fast path's generated check (``_clean_check``), compiled when first needed (a
+        producer whose records all take ``content_encoder``'s pass never needs it)."""
+        return _clean_check(self.schema.model, self._decoded)
 
     def _is_clean(self, datum: Any) -> bool:
         """The fast path: whether ``datum`` certainly has no problem (see ``_clean_check``)."""
@@ -546,6 +594,45 @@ class Validator:
         if self._is_case and not out and isinstance(datum, Mapping):
             _record_rules(datum, self._date_order, out)
         return out
+
+    def content_encoder(
+        self, registry: SchemaRegistry
+    ) -> Callable[[Any], tuple[bytes, bytes] | None] | None:
+        """For the producer: a datum's payload and content bytes
+        (``registry.encode_with_content``) when it certainly has no problem, checked in the
+        encoder's own pass over the record (one walk instead of two: the rules of the clean
+        check at each value as it is written, then the cross-field rules); None for any other
+        datum, which :meth:`problems` then judges and the registry encodes as before. None
+        where the schema has no such pass (see ``SchemaRegistry.checked_encoder``); only for a
+        producer's validator (``decoded=False``) of the registry's current schema."""
+        if self._content_encoder is None or self._content_encoder[0] is not registry:
+            self._content_encoder = (registry, self._make_content_encoder(registry))
+        found: Callable[[Any], tuple[bytes, bytes] | None] | None = self._content_encoder[1]
+        return found
+
+    def _make_content_encoder(
+        self, registry: SchemaRegistry
+    ) -> Callable[[Any], tuple[bytes, bytes] | None] | None:
+        schema = self.schema
+        if self._decoded or schema.name not in registry.names:
+            return None
+        if registry.current(schema.name) is not schema:
+            return None
+        encode = registry.checked_encoder(schema.name, _producer_rules())
+        if encode is None:
+            return None
+        is_case, order = self._is_case, self._date_order
+
+        def encode_valid(datum: Any) -> tuple[bytes, bytes] | None:
+            try:
+                encoded = encode(datum)
+                if is_case and not _record_rules_hold(datum, order):
+                    return None
+            except Exception:  # a rule refused it, or a value the pass does not write
+                return None
+            return encoded
+
+        return encode_valid
 
     def check(self, datum: Any) -> None:
         """Raise :class:`InvalidRecord` listing every problem (paths only, no values)."""

@@ -537,3 +537,39 @@ def test_put_sealed_keeps_one_topics_batch_and_refuses_lists_that_do_not_pair(
         ]
         outbox.mark_sent("sqlite:///a.db", kept)
         assert outbox.counts("sqlite:///a.db") == {"sent": 3, "pending": 0}
+
+
+def test_what_the_log_acknowledged_is_marked_sent_by_the_time_publish_ends(
+    world: World, tmp_path: Path
+) -> None:
+    """A batch the log acknowledged is marked sent in the next batch's outbox transaction, the
+    last one before ``publish`` returns — and also when ``publish`` ends early by raising."""
+    log_url = f"sqlite:///{tmp_path / 'log.db'}"
+    dest = destination_of(log_url)
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        publisher = _publisher(world, log_url, outbox, MessageKeyer.generate())
+        seen: list[dict[str, int]] = []
+
+        def progress(n: int) -> None:  # between batches: the batch before is not marked yet
+            seen.append(outbox.counts(dest))
+
+        report = publisher.publish(world.messages, on_progress=progress)
+        assert report.published == 20
+        assert seen == [
+            {"sent": 0, "pending": 7},
+            {"sent": 7, "pending": 7},
+            {"sent": 14, "pending": 6},
+        ]
+        assert outbox.counts(dest) == {"sent": 20, "pending": 0}
+
+    def stop(n: int) -> None:
+        raise RuntimeError("stopped after the first batch")
+
+    with Outbox(tmp_path / "outbox-2.db") as outbox:
+        publisher = _publisher(world, log_url, outbox, MessageKeyer.generate())
+        with pytest.raises(RuntimeError, match="stopped"):
+            publisher.publish(world.messages, on_progress=stop)
+        assert outbox.counts(dest) == {"sent": 7, "pending": 0}
+        again = publisher.publish(world.messages)  # the rest, and nothing twice
+        assert (again.resent, again.published, again.unchanged) == (0, 13, 7)
+        assert outbox.counts(dest) == {"sent": 20, "pending": 0}

@@ -16,7 +16,9 @@ from schemas.envelope import (
     ENVELOPE_SCHEMA,
     EventHeader,
     OpenCache,
+    _encode_headers,
     _envelope_bytes,
+    _read_envelope,
     _read_int,
     encode_header,
     merkle_root_from_proof,
@@ -25,6 +27,7 @@ from schemas.envelope import (
     open_event,
     peek_header,
     seal_batch,
+    seal_events,
 )
 from schemas.errors import (
     BadSignature,
@@ -289,3 +292,71 @@ def test_a_header_is_written_as_fastavro_writes_it(
 def test_a_proof_node_of_another_size_is_not_joined_by_hand() -> None:
     with pytest.raises(Unfit):
         _envelope_bytes(b"h", b"s", 0, [b"\x00" * 31], b"c")
+
+
+class _Kind(str):
+    """A kind of another type than ``str``: its header is encoded on its own."""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    choices=st.lists(
+        st.tuples(
+            st.sampled_from(["RecordUpsert", "RecordRetraction", "DisposalRequest"]),
+            st.sampled_from([b"\x01" * 32, b"\x02" * 32]),
+            st.sampled_from(["police", "ngo-x", "p" * 200]),  # a source id of two length bytes
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_headers_joined_from_their_parts_are_each_headers_own_bytes(
+    choices: list[tuple[str, bytes, str, bool]],
+) -> None:
+    headers = [
+        EventHeader(
+            source, new_event_id(), _Kind(kind) if odd else kind, fp, 1_700_000_000_000, "t", "s"
+        )
+        for kind, fp, source, odd in choices
+    ]
+    assert _encode_headers(headers) == [encode_header(h) for h in headers]
+
+
+@pytest.mark.parametrize("n", [1, 3, 64])
+def test_seal_events_gives_the_envelopes_seal_batch_gives(
+    source_key: SigningKey, trust_key: TrustKeyPair, keyring: Keyring, n: int
+) -> None:
+    """Each envelope holds the very header bytes ``encode_header`` gives its header, is written
+    as fastavro writes it, and opens to its header and payload."""
+    at = 1_700_000_000_123
+    events = [
+        (
+            new_event_id(),
+            "RecordUpsert" if i % 3 else "RecordRetraction",
+            CASE.fingerprint if i % 2 else b"\x07" * 32,
+            f"payload {i}".encode(),
+        )
+        for i in range(n)
+    ]
+    sealed = seal_events(
+        events, produced_at_ms=at, trust_key=trust_key.public, source_key=source_key
+    )
+    assert len(sealed) == n
+    for (eid, kind, fp, payload), raw in zip(events, sealed, strict=True):
+        header = EventHeader(
+            source_key.owner, eid, kind, fp, at, trust_key.key_id, source_key.key_id
+        )
+        _, _, header_bytes, _ = _read_envelope(raw, None)
+        assert header_bytes == encode_header(header)
+        datum = fastavro.schemaless_reader(io.BytesIO(raw), ENVELOPE_SCHEMA.parsed, None)
+        assert isinstance(datum, dict)
+        datum["header"]["produced_at"] = epoch_millis(datum["header"]["produced_at"])
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, ENVELOPE_SCHEMA.parsed, datum)
+        assert buf.getvalue() == raw
+        opened = open_event(raw, keyring=keyring)
+        assert opened.header == header and opened.payload == payload
+    assert (
+        seal_events([], produced_at_ms=at, trust_key=trust_key.public, source_key=source_key) == []
+    )

@@ -15,9 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import WireSchema, default_registry, fingerprint_of
+from schemas.codec import SchemaRegistry, WireSchema, default_registry, fingerprint_of
 from schemas.errors import InvalidRecord
-from schemas.fastencode import Unfit, avro_long, compile_encoder, compile_split_encoder
+from schemas.fastencode import (
+    Unfit,
+    avro_long,
+    compile_checked_encoder,
+    compile_encoder,
+    compile_split_encoder,
+)
 from schemas.model import Array, Enum, Fixed, Map, Node, Primitive, Record, Union, parse
 
 from .conftest import sample_record
@@ -293,3 +299,103 @@ def test_a_split_is_refused_where_the_old_schema_differs_by_more_than_fields() -
         compile_split_encoder(_enum_record(["A", "B", "C"], True), _enum_record(["A", "B"], False))
     with pytest.raises(ValueError):  # the old one has a field the current lacks
         compile_split_encoder(_enum_record(["A"], False), _enum_record(["A"], True))
+
+
+# --- the checked pass: rules run as the record is written (the producer's validate + encode) ---
+
+OLDEST = REGISTRY._released["case_record"][0]
+PLAN = REGISTRY._split_plan("case_record")
+
+
+def _no_rules(src: Any, node: Node, v: str, depth: int) -> None:
+    return None
+
+
+CHECKED = compile_checked_encoder(CASE.model, OLDEST.model, _no_rules)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(datum=values(CASE.model.root))
+def test_the_checked_pass_writes_the_split_and_says_what_the_plan_says(
+    datum: dict[str, Any],
+) -> None:
+    """Without rules it writes the payload fastavro writes, the earliest release's bytes where
+    the lossless plan holds, and says whether it holds as the plan does."""
+    assert PLAN is not None
+    payload, cut, at_defaults = CHECKED(datum)
+    assert payload == fastavro_bytes(CASE, datum)
+    assert at_defaults == PLAN.holds(datum)
+    if at_defaults:
+        assert cut == REGISTRY.content_bytes("case_record", payload)
+
+
+@pytest.mark.parametrize("schema", GENERATED, ids=lambda s: f"{s.name}-{s.fingerprint.hex()[:8]}")
+def test_the_checked_pass_without_an_old_schema_gives_the_payload_twice(
+    schema: WireSchema,
+) -> None:
+    encode = compile_checked_encoder(schema.model, None, _no_rules)
+
+    @settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+    @given(datum=values(schema.model.root))
+    def run(datum: Any) -> None:
+        assert encode(datum) == (fastavro_bytes(schema, datum),) * 2 + (True,)
+
+    run()
+
+
+def test_a_rule_line_refuses_the_datum_and_runs_before_the_part_is_written() -> None:
+    seen: list[str] = []
+
+    def no_victims(src: Any, node: Node, v: str, depth: int) -> None:
+        if node.path == "$.victims":
+            seen.append(v)
+            src.add(depth, f"if {v}:")
+            src.add(depth + 1, "raise _Unfit")
+
+    encode = compile_checked_encoder(CASE.model, OLDEST.model, no_victims)
+    record = full_record("C-1")
+    assert seen and record["victims"]
+    with pytest.raises(Unfit):
+        encode(record)
+    record["victims"] = []
+    assert encode(record)[0] == fastavro_bytes(CASE, record)
+
+
+def _without(node: Any, name: str) -> Any:
+    """A copy of a schema's JSON without the record fields called ``name``."""
+    if isinstance(node, dict):
+        out = {k: _without(v, name) for k, v in node.items()}
+        if out.get("type") == "record":
+            out["fields"] = [f for f in out["fields"] if f["name"] != name]
+        return out
+    if isinstance(node, list):
+        return [_without(v, name) for v in node]
+    return node
+
+
+def test_a_record_the_earliest_release_does_not_hold_is_known_by_the_next_that_does() -> None:
+    """With a release between the earliest and the current schema, the one pass's content bytes
+    are still :meth:`SchemaRegistry.content_bytes`'s: the later release's where it holds."""
+    source = _without(CASE.source, "shared_ids")
+    parsed, canonical, fp = fingerprint_of(source)
+    middle = WireSchema("case_record", source, parsed, canonical, fp)
+    registry = SchemaRegistry([CASE], [OLDEST, middle])
+    encode = registry.checked_encoder("case_record", _no_rules)
+    assert encode is not None
+    for change, expected in (
+        (lambda r: None, "oldest"),
+        (lambda r: r["victims"][0].update(majority_status="Minor"), "middle"),
+        (
+            lambda r: r["victims"][0]["identifiers"].update(
+                shared_ids=[{"scheme": "x", "value": "1"}]
+            ),
+            "current",
+        ),
+    ):
+        record = full_record("C-1")
+        change(record)
+        payload, content = encode(record)
+        assert (payload, content) == registry.encode_with_content("case_record", record)
+        assert content == {"oldest": OLDEST, "middle": middle, "current": CASE}[expected].encode(
+            record
+        )

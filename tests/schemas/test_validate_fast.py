@@ -9,6 +9,7 @@ import copy
 import datetime as dt
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -202,3 +203,63 @@ def test_a_small_schema_is_cleared_or_refused_like_the_walk() -> None:
         bad = {"case_id": "C\x00", "reason": "Other"}
         assert not retraction._is_clean(bad)
         assert [p.path for p in retraction.problems(bad)] == ["$.case_id"]
+
+
+# --- the producer's one pass: the rules checked as the record is written ------------------------
+
+REGISTRY = default_registry()
+ENCODE_VALID = PRODUCER.content_encoder(REGISTRY)
+
+
+def _one_pass_agrees(rec: dict[str, Any]) -> None:
+    """Bytes only for a record without a problem, and then the very bytes the two passes give;
+    a record without a problem that the encoder writes itself always gets them."""
+    assert ENCODE_VALID is not None
+    got = ENCODE_VALID(rec)
+    problems = _outcome(PRODUCER.problems, rec)
+    if got is not None:
+        assert problems == ("problems", [])
+        assert got == REGISTRY.encode_with_content("case_record", rec)
+    elif problems == ("problems", []):
+        assert not CASE.encode_written(rec)[1]  # not one the generated encoder writes
+
+
+def test_a_valid_record_takes_the_one_pass() -> None:
+    assert ENCODE_VALID is not None
+    assert PRODUCER.content_encoder(REGISTRY) is ENCODE_VALID  # compiled once
+    assert ENCODE_VALID(BASE) == REGISTRY.encode_with_content("case_record", BASE)
+    assert ENCODE_VALID(MAPPED) is None  # fields left out: checked and encoded the usual way
+    assert DECODED.content_encoder(REGISTRY) is None  # the trust's checks are not the producer's
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(changed_records(oddities=False), changed_records(oddities=True)))
+def test_the_one_pass_writes_only_what_has_no_problem_and_as_two_passes(
+    rec: dict[str, Any],
+) -> None:
+    _one_pass_agrees(rec)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: r["victims"][0]["identifiers"].update(
+            shared_ids=[{"scheme": "nrm", "value": "N"}]
+        ),
+        lambda r: r["victims"][0].update(majority_status="Minor", age_at_identification=None),
+        lambda r: r["victims"][0].update(age_range_lower=3, age_range_upper=9),
+        lambda r: r.update(case_id="C\u00a0\u2028 1"),  # not printable, yet no control character
+        lambda r: r.update(case_id="C\x7f1"),
+        lambda r: r["event"].update(start_date=dt.date(2022, 7, 1)),  # after its end date
+        lambda r: r["event"].update(start_date=TODAY + dt.timedelta(days=3)),
+        lambda r: r["event"].update(start_date=19000),  # a day count: fastavro's, not a date
+        lambda r: r["reporting_entity"].update(source_id="police\n"),
+        lambda r: r["victims"][0].update(age_at_identification=True),
+        lambda r: r["victims"][1].update(victim_id=r["victims"][0]["victim_id"]),
+        lambda r: r["event"].update(forms_of_exploitation=["Other"] * 65),
+    ],
+)
+def test_each_rule_and_the_content_bytes_in_the_one_pass(change: Any) -> None:
+    rec = copy.deepcopy(BASE)
+    change(rec)
+    _one_pass_agrees(rec)
