@@ -28,8 +28,9 @@ Parts (``--skip`` takes their names):
   fresh processes: ingest of its last 5,000 events by the worker alone (events/s, per CPU-second,
   peak RSS), the release check (the first ``release_once`` of a process, then one with nothing
   new), the rebuild through the CLI (``tiptrust trust rebuild``: seconds and peak RSS), and the
-  bytes per stored event (the ``stored_events`` row of an accepted record, and the whole store
-  file per event) beside the mean Avro payload.
+  bytes per stored event (the ``stored_events`` row of an accepted record — its ``payload`` and
+  ``body``, and every column of it — a ``RecordLinked`` row, and the whole store file per event)
+  beside the mean Avro payload.
 
 - ``workers_kafka`` (only with ``--workers``, e.g. ``1,2``): scale-out of ingest on a Tansu broker.
   For each count, a fresh broker and trust: ``--worker-events`` published to the source's inbound
@@ -82,6 +83,7 @@ from benchmarks.pipeline import run_backend
 from benchmarks.pipeline import setup as setup_home
 from benchmarks.provenance import code_state, machine, peak_rss_mib
 from benchmarks.publish import records
+from benchmarks.row_bytes import measure as row_bytes
 from benchmarks.subscribe import subscribe as subscribe_approved
 from producers.message_key import MessageKeyer
 from producers.outbox import Outbox
@@ -521,10 +523,13 @@ def stored_bytes(store_path: Path) -> dict[str, Any]:
         ).fetchone()
         total = db.execute("SELECT count(*) FROM stored_events").fetchone()[0]
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    by_type = row_bytes(store_path)  # every column of the row, per event type
     return {
         "accepted_records": n,
         "stored_events": total,
         "record_row_bytes": round(row or 0.0, 1),
+        "record_full_row_bytes": by_type.get("RecordAccepted", {}).get("full_row_bytes", 0.0),
+        "linked_row_bytes": by_type.get("RecordLinked", {}).get("full_row_bytes", 0.0),
         "store_file_bytes_per_event": round(store_path.stat().st_size / max(total, 1), 1),
     }
 
@@ -791,6 +796,9 @@ def main() -> None:
                 for entry in result["scale"].values():
                     entry["bytes"]["record_row_vs_payload"] = round(
                         entry["bytes"]["record_row_bytes"] / mean, 2
+                    )
+                    entry["bytes"]["record_full_row_vs_payload"] = round(
+                        entry["bytes"]["record_full_row_bytes"] / mean, 2
                     )
         if args.workers and "workers" not in skip:
             counts = [int(c) for c in args.workers.split(",") if c]

@@ -38,11 +38,17 @@ def json_safe(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class SealedBlob:
-    """One person's identifying fields, AES-256-GCM-sealed under that person's data key."""
+    """One person's identifying fields, AES-256-GCM-sealed under that person's data key.
+
+    ``schema`` says what the plaintext is: None, the fields as JSON; otherwise their Avro binary
+    under the ``Identifiers`` record of the case record schema with this fingerprint (the form
+    :meth:`trust.store.vault.Vault.seal_identifiers` writes, about half the bytes; the
+    fingerprint is bound into the associated data, so one form is never opened as the other)."""
 
     person_key_id: str
     nonce: str  # base64
     ciphertext: str  # base64
+    schema: bytes | None = None
 
     def __repr__(self) -> str:
         return f"SealedBlob(person_key_id={self.person_key_id!r}, len={len(self.ciphertext)})"
@@ -57,7 +63,9 @@ class RecordAccepted:
     """
 
     event_type: ClassVar[str] = "RecordAccepted"
-    version: ClassVar[int] = 2  # 2: the record is stored as Avro bytes beside the JSON
+    # 2: the record is stored as Avro bytes beside the JSON; 3: the whole event is one binary
+    # body (trust.store.stored), its sealed identifiers as raw bytes
+    version: ClassVar[int] = 3
     accepted: ClassVar[bool] = True
 
     event_id: str
@@ -383,7 +391,7 @@ class RecordLinked:
     """
 
     event_type: ClassVar[str] = "RecordLinked"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: the evidence is stored packed (trust.store.stored)
     accepted: ClassVar[bool] = False
 
     event_id: str

@@ -49,8 +49,9 @@ class StoredEvent(Base):
     event_id: Mapped[str | None] = mapped_column(String(64))
     source_id: Mapped[str | None] = mapped_column(String(128))
     payload: Mapped[str] = mapped_column(Text)  # the event as JSON, through the one converter
-    # an accepted case record, minimised and without identifiers, as Avro bytes + the writer
-    # schema's fingerprint (see trust.store.stored)
+    # an accepted case record: minimised and without identifiers, as Avro bytes + the writer
+    # schema's fingerprint; from version 3 the body is the whole event in binary, its sealed
+    # identifiers included, and the JSON only {"v":3} (see trust.store.stored)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     body_schema: Mapped[bytes | None] = mapped_column(LargeBinary)
     recorded_at_ms: Mapped[int] = mapped_column(BigInteger)

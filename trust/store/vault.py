@@ -37,7 +37,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -47,10 +47,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
+from schemas import fastdecode, fastencode
 from schemas.keys import KeyProvider
+from schemas.model import SchemaModel
 from trust.store.db import bulk_insert_ignoring, checkpoint, dialect_insert, select_in, writer
 from trust.store.errors import KeyShredded, VaultKeyMismatch
-from trust.store.events import JsonDict, SealedBlob
+from trust.store.events import JsonDict, SealedBlob, json_safe
 from trust.store.tables import person_keys as _keys
 from trust.store.tables import vault_secrets as _secrets
 
@@ -131,6 +133,7 @@ class KeysTaken(Exception):
 
 
 _AAD_PREFIX = b"tiptrust/identifiers/v1\x00"
+_AVRO_AAD = b"\x00avro\x00"  # then the schema's fingerprint: an Avro plaintext's own data
 _PLAIN_JSON = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII that json.dumps writes as it is
 
 
@@ -142,6 +145,54 @@ def identifiers_aad(source_id: str, case_id: str, victim_id: str) -> bytes:
     if _PLAIN_JSON.fullmatch(source_id + case_id + victim_id):
         return _AAD_PREFIX + f'["{source_id}", "{case_id}", "{victim_id}"]'.encode()
     return _AAD_PREFIX + json.dumps([source_id, case_id, victim_id]).encode()
+
+
+_IDENTIFIERS_PATH = "$.victims[].identifiers"
+
+
+class _IdentifiersCodec:
+    """The Avro binary of a victim's identifiers: the ``Identifiers`` record of the case record
+    schema, written by the encoder generated from the current schema (:mod:`schemas.fastencode`)
+    and read by the decoder generated from the writer's (:mod:`schemas.fastdecode`), named by its
+    fingerprint. Read with the writer's schema, not resolved into the current one: the fields as
+    they were sealed, as the JSON form gives them."""
+
+    def __init__(self) -> None:
+        from schemas.codec import default_registry
+
+        self._registry = default_registry()
+        current = self._registry.current("case_record")
+        self.fingerprint = current.fingerprint
+        self.encode: Callable[[Any], bytes] | None = None
+        self.fields = 0  # how many fields the record has (a dict with others is sealed as JSON)
+        self._decoders: dict[bytes, Callable[[bytes], Any]] = {}
+        try:
+            record = current.model.record_at(_IDENTIFIERS_PATH)
+            model = SchemaModel(record)
+            encode, decode = fastencode.compile_encoder(model), fastdecode.compile_decoder(model)
+        except (LookupError, ValueError):  # not a part the generators write: JSON then
+            return
+        self.encode, self.fields = encode, len(record.fields)
+        self._decoders[self.fingerprint] = decode
+
+    def decode(self, fingerprint: bytes, plaintext: bytes) -> dict[str, Any]:
+        decode = self._decoders.get(fingerprint)
+        if decode is None:
+            writer = self._registry.writer(fingerprint)
+            model = SchemaModel(writer.model.record_at(_IDENTIFIERS_PATH))
+            decode = self._decoders[fingerprint] = fastdecode.compile_decoder(model)
+        out: dict[str, Any] = json_safe(decode(plaintext))  # dates as ISO, as the JSON form
+        return out
+
+
+_CODEC: _IdentifiersCodec | None = None
+
+
+def _identifiers_codec() -> _IdentifiersCodec:
+    global _CODEC
+    if _CODEC is None:
+        _CODEC = _IdentifiersCodec()
+    return _CODEC
 
 
 class Vault:
@@ -173,6 +224,7 @@ class Vault:
         self._key_ids: dict[tuple[str, str, str], str] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._identifiers = _identifiers_codec()
 
     def __repr__(self) -> str:
         return "Vault(<keys hidden>)"
@@ -405,7 +457,9 @@ class Vault:
         """Split a case record (fastavro dict form) into the minimised record and sealed blobs.
 
         Returns a copy of ``record`` with each victim's ``identifiers`` set to ``None``, and the
-        identifiers of each victim that had some, sealed under that victim's person key. A victim
+        identifiers of each victim that had some, sealed under that victim's person key: their
+        Avro binary under the current case record schema's ``Identifiers`` (the blob's
+        ``schema``), or their JSON for a value the generated encoder does not write. A victim
         whose key is shredded (their consent was withdrawn, or they were disposed of, before this
         record arrived) keeps no identifiers: nothing new is sealed for them. ``in_place``: the
         caller owns ``record`` (ingest, a record it has just decoded): its victims' identifiers
@@ -415,11 +469,23 @@ class Vault:
         victims = []
         lock, cache, pending = self._lock, self._cache, self._pending
         key_ids = self._key_ids
+        codec = self._identifiers
+        encode, fingerprint, fields = codec.encode, codec.fingerprint, codec.fields
+        avro_aad = _AVRO_AAD + fingerprint
         for victim in record.get("victims") or ():
             identifiers = victim.get("identifiers")
             if identifiers is not None:
                 victim_id = victim["victim_id"]
-                plaintext = orjson.dumps(identifiers)  # dates as ISO strings
+                schema: bytes | None = None
+                # the schema's fields and no other (the encoder reads each, and only them)
+                if encode is not None and len(identifiers) == fields:
+                    try:
+                        plaintext = encode(identifiers)
+                        schema = fingerprint
+                    except Exception:  # a value the generated encoder does not write: JSON
+                        plaintext = orjson.dumps(identifiers)  # dates as ISO strings
+                else:
+                    plaintext = orjson.dumps(identifiers)
                 # ingest's prepare made it a moment ago: the memo holds it
                 kid = key_ids.get((source_id, case_id, victim_id)) or self.person_key_id(
                     source_id, case_id, victim_id
@@ -437,13 +503,15 @@ class Vault:
                     pass  # erased before the record came (a shredded key): its identifiers go
                 else:
                     nonce = os.urandom(_NONCE)
-                    ct = aead.encrypt(
-                        nonce, plaintext, identifiers_aad(source_id, case_id, victim_id)
-                    )
+                    aad = identifiers_aad(source_id, case_id, victim_id)
+                    if schema is not None:
+                        aad += avro_aad
+                    ct = aead.encrypt(nonce, plaintext, aad)
                     sealed[victim_id] = SealedBlob(
                         kid,
                         _b2a(nonce, newline=False).decode("ascii"),  # _b64, written out
                         _b2a(ct, newline=False).decode("ascii"),
+                        schema,
                     )
             if in_place:
                 victim["identifiers"] = None
@@ -454,9 +522,13 @@ class Vault:
     def open_identifiers(
         self, source_id: str, case_id: str, victim_id: str, blob: SealedBlob
     ) -> dict[str, Any]:
-        """The identifiers sealed by :meth:`seal_identifiers` (dates as ISO strings)."""
-        plaintext = self.open(blob, identifiers_aad(source_id, case_id, victim_id))
-        out: dict[str, Any] = json.loads(plaintext)
+        """The identifiers sealed by :meth:`seal_identifiers` (dates as ISO strings), in either
+        form (see :class:`SealedBlob`)."""
+        aad = identifiers_aad(source_id, case_id, victim_id)
+        if blob.schema is not None:
+            plaintext = self.open(blob, aad + _AVRO_AAD + blob.schema)
+            return self._identifiers.decode(blob.schema, plaintext)
+        out: dict[str, Any] = json.loads(self.open(blob, aad))
         return out
 
     # -- keys ----------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from .builders import accepted, case_record, consent, disposal, rejected, releas
 
 
 def every_event() -> list[Event]:
-    blob = SealedBlob("ab" * 32, "bm9uY2U=", "Y2lwaGVy")
+    blob = SealedBlob("ab" * 32, "bm9uY2Vub25jZTEy", "Y2lwaGVy")  # a 12-byte nonce, as the vault's
     return [
         accepted(sealed={"v1": blob}),
         retracted(),
@@ -91,7 +91,14 @@ def linkage_events() -> list[Event]:
 
 def _stored(event: Event) -> Event:
     row = event_row(event, 1, "t", 0, 0)
-    return decode(row["event_type"], json.loads(row["payload"]), row["body"], row["body_schema"])
+    return decode(
+        row["event_type"],
+        json.loads(row["payload"]),
+        row["body"],
+        row["body_schema"],
+        event_id=row["event_id"],
+        source_id=row["source_id"],
+    )
 
 
 @pytest.mark.parametrize("event", every_event(), ids=lambda e: type(e).__name__)
@@ -197,15 +204,36 @@ def test_a_version_1_record_is_upcast() -> None:
 
 
 def test_a_record_read_without_its_body_keeps_everything_else() -> None:
+    # a version-2 row (a nonce the version-3 body does not hold): its body is the record alone
     ev = accepted(sealed={"v1": SealedBlob("ab" * 32, "bm9uY2U=", "Y3Q=")})
     row = event_row(ev, 1, "t", 0, 0)
     payload = json.loads(row["payload"])
+    assert payload["v"] == 2
     light = decode("RecordAccepted", payload, None, row["body_schema"], records=False)
     assert isinstance(light, RecordAccepted)
     assert light.record == {}
     assert dataclasses.replace(light, record=ev.record) == ev
     with pytest.raises(UnreadableEvent, match="no body"):
         decode("RecordAccepted", payload, None, row["body_schema"])
+
+
+def test_a_version_3_record_read_without_its_record_keeps_everything_else() -> None:
+    ev = accepted(sealed={"v1": SealedBlob("ab" * 32, "bm9uY2Vub25jZTEy", "Y3Q=")})
+    row = event_row(ev, 1, "t", 0, 0)
+    assert row["payload"] == '{"v":3}'
+    ids = {"event_id": row["event_id"], "source_id": row["source_id"]}
+    light = decode(
+        "RecordAccepted", {"v": 3}, row["body"], row["body_schema"], records=False, **ids
+    )
+    assert isinstance(light, RecordAccepted)
+    assert light.record == {}
+    assert dataclasses.replace(light, record=ev.record) == ev
+    with pytest.raises(UnreadableEvent, match="no body"):
+        decode("RecordAccepted", {"v": 3}, None, row["body_schema"], **ids)
+    with pytest.raises(UnreadableEvent, match="event_id and source_id"):
+        decode("RecordAccepted", {"v": 3}, row["body"], row["body_schema"])
+    with pytest.raises(UnreadableEvent, match="unreadable"):
+        decode("RecordAccepted", {"v": 3}, row["body"][:-3], row["body_schema"], **ids)
 
 
 def test_integers_beyond_64_bits_survive_the_store_row() -> None:
