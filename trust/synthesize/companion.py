@@ -76,17 +76,17 @@ def never_listed(counts: CountTable, length: int) -> frozenset[AggregateKey]:
     return frozenset(out)
 
 
-def protected_companion(
+def protected_listing(
     counts: CountTable, columns: Sequence[str], k: int, length: int
-) -> ProtectedCompanion:
-    """The companion aggregate of ``counts`` (the persons' table over every column, all
-    categories, zeros included) at resolution ``k`` and reporting ``length``, each combination's
-    columns in the order of ``columns`` (the synthetic table's).
+) -> tuple[list[AggregateCount], int]:
+    """What the protected table of ``counts`` publishes that a companion aggregate lists — its
+    combinations of 1 … ``length`` attributes at leaf categories, each rounded down to a
+    multiple of ``k``, shortest first, then by the columns' order and values — before anything
+    is withheld beside the records; and how many such combinations the table suppressed.
 
     Raises:
         ColumnMismatch: ``columns`` are not the table's dimensions (in any order).
-        AuditFailed, SuppressionFailed: the release path could not protect the table (nothing
-            is then published).
+        AuditFailed, SuppressionFailed: the release path could not protect the table.
     """
     if k < 1:
         raise InvalidResolution("k must be at least 1")
@@ -94,7 +94,6 @@ def protected_companion(
         raise InvalidReportingLength("the reporting length must be at least 1")
     if sorted(columns) != sorted(counts.dimensions) or len(set(columns)) != len(columns):
         raise ColumnMismatch("the companion's columns are not the count table's dimensions")
-    t0 = time.perf_counter()
     # what the companion never publishes is hidden from the outset: secondary suppression then
     # protects the small values with those, instead of hiding margins to cover cells that were
     # never going to be published
@@ -119,7 +118,25 @@ def protected_companion(
         positions = tuple(order[c] for c in cols)
         listed.append((positions, values, AggregateCount(cols, values, round_down(a.value, k))))
     listed.sort(key=lambda x: (len(x[0]), x[0], x[1]))
-    beside = companion_beside_records(counts, [x[2] for x in listed], k)
+    return [x[2] for x in listed], hidden
+
+
+def protected_companion(
+    counts: CountTable, columns: Sequence[str], k: int, length: int
+) -> ProtectedCompanion:
+    """The companion aggregate of ``counts`` (the persons' table over every column, all
+    categories, zeros included) at resolution ``k`` and reporting ``length``, each combination's
+    columns in the order of ``columns`` (the synthetic table's): :func:`protected_listing`, less
+    what it must withhold beside the records (:mod:`trust.synthesize.beside`).
+
+    Raises:
+        ColumnMismatch: ``columns`` are not the table's dimensions (in any order).
+        AuditFailed, SuppressionFailed: the release path could not protect the table (nothing
+            is then published).
+    """
+    t0 = time.perf_counter()
+    listed, hidden = protected_listing(counts, columns, k, length)
+    beside = companion_beside_records(counts, listed, k)
     return ProtectedCompanion(
         counts=beside.counts,
         hidden=hidden,
