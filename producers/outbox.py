@@ -30,14 +30,22 @@ outbox publishes next, pending means they go to the next log published to — be
 log could only be wrong; ``tiptrust publish --resend`` sends them anywhere again. Their stored
 message keys are the clear case references the old publisher used
 (:attr:`OutboxEntry.clear_key`); the publisher re-keys them before sending.
+
+**Outboxes of an older layout** (schema versions 1 to 3, in ``PRAGMA user_version``) are
+rewritten in the current one (version 4) in the transaction that opens them: every envelope row
+with its seq, destination, bytes and sent state, and every remembered event id, as they were.
+Version 4 writes less per event: ``seq`` is the envelopes' row id (no index of its own; a
+batch's range of seqs is a range of rows), only pending envelopes are indexed, and ``event_ids``
+is one b-tree (``WITHOUT ROWID``) instead of a table and its key's index.
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,46 +56,80 @@ __all__ = ["UNRECORDED", "Kept", "Outbox", "OutboxEntry"]
 UNRECORDED = "*"
 """The destination of envelopes written before destinations were recorded: any destination."""
 
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 _PAGE_SIZE = 16384
-_ENVELOPES = """
-CREATE TABLE IF NOT EXISTS envelopes (
-    destination TEXT NOT NULL DEFAULT '*',
-    event_id BLOB NOT NULL,
-    seq INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    key BLOB,
-    envelope BLOB NOT NULL,
-    sealed_at_ms INTEGER NOT NULL,
-    sent_at_ms INTEGER,
-    PRIMARY KEY (destination, event_id)
-)
-"""
-_SCHEMA = (
-    """
+# version 4: ``seq`` is the row id (the next seq is the table's last row id, a range of seqs is
+# a range of rows), one unique index finds an envelope by destination and event id, and only
+# pending envelopes are indexed for :meth:`Outbox.pending` (a partial index: a row leaves it
+# when it is marked sent). ``event_ids`` is stored in its primary key's order (``WITHOUT
+# ROWID``): one b-tree written per id, not a table and an index.
+_EVENT_IDS = """
 CREATE TABLE IF NOT EXISTS event_ids (
     record_key TEXT NOT NULL,
     digest BLOB NOT NULL,
     event_id BLOB NOT NULL,
     PRIMARY KEY (record_key, digest)
+) WITHOUT ROWID
+"""
+_ENVELOPES = """
+CREATE TABLE IF NOT EXISTS envelopes (
+    seq INTEGER PRIMARY KEY,
+    destination TEXT NOT NULL DEFAULT '*',
+    event_id BLOB NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB,
+    envelope BLOB NOT NULL,
+    sealed_at_ms INTEGER NOT NULL,
+    sent_at_ms INTEGER,
+    UNIQUE (destination, event_id)
 )
-""",
+"""
+_SCHEMA = (
+    _EVENT_IDS,
     _ENVELOPES,
-    "CREATE INDEX IF NOT EXISTS envelopes_pending ON envelopes (sent_at_ms, seq)",
-    # the next seq is read inside each write transaction (see ``put``): from this index, not
-    # by a scan of every envelope ever sealed
-    "CREATE INDEX IF NOT EXISTS envelopes_seq ON envelopes (seq)",
+    "CREATE INDEX IF NOT EXISTS envelopes_pending ON envelopes (sent_at_ms) "
+    "WHERE sent_at_ms IS NULL",
 )
-# version 1 (no destination column, one row per event id) → version 2, in one transaction
-_MIGRATE_1_TO_2 = (
-    "ALTER TABLE envelopes RENAME TO envelopes_v1",
-    "DROP INDEX IF EXISTS envelopes_pending",
-    _ENVELOPES,
+# an outbox of an earlier version (1: no destination column, one row per event id; 2 and 3:
+# ``seq`` a column with an index of its own, ``event_ids`` a table and its key's index) is
+# rewritten in the version 4 layout, in the transaction that opens it; its seqs are kept (they
+# were handed out under the write lock, so unique), else renumbered in their order
+_OLD_INDEXES = ("envelopes_pending", "envelopes_seq")
+_COPY_ENVELOPES = (
     "INSERT INTO envelopes "
-    "(destination, event_id, seq, topic, key, envelope, sealed_at_ms, sent_at_ms) "
-    "SELECT '*', event_id, seq, topic, key, envelope, sealed_at_ms, sent_at_ms FROM envelopes_v1",
-    "DROP TABLE envelopes_v1",
+    "(seq, destination, event_id, topic, key, envelope, sealed_at_ms, sent_at_ms) "
+    "SELECT {seq}, {destination}, event_id, topic, key, envelope, sealed_at_ms, sent_at_ms "
+    "FROM envelopes_old ORDER BY seq, rowid"
 )
+_INSERT_ENVELOPES = (
+    "INSERT INTO envelopes (destination, event_id, seq, topic, key, envelope, sealed_at_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_REPLACE_ENVELOPES = _INSERT_ENVELOPES.replace("INSERT", "INSERT OR REPLACE", 1)
+
+
+def _migrate(db: sqlite3.Connection, columns: set[str]) -> None:
+    """Rewrite an outbox of version 1 to 3 (``columns``: its envelopes' columns) as version 4."""
+    db.execute("ALTER TABLE envelopes RENAME TO envelopes_old")
+    for index in _OLD_INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {index}")
+    db.execute(_ENVELOPES)
+    (unique,) = db.execute("SELECT COUNT(*) = COUNT(DISTINCT seq) FROM envelopes_old").fetchone()
+    db.execute(
+        _COPY_ENVELOPES.format(
+            seq="seq" if unique else "NULL",
+            destination="destination" if "destination" in columns else "'*'",
+        )
+    )
+    db.execute("DROP TABLE envelopes_old")
+    has_ids = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event_ids'"
+    ).fetchone()
+    if has_ids:
+        db.execute("ALTER TABLE event_ids RENAME TO event_ids_old")
+        db.execute(_EVENT_IDS)
+        db.execute("INSERT INTO event_ids SELECT record_key, digest, event_id FROM event_ids_old")
+        db.execute("DROP TABLE event_ids_old")
 
 
 # what an acknowledged envelope keeps: its row (sent where, when), not its bytes or message key
@@ -165,14 +207,14 @@ class Outbox:
         try:
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(envelopes)")}
-            if columns and "destination" not in columns:
-                for statement in _MIGRATE_1_TO_2:
-                    self._db.execute(statement)
+            if columns and version < 4:
+                _migrate(self._db, columns)
             for statement in _SCHEMA:
                 self._db.execute(statement)
             if columns and version < 3:  # version 2 kept acknowledged envelopes: drop them now
                 self._db.execute(_DROP_ACKNOWLEDGED)
-            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            if version < _SCHEMA_VERSION:
+                self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -225,6 +267,15 @@ class Outbox:
 
         New ids are drawn from ``new_id`` and remembered in the same transaction.
         """
+        ids, _, known = self.draw_event_ids(items, new_id.__next__)
+        return list(zip(ids, known, strict=True))
+
+    def draw_event_ids(
+        self, items: Sequence[tuple[str, bytes]], new_id: Callable[[], uuid.UUID]
+    ) -> tuple[list[uuid.UUID], list[bytes], list[bool]]:
+        """:meth:`event_ids` as parallel lists, with each id's 16 bytes (as stored): for each
+        (record key, digest) its event id, those bytes and whether it was already known; a new
+        id is ``new_id()``, remembered in the same transaction."""
         known: dict[tuple[str, bytes], bytes] = {}
         keys = sorted({k for k, _ in items})
         cur = self._db.cursor()
@@ -237,19 +288,31 @@ class Outbox:
                     chunk,
                 ):
                     known[(key, digest)] = eid
-            out: list[tuple[uuid.UUID, bool]] = []
+            ids: list[uuid.UUID] = []
+            raws: list[bytes] = []
+            was_known: list[bool] = []
             fresh: list[tuple[str, bytes, bytes]] = []
-            for key, digest in items:
-                found = known.get((key, digest))
+            lookup, add_id, add_raw, add_known = (
+                known.get,
+                ids.append,
+                raws.append,
+                was_known.append,
+            )
+            for item in items:
+                found = lookup(item)
                 if found is not None:
-                    out.append((uuid.UUID(bytes=found), True))
+                    add_id(uuid.UUID(bytes=found))
+                    add_raw(found)
+                    add_known(True)
                 else:
-                    eid = next(new_id)
-                    raw = known[(key, digest)] = eid.bytes
-                    fresh.append((key, digest, raw))
-                    out.append((eid, False))
+                    eid = new_id()
+                    raw = known[item] = eid.bytes
+                    fresh.append((item[0], item[1], raw))
+                    add_id(eid)
+                    add_raw(raw)
+                    add_known(False)
             cur.executemany("INSERT INTO event_ids VALUES (?, ?, ?)", fresh)
-        return out
+        return ids, raws, was_known
 
     def already_sent(self, destination: str, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these event ids were sealed for ``destination`` (acknowledged or pending).
@@ -283,7 +346,10 @@ class Outbox:
         return self._put(
             destination,
             [e.event_id for e in entries],
-            [(e.event_id.bytes, e.topic, e.key, e.envelope) for e in entries],
+            [e.event_id.bytes for e in entries],
+            [e.topic for e in entries],
+            [e.key for e in entries],
+            [e.envelope for e in entries],
         )
 
     def put_sealed(
@@ -293,38 +359,59 @@ class Outbox:
         event_ids: Sequence[uuid.UUID],
         keys: Sequence[bytes | None],
         envelopes: Sequence[bytes],
+        event_id_bytes: Sequence[bytes] | None = None,
     ) -> Kept:
         """:meth:`put` of one topic's envelopes given as parallel lists (a publisher's batch,
-        without an :class:`OutboxEntry` made per envelope)."""
-        return self._put(  # one event id and one message key per envelope (else ValueError)
-            destination,
-            event_ids,
-            [
-                (e.bytes, topic, k, env)
-                for e, k, env in zip(event_ids, keys, envelopes, strict=True)
-            ],
+        without an :class:`OutboxEntry` made per envelope). ``event_id_bytes``, if given, are
+        the event ids' 16 bytes each (as :meth:`draw_event_ids` gave them), not computed again."""
+        raw = [e.bytes for e in event_ids] if event_id_bytes is None else event_id_bytes
+        return self._put(
+            destination, event_ids, raw, itertools.repeat(topic, len(envelopes)), keys, envelopes
         )
 
     def _put(
         self,
         destination: str,
         event_ids: Sequence[uuid.UUID],
-        envelopes: Sequence[tuple[bytes, str, bytes | None, bytes]],
+        raw_ids: Iterable[bytes],
+        topics: Iterable[str],
+        keys: Iterable[bytes | None],
+        envelopes: Sequence[bytes],
     ) -> Kept:
         _check(destination)
+        n = len(envelopes)
+        if len(event_ids) != n:
+            raise ValueError("one event id per envelope")
         now = int(time.time() * 1000)
         with self._writing():
             (last,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM envelopes").fetchone()
-            self._db.executemany(
-                "INSERT OR REPLACE INTO envelopes "
-                "(destination, event_id, seq, topic, key, envelope, sealed_at_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (destination, eid, last + i, topic, key, envelope, now)
-                    for i, (eid, topic, key, envelope) in enumerate(envelopes, 1)
-                ],
+            seqs = range(last + 1, last + n + 1)
+            # one event id, topic and message key per envelope (else ValueError)
+            rows = list(
+                zip(
+                    itertools.repeat(destination, n),
+                    raw_ids,
+                    seqs,
+                    topics,
+                    keys,
+                    envelopes,
+                    itertools.repeat(now, n),
+                    strict=True,
+                )
             )
-        return Kept(self, destination, event_ids, range(last + 1, last + len(envelopes) + 1))
+            # a plain insert, unless an envelope of one of these event ids is kept for this
+            # destination already (sealed again): then the batch's rows replace those. SQLite
+            # inserts several times slower with REPLACE into a table keyed by its row id and a
+            # unique index, so REPLACE is only used when it has something to replace.
+            self._db.execute("SAVEPOINT put")
+            try:
+                self._db.executemany(_INSERT_ENVELOPES, rows)
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK TO put")
+                self._db.executemany(_REPLACE_ENVELOPES, rows)
+            finally:
+                self._db.execute("RELEASE put")
+        return Kept(self, destination, event_ids, seqs)
 
     def mark_sent(self, destination: str, event_ids: Sequence[uuid.UUID]) -> None:
         """Record that ``destination`` acknowledged these envelopes, and drop their bytes.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,11 +89,6 @@ def _too_large() -> Problem:
     return Problem(
         "$", ReasonCode.TOO_LARGE, f"a record of at most {MAX_PAYLOAD_BYTES} bytes encoded"
     )
-
-
-def _ids() -> Iterator[uuid.UUID]:
-    while True:
-        yield new_event_id()
 
 
 class Publisher:
@@ -260,20 +255,25 @@ class Publisher:
         with self.outbox.transaction():  # ids, what was sent before and the envelopes: at once
             if acknowledged:  # the batch before's, acknowledged by the log since
                 self.outbox.mark_sent(self.destination, acknowledged)
-            ids = self.outbox.event_ids(
-                [(f"{m.kind}:{m.record_key}", d) for m, _, d, _ in valid], _ids()
+            # each id's bytes computed once, for the outbox, its envelope row and the log
+            ids, raws, was_known = self.outbox.draw_event_ids(
+                [(f"{m.kind}:{m.record_key}", d) for m, _, d, _ in valid], new_event_id
             )
-            known = [eid for eid, was_known in ids if was_known]
+            known = [eid for eid, k in zip(ids, was_known, strict=True) if k]
             sealed_before = self.outbox.already_sent(self.destination, known) if known else set()
             key_of = self.keyer.key
             to_seal: list[tuple[uuid.UUID, str, bytes, bytes]] = []
             rows_published = 0
-            for (m, payload, _, fingerprint), (eid, _) in zip(valid, ids, strict=True):
-                if sealed_before and eid in sealed_before:
-                    if not resend:
-                        report.unchanged += 1
-                        continue
-                    report.republished += 1
+            # with nothing sealed before, every one is sealed now: the bytes as they were drawn
+            id_bytes: list[bytes] = [] if sealed_before else raws
+            for (m, payload, _, fingerprint), eid, raw in zip(valid, ids, raws, strict=True):
+                if sealed_before:
+                    if eid in sealed_before:
+                        if not resend:
+                            report.unchanged += 1
+                            continue
+                        report.republished += 1
+                    id_bytes.append(raw)
                 to_seal.append((eid, m.kind, fingerprint, payload))
                 event_ids.append(eid)
                 keys.append(key_of(m.partition_key or m.record_key))
@@ -287,13 +287,13 @@ class Publisher:
                     source_key=self.source_key,
                 )
                 kept = self.outbox.put_sealed(
-                    self.destination, self.topic, event_ids, keys, envelopes
+                    self.destination, self.topic, event_ids, keys, envelopes, id_bytes
                 )
         self._acknowledged = ()  # marked: committed with this batch
         if kept:  # kept durably: now they go to the log
             append, topic = self.log.append, self.topic
-            for eid, key, envelope in zip(event_ids, keys, envelopes, strict=True):
-                append(topic, envelope, key=key, headers=(("event_id", eid.bytes),))
+            for raw, key, envelope in zip(id_bytes, keys, envelopes, strict=True):
+                append(topic, envelope, key=key, headers=(("event_id", raw),))
             self.log.flush()
             self._acknowledged = kept  # marked sent in the next transaction
             report.published += len(envelopes)

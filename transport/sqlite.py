@@ -100,10 +100,26 @@ _U32 = struct.Struct(">I")
 _Pending = tuple[str, int, bytes | None, bytes, bytes, int]
 
 
+# a lone header's bytes before its value, by its name and the value's length (a producer sends
+# one ``event_id`` of 16 bytes with every message: these are its 20 bytes, made once)
+_ONE_HEADER: dict[tuple[str, int], bytes] = {}
+
+
 def encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes:
     """Headers as bytes: a count, then per header its length-prefixed UTF-8 name and value."""
     if not headers:
         return b""
+    if len(headers) == 1:
+        name, value = headers[0]
+        if type(value) is bytes and type(name) is str:
+            shape = (name, len(value))
+            prefix = _ONE_HEADER.get(shape)
+            if prefix is None:
+                raw = name.encode("utf-8")
+                prefix = _U32.pack(1) + _U32.pack(len(raw)) + raw + _U32.pack(len(value))
+                if len(_ONE_HEADER) < 64:
+                    _ONE_HEADER[shape] = prefix
+            return prefix + value
     parts = [_U32.pack(len(headers))]
     for name, value in headers:
         raw_name = str(name).encode("utf-8")
@@ -300,16 +316,17 @@ class SqliteLog:
                 # work here (a Core select of the next offset, 40 times the statement)
                 cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 try:
-                    next_offsets: dict[tuple[str, int], int] = {}
+                    # per partition, its next offsets from the one read under the lock
+                    offsets: dict[tuple[str, int], itertools.count[int]] = {}
                     rows: list[tuple[str, int, int, bytes | None, bytes, bytes, int]] = []
-                    add = rows.append
+                    add, counter = rows.append, offsets.get
                     for topic, partition, key, value, headers, ts in batch:
-                        tp = (topic, partition)
-                        offset = next_offsets.get(tp)
-                        if offset is None:
-                            offset = _next_offset_raw(cursor, topic, partition)
-                        next_offsets[tp] = offset + 1
-                        add((topic, partition, offset, key, value, headers, ts))
+                        following = counter((topic, partition))
+                        if following is None:
+                            following = offsets[(topic, partition)] = itertools.count(
+                                _next_offset_raw(cursor, topic, partition)
+                            )
+                        add((topic, partition, next(following), key, value, headers, ts))
                     cursor.executemany(_INSERT_MESSAGES, rows)
                 finally:
                     cursor.close()

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producers.message_key import (
@@ -21,8 +21,11 @@ from producers.message_key import (
 
 secrets = st.binary(min_size=SECRET_BYTES, max_size=SECRET_BYTES)
 references = st.text(min_size=1, max_size=40)
+#: timing is not what these test, and a busy machine took 570 ms for one example
+no_deadline = settings(deadline=None)
 
 
+@no_deadline
 @given(secrets, references)
 def test_stable_for_a_secret_and_reference(secret: bytes, ref: str) -> None:
     a, b = MessageKeyer(secret), MessageKeyer(secret)
@@ -30,12 +33,14 @@ def test_stable_for_a_secret_and_reference(secret: bytes, ref: str) -> None:
     assert len(a.key(ref)) == KEY_BYTES
 
 
+@no_deadline
 @given(secrets, secrets, references)
 def test_another_secret_gives_another_key(s1: bytes, s2: bytes, ref: str) -> None:
     if s1 != s2:
         assert MessageKeyer(s1).key(ref) != MessageKeyer(s2).key(ref)
 
 
+@no_deadline
 @given(secrets, references, references)
 def test_another_reference_gives_another_key(secret: bytes, r1: str, r2: str) -> None:
     if r1 != r2:
@@ -43,6 +48,7 @@ def test_another_reference_gives_another_key(secret: bytes, r1: str, r2: str) ->
         assert keyer.key(r1) != keyer.key(r2)
 
 
+@no_deadline
 @given(secrets, st.text(alphabet="ABCDEFGHJKLMNPRSTVWXYZ0123456789/-", min_size=3, max_size=30))
 def test_the_key_never_holds_the_reference(secret: bytes, ref: str) -> None:
     key = MessageKeyer(secret).key(ref)

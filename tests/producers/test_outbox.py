@@ -150,6 +150,26 @@ def test_resend_reseals_with_the_same_event_ids(world: World, tmp_path: Path) ->
         assert k1 == k2 and v1 != v2  # same case key, freshly sealed
 
 
+def test_batches_of_sent_and_new_records_send_each_with_its_own_event_id(
+    world: World, tmp_path: Path
+) -> None:
+    """Batches (of 7) where some records were sent before and others are new: what is sent
+    carries its own event id in the log's header (checked by ``_on_log`` against the envelope),
+    without resend only the new ones, with it every one again."""
+    log = f"sqlite:///{tmp_path / 'log.db'}"
+    keyer = MessageKeyer.generate()
+    odd = world.messages[1::2]
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        _publisher(world, log, outbox, keyer).publish(odd)
+        report = _publisher(world, log, outbox, keyer).publish(world.messages)
+        assert (report.published, report.unchanged, report.republished) == (10, 10, 0)
+        report = _publisher(world, log, outbox, keyer).publish(world.messages, resend=True)
+        assert (report.published, report.unchanged, report.republished) == (20, 0, 20)
+        assert outbox.counts() == {"sent": 20, "pending": 0}
+    copies = Counter(e for e, _, _ in _on_log(world, log))
+    assert len(copies) == 20 and set(copies.values()) == {2}
+
+
 def test_destinations_name_the_log_not_its_spelling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,7 +280,7 @@ def test_an_old_outbox_is_migrated_in_place(world: World, tmp_path: Path) -> Non
         assert outbox.counts() == {"sent": 20, "pending": 0}
     db = sqlite3.connect(path)
     assert "destination" in {r[1] for r in db.execute("PRAGMA table_info(envelopes)")}
-    assert db.execute("PRAGMA user_version").fetchone() == (3,)
+    assert db.execute("PRAGMA user_version").fetchone() == (4,)
     # acknowledged envelopes keep their row, not their bytes or message key
     assert db.execute("SELECT COUNT(*) FROM envelopes WHERE length(envelope) > 0").fetchone() == (
         0,

@@ -91,6 +91,76 @@ def test_headers_encoding_round_trips() -> None:
     assert decode_headers(encode_headers(())) == ()
 
 
+def test_headers_bytes_are_the_files_layout_for_one_header_and_several() -> None:
+    """What a log file holds (a count, then each name and value with a 4-byte big-endian length):
+    the same for a lone header (made from a prefix kept per name and value length) as ever."""
+    eid = bytes(range(16))
+    one = b"\x00\x00\x00\x01" + b"\x00\x00\x00\x08event_id" + b"\x00\x00\x00\x10" + eid
+    for _ in range(2):  # the first makes the prefix, the second reuses it
+        assert encode_headers((("event_id", eid),)) == one
+    assert encode_headers((("event_id", b"short"),)) == one[:16] + b"\x00\x00\x00\x05short"
+    assert encode_headers([("\u00fc", b"")]) == b"\x00\x00\x00\x01\x00\x00\x00\x02\xc3\xbc" + bytes(
+        4
+    )
+    two = encode_headers((("a", b"1"), ("b", b"22")))
+    assert (
+        two
+        == b"\x00\x00\x00\x02\x00\x00\x00\x01a\x00\x00\x00\x011\x00\x00\x00\x01b\x00\x00\x00\x0222"
+    )
+
+
+# the tables as the log has created them since version 0.1 (SQLAlchemy's DDL for SQLite)
+_LOG_DDL = """
+CREATE TABLE topics (name VARCHAR NOT NULL, partitions INTEGER NOT NULL, PRIMARY KEY (name));
+CREATE TABLE messages (
+    topic VARCHAR NOT NULL, partition INTEGER NOT NULL, "offset" BIGINT NOT NULL, "key" BLOB,
+    value BLOB NOT NULL, headers BLOB NOT NULL, ts BIGINT NOT NULL,
+    PRIMARY KEY (topic, partition, "offset")
+);
+CREATE TABLE partition_starts (
+    topic VARCHAR NOT NULL, partition INTEGER NOT NULL, start_offset BIGINT NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE group_offsets (
+    "group" VARCHAR NOT NULL, topic VARCHAR NOT NULL, partition INTEGER NOT NULL,
+    next_offset BIGINT NOT NULL, PRIMARY KEY ("group", topic, partition)
+);
+"""
+
+
+def test_a_log_file_written_before_opens_and_goes_on(tmp_path: Path) -> None:
+    """A file made and written by the SQL of earlier versions (written out above): its records
+    read back with their headers, a consumer gets them, new appends follow their offsets."""
+    path = tmp_path / "old.db"
+    eid = bytes(range(16))
+    header = b"\x00\x00\x00\x01\x00\x00\x00\x08event_id\x00\x00\x00\x10" + eid
+    with sqlite3.connect(path) as db:
+        db.executescript(_LOG_DDL)
+        db.execute("INSERT INTO topics VALUES ('t', 1)")
+        db.executemany(
+            "INSERT INTO messages VALUES ('t', 0, ?, ?, ?, ?, 1700000000000)",
+            [(o, b"k", b"v%d" % o, header) for o in range(3)],
+        )
+    with open_log(f"sqlite:///{path}") as log:
+        old = log.read_all("t")
+        assert [(r.offset, r.value, r.headers) for r in old] == [
+            (o, b"v%d" % o, (("event_id", eid),)) for o in range(3)
+        ]
+        log.append("t", b"new", key=b"k", headers=(("event_id", eid),))
+        log.flush()
+        consumer = log.consumer("g", ["t"])
+        got = consumer.poll(10, timeout=0)
+        assert [(r.offset, r.value) for r in got] == [
+            (0, b"v0"),
+            (1, b"v1"),
+            (2, b"v2"),
+            (3, b"new"),
+        ]
+        assert got[3].headers == (("event_id", eid),)
+    with sqlite3.connect(path) as db:
+        assert db.execute('SELECT headers FROM messages WHERE "offset" = 3').fetchone() == (header,)
+
+
 def test_unkeyed_appends_spread_over_partitions(tmp_path: Path) -> None:
     with SqliteLog(f"sqlite:///{tmp_path / 'log.db'}") as log:
         log.create_topic("t", 3)
