@@ -15,14 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
-from trust.linkage.blocking import KeyedHasher
+from trust.linkage.blocking import RunHasher
 from trust.linkage.cluster import Clustering, ScoredPair, cluster
 from trust.linkage.errors import LinkageError, LinkageReason
 from trust.linkage.linker import Linker, train
 from trust.linkage.model import Estimation
 from trust.linkage.record import FIELDS, LinkRecord, PreparedRecord, prepare
 from trust.linkage.settings import LinkageSettings
+
+Index = npt.NDArray[np.intp]
+Floats = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "id",
@@ -196,18 +201,23 @@ def link_batch(
             except LinkageError as exc:
                 raise exc.at(f"{batch.name} row {row}") from None
             groups.append(g)
-    hasher = KeyedHasher(key if key is not None else os.urandom(32))
+    hasher = RunHasher(key if key is not None else os.urandom(32))
     step("block, compare and estimate")
     training = train(settings, prepared, hasher, groups=groups, within_groups=dedupe)
     step("score")
     scored = training.linker.score_vectors(training.table, training.vectors)
     step("cluster")
     ids = training.table.ids
-    left = scored.vectors.left.tolist()
-    right = scored.vectors.right.tolist()
-    probabilities = np.round(scored.probability, 12).tolist()
+    probabilities = np.round(scored.probability, 12)
+    keep = clustering_pairs(
+        len(ids), scored.vectors.left, scored.vectors.right, probabilities, settings.lower,
+        settings.upper,
+    )  # fmt: skip
+    left = scored.vectors.left[keep].tolist()
+    right = scored.vectors.right[keep].tolist()
     pairs = (
-        ScoredPair.of(ids[a], ids[b], p) for a, b, p in zip(left, right, probabilities, strict=True)
+        ScoredPair.of(ids[a], ids[b], p)
+        for a, b, p in zip(left, right, probabilities[keep].tolist(), strict=True)
     )
     group_of = dict(zip(ids, groups, strict=True))
 
@@ -223,8 +233,36 @@ def link_batch(
         conflict=settings.conflict,
     )
     return BatchResult(
-        clustering, training.linker, training.estimation, len(left), training.oversized_blocks
+        clustering,
+        training.linker,
+        training.estimation,
+        len(scored.vectors),
+        training.oversized_blocks,
     )
+
+
+def clustering_pairs(
+    n: int, left: Index, right: Index, probability: Floats, lower: float, upper: float
+) -> Mask:
+    """Which scored pairs :func:`trust.linkage.cluster.cluster` can use: those at or above
+    ``lower`` (links and reviews) and those whose records are joined by a chain of links (at or
+    above ``upper``), whatever their probability — such a pair is reported with its own
+    probability if its records end in one person, and counts in the conflict check of a link
+    between their groups. A pair whose records no chain of links joins is in neither case: its
+    records can never be in one person, nor in the two groups of one link. Leaving those out
+    (almost all pairs of a large batch) leaves the persons, pairs and reviews unchanged."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    links = probability >= upper
+    if n == 0 or not links.any():
+        return probability >= lower
+    graph = coo_matrix(
+        (np.ones(int(links.sum()), dtype=np.int8), (left[links], right[links])), shape=(n, n)
+    )
+    _, component = connected_components(graph, directed=False)
+    keep: Mask = (probability >= lower) | (component[left] == component[right])
+    return keep
 
 
 def write_pairs(path: str | Path, pairs: Sequence[ScoredPair]) -> None:

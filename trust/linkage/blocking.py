@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol, TypeVar
 
 import jellyfish
@@ -39,6 +40,10 @@ Index = npt.NDArray[np.intp]
 Key = TypeVar("Key", bound=tuple[str, ...])  # a record's key in an index
 MIN_KEY_BYTES = 16
 DIGEST_HEX = 32  # 128 bits: collisions are negligible at any national or regional volume
+
+
+# a name part's Soundex code, remembered for the latest distinct parts (names repeat)
+_soundex = lru_cache(maxsize=1 << 16)(jellyfish.soundex)
 
 
 class KeyedHasher:
@@ -65,6 +70,30 @@ class KeyedHasher:
             chunks.append(e)
         # one-shot, in C (a record has some thirty keys)
         return hmac.digest(self._key, b"".join(chunks), "sha256").hex()[:DIGEST_HEX]
+
+
+class RunHasher(KeyedHasher):
+    """A :class:`KeyedHasher` that remembers each digest it made, for one batch run: a batch
+    asks for the digests of the same parts many times over (records share names, years and
+    dates of birth; a record's keys are asked for once per training rule and once to link).
+    The digests are the same; the memory grows with the distinct parts (some hundreds of bytes
+    each), so it lives as long as the run."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(key)
+        self._made: dict[tuple[str, ...], str] = {}
+
+    def __repr__(self) -> str:
+        return "RunHasher(<secret>)"
+
+    def digest(self, domain: str, parts: Sequence[str]) -> str:
+        at = (domain, *parts)
+        made = self._made.get(at)
+        if made is None:
+            made = self._made[at] = super().digest(domain, parts)
+        return made
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -107,7 +136,7 @@ class NamePartWithBirthYear:
             return
         year = str(record.birth.year)
         for part in _name_parts(record):
-            yield ("soundex", jellyfish.soundex(part), year)
+            yield ("soundex", _soundex(part), year)
             yield ("key", romanisation_key(part), year)
 
 
@@ -173,8 +202,8 @@ class FullNameSound:
 
     def parts(self, record: PreparedRecord) -> Iterable[tuple[str, ...]]:
         if record.given is not None and record.surname is not None:
-            a = jellyfish.soundex(record.given.parts[0])
-            b = jellyfish.soundex(record.surname.parts[0])
+            a = _soundex(record.given.parts[0])
+            b = _soundex(record.surname.parts[0])
             yield tuple(sorted((a, b)))
 
 
@@ -412,14 +441,52 @@ def candidate_pairs(
             frame.loc[(sizes > block_cap) & (own | (parent_sizes > block_cap)), "k"].nunique()
         )
         frame = frame[use & (sizes > 1)][["k", "i"]]
-    joined = frame.merge(frame, on="k", suffixes=("_l", "_r"))
-    left = joined["i_l"].to_numpy(np.intp)
-    right = joined["i_r"].to_numpy(np.intp)
-    keep = left < right
-    if groups is not None and not within_groups:
-        g = np.asarray(groups, dtype=np.intp)
-        keep &= g[left] != g[right]
-    codes_lr = np.unique(left[keep].astype(np.int64) * n + right[keep])
+    g = None if groups is None or within_groups else np.asarray(groups, dtype=np.intp)
+    codes_lr = _distinct(
+        _block_pairs(frame["k"].to_numpy(np.int64), frame["i"].to_numpy(np.int64), n, g)
+    )
     return CandidatePairs(
         (codes_lr // n).astype(np.intp), (codes_lr % n).astype(np.intp), oversized
     )
+
+
+# _block_pairs makes the pairs of this many blocks' records at a time, at most
+PAIRS_PER_STEP = 1 << 22
+
+
+def _block_pairs(
+    block: npt.NDArray[np.int64], record: npt.NDArray[np.int64], n: int, groups: Index | None
+) -> list[npt.NDArray[np.int64]]:
+    """Every pair of records within each block (records distinct within a block), as codes
+    ``left * n + right`` with ``left < right``; with ``groups``, only pairs across groups.
+    Blocks of one size are paired at once (an upper triangle of indices over a block matrix)."""
+    if len(block) == 0:
+        return []
+    order = np.lexsort((record, block))
+    block, record = block[order], record[order]
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+    sizes = np.diff(np.r_[starts, len(block)])
+    out: list[npt.NDArray[np.int64]] = []
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        first = starts[sizes == size]
+        a, b = np.triu_indices(size, 1)
+        step = max(1, PAIRS_PER_STEP // len(a))
+        for at in range(0, len(first), step):
+            members = record[first[at : at + step, None] + np.arange(size)]
+            left, right = members[:, a].ravel(), members[:, b].ravel()  # sorted: left < right
+            if groups is not None:
+                across = groups[left] != groups[right]
+                left, right = left[across], right[across]
+            out.append(left * n + right)
+    return out
+
+
+def _distinct(parts: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+    """The distinct codes of ``parts``, sorted (as ``np.unique``, by sorting)."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    codes = np.concatenate(parts)
+    if len(codes) == 0:
+        return codes
+    codes.sort()
+    return codes[np.r_[True, codes[1:] != codes[:-1]]]

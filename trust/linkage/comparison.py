@@ -10,13 +10,15 @@ token sets) evaluated over arrays of pairs — there is no hand-written string m
 :func:`compare_pairs` evaluates all comparisons for arrays of pairs and returns a
 :class:`ComparisonVectors` (a level per pair and comparison); scoring one record against its
 candidates uses the same function with one left record, so batch and incremental agree exactly.
+Many pairs (a batch) are compared a million at a time, text columns as codes of one
+:class:`Vocabulary` and each string metric once per distinct pair of values: the same levels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -63,12 +65,75 @@ SWAP_SIMILARITY = 0.9
 SWAP_MARGIN = 0.2
 
 
+# From this many pairs a string metric is computed once per distinct pair of values and spread
+# back: blocks of namesakes repeat the same few values, and the per-pair cost is in the metric.
+DISTINCT_FROM = 4096
+# compare_pairs compares at most this many pairs at a time (the gathered columns of each batch
+# of pairs are freed before the next), so memory stays bounded however many pairs are compared.
+CHUNK_PAIRS = 1 << 20
+
+
+class Vocabulary:
+    """One code per distinct text value of a table's columns (a code space shared by all of
+    them, so a swapped name column compares in it too), and string metrics evaluated once per
+    distinct pair of codes. Made once per :func:`compare_pairs` call and shared by its batches."""
+
+    def __init__(self, table: RecordTable) -> None:
+        self.table = table
+        self._index: dict[str, int] = {}
+        self._values: list[str] = []
+        self._columns: dict[str, npt.NDArray[np.int64]] = {}
+
+    def codes(self, column: str) -> npt.NDArray[np.int64]:
+        if column not in self._columns:
+            index, values = self._index, self._values
+
+            def code(value: str) -> int:
+                found = index.get(value)
+                if found is None:
+                    found = index[value] = len(values)
+                    values.append(value)
+                return found
+
+            column_values = getattr(self.table, column).tolist()
+            self._columns[column] = np.fromiter(
+                (code(v) for v in column_values), np.int64, len(column_values)
+            )
+        return self._columns[column]
+
+    def code_of(self, value: str) -> int:
+        """The code of ``value`` (-1 if no column coded so far holds it)."""
+        return self._index.get(value, -1)
+
+    def metric(
+        self,
+        scorer: Any,
+        left: npt.NDArray[np.int64],
+        right: npt.NDArray[np.int64],
+        **kwargs: Any,
+    ) -> npt.NDArray[Any]:
+        """``cpdist`` of the values coded ``left[k]`` and ``right[k]``, evaluated once per
+        distinct pair of values (the same result: a metric is a function of its two values)."""
+        import pandas as pd  # here: only large comparisons need it
+
+        width = max(len(self._values), 1)
+        index, distinct = pd.factorize(left * width + right)
+        values = _object_array(self._values)
+        scores = np.asarray(
+            cpdist(values[distinct // width], values[distinct % width], scorer=scorer, **kwargs)
+        )
+        out: npt.NDArray[Any] = scores[index]
+        return out
+
+
+def _object_array(values: Sequence[str]) -> Strings:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def _jaro_winkler(left: Strings, right: Strings) -> Floats:
     return np.asarray(cpdist(left, right, scorer=JaroWinkler.normalized_similarity))
-
-
-def _osa(left: Strings, right: Strings) -> npt.NDArray[np.int32]:
-    return np.asarray(cpdist(left, right, scorer=OSA.distance, dtype=np.int32))
 
 
 class PairView:
@@ -76,13 +141,72 @@ class PairView:
     the left record of pair ``k``. Name columns of the right side are read swapped where the
     pair's given name and surname are swapped (``swapped[k]``)."""
 
-    def __init__(self, table: RecordTable, left: Index, right: Index) -> None:
+    def __init__(
+        self, table: RecordTable, left: Index, right: Index, vocabulary: Vocabulary | None = None
+    ) -> None:
         self.table = table
         self.left_index = left
         self.right_index = right
         self._left: dict[str, Strings] = {}
         self._right: dict[str, Strings] = {}
+        self._vocabulary = vocabulary
+        self._codes: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         self.swapped = self._swaps()
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary(self.table)
+        return self._vocabulary
+
+    def metric(self, scorer: Any, column: str, **kwargs: Any) -> npt.NDArray[Any]:
+        """``scorer`` (a rapidfuzz metric) of column ``column`` over the pairs, the right side
+        read swapped as :meth:`right`; many pairs are scored once per distinct pair of values."""
+        if len(self) < DISTINCT_FROM:
+            return np.asarray(
+                cpdist(self.left(column), self.right(column), scorer=scorer, **kwargs)
+            )
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary(self.table)
+        left, right = self._sides(column)
+        return self._vocabulary.metric(scorer, left, right, **kwargs)
+
+    def _sides(self, column: str) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """Both sides of ``column`` as :meth:`left` and :meth:`right`, or as their codes in the
+        vocabulary (equal where the values are) when there is one."""
+        if self._vocabulary is None:
+            return self.left(column), self.right(column)
+        if column not in self._codes:
+            v = self._vocabulary
+            right = v.codes(column)[self.right_index]
+            other = _SWAPPABLE.get(column)
+            if other is not None and self.swapped.any():
+                right = np.where(self.swapped, v.codes(other)[self.right_index], right)
+            self._codes[column] = (v.codes(column)[self.left_index], right)
+        return self._codes[column]
+
+    def _blank(self) -> Any:
+        return "" if self._vocabulary is None else self._vocabulary.code_of("")
+
+    def equal(self, column: str) -> Mask:
+        """Whether the two sides of ``column`` hold the same value."""
+        left, right = self._sides(column)
+        return np.asarray(left == right, dtype=np.bool_)
+
+    def blank(self, column: str) -> Mask:
+        """Whether either side of ``column`` is empty."""
+        left, right = self._sides(column)
+        empty = self._blank()
+        return np.asarray((left == empty) | (right == empty), dtype=np.bool_)
+
+    def _similarity(self, left: str, left_rows: Index, right: str, right_rows: Index) -> Floats:
+        """Jaro-Winkler of column ``left`` at ``left_rows`` against ``right`` at ``right_rows``."""
+        scorer = JaroWinkler.normalized_similarity
+        if len(left_rows) < DISTINCT_FROM:
+            t = self.table
+            return _jaro_winkler(getattr(t, left)[left_rows], getattr(t, right)[right_rows])
+        v = self.vocabulary
+        return v.metric(scorer, v.codes(left)[left_rows], v.codes(right)[right_rows])
 
     def __len__(self) -> int:
         return len(self.left_index)
@@ -121,17 +245,27 @@ class PairView:
 
     def _swaps(self) -> Mask:
         t, li, ri = self.table, self.left_index, self.right_index
-        gl, sl, gr, sr = t.given[li], t.surname[li], t.given[ri], t.surname[ri]
-        known = (gl != "") & (sl != "") & (gr != "") & (sr != "")
+        given: npt.NDArray[Any]
+        surname: npt.NDArray[Any]
+        empty: object
+        if self._vocabulary is None:
+            given, surname, empty = t.given, t.surname, ""
+        else:
+            given = self._vocabulary.codes("given")
+            surname = self._vocabulary.codes("surname")
+            empty = self._vocabulary.code_of("")
+        gl, sl, gr, sr = given[li], surname[li], given[ri], surname[ri]
+        known = (gl != empty) & (sl != empty) & (gr != empty) & (sr != empty)
         swapped = np.zeros(len(li), dtype=np.bool_)
         candidates = np.flatnonzero(known & (gl != gr))
         if len(candidates) == 0:
             return swapped
-        c = candidates
-        cross_a = _jaro_winkler(gl[c], sr[c])
-        cross_b = _jaro_winkler(sl[c], gr[c])
-        straight = _jaro_winkler(gl[c], gr[c]) + _jaro_winkler(sl[c], sr[c])
-        swapped[c] = (
+        lc, rc = li[candidates], ri[candidates]
+        cross_a = self._similarity("given", lc, "surname", rc)
+        cross_b = self._similarity("surname", lc, "given", rc)
+        straight = self._similarity("given", lc, "given", rc)
+        straight = straight + self._similarity("surname", lc, "surname", rc)
+        swapped[candidates] = (
             (cross_a >= SWAP_SIMILARITY)
             & (cross_b >= SWAP_SIMILARITY)
             & (cross_a + cross_b >= straight + SWAP_MARGIN)
@@ -219,16 +353,14 @@ class NameComparison(_OneField):
 
     def compare(self, pairs: PairView) -> Levels:
         text, key, ordered, multi_part, long_key = _NAME_ATTRS[self.field_name]
-        lt, rt = pairs.left(text), pairs.right(text)
-        null = (lt == "") | (rt == "")
-        jw = _jaro_winkler(lt, rt)
-        lk, rk = pairs.left(key), pairs.right(key)
+        null = pairs.blank(text)
+        jw = pairs.metric(JaroWinkler.normalized_similarity, text)
         long_enough = pairs.left_mask(long_key)
-        same_key = (lk == rk) | (pairs.left(ordered) == pairs.right(ordered))
+        same_key = pairs.equal(key) | pairs.equal(ordered)
         variant = same_key & (long_enough | (jw >= 0.75))
-        compound = np.asarray(cpdist(lt, rt, scorer=fuzz.token_set_ratio)) >= 100.0
+        compound = pairs.metric(fuzz.token_set_ratio, text) >= 100.0
         multi = pairs.left_mask(multi_part) | pairs.right_mask(multi_part)
-        conditions = [lt == rt, variant, compound & multi]
+        conditions = [pairs.equal(text), variant, compound & multi]
         conditions += [jw >= t for t in self.jaro_winkler]
         return _assign(len(pairs), null, conditions)
 
@@ -293,7 +425,7 @@ class DateComparison(_OneField):
             & ((dl < 0) | (dr < 0) | (dl == dr))
         )
         swapped = complete & same_year & (ml == dr) & (dl == mr) & (ml != dl)
-        edits = _osa(pairs.left("birth_digits"), pairs.right("birth_digits"))
+        edits = pairs.metric(OSA.distance, "birth_digits", dtype=np.int32)
         conditions = [exact, where_known, swapped, complete & (edits <= 1), complete & (edits <= 2)]
         return _assign(len(pairs), null, conditions)
 
@@ -308,8 +440,7 @@ class ExactComparison(_OneField):
 
     def compare(self, pairs: PairView) -> Levels:
         column = _COLUMNS[self.field_name]
-        lv, rv = pairs.left(column), pairs.right(column)
-        return _assign(len(pairs), (lv == "") | (rv == ""), [lv == rv])
+        return _assign(len(pairs), pairs.blank(column), [pairs.equal(column)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,10 +457,11 @@ class EditDistanceComparison(_OneField):
 
     def compare(self, pairs: PairView) -> Levels:
         column = _COLUMNS[self.field_name]
-        lv, rv = pairs.left(column), pairs.right(column)
-        null = (lv == "") | (rv == "")
-        distance = _osa(lv, rv)
-        return _assign(len(pairs), null, [lv == rv, *(distance <= e for e in self.edits)])
+        distance = pairs.metric(OSA.distance, column, dtype=np.int32)
+        exact = pairs.equal(column)
+        return _assign(
+            len(pairs), pairs.blank(column), [exact, *(distance <= e for e in self.edits)]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,10 +477,11 @@ class TextSimilarityComparison(_OneField):
 
     def compare(self, pairs: PairView) -> Levels:
         column = _COLUMNS[self.field_name]
-        lv, rv = pairs.left(column), pairs.right(column)
-        null = (lv == "") | (rv == "")
-        jw = _jaro_winkler(lv, rv)
-        return _assign(len(pairs), null, [lv == rv, *(jw >= t for t in self.jaro_winkler)])
+        jw = pairs.metric(JaroWinkler.normalized_similarity, column)
+        exact = pairs.equal(column)
+        return _assign(
+            len(pairs), pairs.blank(column), [exact, *(jw >= t for t in self.jaro_winkler)]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,16 +585,23 @@ def compare_pairs(
     """Every comparison over the pairs ``(left[k], right[k])`` of ``table``."""
     if len(left) != len(right):
         raise LinkageError(LinkageReason.BAD_SETTINGS, "left and right pair indexes differ")
-    view = PairView(table, np.asarray(left, dtype=np.intp), np.asarray(right, dtype=np.intp))
-    n = len(view)
+    left = np.asarray(left, dtype=np.intp)
+    right = np.asarray(right, dtype=np.intp)
+    n = len(left)
     levels = np.zeros((n, len(comparisons)), dtype=np.int8)
-    if n:
+    swapped = np.zeros(n, dtype=np.bool_)
+    vocabulary = Vocabulary(table) if n >= DISTINCT_FROM else None
+    # pairs are compared independently: a batch at a time gives the same levels as all at once
+    for start in range(0, n, CHUNK_PAIRS):
+        end = min(start + CHUNK_PAIRS, n)
+        view = PairView(table, left[start:end], right[start:end], vocabulary)
         for c, comparison in enumerate(comparisons):
-            levels[:, c] = comparison.compare(view)
+            levels[start:end, c] = comparison.compare(view)
+        swapped[start:end] = view.swapped
     return ComparisonVectors(
         names=tuple(c.name for c in comparisons),
-        left=view.left_index,
-        right=view.right_index,
+        left=left,
+        right=right,
         levels=levels,
-        swapped=view.swapped,
+        swapped=swapped,
     )

@@ -178,6 +178,7 @@ class Linker:
         if self.frequencies is None or len(vectors) == 0:
             return out
         groups = None
+        group_codes = np.zeros(0, dtype=np.intp)
         for c, comparison in enumerate(self.settings.comparisons):
             column = comparison.term_frequency_column
             if column is None:
@@ -185,18 +186,28 @@ class Linker:
             exact = vectors.levels[:, c] == 1
             if exact.any():
                 left, right = vectors.left[exact], vectors.right[exact]
-                rows = np.unique(left).tolist()  # the adjustment is the left record's value's
+                # the adjustment is the left record's value's (rows: the distinct left records)
+                rows = np.flatnonzero(np.bincount(left, minlength=len(table))).tolist()
                 per_row = self.frequencies.adjustments(table, column, self.hasher, rows)
                 if groups is None:
                     groups = np.array(table_groups(table), dtype=object)
+                    group_codes = _codes(groups)
                 within = self.frequencies.adjustments_within(
                     table, column, self.hasher, groups, rows
                 )
-                # a pair of one name group: the name's frequency within it
-                same = (groups[left] == groups[right]) & (groups[left] != "")
+                # a pair of one name group: the name's frequency within it (-1: no group)
+                same = (group_codes[left] == group_codes[right]) & (group_codes[left] >= 0)
                 same &= ~np.isnan(within[left])
                 out[exact, c] = np.where(same, within[left], per_row[left])
         return out
+
+
+def _codes(values: npt.NDArray[np.object_]) -> Index:
+    """A code per distinct value (the order of first appearance); -1 for the empty string."""
+    seen: dict[str, int] = {"": -1}
+    return np.fromiter(
+        (seen.setdefault(v, len(seen) - 1) for v in values.tolist()), np.intp, len(values)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,11 +244,22 @@ def _all_pairs(n: int, groups: Index | None, within: bool) -> float:
 
 
 def _shares_key(keys: Sequence[frozenset[str]], left: Index, right: Index) -> Floats:
-    return np.fromiter(
-        (bool(keys[a] & keys[b]) for a, b in zip(left.tolist(), right.tolist(), strict=True)),
-        np.float64,
-        len(left),
+    """1.0 where records ``left[k]`` and ``right[k]`` have a key in common, else 0.0: the
+    pair's row of a record-by-key incidence matrix times the other's, summed."""
+    from scipy.sparse import csr_matrix  # here: only training needs it
+
+    if len(left) == 0:
+        return np.zeros(0, dtype=np.float64)
+    codes: dict[str, int] = {}
+    columns = [codes.setdefault(d, len(codes)) for ks in keys for d in ks]
+    counts = np.fromiter((len(ks) for ks in keys), np.intp, len(keys))
+    pointers = np.concatenate(([0], np.cumsum(counts)))
+    incidence = csr_matrix(
+        (np.ones(len(columns), dtype=np.int32), np.asarray(columns, dtype=np.intp), pointers),
+        shape=(len(keys), max(len(codes), 1)),
     )
+    shared = incidence[left].multiply(incidence[right]).sum(axis=1)
+    return (np.asarray(shared).ravel() > 0).astype(np.float64)
 
 
 def frequency_columns(comparisons: Sequence[Comparison]) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from schemas.names import fold_name
 from trust.linkage.errors import LinkageError, LinkageReason
@@ -70,6 +71,12 @@ def fold(text: str) -> str:
     return fold_name(text)
 
 
+# Names and dates repeat across records (a batch of a million holds some thousands of distinct
+# names): the pure functions below remember their latest distinct arguments.
+CACHED = 1 << 16
+
+
+@lru_cache(maxsize=CACHED)
 def romanisation_key(text: str) -> str:
     """The consonant skeleton of a folded name part, shared by its romanisation variants.
 
@@ -107,6 +114,7 @@ class NormalisedName:
     ordered_key: str
 
 
+@lru_cache(maxsize=CACHED)
 def normalise_name(text: str | None) -> NormalisedName | None:
     """``None`` for an empty or letterless name, else its :class:`NormalisedName`."""
     if not text:
@@ -157,6 +165,7 @@ def _part(text: str | None) -> int | None:
     return value or None
 
 
+@lru_cache(maxsize=CACHED)
 def parse_date(text: str | None) -> PartialDate | None:
     """Read a date leniently; ``None`` if empty. Raises :class:`LinkageError` (``BAD_DATE``,
     without the value) when no reading applies."""

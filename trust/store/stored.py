@@ -309,55 +309,6 @@ def _b64(b: bytes) -> str:
     return _b2a(b, newline=False).decode("ascii")
 
 
-def _long(v: int) -> bytes:
-    """:func:`avro_long` of ``v``, unrolled up to seven bytes (a time in milliseconds: its loop
-    costs ten times this, once per accepted message). Raises ``Unfit`` beyond 64 bits."""
-    n = (v << 1) ^ (v >> 63)
-    if n < 0:
-        raise Unfit
-    if n < 0x4000:
-        return bytes((n,)) if n < 0x80 else bytes((n & 0x7F | 0x80, n >> 7))
-    if n < 0x800000000000000:  # 2**56: seven bytes at most (a time in ms up to year 4,000,000)
-        if n < 0x10000000:
-            if n < 0x200000:
-                return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14))
-            return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14 & 0x7F | 0x80, n >> 21))
-        if n < 0x40000000000:
-            if n < 0x800000000:
-                return bytes(
-                    (
-                        n & 0x7F | 0x80,
-                        n >> 7 & 0x7F | 0x80,
-                        n >> 14 & 0x7F | 0x80,
-                        n >> 21 & 0x7F | 0x80,
-                        n >> 28,
-                    )
-                )
-            return bytes(
-                (
-                    n & 0x7F | 0x80,
-                    n >> 7 & 0x7F | 0x80,
-                    n >> 14 & 0x7F | 0x80,
-                    n >> 21 & 0x7F | 0x80,
-                    n >> 28 & 0x7F | 0x80,
-                    n >> 35,
-                )
-            )
-        if n < 0x2000000000000:
-            return bytes(
-                (
-                    n & 0x7F | 0x80,
-                    n >> 7 & 0x7F | 0x80,
-                    n >> 14 & 0x7F | 0x80,
-                    n >> 21 & 0x7F | 0x80,
-                    n >> 28 & 0x7F | 0x80,
-                    n >> 35 & 0x7F | 0x80,
-                    n >> 42,
-                )
-            )
-    return avro_long(v)
-
-
 # base64 text that decodes (strictly) is canonical — it comes back as it is from its bytes — unless
 # bits are left over before its padding: with "==", the last character's low four bits must be 0,
 # with "=", its low two
@@ -390,7 +341,7 @@ def _accepted_body(event: RecordAccepted, record: bytes, fingerprint: bytes) -> 
     n = _LENGTHS
     try:
         case_id = event.case_id.encode()
-        out = [n[len(case_id)], case_id, _long(produced), _long(accepted - produced)]
+        out = [n[len(case_id)], case_id, avro_long(produced), avro_long(accepted - produced)]
         kind = event.kind
         if kind == _UPSERT:
             out.append(_NULL)
