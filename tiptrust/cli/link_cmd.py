@@ -81,6 +81,17 @@ def batch(
             "--lower", help="Match probability from which a pair goes to review [default: 0.5]"
         ),
     ] = None,
+    block_cap: Annotated[
+        int | None,
+        typer.Option(
+            "--block-cap",
+            min=2,
+            help="Join a blocking key's block of more records than this through its refinements "
+            "(sex, nationality, year; date of birth), as the trust's own linker looks records "
+            "up: candidate pairs then grow with the records, not their square (for large files) "
+            "[default: blocks of up to 1000 records joined whole]",
+        ),
+    ] = None,
 ) -> None:
     """Find the records of the same person in CSV files, by probabilistic record linkage.
 
@@ -102,6 +113,7 @@ def batch(
         settings = LinkageSettings(
             upper=defaults.upper if upper is None else upper,
             lower=defaults.lower if lower is None else lower,
+            batch_block_cap=block_cap,
         )
         if len(inputs) == 1 and not dedupe:
             raise fail("one input can only be deduplicated: add --dedupe", Exit.USAGE)

@@ -322,6 +322,26 @@ class SessionFit:
     converged: bool
 
 
+def distinct_rows(
+    levels: npt.NDArray[np.int8],
+) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """``np.unique(levels, axis=0, return_inverse=True, return_counts=True)``: the distinct
+    rows in lexicographic order, each row's index among them and their counts — with each row
+    read as one integer (the columns' levels as digits, the first the most significant), which
+    sorts as the rows do, instead of sorting rows (many times slower on millions of pairs)."""
+    if levels.size and levels.min() >= 0:
+        radix = levels.max(axis=0).astype(np.int64) + 1
+        if float(np.prod(radix.astype(np.float64))) < 2.0**62:
+            weights = np.cumprod(np.concatenate((radix[1:], [1]))[::-1])[::-1]
+            codes = levels.astype(np.int64) @ weights
+            _, first, inverse, counts = np.unique(
+                codes, return_index=True, return_inverse=True, return_counts=True
+            )
+            return levels[first], inverse.reshape(-1), counts
+    vectors, inverse, counts = np.unique(levels, axis=0, return_inverse=True, return_counts=True)
+    return vectors, inverse.reshape(-1), counts
+
+
 def em_session(
     levels: npt.NDArray[np.int8],
     seed: MatchModel,
@@ -341,8 +361,7 @@ def em_session(
     """
     if levels.shape[0] == 0:
         return SessionFit(tuple(None for _ in learn), 0.0, np.zeros(0), 0, True)
-    vectors, inverse, counts = np.unique(levels, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
+    vectors, inverse, counts = distinct_rows(levels)
     counts = counts.astype(np.float64)
     ks = [len(c.levels) for c in seed.comparisons]
     m = [np.array(c.m) for c in seed.comparisons]

@@ -115,3 +115,30 @@ def test_bad_thresholds_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     done = runner.invoke(app, [*args, "--upper", "0.3", "--lower", "0.6"])
     assert done.exit_code == int(Exit.USAGE)
     assert "thresholds" in done.output
+
+
+def test_block_cap_joins_large_blocks_through_refinements(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # twelve namesakes in one block (given name, surname, nationality), two records of each of
+    # the first three persons: over a cap of 2 the block is joined through its refinements
+    rows = [f"a{i},Maria,Popescu,19{70 + i}-0{1 + i % 9}-1{i % 9},F,RO,\n" for i in range(12)] + [
+        f"b{i},Maria,Popescu,19{70 + i}-0{1 + i % 9}-1{i % 9},F,RO,\n" for i in range(3)
+    ]
+    ngo = write(tmp_path, "ngo.csv", HEADER + "".join(rows))
+    found = {}
+    for cap in (None, "2"):
+        out = tmp_path / f"pairs-{cap}.csv"
+        args = ["link", "batch", "--input", str(ngo), "--dedupe", "--out", str(out)]
+        done = runner.invoke(app, [*args, *(["--block-cap", cap] if cap else [])])
+        assert done.exit_code == 0, done.output
+        found[cap] = {(r["id_l"], r["id_r"]) for r in read(out)}
+    # capped, each person's records meet through their date of birth, and only they link; the
+    # whole block joined (on twelve namesakes, the model estimated on them alone) links far more
+    assert found["2"] == {("a0", "b0"), ("a1", "b1"), ("a2", "b2")}
+    assert len(found[None]) > len(found["2"])
+    refused = runner.invoke(
+        app,
+        ["link", "batch", "--input", str(ngo), "--dedupe", "--out", str(out), "--block-cap", "1"],
+    )
+    assert refused.exit_code == 2

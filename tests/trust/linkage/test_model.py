@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trust.linkage.blocking import KeyedHasher
 from trust.linkage.comparison import ExactComparison, default_comparisons
@@ -16,6 +18,7 @@ from trust.linkage.model import (
     MatchModel,
     TermFrequencies,
     default_model,
+    distinct_rows,
     em_session,
     explain,
     group_of,
@@ -163,3 +166,19 @@ def test_an_explanation_adds_up_and_names_no_value() -> None:
     assert e.match_weight == pytest.approx(total)
     assert e.model_version == m.version
     assert [t.level for t in e.terms][:4] == ["exact", "other", "as_recorded", "agrees_where_known"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(0, 300),
+    columns=st.integers(1, 14),
+    top=st.integers(0, 9),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_distinct_rows_are_numpys(rows: int, columns: int, top: int, seed: int) -> None:
+    levels = np.random.default_rng(seed).integers(0, top + 1, size=(rows, columns)).astype(np.int8)
+    vectors, inverse, counts = distinct_rows(levels)
+    want = np.unique(levels, axis=0, return_inverse=True, return_counts=True)
+    assert np.array_equal(vectors, want[0])
+    assert np.array_equal(inverse, want[1].reshape(-1))
+    assert np.array_equal(counts, want[2])
