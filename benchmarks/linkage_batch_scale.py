@@ -1,11 +1,11 @@
 """Batch linkage at scale: ``tiptrust link batch`` on 10^4 … 10^6 generated records, with a truth.
 
     .venv/bin/python benchmarks/linkage_batch_scale.py [--sizes 10000,100000,1000000] [--seed 1]
-        [--keep DIR] [--timeout S] [--batch-block-cap 50]
+        [--keep DIR] [--timeout S] [--block-cap 50]
     .venv/bin/python benchmarks/linkage_batch_scale.py --generate 1000000 --out DIR
 
-``--batch-block-cap N`` links through ``link_batch`` with ``LinkageSettings(batch_block_cap=N)``
-(the command has no option for it) instead of the command.
+``--block-cap N`` passes the command's ``--block-cap N`` (a key's block over N records joined
+through its refinements, as the trust's linker looks records up).
 
 The simulator (``producers/simulate``) needs over an hour for a million records, so this makes
 batch-format CSVs directly, in the spirit of FEBRL's generator: persons drawn first, then one to
@@ -334,19 +334,6 @@ def run_child(argv: list[str], timeout: float | None = None) -> dict[str, Any]:
     }
 
 
-CAPPED = """
-import sys
-sys.path.insert(0, {root!r})
-from trust.linkage.batch import link_batch, read_batch_csv, write_pairs
-from trust.linkage.settings import LinkageSettings
-result = link_batch(
-    [read_batch_csv({csv!r})], dedupe=True, settings=LinkageSettings(batch_block_cap={cap})
-)
-write_pairs({out!r}, result.pairs)
-print(len(result.clustering.persons), "persons", result.candidate_pairs, "candidate pairs")
-"""
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -356,11 +343,11 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="keep generated data here")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per child run")
     ap.add_argument(
-        "--batch-block-cap",
+        "--block-cap",
         type=int,
         default=None,
-        help="link through link_batch with LinkageSettings(batch_block_cap=N) (a key's block "
-        "over N records joined through its refinements) instead of the command",
+        help="the command's --block-cap: a key's block over N records joined through its "
+        "refinements",
     )
     args = ap.parse_args()
     if args.generate is not None:
@@ -369,7 +356,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "linkage_batch_scale",
         "target": TARGET,
-        "batch_block_cap": args.batch_block_cap,
+        "block_cap": args.block_cap,
         "code": code_state(),
         **machine(),
         "sizes": [],
@@ -384,28 +371,17 @@ def main() -> None:
                 made = {"records": size, "seed": args.seed, "reused": True}
             truth, _ = truth_pairs(data / "truth.csv")
             out = data / "pairs.csv"
-            if args.batch_block_cap is None:
-                argv = [
-                    str(ROOT / ".venv/bin/tiptrust"),
-                    "link",
-                    "batch",
-                    "--input",
-                    str(data / "records.csv"),
-                    "--dedupe",
-                    "--out",
-                    str(out),
-                ]
-            else:  # the function the command calls, with the one setting it does not offer
-                argv = [
-                    sys.executable,
-                    "-c",
-                    CAPPED.format(
-                        root=str(ROOT),
-                        csv=str(data / "records.csv"),
-                        out=str(out),
-                        cap=args.batch_block_cap,
-                    ),
-                ]
+            argv = [
+                str(ROOT / ".venv/bin/tiptrust"),
+                "link",
+                "batch",
+                "--input",
+                str(data / "records.csv"),
+                "--dedupe",
+                "--out",
+                str(out),
+                *([] if args.block_cap is None else ["--block-cap", str(args.block_cap)]),
+            ]
             run = run_child(argv, args.timeout)
             entry: dict[str, Any] = {"size": size, "data": made, "tiptrust": run}
             if run["exit"] == 0:
