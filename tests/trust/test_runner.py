@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from schemas.codec import default_registry
 from schemas.keys import Keyring, SigningKey, TrustKeyPair
 from tests.trust.store.builders import accepted
-from transport import EventLog, open_log, topics
+from transport import EventLog, topics
 from trust.follow import follow
 from trust.ingest.pipeline import IngestPipeline
 from trust.ingest.worker import IngestWorker
@@ -30,23 +26,12 @@ from trust.runner import TrustRunner
 from trust.stewardship.agreement import Agreement, Agreements, ReleaseGrant
 from trust.stewardship.policy import Policy
 from trust.store.events import SubscriptionAdded, new_event_id
-from trust.store.eventstore import EventStore, Position, open_store
+from trust.store.eventstore import EventStore, Position
 from trust.store.vault import Vault
 
 KEY = SigningKey.generate("trust")
 FOUR_WAY, TWO_WAY = VICTIMS_BY_SEX_AGE_FORM, VICTIMS_BY_YEAR_SEX
 CASE = default_registry().current("case_record")
-
-
-@pytest.fixture
-def parts(tmp_path: Path) -> Iterator[tuple[EventLog, EventStore]]:
-    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    try:
-        yield log, store
-    finally:
-        store.close()
-        log.close()
 
 
 def _policy() -> Policy:
@@ -107,9 +92,9 @@ def test_release_cost_ranks_the_catalogue() -> None:
 
 
 def test_a_quick_stream_is_on_its_topic_before_a_slow_one_is_made(
-    parts: tuple[EventLog, EventStore],
+    sqlite_log: EventLog, sqlite_store: EventStore
 ) -> None:
-    log, store = parts
+    log, store = sqlite_log, sqlite_store
     # (consumer, stream) order would check the four-way table first
     assert FOUR_WAY.name < TWO_WAY.name
     _subscribe(store, FOUR_WAY.name, TWO_WAY.name)
@@ -141,9 +126,9 @@ def test_a_quick_stream_is_on_its_topic_before_a_slow_one_is_made(
 
 
 def test_without_a_sender_releases_wait_for_the_followers(
-    parts: tuple[EventLog, EventStore],
+    sqlite_log: EventLog, sqlite_store: EventStore
 ) -> None:
-    log, store = parts
+    log, store = sqlite_log, sqlite_store
     _subscribe(store, TWO_WAY.name)
     runner = _runner(log, store)
     runner.send_releases = None
