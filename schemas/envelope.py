@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -46,9 +46,10 @@ from schemas.errors import (
     SourceMismatch,
     UnsupportedVersion,
 )
+from schemas.fastdecode import compile_reader_at
 from schemas.fastencode import Unfit, avro_long, compile_encoder, with_fallback
 from schemas.keys import Keyring, SigningKey, TrustPublicKey
-from schemas.model import Record, SchemaModel
+from schemas.model import Primitive, Record, SchemaModel
 
 ENVELOPE_VERSION = 1
 MAX_BATCH = 65_536
@@ -85,6 +86,36 @@ _AFTER_HEADER = fastavro.parse_schema(
     },
     named_schemas=_NAMED,
 )
+
+
+_ReadAt = Callable[[bytes, int], tuple[Any, int]]
+
+
+def _generated_readers() -> tuple[_ReadAt, _ReadAt] | None:
+    """The readers generated (:mod:`schemas.fastdecode`) of the envelope's two parts as
+    ``_HEADER_READ`` and ``_AFTER_HEADER`` read them (``produced_at`` as the long it is on the
+    wire): fastavro's values for the bytes they read, an exception for any other (left to
+    fastavro, which reads or refuses them as before). None if not generated."""
+    root = ENVELOPE_SCHEMA.model.root
+    assert isinstance(root, Record)
+    header = root.fields[1].type
+    assert isinstance(header, Record)
+    header = replace(
+        header,
+        fields=tuple(
+            replace(f, type=Primitive(f.type.path, "long")) if f.name == "produced_at" else f
+            for f in header.fields
+        ),
+    )
+    rest = Record(root.path, "EnvelopeAfterHeader", "EnvelopeAfterHeader", root.fields[2:])
+    try:
+        return compile_reader_at(SchemaModel(header)), compile_reader_at(SchemaModel(rest))
+    except ValueError:
+        return None
+
+
+_READERS = _generated_readers()
+
 _BATCH_HEADER = fastavro.parse_schema(
     {
         "type": "record",
@@ -163,6 +194,12 @@ class EventHeader:
         )
 
 
+def _uuid_text(raw: bytes) -> str:
+    """``str(uuid.UUID(bytes=raw))`` of 16 bytes: the canonical 36-character form."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 @dataclass(frozen=True, slots=True)
 class OpenedEvent:
     """An event whose signature, inclusion proof and AEAD all checked out."""
@@ -171,6 +208,8 @@ class OpenedEvent:
     payload: bytes
     batch_id: uuid.UUID
     delivery: Delivery | None
+    event_id: str = ""
+    """``str(header.event_id)`` (made once, for the error of any check after the header)."""
 
 
 def _write(schema: Any, datum: dict[str, Any]) -> bytes:
@@ -336,6 +375,57 @@ def merkle_root_from_proof(
         index //= 2
         count = (count + 1) // 2
     return r if used == len(proof) else None
+
+
+_Path = tuple[int, Sequence[bytes], list[tuple[int, int, bytes]], bytes | None]
+"""One proof checked by :func:`_root_from_proof`: the tree's size, the proof, per level the
+(index, proof entries used, node) the walk was at, and the root it came to (None: none)."""
+
+
+def _root_from_proof(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], cache: OpenCache | None
+) -> bytes | None:
+    """:func:`merkle_root_from_proof`, remembering the last walk in ``cache``: the walk from a
+    level up is a function of the node there, its index, the tree's size and the proof entries
+    not yet used — when all of these are the last walk's at the same level, so is the root, and
+    it is not computed again. The events of a batch come in order, so two neighbours' walks
+    meet after a level or two: about two hashes per event instead of one per level."""
+    if cache is None:
+        return merkle_root_from_proof(leaf, index, size, proof)
+    if not 0 <= index < size:
+        return None
+    last = cache.last_path
+    before: list[tuple[int, int, bytes]] = []
+    if last is not None and last[0] == size and len(last[1]) == len(proof):
+        before = last[2]
+    path: list[tuple[int, int, bytes]] = []
+    r, used, count = leaf, 0, size
+    while count > 1:
+        level = len(path)
+        if level < len(before):
+            was = before[level]
+            if was[2] == r and was[0] == index and was[1] == used:
+                assert last is not None
+                if proof[used:] == last[1][used:]:
+                    if level:  # the walk as far as it went, then the last one's
+                        cache.last_path = (size, proof, path + before[level:], last[3])
+                    return last[3]
+        path.append((index, used, r))
+        if index % 2 == 1:
+            if used >= len(proof):
+                return None
+            r = _node(proof[used], r)
+            used += 1
+        elif index + 1 < count:
+            if used >= len(proof):
+                return None
+            r = _node(r, proof[used])
+            used += 1
+        index //= 2
+        count = (count + 1) // 2
+    root = r if used == len(proof) else None
+    cache.last_path = (size, proof, path, root)
+    return root
 
 
 def _batch_header_bytes(
@@ -524,19 +614,22 @@ def _seal(
 class OpenCache:
     """Remembers batch seals already verified and their data keys, so a batch costs one signature
     check and one HPKE open however many of its events arrive. Keyed by the whole seal: a changed
-    seal is a different key and is checked afresh."""
+    seal is a different key and is checked afresh. Also the last inclusion proof's walk, so the
+    next event's walk stops where it meets it."""
 
     def __init__(self, capacity: int = 4096) -> None:
         self._capacity = capacity
-        self._keys: OrderedDict[tuple[bytes, ...], AESGCM] = OrderedDict()
+        self._keys: OrderedDict[tuple[str | bytes | int, ...], AESGCM] = OrderedDict()
+        # the last inclusion proof checked (see _root_from_proof): one tuple, replaced whole
+        self.last_path: _Path | None = None
 
-    def get(self, key: tuple[bytes, ...]) -> AESGCM | None:
+    def get(self, key: tuple[str | bytes | int, ...]) -> AESGCM | None:
         aead = self._keys.get(key)
         if aead is not None:
             self._keys.move_to_end(key)
         return aead
 
-    def put(self, key: tuple[bytes, ...], aead: AESGCM) -> None:
+    def put(self, key: tuple[str | bytes | int, ...], aead: AESGCM) -> None:
         self._keys[key] = aead
         if len(self._keys) > self._capacity:
             self._keys.popitem(last=False)
@@ -565,6 +658,18 @@ def _read_envelope(
 ) -> tuple[int, dict[str, Any], bytes, dict[str, Any]]:
     """The envelope's version, header (as decoded), the header's bytes exactly as sent, and the
     rest (batch seal, index, proof, ciphertext)."""
+    readers = _READERS
+    if readers is not None and type(raw) is bytes:
+        # the generated readers (fastavro's values): anything else they leave to fastavro below
+        try:
+            version, start = _read_int(raw)
+            header, end = readers[0](raw, start)
+            rest, stop = readers[1](raw, end)
+        except Exception:
+            pass
+        else:
+            if stop == len(raw):
+                return version, header, raw[start:end], rest
     try:
         version, start = _read_int(raw)
         buf = io.BytesIO(raw)
@@ -578,6 +683,10 @@ def _read_envelope(
         raise MalformedEnvelope("envelope has trailing bytes", delivery=ctx)
     assert isinstance(header, dict) and isinstance(rest, dict)
     return version, header, raw[start:end], rest
+
+
+_last_batch: tuple[bytes, uuid.UUID] = (b"", uuid.UUID(int=0))
+"""The batch id of the last event opened, as bytes and as the UUID (one made per batch)."""
 
 
 def open_event(
@@ -595,6 +704,7 @@ def open_event(
     UnknownSource, UnknownSourceKey, BadSignature, UnknownTrustKey, DecryptionFailed. No decrypted
     byte is ever part of an error.
     """
+    global _last_batch
     version, decoded_header, header_bytes, env = _read_envelope(raw, ctx)
     event_id: str | None = None
     try:
@@ -602,7 +712,7 @@ def open_event(
             header = EventHeader.from_avro(decoded_header)
         except (ValueError, KeyError, TypeError):
             raise MalformedEnvelope("envelope header is unreadable") from None
-        event_id = str(header.event_id)
+        event_id = _uuid_text(decoded_header["event_id"])
         if version != ENVELOPE_VERSION:
             raise UnsupportedVersion(f"envelope version must be {ENVELOPE_VERSION}")
         if header.kind not in MESSAGE_KINDS:
@@ -613,17 +723,17 @@ def open_event(
         seal = env["batch"]
         # the header's bytes as sent: a header re-encoded differently would not be the one
         # the source hashed into its Merkle tree, so it fails here
-        root = merkle_root_from_proof(
-            _leaf(header_bytes, env["ciphertext"]), env["index"], seal["size"], env["proof"]
+        root = _root_from_proof(
+            _leaf(header_bytes, env["ciphertext"]), env["index"], seal["size"], env["proof"], cache
         )
         if root is None or root != seal["root"]:
             raise BadSignature("event is not part of the signed batch")
         cache_key = (
-            header.source_id.encode(),
-            header.source_key_id.encode(),
-            header.trust_key_id.encode(),
+            header.source_id,
+            header.source_key_id,
+            header.trust_key_id,
             seal["batch_id"],
-            seal["size"].to_bytes(4, "big"),
+            seal["size"],
             seal["encapsulated_key"],
             seal["root"],
             seal["signature"],
@@ -664,7 +774,10 @@ def open_event(
             payload = aead.decrypt(_nonce(env["index"]), env["ciphertext"], header_bytes)
         except InvalidTag:
             raise DecryptionFailed("event does not decrypt under its batch key") from None
-        return OpenedEvent(header, payload, uuid.UUID(bytes=seal["batch_id"]), ctx)
+        batch = _last_batch
+        if batch[0] != seal["batch_id"]:  # a batch's events come one after the other
+            batch = _last_batch = (seal["batch_id"], uuid.UUID(bytes=seal["batch_id"]))
+        return OpenedEvent(header, payload, batch[1], ctx, event_id)
     except ContractError as err:
         err.delivery = ctx
         err.event_id = event_id

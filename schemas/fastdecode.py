@@ -42,6 +42,7 @@ __all__ = [
     "PayloadDecoder",
     "Unread",
     "compile_decoder",
+    "compile_reader_at",
     "for_schema",
     "try_compile",
     "with_fallback",
@@ -50,7 +51,7 @@ __all__ = [
 Decoder = Callable[[bytes], Any]
 """A reader of one datum from the whole of some bytes."""
 
-_RawDecoder = Callable[[bytes], tuple[Any, int]]
+_RawDecoder = Callable[[bytes, int], tuple[Any, int]]
 
 
 class Unread(Exception):
@@ -144,7 +145,19 @@ class _DecoderSource(GeneratedSource):
         self.add(depth, f"{v} = {table}[b[p]]")
         self.add(depth, "p += 1")
         self.add(depth, f"if {v} is None:")
-        self.add(depth + 1, f"{v}, p = {wide}(b, p - 1)")
+        # two bytes (a length of 64 to 8,191: a ciphertext's, a signature's) read here too
+        self.add(depth + 1, f"{v} = b[p - 1]")
+        self.add(depth + 1, f"if {v} > 127 and b[p] < 128:")
+        self.add(depth + 2, f"{v} = {v} & 127 | b[p] << 7")
+        self.add(depth + 2, "p += 1")
+        if wide == "_length_at":  # a negative length: left to fastavro
+            self.add(depth + 2, f"if {v} & 1:")
+            self.add(depth + 3, "raise _Unread")
+            self.add(depth + 2, f"{v} >>= 1")
+        else:  # zig-zag (an int's two bytes are well within 32 bits)
+            self.add(depth + 2, f"{v} = ({v} >> 1) ^ -({v} & 1)")
+        self.add(depth + 1, "else:")
+        self.add(depth + 2, f"{v}, p = {wide}(b, p - 1)")
 
     def span(self, depth: int, v: str) -> None:
         """Lines reading a length and setting ``e`` to the end of the span it starts at ``p``
@@ -254,9 +267,8 @@ def _emit_decode(src: _DecoderSource, node: Node, v: str, depth: int) -> None:
 
 def _compile_raw(model: SchemaModel) -> _RawDecoder:
     src = _DecoderSource()
-    src.add(0, "def decode(b):")
+    src.add(0, "def decode(b, p=0):")
     src.add(1, "n = len(b)")
-    src.add(1, "p = 0")
     _emit_decode(src, model.root, "x0", 1)
     src.add(1, "return x0, p")
     namespace: dict[str, Any] = {
@@ -278,6 +290,14 @@ def _compile_raw(model: SchemaModel) -> _RawDecoder:
     return decode
 
 
+def compile_reader_at(model: SchemaModel) -> Callable[[bytes, int], tuple[Any, int]]:
+    """The generated reader of ``model`` over part of some bytes: ``read(data, start)`` gives the
+    datum that starts at ``start`` and where it ends (the rest of ``data`` is the caller's). It
+    raises as :func:`compile_decoder`'s does for bytes it does not read itself (the caller
+    leaves them to the general reader); ValueError here for a schema it cannot generate."""
+    return _compile_raw(model)
+
+
 def compile_decoder(model: SchemaModel) -> Decoder:
     """The schemaless Avro binary reader of ``model`` as one generated function (see the module
     note): the datum that fills the whole of the bytes given. It raises for any bytes it does not
@@ -286,7 +306,7 @@ def compile_decoder(model: SchemaModel) -> Decoder:
     raw = _compile_raw(model)
 
     def decode(data: bytes) -> Any:
-        datum, end = raw(data)
+        datum, end = raw(data, 0)
         if end != len(data):
             raise Unread
         return datum
@@ -314,7 +334,7 @@ def with_fallback(model: SchemaModel, general: Callable[[bytes], Any]) -> Callab
     def decode(data: bytes) -> Any:
         if type(data) is bytes:  # a memoryview or bytearray: the general reader takes it
             try:
-                datum, end = raw(data)
+                datum, end = raw(data, 0)
             except Exception:  # not bytes it reads itself: the general reader reads or refuses
                 return general(data)
             if end == len(data):

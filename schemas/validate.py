@@ -395,9 +395,10 @@ def _emit_primitive(src: _FastSource, node: Primitive, v: str, depth: int) -> No
         src.fail_if(depth, f"type({v}) is not int or not {lo} <= {v} <= {hi}")
     elif t == "string" and node.path in SOURCE_ID_PATHS:
         src.fail_if(depth, f"not _is_source_id({v})")
-    elif t == "string":
+    elif t == "string":  # printable text has no control character: no search then
         search = src.const(control_character_search(node.path))
-        rules = f"len({v}) > {max_chars(node.path)} or {search}({v}) is not None"
+        control = f"(not {v}.isprintable() and {search}({v}) is not None)"
+        rules = f"len({v}) > {max_chars(node.path)} or {control}"
         src.fail_if(depth, f"type({v}) is not str or {rules}" if exact else rules)
     elif t == "bytes":
         src.fail_if(depth, f"type({v}) is not bytes")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import uuid
+from typing import Any
 
 import fastavro
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import schemas.envelope as envelope_module
 from schemas.codec import default_registry, epoch_millis
 from schemas.envelope import (
+    _AFTER_HEADER,
     _HEADER,
+    _HEADER_READ,
+    _READERS,
     ENVELOPE_SCHEMA,
     EventHeader,
     OpenCache,
@@ -20,6 +25,8 @@ from schemas.envelope import (
     _envelope_bytes,
     _read_envelope,
     _read_int,
+    _root_from_proof,
+    _uuid_text,
     encode_header,
     merkle_root_from_proof,
     merkle_tree,
@@ -360,3 +367,108 @@ def test_seal_events_gives_the_envelopes_seal_batch_gives(
     assert (
         seal_events([], produced_at_ms=at, trust_key=trust_key.public, source_key=source_key) == []
     )
+
+
+def _fastavro_parts(raw: bytes) -> tuple[int, Any, bytes, Any]:
+    """The envelope read by fastavro alone, as ``_read_envelope`` read it before the generated
+    readers (the header's ``produced_at`` as its long)."""
+    version, start = _read_int(raw)
+    buf = io.BytesIO(raw)
+    buf.seek(start)
+    header = fastavro.schemaless_reader(buf, _HEADER_READ, None)
+    end = buf.tell()
+    rest = fastavro.schemaless_reader(buf, _AFTER_HEADER, None)
+    assert buf.tell() == len(raw)
+    return version, header, raw[start:end], rest
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    at=st.integers(0, 2**62),
+    payload=st.binary(max_size=9000),
+)
+def test_the_generated_envelope_reader_gives_fastavros_parts(
+    n: int, at: int, payload: bytes
+) -> None:
+    # batch sizes, indexes, times and lengths of one byte and more (a varint of two bytes and
+    # longer): the same version, header, header bytes and rest as fastavro's, of the same types
+    assert _READERS is not None  # generated, not fastavro's read again
+    source_key, trust_key = SigningKey.generate("police"), TrustKeyPair.generate()
+    events = [(new_event_id(), "RecordUpsert", CASE.fingerprint, payload) for _ in range(n)]
+    sealed = seal_events(
+        events, produced_at_ms=at, trust_key=trust_key.public, source_key=source_key
+    )
+    for raw in (sealed[0], sealed[-1]):
+        got, want = _read_envelope(raw, None), _fastavro_parts(raw)
+        assert got == want
+        assert [type(x) for x in got[1].values()] == [type(x) for x in want[1].values()]
+        assert list(got[1]) == list(want[1]) and list(got[3]) == list(want[3])
+        eid = got[1]["event_id"]
+        assert _uuid_text(eid) == str(uuid.UUID(bytes=eid))
+
+
+def test_an_envelope_the_generated_reader_refuses_is_refused_as_before() -> None:
+    source_key, trust_key = SigningKey.generate("police"), TrustKeyPair.generate()
+    raw = seal_events(
+        [(new_event_id(), "RecordUpsert", CASE.fingerprint, b"p")],
+        produced_at_ms=1,
+        trust_key=trust_key.public,
+        source_key=source_key,
+    )[0]
+    for bad in (raw + b"\x00", raw[:-1], raw[:20]):
+        with pytest.raises(MalformedEnvelope):
+            _read_envelope(bad, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_walk_remembered_gives_the_root_the_proof_gives(data: st.DataObject) -> None:
+    # any sequence of checks against one OpenCache (in order, at random, of other trees or sizes,
+    # with a proof or leaf altered, cut or lengthened) comes to merkle_root_from_proof's answer
+    cache = OpenCache()
+    trees = []
+    for size in data.draw(st.lists(st.integers(1, 40), min_size=1, max_size=3)):
+        leaves = [bytes([size, i]) * 16 for i in range(size)]
+        trees.append((leaves, *merkle_tree(leaves)))
+    for _ in range(data.draw(st.integers(1, 60))):
+        leaves, _, proofs = data.draw(st.sampled_from(trees))
+        size = len(leaves)
+        i = data.draw(st.integers(0, size - 1))
+        leaf, proof, index = leaves[i], list(proofs[i]), i
+        change = data.draw(
+            st.sampled_from(["none", "none", "leaf", "entry", "cut", "add", "index"])
+        )
+        if change == "leaf":
+            leaf = b"\x00" * 32
+        elif change == "entry" and proof:
+            proof[data.draw(st.integers(0, len(proof) - 1))] = b"\x01" * 32
+        elif change == "cut" and proof:
+            proof.pop()
+        elif change == "add":
+            proof.append(b"\x02" * 32)
+        elif change == "index":
+            index = data.draw(st.integers(-1, size))
+        want = merkle_root_from_proof(leaf, index, size, proof)
+        assert _root_from_proof(leaf, index, size, proof, cache) == want
+        assert _root_from_proof(leaf, index, size, proof, None) == want
+
+
+def test_a_batch_opened_in_order_walks_about_two_levels_per_event(
+    monkeypatch: pytest.MonkeyPatch, source_key: SigningKey, trust_key: TrustKeyPair, keyring
+) -> None:
+    envelopes = seal_events(
+        [(new_event_id(), "RecordUpsert", CASE.fingerprint, b"p%d" % i) for i in range(64)],
+        produced_at_ms=1,
+        trust_key=trust_key.public,
+        source_key=source_key,
+    )
+    hashed = []
+    node = envelope_module._node
+    monkeypatch.setattr(envelope_module, "_node", lambda a, b: hashed.append(1) or node(a, b))
+    cache = OpenCache()
+    for raw in envelopes:
+        assert open_event(raw, keyring=keyring, cache=cache).payload.startswith(b"p")
+    # each inner node of the tree at most twice, from either child: about two hashes per event
+    # where a walk of its own would take six (6 * 64 = 384)
+    assert len(hashed) <= 2 * 63

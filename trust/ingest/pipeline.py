@@ -184,7 +184,7 @@ class IngestPipeline:
 
     def _decode(self, opened: OpenedEvent, delivery: Delivery, received_ms: int) -> _Checked:
         h = opened.header
-        event_id = str(h.event_id)
+        event_id = opened.event_id or str(h.event_id)
         try:
             # the agreement in force when the TRUST received the message, never the sender's
             # clock; a message that only reduces use (retraction, consent withdrawn, disposal)

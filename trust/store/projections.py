@@ -113,6 +113,10 @@ the INSERT sends as it is, with no mapping built or read per victim."""
 _CHUNK = 400  # case keys per IN (...) list: 800 parameters, far below SQLite's limit
 
 
+_ABOUT_A_CASE = (RecordAccepted, RecordRetracted, ConsentWithdrawn, DisposalRequested)
+"""The events a case's projection rows follow (a tuple made once, not a union per event)."""
+
+
 def apply(conn: Connection, seq: int, event: Event) -> None:
     """Apply one stored event to the projections, inside the caller's transaction."""
     apply_many(conn, [(seq, event)])
@@ -121,9 +125,7 @@ def apply(conn: Connection, seq: int, event: Event) -> None:
 def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
     """Apply stored events, in the given (seq) order, inside the caller's transaction."""
     keys: set[CaseKey] = {
-        (e.source_id, e.case_id)
-        for _, e in items
-        if isinstance(e, RecordAccepted | RecordRetracted | ConsentWithdrawn | DisposalRequested)
+        (e.source_id, e.case_id) for _, e in items if isinstance(e, _ABOUT_A_CASE)
     }
     records = _load_records(conn, keys)
     # a case has persons or perpetrators only once it has its record row (both are written only
