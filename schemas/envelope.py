@@ -358,23 +358,7 @@ def merkle_root_from_proof(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes]
 ) -> bytes | None:
     """Recompute the root from a leaf and its proof; None when the proof's shape is wrong."""
-    if not 0 <= index < size:
-        return None
-    r, used, count = leaf, 0, size
-    while count > 1:
-        if index % 2 == 1:
-            if used >= len(proof):
-                return None
-            r = _node(proof[used], r)
-            used += 1
-        elif index + 1 < count:
-            if used >= len(proof):
-                return None
-            r = _node(r, proof[used])
-            used += 1
-        index //= 2
-        count = (count + 1) // 2
-    return r if used == len(proof) else None
+    return _root_from_proof(leaf, index, size, proof, None)
 
 
 _Path = tuple[int, Sequence[bytes], list[tuple[int, int, bytes]], bytes | None]
@@ -385,32 +369,32 @@ _Path = tuple[int, Sequence[bytes], list[tuple[int, int, bytes]], bytes | None]
 def _root_from_proof(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes], cache: OpenCache | None
 ) -> bytes | None:
-    """:func:`merkle_root_from_proof`, remembering the last walk in ``cache``: the walk from a
-    level up is a function of the node there, its index, the tree's size and the proof entries
-    not yet used — when all of these are the last walk's at the same level, so is the root, and
-    it is not computed again. The events of a batch come in order, so two neighbours' walks
-    meet after a level or two: about two hashes per event instead of one per level."""
-    if cache is None:
-        return merkle_root_from_proof(leaf, index, size, proof)
+    """:func:`merkle_root_from_proof`, remembering the last walk in ``cache`` (if given): the
+    walk from a level up is a function of the node there, its index, the tree's size and the
+    proof entries not yet used — when all of these are the last walk's at the same level, so is
+    the root, and it is not computed again. The events of a batch come in order, so two
+    neighbours' walks meet after a level or two: about two hashes per event instead of one per
+    level."""
     if not 0 <= index < size:
         return None
-    last = cache.last_path
+    last = cache.last_path if cache is not None else None
     before: list[tuple[int, int, bytes]] = []
     if last is not None and last[0] == size and len(last[1]) == len(proof):
         before = last[2]
-    path: list[tuple[int, int, bytes]] = []
+    path: list[tuple[int, int, bytes]] | None = [] if cache is not None else None
     r, used, count = leaf, 0, size
     while count > 1:
-        level = len(path)
-        if level < len(before):
-            was = before[level]
-            if was[2] == r and was[0] == index and was[1] == used:
-                assert last is not None
-                if proof[used:] == last[1][used:]:
-                    if level:  # the walk as far as it went, then the last one's
-                        cache.last_path = (size, proof, path + before[level:], last[3])
-                    return last[3]
-        path.append((index, used, r))
+        if path is not None:
+            level = len(path)
+            if level < len(before):
+                was = before[level]
+                if was[2] == r and was[0] == index and was[1] == used:
+                    assert last is not None and cache is not None
+                    if proof[used:] == last[1][used:]:
+                        if level:  # the walk as far as it went, then the last one's
+                            cache.last_path = (size, proof, path + before[level:], last[3])
+                        return last[3]
+            path.append((index, used, r))
         if index % 2 == 1:
             if used >= len(proof):
                 return None
@@ -424,7 +408,8 @@ def _root_from_proof(
         index //= 2
         count = (count + 1) // 2
     root = r if used == len(proof) else None
-    cache.last_path = (size, proof, path, root)
+    if cache is not None and path is not None:
+        cache.last_path = (size, proof, path, root)
     return root
 
 
@@ -622,6 +607,8 @@ class OpenCache:
         self._keys: OrderedDict[tuple[str | bytes | int, ...], AESGCM] = OrderedDict()
         # the last inclusion proof checked (see _root_from_proof): one tuple, replaced whole
         self.last_path: _Path | None = None
+        # the last event's batch id, as bytes and as the UUID (one made per batch)
+        self.last_batch: tuple[bytes, uuid.UUID] = (b"", uuid.UUID(int=0))
 
     def get(self, key: tuple[str | bytes | int, ...]) -> AESGCM | None:
         aead = self._keys.get(key)
@@ -685,10 +672,6 @@ def _read_envelope(
     return version, header, raw[start:end], rest
 
 
-_last_batch: tuple[bytes, uuid.UUID] = (b"", uuid.UUID(int=0))
-"""The batch id of the last event opened, as bytes and as the UUID (one made per batch)."""
-
-
 def open_event(
     raw: bytes,
     *,
@@ -704,7 +687,6 @@ def open_event(
     UnknownSource, UnknownSourceKey, BadSignature, UnknownTrustKey, DecryptionFailed. No decrypted
     byte is ever part of an error.
     """
-    global _last_batch
     version, decoded_header, header_bytes, env = _read_envelope(raw, ctx)
     event_id: str | None = None
     try:
@@ -774,10 +756,13 @@ def open_event(
             payload = aead.decrypt(_nonce(env["index"]), env["ciphertext"], header_bytes)
         except InvalidTag:
             raise DecryptionFailed("event does not decrypt under its batch key") from None
-        batch = _last_batch
-        if batch[0] != seal["batch_id"]:  # a batch's events come one after the other
-            batch = _last_batch = (seal["batch_id"], uuid.UUID(bytes=seal["batch_id"]))
-        return OpenedEvent(header, payload, batch[1], ctx, event_id)
+        if cache is None:
+            batch_id = uuid.UUID(bytes=seal["batch_id"])
+        else:  # a batch's events come one after the other
+            if cache.last_batch[0] != seal["batch_id"]:
+                cache.last_batch = (seal["batch_id"], uuid.UUID(bytes=seal["batch_id"]))
+            batch_id = cache.last_batch[1]
+        return OpenedEvent(header, payload, batch_id, ctx, event_id)
     except ContractError as err:
         err.delivery = ctx
         err.event_id = event_id
