@@ -273,18 +273,23 @@ def test_an_unterminated_version_is_malformed(keyring) -> None:
             open_event(raw, keyring=keyring)
 
 
+def assert_fastavro_writes(raw: bytes) -> None:
+    """``raw`` is what fastavro writes of the envelope it reads from it."""
+    datum = fastavro.schemaless_reader(io.BytesIO(raw), ENVELOPE_SCHEMA.parsed, None)
+    assert isinstance(datum, dict)
+    datum["header"]["produced_at"] = epoch_millis(datum["header"]["produced_at"])
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, ENVELOPE_SCHEMA.parsed, datum)
+    assert buf.getvalue() == raw
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 64])
 def test_an_envelope_joined_from_its_parts_is_what_fastavro_writes(
     source_key: SigningKey, trust_key: TrustKeyPair, n: int
 ) -> None:
     events = _events(source_key, trust_key, n)
     for raw in seal_batch(events, trust_key=trust_key.public, source_key=source_key):
-        datum = fastavro.schemaless_reader(io.BytesIO(raw), ENVELOPE_SCHEMA.parsed, None)
-        assert isinstance(datum, dict)
-        datum["header"]["produced_at"] = epoch_millis(datum["header"]["produced_at"])
-        buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, ENVELOPE_SCHEMA.parsed, datum)
-        assert buf.getvalue() == raw
+        assert_fastavro_writes(raw)
 
 
 def test_a_header_is_written_as_fastavro_writes_it(
@@ -356,12 +361,7 @@ def test_seal_events_gives_the_envelopes_seal_batch_gives(
         )
         _, _, header_bytes, _ = _read_envelope(raw, None)
         assert header_bytes == encode_header(header)
-        datum = fastavro.schemaless_reader(io.BytesIO(raw), ENVELOPE_SCHEMA.parsed, None)
-        assert isinstance(datum, dict)
-        datum["header"]["produced_at"] = epoch_millis(datum["header"]["produced_at"])
-        buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, ENVELOPE_SCHEMA.parsed, datum)
-        assert buf.getvalue() == raw
+        assert_fastavro_writes(raw)
         opened = open_event(raw, keyring=keyring)
         assert opened.header == header and opened.payload == payload
     assert (
