@@ -109,6 +109,9 @@ def _int(v: int) -> bytes:
 
 
 _NON_NEGATIVE = tuple(_long(i) for i in range(_SMALL))
+SMALL_LONGS: tuple[bytes, ...] = _NON_NEGATIVE
+"""The Avro bytes of 0 … 4095 (lengths, counts), by index: for writers that join encoded parts
+themselves in a loop, where even :func:`avro_long`'s call counts."""
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 

@@ -44,7 +44,7 @@ from sqlalchemy import Connection, select
 from schemas.codec import default_registry
 from schemas.fastdecode import PayloadDecoder
 from schemas.fastdecode import with_fallback as decoder_with_fallback
-from schemas.fastencode import Unfit, avro_long
+from schemas.fastencode import SMALL_LONGS, Unfit, avro_long
 from schemas.model import parse
 from trust.convert import converter
 from trust.store.events import EVENT_TYPES, Event, JsonDict, RecordAccepted, SealedBlob
@@ -302,7 +302,6 @@ _b2a = binascii.b2a_base64
 _a2b = binascii.a2b_base64
 _NULL, _SOME = b"\x00", b"\x02"  # a [null, T] union's branch
 _KEY_LENGTH = avro_long(_KEY_ID)
-_LENGTHS = tuple(avro_long(i) for i in range(4096))  # a length's (a count's) Avro bytes
 
 
 def _b64(b: bytes) -> str:
@@ -338,7 +337,7 @@ def _accepted_body(event: RecordAccepted, record: bytes, fingerprint: bytes) -> 
     )
     if type(produced) is not int or type(accepted) is not int:
         return None
-    n = _LENGTHS
+    n = SMALL_LONGS  # a length's (a count's) Avro bytes
     try:
         case_id = event.case_id.encode()
         out = [n[len(case_id)], case_id, avro_long(produced), avro_long(accepted - produced)]
