@@ -504,10 +504,17 @@ class TermFrequencies:
 
     def adjustment(self, column: str, value: str, hasher: KeyedHasher) -> float:
         """Bits added to an exact agreement on ``value``: positive for rare values."""
-        total = self.totals.get(column)
-        if total is None or not value:
+        if not value:
             return 0.0
-        count = self.counts[column].get(value_digest(hasher, column, value), 0)
+        return self.adjustment_of(column, value_digest(hasher, column, value))
+
+    def adjustment_of(self, column: str, digest: str) -> float:
+        """:meth:`adjustment` of the (non-empty) value whose :func:`value_digest` is ``digest``:
+        for a caller that keeps its records' digests rather than making them again."""
+        total = self.totals.get(column)
+        if total is None:
+            return 0.0
+        count = self.counts[column].get(digest, 0)
         frequency = max(count, 1) / total
         return math.log2(self.average[column] / frequency)
 
@@ -517,10 +524,17 @@ class TermFrequencies:
         """:meth:`adjustment` for a pair that also shares the name ``group`` (nationality and
         sex): the value's frequency among that group's records. None when too few of them are
         counted."""
-        held = self.counts.get(within_group(column))
-        if held is None or not value or not group or self.totals.get(column) is None:
+        if not value or not group:
             return None
-        pair, of_group = group_digests(hasher, column, group, value)
+        return self.adjustment_within_of(column, *group_digests(hasher, column, group, value))
+
+    def adjustment_within_of(self, column: str, pair: str, of_group: str) -> float | None:
+        """:meth:`adjustment_within` of a value and group given by their
+        :func:`group_digests` (``pair``: the value within the group; ``of_group``: the group's
+        records)."""
+        held = self.counts.get(within_group(column))
+        if held is None or self.totals.get(column) is None:
+            return None
         records = held.get(of_group, 0)
         if records < MIN_GROUP_RECORDS:
             return None

@@ -179,13 +179,17 @@ def _mask(values: Sequence[bool]) -> Mask:
     return np.array(values, dtype=np.bool_)
 
 
+# How many distinct form codes a table tells apart: one bit each in an int64 (codes past the
+# 63rd share the last bit: a table of records with so many compares them coarsely).
+FORM_CODES = 63
+
+
 def _form_bits(records: Sequence[PreparedRecord]) -> npt.NDArray[np.int64]:
-    """Each record's forms as bits over this table's codes (codes past the 63rd share the last
-    bit: a table of records with so many distinct form codes compares them coarsely)."""
+    """Each record's forms as bits over this table's codes (see :data:`FORM_CODES`)."""
     codes: dict[str, int] = {}
     for r in records:
         for f in sorted(r.forms):
-            codes.setdefault(f, min(len(codes), 62))
+            codes.setdefault(f, min(len(codes), FORM_CODES - 1))
     return np.array([sum(1 << codes[f] for f in set(r.forms)) for r in records], dtype=np.int64)
 
 

@@ -66,20 +66,23 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from sqlalchemy import Connection, and_, delete, select
 
 from trust.follow import Batch
 from trust.linkage.blocking import KeyedHasher, Lookup, rank_candidates
+from trust.linkage.comparison import compare_pairs
 from trust.linkage.linker import Linker, PairScore, frequency_columns
 from trust.linkage.model import (
     TermFrequencies,
     group_digests,
     group_of,
+    probability,
     value_digest,
     within_group,
 )
-from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
+from trust.linkage.record import FORM_CODES, LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.linkage.settings import LinkageSettings
 from trust.stewardship.policy import Policy
 from trust.store.db import bulk_insert, select_in, select_keys
@@ -664,6 +667,17 @@ def _frequency_columns(linker: Linker) -> list[str]:
     return frequency_columns(linker.settings.comparisons)
 
 
+@dataclass(frozen=True, slots=True)
+class _RecordTerms:
+    """A record's term-frequency digests: its name group (:func:`group_of`; empty: none), per
+    name column its value's digest and, with a group, the digests of the value within the group
+    and of the group's records; and every (column, digest) it is counted under."""
+
+    group: str
+    names: dict[str, tuple[str, tuple[str, str] | None]]
+    counted: list[tuple[str, str]]
+
+
 class _Terms:
     """The name-value frequencies of the linked records (``link_terms``), read and moved within
     one run; :meth:`frequencies` is a live view the linker's term-frequency adjustment reads.
@@ -687,32 +701,57 @@ class _Terms:
         self.dirty: set[tuple[str, str]] = set()
         # each record's values, by the record object (kept with it: an id is not reused while
         # its object lives): a record's keyed digests are made once a run, not at each count
-        self._values: dict[int, tuple[PreparedRecord, list[tuple[str, str]]]] = {}
+        self._values: dict[int, tuple[PreparedRecord, _RecordTerms]] = {}
         self._fetch([(c, d) for c in self.names for d in (_TOTAL, _SQUARES)])
+        self.view = TermFrequencies(
+            counts={c: _ColumnCounts(self, c) for c in self.columns},
+            totals=_Totals(self),
+            average=_Averages(self),
+        )
+
+    def of(self, record: PreparedRecord) -> _RecordTerms:
+        """The record's name values' digests (see :class:`_RecordTerms`), made once a run."""
+        held = self._values.get(id(record))
+        if held is not None and held[0] is record:
+            return held[1]
+        out = self._terms_of(record)
+        self._values[id(record)] = (record, out)
+        return out
 
     def values(self, record: PreparedRecord) -> list[tuple[str, str]]:
         """(column, digest) of the record's name values that carry a frequency, and of its
         name values and records within its name group (nationality and sex)."""
-        held = self._values.get(id(record))
-        if held is not None and held[0] is record:
-            return held[1]
-        out = self._values_of(record)
-        self._values[id(record)] = (record, out)
-        return out
+        return self.of(record).counted
 
-    def _values_of(self, record: PreparedRecord) -> list[tuple[str, str]]:
-        out = []
+    def _terms_of(self, record: PreparedRecord) -> _RecordTerms:
+        counted: list[tuple[str, str]] = []
+        names: dict[str, tuple[str, tuple[str, str] | None]] = {}
         group = group_of(record.nationality, record.sex)
         for column in self.names:
             name = getattr(record, _RECORD_ATTR[column], None)
             if name is not None and name.text:
-                out.append((column, value_digest(self.hasher, column, name.text)))
+                digest = value_digest(self.hasher, column, name.text)
+                counted.append((column, digest))
+                in_group = None
                 if group:
-                    within = within_group(column)
-                    out.extend(
-                        (within, d) for d in group_digests(self.hasher, column, group, name.text)
-                    )
-        return out
+                    in_group = group_digests(self.hasher, column, group, name.text)
+                    counted.extend((within_group(column), d) for d in in_group)
+                names[column] = (digest, in_group)
+        return _RecordTerms(group, names, counted)
+
+    def adjustments(self, record: PreparedRecord, column: str) -> tuple[float, float | None]:
+        """The bits an exact agreement on ``record``'s value of ``column`` adds (0 without a
+        value): over all linked records, and within the record's name group (None: too few
+        counted there) — :meth:`TermFrequencies.adjustment` and ``adjustment_within`` at this
+        moment's counts, from the digests kept with the record."""
+        held = self.of(record).names.get(column)
+        if held is None:
+            return 0.0, None
+        digest, in_group = held
+        frequencies = self.view
+        overall = frequencies.adjustment_of(column, digest)
+        within = None if in_group is None else frequencies.adjustment_within_of(column, *in_group)
+        return overall, within
 
     def load(self, records: Iterable[PreparedRecord]) -> None:
         self._fetch([v for r in records for v in self.values(r)])
@@ -769,11 +808,7 @@ class _Terms:
         return max((self.counts.get((c, _TOTAL), 0) for c in self.names), default=0)
 
     def frequencies(self) -> TermFrequencies:
-        return TermFrequencies(
-            counts={c: _ColumnCounts(self, c) for c in self.columns},
-            totals=_Totals(self),
-            average=_Averages(self),
-        )
+        return self.view
 
 
 def _upsert_terms_sql(conn: Connection) -> str:
@@ -869,6 +904,19 @@ class _Run:
         # how many records had been filed or removed then (``changes``): reused if none since
         self.found: dict[int, tuple[int, list[Key]]] = {}  # by id(op)
         self.changes = 0
+        # the pairs of each new record compared ahead for the whole batch
+        # (:meth:`_compare_ahead`): by id(op), the other record -> the pair's index in
+        # ``ahead_levels`` and ``ahead_right`` (the row of ``ahead_records`` it was compared with)
+        self.ahead: dict[int, dict[Key, int]] = {}
+        self.ahead_levels = np.zeros((0, len(self.settings.comparisons)), dtype=np.int8)
+        self.ahead_right: list[int] = []
+        self.ahead_records: list[PreparedRecord] = []
+        # the comparisons whose exact level a name's frequency adjusts: (index, column)
+        self.tf_columns = [
+            (c, column)
+            for c, comparison in enumerate(self.settings.comparisons)
+            if (column := comparison.term_frequency_column) is not None
+        ]
 
     # -- the run --------------------------------------------------------------------------
 
@@ -960,6 +1008,90 @@ class _Run:
         self.terms.load(op.prepared for op in upserts)
         # every record of the persons found, in one go (each record is compared with them all)
         self._complete([p for k in wanted if (p := self.person.get(k)) is not None])
+        self._compare_ahead(upserts)
+
+    def _compare_ahead(self, upserts: Sequence[_Upsert]) -> None:
+        """Compare each new record, in one vectorised pass for the batch, with the records
+        :meth:`_place` will most likely score it against: every stored record of the persons it
+        met when the batch was read, and the batch's other new records it shares a block with,
+        with the stored records of the persons they met (placed before it, they join those, and
+        it meets them). Record by record, building small tables and calling into numpy cost
+        more than the comparisons themselves. A pair's levels depend on its two records only,
+        so :meth:`_score` reads them here as long as the other record is the one compared; the
+        pairs it finds no levels for here are compared there."""
+        cap = self.settings.block_cap
+        rows: dict[int, int] = {}  # id(prepared record) -> its row of the table
+        records: list[PreparedRecord] = []
+
+        def row(record: PreparedRecord) -> int:
+            at = rows.get(id(record))
+            if at is None:
+                at = rows[id(record)] = len(records)
+                records.append(record)
+            return at
+
+        # each person's stored records that can be compared, with their rows
+        held: dict[str, tuple[list[Key], list[int]]] = {}
+
+        def of_person(person: str) -> tuple[list[Key], list[int]]:
+            found = held.get(person)
+            if found is None:
+                keys = [k for k in self.members.get(person, ()) if k in self.prepared]
+                found = held[person] = (keys, [row(self.prepared[k]) for k in keys])
+            return found
+
+        met: dict[int, set[str]] = {}  # id(op) -> the persons it met
+        by_person: dict[str, list[_Upsert]] = {}  # person -> the new records that met it
+        by_digest: dict[str, list[_Upsert]] = {}  # digest -> the new records filed under it
+        for op in upserts:
+            found = self.found.get(id(op))
+            met[id(op)] = (
+                set()
+                if found is None
+                else {p for c in found[1] if (p := self.person.get(c)) is not None}
+            )
+            for person in met[id(op)]:
+                by_person.setdefault(person, []).append(op)
+            for d in set(op.digests):
+                by_digest.setdefault(d, []).append(op)
+        right: list[int] = []
+        left: list[int] = []
+        for op in upserts:
+            mates = {
+                id(other): other
+                for d in set(op.digests)
+                if len(block := by_digest[d]) <= cap
+                for other in block
+                if other is not op
+            }
+            persons = met[id(op)]
+            for person in persons:
+                mates.update((id(other), other) for other in by_person[person] if other is not op)
+            plan: dict[Key, int] = {}
+            start = len(right)
+            for person in persons:
+                keys, at = of_person(person)
+                plan.update(zip(keys, range(len(right), len(right) + len(keys)), strict=True))
+                right.extend(at)
+            for mate in mates.values():
+                plan[mate.key] = len(right)
+                right.append(row(mate.prepared))
+            if plan:
+                left.extend([row(op.prepared)] * (len(right) - start))
+                self.ahead[id(op)] = plan
+        if not left or len({f for r in records for f in r.forms}) >= FORM_CODES:
+            # (a table of more form codes than it tells apart compares forms coarsely: each
+            # record is then compared in its own small table, as before)
+            self.ahead.clear()
+            return
+        self.ahead_records = records
+        self.ahead_right = right
+        self.ahead_levels = compare_pairs(
+            self.settings.comparisons,
+            RecordTable.of(records),
+            np.array(left, dtype=np.intp),
+            np.array(right, dtype=np.intp),
+        ).levels
 
     def _fetch_blocks(self, digests: Sequence[str], limit: int) -> None:
         """Read the blocks of ``digests`` not yet known here, at most ``limit + 1`` rows each: a
@@ -1200,7 +1332,7 @@ class _Run:
                 and other in self.prepared
             }
         )
-        scored = self._score(op.prepared, pool)
+        scored = self._score(op.prepared, pool, self.ahead.pop(id(op), None))
         by_person: dict[str, list[Scored]] = {}
         for pair in scored:
             owner = self.person[pair.key]
@@ -1350,29 +1482,84 @@ class _Run:
                     out.setdefault(person, []).append(PairEvidence(_ref(other), 1.0, 0.0, levels))
         return out
 
-    def _score(self, record: PreparedRecord, candidates: Sequence[Key]) -> list[_Pair]:
-        """``record`` against each candidate (one vectorised pass), best first (each pair's
-        evidence is made only if a decision keeps it)."""
+    def _score(
+        self,
+        record: PreparedRecord,
+        candidates: Sequence[Key],
+        ahead: Mapping[Key, int] | None = None,
+    ) -> list[_Pair]:
+        """``record`` against each candidate, best first: the levels compared ahead
+        (:meth:`_compare_ahead`), the others in one vectorised pass; the weights at this
+        moment's prior and name frequencies (each pair's evidence is made only if a decision
+        keeps it)."""
         if not candidates:
             return []
         self._size_prior()
-        table = RecordTable.of([record, *(self.prepared[c] for c in candidates)])
+        comparisons = self.settings.comparisons
         n = len(candidates)
-        left = np.zeros(n, dtype=np.intp)
-        right = np.arange(1, n + 1, dtype=np.intp)
-        scored = self.linker.score_table(table, left, right)
-        names = scored.vectors.names
+        rows = np.full(n, -1, dtype=np.intp)
+        missing = []
+        compared, right = self.ahead_records, self.ahead_right
+        for i, other in enumerate(candidates):
+            at = ahead.get(other) if ahead else None
+            if at is not None and compared[right[at]] is self.prepared[other]:
+                rows[i] = at
+            else:
+                missing.append(i)
+        if missing:
+            levels = np.zeros((n, len(comparisons)), dtype=np.int8)
+            levels[rows >= 0] = self.ahead_levels[rows[rows >= 0]]
+            table = RecordTable.of([record, *(self.prepared[candidates[i]] for i in missing)])
+            m = len(missing)
+            levels[missing] = compare_pairs(
+                comparisons, table, np.zeros(m, dtype=np.intp), np.arange(1, m + 1, dtype=np.intp)
+            ).levels
+        else:
+            levels = self.ahead_levels[rows]
+        adjustment = self._adjustments(record, candidates, levels).sum(axis=1)
+        weights = self.linker.model.match_weights(levels, adjustment)
+        names = tuple(c.name for c in comparisons)
         out = [
-            _Pair(other, round(p, 9), round(w, 6), names, levels)
-            for other, p, w, levels in zip(
+            _Pair(other, round(p, 9), round(w, 6), names, row)
+            for other, p, w, row in zip(
                 candidates,
-                scored.probability.tolist(),
-                scored.match_weight.tolist(),
-                scored.vectors.levels.tolist(),
+                probability(weights).tolist(),
+                weights.tolist(),
+                levels.tolist(),
                 strict=True,
             )
         ]
         out.sort(key=lambda e: (-e.probability, e.key))
+        return out
+
+    def _adjustments(
+        self, record: PreparedRecord, candidates: Sequence[Key], levels: npt.NDArray[np.int8]
+    ) -> npt.NDArray[np.float64]:
+        """Per pair and comparison, the bits a name's frequency adds to an exact agreement —
+        ``record``'s value's, within its name group for a candidate of the same group — as
+        :meth:`Linker.score_table` adds them with ``record`` on the left, from the digests kept
+        with the record (no keyed hash made again)."""
+        out = np.zeros(levels.shape, dtype=np.float64)
+        same: npt.NDArray[np.bool_] | None = None
+        for c, column in self.tf_columns:
+            exact = levels[:, c] == 1
+            if not exact.any():
+                continue
+            overall, within = self.terms.adjustments(record, column)
+            if within is None:
+                out[exact, c] = overall
+                continue
+            if same is None:
+                group = self.terms.of(record).group
+                same = np.fromiter(
+                    (
+                        group_of(r.nationality, r.sex) == group
+                        for r in (self.prepared[k] for k in candidates)
+                    ),
+                    np.bool_,
+                    len(candidates),
+                )
+            out[exact, c] = np.where(same[exact], within, overall)
         return out
 
     def _size_prior(self) -> None:

@@ -71,9 +71,9 @@ class _Watch:
         score = resolver_module._Run._score
         bounded = resolver_module._bounded_blocks
 
-        def watched_score(run: Any, record: Any, candidates: Any) -> Any:
+        def watched_score(run: Any, record: Any, candidates: Any, *rest: Any) -> Any:
             self.compared.append(len(candidates))
-            return score(run, record, candidates)
+            return score(run, record, candidates, *rest)
 
         def watched_blocks(conn: Any, digests: Any, rows: int) -> Any:
             self.digests_read += len(digests)
