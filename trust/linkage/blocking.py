@@ -61,6 +61,10 @@ class KeyedHasher:
     def __repr__(self) -> str:
         return "KeyedHasher(<secret>)"
 
+    def for_run(self) -> RunHasher:
+        """A hasher under the same key that remembers its digests while one run lasts."""
+        return RunHasher(self._key)
+
     def digest(self, domain: str, parts: Sequence[str]) -> str:
         """The hex digest of ``parts`` in ``domain`` (a rule or column name)."""
         chunks = []

@@ -109,14 +109,16 @@ class Linker:
     def prepare(self, record: LinkRecord | PreparedRecord) -> PreparedRecord:
         return _as_prepared(record)
 
-    def candidates_keys(self, record: LinkRecord | PreparedRecord) -> tuple[BlockingKey, ...]:
+    def candidates_keys(
+        self, record: LinkRecord | PreparedRecord, hasher: KeyedHasher | None = None
+    ) -> tuple[BlockingKey, ...]:
         """The keyed blocking digests under which to store ``record`` and look up candidates:
         the rules' keys and their refinements (:class:`trust.linkage.blocking.Lookup` says which
-        to look up)."""
+        to look up). ``hasher``: one under the same key that remembers its digests for a run."""
         return blocking_keys(
             _as_prepared(record),
             self.settings.blocking_rules,
-            self.hasher,
+            self.hasher if hasher is None else hasher,
             self.settings.refinements,
         )
 

@@ -396,11 +396,13 @@ class Resolver:
         )
         # a victim erased later in the stream than its record is linked, and leaves at the erasure
         later = _erasures_after(conn, events, {k[:2] for k in erased}) if erased else {}
+        # the batch's keyed digests made once each (records share names, years, nationalities)
+        hasher = self.linker.hasher.for_run()
         ops: list[_Op] = []
         for seq, ev in events:
-            ops.extend(self._ops(conn, ev, _erased_before(erased, later, seq)))
+            ops.extend(self._ops(conn, ev, _erased_before(erased, later, seq), hasher))
         if ops:
-            _Run(self, conn, ops).run()
+            _Run(self, conn, ops, hasher).run()
 
     def clear(self, conn: Connection) -> None:
         """Empty linkage's index. Its decisions stay (they are events): following again from 0
@@ -448,7 +450,7 @@ class Resolver:
 
     # -- events to operations -----------------------------------------------------------------
 
-    def _ops(self, conn: Connection, ev: Event, erased: set[Key]) -> list[_Op]:
+    def _ops(self, conn: Connection, ev: Event, erased: set[Key], hasher: KeyedHasher) -> list[_Op]:
         if isinstance(ev, RecordAccepted):
             out: list[_Op] = []
             present = []
@@ -464,8 +466,8 @@ class Resolver:
                     continue  # being erased: the withdrawal or disposal removes it
                 record, shared = opened
                 prepared = prepare(record)
-                keys = self.linker.candidates_keys(prepared)
-                by_shared = tuple(self.shared_digest(s, v) for s, v in shared)
+                keys = self.linker.candidates_keys(prepared, hasher)
+                by_shared = tuple(self.shared_digest(s, v, hasher) for s, v in shared)
                 digests = tuple(k.digest for k in keys) + by_shared
                 out.append(
                     _Upsert(key, record, prepared, digests, shared, Lookup.of(keys), by_shared)
@@ -499,9 +501,9 @@ class Resolver:
                 return None
         return link_record(key, victim, identifiers, case), shared_ids(identifiers)
 
-    def shared_digest(self, scheme: str, value: str) -> str:
+    def shared_digest(self, scheme: str, value: str, hasher: KeyedHasher | None = None) -> str:
         """The keyed blocking digest of a shared identifier (never the value in clear)."""
-        return self.linker.hasher.digest(f"shared:{scheme}", (value,))
+        return (hasher or self.linker.hasher).digest(f"shared:{scheme}", (value,))
 
     # -- sealed fields ------------------------------------------------------------------------
 
@@ -871,14 +873,16 @@ class _Averages(_Totals, Mapping[str, float]):
 class _Run:
     """One batch of operations, in order, inside the follower's transaction."""
 
-    def __init__(self, resolver: Resolver, conn: Connection, ops: list[_Op]) -> None:
+    def __init__(
+        self, resolver: Resolver, conn: Connection, ops: list[_Op], hasher: KeyedHasher
+    ) -> None:
         self.r = resolver
         self.conn = conn
         self.ops = ops
         self.settings = resolver.linker.settings
         base = resolver.linker
-        self.terms = _Terms(conn, base.hasher, _frequency_columns(base), resolver.memory.terms)
-        self.linker = Linker(self.settings, base.model, base.hasher, self.terms.frequencies())
+        self.terms = _Terms(conn, hasher, _frequency_columns(base), resolver.memory.terms)
+        self.linker = Linker(self.settings, base.model, hasher, self.terms.frequencies())
         self._sized_at = -1  # the store size the linker's prior was last scaled to
         self.pending: list[Event] = []
         memory = resolver.memory  # placements and index, kept between runs
@@ -1720,8 +1724,8 @@ class _Run:
             memory.indexed.clear()
             memory.oversize.clear()
             return
-        digests = [k.digest for k in self.r.linker.candidates_keys(prepared)]
-        digests += [self.r.shared_digest(s, v) for s, v in shared]
+        digests = [k.digest for k in self.r.linker.candidates_keys(prepared, self.linker.hasher)]
+        digests += [self.r.shared_digest(s, v, self.linker.hasher) for s, v in shared]
         for d in digests:
             block = memory.index.get(d)
             if block is not None:
