@@ -60,6 +60,7 @@ import json
 import logging
 import time
 import uuid
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -1044,42 +1045,49 @@ class _Run:
                 found = held[person] = (keys, [row(self.prepared[k]) for k in keys])
             return found
 
-        met: dict[int, set[str]] = {}  # id(op) -> the persons it met
-        by_person: dict[str, list[_Upsert]] = {}  # person -> the new records that met it
-        by_digest: dict[str, list[_Upsert]] = {}  # digest -> the new records filed under it
-        for op in upserts:
+        # by position in the batch: the persons each new record met, and the new records that
+        # met each person or are filed under each digest (positions ascending)
+        met: list[set[str]] = []
+        by_person: dict[str, list[int]] = {}
+        by_digest: dict[str, list[int]] = {}
+        oversize = self.memory.oversize
+        for i, op in enumerate(upserts):
             found = self.found.get(id(op))
-            met[id(op)] = (
+            persons = (
                 set()
                 if found is None
                 else {p for c in found[1] if (p := self.person.get(c)) is not None}
             )
-            for person in met[id(op)]:
-                by_person.setdefault(person, []).append(op)
+            met.append(persons)
+            for person in persons:
+                by_person.setdefault(person, []).append(i)
             for d in set(op.digests):
-                by_digest.setdefault(d, []).append(op)
+                if d not in oversize:  # (looked up through its refinements)
+                    by_digest.setdefault(d, []).append(i)
         right: list[int] = []
         left: list[int] = []
-        for op in upserts:
-            mates = {
-                id(other): other
-                for d in set(op.digests)
-                if len(block := by_digest[d]) <= cap
-                for other in block
-                if other is not op
-            }
-            persons = met[id(op)]
+        for i, op in enumerate(upserts):
+            # only records placed before it can be in the persons it meets
+            mates: set[int] = set()
+            for d in set(op.digests):
+                block = by_digest.get(d)
+                if block is not None and len(block) <= cap:
+                    mates.update(block[: bisect_left(block, i)])
+            persons = met[i]
             for person in persons:
-                mates.update((id(other), other) for other in by_person[person] if other is not op)
+                block = by_person[person]
+                mates.update(block[: bisect_left(block, i)])
             plan: dict[Key, int] = {}
             start = len(right)
             for person in persons:
                 keys, at = of_person(person)
                 plan.update(zip(keys, range(len(right), len(right) + len(keys)), strict=True))
                 right.extend(at)
-            for mate in mates.values():
-                plan[mate.key] = len(right)
-                right.append(row(mate.prepared))
+            for m in mates:
+                mate = upserts[m]
+                if mate.key[:2] != op.key[:2]:
+                    plan[mate.key] = len(right)
+                    right.append(row(mate.prepared))
             if plan:
                 left.extend([row(op.prepared)] * (len(right) - start))
                 self.ahead[id(op)] = plan
