@@ -735,11 +735,8 @@ class _State:
         if not self.hints_used or not self.s.var.size:
             return
         z = cl.totals(tables)
-        hi = cl.fixed[:, None] + np.asarray(cl.touch @ z)
-        lo = cl.fixed[:, None] + np.asarray(cl.inside @ z)
-        best_hi, best_lo = hi.argmax(axis=1), lo.argmin(axis=1)
-        rows = np.arange(hi.shape[0])
-        top, bottom = hi[rows, best_hi], lo[rows, best_lo]
+        best_hi, top = _extremes(cl.touch, cl.touch_id, cl.fixed, z, largest=True)
+        best_lo, bottom = _extremes(cl.inside, cl.inside_id, cl.fixed, z, largest=False)
         up, down = top > self.wmax, bottom < self.wmin
         used = np.unique(np.concatenate([best_hi[up], best_lo[down]]))
         at = {int(c): len(self._tables) + n for n, c in enumerate(used)}
@@ -889,20 +886,50 @@ class _State:
         )
 
 
+def _extremes(
+    rows: sp.csr_matrix, set_id: IndexArray, fixed: FloatArray, z: FloatArray, *, largest: bool
+) -> tuple[IndexArray, FloatArray]:
+    """Per row of ``fixed[:, None] + rows @ z`` (aggregates x tables): the first column at its
+    largest (``largest``) or smallest value, and that value. Rows with the same class set
+    (``set_id``) and the same ``fixed`` have the same values, column by column (the same sums in
+    the same order): each such pair is computed once (on the four-way table about half of the
+    rows for the largest values, a fifth for the smallest), and gives exactly what the whole
+    matrix would."""
+    pairs = np.rec.fromarrays([set_id, fixed])
+    _, first, back = np.unique(pairs, return_index=True, return_inverse=True)
+    values = fixed[first][:, None] + np.asarray(rows[first] @ z)
+    best = values.argmax(axis=1) if largest else values.argmin(axis=1)
+    value = values[np.arange(first.size), best]
+    back = np.asarray(back, dtype=np.int64).ravel()
+    return np.asarray(best[back], dtype=np.int64), np.asarray(value[back], dtype=np.float64)
+
+
 def _set_ids(rows: sp.csr_matrix, comp: IndexArray) -> tuple[IndexArray, IndexArray]:
     """An id per row's set of columns (equal sets, equal ids) and, per id, the one component
     of its columns (-1 if several; an empty set counts as its own component)."""
+    n = rows.shape[0]
+    # per row, the one component of its columns (-1: several, -2: none), by the least and the
+    # greatest component over each row's segment (empty rows have none and are left out)
+    row_comp = np.full(n, -2, dtype=np.int64)
+    lens = np.diff(rows.indptr)
+    full = np.flatnonzero(lens > 0)
+    if full.size:
+        of_entry = np.asarray(comp, dtype=np.int64)[rows.indices[: rows.indptr[-1]]]
+        starts = rows.indptr[full]
+        least = np.minimum.reduceat(of_entry, starts)
+        most = np.maximum.reduceat(of_entry, starts)
+        row_comp[full] = np.where(least == most, least, -1)
     seen: dict[bytes, int] = {}
-    ids = np.empty(rows.shape[0], dtype=np.int64)
+    ids = np.empty(n, dtype=np.int64)
     comps: list[int] = []
-    for r in range(rows.shape[0]):
-        cols = rows.indices[rows.indptr[r] : rows.indptr[r + 1]]
-        key = cols.tobytes()
-        if key not in seen:
-            seen[key] = len(seen)
-            labels = np.unique(comp[cols])
-            comps.append(int(labels[0]) if labels.size == 1 else (-1 if labels.size else -2))
-        ids[r] = seen[key]
+    indptr, indices = rows.indptr, rows.indices
+    for r in range(n):
+        key = indices[indptr[r] : indptr[r + 1]].tobytes()
+        at = seen.get(key)
+        if at is None:
+            at = seen[key] = len(seen)
+            comps.append(int(row_comp[r]))
+        ids[r] = at
     out = np.asarray(comps, dtype=np.int64)
     # empty sets: each its own pseudo-component, after the real ones
     empty = np.flatnonzero(out == -2)

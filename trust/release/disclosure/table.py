@@ -174,11 +174,13 @@ class HierarchicalTable:
 
     @cached_property
     def _breakdowns(self) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
-        names = tuple(d.name for d in self.dimensions)
-        out = []
-        for key in self._keys:
-            kept = [(d, n) for d, n in zip(names, key, strict=True) if n != TOTAL]
-            out.append((tuple(d for d, _ in kept), tuple(n for _, n in kept)))
+        # built dimension by dimension in the order of :meth:`keys` (the first dimension varies
+        # slowest), each node contributing its dimension and itself unless it is the total:
+        # two tuple concatenations per aggregate instead of a filter over every key
+        out: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((), ())]
+        for d in self.dimensions:
+            parts = [((), ()) if n == TOTAL else ((d.name,), (n,)) for n in d.nodes]
+            out = [(dims + pd, key + pk) for dims, key in out for pd, pk in parts]
         return tuple(out)
 
     @cached_property
