@@ -215,9 +215,34 @@ def backup(engine: Engine, out: Path, *, progress: Progress | None = None) -> Ba
 
 def _present(conn: Connection) -> list[Table]:
     """The store's tables that exist at the connection's revision (an older store lacks the
-    newer ones)."""
-    names = set(inspect(conn).get_table_names())
-    return [t for t in _tables() if t.name in names]
+    newer ones), each with the columns it has there: a backup made before an upgrade lacks the
+    columns later migrations added, and is copied, digested and counted as it is (the columns in
+    the code's order, with the code's types, so that every dialect reads and writes them alike;
+    one the code no longer knows keeps the type the database gives)."""
+    inspector = inspect(conn)
+    names = set(inspector.get_table_names())
+    out = []
+    for table in _tables():
+        if table.name not in names:
+            continue
+        there = {c["name"]: c for c in inspector.get_columns(table.name)}
+        if set(there) == set(table.c.keys()):
+            out.append(table)
+            continue
+        known = [c for c in table.columns if c.name in there]
+        unknown = [n for n in there if n not in table.c]
+        out.append(
+            Table(
+                table.name,
+                MetaData(),
+                *(
+                    Column(c.name, c.type, primary_key=c.primary_key, autoincrement=c.autoincrement)
+                    for c in known
+                ),
+                *(Column(n, there[n]["type"]) for n in unknown),
+            )
+        )
+    return out
 
 
 def _present_in(engine: Engine) -> list[Table]:

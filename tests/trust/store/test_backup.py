@@ -161,3 +161,56 @@ def test_sqlite_and_postgresql_backups_restore_into_each_other(
         assert _events(back) == expected
     finally:
         back.close()
+
+
+@pytest.mark.parametrize("into", ["sqlite", "postgresql"])
+def test_a_backup_made_at_an_older_revision_restores_and_is_migrated(
+    tmp_path: Path, into: str, request: pytest.FixtureRequest
+) -> None:
+    """A trust backed up before an upgrade restores with the upgraded code: the copy takes the
+    columns the backup's tables have at its revision (not the code's newer ones), then the
+    migrations bring the restored store up to the code's revision, filling what they add."""
+    from sqlalchemy import select
+
+    from trust.store.db import make_engine, migrate, writer
+    from trust.store.tables import proj_subscriptions
+
+    old = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate(old, "0010")  # before release review added columns to proj_subscriptions
+    with writer(old).begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO proj_subscriptions (consumer, stream, purpose, added_at_ms) "
+            "VALUES ('ministry', 'victims_by_year_sex', 'statistics', 1700000000000)"
+        )
+    out = tmp_path / "old.backup"
+    made = backup(old, out)
+    old.dispose()
+    assert made.revision == "0010"
+    assert made.tables["proj_subscriptions"].rows == 1
+    assert read_manifest(out) == made
+
+    url = (
+        request.getfixturevalue("postgres_schema_url")
+        if into == "postgresql"
+        else f"sqlite:///{tmp_path / 'restored.db'}"
+    )
+    restore(out, url)
+    again = open_store(url)
+    try:
+        c = proj_subscriptions.c
+        with again.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.consumer, c.stream, c.added_at_ms, c.approved_by, c.approved_at_ms)
+            ).all()
+        # the row came across, and the migration after the copy marked it approved as in force
+        assert [tuple(r) for r in rows] == [
+            (
+                "ministry",
+                "victims_by_year_sex",
+                1700000000000,
+                "(before release review)",
+                1700000000000,
+            )
+        ]
+    finally:
+        again.close()
