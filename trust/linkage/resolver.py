@@ -15,11 +15,14 @@ Per new victim record:
    used if its own block is within the cap; every block is read with a limit, so a huge one
    costs no more than a small one. Of the records found, the ``max_candidates`` found under the
    most keys are kept (records sharing an identifier both agreements declare first);
-3. every record of each person found that way is compared with it, in one vectorised pass
-   (:class:`trust.linkage.Linker`): the fields come from ``link_features``, sealed under each
-   person's own data key; an exact agreement on a name weighs by that name's frequency among
-   the linked records (``link_terms``, keyed digests: a common name says less than a rare one)
-   — for a pair of one nationality and sex, its frequency within them;
+3. every record of each person found that way is compared with it (the comparisons of
+   :class:`trust.linkage.Linker`): the fields come from ``link_features``, sealed under each
+   person's own data key. The comparisons of a whole batch are made ahead in one vectorised pass
+   (each new record with the persons it met and the batch's records it may meet; a pair's levels
+   depend on its two records only), the few pairs not foreseen when the record is placed. An
+   exact agreement on a name weighs by that name's frequency among the linked records
+   (``link_terms``, keyed digests: a common name says less than a rare one) at the moment the
+   record is placed — for a pair of one nationality and sex, its frequency within them;
 4. the decision, among the candidate *persons* (:func:`choose`): a person whose records say
    "someone else" (below the conflict threshold) as often as "more likely the same" (at or
    above the lower one), more strongly than its best record says "the same", is *conflicted*;
