@@ -480,15 +480,18 @@ class EventStore:
         apply the same events twice).
         """
         with self._writer.begin() as conn:
-            ins = dialect_insert(conn, _followers)
-            conn.execute(
-                ins.on_conflict_do_nothing(index_elements=[_followers.c.follower]),
-                {"follower": follower, "last_seq": 0, "version": version},
-            )
             lock = select(_followers.c.last_seq).where(_followers.c.follower == follower)
             if conn.dialect.name == "postgresql":
                 lock = lock.with_for_update()
-            if int(conn.execute(lock).scalar_one()) != after:
+            at = conn.execute(lock).scalar()
+            if at is None:  # its first advance: the row is made (by whichever process is first)
+                ins = dialect_insert(conn, _followers)
+                conn.execute(
+                    ins.on_conflict_do_nothing(index_elements=[_followers.c.follower]),
+                    {"follower": follower, "last_seq": 0, "version": version},
+                )
+                at = conn.execute(lock).scalar_one()
+            if int(at) != after:
                 return False
             if effect is not None:
                 effect(conn)
