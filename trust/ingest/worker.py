@@ -118,8 +118,14 @@ def _store_reason(exc: BaseException) -> Rejection:
     )
 
 
+# How often a running worker lists the inbound topics again (seconds): a new agency's first
+# messages wait at most this long (a metadata request on Kafka, a query on the embedded log).
+TOPIC_REFRESH_S = 5.0
+
+
 class IngestWorker:
-    """Consumes every ``tip.inbound.*`` topic into the trust's event store."""
+    """Consumes every ``tip.inbound.*`` topic into the trust's event store (topics that appear
+    while it runs included: it lists them again every ``topic_refresh_s``)."""
 
     def __init__(
         self,
@@ -130,6 +136,7 @@ class IngestWorker:
         poll_max: int = 1000,
         poll_timeout: float = 0.2,
         clock: Callable[[], float] = time.time,
+        topic_refresh_s: float = TOPIC_REFRESH_S,
     ) -> None:
         self.log = log
         self.store = store
@@ -137,8 +144,10 @@ class IngestWorker:
         self.poll_max = poll_max
         self.poll_timeout = poll_timeout
         self.clock = clock
+        self.topic_refresh_s = topic_refresh_s
         self._consumer: LogConsumer | None = None
         self._topics: list[str] = []
+        self._listed_at = 0.0  # when the inbound topics were last listed (``clock``)
         # the store's next offset per partition as this worker last saw it (its own appends
         # included): a batch that continues it needs no look at the store before processing
         self._next: dict[tuple[str, int], int] = {}
@@ -149,6 +158,7 @@ class IngestWorker:
         # every topic with the inbound prefix is read, whether or not its name is a valid source
         # id: a message on an invalid topic is rejected (and quarantined), never a reason to stop
         self._topics = self.log.list_topics(topics.INBOUND_PREFIX)
+        self._listed_at = self.clock()
         self._consumer = self.log.consumer(INGEST_CONSUMER, self._topics)
         # the store's positions are the truth: every partition resumes there, or at 0 if this
         # store never read it (whatever the broker's committed offsets say)
@@ -156,6 +166,17 @@ class IngestWorker:
         for topic in self._topics:
             for partition in range(self.log.partitions(topic)):
                 self._consumer.seek(topic, partition, stored.get((topic, partition), 0))
+
+    def _refresh_topics(self) -> None:
+        """List the inbound topics again: an agency that publishes for the first time while
+        the trust runs has a topic this consumer does not read yet. With a new one, the consumer
+        starts again over all of them (each partition from the store's position, as at start)."""
+        listed = self.log.list_topics(topics.INBOUND_PREFIX)
+        self._listed_at = self.clock()
+        if set(listed) != set(self._topics):
+            log.info("ingest.topics_changed topics=%d was=%d", len(listed), len(self._topics))
+            self.close()
+            self.start()
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -166,6 +187,8 @@ class IngestWorker:
         """Process one poll's worth of messages; returns what happened."""
         if self._consumer is None:
             self.start()
+        elif self.clock() - self._listed_at >= self.topic_refresh_s:
+            self._refresh_topics()
         assert self._consumer is not None
         stats = IngestStats()
         polled = self._consumer.poll(self.poll_max, self.poll_timeout)

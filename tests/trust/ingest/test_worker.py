@@ -460,3 +460,37 @@ def test_a_record_under_a_legal_basis_the_agreement_refuses_is_rejected_with_a_r
     finally:
         store.close()
         log.close()
+
+
+def test_a_source_that_publishes_for_the_first_time_while_the_worker_runs_is_ingested(
+    tmp_path: Path,
+) -> None:
+    """A worker that keeps running (``trust run --follow``) reads a topic made after it
+    started: an agency onboarded while the trust runs is not left unread until a restart."""
+    log = open_log(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        trust = Trust(log, store, [agreement("police"), agreement("ngo")])
+        worker = trust.worker
+        worker.topic_refresh_s = 0.0  # list the topics at every step
+        send(log, "police", seal("police", [record("police", "C-1", ["V1"])]))
+
+        def until_caught_up() -> int:
+            messages = 0
+            for _ in range(200):
+                s = worker.step()
+                messages += s.messages
+                if s.messages == 0 and s.caught_up:
+                    return messages
+            raise AssertionError("the worker never caught up")
+
+        assert until_caught_up() == 1
+        send(log, "ngo", seal("ngo", [record("ngo", "N-1", ["V1"]), record("ngo", "N-2", ["V1"])]))
+        assert until_caught_up() == 2  # the same worker, never closed
+        assert trust.counted("ngo") == 2 and trust.counted("police") == 1
+        send(log, "police", seal("police", [record("police", "C-2", ["V1"])]))
+        assert until_caught_up() == 1  # nothing read twice after the consumer started again
+        worker.close()
+    finally:
+        store.close()
+        log.close()
