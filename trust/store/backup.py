@@ -225,12 +225,12 @@ def _present(conn: Connection) -> list[Table]:
     for table in _tables():
         if table.name not in names:
             continue
-        there = {c["name"]: c for c in inspector.get_columns(table.name)}
-        if set(there) == set(table.c.keys()):
+        if {c["name"] for c in inspector.get_columns(table.name)} == set(table.c.keys()):
             out.append(table)
             continue
-        known = [c for c in table.columns if c.name in there]
-        unknown = [n for n in there if n not in table.c]
+        there = Table(table.name, MetaData(), autoload_with=conn)  # as the database has it
+        known = [c for c in table.columns if c.name in there.c]
+        unknown = [c for c in there.columns if c.name not in table.c]
         out.append(
             Table(
                 table.name,
@@ -239,7 +239,7 @@ def _present(conn: Connection) -> list[Table]:
                     Column(c.name, c.type, primary_key=c.primary_key, autoincrement=c.autoincrement)
                     for c in known
                 ),
-                *(Column(n, there[n]["type"]) for n in unknown),
+                *(Column(c.name, c.type) for c in unknown),
             )
         )
     return out
