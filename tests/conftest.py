@@ -138,46 +138,93 @@ def _real_kafka_missing() -> bool:
     return not os.environ.get(REAL_KAFKA_ENV, "").strip()
 
 
-#: The modules whose tests take longest (``pytest --durations``), slowest first. Their tests are
-#: started first, so that the workers of ``pytest -n`` finish together instead of one of them
-#: running a minute-long test alone at the end. Scheduling only: every test still runs.
-SLOW_FIRST = (
-    "tests/e2e/test_trust_crash.py",
-    "tests/e2e/test_release_crash.py",
-    "tests/e2e/test_wire_privacy.py",
-    "tests/e2e/test_trust_policy.py",
-    "tests/e2e/test_demo.py",
-    "tests/e2e/test_trust_run.py",
-    "tests/e2e/test_publish.py",
-    "tests/e2e/test_upgrade.py",
-    "tests/e2e/test_link_review.py",
-    "tests/trust/store/test_projection_agreement.py",
-    "tests/trust/release/disclosure/test_audit.py",
-    "tests/trust/release/test_differencing_noise.py",
-    "tests/trust/release/test_differencing.py",
-    "tests/tiptrust/cli/test_link_review.py",
-    "tests/tiptrust/cli/test_mse_from_trust.py",
-    "tests/trust/release/disclosure/test_secondary.py",
-    "tests/trust/estimate/test_prevalence.py",
+#: The modules whose tests take longest, with about how many seconds all their tests take (from
+#: ``pytest --durations``, rounded). A tuple is one unit: modules that share a per-process fixture
+#: (the e2e ``published`` template), kept on one worker so that it is built once.
+SLOW_MODULES: tuple[tuple[tuple[str, ...], float], ...] = (
+    (("tests/e2e/test_trust_crash.py", "tests/e2e/test_release_crash.py"), 110),
+    (("tests/e2e/test_demo.py",), 70),
+    (("tests/trust/linkage/test_determinism.py",), 22),
+    (("tests/trust/linkage/test_compare_ahead.py",), 12),
+    (("tests/trust/release/test_differencing.py",), 19),
+    (("tests/transport/test_agreement.py",), 19),
+    (("tests/e2e/test_publish.py",), 18),
+    (("tests/e2e/test_ingest_workers.py",), 17),
+    (("tests/trust/store/test_projection_agreement.py",), 17),
+    (("tests/e2e/test_link_review.py",), 15),
+    (("tests/tiptrust/cli/test_link_review.py",), 14),
+    (("tests/tiptrust/cli/test_mse_from_trust.py",), 12),
+    (("tests/trust/release/disclosure/test_secondary.py",), 11),
+    (("tests/e2e/test_trust_policy.py",), 11),
+    (("tests/e2e/test_trust_run.py",), 10),
+    (("tests/trust/synthesize/test_companion_protected.py",), 9),
+    (("tests/e2e/test_backup.py",), 8),
+    (("tests/e2e/test_wire_privacy.py",), 8),
+    (("tests/trust/release/disclosure/test_audit.py",), 8),
+    (("tests/consumers/test_sequence_conflict.py",), 6),
+    (("tests/trust/release/disclosure/test_audit_hints.py",), 6),
+    (("tests/trust/release/test_differencing_noise.py",), 6),
+    (("tests/e2e/test_upgrade.py",), 5),
+    (("tests/e2e/test_inbound_retention.py",), 4),
+    (("tests/e2e/test_revoke_key.py",), 4),
+    (("tests/trust/estimate/test_prevalence.py",), 4),
 )
 
 
-def _slow_rank(item: pytest.Item) -> int:
-    path = item.nodeid.split("::", 1)[0]
-    return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+def _worker_count(config: pytest.Config) -> int:
+    """How many ``pytest -n`` workers run the tests (1 without xdist, or in its controller)."""
+    workerinput = getattr(config, "workerinput", None)
+    return int(workerinput["workercount"]) if workerinput else 1
+
+
+def slow_first(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """``items`` in the order that lets ``workers`` xdist workers finish together.
+
+    ``--dist worksteal`` gives worker k the k-th contiguous part of the collection (``len //
+    workers`` tests, the last the rest), and a worker that runs out takes half of what another has
+    not started yet, from its end. So the slow units (:data:`SLOW_MODULES`) are shared among the
+    parts, the longest first to the part with the least so far, and each part starts with its
+    share: every worker starts on slow tests, and what is stolen at the end is short. A module's
+    tests stay together, in collection order (a module-scoped fixture is set up once). Scheduling
+    only: every test still runs.
+    """
+    unit_of = {path: i for i, (paths, _) in enumerate(SLOW_MODULES) for path in paths}
+    by_unit: dict[int, list[pytest.Item]] = {}
+    rest: list[pytest.Item] = []
+    for item in items:
+        unit = unit_of.get(item.nodeid.split("::", 1)[0])
+        if unit is None:
+            rest.append(item)
+        else:
+            by_unit.setdefault(unit, []).append(item)
+    sizes: list[int] = []  # what worksteal sends each worker first
+    for k in range(max(1, workers)):
+        sizes.append((len(items) - sum(sizes)) // (max(1, workers) - k))
+    parts: list[list[pytest.Item]] = [[] for _ in sizes]
+    load = [0.0] * len(parts)
+    for unit in sorted(by_unit, key=lambda u: -SLOW_MODULES[u][1]):
+        tests = by_unit[unit]
+        room = [k for k in range(len(parts)) if len(parts[k]) + len(tests) <= sizes[k]]
+        lightest = min(room or range(len(parts)), key=load.__getitem__)
+        parts[lightest].extend(tests)
+        load[lightest] += SLOW_MODULES[unit][1]
+    ordered: list[pytest.Item] = []
+    for part, size in zip(parts, sizes, strict=True):
+        fill = max(0, size - len(part))
+        ordered += part + rest[:fill]
+        del rest[:fill]
+    return ordered + rest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slowest modules' tests first (:data:`SLOW_FIRST`; a stable sort keeps the order
-    within each module); without ``$TIPTRUST_REAL_KAFKA``, deselect the ``real_kafka`` tests
-    (said once, below)."""
-    items.sort(key=_slow_rank)
-    if not _real_kafka_missing():
-        return
-    dropped = [item for item in items if item.get_closest_marker("real_kafka")]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if not item.get_closest_marker("real_kafka")]
+    """The slowest modules' tests first, shared among the workers (:func:`slow_first`); without
+    ``$TIPTRUST_REAL_KAFKA``, deselect the ``real_kafka`` tests (said once, below)."""
+    if _real_kafka_missing():
+        dropped = [item for item in items if item.get_closest_marker("real_kafka")]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if not item.get_closest_marker("real_kafka")]
+    items[:] = slow_first(items, _worker_count(config))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

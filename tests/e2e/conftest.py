@@ -1,4 +1,5 @@
-"""Helpers for end-to-end tests: run the real `tiptrust` CLI in a subprocess."""
+"""Helpers for end-to-end tests: run the real `tiptrust` CLI in processes of its own (forked
+from a fork server that imported it once: :mod:`forkserver`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import yaml
 from tiptrust.home import Home
 from trust.stewardship.principals import PrincipalError, Role, add_principal
 from trust.store.eventstore import open_store
+
+from .forkserver import Launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 TIPTRUST = [sys.executable, "-m", "tiptrust"]
@@ -77,11 +80,27 @@ class Principals:
         return {} if token is None else {"TIPTRUST_TOKEN": token}
 
 
+@pytest.fixture(scope="session")
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+    """Once per test process: the fork server every `tiptrust` command of the tests is forked
+    from (:mod:`forkserver`: a process of its own per command, without a second of imports)."""
+    made = Launcher(tmp_path_factory.mktemp("forkserver"))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
 @pytest.fixture
-def cli(tmp_path: Path) -> RunCli:
-    """Run `tiptrust` in a subprocess in ``tmp_path``, home ``tmp_path/home`` (or ``--home``),
-    acting as the principal each command needs (:class:`Principals`)."""
+def cli(tmp_path: Path, request: pytest.FixtureRequest, launcher: Launcher) -> RunCli:
+    """Run `tiptrust` in a process of its own in ``tmp_path``, home ``tmp_path/home`` (or
+    ``--home``), acting as the principal each command needs (:class:`Principals`).
+
+    Each command is forked from the session's :func:`launcher`; a test marked
+    ``fresh_interpreters`` starts each as a new interpreter (``python -m tiptrust``)."""
     home = tmp_path / "home"
+    fresh = request.node.get_closest_marker("fresh_interpreters") is not None
+    starts = Launcher(tmp_path, fresh=True) if fresh else launcher
 
     def raw(
         *args: str, check: bool = True, env: dict[str, str] | None = None
@@ -93,9 +112,7 @@ def cli(tmp_path: Path) -> RunCli:
             "TIPTRUST_TOKEN": CUSTODIAN_TOKEN,
             **(env or {}),
         }
-        proc = subprocess.run(
-            [*TIPTRUST, *args], cwd=tmp_path, env=e, capture_output=True, text=True, timeout=300
-        )
+        proc: subprocess.CompletedProcess[str] = starts.run(args, env=e, cwd=tmp_path, timeout=300)
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"tiptrust {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -157,32 +174,31 @@ def publish_args(sim: Path, source: str, *extra: str, export: Path | None = None
 PUBLISHED_SOURCES = ("court", "labour_inspectorate", "ngo_haven", "nrm", "police")
 
 
-def _cli_in(root: Path, *args: str) -> None:
+def _cli_in(launcher: Launcher, root: Path, *args: str) -> None:
     env = {
         **os.environ,
         "TIPTRUST_HOME": str(root / "home"),
         "COLUMNS": "200",
         "TIPTRUST_TOKEN": CUSTODIAN_TOKEN,
     }
-    proc = subprocess.run(
-        [*TIPTRUST, *args], cwd=root, env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = launcher.run(args, env=env, cwd=root, timeout=300)
     if proc.returncode != 0:
         raise AssertionError(f"tiptrust {' '.join(args)} exited {proc.returncode}\n{proc.stderr}")
 
 
 @pytest.fixture(scope="session")
-def published_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def published_template(tmp_path_factory: pytest.TempPathFactory, launcher: Launcher) -> Path:
     """Once per test process: 2,000 simulated persons, five agencies registered with their
     agreements, every export published to the embedded log (nothing ingested yet)."""
     root = tmp_path_factory.mktemp("published")
-    _cli_in(root, "keys", "trust-init")
-    _cli_in(root, "simulate", "--out", "sim", "--seed", "5", "--persons", "2000")
+    _cli_in(launcher, root, "keys", "trust-init")
+    _cli_in(launcher, root, "simulate", "--out", "sim", "--seed", "5", "--persons", "2000")
     for s in PUBLISHED_SOURCES:
-        _cli_in(root, "keys", "source-init", "--source", s)
+        _cli_in(launcher, root, "keys", "source-init", "--source", s)
         pub = next((root / "home" / "sources" / s / "keys").glob("*.pub.pem"))
         agreement = root / "sim" / s / "agreement.yaml"
         _cli_in(
+            launcher,
             root,
             "trust",
             "register",
@@ -194,7 +210,7 @@ def published_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(agreement),
         )
     for s in PUBLISHED_SOURCES:
-        _cli_in(root, *publish_args(root / "sim", s))
+        _cli_in(launcher, root, *publish_args(root / "sim", s))
     return root
 
 

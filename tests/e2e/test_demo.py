@@ -99,6 +99,7 @@ def test_demo_over_kafka(cli: RunCli, tmp_path: Path, own_tansu: TansuBroker) ->
     _check_summary(summary, tmp_path)
 
 
+@pytest.mark.fresh_interpreters  # two processes with their own hash seeds, as two real runs
 def test_the_same_seed_gives_the_same_persons_and_reviews(cli: RunCli) -> None:
     """A demo run is reproducible: the agencies' message-key secrets come from the seed, so the
     trust stores the records in the same order and links them the same way."""

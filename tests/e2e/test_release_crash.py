@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from transport import open_log, topics
 
-from .conftest import TIPTRUST, RunCli, last_json, subscribe
+from .conftest import RunCli, last_json, subscribe
+from .forkserver import Launcher
 
 # a two-way stream: what is tested is the release sequence, the same for every stream, and the
 # four-way stream's secondary suppression (seconds per release) would make a hundred releases
@@ -26,19 +26,18 @@ KILLS = 10
 
 
 def test_random_kills_never_make_two_releases_with_one_sequence(
-    cli: RunCli, tmp_path: Path, published: Path
+    cli: RunCli, tmp_path: Path, published: Path, launcher: Launcher
 ) -> None:
     subscribe(cli, stream=STREAM)
     env = {**os.environ, "TIPTRUST_HOME": str(tmp_path / "home")}
     # small batches and a release check after every one: many releases, many windows to die in
-    args = [*TIPTRUST, "trust", "run", "--batch", "15", "--release-every", "0", "--json"]
+    args = ["trust", "run", "--batch", "15", "--release-every", "0", "--json"]
     rng = random.Random(os.getpid())
-    for _ in range(KILLS):
-        proc = subprocess.Popen(
-            args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        # start-up takes about a second (the linkage libraries load): kill after it, mostly
-        time.sleep(rng.uniform(1.5, 3.5))
+    for i in range(KILLS):
+        proc = launcher.start(args, env=env, cwd=tmp_path, stderr=tmp_path / f"killed-{i}.err")
+        # killed 0.5-2.5 s into its work: after its start-up (the imports of a fresh interpreter,
+        # about a second; none for one forked from the fork server), mostly
+        time.sleep(launcher.startup_s + rng.uniform(0.5, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     # the last run goes on in small batches too: how often the trust releases then depends on

@@ -94,6 +94,7 @@ def test_sigkill_mid_stream_on_tansu(cli: RunCli, tmp_path: Path, own_tansu: Tan
 
 
 @pytest.mark.postgres
+@pytest.mark.fresh_interpreters  # two runs compared: each its own process and hash seed
 def test_postgres_store_gives_the_same_projections_and_rebuilds(
     cli: RunCli, tmp_path: Path, postgres_schema_url: str, published: Path
 ) -> None:
