@@ -24,6 +24,13 @@ Values come back as fastavro gives them: a ``dict`` per record (fields in the sc
 :class:`PayloadDecoder` decodes a payload as :meth:`SchemaRegistry.decode_payload` does: through
 the generated reader when the writer's schema is the current one for the kind (no resolution
 needed), through the registry (fastavro, with schema resolution) otherwise.
+
+:meth:`PayloadDecoder.decode_checked` is ingest's decode and validate in one pass, the twin of the
+producer's checked encoder: :func:`compile_checked_decoder` runs the value rules (the lines of
+:func:`schemas.codegen.value_rules`, the producer's) on each value as it is read, then the
+validator's rules across fields, so a payload without a problem is never walked a second time.
+Any other payload (a problem, bytes left to fastavro, another schema) is decoded and validated
+as before, with the same values, problems and errors.
 """
 
 from __future__ import annotations
@@ -31,16 +38,21 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.codec import SchemaRegistry, WireSchema
-from schemas.codegen import GeneratedSource
+from schemas.codegen import REFUSED, GeneratedSource, RuleEmitter, value_rules
 from schemas.model import Array, Enum, Fixed, Node, Primitive, Record, SchemaModel, Union
+
+if TYPE_CHECKING:
+    from schemas.validate import Validator
 
 __all__ = [
     "Decoder",
     "PayloadDecoder",
+    "Refused",
     "Unread",
+    "compile_checked_decoder",
     "compile_decoder",
     "compile_reader_at",
     "for_schema",
@@ -56,6 +68,10 @@ _RawDecoder = Callable[[bytes, int], tuple[Any, int]]
 
 class Unread(Exception):
     """Bytes a generated decoder does not read itself (the general reader decides)."""
+
+
+class Refused(Unread):
+    """A value a checked decoder's rule lines refuse (the general reader and validator decide)."""
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()  # fastavro's days-since-1970 shift
@@ -136,7 +152,12 @@ _ONE_LENGTH = tuple(None if i & 1 else i >> 1 for i in range(128)) + (None,) * 1
 
 
 class _DecoderSource(GeneratedSource):
-    """The text of one generated decoder and the constants it reads (by name)."""
+    """The text of one generated decoder and the constants it reads (by name). ``rules``: lines
+    to run at each part once it is read (a checked decoder, see :func:`compile_checked_decoder`)."""
+
+    def __init__(self, rules: RuleEmitter | None = None) -> None:
+        super().__init__()
+        self.rules = rules
 
     def number(self, depth: int, v: str, wide: str = "_long_at") -> None:
         """Lines reading one Avro ``long`` (``int`` with ``wide="_int_at"``, a length with
@@ -171,17 +192,26 @@ class _DecoderSource(GeneratedSource):
 def _emit_decode(src: _DecoderSource, node: Node, v: str, depth: int) -> None:
     """Lines reading the Avro binary at ``b[p:]`` into variable ``v`` (as fastavro's
     ``schemaless_reader`` reads it, without a reader schema) and moving ``p`` past it, or
-    raising for bytes they do not read."""
+    raising for bytes they do not read; in a checked decoder, then the rule lines of the part
+    (a union's run at its branch, where the value is not None)."""
+    checked = _emit_read(src, node, v, depth)
+    if src.rules is not None and not checked and not isinstance(node, Union):
+        src.rules(src, node, v, depth)
+
+
+def _emit_read(src: _DecoderSource, node: Node, v: str, depth: int) -> bool:
+    """:func:`_emit_decode`'s reading lines; True if they ran the part's rule lines too (a
+    list's, where only a non-empty list needs them)."""
     if isinstance(node, Primitive):
         kind, logical = node.kind, node.logical_type
         if logical == "date" and kind == "int":
             src.number(depth, v, "_int_at")
             src.add(depth, f"{v} = _ordinal({v} + {_EPOCH_ORDINAL})")
-            return
+            return False
         if logical == "timestamp-millis" and kind == "long":
             src.number(depth, v)
             src.add(depth, f"{v} = _EPOCH + _Delta(microseconds={v} * 1000)")
-            return
+            return False
         if logical is not None:
             raise ValueError(f"{node.path}: logical type {logical} is not generated")
         if kind == "long":
@@ -261,12 +291,32 @@ def _emit_decode(src: _DecoderSource, node: Node, v: str, depth: int) -> None:
         _emit_decode(src, node.items, item, depth + 2)
         src.add(depth + 2, f"{v}.append({item})")
         src.number(depth + 1, count)
+        # most lists are empty: where the rule lines pass an empty list, only a non-empty one
+        # (read here) runs them
+        if src.rules is not None and _empty_passes(src.rules, node):
+            src.rules(src, node, v, depth)
+            return True
     else:
         raise ValueError(f"{node.path}: maps are not generated")
+    return False
 
 
-def _compile_raw(model: SchemaModel) -> _RawDecoder:
-    src = _DecoderSource()
+def _empty_passes(rules: RuleEmitter, node: Array) -> bool:
+    """Whether the rule lines of the list ``node`` pass an empty list: run once, here, on one."""
+    probe = _DecoderSource(rules)
+    probe.add(0, "def probe(v):")
+    rules(probe, node, "v", 1)
+    probe.add(1, "return True")
+    namespace: dict[str, Any] = {**probe.constants, REFUSED: Refused}
+    try:
+        exec(compile("\n".join(probe.lines), f"<probe {node.path}>", "exec"), namespace)
+        return namespace["probe"]([]) is True
+    except Exception:  # it refuses an empty list (or cannot say): run them on every list
+        return False
+
+
+def _compile_raw(model: SchemaModel, rules: RuleEmitter | None = None) -> _RawDecoder:
+    src = _DecoderSource(rules)
     src.add(0, "def decode(b, p=0):")
     src.add(1, "n = len(b)")
     _emit_decode(src, model.root, "x0", 1)
@@ -280,6 +330,7 @@ def _compile_raw(model: SchemaModel) -> _RawDecoder:
         "_length_at": _length_at,
         "_symbol_at": _symbol_at,
         "_Unread": Unread,
+        REFUSED: Refused,
         "_BOOL": (False, True),
         "_ordinal": date.fromordinal,
         "_EPOCH": _EPOCH,
@@ -304,6 +355,25 @@ def compile_decoder(model: SchemaModel) -> Decoder:
     read itself (:class:`Unread` for bytes left over); ValueError here for a schema with a part
     it cannot generate (a map, a union other than ``[null, T]``, another logical type)."""
     raw = _compile_raw(model)
+
+    def decode(data: bytes) -> Any:
+        datum, end = raw(data, 0)
+        if end != len(data):
+            raise Unread
+        return datum
+
+    return decode
+
+
+def compile_checked_decoder(model: SchemaModel, rules: RuleEmitter) -> Decoder:
+    """The reader of :func:`compile_decoder` that also checks a record's value rules as it reads
+    it: ``rules`` emits, at each part of the schema, lines that raise (:class:`Refused`) for a
+    value breaking a rule, run once the part is read — the trust's are
+    :func:`schemas.codegen.value_rules` (decoded), the lines the producer's checked encoder runs.
+    It raises for bytes it does not read itself and for a value a rule refuses: the caller then
+    decodes and validates the usual way, so a datum it returns is the one the decoder gives and
+    passed every rule the lines check. ValueError here for a schema it cannot generate."""
+    raw = _compile_raw(model, rules)
 
     def decode(data: bytes) -> Any:
         datum, end = raw(data, 0)
@@ -365,6 +435,8 @@ class PayloadDecoder:
     def __init__(self, registry: SchemaRegistry) -> None:
         self._registry = registry
         self._current: dict[tuple[str, bytes], Callable[[bytes], dict[str, Any]]] = {}
+        # per kind and current schema: the validator a checked reader was made for, and the reader
+        self._checked: dict[tuple[str, bytes], tuple[Validator, _CheckedReader]] = {}
 
     def decode_payload(self, kind: str, fingerprint: bytes, payload: bytes) -> dict[str, Any]:
         """The payload of a message of ``kind`` written with the schema ``fingerprint``."""
@@ -379,3 +451,69 @@ class PayloadDecoder:
             return self._registry.decode_payload(kind, fingerprint, payload)
         found = self._current[(kind, fingerprint)] = for_schema(reader)
         return found(payload)
+
+    def decode_checked(
+        self, kind: str, fingerprint: bytes, payload: bytes, validator: Validator
+    ) -> dict[str, Any]:
+        """:meth:`decode_payload`, then ``validator.check`` (the trust's validator of the
+        kind's current schema), in one pass where it can: a payload written with that schema is
+        read by a checked decoder (:func:`compile_checked_decoder` with the trust's value rules,
+        then the validator's rules across fields), and a datum with no problem is returned
+        without a second walk over it. Anything else — a payload of another schema, bytes the
+        generated reader leaves to fastavro, a value breaking a rule — is decoded and validated
+        exactly as the two calls do, with their values and their errors (``InvalidRecord`` with
+        every problem, ``UnknownSchema``)."""
+        found = self._checked.get((kind, fingerprint))
+        if found is not None and found[0] is validator:
+            datum = found[1](payload)
+            if datum is not None:
+                return datum
+        else:
+            read = self._checked_reader(kind, fingerprint, validator)
+            if read is not None:  # only the current schemas' (the fingerprint is the sender's)
+                self._checked[(kind, fingerprint)] = (validator, read)
+                datum = read(payload)
+                if datum is not None:
+                    return datum
+        datum = self.decode_payload(kind, fingerprint, payload)
+        validator.check(datum)
+        return datum
+
+    def _checked_reader(
+        self, kind: str, fingerprint: bytes, validator: Validator
+    ) -> _CheckedReader | None:
+        """The one pass of :meth:`decode_checked` for payloads of ``kind`` written with
+        ``fingerprint``: the datum of a payload with no problem, None for any other (which the
+        caller decodes and validates the usual way). None where there is no such pass: another
+        schema than the kind's current one, a validator other than the trust's of that schema,
+        a schema the decoder cannot generate."""
+        try:
+            schema = self._registry.for_kind(kind)
+        except Exception:  # an unknown kind: the usual path raises the registry's error
+            return None
+        if schema.fingerprint != fingerprint or validator.schema is not schema:
+            return None
+        if not validator.decoded:  # the producer's checks are not the trust's
+            return None
+        try:
+            raw = _compile_raw(schema.model, value_rules(decoded=True))
+        except ValueError:
+            return None
+        holds = validator.cross_field_rules_hold
+
+        def read(payload: bytes) -> dict[str, Any] | None:
+            if type(payload) is not bytes:  # a memoryview: the general reader takes it
+                return None
+            try:
+                datum: dict[str, Any]
+                datum, end = raw(payload, 0)
+                if end == len(payload) and holds(datum):
+                    return datum
+            except Exception:  # bytes it does not read, a rule broken: the usual path decides
+                pass
+            return None
+
+        return read
+
+
+_CheckedReader = Callable[[bytes], "dict[str, Any] | None"]

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-from schemas.codegen import GeneratedSource
+from schemas.codegen import GeneratedSource, RuleEmitter
 from schemas.model import Array, Enum, Fixed, Node, Primitive, Record, SchemaModel, Union
 
 __all__ = [
@@ -123,12 +123,6 @@ def avro_long(v: int) -> bytes:
     if not -_LONG_RANGE <= v < _LONG_RANGE:
         raise Unfit
     return _varint((v << 1) ^ (v >> 63))
-
-
-#: Lines a checked encoder runs at a part of the schema before writing it (see
-#: :func:`compile_checked_encoder`): given the source, the part, the variable holding its value
-#: and the indent, they ``raise _Unfit`` for a value that breaks a rule.
-RuleEmitter = Callable[[GeneratedSource, Node, str, int], None]
 
 
 class _EncoderSource(GeneratedSource):

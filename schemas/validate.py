@@ -18,11 +18,12 @@ from functools import cache, cached_property
 from typing import Any
 
 from schemas.codec import SchemaRegistry, WireSchema
-from schemas.codegen import GeneratedSource
+from schemas.codegen import GeneratedSource, RuleEmitter, value_rules
+from schemas.codegen import latest_date as _latest_date
+from schemas.codegen import renew as _renew
 from schemas.errors import InvalidRecord, Problem, ReasonCode
 from schemas.model import Array, Enum, Fixed, Map, Node, Primitive, Record, SchemaModel, Union
 from schemas.rules import (
-    DATE_CLOCK_SKEW,
     DATE_ORDER,
     EARLIEST_DATE,
     RANGES,
@@ -126,11 +127,6 @@ def _compile(node: Node, decoded: bool = False) -> Check:
     raise ValueError(f"{path}: unsupported Avro type map")
 
 
-def _latest_date() -> dt.date:
-    # the latest date a record may hold, checked on this machine (see rules.DATE_CLOCK_SKEW)
-    return dt.date.today() + DATE_CLOCK_SKEW
-
-
 def _primitive(t: str, logical: str | None, path: str, decoded: bool = False) -> Check:
     rng = RANGES.get(path)
     if decoded and t != "string" and not (t in ("int", "long") and rng) and logical != "date":
@@ -210,11 +206,6 @@ def _primitive(t: str, logical: str | None, path: str, decoded: bool = False) ->
 
         return check_null
     raise ValueError(f"unsupported Avro type {t}")
-
-
-def _renew(latest: list[dt.date]) -> dt.date:
-    latest[0] = _latest_date()
-    return latest[0]
 
 
 def _date(decoded: bool, optional: bool = False) -> Check:
@@ -508,43 +499,16 @@ def _record_rules_hold(datum: dict[str, Any], order: tuple[_DateOrder, ...]) -> 
     return True
 
 
-def _producer_rules() -> Callable[[GeneratedSource, Node, str, int], None]:
+def _producer_rules() -> RuleEmitter:
     """The producer's rules for a checked encoder (``SchemaRegistry.checked_encoder``): at each
     part, the clean check's conditions (``_emit_clean``, producer's mode) less the exact types the
     encoder checks there itself — a ``str`` for a string or an enum code (an unknown code is not
     in its table), an ``int`` for a whole number, a ``float`` for a number, a ``dict`` for a
     record with every field present, a ``list`` for a list, ``bytes`` of the size for a fixed,
     ``None`` or the branch for an optional value. Each line runs before the part is written,
-    and a value of another type that gets through it is refused by the encoder's own check."""
-    latest = [_latest_date()]  # as the clean check's: the clock read again only past it
-
-    def rules(src: GeneratedSource, node: Node, v: str, depth: int) -> None:
-        if isinstance(node, Primitive):
-            t = node.kind
-            if node.logical_type == "date":  # a date object (the encoder takes day counts too)
-                date, last = src.const(dt.date), src.const(latest)
-                future = f"({v} > {last}[0] and {v} > {src.const(_renew)}({last}))"
-                early = f"{v} < {src.const(EARLIEST_DATE)}"
-                wrong = f"type({v}) is not {date} or {early} or {future}"
-            elif t in ("int", "long"):
-                lo, hi = int_range(node.path, t)
-                wrong = f"not {lo} <= {v} <= {hi}"
-            elif t == "string" and node.path in SOURCE_ID_PATHS:
-                wrong = f"not {src.const(is_source_id)}({v})"
-            elif t == "string":  # printable text has no control character: no search then
-                search = src.const(control_character_search(node.path))
-                control = f"(not {v}.isprintable() and {search}({v}) is not None)"
-                wrong = f"len({v}) > {max_chars(node.path)} or {control}"
-            else:
-                return
-        elif isinstance(node, Array):
-            wrong = f"len({v}) > {max_items(node.path)}"
-        else:
-            return
-        src.add(depth, f"if {wrong}:")
-        src.add(depth + 1, "raise _Unfit")
-
-    return rules
+    and a value of another type that gets through it is refused by the encoder's own check.
+    The lines are :func:`schemas.codegen.value_rules`', shared with the trust's checked decoder."""
+    return value_rules(decoded=False)
 
 
 class Validator:
@@ -580,6 +544,18 @@ class Validator:
             )
         except Exception:  # a shape the decoder never makes: the walk says what it is
             return False
+
+    @property
+    def decoded(self) -> bool:
+        """Whether this is the trust's validator (of decoded data: value rules only)."""
+        return self._decoded
+
+    def cross_field_rules_hold(self, datum: dict[str, Any]) -> bool:
+        """Whether the rules across fields (a case record's date order, unique victim ids, ages)
+        find nothing in a decoded datum whose value rules have all passed; True for a schema
+        without such rules. For the trust's one pass (``PayloadDecoder.decode_checked``): False,
+        or an exception, sends the datum to :meth:`problems`."""
+        return not self._is_case or _record_rules_hold(datum, self._date_order)
 
     def problems(self, datum: Any) -> list[Problem]:
         """Every problem of ``datum``, in the order the walk meets them (none: valid)."""

@@ -1,9 +1,9 @@
 """The ingest pipeline: one inbound message in, one accepted event or one rejection out.
 
-verify signature → check source and agreement → decrypt → decode → validate → minimise under the
-agreement → (the worker dedupes by event id) → seal each person's identifiers under that person's
-own key. Pure with respect to the log and the store: the worker does the I/O, so the same steps
-run on every transport backend.
+verify signature → check source and agreement → decrypt → decode and validate (one pass for a
+valid payload of the current schema) → minimise under the agreement → (the worker dedupes by
+event id) → seal each person's identifiers under that person's own key. Pure with respect to the
+log and the store: the worker does the I/O, so the same steps run on every transport backend.
 """
 
 from __future__ import annotations
@@ -82,7 +82,6 @@ class IngestPipeline:
         # per topic and per message kind, what every message of it needs (looked up once)
         self._sources: dict[str, str] = {}
         self._validators: dict[MessageKind, Validator] = {}
-        self._checks: dict[MessageKind, Callable[[dict[str, Any]], None]] = {}
         # per batch: the agreement each (source, kind) was admitted under at the batch's arrival
         self._admitted: dict[tuple[str, MessageKind], Agreement | None] = {}
 
@@ -194,11 +193,17 @@ class IngestPipeline:
             agreement = (
                 self._admit(h.source_id, kind, received_ms) if admitted is _UNASKED else admitted
             )
-            datum = self._payloads.decode_payload(h.kind, h.schema_fingerprint, opened.payload)
-            check = self._checks.get(kind)
-            if check is None:
-                check = self._checks[kind] = self._validator(kind).check
-            check(datum)
+            # decode, then validate: in one pass for a payload of the kind's current schema
+            # without a problem, any other as two (the same datum, problems and errors). The
+            # first message of a kind is decoded before its validator is made, as it always was
+            payload, validator = opened.payload, self._validators.get(kind)
+            if validator is None:
+                datum = self._payloads.decode_payload(h.kind, h.schema_fingerprint, payload)
+                self._validator(kind).check(datum)
+            else:
+                datum = self._payloads.decode_checked(
+                    h.kind, h.schema_fingerprint, payload, validator
+                )
             if kind is MessageKind.RECORD_UPSERT:
                 if datum["reporting_entity"]["source_id"] != h.source_id:
                     raise SourceMismatch(
