@@ -354,7 +354,12 @@ def compile_decoder(model: SchemaModel) -> Decoder:
     note): the datum that fills the whole of the bytes given. It raises for any bytes it does not
     read itself (:class:`Unread` for bytes left over); ValueError here for a schema with a part
     it cannot generate (a map, a union other than ``[null, T]``, another logical type)."""
-    raw = _compile_raw(model)
+    return _whole(_compile_raw(model))
+
+
+def _whole(raw: Callable[[bytes, int], tuple[Any, int]]) -> Decoder:
+    """A decoder of whole payloads from a reader at an offset (:class:`Unread` for bytes left
+    over)."""
 
     def decode(data: bytes) -> Any:
         datum, end = raw(data, 0)
@@ -373,15 +378,7 @@ def compile_checked_decoder(model: SchemaModel, rules: RuleEmitter) -> Decoder:
     It raises for bytes it does not read itself and for a value a rule refuses: the caller then
     decodes and validates the usual way, so a datum it returns is the one the decoder gives and
     passed every rule the lines check. ValueError here for a schema it cannot generate."""
-    raw = _compile_raw(model, rules)
-
-    def decode(data: bytes) -> Any:
-        datum, end = raw(data, 0)
-        if end != len(data):
-            raise Unread
-        return datum
-
-    return decode
+    return _whole(_compile_raw(model, rules))
 
 
 def try_compile(model: SchemaModel) -> Decoder | None:

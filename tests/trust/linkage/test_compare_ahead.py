@@ -18,8 +18,7 @@ from trust.linkage import resolver as resolver_module
 from trust.store.events import LinkReviewOpened, RecordLinked
 from trust.store.eventstore import open_store
 
-from ..store.builders import consent, disposal, retracted
-from .test_determinism import Accept, Dispose, Op, Withdraw, histories
+from .test_determinism import Accept, Op, histories, store_ops
 from .test_resolver import Trust
 
 
@@ -33,15 +32,7 @@ def _decisions(ops: Sequence[Op], ahead: bool) -> list[Any]:
         store = open_store(f"sqlite:///{Path(d) / 'store.db'}")
         try:
             trust = Trust(store)
-            for op in ops:
-                if isinstance(op, Accept):
-                    trust.accept(op.source, op.case, list(op.victims), year=op.year)
-                elif isinstance(op, Withdraw):
-                    trust.append(consent(op.source, op.case, op.victim))
-                elif isinstance(op, Dispose):
-                    trust.append(disposal(op.source, op.case, None))
-                else:
-                    trust.append(retracted(op.source, op.case))
+            store_ops(trust, ops)
             follow(store, trust.resolver, page=10**6)  # one batch: every record compared ahead
             names: dict[str, int] = {}
 

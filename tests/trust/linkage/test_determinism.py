@@ -130,6 +130,19 @@ def _outcome(trust: Trust) -> tuple[list[tuple[Key, ...]], list[tuple[Any, ...]]
     )
 
 
+def store_ops(trust: Trust, ops: Sequence[Op]) -> None:
+    """Append ``ops``' events to the trust's store, as ingest would (nothing linked yet)."""
+    for op in ops:
+        if isinstance(op, Accept):
+            trust.accept(op.source, op.case, list(op.victims), year=op.year)
+        elif isinstance(op, Withdraw):
+            trust.append(consent(op.source, op.case, op.victim))
+        elif isinstance(op, Dispose):
+            trust.append(disposal(op.source, op.case, None))
+        else:
+            trust.append(retracted(op.source, op.case))
+
+
 def _run(ops: Sequence[Op], pages: Sequence[int], page: int, random_ids: bool = False) -> Any:
     """Append ``ops`` in runs of ``pages`` events (all at once when empty), the resolver
     following in pages of ``page`` after each run; person ids counted, or with ``random_ids``
@@ -143,15 +156,7 @@ def _run(ops: Sequence[Op], pages: Sequence[int], page: int, random_ids: bool = 
             cuts = list(pages) or [len(ops)]
             i = 0
             while i < len(ops):
-                for op in ops[i : i + cuts[0]]:
-                    if isinstance(op, Accept):
-                        trust.accept(op.source, op.case, list(op.victims), year=op.year)
-                    elif isinstance(op, Withdraw):
-                        trust.append(consent(op.source, op.case, op.victim))
-                    elif isinstance(op, Dispose):
-                        trust.append(disposal(op.source, op.case, None))
-                    else:
-                        trust.append(retracted(op.source, op.case))
+                store_ops(trust, ops[i : i + cuts[0]])
                 i += cuts[0]
                 cuts = cuts[1:] or cuts
                 follow(store, trust.resolver, page=page)
