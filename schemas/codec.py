@@ -346,6 +346,11 @@ class SchemaRegistry:
     def names(self) -> list[str]:
         return sorted(self._current)
 
+    def shipped(self) -> list[WireSchema]:
+        """Every schema this code reads, current and released before (by name, then
+        fingerprint)."""
+        return sorted(self._by_fp.values(), key=lambda s: (s.name, s.fingerprint))
+
 
 def _fields_within(old: Node, current: Node) -> bool:
     """Whether every record of ``old`` has only fields its counterpart in ``current`` has (the

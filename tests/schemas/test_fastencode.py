@@ -31,7 +31,7 @@ from .conftest import sample_record
 REGISTRY = default_registry()
 CASE = REGISTRY.current("case_record")
 encode_record = CASE.encode
-SHIPPED = sorted(REGISTRY._by_fp.values(), key=lambda s: (s.name, s.fingerprint))
+SHIPPED = REGISTRY.shipped()
 """Every schema the trust ships: the current ones and every released snapshot."""
 
 

@@ -29,7 +29,7 @@ from trust.store.vault import Vault
 
 REGISTRY = default_registry()
 CASE = REGISTRY.current("case_record")
-OLD_CASE = next(s for s in REGISTRY._by_fp.values() if s.name == "case_record" and s is not CASE)
+OLD_CASE = next(s for s in REGISTRY.shipped() if s.name == "case_record" and s is not CASE)
 TRUST = TrustKeyPair.generate()
 POLICE = SigningKey.generate("police")
 TODAY = dt.date.today()
