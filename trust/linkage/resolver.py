@@ -1026,7 +1026,10 @@ class _Run:
         it meets them). Record by record, building small tables and calling into numpy cost
         more than the comparisons themselves. A pair's levels depend on its two records only,
         so :meth:`_score` reads them here as long as the other record is the one compared; the
-        pairs it finds no levels for here are compared there."""
+        pairs it finds no levels for here are compared there. A batch of one record (a record
+        linked as it arrives) gains nothing from it: it is compared at its placement."""
+        if len(upserts) < 2:
+            return
         cap = self.settings.block_cap
         rows: dict[int, int] = {}  # id(prepared record) -> its row of the table
         records: list[PreparedRecord] = []
