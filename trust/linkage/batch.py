@@ -19,10 +19,11 @@ import numpy.typing as npt
 
 from trust.linkage.blocking import RunHasher
 from trust.linkage.cluster import Clustering, ScoredPair, cluster
+from trust.linkage.comparison import ComparisonVectors
 from trust.linkage.errors import LinkageError, LinkageReason
 from trust.linkage.linker import Linker, train
 from trust.linkage.model import Estimation
-from trust.linkage.record import FIELDS, LinkRecord, PreparedRecord, prepare
+from trust.linkage.record import FIELDS, LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.linkage.settings import LinkageSettings
 
 Index = npt.NDArray[np.intp]
@@ -205,16 +206,15 @@ def link_batch(
     step("block, compare and estimate")
     training = train(settings, prepared, hasher, groups=groups, within_groups=dedupe)
     step("score")
-    scored = training.linker.score_vectors(training.table, training.vectors)
+    vectors = training.vectors
+    probabilities = np.round(score_in_parts(training.linker, training.table, vectors), 12)
     step("cluster")
     ids = training.table.ids
-    probabilities = np.round(scored.probability, 12)
     keep = clustering_pairs(
-        len(ids), scored.vectors.left, scored.vectors.right, probabilities, settings.lower,
-        settings.upper,
-    )  # fmt: skip
-    left = scored.vectors.left[keep].tolist()
-    right = scored.vectors.right[keep].tolist()
+        len(ids), vectors.left, vectors.right, probabilities, settings.lower, settings.upper
+    )
+    left = vectors.left[keep].tolist()
+    right = vectors.right[keep].tolist()
     pairs = (
         ScoredPair.of(ids[a], ids[b], p)
         for a, b, p in zip(left, right, probabilities[keep].tolist(), strict=True)
@@ -236,9 +236,31 @@ def link_batch(
         clustering,
         training.linker,
         training.estimation,
-        len(scored.vectors),
+        len(vectors),
         training.oversized_blocks,
     )
+
+
+# score_in_parts scores this many pairs at a time: a pair's score is its own, and the scores of
+# all pairs at once hold a float per pair and comparison (2.4 GB for 25M pairs at 10^6 records)
+SCORE_PAIRS = 1 << 22
+
+
+def score_in_parts(linker: Linker, table: RecordTable, vectors: ComparisonVectors) -> Floats:
+    """``linker.score_vectors(table, vectors).probability``, :data:`SCORE_PAIRS` pairs at a
+    time (the same probabilities: each pair is scored from its own levels and records)."""
+    out = np.empty(len(vectors), dtype=np.float64)
+    for start in range(0, len(vectors), SCORE_PAIRS):
+        end = min(start + SCORE_PAIRS, len(vectors))
+        part = ComparisonVectors(
+            vectors.names,
+            vectors.left[start:end],
+            vectors.right[start:end],
+            vectors.levels[start:end],
+            vectors.swapped[start:end],
+        )
+        out[start:end] = linker.score_vectors(table, part).probability
+    return out
 
 
 def clustering_pairs(

@@ -23,6 +23,7 @@ large the store grows.
 from __future__ import annotations
 
 import hmac
+from array import array
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -459,11 +460,17 @@ PAIRS_PER_STEP = 1 << 22
 
 
 def _block_pairs(
-    block: npt.NDArray[np.int64], record: npt.NDArray[np.int64], n: int, groups: Index | None
+    block: npt.NDArray[np.int64],
+    record: npt.NDArray[np.int64],
+    n: int,
+    groups: Index | None,
+    chance: float | None = None,
+    rng: np.random.Generator | None = None,
 ) -> list[npt.NDArray[np.int64]]:
     """Every pair of records within each block (records distinct within a block), as codes
     ``left * n + right`` with ``left < right``; with ``groups``, only pairs across groups.
-    Blocks of one size are paired at once (an upper triangle of indices over a block matrix)."""
+    Blocks of one size are paired at once (an upper triangle of indices over a block matrix).
+    With ``chance`` (and ``rng``), each pair is kept with that chance as it is made."""
     if len(block) == 0:
         return []
     order = np.lexsort((record, block))
@@ -478,6 +485,9 @@ def _block_pairs(
         for at in range(0, len(first), step):
             members = record[first[at : at + step, None] + np.arange(size)]
             left, right = members[:, a].ravel(), members[:, b].ravel()  # sorted: left < right
+            if chance is not None and rng is not None:
+                kept = rng.random(len(left)) < chance
+                left, right = left[kept], right[kept]
             if groups is not None:
                 across = groups[left] != groups[right]
                 left, right = left[across], right[across]
@@ -494,3 +504,189 @@ def _distinct(parts: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
         return codes
     codes.sort()
     return codes[np.r_[True, codes[1:] != codes[:-1]]]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCodes:
+    """The blocking keys of many records as integer codes, for a batch join that never needs
+    the digests themselves: row ``j`` says record ``record[j]`` holds key ``key[j]``, which
+    refines key ``parent[j]`` (-1 for a rule's own key). Two records hold the same code exactly
+    when :func:`blocking_keys` gives them the same digest (the code stands for the domain and
+    parts a digest is made of), so a join on codes pairs the same records as a join on digests
+    — without a keyed hash, a :class:`BlockingKey` or a sorted tuple per key of each record."""
+
+    record: npt.NDArray[np.int64]
+    key: npt.NDArray[np.int64]
+    parent: npt.NDArray[np.int64]
+    keys: int  # codes run 0 .. keys - 1
+
+    def per_record(self, n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """CSR form: record ``i``'s codes are ``codes[pointers[i]:pointers[i + 1]]``."""
+        order = np.argsort(self.record, kind="stable")
+        pointers = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.record, minlength=n), out=pointers[1:])
+        return pointers, self.key[order]
+
+
+def block_codes(
+    records: Sequence[PreparedRecord],
+    rules: Sequence[BlockingRule],
+    refinements: Sequence[Refinement] = (),
+) -> BlockCodes:
+    """:func:`blocking_keys` of every record as :class:`BlockCodes` (the batch form).
+
+    A rule's key is coded by its domain and parts, as its digest is made; a refined key by its
+    rule's key, the refinement and the refinement's parts — the same thing whenever a
+    refinement's parts have one length (its digest joins the rule's parts and the refinement's
+    into one sequence, and only then could two splits of one sequence meet). Where a refinement
+    gives parts of several lengths, its keys are coded by the joined sequence itself.
+    """
+    import pandas as pd  # as candidate_pairs
+
+    codes: dict[tuple[str, ...], int] = {}
+    # machine integers (8 bytes each, where a list holds a 36-byte object per key of a record)
+    record = array("q")
+    key = array("q")
+    # per record and refinement: the code of its parts (-1: none), for the refined keys below
+    extra_codes: list[dict[tuple[str, ...], int]] = [{} for _ in refinements]
+    extra = [array("q") for _ in refinements]
+    lengths: list[set[int]] = [set() for _ in refinements]
+    applies = [[f.applies_to(rule.name) for f in refinements] for rule in rules]
+    names = [rule.name for rule in rules]
+    for i, r in enumerate(records):
+        for f, refinement in enumerate(refinements):
+            more = refinement.parts(r)
+            if more is None:
+                extra[f].append(-1)
+            else:
+                lengths[f].add(len(more))
+                extra[f].append(extra_codes[f].setdefault(more, len(extra_codes[f])))
+        for rule, name in zip(rules, names, strict=True):
+            for parts in rule.parts(r):
+                record.append(i)
+                key.append(codes.setdefault((name, *parts), len(codes)))
+    rec = np.frombuffer(record, dtype=np.int64) if record else np.zeros(0, dtype=np.int64)
+    own = np.frombuffer(key, dtype=np.int64) if key else np.zeros(0, dtype=np.int64)
+    parent = np.full(len(own), -1, dtype=np.int64)
+    if not refinements or len(own) == 0:
+        return BlockCodes(rec, own, parent, len(codes))
+    # a key's rule: codes were handed out in order, so look the rule up per distinct key
+    rule_of = np.empty(len(codes), dtype=np.int64)
+    index = {name: j for j, name in enumerate(names)}
+    for parts, code in codes.items():
+        rule_of[code] = index[parts[0]]
+    allowed = np.asarray(applies, dtype=np.bool_)  # rule x refinement
+    out_rec, out_key, out_parent = [rec], [own], [parent]
+    total = len(codes)
+    for f, refinement in enumerate(refinements):
+        narrowing = np.frombuffer(extra[f], dtype=np.int64)[rec]
+        take = (narrowing >= 0) & allowed[rule_of[own], f]
+        if not take.any():
+            continue
+        base, narrow = own[take], narrowing[take]
+        if len(lengths[f]) <= 1:
+            refined, _ = pd.factorize(base * max(len(extra_codes[f]), 1) + narrow)
+        else:
+            refined = _joined_codes(codes, extra_codes[f], refinement.name, base, narrow)
+        refined = refined.reshape(-1).astype(np.int64)
+        out_rec.append(rec[take])
+        out_key.append(refined + total)
+        out_parent.append(base)
+        total += int(refined.max()) + 1
+    return BlockCodes(
+        np.concatenate(out_rec), np.concatenate(out_key), np.concatenate(out_parent), total
+    )
+
+
+def _joined_codes(
+    codes: Mapping[tuple[str, ...], int],
+    extra_codes: Mapping[tuple[str, ...], int],
+    refinement: str,
+    base: npt.NDArray[np.int64],
+    narrow: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """Codes of refined keys by their digest's own input (the refined domain and the rule's
+    parts joined to the refinement's), for a refinement whose parts vary in length."""
+    keys: list[tuple[str, ...]] = [()] * len(codes)
+    for parts, code in codes.items():
+        keys[code] = parts
+    mores: list[tuple[str, ...]] = [()] * len(extra_codes)
+    for parts, code in extra_codes.items():
+        mores[code] = parts
+    seen: dict[tuple[str, ...], int] = {}
+    out = np.empty(len(base), dtype=np.int64)
+    for j, (b, m) in enumerate(zip(base.tolist(), narrow.tolist(), strict=True)):
+        parts = keys[b]
+        joined = (f"{parts[0]}+{refinement}", *parts[1:], *mores[m])
+        out[j] = seen.setdefault(joined, len(seen))
+    return out
+
+
+def candidate_pairs_of(
+    codes: BlockCodes,
+    n: int,
+    *,
+    groups: Index | None = None,
+    within_groups: bool = True,
+    max_block_size: int = 1000,
+    block_cap: int | None = None,
+    sample: tuple[int, np.random.Generator] | None = None,
+) -> tuple[CandidatePairs, float]:
+    """:func:`candidate_pairs` over :class:`BlockCodes` of ``n`` records: the same pairs, by
+    array operations alone.
+
+    With ``sample=(limit, rng)``, when the blocks' pairs number more than ``limit``, each pair
+    is kept with the chance ``limit / pairs`` (drawn from ``rng``) as it is made, so the pairs
+    of a large batch are never all held at once; the chance is returned with the pairs (1.0
+    when all are kept). A uniform sample: every pair has the same chance.
+    """
+    import pandas as pd  # as candidate_pairs
+
+    empty = np.zeros(0, dtype=np.intp)
+    if len(codes.key) == 0 or n == 0:
+        return CandidatePairs(empty, empty, 0), 1.0
+    key, parent = codes.key, codes.parent
+    if block_cap is None:
+        own_rows = parent < 0
+        key, rec = key[own_rows], codes.record[own_rows]
+        parent = parent[own_rows]
+    else:
+        rec = codes.record
+    parent_of = np.full(codes.keys, -1, dtype=np.int64)
+    parent_of[key] = parent
+    if np.array_equal(parent_of[key], parent):
+        # each (key, record) once (in no order: the pairs are made block by block, sorted)
+        held = pd.unique(key * n + rec)
+        key, rec = held // n, held % n
+        p = parent_of[key]
+    else:
+        # a refined key made from two keys (a refinement's parts of several lengths): each
+        # record's use of it is judged by the key it refines there
+        held, first = np.unique(key * n + rec, return_index=True)
+        key, rec, p = held // n, held % n, parent[first]
+    count = np.bincount(key, minlength=codes.keys)
+    size = count[key]
+    if block_cap is None:
+        oversized = int(np.count_nonzero(count > max_block_size))
+        use = (size > 1) & (size <= max_block_size)
+    else:
+        own = p < 0
+        parent_size = np.where(own, 0, count[np.maximum(p, 0)])
+        use = np.where(own, size <= block_cap, (parent_size > block_cap) & (size <= block_cap))
+        over = (size > block_cap) & (own | (parent_size > block_cap))
+        oversized = len(np.unique(key[over]))
+        use &= size > 1
+    key, rec = key[use], rec[use]
+    g = None if groups is None or within_groups else np.asarray(groups, dtype=np.intp)
+    chance = 1.0
+    rng = None
+    if sample is not None:
+        limit, rng = sample
+        sizes = np.bincount(key).astype(np.float64)
+        pairs = float((sizes * (sizes - 1) / 2).sum())
+        chance = min(1.0, limit / pairs) if pairs > 0 else 1.0
+    out = _distinct(_block_pairs(key, rec, n, g, chance if chance < 1.0 else None, rng))
+    return (
+        CandidatePairs((out // n).astype(np.intp), (out % n).astype(np.intp), oversized),
+        chance,
+    )

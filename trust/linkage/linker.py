@@ -23,8 +23,9 @@ import numpy.typing as npt
 from trust.linkage.blocking import (
     BlockingKey,
     KeyedHasher,
+    block_codes,
     blocking_keys,
-    candidate_pairs,
+    candidate_pairs_of,
 )
 from trust.linkage.comparison import Comparison, ComparisonVectors, compare_pairs
 from trust.linkage.model import (
@@ -246,20 +247,27 @@ def _all_pairs(n: int, groups: Index | None, within: bool) -> float:
 
 
 def _shares_key(keys: Sequence[frozenset[str]], left: Index, right: Index) -> Floats:
-    """1.0 where records ``left[k]`` and ``right[k]`` have a key in common, else 0.0: the
-    pair's row of a record-by-key incidence matrix times the other's, summed."""
+    """1.0 where records ``left[k]`` and ``right[k]`` have a key in common, else 0.0."""
+    codes: dict[str, int] = {}
+    columns = [codes.setdefault(d, len(codes)) for ks in keys for d in ks]
+    counts = np.fromiter((len(ks) for ks in keys), np.int64, len(keys))
+    pointers = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    return _shares_codes(pointers, np.asarray(columns, dtype=np.int64), left, right)
+
+
+def _shares_codes(
+    pointers: npt.NDArray[np.int64], codes: npt.NDArray[np.int64], left: Index, right: Index
+) -> Floats:
+    """:func:`_shares_key` of keys given as codes per record (CSR: record ``i``'s are
+    ``codes[pointers[i]:pointers[i + 1]]``): the pair's row of a record-by-key incidence matrix
+    times the other's, summed."""
     from scipy.sparse import csr_matrix  # here: only training needs it
 
     if len(left) == 0:
         return np.zeros(0, dtype=np.float64)
-    codes: dict[str, int] = {}
-    columns = [codes.setdefault(d, len(codes)) for ks in keys for d in ks]
-    counts = np.fromiter((len(ks) for ks in keys), np.intp, len(keys))
-    pointers = np.concatenate(([0], np.cumsum(counts)))
-    incidence = csr_matrix(
-        (np.ones(len(columns), dtype=np.int32), np.asarray(columns, dtype=np.intp), pointers),
-        shape=(len(keys), max(len(codes), 1)),
-    )
+    n = len(pointers) - 1
+    width = int(codes.max()) + 1 if len(codes) else 1
+    incidence = csr_matrix((np.ones(len(codes), dtype=np.int32), codes, pointers), shape=(n, width))
     shared = incidence[left].multiply(incidence[right]).sum(axis=1)
     return (np.asarray(shared).ravel() > 0).astype(np.float64)
 
@@ -313,15 +321,17 @@ def train(
 
     fits: list[SessionFit] = []
     sessions: list[tuple[str, int, int, bool]] = []
-    session_pairs: list[tuple[Index, Index, frozenset[str], list[frozenset[str]]]] = []
+    session_pairs: list[_SessionPairs] = []
+    sampling = np.random.default_rng((settings.seed, 1))  # not the random pairs' stream
     for training_rule in settings.training_rules:
-        rule = training_rule.rule
-        keys = [frozenset(k.digest for k in blocking_keys(r, (rule,), hasher)) for r in records]
-        pairs = candidate_pairs(
-            [[BlockingKey(rule.name, d) for d in ks] for ks in keys],
-            groups=groups,
+        codes = block_codes(records, (training_rule.rule,))
+        pairs, chance = candidate_pairs_of(
+            codes,
+            n,
+            groups=g,
             within_groups=within_groups,
             max_block_size=settings.max_block_size,
+            sample=(TRAINING_PAIRS, sampling),
         )
         levels = compare_pairs(comparisons, table, pairs.left, pairs.right).levels
         learn = [
@@ -335,18 +345,20 @@ def train(
             max_iterations=settings.em_max_iterations,
             tolerance=settings.em_tolerance,
         )
+        del levels
         fits.append(fit)
-        sessions.append((rule.name, len(pairs.left), fit.iterations, fit.converged))
-        session_pairs.append((pairs.left, pairs.right, frozenset(training_rule.fixes), keys))
+        sessions.append((training_rule.rule.name, len(pairs.left), fit.iterations, fit.converged))
+        session_pairs.append(_SessionPairs(pairs.left, pairs.right, codes.per_record(n), chance))
 
     prior = _prior(fits, session_pairs, total, seed_model.prior)
     model = replace(combine(seed_model, fits, prior), trained_on=max(n, 2))
+    del session_pairs, fits
     cap = settings.batch_block_cap
     refine = settings.refinements if cap is not None else ()
-    keys_all = [blocking_keys(r, settings.blocking_rules, hasher, refine) for r in records]
-    pairs = candidate_pairs(
-        keys_all,
-        groups=groups,
+    pairs, _ = candidate_pairs_of(
+        block_codes(records, settings.blocking_rules, refine),
+        n,
+        groups=g,
         within_groups=within_groups,
         max_block_size=settings.max_block_size,
         block_cap=cap,
@@ -360,6 +372,25 @@ def train(
     )
 
 
+# A training session compares at most about this many of its rule's pairs: beyond it, a uniform
+# sample of them (each pair kept with one chance). EM learns the share of the comparison vectors
+# among the pairs, which a sample of millions gives as well as all of them; and at a million
+# records a common name's or a date's blocks hold over a hundred million pairs (issue 15). A
+# batch of 10^5 records stays under it (its sessions compare all their pairs, 4.0M at most).
+TRAINING_PAIRS = 1 << 22
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionPairs:
+    """A training session's pairs, its rule's key codes per record (CSR: pointers, codes) and
+    the chance each of the rule's pairs had to be among them (1.0: all were)."""
+
+    left: Index
+    right: Index
+    keys: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+    chance: float
+
+
 # Without enough matches to count, a record is assumed to match this many others: about what
 # agencies' overlapping coverage gives (the same victim met by two of them).
 DEFAULT_MATCHES_PER_RECORD = 0.5
@@ -368,25 +399,25 @@ MIN_MATCHES_TO_COUNT = 10.0
 
 def _prior(
     fits: Sequence[SessionFit],
-    pairs: Sequence[tuple[Index, Index, frozenset[str], list[frozenset[str]]]],
+    pairs: Sequence[_SessionPairs],
     total_pairs: float,
     fallback: float,
 ) -> float:
     """Matches among all pairs: each session's expected matches over its rule's recall (the
-    share of the other sessions' expected matches that share its key); the mean estimate."""
+    share of the other sessions' expected matches that share its key); the mean estimate. A
+    session that compared a sample of its rule's pairs counts each pair for ``1 / chance``."""
     estimates = []
     for s, fit in enumerate(fits):
-        found = float(fit.posterior.sum())
+        found = float(fit.posterior.sum()) / pairs[s].chance
         if found < MIN_MATCHES_TO_COUNT:
             continue
         seen, total = 0.0, 0.0
         for o, other in enumerate(fits):
             if o == s or len(other.posterior) == 0:
                 continue
-            left, right, _, _ = pairs[o]
-            shares = _shares_key(pairs[s][3], left, right)
-            seen += float((other.posterior * shares).sum())
-            total += float(other.posterior.sum())
+            shares = _shares_codes(*pairs[s].keys, pairs[o].left, pairs[o].right)
+            seen += float((other.posterior * shares).sum()) / pairs[o].chance
+            total += float(other.posterior.sum()) / pairs[o].chance
         recall = seen / total if total >= 1.0 else 1.0
         estimates.append(found / max(recall, 0.05))
     if not estimates or total_pairs <= 0:
