@@ -304,6 +304,17 @@ def count_table(spec: StreamSpec, counts: Counter[tuple[str, ...]]) -> CountTabl
     return table_from_counts(spec, cells)
 
 
+def published(
+    history: dict[AggregateKey, set[float]], protected: ProtectedMargins
+) -> frozenset[AggregateKey]:
+    """Record the values ``protected`` publishes in ``history`` (every exact value published so
+    far, per aggregate, as the release stage keeps them); returns the aggregates it hides."""
+    for a in protected.table.aggregates:
+        if a.value is not None:
+            history.setdefault((a.dimensions, a.key), set()).add(float(a.value))
+    return frozenset((a.dimensions, a.key) for a in protected.table.aggregates if a.value is None)
+
+
 def releases(
     spec: StreamSpec, counts: Counter[tuple[str, ...]], k: int, follow_ups: int, seed: int
 ) -> dict[str, Any]:
@@ -315,12 +326,7 @@ def releases(
     history: dict[AggregateKey, set[float]] = {}
 
     def publish(protected: ProtectedMargins) -> frozenset[AggregateKey]:
-        for a in protected.table.aggregates:
-            if a.value is not None:
-                history.setdefault((a.dimensions, a.key), set()).add(float(a.value))
-        return frozenset(
-            (a.dimensions, a.key) for a in protected.table.aggregates if a.value is None
-        )
+        return published(history, protected)
 
     first_counts = count_table(spec, counts)
     first, _, first_cpu = timed(lambda: protect_margins(first_counts, k))

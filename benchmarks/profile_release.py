@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.disclosure import count_table, population_counts
+from benchmarks.disclosure import count_table, population_counts, published
 from trust.release.disclosure.margins import ProtectedMargins, protect_margins
 from trust.release.history import AggregateKey
 from trust.release.streams import VICTIMS_BY_SEX_AGE_FORM
@@ -83,12 +83,7 @@ def run(args: argparse.Namespace, prof: cProfile.Profile | None) -> tuple[list[f
     history: dict[AggregateKey, set[float]] = {}
 
     def publish(protected: ProtectedMargins) -> frozenset[AggregateKey]:
-        for a in protected.table.aggregates:
-            if a.value is not None:
-                history.setdefault((a.dimensions, a.key), set()).add(float(a.value))
-        return frozenset(
-            (a.dimensions, a.key) for a in protected.table.aggregates if a.value is None
-        )
+        return published(history, protected)
 
     first = protect_margins(count_table(spec, counts), k)
     hidden, guarded = publish(first), first.guarded
