@@ -1,11 +1,29 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from schemas.keys import Keyring, SigningKey, TrustKeyPair
+
+
+def victims_rule(
+    condition: str, seen: list[str] | None = None
+) -> Callable[[Any, Any, str, int], None]:
+    """Rule lines (a checked encoder's or decoder's) refusing a case record whose victims list
+    meets ``condition`` (its variable as ``{v}``: ``"{v}"`` refuses any victim, ``"not {v}"``
+    none); ``seen`` collects the variables they were emitted for."""
+
+    def rule(src: Any, node: Any, v: str, depth: int) -> None:
+        if node.path == "$.victims":
+            if seen is not None:
+                seen.append(v)
+            src.add(depth, f"if {condition.format(v=v)}:")
+            src.add(depth + 1, "raise _Unfit")
+
+    return rule
 
 
 def sample_record(

@@ -26,10 +26,9 @@ from schemas.fastdecode import (
     compile_checked_decoder,
     compile_decoder,
 )
-from schemas.model import Node
 from schemas.validate import Validator, validator_for
 
-from .conftest import sample_record
+from .conftest import sample_record, victims_rule
 from .test_fastdecode import GENERATED, mutated, same
 from .test_fastencode import fastavro_bytes, values
 from .test_validate_fast import BASE, ENCODE_VALID, changed_records
@@ -239,14 +238,7 @@ def _named(fingerprint: bytes) -> WireSchema:
 
 def test_a_rule_line_runs_once_the_part_is_read_and_refuses_the_datum() -> None:
     seen: list[str] = []
-
-    def no_victims(src: Any, node: Node, v: str, depth: int) -> None:
-        if node.path == "$.victims":
-            seen.append(v)
-            src.add(depth, f"if {v}:")
-            src.add(depth + 1, "raise _Unfit")
-
-    decode = compile_checked_decoder(CASE.model, no_victims)
+    decode = compile_checked_decoder(CASE.model, victims_rule("{v}", seen))
     record = sample_record("C-1")
     assert seen
     with pytest.raises(Refused):
@@ -258,13 +250,7 @@ def test_a_rule_line_runs_once_the_part_is_read_and_refuses_the_datum() -> None:
 def test_a_rule_line_that_refuses_an_empty_list_runs_on_an_empty_list_too() -> None:
     """A list's lines run only where one is not empty if they pass an empty list (most lists
     are): one that refuses it (at least one victim) still runs on an empty list."""
-
-    def some_victims(src: Any, node: Node, v: str, depth: int) -> None:
-        if node.path == "$.victims":
-            src.add(depth, f"if not {v}:")
-            src.add(depth + 1, "raise _Unfit")
-
-    decode = compile_checked_decoder(CASE.model, some_victims)
+    decode = compile_checked_decoder(CASE.model, victims_rule("not {v}"))
     record = sample_record("C-1")
     assert same(decode(CASE.encode(record)), CASE.decode(CASE.encode(record)))
     record["victims"] = []

@@ -26,7 +26,7 @@ from schemas.fastencode import (
 )
 from schemas.model import Array, Enum, Fixed, Map, Node, Primitive, Record, Union, parse
 
-from .conftest import sample_record
+from .conftest import sample_record, victims_rule
 
 REGISTRY = default_registry()
 CASE = REGISTRY.current("case_record")
@@ -345,14 +345,7 @@ def test_the_checked_pass_without_an_old_schema_gives_the_payload_twice(
 
 def test_a_rule_line_refuses_the_datum_and_runs_before_the_part_is_written() -> None:
     seen: list[str] = []
-
-    def no_victims(src: Any, node: Node, v: str, depth: int) -> None:
-        if node.path == "$.victims":
-            seen.append(v)
-            src.add(depth, f"if {v}:")
-            src.add(depth + 1, "raise _Unfit")
-
-    encode = compile_checked_encoder(CASE.model, OLDEST.model, no_victims)
+    encode = compile_checked_encoder(CASE.model, OLDEST.model, victims_rule("{v}", seen))
     record = full_record("C-1")
     assert seen and record["victims"]
     with pytest.raises(Unfit):
