@@ -246,19 +246,11 @@ def _all_pairs(n: int, groups: Index | None, within: bool) -> float:
     return float((sizes.sum() ** 2 - (sizes**2).sum()) / 2)
 
 
-def _shares_key(keys: Sequence[frozenset[str]], left: Index, right: Index) -> Floats:
-    """1.0 where records ``left[k]`` and ``right[k]`` have a key in common, else 0.0."""
-    codes: dict[str, int] = {}
-    columns = [codes.setdefault(d, len(codes)) for ks in keys for d in ks]
-    counts = np.fromiter((len(ks) for ks in keys), np.int64, len(keys))
-    pointers = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    return _shares_codes(pointers, np.asarray(columns, dtype=np.int64), left, right)
-
-
 def _shares_codes(
     pointers: npt.NDArray[np.int64], codes: npt.NDArray[np.int64], left: Index, right: Index
 ) -> Floats:
-    """:func:`_shares_key` of keys given as codes per record (CSR: record ``i``'s are
+    """1.0 where records ``left[k]`` and ``right[k]`` have a key in common, else 0.0, for keys
+    given as codes per record (CSR: record ``i``'s are
     ``codes[pointers[i]:pointers[i + 1]]``): the pair's row of a record-by-key incidence matrix
     times the other's, summed."""
     from scipy.sparse import csr_matrix  # here: only training needs it

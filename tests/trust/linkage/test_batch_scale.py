@@ -19,7 +19,7 @@ from trust.linkage.batch import clustering_pairs, link_batch, read_batch_csv
 from trust.linkage.blocking import BlockingKey, KeyedHasher, candidate_pairs
 from trust.linkage.cluster import ScoredPair, cluster
 from trust.linkage.comparison import compare_pairs
-from trust.linkage.linker import _shares_key, train
+from trust.linkage.linker import _shares_codes, train
 from trust.linkage.record import RecordTable, prepare
 from trust.linkage.settings import LinkageSettings
 
@@ -194,7 +194,7 @@ def test_clustering_pairs_keep_reviews_and_pairs_within_linked_records() -> None
     st.lists(st.frozensets(st.sampled_from(["a", "b", "c", "d"]), max_size=3), min_size=1),
     st.data(),
 )
-def test_shares_key_equals_set_intersection(
+def test_shared_codes_equal_set_intersection(
     keys: list[frozenset[str]], data: st.DataObject
 ) -> None:
     index = st.integers(0, len(keys) - 1)
@@ -202,4 +202,8 @@ def test_shares_key_equals_set_intersection(
     left = np.array([a for a, _ in pairs], dtype=np.intp)
     right = np.array([b for _, b in pairs], dtype=np.intp)
     expected = [float(bool(keys[a] & keys[b])) for a, b in pairs]
-    assert _shares_key(keys, left, right).tolist() == expected
+    codes: dict[str, int] = {}
+    columns = [codes.setdefault(k, len(codes)) for ks in keys for k in sorted(ks)]
+    pointers = np.concatenate(([0], np.cumsum([len(ks) for ks in keys]))).astype(np.int64)
+    got = _shares_codes(pointers, np.asarray(columns, dtype=np.int64), left, right)
+    assert got.tolist() == expected
