@@ -123,25 +123,42 @@ def setup(root: Path, sources: list[str]) -> Home:
     return home
 
 
-def _latency_round(base: dict[str, Any], r: int) -> list[Outgoing]:
-    """Round ``r``'s 12 new persons, all in year ``1960 + r`` (a cell no other round touches)."""
+ROUND_PERSONS = 12  # new persons in each latency round
+
+
+def _latest_year(recs: Sequence[dict[str, Any]]) -> int | None:
+    years = [(r.get("event") or {}).get("year_of_exploitation") for r in recs]
+    return max((y for y in years if isinstance(y, int)), default=None)
+
+
+def _latency_round(
+    recs: Sequence[dict[str, Any]], r: int, cells: str, year: int | None
+) -> list[Outgoing]:
+    """Round ``r``'s new persons, each a different person. ``cells="current"``: copies of the
+    data's records (their sex, age and forms) in the data's latest year — the week's new cases
+    of a live trust, which change a few existing cells; ``"new-year"``: all in year ``1960 + r``
+    (with the years made sticky, a new year column each round: a table that grows every round,
+    the costliest case)."""
     batch = []
-    for j in range(12):
+    for j in range(ROUND_PERSONS):
+        n = r * ROUND_PERSONS + j
+        base = recs[0] if cells == "new-year" else recs[n % len(recs)]
         rec = {**base, "case_id": f"L-{r}-{j}"}
-        rec["event"] = {
-            **base["event"],
-            "year_of_exploitation": 1960 + r,
-            "forms_of_exploitation": ["OrganRemoval"],
-        }
-        # a different person each time (else linkage makes them one person and the round's
-        # cell never reaches the threshold)
+        if cells == "new-year":
+            rec["event"] = {
+                **base["event"],
+                "year_of_exploitation": 1960 + r,
+                "forms_of_exploitation": ["OrganRemoval"],
+            }
+        elif year is not None:
+            rec["event"] = {**(base.get("event") or {}), "year_of_exploitation": year}
+        # a different person each time (else linkage makes them one person)
         rec["victims"] = [
             {
                 **v,
                 "victim_id": f"LV-{r}-{j}",
-                "sex": "Feminine",
-                "age_at_identification": 30,
-                "identifiers": _distinct_person(v["identifiers"], r * 12 + j),
+                **({"sex": "Feminine", "age_at_identification": 30} if cells == "new-year" else {}),
+                "identifiers": _distinct_person(v["identifiers"], n),
             }
             for v in base["victims"][:1]
         ]
@@ -205,6 +222,7 @@ def run_backend(
     root: Path,
     rounds: int,
     streams: Sequence[str] = STREAMS,
+    cells: str = "current",
 ) -> dict[str, Any]:
     home = setup(root, ["police"])
     key = wiring.source_signing_key(home, "police")
@@ -243,12 +261,14 @@ def run_backend(
 
         # release latency, per stream in order: each stream is subscribed when its turn comes,
         # so the first is measured alone and then beside the later ones; each round adds 12
-        # persons in a new cell, so every subscribed stream's figures change. Each consumer
+        # persons (see _latency_round), so every subscribed stream's figures change. Each consumer
         # reads in a thread of its own (with its own log client), as it would in its own
         # process, while the trust makes its releases.
         keys = wiring.release_public_keys(home.release_keys)
         out["release_latency_ms"] = {}
         round_no = 0
+        year = _latest_year(recs)
+        out["latency_rounds"] = {"persons": ROUND_PERSONS, "cells": cells, "year": year}
         with contextlib.ExitStack() as watching:
             watchers: dict[str, _Watcher] = {}
             for phase, stream in enumerate(streams):
@@ -260,7 +280,7 @@ def run_backend(
                 latencies: dict[str, list[float]] = {s: [] for s in watchers}
                 check_cpu: list[float] = []
                 for _ in range(rounds):
-                    pub.publish(_latency_round(recs[0], round_no))
+                    pub.publish(_latency_round(recs, round_no, cells, year))
                     round_no += 1
                     TrustRunner(worker=runner.worker, releases=[]).run(until_caught_up=True)
                     stored = time.perf_counter()
@@ -288,6 +308,13 @@ def main() -> None:
         "--streams", default=",".join(STREAMS), help="comma-separated, measured in this order"
     )
     ap.add_argument(
+        "--round-cells",
+        choices=("current", "new-year"),
+        default="current",
+        help="where each latency round's persons go: existing cells of the latest year (a live "
+        "trust's new cases), or a new year each round (a table that grows every round)",
+    )
+    ap.add_argument(
         "--gc-default",
         action="store_true",
         help="keep CPython's collector thresholds (the CLI tunes them: tiptrust.runtime)",
@@ -311,7 +338,12 @@ def main() -> None:
         progress.advance(task)
         streams = args.streams.split(",")
         result["sqlite"] = run_backend(
-            f"sqlite:///{tmp / 'log.db'}", recs, tmp / "sqlite", args.rounds, streams
+            f"sqlite:///{tmp / 'log.db'}",
+            recs,
+            tmp / "sqlite",
+            args.rounds,
+            streams,
+            args.round_cells,
         )
         progress.advance(task)
         if args.kafka:
@@ -319,7 +351,7 @@ def main() -> None:
 
             with TansuBroker() as broker:
                 result["kafka_tansu"] = run_backend(
-                    broker.url, recs, tmp / "kafka", args.rounds, streams
+                    broker.url, recs, tmp / "kafka", args.rounds, streams, args.round_cells
                 )
             progress.advance(task)
     print(json.dumps(result, indent=2))

@@ -11,10 +11,10 @@ then ``--rounds`` follow-ups, each protected as the release stage protects it
 (``protect_margins`` carried below 2k, under the differencing rule against every exact value
 published so far), each after ``--add`` more persons:
 
-- ``--mode pipeline`` (default): as ``benchmarks/pipeline.py``'s latency rounds, in a year of
-  their own (1960 + round: a new year category, so the table grows a little), women aged 25-34,
-  organ removal; ``--pre-rounds`` such rounds (5: the two-way stream's phase of the pipeline)
-  come before the first release;
+- ``--mode pipeline`` (default): as ``benchmarks/pipeline.py --round-cells new-year`` adds
+  them, in a year of their own (1960 + round: a new year category, so the table grows a little),
+  women aged 25-34, organ removal; ``--pre-rounds`` such rounds (5: the two-way stream's phase
+  of the pipeline) come before the first release;
 - ``--mode cells``: in one non-empty cell drawn at random (seeded): only a few cells' counts
   change between releases.
 

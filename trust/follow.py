@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from sqlalchemy import Connection
 
@@ -85,49 +85,46 @@ class LogPublisher(Protocol):
 
 def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: int = 1000) -> int:
     """Bring ``follower`` up to the store's current end; returns how many events it handled."""
+    # what kind of follower it is, asked once (a runtime protocol check walks its attributes)
+    in_store: StoreFollower | None = follower if isinstance(follower, StoreFollower) else None
     state = store.follower_state(follower.name)
     after = state.last_seq
-    version = follower.version if isinstance(follower, StoreFollower) else ""
-    if isinstance(follower, StoreFollower) and state.last_seq and state.version != version:
+    version = in_store.version if in_store is not None else ""
+    if in_store is not None and state.last_seq and state.version != version:
         # built by other definitions: start again from the whole store
         log.info("follow.rebuilding follower=%s", follower.name)
-        store.reset_follower(follower.name, follower.clear)
+        store.reset_follower(follower.name, in_store.clear)
         after = 0
     upto = store.last_seq()
     if upto <= after:
         return 0
-    if after == 0 and isinstance(follower, StoreFollower) and isinstance(follower, BuildsFromState):
-        if not store.advance_follower(follower.name, 0, upto, follower.build, version):
+    if after == 0 and in_store is not None and isinstance(in_store, BuildsFromState):
+        if not store.advance_follower(follower.name, 0, upto, in_store.build, version):
             return 0  # another process built it meanwhile
         counts = store.count_by_type()
         log.info("follow.built follower=%s last_seq=%d", follower.name, upto)
         return sum(counts.get(t, 0) for t in follower.event_types)
+    records = in_store.reads_records if in_store is not None else True
     handled = 0
     while True:
-        events = store.read_types(
-            follower.event_types,
-            after,
-            upto,
-            page,
-            records=follower.reads_records if isinstance(follower, StoreFollower) else True,
-        )
+        events = store.read_types(follower.event_types, after, upto, page, records=records)
         # done at a short page, or when the page ends at the store's end as read (a page of
         # exactly ``page`` events: no second read and empty transaction just to find nothing)
         done = len(events) < page or events[-1][0] >= upto
         last = upto if done else events[-1][0]
-        if isinstance(follower, StoreFollower):
+        if in_store is not None:
             applied = store.advance_follower(
                 follower.name,
                 after,
                 last,
-                functools.partial(follower.apply, events=events),
+                functools.partial(in_store.apply, events=events),
                 version,
             )
             if not applied:
                 return handled  # another process advanced this follower meanwhile
         else:
             if events:
-                follower.send(events)
+                cast(LogPublisher, follower).send(events)
             if not store.advance_follower(follower.name, after, last):
                 return handled
         handled += len(events)
