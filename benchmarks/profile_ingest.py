@@ -213,6 +213,11 @@ def _instrument(meter: _Meter, runner: Any) -> list[tuple[Any, str, Any]]:
     # the payload's reader: the generated decoders' front (the registry's on an older tree)
     payloads = getattr(pipeline, "_payloads", pipeline.registry)
     w = meter.wrap
+    # an event's row: its values' tuple (event_row's dict on an older tree)
+    row = "event_values" if "event_values" in vars(eventstore_module) else "event_row"
+    # what the projections work out before the append's lock (not on an older tree)
+    prepare = vars(projections).get("prepare")
+    ahead = [] if prepare is None else [(projections, "prepare", w("projections prepare", prepare))]
     return [
         (worker, "step", w("step", worker.step)),
         (consumer, "poll", w("poll", consumer.poll)),
@@ -225,7 +230,7 @@ def _instrument(meter: _Meter, runner: Any) -> list[tuple[Any, str, Any]]:
         (vault, "prepare_deferred", w("vault.prepare_deferred", vault.prepare_deferred)),
         (vault, "seal_identifiers", w("vault.seal_identifiers", vault.seal_identifiers)),
         (worker, "_store", w("store", worker._store)),
-        (eventstore_module, "event_row", w("event_row", vars(eventstore_module)["event_row"])),
+        (eventstore_module, row, w("event_row", vars(eventstore_module)[row])),
         (stored_module, "encode_record", w("encode record", stored_module.encode_record)),
         (
             EventStore,
@@ -238,8 +243,14 @@ def _instrument(meter: _Meter, runner: Any) -> list[tuple[Any, str, Any]]:
             "_insert_events",
             staticmethod(w("insert events", EventStore._insert_events)),
         ),
-        (projections, "apply_many", w("projections", projections.apply_many)),
+        (projections, _apply_name(), w("projections", vars(projections)[_apply_name()])),
+        *ahead,
     ]
+
+
+def _apply_name() -> str:
+    """The projections' function an append calls (``apply_many`` on an older tree)."""
+    return "apply_run" if "apply_run" in vars(projections) else "apply_many"
 
 
 def _round(root: Path, home: Home, log: EventLog, i: int, meter: _Meter | None) -> dict[str, Any]:
@@ -253,12 +264,17 @@ def _round(root: Path, home: Home, log: EventLog, i: int, meter: _Meter | None) 
             t = _cpu()
             accepted = _until_caught_up(worker)
             return {"accepted": accepted, "step_s": _cpu() - t}
-        apply_many = projections.apply_many
+        # what an append applies: apply_run (seqs and events apart), apply_many on an older tree
+        name = _apply_name()
+        apply = vars(projections)[name]
         check = Validator.check
 
-        def capture_apply(conn: Any, items: Any) -> None:
-            captured["batches"].append(list(items))
-            apply_many(conn, items)
+        def capture_apply(conn: Any, *args: Any) -> None:
+            if name == "apply_run":
+                captured["batches"].append(list(zip(args[0], args[1], strict=True)))
+            else:
+                captured["batches"].append(list(args[0]))
+            apply(conn, *args)
 
         def capture_check(self: Validator, datum: Any) -> None:
             captured["datums"].append(datum)
@@ -268,7 +284,7 @@ def _round(root: Path, home: Home, log: EventLog, i: int, meter: _Meter | None) 
             )
             check(self, datum)
 
-        capture = [(projections, "apply_many", capture_apply), (Validator, "check", capture_check)]
+        capture = [(projections, name, capture_apply), (Validator, "check", capture_check)]
         with _patched(capture), _patched(_instrument(meter, runner)):
             accepted = _until_caught_up(worker)
         for victim, identifiers in captured.pop("identifiers"):

@@ -43,7 +43,11 @@ Parts (``--skip`` takes their names):
   ``--worker-rounds`` rounds; medians, and every run beside them (with the machine's load before
   it). ``ratio`` is each count's median events/s over the first count's — the issue's target for
   two workers against one is >= 1.5. The machine's cores are shared with the broker (and with
-  whatever else runs on it: read ``loadavg_1m_before``).
+  whatever else runs on it: read ``loadavg_1m_before``). Per worker, ``append_lock_held_s`` is
+  the wall time it held the store's append lock, ``append_lock_cpu_s`` its appending thread's
+  CPU time meanwhile (the rest: its commit's fsync, and waiting for a core), and
+  ``append_lock_wait_s`` the time it queued for the lock; ``serial_fraction`` is the held time
+  summed over the workers, over the run's time from its first stored batch.
 
 Every figure is read beside its floor from the same run; compare two versions back to back on
 the same machine (each from its own ``git worktree`` with ``PYTHONPATH`` set to it).
@@ -421,14 +425,16 @@ def child_member(home: Path, log_url: str, store_url: str, go: Path, total: int)
         "cpu_s": round(cpu, 2),
         "append_lock_held_s": round(lock["held"], 2),
         "append_lock_wait_s": round(lock["wait"], 2),
+        "append_lock_cpu_s": round(lock["cpu"], 2),
     }
 
 
 def _time_append_lock(store: Any) -> dict[str, float]:
     """Seconds this process held the store's append lock (the serial part of ingest: from the
-    file lock to the commit) and waited for it — measured around the SQLite store's append queue
+    file lock to the commit), the appending thread's CPU seconds while it held it, and the seconds
+    it waited for it — measured around the SQLite store's append queue
     (``trust.store.eventstore``), a benchmark-only wrapper."""
-    times = {"held": 0.0, "wait": 0.0}
+    times = {"held": 0.0, "wait": 0.0, "cpu": 0.0}
     queue = store._queue
     if queue is None:
         return times
@@ -438,12 +444,13 @@ def _time_append_lock(store: Any) -> dict[str, float]:
     def timed() -> Iterator[None]:
         t0 = time.perf_counter()
         with held():
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.thread_time()
             times["wait"] += t1 - t0
             try:
                 yield
             finally:
                 times["held"] += time.perf_counter() - t1
+                times["cpu"] += time.thread_time() - c1
 
     setattr(queue, "held", timed)  # noqa: B010 (an instance attribute over the method)
     return times
@@ -668,6 +675,7 @@ def _workers_once(tmp: Path, base: list[dict[str, Any]], events: int, n: int) ->
                     "cpu_s",
                     "append_lock_held_s",
                     "append_lock_wait_s",
+                    "append_lock_cpu_s",
                 )
             }
             for m in members

@@ -43,12 +43,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from schemas.errors import ReasonCode
 from transport import EventLog, LogConsumer, LogRecord, TransportError, topics
 from trust.ingest.pipeline import IngestPipeline, Outcome, Rejection
+from trust.store.db import select_in
 from trust.store.errors import DuplicateEvent
 from trust.store.events import Event, MessageRejected
 from trust.store.eventstore import EventStore, PositionLike
@@ -58,6 +59,7 @@ from trust.store.vault import KeysTaken
 INGEST_CONSUMER = "trust-ingest"
 _SEAL_ATTEMPTS = 3  # a batch whose new keys another writer took meanwhile is sealed again
 _FENCE_ATTEMPTS = 5  # a batch another worker stored part of meanwhile is filtered again
+_POSITION_COLUMNS = ("topic", "partition", "next_offset")
 
 # a commit the group refused because it is rebalancing: the effects are stored (the store's
 # positions are the truth), so this member goes on; the partition's next owner resumes there
@@ -403,11 +405,15 @@ def _check_positions(conn: Connection, expect: Expect) -> None:
     single-writer lock, so no other worker can move a position between check and write."""
     if not expect:
         return
-    t = _positions_table
-    rows = conn.execute(
-        select(t.c.topic, t.c.partition, t.c.next_offset).where(
-            t.c.consumer == INGEST_CONSUMER, t.c.topic.in_(sorted({k[0] for k in expect}))
-        )
+    # through the driver (select_in): a statement SQLAlchemy builds costs more than the query,
+    # and this one runs under the lock once per append
+    rows = select_in(
+        conn,
+        _positions_table,
+        _POSITION_COLUMNS,
+        "topic",
+        sorted({k[0] for k in expect}),
+        where={"consumer": INGEST_CONSUMER},
     )
     actual = {(topic, partition): int(n) for topic, partition, n in rows}
     for key, offset in expect.items():

@@ -140,29 +140,6 @@ def _compiled_insert(
     return compiled.string, order
 
 
-def bulk_insert_ignoring(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], conflict: Sequence[str]
-) -> int:
-    """:func:`bulk_insert`, leaving out each row whose ``conflict`` columns (a unique key) match
-    a row already there (``ON CONFLICT DO NOTHING``); returns how many rows were inserted (both
-    drivers sum an ``executemany``'s row counts, and a row left out counts none)."""
-    if not rows:
-        return 0
-    sql, order = _compiled_insert_ignoring(conn.dialect, table, tuple(rows[0]), tuple(conflict))
-    return _execute_many(conn, sql, order, rows)
-
-
-@lru_cache(maxsize=64)
-def _compiled_insert_ignoring(
-    dialect: Dialect, table: Table, keys: tuple[str, ...], conflict: tuple[str, ...]
-) -> tuple[str, tuple[str, ...] | None]:
-    ins: Any = _insert_for(dialect.name, table)
-    stmt = ins.on_conflict_do_nothing(index_elements=[table.c[c] for c in conflict])
-    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
-    order = tuple(compiled.positiontup or ()) if compiled.positional else None
-    return compiled.string, order
-
-
 def _execute_many(
     conn: Connection, sql: str, order: tuple[str, ...] | None, rows: Sequence[Mapping[str, Any]]
 ) -> int:
@@ -185,6 +162,54 @@ def insert_values(
     if not rows:
         return
     sql = _insert_values_sql(conn.dialect, table, tuple(columns))
+    conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
+
+
+def insert_values_ignoring(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    conflict: Sequence[str],
+) -> int:
+    """:func:`insert_values`, leaving out each row whose ``conflict`` columns (a unique key)
+    match a row already there (``ON CONFLICT … DO NOTHING``);
+    returns how many rows were inserted."""
+    if not rows:
+        return 0
+    for name in conflict:
+        table.c[name]  # an unknown column is a KeyError here, never SQL
+    q = conn.dialect.identifier_preparer.quote
+    sql = _insert_values_sql(conn.dialect, table, tuple(columns))
+    sql += f" ON CONFLICT ({', '.join(q(c) for c in conflict)}) DO NOTHING"
+    return int(conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows)).rowcount)
+
+
+def upsert_increasing(
+    conn: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    column: str,
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """INSERT many rows (tuples of ``key_columns``' values, then ``column``'s) through the
+    driver's ``executemany``; a row whose key is there already sets ``column`` only where that
+    makes it larger (``ON CONFLICT … DO UPDATE … WHERE``; SQLite and PostgreSQL write it alike).
+    The SQL is written here, as :func:`select_in` writes its own: SQLAlchemy's statement costs
+    more to build than to run, once per append."""
+    if not rows:
+        return
+    for name in (*key_columns, column):
+        table.c[name]  # an unknown column is a KeyError here, never SQL
+    q = conn.dialect.identifier_preparer.quote
+    mark = _mark(conn)
+    names = [q(c) for c in (*key_columns, column)]
+    t, c = q(table.name), q(column)
+    sql = (
+        f"INSERT INTO {t} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))}) "
+        f"ON CONFLICT ({', '.join(names[:-1])}) DO UPDATE SET {c} = excluded.{c} "
+        f"WHERE {t}.{c} < excluded.{c}"
+    )
     conn.exec_driver_sql(sql, rows if isinstance(rows, list) else list(rows))
 
 

@@ -36,22 +36,27 @@ from sqlalchemy.exc import IntegrityError
 from schemas.errors import Delivery
 from trust.store import projections
 from trust.store.db import (
-    bulk_insert,
     dialect_insert,
+    insert_values,
     make_engine,
     migrate,
     select_in,
     serialise_appends,
+    upsert_increasing,
     writer,
 )
 from trust.store.errors import DuplicateEvent
 from trust.store.events import Event
-from trust.store.stored import event_row, read_page
+from trust.store.stored import EVENT_COLUMNS, event_values, read_page
 from trust.store.tables import accepted_event_ids as _accepted
 from trust.store.tables import follower_positions as _followers
 from trust.store.tables import positions as _positions
 from trust.store.tables import proj_rejections as _rejections
 from trust.store.tables import stored_events as _events
+
+_EVENT_INSERT = (*EVENT_COLUMNS, "seq")  # an event row's values, then its seq
+_ACCEPTED_COLUMNS = ("source_id", "event_id", "seq")
+_POSITION_KEY = ("consumer", "topic", "partition")
 
 AcceptedKey = tuple[str, str]
 """An accepted inbound event's identity: (the source that signed it, its event id)."""
@@ -137,6 +142,14 @@ class QuarantineEntry:
     partition: int
     offset: int
     recorded_at_ms: int
+
+
+def _max_seq(conn: Connection) -> int:
+    """The largest stored seq (0: none), through the driver."""
+    return int(conn.exec_driver_sql(_MAX_SEQ).scalar_one())
+
+
+_MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM stored_events"
 
 
 def _now_ms() -> int:
@@ -236,16 +249,21 @@ class EventStore:
         one duplicate rolls back every message of the batch. With it, the item at index ``i``
         whose inbound event id its source already had accepted (in the store, or earlier in
         ``items``) is stored as ``on_duplicate(i)`` instead (events that are not inbound, e.g.
-        its rejection), found by the one query the append makes anyway. ``effect`` runs inside
-        the transaction, before the events are written (another writer's rows that must commit
-        with them, e.g. the vault's new keys).
+        its rejection), found by the one query the append makes anyway (before the write lock).
+        ``effect`` runs inside the transaction, under the lock, before the events are written
+        (another writer's rows that must commit with them, e.g. the vault's new keys).
+
+        Only what needs the lock is done under it: the rows' values, the dedupe query and the
+        projections' rows (:func:`projections.prepare`) are worked out before; under it, the
+        seqs are taken and the rows written, the projections finished from what the tables hold.
 
         Raises:
             DuplicateEvent: as for :meth:`append` (``event_id`` names the first duplicate), or a
-                concurrent writer accepted one of the ids meanwhile; nothing was written.
+                concurrent writer accepted one of the ids after the query (the table's unique key
+                refuses it under the lock); nothing was written.
         """
         now = _now_ms()
-        rows: list[list[dict[str, Any]]] = []
+        values: list[list[tuple[Any, ...]]] = []
         evs: list[Sequence[Event]] = []
         keys: list[list[AcceptedKey]] = []
         all_keys: list[AcceptedKey] = []
@@ -258,7 +276,7 @@ class EventStore:
                 k = (topic, partition)
                 if next_offsets.get(k, 0) <= offset:
                     next_offsets[k] = offset + 1
-            rows.append([event_row(ev, now, topic, partition, offset) for ev in events])
+            values.append([event_values(ev, now, topic, partition, offset) for ev in events])
             evs.append(events)
             ks = []
             for ev in events:
@@ -269,46 +287,61 @@ class EventStore:
         if on_duplicate is None:
             _refuse_repeats(items, keys)
 
+        # Which ids were accepted already is asked BEFORE the write lock is taken: an id another
+        # writer accepts meanwhile is refused under the lock by the table's unique key (the
+        # guarantee either way), and the append raises DuplicateEvent with nothing written.
+        already = self._accepted_before(all_keys) if all_keys else set()
+        if already and on_duplicate is None:
+            i, first = next((i, k) for i, ks in enumerate(keys) for k in ks if k in already)
+            raise DuplicateEvent(
+                "event id already accepted", event_id=first[1], delivery=_delivery(items[i])
+            )
+        if on_duplicate is not None and (already or len(set(all_keys)) < len(all_keys)):
+            seen = set(already)
+            for i, ks in enumerate(keys):
+                if seen.isdisjoint(ks) and len(set(ks)) == len(ks):
+                    seen.update(ks)
+                    continue
+                instead = list(on_duplicate(i))
+                if any(_accepted_key(ev) is not None for ev in instead):
+                    raise ValueError("a duplicate's replacement must not be an inbound event")
+                pos = items[i][1]
+                values[i] = [event_values(ev, now, *_where(pos)) for ev in instead]
+                evs[i], keys[i] = instead, []
+        # everything the rows need but their seqs, worked out before the lock too
+        flat = [ev for events in evs for ev in events]
+        flat_values = [v for item_values in values for v in item_values]
+        id_rows = [
+            (i, ev.source_id, ev.event_id)
+            for i, ev in enumerate(flat)
+            if ev.accepted and ev.event_id is not None and ev.source_id is not None
+        ]
+        prepared = projections.prepare(flat)
+
         queued = self._queue.held() if self._queue is not None else contextlib.nullcontext()
         with queued, self._writer.begin() as conn:
             serialise_appends(conn)
-            already = self._accepted_among(conn, all_keys) if all_keys else set()
-            if already and on_duplicate is None:
-                i, first = next((i, k) for i, ks in enumerate(keys) for k in ks if k in already)
-                raise DuplicateEvent(
-                    "event id already accepted", event_id=first[1], delivery=_delivery(items[i])
-                )
-            if on_duplicate is not None and (already or len(set(all_keys)) < len(all_keys)):
-                seen = set(already)
-                for i, ks in enumerate(keys):
-                    if seen.isdisjoint(ks) and len(set(ks)) == len(ks):
-                        seen.update(ks)
-                        continue
-                    instead = list(on_duplicate(i))
-                    if any(_accepted_key(ev) is not None for ev in instead):
-                        raise ValueError("a duplicate's replacement must not be an inbound event")
-                    pos = items[i][1]
-                    rows[i] = [event_row(ev, now, *_where(pos)) for ev in instead]
-                    evs[i], keys[i] = instead, []
             if effect is not None:
                 effect(conn)
-            flat = [ev for events in evs for ev in events]
-            seqs = self._insert_events(conn, [r for item_rows in rows for r in item_rows])
-            id_rows = [
-                {"source_id": ev.source_id, "event_id": ev.event_id, "seq": seq}
-                for ev, seq in zip(flat, seqs, strict=True)
-                if ev.accepted and ev.event_id is not None and ev.source_id is not None
-            ]
+            seqs = self._insert_events(conn, flat_values)
             if id_rows:
                 try:
                     # A savepoint is not needed: any failure aborts the whole append.
-                    bulk_insert(conn, _accepted, id_rows)
+                    insert_values(
+                        conn, _accepted, _ACCEPTED_COLUMNS, [(s, e, seqs[i]) for i, s, e in id_rows]
+                    )
                 except IntegrityError as exc:  # a concurrent writer accepted one first
                     raise DuplicateEvent("event id already accepted (concurrent)") from exc
             if next_offsets:
                 self._advance(conn, consumer, next_offsets)
-            projections.apply_many(conn, list(zip(seqs, flat, strict=True)))
+            projections.apply_run(conn, seqs, flat, prepared)
         return AppendResult(tuple(seqs))
+
+    def _accepted_before(self, keys: Sequence[AcceptedKey]) -> set[AcceptedKey]:
+        """:meth:`_accepted_among` in a short read transaction of its own (an append asks it
+        before it takes the store's write lock)."""
+        with self._engine.connect() as conn, conn.begin():
+            return self._accepted_among(conn, keys)
 
     @classmethod
     def append_in(cls, conn: Connection, events: Sequence[Event]) -> list[int]:
@@ -324,48 +357,49 @@ class EventStore:
             raise ValueError("inbound events are appended by append(), with their position")
         serialise_appends(conn)
         now = _now_ms()
-        seqs = cls._insert_events(conn, [event_row(ev, now, None, None, None) for ev in events])
-        projections.apply_many(conn, list(zip(seqs, events, strict=True)))
+        seqs = cls._insert_events(conn, [event_values(ev, now, None, None, None) for ev in events])
+        projections.apply_run(conn, seqs, events)
         return seqs
 
     @staticmethod
-    def _insert_events(conn: Connection, rows: list[dict[str, object]]) -> list[int]:
-        """Insert event rows; their seqs, in order. Appends are serialised by the caller."""
+    def _insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert event rows (:func:`event_values`' tuples); their seqs, in order. Appends are
+        serialised by the caller."""
         if not rows:
             return []
+        seqs: list[int]
         if conn.dialect.name == "postgresql":
             # Take the seqs from the column's own sequence in one round trip; the append lock
             # (serialise_appends) makes them increase in commit order.
-            seqs = list(
-                conn.exec_driver_sql(
+            seqs = [
+                int(s)
+                for s in conn.exec_driver_sql(
                     "SELECT nextval(pg_get_serial_sequence('stored_events', 'seq')) "
                     f"FROM generate_series(1, {len(rows)})"
                 ).scalars()
+            ]
+            insert_values(
+                conn, _events, _EVENT_INSERT, [(*r, s) for r, s in zip(rows, seqs, strict=True)]
             )
-        else:
-            # SQLite cannot return ordered seqs from a multi-row insert (SQLAlchemy would go row
-            # by row); under BEGIN IMMEDIATE we are the only writer, so number them ourselves.
-            last = conn.execute(select(func.coalesce(func.max(_events.c.seq), 0))).scalar_one()
-            seqs = list(range(int(last) + 1, int(last) + 1 + len(rows)))
-        for row, seq in zip(rows, seqs, strict=True):
-            row["seq"] = seq
-        bulk_insert(conn, _events, rows)
-        return [int(s) for s in seqs]
+            return seqs
+        # SQLite cannot return ordered seqs from a multi-row insert (SQLAlchemy would go row by
+        # row); under BEGIN IMMEDIATE we are the only writer, and SQLite gives each row without
+        # a seq one more than the largest (the column is the table's rowid, no AUTOINCREMENT):
+        # the rows go as they are, and the largest seq after them says they took these.
+        last = _max_seq(conn)
+        insert_values(conn, _events, EVENT_COLUMNS, rows)
+        if _max_seq(conn) != last + len(rows):  # pragma: no cover - SQLite's documented rule
+            raise RuntimeError("stored_events' seqs did not follow the largest one")
+        return list(range(last + 1, last + 1 + len(rows)))
 
     @staticmethod
     def _advance(conn: Connection, consumer: str, next_offsets: dict[tuple[str, int], int]) -> None:
-        ins = dialect_insert(conn, _positions)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[_positions.c.consumer, _positions.c.topic, _positions.c.partition],
-            set_={"next_offset": ins.excluded.next_offset},
-            where=_positions.c.next_offset < ins.excluded.next_offset,
-        )
-        conn.execute(
-            stmt,
-            [
-                {"consumer": consumer, "topic": t, "partition": p, "next_offset": n}
-                for (t, p), n in sorted(next_offsets.items())
-            ],
+        upsert_increasing(
+            conn,
+            _positions,
+            _POSITION_KEY,
+            "next_offset",
+            [(consumer, t, p, n) for (t, p), n in sorted(next_offsets.items())],
         )
 
     # -- reading ------------------------------------------------------------------------------

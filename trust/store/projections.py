@@ -2,8 +2,10 @@
 
 ``apply_many`` folds a run of ``(seq, event)`` into the ``proj_*`` tables: it loads the rows the
 run touches, applies every event in memory in seq order, and writes the result back in a few
-batched statements. The live path (``EventStore.append``) and ``rebuild`` both go through it, so
-replaying the store gives the live state by construction (and a test checks it).
+batched statements. The live path (``EventStore.append``, through ``apply_run``) and ``rebuild``
+both go through it, so replaying the store gives the live state by construction (and a test
+checks it). What needs no table — an accepted record's rows as a first version of its case — is
+worked out by ``prepare``, which an append calls before it takes the store's write lock.
 
 Semantics:
 - ``RecordAccepted`` upserts the case (version + 1, un-retracts it) and replaces its persons with
@@ -122,11 +124,71 @@ def apply(conn: Connection, seq: int, event: Event) -> None:
     apply_many(conn, [(seq, event)])
 
 
-def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
-    """Apply stored events, in the given (seq) order, inside the caller's transaction."""
-    keys: set[CaseKey] = {
-        (e.source_id, e.case_id) for _, e in items if isinstance(e, _ABOUT_A_CASE)
-    }
+class Prepared:
+    """What :func:`apply_many` works out of a run of events alone, before it reads a table (so
+    an append does it before it takes the store's write lock): the cases the run is about, and
+    per event in the run's order, an accepted record's rows as they are when nothing was known of
+    its case before — its case key, its ``proj_records`` row (version 1), its persons' rows and its
+    perpetrators' rows (None: the record lists none), every flag False. Under the lock, only what
+    the tables hold of a case already (its version, a flag carried over) changes them.
+
+    Applied once: the run's later events set their flags on these rows themselves (no copy of
+    them is made under the lock)."""
+
+    __slots__ = ("keys", "order", "rows", "used")
+
+    def __init__(self, keys: set[CaseKey], rows: list[_AcceptedRows | None]) -> None:
+        self.keys = keys
+        self.order = sorted(keys)  # the order rows are written in
+        self.rows = rows
+        self.used = False
+
+
+_AcceptedRows = tuple[CaseKey, RecordRow, dict[str, PersonRow], dict[str, PerpetratorRow] | None]
+"""An accepted record's rows before anything known of its case is applied (see :class:`Prepared`):
+its case key, its record row as a first version, persons by victim id, perpetrators by id (None:
+none listed)."""
+
+
+def prepare(events: Iterable[Event]) -> Prepared:
+    """:class:`Prepared` of a run of events (in the order :func:`apply_many` gets them)."""
+    keys: set[CaseKey] = set()
+    rows: list[_AcceptedRows | None] = []
+    for ev in events:
+        if isinstance(ev, _ABOUT_A_CASE):
+            keys.add((ev.source_id, ev.case_id))
+            if isinstance(ev, RecordAccepted):
+                rows.append(_accepted_rows(ev))
+                continue
+        rows.append(None)
+    return Prepared(keys, rows)
+
+
+def apply_many(
+    conn: Connection, items: Sequence[tuple[int, Event]], prepared: Prepared | None = None
+) -> None:
+    """Apply stored events, in the given (seq) order, inside the caller's transaction;
+    ``prepared``: :func:`prepare` of the same events, in the same order, made beforehand (and
+    used up here)."""
+    apply_run(conn, [seq for seq, _ in items], [e for _, e in items], prepared)
+
+
+def apply_run(
+    conn: Connection,
+    seqs: Sequence[int],
+    events: Sequence[Event],
+    prepared: Prepared | None = None,
+) -> None:
+    """:func:`apply_many` of the events ``events`` stored at ``seqs`` (no pair made per event:
+    an append calls it under its lock)."""
+    if len(seqs) != len(events):
+        raise ValueError("one seq per event")
+    if prepared is None:
+        prepared = prepare(events)
+    elif prepared.used or len(prepared.rows) != len(events):
+        raise ValueError("prepared for another run of events, or applied already")
+    prepared.used = True
+    keys = prepared.keys
     records = _load_records(conn, keys)
     # a case has persons or perpetrators only once it has its record row (both are written only
     # with it): a run of new cases (ingest's usual one) looks for neither
@@ -146,12 +208,12 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
     links = _LinkWriter(conn)
 
     no_erasures: set[tuple[str, str]] = set()  # read only
-    for seq, ev in items:
-        if isinstance(ev, RecordAccepted):
-            key = (ev.source_id, ev.case_id)
+    for seq, ev, fresh in zip(seqs, events, prepared.rows, strict=True):
+        if fresh is not None:  # a RecordAccepted (prepared for it)
+            key = fresh[0]
             erased = erasures.get(key, no_erasures)
-            _accept(records, persons, key, ev, erased)
-            _accept_perpetrators(perpetrators, key, ev, erased)
+            _accept(records, persons, erased, fresh)
+            _accept_perpetrators(perpetrators, key, erased, fresh[3])
             dirty_records.add(key)
             dirty_persons.add(key)
             dirty_perpetrators.add(key)
@@ -234,9 +296,12 @@ def apply_many(conn: Connection, items: Sequence[tuple[int, Event]]) -> None:
             links.other(seq, ev)
     links.flush()
 
-    _write_records(conn, records, dirty_records, records_before)
-    _write_persons(conn, persons, dirty_persons, persons_before)
-    _write_perpetrators(conn, perpetrators, dirty_perpetrators, perpetrators_before)
+    order = prepared.order
+    _write_records(conn, records, _in_order(dirty_records, order), records_before)
+    _write_persons(conn, persons, _in_order(dirty_persons, order), persons_before)
+    _write_perpetrators(
+        conn, perpetrators, _in_order(dirty_perpetrators, order), perpetrators_before
+    )
     bulk_insert(conn, _erasures, new_erasures)
     bulk_insert(conn, proj_rejections, rejections)
     bulk_insert(conn, proj_releases, releases)
@@ -522,44 +587,24 @@ def _erase(
         new.append({"source_id": key[0], "case_id": key[1], "victim_id": victim_id, "kind": kind})
 
 
-def _accept(
-    records: dict[CaseKey, RecordRow],
-    persons: dict[CaseKey, dict[str, PersonRow]],
-    key: CaseKey,
-    ev: RecordAccepted,
-    erased: set[tuple[str, str]],
-) -> None:
-    # the one step every accepted record takes: what is the same for all its victims is worked
-    # out once, and a victim with nothing known about it before (the usual case) skips the flags
+def _accepted_rows(ev: RecordAccepted) -> _AcceptedRows:
+    """An accepted record's rows when nothing is known of its case before (see
+    :class:`Prepared`): what is the same for all its victims is worked out once."""
     tip_event = ev.record.get("event") or {}
     year = tip_event.get("year_of_exploitation")
     country = tip_event.get("country_of_exploitation")
     forms = _joined(tip_event.get("forms_of_exploitation") or ())
     countries = _codes([country, *(tip_event.get("countries_of_exploitation") or ())])
-    prev = records.get(key)
-    version = (prev[_R_VERSION] if prev is not None else 0) + 1
-    records[key] = _record_row(key, ev.event_id, False, version, year, country)
-    old = persons.get(key)
-    case_disposed = (EVERY_VICTIM, DISPOSED) in erased
-    source_id, case_id = ev.source_id, ev.case_id
-    new: dict[str, PersonRow] = {}
+    source_id, case_id = key = (ev.source_id, ev.case_id)
+    persons: dict[str, PersonRow] = {}
     for victim in ev.victims:
-        vid = victim["victim_id"]
-        before = old.get(vid) if old else None
-        if before is None and not erased:
-            withdrawn = disposed = False
-        else:
-            was_withdrawn = bool(before and before[_P_WITHDRAWN])
-            withdrawn = was_withdrawn or (vid, CONSENT_WITHDRAWN) in erased
-            disposed = (
-                bool(before and before[_P_DISPOSED]) or (vid, DISPOSED) in erased or case_disposed
-            )
         get = victim.get
         age = get("age_at_identification")
         lower, upper = get("age_range_lower"), get("age_range_upper")
         status = get("majority_status") or "Unknown"
+        vid = victim["victim_id"]
         # in _PERSON_COLUMNS' order (checked where the columns are named)
-        new[vid] = (
+        persons[vid] = (
             source_id,
             case_id,
             vid,
@@ -573,9 +618,62 @@ def _accept(
             year,
             _codes(get("citizenships") or ()),
             countries,
-            withdrawn,
-            disposed,
             False,
+            False,
+            False,
+        )
+    listed = ev.record.get("perpetrators") or ()
+    perpetrators: dict[str, PerpetratorRow] | None = None
+    if listed:
+        perpetrators = {}
+        for perpetrator in listed:
+            pid = perpetrator.get("perpetrator_id")
+            if not isinstance(pid, str) or not pid:
+                continue  # an id the agreement's fields leave out: no distinct record to count
+            # in _PERPETRATOR_COLUMNS' order (checked where the columns are named)
+            perpetrators[pid] = (
+                source_id,
+                case_id,
+                pid,
+                ";".join(sorted(set(perpetrator.get("roles") or ()))),
+                year,
+                False,
+                False,
+            )
+    return key, _record_row(key, ev.event_id, False, 1, year, country), persons, perpetrators
+
+
+def _accept(
+    records: dict[CaseKey, RecordRow],
+    persons: dict[CaseKey, dict[str, PersonRow]],
+    erased: set[tuple[str, str]],
+    fresh: _AcceptedRows,
+) -> None:
+    # the one step every accepted record takes, on the rows prepared for it: a case with nothing
+    # known about it before (the usual case) takes them as they are
+    key, record, rows, _ = fresh
+    prev = records.get(key)
+    if prev is None:
+        records[key] = record
+    else:  # a later version of the case
+        records[key] = (*record[:_R_VERSION], prev[_R_VERSION] + 1, *record[_R_VERSION + 1 :])
+    old = persons.get(key)
+    if not old and not erased:
+        persons[key] = rows  # the run's own (Prepared is applied once)
+        return
+    case_disposed = (EVERY_VICTIM, DISPOSED) in erased
+    new: dict[str, PersonRow] = {}
+    for vid, row in rows.items():
+        before = old.get(vid) if old else None
+        if before is None and not erased:
+            new[vid] = row
+            continue
+        withdrawn = bool(before and before[_P_WITHDRAWN]) or (vid, CONSENT_WITHDRAWN) in erased
+        disposed = (
+            bool(before and before[_P_DISPOSED]) or (vid, DISPOSED) in erased or case_disposed
+        )
+        new[vid] = (
+            (*row[:_P_WITHDRAWN], withdrawn, disposed, False) if withdrawn or disposed else row
         )
     persons[key] = new
 
@@ -583,33 +681,24 @@ def _accept(
 def _accept_perpetrators(
     perpetrators: dict[CaseKey, dict[str, PerpetratorRow]],
     key: CaseKey,
-    ev: RecordAccepted,
     erased: set[tuple[str, str]],
+    fresh: dict[str, PerpetratorRow] | None,
 ) -> None:
-    """Replace the case's perpetrator rows with the accepted version's (flags carried over as
-    :func:`_accept` carries the persons': a whole-case disposal applies to every version)."""
-    listed = ev.record.get("perpetrators") or ()
+    """Replace the case's perpetrator rows with the accepted version's, ``fresh`` (prepared by
+    :func:`_accepted_rows`; flags carried over as :func:`_accept` carries the persons': a
+    whole-case disposal applies to every version)."""
     old = perpetrators.get(key)
-    if not listed and not old:
+    if fresh is None and not old:
         return
-    year = (ev.record.get("event") or {}).get("year_of_exploitation")
     case_disposed = (EVERY_VICTIM, DISPOSED) in erased
+    if not old and not case_disposed:
+        perpetrators[key] = {} if fresh is None else fresh  # the run's own, as the persons
+        return
     new: dict[str, PerpetratorRow] = {}
-    for perpetrator in listed:
-        pid = perpetrator.get("perpetrator_id")
-        if not isinstance(pid, str) or not pid:
-            continue  # an id the agreement's fields leave out: no distinct record to count
+    for pid, row in (fresh or {}).items():
         before = old.get(pid) if old else None
-        # in _PERPETRATOR_COLUMNS' order (checked where the columns are named)
-        new[pid] = (
-            key[0],
-            key[1],
-            pid,
-            ";".join(sorted(set(perpetrator.get("roles") or ()))),
-            year,
-            case_disposed or bool(before and before[_PP_DISPOSED]),
-            False,
-        )
+        disposed = case_disposed or bool(before and before[_PP_DISPOSED])
+        new[pid] = (*row[:_PP_DISPOSED], True, False) if disposed else row
     perpetrators[key] = new
 
 
@@ -752,13 +841,24 @@ def _load_perpetrators(
     return out
 
 
+def _in_order(dirty: set[CaseKey], order: list[CaseKey]) -> list[CaseKey]:
+    """``dirty`` sorted, picked out of ``order`` (the run's cases, sorted before the lock)."""
+    picked = [k for k in order if k in dirty]
+    return picked if len(picked) == len(dirty) else sorted(dirty)
+
+
 def _write_records(
-    conn: Connection, records: dict[CaseKey, RecordRow], dirty: set[CaseKey], before: set[CaseKey]
+    conn: Connection,
+    records: dict[CaseKey, RecordRow],
+    dirty: list[CaseKey],
+    before: set[CaseKey],
 ) -> None:
-    inserts = [records[k] for k in sorted(dirty - before)]
+    """Write the ``dirty`` cases' rows (``dirty`` sorted; ``before``: the cases that had one)."""
+    inserts = [records[k] for k in dirty if k not in before]
     updates = [
         {**dict(zip(_RECORD_COLUMNS, records[k], strict=True)), "k_source": k[0], "k_case": k[1]}
-        for k in sorted(dirty & before)
+        for k in dirty
+        if k in before
     ]
     insert_values(conn, _records, _RECORD_COLUMNS, inserts)
     if updates:
@@ -786,14 +886,15 @@ _RECORD_VALUE_COLUMNS = ("event_id", "retracted", "version", "year", "country")
 def _write_persons(
     conn: Connection,
     persons: dict[CaseKey, dict[str, PersonRow]],
-    dirty: set[CaseKey],
+    dirty: list[CaseKey],
     before: set[CaseKey],
 ) -> None:
     # Replace the dirty cases' persons wholesale: fewer statements than a per-row diff.
-    for source_id, case_ids in by_source(dirty & before):
-        conn.execute(delete(_persons).where(_where_cases(_persons, source_id, case_ids)))
+    if before:
+        for source_id, case_ids in by_source(before.intersection(dirty)):
+            conn.execute(delete(_persons).where(_where_cases(_persons, source_id, case_ids)))
     rows: list[PersonRow] = []
-    for k in sorted(dirty):
+    for k in dirty:
         case = persons.get(k)
         if case:  # in victim id order; most cases have one victim
             rows.extend(case.values() if len(case) == 1 else (r for _, r in sorted(case.items())))
@@ -803,13 +904,20 @@ def _write_persons(
 def _write_perpetrators(
     conn: Connection,
     perpetrators: dict[CaseKey, dict[str, PerpetratorRow]],
-    dirty: set[CaseKey],
+    dirty: list[CaseKey],
     before: set[CaseKey],
 ) -> None:
     # as the persons: the dirty cases' rows are replaced wholesale
-    for source_id, case_ids in by_source(dirty & before):
-        conn.execute(delete(_perpetrators).where(_where_cases(_perpetrators, source_id, case_ids)))
-    rows = [r for k in sorted(dirty) for _, r in sorted(perpetrators.get(k, {}).items())]
+    if before:
+        for source_id, case_ids in by_source(before.intersection(dirty)):
+            conn.execute(
+                delete(_perpetrators).where(_where_cases(_perpetrators, source_id, case_ids))
+            )
+    rows: list[PerpetratorRow] = []
+    for k in dirty:
+        case = perpetrators.get(k)
+        if case:  # in perpetrator id order; most cases have one
+            rows.extend(case.values() if len(case) == 1 else (r for _, r in sorted(case.items())))
     insert_values(conn, _perpetrators, _PERPETRATOR_COLUMNS, rows)
 
 

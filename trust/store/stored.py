@@ -479,10 +479,41 @@ def _accepted_from_body(
     )
 
 
+EVENT_COLUMNS = (
+    "event_type",
+    "event_id",
+    "source_id",
+    "payload",
+    "body",
+    "body_schema",
+    "recorded_at_ms",
+    "topic",
+    "partition",
+    "offset",
+)
+"""The ``stored_events`` columns :func:`event_values` gives, in its order (all but ``seq``)."""
+if {*EVENT_COLUMNS, "seq"} != {c.name for c in _events.columns}:  # pragma: no cover
+    raise RuntimeError("stored_events' columns changed: update EVENT_COLUMNS and event_values")
+
+
 def event_row(
     event: Event, recorded_at_ms: int, topic: str | None, partition: int | None, offset: int | None
 ) -> dict[str, Any]:
     """The ``stored_events`` values of ``event`` (without ``seq``, which the database assigns)."""
+    return dict(
+        zip(
+            EVENT_COLUMNS,
+            event_values(event, recorded_at_ms, topic, partition, offset),
+            strict=True,
+        )
+    )
+
+
+def event_values(
+    event: Event, recorded_at_ms: int, topic: str | None, partition: int | None, offset: int | None
+) -> tuple[Any, ...]:
+    """:func:`event_row`'s values as a tuple in :data:`EVENT_COLUMNS`' order: what an append
+    sends to the driver as it is (built before the append takes the store's write lock)."""
     body: bytes | None = None
     body_schema: bytes | None = None
     text: str | None = None
@@ -504,18 +535,18 @@ def event_row(
             payload = packing[0](payload)
         payload[_VERSION_KEY] = type(event).version
         text = _dumps(payload)
-    return {
-        "event_type": event.event_type,
-        "event_id": event.event_id,
-        "source_id": event.source_id,
-        "payload": text,
-        "body": body,
-        "body_schema": body_schema,
-        "recorded_at_ms": recorded_at_ms,
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-    }
+    return (
+        event.event_type,
+        event.event_id,
+        event.source_id,
+        text,
+        body,
+        body_schema,
+        recorded_at_ms,
+        topic,
+        partition,
+        offset,
+    )
 
 
 def decode(

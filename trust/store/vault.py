@@ -50,7 +50,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from schemas import fastdecode, fastencode
 from schemas.keys import KeyProvider
 from schemas.model import SchemaModel
-from trust.store.db import bulk_insert_ignoring, checkpoint, dialect_insert, select_in, writer
+from trust.store.db import checkpoint, dialect_insert, insert_values_ignoring, select_in, writer
 from trust.store.errors import KeyShredded, VaultKeyMismatch
 from trust.store.events import JsonDict, SealedBlob, json_safe
 from trust.store.tables import person_keys as _keys
@@ -62,6 +62,7 @@ _u32 = struct.Struct(">I").pack
 _ID_SECRET = "person-key-id"
 _REWRAP_CHUNK = 5000
 _KEY_COLUMNS = ("person_key_id", "wrapped_key")
+_NEW_KEY_COLUMNS = ("person_key_id", "wrapped_key", "created_at_ms", "shredded_at_ms")
 
 
 def _derive(kek: bytes, purpose: bytes) -> bytes:
@@ -634,18 +635,11 @@ class Vault:
         if not pending:
             return
         now = time.time_ns() // 1_000_000
-        inserted = bulk_insert_ignoring(
+        inserted = insert_values_ignoring(
             conn,
             _keys,
-            [
-                {
-                    "person_key_id": kid,
-                    "wrapped_key": wrapped,
-                    "created_at_ms": now,
-                    "shredded_at_ms": None,
-                }
-                for kid, (_, wrapped) in pending.items()
-            ],
+            _NEW_KEY_COLUMNS,
+            [(kid, wrapped, now, None) for kid, (_, wrapped) in pending.items()],
             ["person_key_id"],
         )
         # a key another writer made (or shredded) first left its row in place and ours out: the

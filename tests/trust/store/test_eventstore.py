@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 
 from trust.store import projections
+from trust.store.errors import DuplicateEvent
 from trust.store.events import Event, MessageRejected
 from trust.store.eventstore import EventStore, Position, open_store
 
@@ -146,3 +148,87 @@ def test_an_accepted_records_stored_json_is_byte_for_byte_the_converters() -> No
     assert event_row(event, 1, "t", 0, 0)["payload"] == text
     huge = {"n": 2**70, "sealed_identifiers": sealed}  # beyond 64 bits: json writes it
     assert json.loads(_dumps(huge))["sealed_identifiers"] == expected["sealed_identifiers"]
+
+
+def test_the_dedupe_query_runs_before_the_write_lock(tmp_path: Path) -> None:
+    # which ids were accepted already is asked before the append takes its lock (so two writers
+    # do not queue for it), and a duplicate found there is replaced as before
+    asked_locked: list[bool] = []
+
+    class Watched(EventStore):
+        def _accepted_before(self, keys: Any) -> set[tuple[str, str]]:
+            assert self._queue is not None
+            asked_locked.append(self._queue._thread.locked())
+            return super()._accepted_before(keys)
+
+    store = Watched(open_store(f"sqlite:///{tmp_path / 'store.db'}").engine)
+    try:
+        first = accepted(case_id="c1")
+        store.append([first], Position("t", 0, 0), "ingest")
+        again = accepted(case_id="c1", event_id=first.event_id)
+        store.append_batch(
+            [([again], Position("t", 0, 1))], "ingest", on_duplicate=lambda i: [_rejection_at(1)]
+        )
+        assert asked_locked == [False, False]
+        assert [type(ev).__name__ for _, ev in store.read()] == [
+            "RecordAccepted",
+            "MessageRejected",
+        ]
+    finally:
+        store.close()
+
+
+def test_an_id_accepted_after_the_check_fails_the_append_whole(store: EventStore) -> None:
+    # a concurrent writer accepts an id between the check (before the lock) and the insert: the
+    # unique key refuses it under the lock, the replacement is never asked for, nothing is written
+    class Racing(EventStore):
+        @staticmethod
+        def _accepted_among(conn: Connection, keys: Any) -> set[tuple[str, str]]:
+            return set()
+
+    first = accepted(case_id="c1")
+    store.append([first], Position("t", 0, 0), "ingest")
+    racing = Racing(store.engine)
+    asked: list[int] = []
+
+    def refuse(i: int) -> list[Event]:
+        asked.append(i)
+        return [_rejection_at(i + 1)]
+
+    again = accepted(case_id="c1", event_id=first.event_id)
+    with pytest.raises(DuplicateEvent):
+        racing.append_batch(
+            [([accepted(case_id="c2")], Position("t", 0, 1)), ([again], Position("t", 0, 2))],
+            "ingest",
+            on_duplicate=refuse,
+        )
+    assert asked == []
+    assert [ev for _, ev in store.read()] == [first]
+    assert store.positions("ingest") == {("t", 0): 1}
+
+
+def test_an_event_row_is_its_values_by_column(tmp_path: Path) -> None:
+    from trust.store.stored import EVENT_COLUMNS, event_row, event_values
+    from trust.store.tables import stored_events
+
+    events: list[Event] = [accepted(case_id="c1"), _rejection_at(1)]
+    for ev in events:
+        values = event_values(ev, 7, "t", 0, 3)
+        assert event_row(ev, 7, "t", 0, 3) == dict(zip(EVENT_COLUMNS, values, strict=True))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        seqs = store.append_batch(
+            [([ev], Position("t", 0, i)) for i, ev in enumerate(events)], "ingest"
+        ).seqs
+        c = stored_events.c
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.seq, *(c[name] for name in EVENT_COLUMNS)).order_by(c.seq)
+            ).all()
+        assert [r[0] for r in rows] == list(seqs) == [1, 2]
+        for row, ev, i in zip(rows, events, range(2), strict=True):
+            want = event_values(ev, row.recorded_at_ms, "t", 0, i)
+            got = tuple(bytes(v) if isinstance(v, memoryview) else v for v in row[1:])
+            assert got == want
+    finally:
+        store.close()
