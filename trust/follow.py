@@ -87,7 +87,10 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
     """Bring ``follower`` up to the store's current end; returns how many events it handled."""
     # what kind of follower it is, asked once (a runtime protocol check walks its attributes)
     in_store: StoreFollower | None = follower if isinstance(follower, StoreFollower) else None
-    state = store.follower_state(follower.name)
+    records = in_store.reads_records if in_store is not None else True
+    # where it stands, the store's end and its first page, in one read
+    view = store.follow_view(follower.name, follower.event_types, page, records=records)
+    state, upto, first = view.state, view.upto, view.first_page
     after = state.last_seq
     version = in_store.version if in_store is not None else ""
     if in_store is not None and state.last_seq and state.version != version:
@@ -95,7 +98,7 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
         log.info("follow.rebuilding follower=%s", follower.name)
         store.reset_follower(follower.name, in_store.clear)
         after = 0
-    upto = store.last_seq()
+        first = None
     if upto <= after:
         return 0
     if after == 0 and in_store is not None and isinstance(in_store, BuildsFromState):
@@ -104,10 +107,12 @@ def follow(store: EventStore, follower: StoreFollower | LogPublisher, *, page: i
         counts = store.count_by_type()
         log.info("follow.built follower=%s last_seq=%d", follower.name, upto)
         return sum(counts.get(t, 0) for t in follower.event_types)
-    records = in_store.reads_records if in_store is not None else True
     handled = 0
     while True:
-        events = store.read_types(follower.event_types, after, upto, page, records=records)
+        if first is not None:  # the page read with the position
+            events, first = first, None
+        else:
+            events = store.read_types(follower.event_types, after, upto, page, records=records)
         # done at a short page, or when the page ends at the store's end as read (a page of
         # exactly ``page`` events: no second read and empty transaction just to find nothing)
         done = len(events) < page or events[-1][0] >= upto

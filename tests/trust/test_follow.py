@@ -3,13 +3,13 @@ change — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, event, func, select
 
 from trust.follow import Batch, follow
 from trust.release.counts import ReleaseCounts
 from trust.release.streams import STREAMS
 from trust.store.events import RecordAccepted
-from trust.store.eventstore import EventStore, Position
+from trust.store.eventstore import EventStore, FollowerState, Position
 from trust.store.tables import release_cell_counts
 
 from .store.builders import accepted, retracted
@@ -102,3 +102,39 @@ def test_release_counts_are_rebuilt_when_the_streams_change(store: EventStore) -
     changed.version = "another definition"
     follow(store, changed)
     assert total() == 5 * len(STREAMS)  # rebuilt from zero, not added on top
+
+
+def test_the_view_reads_position_end_and_first_page_together(store: EventStore) -> None:
+    c = Counter()
+    _append(store, 3)
+    at_zero = store.follow_view(c.name, c.event_types, 10)
+    assert at_zero.state.last_seq == 0 and at_zero.upto == store.last_seq()
+    assert at_zero.first_page is None  # nothing read at 0: a follower may build from state
+    follow(store, c)
+    at_end = store.follow_view(c.name, c.event_types, 10)
+    assert at_end.state.last_seq == at_end.upto and at_end.first_page is None
+    _append(store, 4, start=50)
+    view = store.follow_view(c.name, c.event_types, 3)
+    assert view.state == FollowerState(at_end.upto, "v1")
+    assert view.first_page is not None
+    assert [seq for seq, _ in view.first_page] == [at_end.upto + i for i in (1, 2, 3)]
+    assert all(seq <= view.upto for seq, _ in view.first_page)
+
+
+def test_a_new_event_costs_one_read_and_one_write_transaction(store: EventStore) -> None:
+    c = Counter()
+    _append(store, 2)
+    follow(store, c)
+    _append(store, 1, start=10)
+    begun: list[Connection] = []
+
+    def on_begin(conn: Connection) -> None:
+        begun.append(conn)
+
+    event.listen(store.engine, "begin", on_begin)
+    try:
+        assert follow(store, c) == 1
+    finally:
+        event.remove(store.engine, "begin", on_begin)
+    assert len(begun) == 2  # the view, then the advance with the follower's effect
+    assert follow(store, c) == 0

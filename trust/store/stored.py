@@ -39,7 +39,7 @@ from typing import Any
 
 import fastavro
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from schemas.codec import default_registry
 from schemas.fastdecode import PayloadDecoder
@@ -613,20 +613,33 @@ def read_page(
     records: bool = True,
 ) -> list[tuple[int, Event]]:
     """Up to ``limit`` stored events with ``seq > after_seq`` (and ``<= upto_seq``; of the
-    named ``types`` only, if given), in seq order; ``records=False``: see :func:`decode`."""
-    c = _events.c
-    stmt = (
-        select(c.seq, c.event_type, c.payload, c.body, c.body_schema, c.event_id, c.source_id)
-        .where(c.seq > after_seq)
-        .order_by(c.seq)
-        .limit(limit)
-    )
-    if types is not None:
-        stmt = stmt.where(c.event_type.in_(sorted(types)))
+    named ``types`` only, if given), in seq order; ``records=False``: see :func:`decode`.
+
+    The statement goes through the driver: every follower reads a page per batch (a live trust,
+    one per event), and SQLAlchemy's statement, its ``IN`` list expanded anew each time, cost
+    more than the query."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    where = [f"seq > {mark}"]
+    params: list[Any] = [after_seq]
     if upto_seq is not None:
-        stmt = stmt.where(c.seq <= upto_seq)
+        where.append(f"seq <= {mark}")
+        params.append(upto_seq)
+    if types is not None:
+        names = sorted(types)
+        if not names:
+            return []
+        where.append(f"event_type IN ({', '.join([mark] * len(names))})")
+        params.extend(names)
+    params.append(limit)
+    sql = f"{_PAGE_HEAD} WHERE {' AND '.join(where)} ORDER BY seq LIMIT {mark}"
     return [
         # json, not orjson: orjson reads an integer beyond 64 bits as a float, silently
         (seq, decode(t, json.loads(p), b, schema, records=records, event_id=eid, source_id=sid))
-        for seq, t, p, b, schema, eid, sid in conn.execute(stmt)
+        for seq, t, p, b, schema, eid, sid in conn.exec_driver_sql(sql, tuple(params))
     ]
+
+
+_PAGE_COLUMNS = ("seq", "event_type", "payload", "body", "body_schema", "event_id", "source_id")
+_PAGE_HEAD = f"SELECT {', '.join(_PAGE_COLUMNS)} FROM {_events.name}"
+if not {*_PAGE_COLUMNS} <= {c.name for c in _events.columns}:  # pragma: no cover
+    raise RuntimeError("stored_events' columns changed: update read_page")
