@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.errors import Delivery
@@ -548,25 +548,27 @@ class EventStore:
         apply the same events twice).
         """
         with self._writer.begin() as conn:
-            lock = select(_followers.c.last_seq).where(_followers.c.follower == follower)
+            # through the driver: these run for every batch of every follower
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            lock = f"SELECT last_seq FROM {_followers.name} WHERE follower = {mark}"
             if conn.dialect.name == "postgresql":
-                lock = lock.with_for_update()
-            at = conn.execute(lock).scalar()
+                lock += " FOR UPDATE"
+            at = conn.exec_driver_sql(lock, (follower,)).scalar()
             if at is None:  # its first advance: the row is made (by whichever process is first)
                 ins = dialect_insert(conn, _followers)
                 conn.execute(
                     ins.on_conflict_do_nothing(index_elements=[_followers.c.follower]),
                     {"follower": follower, "last_seq": 0, "version": version},
                 )
-                at = conn.execute(lock).scalar_one()
+                at = conn.exec_driver_sql(lock, (follower,)).scalar_one()
             if int(at) != after:
                 return False
             if effect is not None:
                 effect(conn)
-            conn.execute(
-                update(_followers)
-                .where(_followers.c.follower == follower)
-                .values(last_seq=last_seq, version=version)
+            conn.exec_driver_sql(
+                f"UPDATE {_followers.name} SET last_seq = {mark}, version = {mark} "
+                f"WHERE follower = {mark}",
+                (last_seq, version, follower),
             )
         return True
 
