@@ -37,6 +37,11 @@ of linking ran out (``grow.budget_exhausted``; the size is then measured where g
   timed): latency per event, and per victim record (an event's latency divided by its victims);
 - ``page_1000``: the next ``--throughput`` victim records' cases appended at once and linked by
   ``follow(page=1000)``: records per second;
+- ``placement_vs_truth`` (a store seeded with the truth, ``--bulk-seed``): where those records
+  went — of those whose true person the store holds, the share that joined it (``recall``),
+  joined another (``wrong``) or stayed apart (a new person, or a provisional one under review);
+  of the others, how many joined a stored person (``merged_in``): linkage's accuracy at the
+  store's size, which the simulator's 2,000 persons of ``accuracy`` cannot show;
 - ``profile`` (unless ``--no-profile``): a further sample linked one at a time under cProfile —
   cumulative time per record of the path's stages (``breakdown``) and the functions with the
   most own time (cProfile slows everything: the shares count, not the absolute times);
@@ -898,12 +903,15 @@ class Kept:
             src.backup(dst)  # a consistent copy while the store stays open
         partial.replace(self.db)
         with self.state.open("wb") as f:
-            pickle.dump((trust.kek, dict(trust.offsets), grow, list(rest)), f)
+            seeded = dict(trust.resolver.seeded)
+            pickle.dump((trust.kek, dict(trust.offsets), grow, list(rest), seeded), f)
 
-    def load(self) -> tuple[bytes, dict[str, int], dict[str, Any], list[Arrival]]:
+    def load(
+        self,
+    ) -> tuple[bytes, dict[str, int], dict[str, Any], list[Arrival], dict[str, str]]:
         with self.state.open("rb") as f:  # written by :meth:`save` of this benchmark only
-            kek, offsets, grow, rest = pickle.load(f)
-        return kek, offsets, grow, rest
+            kek, offsets, grow, rest, seeded = pickle.load(f)
+        return kek, offsets, grow, rest, seeded
 
 
 def population_for(persons: int, extra_records: int) -> int:
@@ -937,9 +945,10 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
     ):
         if arrivals is None:
             assert kept is not None
-            kek, offsets, out["grow"], rest = kept.load()
+            kek, offsets, out["grow"], rest, seeded = kept.load()
             trust = Trust(store, kek)
             trust.offsets = offsets
+            trust.resolver.seeded.update(seeded)
             # a restarted resolver remembers nothing: it links some events first, untimed
             trust.append(rest[:WARM_EVENTS])
             trust.link(page=1000)
@@ -1011,6 +1020,8 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
             "seconds": round(seconds, 3),
             "records_per_s": round(records / seconds, 1) if seconds else None,
         }
+        if trust.resolver.seeded:
+            out["placement_vs_truth"] = placement_vs_truth(trust, batch)
         if profiled:
             profiler = cProfile.Profile()
             profiled_records = 0
@@ -1040,6 +1051,38 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
         ]
         out["splink_incremental"] = _guarded(splink_incremental, existing_plain, new)
     out["peak_rss_mib"] = peak_rss_mib()
+    return out
+
+
+def placement_vs_truth(trust: Trust, batch: Sequence[Arrival]) -> dict[str, Any]:
+    """Where ``batch``'s records went, against the truth the store was seeded with (each true
+    person one person, :meth:`Resolver.seed_with`): of the records whose true person is in the
+    store, how many joined it (``recall``), another stored person (``wrong``) or neither (a new
+    person, or one provisional while a review is open: ``apart``); of the others, how many
+    joined a stored person (``merged_in``)."""
+    label_person = trust.resolver.seeded  # true person -> its person id
+    stored = set(label_person.values())
+    placed = trust.placements()
+    out: dict[str, Any] = dict.fromkeys(
+        ("expected_joins", "joined", "wrong", "apart", "new", "merged_in"), 0
+    )
+    for a in batch:
+        for key, label in zip(a.keys(), a.truth, strict=True):
+            person = placed.get(key)
+            target = label_person.get(label)
+            if target is None:  # a person the store did not hold (unless this batch made it)
+                out["new"] += 1
+                out["merged_in"] += int(person in stored)
+                continue
+            out["expected_joins"] += 1
+            if person == target:
+                out["joined"] += 1
+            elif person in stored:
+                out["wrong"] += 1
+            else:
+                out["apart"] += 1
+    out["recall"] = round(out["joined"] / max(out["expected_joins"], 1), 4)
+    out["open_reviews_in_store"] = trust.open_reviews()
     return out
 
 
