@@ -163,6 +163,15 @@ def _max_seq(conn: Connection) -> int:
 _MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM stored_events"
 
 
+def _follower_state(conn: Connection, follower: str) -> FollowerState:
+    """Where ``follower`` stands (0 and "" if it never ran), through the driver."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    row = conn.exec_driver_sql(
+        f"SELECT last_seq, version FROM {_followers.name} WHERE follower = {mark}", (follower,)
+    ).first()
+    return FollowerState(int(row[0]), str(row[1])) if row else FollowerState(0, "")
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -502,12 +511,8 @@ class EventStore:
     def follower_state(self, follower: str) -> FollowerState:
         """Where ``follower`` is and what version of it built its tables (0 and "" if it never
         ran)."""
-        stmt = select(_followers.c.last_seq, _followers.c.version).where(
-            _followers.c.follower == follower
-        )
         with self._engine.connect() as conn, conn.begin():
-            row = conn.execute(stmt).first()
-        return FollowerState(int(row[0]), str(row[1])) if row else FollowerState(0, "")
+            return _follower_state(conn, follower)
 
     def follow_view(
         self, follower: str, types: Collection[str], page: int, *, records: bool = True
@@ -518,12 +523,7 @@ class EventStore:
         beside its own work). The page is left unread at position 0 (a follower that builds
         from state does not read events)."""
         with self._engine.connect() as conn, conn.begin():
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            row = conn.exec_driver_sql(
-                f"SELECT last_seq, version FROM {_followers.name} WHERE follower = {mark}",
-                (follower,),
-            ).first()
-            state = FollowerState(int(row[0]), str(row[1])) if row else FollowerState(0, "")
+            state = _follower_state(conn, follower)
             upto = _max_seq(conn)
             first: list[tuple[int, Event]] | None = None
             if 0 < state.last_seq < upto:
@@ -588,7 +588,7 @@ class EventStore:
     def last_seq(self) -> int:
         """The highest stored seq (0 when empty)."""
         with self._engine.connect() as conn, conn.begin():
-            return int(conn.execute(select(func.coalesce(func.max(_events.c.seq), 0))).scalar_one())
+            return _max_seq(conn)
 
     def count_by_type(self) -> dict[str, int]:
         """How many events of each type are stored."""
