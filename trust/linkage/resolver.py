@@ -89,7 +89,7 @@ from trust.linkage.model import (
 from trust.linkage.record import FORM_CODES, LinkRecord, PreparedRecord, RecordTable, prepare
 from trust.linkage.settings import LinkageSettings
 from trust.stewardship.policy import Policy
-from trust.store.db import bulk_insert, select_in, select_keys
+from trust.store.db import bulk_insert, param_mark, select_in, select_keys
 from trust.store.errors import KeyShredded
 from trust.store.events import (
     ConsentWithdrawn,
@@ -109,9 +109,8 @@ from trust.store.events import (
     VictimRef,
     new_event_id,
 )
-from trust.store.eventstore import EventStore
+from trust.store.eventstore import EventStore, follower_state_in
 from trust.store.projections import by_source, victim_text
-from trust.store.tables import follower_positions as _followers
 from trust.store.tables import link_blocks as _blocks
 from trust.store.tables import link_features as _features
 from trust.store.tables import link_terms as _terms
@@ -363,7 +362,7 @@ class Resolver:
     def _check_memory(self, conn: Connection) -> None:
         """Empty what this resolver remembers unless it still reflects the store: nobody else
         linked events since, and its last batch committed (see :class:`_Memory`)."""
-        at = int(conn.exec_driver_sql(_follower_position_sql(conn), (self.name,)).scalar() or 0)
+        at = follower_state_in(conn, self.name).last_seq
         seen = self.memory.seen
         stale = seen is not None and (
             at < seen
@@ -619,16 +618,6 @@ def _erasures_after(
     return out
 
 
-def _follower_position_sql(conn: Connection) -> str:
-    """A follower's position, through the driver (read for every batch)."""
-    q = conn.dialect.identifier_preparer.quote
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return (
-        f"SELECT {q(_followers.c.last_seq.name)} FROM {q(_followers.name)} "
-        f"WHERE {q(_followers.c.follower.name)} = {mark}"
-    )
-
-
 def _case_links(conn: Connection, source_id: str, case_id: str) -> list[Key]:
     rows = conn.execute(
         select(_links.c.source_id, _links.c.case_id, _links.c.victim_id).where(
@@ -650,7 +639,7 @@ def _bounded_blocks(
     digests, each digest's rows read through the index with their own limit (a block of a million
     rows costs what one of ``rows`` does)."""
     q = conn.dialect.identifier_preparer.quote
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     columns = ", ".join(q(c) for c in _BLOCK_COLUMNS)
     one = f"SELECT {columns} FROM {q(_blocks.name)} WHERE {q('block_key')} = {mark} LIMIT {rows:d}"
     for i in range(0, len(digests), _UNION_CHUNK):
@@ -821,7 +810,7 @@ def _upsert_terms_sql(conn: Connection) -> str:
     """``link_terms`` rows (column, digest, count) written whatever is there: one statement for
     all of them (SQLite and PostgreSQL share the syntax)."""
     q = conn.dialect.identifier_preparer.quote
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     column, digest, count = (q(c.name) for c in (_terms.c.column, _terms.c.digest, _terms.c.count))
     return (
         f"INSERT INTO {q(_terms.name)} ({column}, {digest}, {count}) "

@@ -202,7 +202,7 @@ def upsert_increasing(
     for name in (*key_columns, column):
         table.c[name]  # an unknown column is a KeyError here, never SQL
     q = conn.dialect.identifier_preparer.quote
-    mark = _mark(conn)
+    mark = param_mark(conn)
     names = [q(c) for c in (*key_columns, column)]
     t, c = q(table.name), q(column)
     sql = (
@@ -242,7 +242,7 @@ def select_in(
     if not values:
         return []
     q = conn.dialect.identifier_preparer.quote
-    mark = _mark(conn)
+    mark = param_mark(conn)
     for name in (*columns, key, *(where or {})):
         table.c[name]  # an unknown column is a KeyError here, never SQL
     fixed = [f"{q(c)} = {mark}" for c in where or {}]
@@ -260,7 +260,7 @@ def count_in(conn: Connection, table: Table, key: str, values: Sequence[Any]) ->
     """How many rows of ``table`` hold each of ``values`` in column ``key`` (values with none
     are left out), through the driver like :func:`select_in`."""
     q = conn.dialect.identifier_preparer.quote
-    mark = _mark(conn)
+    mark = param_mark(conn)
     table.c[key]  # an unknown column is a KeyError here, never SQL
     out: dict[Any, int] = {}
     for i in range(0, len(values), _IN_CHUNK):
@@ -294,7 +294,7 @@ def select_keys(
     if not keys:
         return []
     q = conn.dialect.identifier_preparer.quote
-    mark = _mark(conn)
+    mark = param_mark(conn)
     for name in (*columns, *key_columns):
         table.c[name]  # an unknown column is a KeyError here, never SQL
     width = len(key_columns)
@@ -312,7 +312,9 @@ def select_keys(
     return out
 
 
-def _mark(conn: Connection) -> str:
+def param_mark(conn: Connection) -> str:
+    """The driver's positional parameter marker (``?`` for SQLite, ``%s`` for psycopg), for
+    statements written as SQL and sent through the driver."""
     return _paramstyle_mark(conn.dialect.paramstyle)
 
 

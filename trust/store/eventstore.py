@@ -40,6 +40,7 @@ from trust.store.db import (
     insert_values,
     make_engine,
     migrate,
+    param_mark,
     select_in,
     serialise_appends,
     upsert_increasing,
@@ -163,9 +164,10 @@ def _max_seq(conn: Connection) -> int:
 _MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM stored_events"
 
 
-def _follower_state(conn: Connection, follower: str) -> FollowerState:
-    """Where ``follower`` stands (0 and "" if it never ran), through the driver."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+def follower_state_in(conn: Connection, follower: str) -> FollowerState:
+    """Where ``follower`` stands (0 and "" if it never ran), inside the caller's transaction,
+    through the driver (read for every batch of every follower)."""
+    mark = param_mark(conn)
     row = conn.exec_driver_sql(
         f"SELECT last_seq, version FROM {_followers.name} WHERE follower = {mark}", (follower,)
     ).first()
@@ -512,7 +514,7 @@ class EventStore:
         """Where ``follower`` is and what version of it built its tables (0 and "" if it never
         ran)."""
         with self._engine.connect() as conn, conn.begin():
-            return _follower_state(conn, follower)
+            return follower_state_in(conn, follower)
 
     def follow_view(
         self, follower: str, types: Collection[str], page: int, *, records: bool = True
@@ -523,7 +525,7 @@ class EventStore:
         beside its own work). The page is left unread at position 0 (a follower that builds
         from state does not read events)."""
         with self._engine.connect() as conn, conn.begin():
-            state = _follower_state(conn, follower)
+            state = follower_state_in(conn, follower)
             upto = _max_seq(conn)
             first: list[tuple[int, Event]] | None = None
             if 0 < state.last_seq < upto:
@@ -549,7 +551,7 @@ class EventStore:
         """
         with self._writer.begin() as conn:
             # through the driver: these run for every batch of every follower
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            mark = param_mark(conn)
             lock = f"SELECT last_seq FROM {_followers.name} WHERE follower = {mark}"
             if conn.dialect.name == "postgresql":
                 lock += " FOR UPDATE"

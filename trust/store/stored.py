@@ -47,6 +47,7 @@ from schemas.fastdecode import with_fallback as decoder_with_fallback
 from schemas.fastencode import SMALL_LONGS, Unfit, avro_long
 from schemas.model import parse
 from trust.convert import converter
+from trust.store.db import param_mark
 from trust.store.events import EVENT_TYPES, Event, JsonDict, RecordAccepted, SealedBlob
 from trust.store.tables import stored_events as _events
 
@@ -618,7 +619,7 @@ def read_page(
     The statement goes through the driver: every follower reads a page per batch (a live trust,
     one per event), and SQLAlchemy's statement, its ``IN`` list expanded anew each time, cost
     more than the query."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(conn)
     where = [f"seq > {mark}"]
     params: list[Any] = [after_seq]
     if upto_seq is not None:
