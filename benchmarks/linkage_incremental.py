@@ -41,7 +41,13 @@ of linking ran out (``grow.budget_exhausted``; the size is then measured where g
   went — of those whose true person the store holds, the share that joined it (``recall``),
   joined another (``wrong``) or stayed apart (a new person, or a provisional one under review);
   of the others, how many joined a stored person (``merged_in``): linkage's accuracy at the
-  store's size, which the simulator's 2,000 persons of ``accuracy`` cannot show;
+  store's size, which the simulator's 2,000 persons of ``accuracy`` cannot show. ``by_evidence``
+  splits the first by what could place them: a document or complete date of birth their
+  person's stored records carry too (``identifier``), a name no other stored person has
+  (``unique_name``), or nothing but a name other stored persons share (``namesakes``, with their
+  median count). The simulator draws names from small pools (about 60 full names per nationality
+  and sex), so at 10^5 persons the last are a large share, and no linker places them with
+  confidence;
 - ``profile`` (unless ``--no-profile``): a further sample linked one at a time under cProfile —
   cumulative time per record of the path's stages (``breakdown``) and the functions with the
   most own time (cProfile slows everything: the shares count, not the absolute times);
@@ -107,6 +113,7 @@ from producers.workflow import read_export
 from schemas.codec import WireSchema, default_registry
 from tiptrust.wiring import resolver as build_resolver
 from trust.follow import follow
+from trust.linkage.normalise import fold, normalise_document, parse_date
 from trust.linkage.record import LinkRecord
 from trust.linkage.resolver import Key, Resolver, link_record
 from trust.linkage.settings import LinkageSettings
@@ -891,7 +898,13 @@ class Kept:
     def exists(self) -> bool:
         return self.db.exists() and self.state.exists()
 
-    def save(self, trust: Trust, grow: dict[str, Any], rest: Sequence[Arrival]) -> None:
+    def save(
+        self,
+        trust: Trust,
+        grow: dict[str, Any],
+        rest: Sequence[Arrival],
+        evidence: Evidence | None,
+    ) -> None:
         database = trust.store.engine.url.database
         assert database, "only a SQLite store is kept"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -904,14 +917,20 @@ class Kept:
         partial.replace(self.db)
         with self.state.open("wb") as f:
             seeded = dict(trust.resolver.seeded)
-            pickle.dump((trust.kek, dict(trust.offsets), grow, list(rest), seeded), f)
+            state = (trust.kek, dict(trust.offsets), grow, list(rest), seeded, evidence)
+            pickle.dump(state, f)
 
     def load(
         self,
-    ) -> tuple[bytes, dict[str, int], dict[str, Any], list[Arrival], dict[str, str]]:
+    ) -> tuple[
+        bytes, dict[str, int], dict[str, Any], list[Arrival], dict[str, str], Evidence | None
+    ]:
         with self.state.open("rb") as f:  # written by :meth:`save` of this benchmark only
-            kek, offsets, grow, rest, seeded = pickle.load(f)
-        return kek, offsets, grow, rest, seeded
+            state = pickle.load(f)
+        if len(state) == 5:  # kept before the evidence was
+            state = (*state, None)
+        kek, offsets, grow, rest, seeded, evidence = state
+        return kek, offsets, grow, rest, seeded, evidence
 
 
 def population_for(persons: int, extra_records: int) -> int:
@@ -945,7 +964,7 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
     ):
         if arrivals is None:
             assert kept is not None
-            kek, offsets, out["grow"], rest, seeded = kept.load()
+            kek, offsets, out["grow"], rest, seeded, evidence = kept.load()
             trust = Trust(store, kek)
             trust.offsets = offsets
             trust.resolver.seeded.update(seeded)
@@ -970,8 +989,9 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
                     trust, arrivals, size, args.grow_budget_s, f"grow to {size} persons"
                 )
             rest = arrivals[cut:]
+            evidence = Evidence.of(arrivals[:cut]) if args.bulk_seed else None
             if kept is not None:
-                kept.save(trust, out["grow"], rest)
+                kept.save(trust, out["grow"], rest, evidence)
             out["resolver"] = "the one that grew the store (its memory as growth left it)"
         sample = rest[: args.sample]
         rest = rest[args.sample :]
@@ -1021,7 +1041,7 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
             "records_per_s": round(records / seconds, 1) if seconds else None,
         }
         if trust.resolver.seeded:
-            out["placement_vs_truth"] = placement_vs_truth(trust, batch)
+            out["placement_vs_truth"] = placement_vs_truth(trust, batch, evidence)
         if profiled:
             profiler = cProfile.Profile()
             profiled_records = 0
@@ -1054,20 +1074,90 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
     return out
 
 
-def placement_vs_truth(trust: Trust, batch: Sequence[Arrival]) -> dict[str, Any]:
+def _name_key(record: LinkRecord) -> str:
+    return f"{fold(record.given_name)}|{fold(record.surname)}"
+
+
+def _birth_key(record: LinkRecord) -> str | None:
+    """A complete date of birth, day and month in either order (the simulator's swaps)."""
+    birth = parse_date(record.date_of_birth)
+    if birth is None or birth.month is None or birth.day is None:
+        return None
+    low, high = sorted((birth.month, birth.day))
+    return f"{birth.year}-{low}-{high}"
+
+
+@dataclass(slots=True)
+class Evidence:
+    """What the stored records of each true person carry that could tell it from its namesakes:
+    for ``placement_vs_truth``'s question whether a missed join was there to be made."""
+
+    documents: dict[str, set[str]]  # true person -> its records' normalised documents
+    births: dict[str, set[str]]  # true person -> its records' complete dates of birth
+    names: dict[str, set[str]]  # folded given name and surname -> true persons with it
+    names_of: dict[str, set[str]]  # true person -> its records' name keys
+
+    @classmethod
+    def of(cls, arrivals: Sequence[Arrival]) -> Evidence:
+        schema = _schema()
+        out = cls({}, {}, {}, {})
+        for a in arrivals:
+            records = plain_records(schema.decode(a.avro))
+            for record, label in zip(records, a.truth, strict=True):
+                document = normalise_document(record.document_number)
+                if document:
+                    out.documents.setdefault(label, set()).add(document)
+                birth = _birth_key(record)
+                if birth:
+                    out.births.setdefault(label, set()).add(birth)
+                name = _name_key(record)
+                out.names.setdefault(name, set()).add(label)
+                out.names_of.setdefault(label, set()).add(name)
+        return out
+
+    def kind(self, record: LinkRecord, label: str) -> tuple[str, int]:
+        """How ``record`` of true person ``label`` could be told from the stored namesakes:
+        ``identifier`` (a document or complete date of birth one of its person's stored records
+        carries too), else ``unique_name`` (no other stored person has any of its person's
+        names) or ``namesakes`` — with how many other stored persons share a name with it."""
+        document = normalise_document(record.document_number)
+        birth = _birth_key(record)
+        if (document and document in self.documents.get(label, ())) or (
+            birth and birth in self.births.get(label, ())
+        ):
+            return "identifier", 0
+        others = set().union(*(self.names[n] for n in self.names_of.get(label, ())))
+        others.discard(label)
+        return ("namesakes", len(others)) if others else ("unique_name", 0)
+
+
+def placement_vs_truth(
+    trust: Trust, batch: Sequence[Arrival], evidence: Evidence | None = None
+) -> dict[str, Any]:
     """Where ``batch``'s records went, against the truth the store was seeded with (each true
     person one person, :meth:`Resolver.seed_with`): of the records whose true person is in the
     store, how many joined it (``recall``), another stored person (``wrong``) or neither (a new
     person, or one provisional while a review is open: ``apart``); of the others, how many
-    joined a stored person (``merged_in``)."""
+    joined a stored person (``merged_in``).
+
+    With the stored records' ``evidence``, the records whose person is stored are also split by
+    what could place them (``by_evidence``): ``identifier`` — a document or complete date of
+    birth that a stored record of their person carries too; ``unique_name`` — no such
+    identifier, but no other stored person has their person's names; ``namesakes`` — nothing but
+    a name (and context) that other stored persons share (``namesakes_median``: how many). The
+    last are not there to be joined with confidence by any linker."""
     label_person = trust.resolver.seeded  # true person -> its person id
     stored = set(label_person.values())
     placed = trust.placements()
+    schema = _schema()
     out: dict[str, Any] = dict.fromkeys(
         ("expected_joins", "joined", "wrong", "apart", "new", "merged_in"), 0
     )
+    kinds: dict[str, dict[str, Any]] = {}
+    namesakes: list[int] = []
     for a in batch:
-        for key, label in zip(a.keys(), a.truth, strict=True):
+        records = plain_records(schema.decode(a.avro)) if evidence else None
+        for i, (key, label) in enumerate(zip(a.keys(), a.truth, strict=True)):
             person = placed.get(key)
             target = label_person.get(label)
             if target is None:  # a person the store did not hold (unless this batch made it)
@@ -1075,13 +1165,21 @@ def placement_vs_truth(trust: Trust, batch: Sequence[Arrival]) -> dict[str, Any]
                 out["merged_in"] += int(person in stored)
                 continue
             out["expected_joins"] += 1
-            if person == target:
-                out["joined"] += 1
-            elif person in stored:
-                out["wrong"] += 1
-            else:
-                out["apart"] += 1
+            outcome = "joined" if person == target else "wrong" if person in stored else "apart"
+            out[outcome] += 1
+            if evidence is not None and records is not None:
+                kind, n = evidence.kind(records[i], label)
+                counts = kinds.setdefault(kind, dict.fromkeys(("records", "joined", "wrong"), 0))
+                counts["records"] += 1
+                counts[outcome] = counts.get(outcome, 0) + 1
+                if kind == "namesakes":
+                    namesakes.append(n)
     out["recall"] = round(out["joined"] / max(out["expected_joins"], 1), 4)
+    if evidence is not None:
+        for counts in kinds.values():
+            counts["recall"] = round(counts["joined"] / max(counts["records"], 1), 4)
+        out["by_evidence"] = dict(sorted(kinds.items()))
+        out["namesakes_median"] = int(np.median(namesakes)) if namesakes else 0
     out["open_reviews_in_store"] = trust.open_reviews()
     return out
 

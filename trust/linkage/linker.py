@@ -308,9 +308,49 @@ def train(
             prior=min(0.5, DEFAULT_MATCHES_PER_RECORD / max(n - 1, 1)),
             u={k: v.tolist() for k, v in u.items()},
         )
+        if len(rl):
+            # ``u`` again without the matches among the random pairs (``measure_u``), from
+            # a first estimate of ``m`` and the prior; then those again with it, from the
+            # same start
+            first, _ = _estimate(settings, records, table, seed_model, g, within_groups, total)
+            u = measure_u(comparisons, random_levels, first)
+            seed_model = seed_model.with_u({k: v.tolist() for k, v in u.items()})
     else:
         seed_model.check_fits(comparisons)
+    model, sessions = _estimate(settings, records, table, seed_model, g, within_groups, total)
+    cap = settings.batch_block_cap
+    refine = settings.refinements if cap is not None else ()
+    pairs, _ = candidate_pairs_of(
+        block_codes(records, settings.blocking_rules, refine),
+        n,
+        groups=g,
+        within_groups=within_groups,
+        max_block_size=settings.max_block_size,
+        block_cap=cap,
+    )
+    vectors = compare_pairs(comparisons, table, pairs.left, pairs.right)
+    columns = frequency_columns(comparisons)
+    frequencies = TermFrequencies.of(table, columns, hasher)
+    linker = linker_class(settings, model, hasher, frequencies)
+    return Training(
+        linker, Estimation(model, tuple(sessions)), table, vectors, pairs.oversized_blocks
+    )
 
+
+def _estimate(
+    settings: LinkageSettings,
+    records: Sequence[PreparedRecord],
+    table: RecordTable,
+    seed_model: MatchModel,
+    g: npt.NDArray[np.intp] | None,
+    within_groups: bool,
+    total: float,
+) -> tuple[MatchModel, tuple[tuple[str, int, int, bool], ...]]:
+    """``m`` by EM (``u`` fixed) once per training rule over the pairs sharing its key, and the
+    prior from the matches found (:func:`train`'s steps 2 and 3); with each session's name,
+    pairs, iterations and whether it converged."""
+    n = len(table)
+    comparisons = settings.comparisons
     fits: list[SessionFit] = []
     sessions: list[tuple[str, int, int, bool]] = []
     session_pairs: list[_SessionPairs] = []
@@ -343,25 +383,7 @@ def train(
         session_pairs.append(_SessionPairs(pairs.left, pairs.right, codes.per_record(n), chance))
 
     prior = _prior(fits, session_pairs, total, seed_model.prior)
-    model = replace(combine(seed_model, fits, prior), trained_on=max(n, 2))
-    del session_pairs, fits
-    cap = settings.batch_block_cap
-    refine = settings.refinements if cap is not None else ()
-    pairs, _ = candidate_pairs_of(
-        block_codes(records, settings.blocking_rules, refine),
-        n,
-        groups=g,
-        within_groups=within_groups,
-        max_block_size=settings.max_block_size,
-        block_cap=cap,
-    )
-    vectors = compare_pairs(comparisons, table, pairs.left, pairs.right)
-    columns = frequency_columns(comparisons)
-    frequencies = TermFrequencies.of(table, columns, hasher)
-    linker = linker_class(settings, model, hasher, frequencies)
-    return Training(
-        linker, Estimation(model, tuple(sessions)), table, vectors, pairs.oversized_blocks
-    )
+    return replace(combine(seed_model, fits, prior), trained_on=max(n, 2)), tuple(sessions)
 
 
 # A training session compares at most about this many of its rule's pairs: beyond it, a uniform

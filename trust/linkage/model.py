@@ -153,6 +153,18 @@ class MatchModel:
             params.append(ComparisonParameters(c.name, tuple(c.levels), _seed_m(k), u_c))
         return cls(prior, tuple(params))
 
+    def with_u(self, u: Mapping[str, Sequence[float]]) -> MatchModel:
+        """This model with the ``u`` measured for each comparison named in ``u`` (a
+        penalty-only comparison's stays 1 at every level)."""
+        params = []
+        for p in self.comparisons:
+            measured = u.get(p.name)
+            if measured is None or all(x == 1.0 for x in p.u):
+                params.append(p)
+            else:
+                params.append(ComparisonParameters(p.name, p.levels, p.m, _normalised(measured)))
+        return MatchModel(self.prior, tuple(params), self.trained_on)
+
     @property
     def version(self) -> str:
         """A content hash of the parameters: equal models, equal versions; any change, a new one."""
@@ -292,14 +304,29 @@ U_PSEUDO_PAIRS = 2000.0
 M_PSEUDO_MATCHES = 1.0
 
 
-def measure_u(comparisons: Sequence[Comparison], levels: npt.NDArray[np.int8]) -> dict[str, Floats]:
-    """``u`` per comparison from the levels of random pairs (almost all of them non-matches),
-    shrunk towards the defaults by :data:`U_PSEUDO_PAIRS` pairs' worth (no zero ``u``, and a
-    tiny input keeps sensible values)."""
+def measure_u(
+    comparisons: Sequence[Comparison],
+    levels: npt.NDArray[np.int8],
+    matches: MatchModel | None = None,
+) -> dict[str, Floats]:
+    """``u`` per comparison from the levels of random pairs, shrunk towards the defaults by
+    :data:`U_PSEUDO_PAIRS` pairs' worth (no zero ``u``, and a tiny input keeps sensible values).
+
+    Random pairs are almost all non-matches, but not all: a share ``prior`` of them match, and
+    nearly all of those agree. Where agreeing by chance is rarer still (a date of birth: about
+    one pair in ten thousand), the matches among the random pairs are most of those that agree,
+    and ``u`` measured over all of them is several times too large — a few bits of evidence lost
+    on every pair, which a store ten or a hundred times larger than the sample needs (its prior
+    is as many times smaller). With ``matches`` (a model estimated with the first ``u``), the
+    pairs expected to be matches (``prior * m`` of those with data) are taken out of the counts
+    first."""
     out: dict[str, Floats] = {}
     for c, comparison in enumerate(comparisons):
         k = len(comparison.levels)
         counts = np.bincount(levels[:, c], minlength=k + 1)[1:].astype(np.float64)
+        if matches is not None:
+            expected = matches.prior * counts.sum() * np.asarray(matches.comparisons[c].m)
+            counts = np.maximum(counts - expected, 0.0)
         default = np.array(_seed_u(k)) * U_PSEUDO_PAIRS
         out[comparison.name] = (counts + default) / (counts.sum() + U_PSEUDO_PAIRS)
     return out

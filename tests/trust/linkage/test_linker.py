@@ -80,3 +80,24 @@ def test_bad_settings_are_refused_at_construction() -> None:
         LinkageSettings(upper=0.4, lower=0.5)
     with pytest.raises(LinkageError):
         LinkageSettings(conflict=0.6)
+
+
+def test_training_measures_u_without_the_matches_among_its_random_pairs() -> None:
+    # 400 persons, three records each, every date of birth their own: two records of different
+    # persons never agree on it, and about one random pair in 600 is a match (which does)
+    rng = np.random.default_rng(5)
+    given = ["Ana", "Ben", "Cleo", "Dan", "Eva", "Femi", "Gus", "Hana", "Ivo", "Jana"]
+    surnames = ["Ito", "Kaya", "Lund", "Moro", "Nagy", "Orr", "Pike", "Quinn", "Roy", "Sato"]
+    records = []
+    for p in range(400):
+        born = f"{1960 + p // 12:04d}-{p % 12 + 1:02d}-{p % 28 + 1:02d}"
+        g, s = rng.choice(given), rng.choice(surnames)
+        for r in range(3):
+            records.append(
+                LinkRecord(f"{p}-{r}", given_name=str(g), surname=str(s), date_of_birth=born)
+            )
+    model = train(LinkageSettings(), [prepare(r) for r in records], HASHER).linker.model
+    (dob,) = [c for c in model.comparisons if c.name == "date_of_birth"]
+    matches_share = 3 * 400 * 2 / 2 / (1200 * 1199 / 2)  # matching pairs among all pairs
+    # counted over all random pairs, u of an exact date would be about the matches' share
+    assert dob.u[0] < matches_share / 5

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from trust.linkage.comparison import ExactComparison, default_comparisons
 from trust.linkage.errors import LinkageError
 from trust.linkage.linker import Linker, PairScore
 from trust.linkage.model import (
+    U_PSEUDO_PAIRS,
     ComparisonParameters,
     MatchModel,
     TermFrequencies,
@@ -22,6 +25,7 @@ from trust.linkage.model import (
     em_session,
     explain,
     group_of,
+    measure_u,
     within_group,
 )
 from trust.linkage.record import LinkRecord, RecordTable, prepare
@@ -76,6 +80,64 @@ def test_em_recovers_m_from_data_drawn_from_a_known_model() -> None:
     for c in range(3):
         assert fit.m[c] is not None
         assert fit.m[c][0] == pytest.approx(true_m[c], abs=0.02)  # type: ignore[index]
+
+
+def _random_pairs_with_matches(
+    rng: np.random.Generator, n: int, prior: float, m: list[float], u: list[float]
+) -> npt.NDArray[np.int8]:
+    """Levels (1 agree, 2 disagree) of ``n`` random pairs of which a share ``prior`` match."""
+    match = rng.random(n) < prior
+    agree = rng.random(n) < np.where(match, m[0], u[0])
+    return np.where(agree, 1, 2).astype(np.int8).reshape(n, 1)
+
+
+def test_u_leaves_out_the_matches_among_the_random_pairs() -> None:
+    # a date of birth: matches agree (m 0.99), different persons one pair in ten thousand; a
+    # store's random pairs match one in two thousand, so most agreeing pairs are matches
+    rng = np.random.default_rng(11)
+    comparisons = [ExactComparison("date_of_birth")]
+    prior, m, u = 5e-4, [0.99, 0.01], [1e-4, 1 - 1e-4]
+    levels = _random_pairs_with_matches(rng, 2_000_000, prior, m, u)
+    matches = MatchModel(
+        prior,
+        (ComparisonParameters("date_of_birth", ("exact", "other"), (0.99, 0.01), (0.5, 0.5)),),
+    )
+    raw = measure_u(comparisons, levels)["date_of_birth"][0]
+    corrected = measure_u(comparisons, levels, matches)["date_of_birth"][0]
+    assert raw == pytest.approx(prior * m[0] + u[0], rel=0.1)  # six times too large
+    # what is left of the agreeing pairs is chance, shrunk towards the defaults (U_PSEUDO_PAIRS)
+    n = len(levels)
+    pseudo = U_PSEUDO_PAIRS * 0.02
+    assert corrected == pytest.approx((u[0] * n + pseudo) / (n + U_PSEUDO_PAIRS), rel=0.15)
+    assert math.log2(m[0] / corrected) - math.log2(m[0] / raw) > 2.0  # bits given back
+
+
+@given(
+    st.integers(min_value=0, max_value=500),
+    st.integers(min_value=0, max_value=500),
+    st.floats(min_value=0.0, max_value=0.9),
+    st.floats(min_value=0.0, max_value=1.0),
+)
+@settings(max_examples=60, deadline=None)
+def test_u_without_the_matches_is_a_distribution_with_no_zero(
+    agree: int, disagree: int, prior: float, m_agree: float
+) -> None:
+    levels = np.array([1] * agree + [2] * disagree + [0] * 3, dtype=np.int8).reshape(-1, 1)
+    comparisons = [ExactComparison("sex")]
+    m = (m_agree, 1.0 - m_agree)
+    matches = MatchModel(
+        min(max(prior, 1e-9), 1 - 1e-9),
+        (ComparisonParameters("sex", ("exact", "other"), m, (0.5, 0.5)),),
+    )
+    u = measure_u(comparisons, levels, matches)["sex"]
+    assert u.sum() == pytest.approx(1.0)
+    assert (u > 0).all()
+    nothing_matches = replace(matches, prior=1e-12)
+    np.testing.assert_allclose(
+        measure_u(comparisons, levels, nothing_matches)["sex"],
+        measure_u(comparisons, levels)["sex"],
+        rtol=1e-6,
+    )
 
 
 def test_rare_names_weigh_more_than_common_ones() -> None:
