@@ -281,7 +281,9 @@ def train(
 ) -> Training:
     """Estimate a model on ``records`` and compare their candidate pairs with it.
 
-    1. ``u`` from random pairs (almost all of different persons), unless ``seed_model`` gives it;
+    1. ``u`` from random pairs, unless ``seed_model`` gives it — without the matches among them
+       (:func:`~trust.linkage.model.measure_u`): steps 2 and 3 run once with ``u`` counted over
+       all random pairs, then again, from the same start, with the matches they found taken out;
     2. ``m`` by EM, ``u`` fixed, once per training rule over the pairs sharing its key, each
        session learning only the comparisons its rule does not fix; ``m`` is their mean;
     3. the prior (chance that two records match) from how many matches each session found,

@@ -313,13 +313,16 @@ def measure_u(
     :data:`U_PSEUDO_PAIRS` pairs' worth (no zero ``u``, and a tiny input keeps sensible values).
 
     Random pairs are almost all non-matches, but not all: a share ``prior`` of them match, and
-    nearly all of those agree. Where agreeing by chance is rarer still (a date of birth: about
-    one pair in ten thousand), the matches among the random pairs are most of those that agree,
-    and ``u`` measured over all of them is several times too large — a few bits of evidence lost
-    on every pair, which a store ten or a hundred times larger than the sample needs (its prior
-    is as many times smaller). With ``matches`` (a model estimated with the first ``u``), the
-    pairs expected to be matches (``prior * m`` of those with data) are taken out of the counts
-    first."""
+    nearly all of those agree. Where agreeing by chance is rarer still (a complete date of
+    birth: one pair of different persons in several thousand), the matches among the random
+    pairs are most of those that agree, and ``u`` counted over all of them is several times too
+    large: evidence lost on every pair that agrees (about a bit on the shipped model's 5,469
+    records, more on fewer), which a store many times larger than the sample needs, its prior
+    being as many times smaller. With ``matches`` (a model of the same comparisons estimated
+    with the first ``u``), the pairs expected to be matches (``prior * m`` of those with data)
+    are taken out of the counts first."""
+    if matches is not None:
+        matches.check_fits(comparisons)
     out: dict[str, Floats] = {}
     for c, comparison in enumerate(comparisons):
         k = len(comparison.levels)
