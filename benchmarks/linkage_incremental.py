@@ -47,7 +47,8 @@ of linking ran out (``grow.budget_exhausted``; the size is then measured where g
   (``unique_name``), or nothing but a name other stored persons share (``namesakes``, with their
   median count). The simulator draws names from small pools (about 60 full names per nationality
   and sex), so at 10^5 persons the last are a large share, and no linker places them with
-  confidence;
+  confidence. ``pair_calibration``: the pairs each placement kept as evidence (its best ones),
+  by match probability, with how often they are the same true person;
 - ``profile`` (unless ``--no-profile``): a further sample linked one at a time under cProfile —
   cumulative time per record of the path's stages (``breakdown``) and the functions with the
   most own time (cProfile slows everything: the shares count, not the absolute times);
@@ -75,6 +76,7 @@ import argparse
 import contextlib
 import cProfile
 import csv
+import itertools
 import json
 import logging
 import math
@@ -117,7 +119,7 @@ from trust.linkage.normalise import fold, normalise_document, parse_date
 from trust.linkage.record import LinkRecord
 from trust.linkage.resolver import Key, Resolver, link_record
 from trust.linkage.settings import LinkageSettings
-from trust.store.events import RecordAccepted
+from trust.store.events import RecordAccepted, RecordLinked
 from trust.store.eventstore import EventStore, Position, open_store
 from trust.store.tables import link_blocks, proj_link_reviews, proj_person_links
 from trust.store.vault import Vault
@@ -1031,6 +1033,7 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
         }
 
         trust.append(batch)
+        before_batch = store.last_seq()
         t = time.perf_counter()
         trust.link(page=1000)
         seconds = time.perf_counter() - t
@@ -1042,6 +1045,9 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
         }
         if trust.resolver.seeded:
             out["placement_vs_truth"] = placement_vs_truth(trust, batch, evidence)
+            out["placement_vs_truth"]["pair_calibration"] = pair_calibration(
+                trust, batch, before_batch
+            )
         if profiled:
             profiler = cProfile.Profile()
             profiled_records = 0
@@ -1129,6 +1135,62 @@ class Evidence:
         others = set().union(*(self.names[n] for n in self.names_of.get(label, ())))
         others.discard(label)
         return ("namesakes", len(others)) if others else ("unique_name", 0)
+
+
+CALIBRATION_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)
+
+
+def pair_calibration(
+    trust: Trust, batch: Sequence[Arrival], after_seq: int
+) -> list[dict[str, Any]]:
+    """How often the pairs that decided ``batch``'s placements (each ``RecordLinked``'s kept
+    evidence: its best pairs, of the persons it met) are the same true person, by the pair's
+    match probability: calibrated probabilities make ``share_true`` close to
+    ``mean_probability`` in every bin. Stored records take their true person from the seeded
+    person they are in; the batch's from the simulator."""
+    person_label = {person: label for label, person in trust.resolver.seeded.items()}
+    label_of: dict[Key, str] = {
+        key: person_label[person]
+        for key, person in trust.placements().items()
+        if person in person_label
+    }
+    label_of.update({k: t for a in batch for k, t in zip(a.keys(), a.truth, strict=True)})
+    batch_keys: set[Key] = set()
+    for a in batch:
+        batch_keys.update(a.keys())
+    bins = CALIBRATION_BINS
+    counts = [[0, 0, 0.0] for _ in bins[:-1]]
+    upto = trust.store.last_seq()
+    after = after_seq
+    while after < upto:
+        page = trust.store.read_types({RecordLinked.event_type}, after, upto, 1000)
+        if not page:
+            break
+        after = page[-1][0]
+        for _, event in page:
+            assert isinstance(event, RecordLinked)
+            mine = event.victim.key()
+            if mine not in batch_keys:
+                continue
+            for pair in event.evidence:
+                other = label_of.get(pair.other.key())
+                if other is None:
+                    continue
+                k = min(
+                    int(np.searchsorted(bins, pair.probability, side="right")) - 1, len(counts) - 1
+                )
+                counts[k][0] += 1
+                counts[k][1] += int(other == label_of[mine])
+                counts[k][2] += pair.probability
+    return [
+        {
+            "probability": f"[{lo:g}, {hi:g})" if hi < 1.0 else f"[{lo:g}, 1]",
+            "pairs": n,
+            "share_true": round(t / n, 3) if n else None,
+            "mean_probability": round(sp / n, 3) if n else None,
+        }
+        for (lo, hi), (n, t, sp) in zip(itertools.pairwise(bins), counts, strict=True)
+    ]
 
 
 def placement_vs_truth(
