@@ -878,6 +878,16 @@ class SqlCounter:
 WARM_EVENTS = 1000  # events a restarted resolver links (in one page, untimed) before the timing
 
 
+class _StateUnpickler(pickle.Unpickler):
+    """Reads a kept state whether this module pickled it as ``__main__`` (run as a script) or
+    under its own name (imported by another script)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in ("__main__", __name__) and name in ("Arrival", "Evidence"):
+            return {"Arrival": Arrival, "Evidence": Evidence}[name]
+        return super().find_class(module, name)
+
+
 @dataclass(frozen=True)
 class Kept:
     """A grown store kept in ``--store-dir`` (SQLite only), to measure a size again without
@@ -928,7 +938,7 @@ class Kept:
         bytes, dict[str, int], dict[str, Any], list[Arrival], dict[str, str], Evidence | None
     ]:
         with self.state.open("rb") as f:  # written by :meth:`save` of this benchmark only
-            state = pickle.load(f)
+            state = _StateUnpickler(f).load()
         if len(state) == 5:  # kept before the evidence was
             state = (*state, None)
         kek, offsets, grow, rest, seeded, evidence = state
