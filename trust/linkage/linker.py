@@ -42,7 +42,7 @@ from trust.linkage.model import (
     table_groups,
 )
 from trust.linkage.record import LinkRecord, PreparedRecord, RecordTable, prepare
-from trust.linkage.settings import LinkageSettings
+from trust.linkage.settings import LinkageSettings, TrainingRule
 
 Floats = npt.NDArray[np.float64]
 Index = npt.NDArray[np.intp]
@@ -299,6 +299,7 @@ def train(
     g = None if groups is None else np.asarray(groups, dtype=np.intp)
     comparisons = settings.comparisons
     total = _all_pairs(n, g, within_groups)
+    sessions: list[_Session] | None = None
     if seed_model is None:
         rng = np.random.default_rng(settings.seed)
         sample = int(min(settings.u_sample_pairs, total))
@@ -314,12 +315,16 @@ def train(
             # ``u`` again without the matches among the random pairs (``measure_u``), from
             # a first estimate of ``m`` and the prior; then those again with it, from the
             # same start
-            first, _ = _estimate(settings, records, table, seed_model, g, within_groups, total)
+            sessions = _sessions(settings, records, table, g, within_groups)
+            first, _ = _estimate(settings, sessions, seed_model, n, total)
             u = measure_u(comparisons, random_levels, first)
             seed_model = seed_model.with_u({k: v.tolist() for k, v in u.items()})
     else:
         seed_model.check_fits(comparisons)
-    model, sessions = _estimate(settings, records, table, seed_model, g, within_groups, total)
+    if sessions is None:
+        sessions = _sessions(settings, records, table, g, within_groups)
+    model, info = _estimate(settings, sessions, seed_model, n, total)
+    del sessions
     cap = settings.batch_block_cap
     refine = settings.refinements if cap is not None else ()
     pairs, _ = candidate_pairs_of(
@@ -334,28 +339,29 @@ def train(
     columns = frequency_columns(comparisons)
     frequencies = TermFrequencies.of(table, columns, hasher)
     linker = linker_class(settings, model, hasher, frequencies)
-    return Training(
-        linker, Estimation(model, tuple(sessions)), table, vectors, pairs.oversized_blocks
-    )
+    return Training(linker, Estimation(model, info), table, vectors, pairs.oversized_blocks)
 
 
-def _estimate(
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """One training rule's pairs (a sample of them beyond :data:`TRAINING_PAIRS`) and their
+    comparison levels: what its EM runs over, the same in both of :func:`train`'s estimates."""
+
+    rule: TrainingRule
+    pairs: _SessionPairs
+    levels: npt.NDArray[np.int8]
+
+
+def _sessions(
     settings: LinkageSettings,
     records: Sequence[PreparedRecord],
     table: RecordTable,
-    seed_model: MatchModel,
     g: npt.NDArray[np.intp] | None,
     within_groups: bool,
-    total: float,
-) -> tuple[MatchModel, tuple[tuple[str, int, int, bool], ...]]:
-    """``m`` by EM (``u`` fixed) once per training rule over the pairs sharing its key, and the
-    prior from the matches found (:func:`train`'s steps 2 and 3); with each session's name,
-    pairs, iterations and whether it converged."""
+) -> list[_Session]:
+    """Each training rule's pairs sharing its key, compared."""
     n = len(table)
-    comparisons = settings.comparisons
-    fits: list[SessionFit] = []
-    sessions: list[tuple[str, int, int, bool]] = []
-    session_pairs: list[_SessionPairs] = []
+    out = []
     sampling = np.random.default_rng((settings.seed, 1))  # not the random pairs' stream
     for training_rule in settings.training_rules:
         codes = block_codes(records, (training_rule.rule,))
@@ -367,25 +373,41 @@ def _estimate(
             max_block_size=settings.max_block_size,
             sample=(TRAINING_PAIRS, sampling),
         )
-        levels = compare_pairs(comparisons, table, pairs.left, pairs.right).levels
+        levels = compare_pairs(settings.comparisons, table, pairs.left, pairs.right).levels
+        kept = _SessionPairs(pairs.left, pairs.right, codes.per_record(n), chance)
+        out.append(_Session(training_rule, kept, levels))
+    return out
+
+
+def _estimate(
+    settings: LinkageSettings,
+    sessions: Sequence[_Session],
+    seed_model: MatchModel,
+    n: int,
+    total: float,
+) -> tuple[MatchModel, tuple[tuple[str, int, int, bool], ...]]:
+    """``m`` by EM (``u`` fixed) once per training session, and the prior from the matches
+    found (:func:`train`'s steps 2 and 3); with each session's rule name, pairs, iterations and
+    whether it converged."""
+    fits: list[SessionFit] = []
+    info: list[tuple[str, int, int, bool]] = []
+    for session in sessions:
+        rule = session.rule
         learn = [
-            c.name not in training_rule.fixes and c.name not in training_rule.leaves_out
-            for c in comparisons
+            c.name not in rule.fixes and c.name not in rule.leaves_out for c in settings.comparisons
         ]
         fit = em_session(
-            levels,
+            session.levels,
             seed_model,
             learn,
             max_iterations=settings.em_max_iterations,
             tolerance=settings.em_tolerance,
         )
-        del levels
         fits.append(fit)
-        sessions.append((training_rule.rule.name, len(pairs.left), fit.iterations, fit.converged))
-        session_pairs.append(_SessionPairs(pairs.left, pairs.right, codes.per_record(n), chance))
-
-    prior = _prior(fits, session_pairs, total, seed_model.prior)
-    return replace(combine(seed_model, fits, prior), trained_on=max(n, 2)), tuple(sessions)
+        info.append((rule.rule.name, len(session.pairs.left), fit.iterations, fit.converged))
+    pairs = [s.pairs for s in sessions]
+    prior = _prior(fits, pairs, total, seed_model.prior)
+    return replace(combine(seed_model, fits, prior), trained_on=max(n, 2)), tuple(info)
 
 
 # A training session compares at most about this many of its rule's pairs: beyond it, a uniform
