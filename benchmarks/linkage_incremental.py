@@ -1054,10 +1054,7 @@ def scale_one(args: argparse.Namespace, size: int, peers: bool) -> dict[str, Any
             "records_per_s": round(records / seconds, 1) if seconds else None,
         }
         if trust.resolver.seeded:
-            out["placement_vs_truth"] = placement_vs_truth(trust, batch, evidence)
-            out["placement_vs_truth"]["pair_calibration"] = pair_calibration(
-                trust, batch, before_batch
-            )
+            out["placement_vs_truth"] = placement_vs_truth(trust, batch, before_batch, evidence)
         if profiled:
             profiler = cProfile.Profile()
             profiled_records = 0
@@ -1151,7 +1148,7 @@ CALIBRATION_BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)
 
 
 def pair_calibration(
-    trust: Trust, batch: Sequence[Arrival], after_seq: int
+    trust: Trust, batch: Sequence[Arrival], after_seq: int, placed: dict[Key, str]
 ) -> list[dict[str, Any]]:
     """How often the pairs that decided ``batch``'s placements (each ``RecordLinked``'s kept
     evidence: its best pairs, of the persons it met) are the same true person, by the pair's
@@ -1160,9 +1157,7 @@ def pair_calibration(
     person they are in; the batch's from the simulator."""
     person_label = {person: label for label, person in trust.resolver.seeded.items()}
     label_of: dict[Key, str] = {
-        key: person_label[person]
-        for key, person in trust.placements().items()
-        if person in person_label
+        key: person_label[person] for key, person in placed.items() if person in person_label
     }
     label_of.update({k: t for a in batch for k, t in zip(a.keys(), a.truth, strict=True)})
     batch_keys: set[Key] = set()
@@ -1204,7 +1199,7 @@ def pair_calibration(
 
 
 def placement_vs_truth(
-    trust: Trust, batch: Sequence[Arrival], evidence: Evidence | None = None
+    trust: Trust, batch: Sequence[Arrival], after_seq: int, evidence: Evidence | None = None
 ) -> dict[str, Any]:
     """Where ``batch``'s records went, against the truth the store was seeded with (each true
     person one person, :meth:`Resolver.seed_with`): of the records whose true person is in the
@@ -1217,7 +1212,8 @@ def placement_vs_truth(
     birth that a stored record of their person carries too; ``unique_name`` — no such
     identifier, but no other stored person has their person's names; ``namesakes`` — nothing but
     a name (and context) that other stored persons share (``namesakes_median``: how many). The
-    last are not there to be joined with confidence by any linker."""
+    last are not there to be joined with confidence by any linker. ``pair_calibration``: see
+    :func:`pair_calibration` (the decisions after ``after_seq``)."""
     label_person = trust.resolver.seeded  # true person -> its person id
     stored = set(label_person.values())
     placed = trust.placements()
@@ -1253,6 +1249,7 @@ def placement_vs_truth(
         out["by_evidence"] = dict(sorted(kinds.items()))
         out["namesakes_median"] = int(np.median(namesakes)) if namesakes else 0
     out["open_reviews_in_store"] = trust.open_reviews()
+    out["pair_calibration"] = pair_calibration(trust, batch, after_seq, placed)
     return out
 
 

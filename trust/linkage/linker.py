@@ -318,7 +318,9 @@ def train(
             sessions = _sessions(settings, records, table, g, within_groups)
             first, _ = _estimate(settings, sessions, seed_model, n, total)
             u = measure_u(comparisons, random_levels, first)
-            seed_model = seed_model.with_u({k: v.tolist() for k, v in u.items()})
+            seed_model = MatchModel.seed(
+                comparisons, prior=seed_model.prior, u={k: v.tolist() for k, v in u.items()}
+            )
     else:
         seed_model.check_fits(comparisons)
     if sessions is None:

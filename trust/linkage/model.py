@@ -153,18 +153,6 @@ class MatchModel:
             params.append(ComparisonParameters(c.name, tuple(c.levels), _seed_m(k), u_c))
         return cls(prior, tuple(params))
 
-    def with_u(self, u: Mapping[str, Sequence[float]]) -> MatchModel:
-        """This model with the ``u`` measured for each comparison named in ``u`` (a
-        penalty-only comparison's stays 1 at every level)."""
-        params = []
-        for p in self.comparisons:
-            measured = u.get(p.name)
-            if measured is None or all(x == 1.0 for x in p.u):
-                params.append(p)
-            else:
-                params.append(ComparisonParameters(p.name, p.levels, p.m, _normalised(measured)))
-        return MatchModel(self.prior, tuple(params), self.trained_on)
-
     @property
     def version(self) -> str:
         """A content hash of the parameters: equal models, equal versions; any change, a new one."""
